@@ -1,0 +1,147 @@
+import { MandateError } from '../errors.js'
+
+export interface StrictJsonLimits {
+  /** Maximum nesting of objects and arrays. */
+  maxDepth: number
+  /** Maximum elements in any one array. */
+  maxArray: number
+  /** Maximum members in any one object. */
+  maxMembers: number
+}
+
+export const DEFAULT_JSON_LIMITS: StrictJsonLimits = { maxDepth: 24, maxArray: 256, maxMembers: 128 }
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue }
+export type JsonObject = { [key: string]: JsonValue }
+
+/**
+ * Parse JSON text strictly: bounded nesting, bounded arrays and objects, no duplicate member names
+ * (JSON.parse keeps the last one silently, so a verifier and a signer could disagree), and no lone
+ * UTF-16 surrogates in strings. The structural scan runs before JSON.parse, so deep input is refused
+ * without recursion.
+ */
+export function parseStrictJson(text: string, limits: StrictJsonLimits = DEFAULT_JSON_LIMITS): JsonValue {
+  const names = scan(text, limits)
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    throw new MandateError('TOKEN_MALFORMED', 'invalid JSON')
+  }
+  // JSON.parse collapses duplicates; if it produced fewer members than the text names, there was one.
+  if (countMembers(value, limits) !== names) {
+    throw new MandateError('JSON_DUPLICATE_MEMBER', 'duplicate JSON member name')
+  }
+  return value as JsonValue
+}
+
+/** Parse a JSON object (not an array or scalar). */
+export function parseStrictJsonObject(text: string, limits?: StrictJsonLimits): JsonObject {
+  const value = parseStrictJson(text, limits)
+  if (!isPlainObject(value)) throw new MandateError('TOKEN_MALFORMED', 'JSON value is not an object')
+  return value
+}
+
+export function isPlainObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** Walks the text once: checks nesting and array/object sizes, counts member names. */
+function scan(text: string, limits: StrictJsonLimits): number {
+  let depth = 0
+  let names = 0
+  // per-level element counters; index = depth
+  const counts: number[] = []
+  const isArray: boolean[] = []
+  let i = 0
+  const n = text.length
+  while (i < n) {
+    const c = text.charCodeAt(i)
+    if (c === 0x22) {
+      // string: find its end, then decide whether it is a member name (followed by ':')
+      let j = i + 1
+      let sawUnicodeEscape = false
+      for (;;) {
+        if (j >= n) throw new MandateError('TOKEN_MALFORMED', 'unterminated JSON string')
+        const d = text.charCodeAt(j)
+        if (d === 0x5c) {
+          if (text.charCodeAt(j + 1) === 0x75) sawUnicodeEscape = true
+          j += 2
+        }
+        else if (d === 0x22) break
+        else {
+          if (d >= 0xd800 && d <= 0xdfff) {
+            const hi = d <= 0xdbff
+            const next = text.charCodeAt(j + 1)
+            if (!hi || !(next >= 0xdc00 && next <= 0xdfff)) throw new MandateError('INVALID_UTF8', 'lone surrogate in JSON string')
+            j++
+          }
+          j++
+        }
+      }
+      if (sawUnicodeEscape && hasLoneSurrogateEscape(text, i + 1, j)) {
+        throw new MandateError('INVALID_UTF8', 'lone surrogate escape in JSON string')
+      }
+      let k = j + 1
+      while (k < n && isWs(text.charCodeAt(k))) k++
+      if (text.charCodeAt(k) === 0x3a) names++
+      i = j + 1
+      continue
+    }
+    if (c === 0x7b || c === 0x5b) {
+      depth++
+      if (depth > limits.maxDepth) throw new MandateError('JSON_TOO_DEEP', 'JSON nesting too deep')
+      counts[depth] = 0
+      isArray[depth] = c === 0x5b
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--
+      if (depth < 0) throw new MandateError('TOKEN_MALFORMED', 'invalid JSON')
+    } else if (c === 0x2c && depth > 0) {
+      const count = (counts[depth] ?? 0) + 1
+      counts[depth] = count
+      if (isArray[depth] ? count >= limits.maxArray : count >= limits.maxMembers) {
+        throw new MandateError('TOKEN_MALFORMED', isArray[depth] ? 'JSON array too long' : 'JSON object has too many members')
+      }
+    }
+    i++
+  }
+  return names
+}
+
+function hasLoneSurrogateEscape(text: string, start: number, end: number): boolean {
+  let idx = text.indexOf('\\u', start)
+  while (idx !== -1 && idx < end) {
+    // skip an escaped backslash ("\\u" preceded by another backslash is a literal)
+    let bs = 0
+    for (let b = idx - 1; b >= start && text.charCodeAt(b) === 0x5c; b--) bs++
+    if (bs % 2 === 0) {
+      const unit = parseInt(text.slice(idx + 2, idx + 6), 16)
+      if (unit >= 0xd800 && unit <= 0xdbff) {
+        const next = text.slice(idx + 6, idx + 8) === '\\u' ? parseInt(text.slice(idx + 8, idx + 12), 16) : NaN
+        if (!(next >= 0xdc00 && next <= 0xdfff)) return true
+        idx = text.indexOf('\\u', idx + 12)
+        continue
+      }
+      if (unit >= 0xdc00 && unit <= 0xdfff) return true
+    }
+    idx = text.indexOf('\\u', idx + 2)
+  }
+  return false
+}
+
+function isWs(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d
+}
+
+function countMembers(value: unknown, limits: StrictJsonLimits): number {
+  if (typeof value !== 'object' || value === null) return 0
+  let total = 0
+  if (Array.isArray(value)) {
+    for (const v of value) total += countMembers(v, limits)
+    return total
+  }
+  for (const key in value) {
+    total += 1 + countMembers((value as Record<string, unknown>)[key], limits)
+  }
+  return total
+}

@@ -1,0 +1,63 @@
+/**
+ * @mandate/core — agent identities, mandates, call proofs, the narrowing rulebook and the Guard.
+ * @packageDocumentation
+ */
+export { MandateError, ERROR_CODES, isMandateErrorCode, mandateErrorFromJSON, asMandateError } from './errors.js'
+export type { MandateErrorCode, OAuthErrorCode, MandateErrorOptions } from './errors.js'
+
+export { b64uEncode, b64uDecode } from './encoding/base64url.js'
+export { parseStrictJson, parseStrictJsonObject, DEFAULT_JSON_LIMITS } from './encoding/strict_json.js'
+export type { JsonValue, JsonObject, StrictJsonLimits } from './encoding/strict_json.js'
+
+export { Ed25519Key, generateAgentKey, importAgentKey } from './identity/key.js'
+export { parsePublicJwk, publicJwkFromRaw } from './identity/jwk.js'
+export type { Ed25519PublicJwk, Ed25519PrivateJwk } from './identity/jwk.js'
+export { jwkThumbprint, jwkThumbprintUri } from './identity/thumbprint.js'
+export { didKeyFromPublicJwk, didKeyFromRaw, publicJwkFromDidKey, isDidKey } from './identity/did_key.js'
+export { assertStrongPublicKey } from './identity/point.js'
+
+export { parseCompactJws, signCompactJws, typMatches, ACCEPTED_ALGS } from './jws/compact.js'
+export type { CompactJwsPolicy, ParsedJws } from './jws/compact.js'
+export { importJwks, createLocalKeySet, createRemoteKeySet } from './keys/key_set.js'
+export type { JsonWebKeySet, KeyResolver, VerificationKey, RemoteKeySetOptions } from './keys/key_set.js'
+
+export {
+  MANDATE_TYP, TOOL_ACCESS_TYPE, MAX_DEPTH_LIMIT, MAX_MANDATE_LENGTH,
+  parseMandateClaims, parseToolGrant, parseBudget, assertAudience, audienceList, actorChain, actorDepth,
+} from './mandate/claims.js'
+export type { MandateClaims, ActorClaim, ToolGrant, DelegationRecord, CallBinding, ApprovalClaim, Budget } from './mandate/claims.js'
+export { verifyMandate, signMandate, decodeMandateUnverified, checkTimes, nowSeconds, MAX_SKEW_SECONDS, DEFAULT_SKEW_SECONDS } from './mandate/verify.js'
+export type { VerifyMandateOptions, VerifiedMandate } from './mandate/verify.js'
+export { argumentsDigest, tokenHash } from './mandate/args_digest.js'
+export { randomId } from './mandate/ids.js'
+
+export { parseScope, formatScope, assertScopesNarrow } from './narrowing/scopes.js'
+export { toolMatches, patternCovers, isToolName } from './narrowing/tools.js'
+export {
+  defaultConstraintRegistry, createConstraintRegistry, parseConstraintMap, constraintNarrows,
+  assertConstraintsNarrow, assertArgumentsSatisfy, argumentAt, isSafePath,
+} from './narrowing/constraints.js'
+export type { Constraint, ConstraintMap, ConstraintComparator, ConstraintRegistry } from './narrowing/constraints.js'
+export { narrowMandate, buildRootMandate, DEFAULT_CALL_LIFETIME, DEFAULT_MAX_MANDATE_LIFETIME } from './narrowing/narrow.js'
+export type { NarrowingRequest, DelegationRequest, CallRequest, NarrowingContext, RootGrantRequest } from './narrowing/narrow.js'
+
+export { createProof, verifyProof, normalizeHtu, PROOF_TYP, MAX_PROOF_LENGTH, DEFAULT_PROOF_MAX_AGE } from './proof/proof.js'
+export type { CreateProofOptions, VerifyProofOptions, VerifiedProof } from './proof/proof.js'
+export { createClientAssertion, verifyClientAssertion, CLIENT_ASSERTION_TYP, CLIENT_ASSERTION_TYPE } from './client_auth/assertion.js'
+export type { VerifyClientAssertionOptions } from './client_auth/assertion.js'
+
+export { MemoryReplayStore } from './stores/replay.js'
+export type { ReplayStore, MemoryReplayStoreOptions } from './stores/replay.js'
+export { MemoryRevocationList } from './stores/revocation.js'
+export type { RevocationSource, RevocationQuery, RevocationEntries } from './stores/revocation.js'
+export { createRevocationStatusClient } from './stores/revocation_status.js'
+export type { RevocationStatusDocument, RevocationStatusClientOptions } from './stores/revocation_status.js'
+
+export { createGuard } from './guard/guard.js'
+export type { Guard, GuardOptions, VerifiedCall, HttpCallInput, ToolCallInput, HeaderBag } from './guard/guard.js'
+export { createNonceSource } from './guard/nonce.js'
+export type { NonceSource } from './guard/nonce.js'
+export { challengeFor } from './guard/challenge.js'
+export type { ChallengeOptions } from './guard/challenge.js'
+export { backend as cryptoBackend } from './crypto/backend.js'
+export type { PublicKeyHandle } from './crypto/backend.js'

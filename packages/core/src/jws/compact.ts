@@ -1,0 +1,88 @@
+import { b64uDecode, b64uEncode, utf8Decode, utf8Encode } from '../encoding/base64url.js'
+import { DEFAULT_JSON_LIMITS, parseStrictJsonObject, type JsonObject, type StrictJsonLimits } from '../encoding/strict_json.js'
+import { MandateError } from '../errors.js'
+import type { Ed25519Key } from '../identity/key.js'
+import { hasSmallOrderR } from '../identity/point.js'
+
+/** Algorithms accepted for every token kind: EdDSA (RFC 8037) and its fully specified name (RFC 9864). */
+export const ACCEPTED_ALGS: ReadonlySet<string> = new Set(['EdDSA', 'Ed25519'])
+
+/** Header members each token kind may carry. Key-carrying and key-URL headers are never allowed, except a proof's own `jwk`. */
+const BASE_HEADER_MEMBERS = new Set(['alg', 'typ', 'kid'])
+
+export interface CompactJwsPolicy {
+  /** Expected `typ`, compared case-insensitively, with or without the `application/` prefix. */
+  typ: string
+  /** Allow an embedded public `jwk` header (DPoP proofs only). */
+  allowJwk?: boolean
+  /** Require a `kid` header (tokens signed by a key set). */
+  requireKid?: boolean
+  /** Maximum length of the compact serialization, in characters. */
+  maxLength: number
+  limits?: StrictJsonLimits
+}
+
+export interface ParsedJws {
+  header: JsonObject
+  payload: JsonObject
+  /** ASCII bytes of `BASE64URL(header) '.' BASE64URL(payload)`. */
+  signingInput: Uint8Array
+  signature: Uint8Array
+}
+
+/**
+ * Strictly parse a compact JWS before any signature work: size cap, exactly three base64url
+ * segments, valid UTF-8, strict JSON (no duplicate members, bounded depth), allowlisted `alg`,
+ * explicit `typ`, no unknown or key-carrying headers, no `crit`, a 64-byte signature whose R is
+ * not a small-order point.
+ */
+export function parseCompactJws(token: unknown, policy: CompactJwsPolicy): ParsedJws {
+  if (typeof token !== 'string') throw new MandateError('TOKEN_MALFORMED', 'token must be a string')
+  if (token.length > policy.maxLength) throw new MandateError('TOKEN_TOO_LARGE', 'token exceeds the size limit', { detail: { limit: policy.maxLength } })
+  const d1 = token.indexOf('.')
+  const d2 = d1 === -1 ? -1 : token.indexOf('.', d1 + 1)
+  if (d1 <= 0 || d2 === -1 || token.indexOf('.', d2 + 1) !== -1 || d2 === d1 + 1) {
+    throw new MandateError('TOKEN_MALFORMED', 'token is not a compact JWS')
+  }
+  const limits = policy.limits ?? DEFAULT_JSON_LIMITS
+  const header = parseStrictJsonObject(utf8Decode(b64uDecode(token.slice(0, d1), 'TOKEN_MALFORMED', 'header'), 'INVALID_UTF8'), limits)
+  checkHeader(header, policy)
+  const payload = parseStrictJsonObject(utf8Decode(b64uDecode(token.slice(d1 + 1, d2), 'TOKEN_MALFORMED', 'payload'), 'INVALID_UTF8'), limits)
+  const signature = b64uDecode(token.slice(d2 + 1), 'TOKEN_MALFORMED', 'signature')
+  if (signature.length !== 64) throw new MandateError('SIGNATURE_INVALID', 'Ed25519 signature must be 64 bytes')
+  if (hasSmallOrderR(signature)) throw new MandateError('SIGNATURE_INVALID', 'signature uses a small-order R')
+  return { header, payload, signingInput: utf8Encode(token.slice(0, d2)), signature }
+}
+
+function checkHeader(header: JsonObject, policy: CompactJwsPolicy): void {
+  for (const name of Object.keys(header)) {
+    if (BASE_HEADER_MEMBERS.has(name)) continue
+    if (name === 'jwk' && policy.allowJwk) continue
+    if (name === 'crit') throw new MandateError('CRIT_UNSUPPORTED', 'crit header is not supported')
+    throw new MandateError('HEADER_NOT_ALLOWED', `header "${name.slice(0, 32)}" is not allowed`)
+  }
+  if (typeof header.alg !== 'string' || !ACCEPTED_ALGS.has(header.alg)) {
+    throw new MandateError('ALG_NOT_ALLOWED', 'alg must be EdDSA or Ed25519')
+  }
+  if (typeof header.typ !== 'string' || !typMatches(header.typ, policy.typ)) {
+    throw new MandateError('TYP_MISMATCH', `typ must be ${policy.typ}`)
+  }
+  if (header.kid !== undefined && (typeof header.kid !== 'string' || header.kid.length === 0 || header.kid.length > 128)) {
+    throw new MandateError('TOKEN_MALFORMED', 'kid must be a short string')
+  }
+  if (policy.requireKid && header.kid === undefined) throw new MandateError('KEY_NOT_FOUND', 'kid header is required')
+  if (policy.allowJwk && header.jwk === undefined) throw new MandateError('PROOF_INVALID', 'proof must carry its public jwk')
+}
+
+/** RFC 8725 §3.11 / RFC 9068 §4: compare media types case-insensitively, `application/` optional. */
+export function typMatches(actual: string, expected: string): boolean {
+  const a = actual.toLowerCase()
+  const e = expected.toLowerCase()
+  return a === e || a === `application/${e}`
+}
+
+/** Sign a compact JWS with EdDSA. */
+export function signCompactJws(header: Record<string, unknown>, payload: Record<string, unknown>, key: Ed25519Key): string {
+  const input = `${b64uEncode(JSON.stringify(header))}.${b64uEncode(JSON.stringify(payload))}`
+  return `${input}.${b64uEncode(key.sign(utf8Encode(input)))}`
+}

@@ -1,0 +1,160 @@
+import { backend, type PublicKeyHandle } from '../crypto/backend.js'
+import type { JsonObject } from '../encoding/strict_json.js'
+import { MandateError } from '../errors.js'
+import { parsePublicJwk, rawFromPublicJwk } from '../identity/jwk.js'
+import type { Ed25519Key } from '../identity/key.js'
+import { jwkThumbprint } from '../identity/thumbprint.js'
+import { parseCompactJws, signCompactJws } from '../jws/compact.js'
+import { argumentsDigest, tokenHash } from '../mandate/args_digest.js'
+import { randomId } from '../mandate/ids.js'
+import type { ReplayStore } from '../stores/replay.js'
+
+/** JWT `typ` of a proof of possession (RFC 9449 DPoP). */
+export const PROOF_TYP = 'dpop+jwt'
+export const MAX_PROOF_LENGTH = 4096
+export const DEFAULT_PROOF_MAX_AGE = 60
+
+export interface CreateProofOptions {
+  /** The mandate or call credential the proof accompanies (sets `ath`). */
+  accessToken?: string
+  /** HTTP: request method and URL (sets `htm`, `htu` without query and fragment). */
+  method?: string
+  url?: string | URL
+  /** Non-HTTP transports: the resource the call is for (sets `aud`). */
+  audience?: string
+  /** Server-provided nonce (`DPoP-Nonce`). */
+  nonce?: string
+  /** Binds the proof to one tool call: tool name and the digest of these arguments. */
+  tool?: string
+  arguments?: unknown
+  /** Signing algorithm name in the header; EdDSA by default (RFC 9864 `Ed25519` also accepted by verifiers). */
+  alg?: 'EdDSA' | 'Ed25519'
+  /** Issue time in seconds (tests). */
+  now?: number
+}
+
+/** Normalise an `htu` per RFC 9449 §4.3: scheme, host and port, path; no query, no fragment. */
+export function normalizeHtu(url: string | URL): string {
+  const u = typeof url === 'string' ? new URL(url) : url
+  return `${u.protocol}//${u.host}${u.pathname}`
+}
+
+/** Create a proof of possession signed by the agent key. */
+export function createProof(key: Ed25519Key, options: CreateProofOptions): string {
+  const payload: Record<string, unknown> = { jti: randomId(), iat: options.now ?? Math.floor(Date.now() / 1000) }
+  if (options.method !== undefined || options.url !== undefined) {
+    if (!options.method || !options.url) throw new TypeError('method and url go together')
+    payload.htm = options.method.toUpperCase()
+    payload.htu = normalizeHtu(options.url)
+  }
+  if (options.audience !== undefined) payload.aud = options.audience
+  if (options.accessToken !== undefined) payload.ath = tokenHash(options.accessToken)
+  if (options.nonce !== undefined) payload.nonce = options.nonce
+  if (options.tool !== undefined) {
+    payload.tool = options.tool
+    payload.args = argumentsDigest(options.arguments)
+  }
+  const { kid: _kid, alg: _alg, use: _use, ...jwk } = key.publicJwk
+  return signCompactJws({ typ: PROOF_TYP, alg: options.alg ?? 'EdDSA', jwk }, payload, key)
+}
+
+export interface VerifyProofOptions {
+  /** The access token presented with the proof; `ath` must match. */
+  accessToken?: string
+  /** Expected key thumbprint (`cnf.jkt` of the access token). */
+  jkt?: string
+  /** HTTP request method and URL; when set, `htm`/`htu` must match. */
+  method?: string
+  url?: string | URL
+  /** Non-HTTP: the resource; when set, `aud` must equal it. */
+  audience?: string
+  /** When set, the proof must be bound to this tool and argument digest. */
+  tool?: string
+  argumentsDigest?: string
+  /** Nonce check; return false to demand a fresh nonce. */
+  nonce?: (nonce: string | undefined) => boolean
+  replay?: ReplayStore
+  now?: number
+  maxAge?: number
+  skew?: number
+}
+
+export interface VerifiedProof {
+  jkt: string
+  jti: string
+  iat: number
+  payload: JsonObject
+}
+
+const keyCache = new Map<string, PublicKeyHandle>()
+const KEY_CACHE_MAX = 1024
+
+function importProofKey(jwk: unknown, x: string): PublicKeyHandle {
+  let handle = keyCache.get(x)
+  if (!handle) {
+    handle = backend.importPublic(rawFromPublicJwk(parsePublicJwk(jwk)))
+    if (keyCache.size >= KEY_CACHE_MAX) keyCache.delete(keyCache.keys().next().value as string)
+    keyCache.set(x, handle)
+  }
+  return handle
+}
+
+/**
+ * Verify a proof (RFC 9449 §4.3 plus the tool-call binding): strict parse, `typ` dpop+jwt,
+ * allowlisted alg, public-only `jwk` whose thumbprint must equal the expected `jkt` (checked before
+ * the key is imported), a strong key, the signature, `iat` freshness, `htm`/`htu` or `aud`, `ath`,
+ * `nonce`, tool and argument digest, and finally single use of its `jti`.
+ */
+export async function verifyProof(proof: unknown, options: VerifyProofOptions): Promise<VerifiedProof> {
+  const jws = parseCompactJws(proof, { typ: PROOF_TYP, allowJwk: true, maxLength: MAX_PROOF_LENGTH })
+  const jwk = jws.header.jwk
+  if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) throw new MandateError('PROOF_INVALID', 'proof jwk must be an object')
+  if (Object.hasOwn(jwk, 'd')) throw new MandateError('PROOF_INVALID', 'proof jwk must not contain a private key')
+  if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') throw new MandateError('PROOF_INVALID', 'proof key must be an Ed25519 OKP JWK')
+  const jkt = jwkThumbprint(jwk as { kty: string })
+  if (options.jkt !== undefined && jkt !== options.jkt) throw new MandateError('PROOF_BINDING_MISMATCH', 'proof key does not match the token binding')
+  let key: PublicKeyHandle
+  try {
+    key = importProofKey(jwk, jwk.x)
+  } catch (err) {
+    throw new MandateError('PROOF_INVALID', 'proof key is not acceptable', { cause: err })
+  }
+  if (!backend.verify(key, jws.signingInput, jws.signature)) throw new MandateError('PROOF_INVALID', 'proof signature is invalid')
+
+  const p = jws.payload
+  const now = options.now ?? Math.floor(Date.now() / 1000)
+  const skew = options.skew ?? 5
+  const maxAge = options.maxAge ?? DEFAULT_PROOF_MAX_AGE
+  if (typeof p.jti !== 'string' || p.jti.length < 16 || p.jti.length > 128) throw new MandateError('PROOF_INVALID', 'proof jti must be a random string of at least 96 bits')
+  if (typeof p.iat !== 'number' || !Number.isFinite(p.iat)) throw new MandateError('PROOF_INVALID', 'proof iat is required')
+  if (p.iat > now + skew || p.iat < now - maxAge - skew) throw new MandateError('PROOF_STALE', 'proof iat is outside the acceptable window')
+
+  if (options.method !== undefined || options.url !== undefined) {
+    if (typeof p.htm !== 'string' || p.htm !== options.method) throw new MandateError('PROOF_INVALID', 'proof htm does not match the request method')
+    let htu: string
+    try {
+      htu = normalizeHtu(p.htu as string)
+    } catch {
+      throw new MandateError('PROOF_INVALID', 'proof htu is not a URL')
+    }
+    if (typeof p.htu !== 'string' || htu !== normalizeHtu(options.url as string | URL)) throw new MandateError('PROOF_INVALID', 'proof htu does not match the request URL')
+  }
+  if (options.audience !== undefined && p.aud !== options.audience) throw new MandateError('PROOF_INVALID', 'proof aud does not match this resource')
+  if (options.accessToken !== undefined) {
+    if (p.ath !== tokenHash(options.accessToken)) throw new MandateError('PROOF_INVALID', 'proof ath does not match the access token')
+  } else if (p.ath !== undefined && typeof p.ath !== 'string') {
+    throw new MandateError('PROOF_INVALID', 'proof ath must be a string')
+  }
+  if (options.nonce && !options.nonce(typeof p.nonce === 'string' ? p.nonce : undefined)) {
+    throw new MandateError('NONCE_REQUIRED', 'a fresh DPoP nonce is required')
+  }
+  if (options.tool !== undefined) {
+    if (p.tool !== options.tool) throw new MandateError('PROOF_INVALID', 'proof is not bound to this tool')
+    if (p.args !== options.argumentsDigest) throw new MandateError('ARGUMENTS_MISMATCH', 'proof is not bound to these arguments')
+  }
+  if (options.replay) {
+    const fresh = await options.replay.use(`proof:${jkt}:${p.jti}`, p.iat + maxAge + skew)
+    if (!fresh) throw new MandateError('PROOF_REPLAYED', 'proof has already been used')
+  }
+  return { jkt, jti: p.jti, iat: p.iat, payload: p }
+}

@@ -1,0 +1,48 @@
+/**
+ * Remembers single-use identifiers (proof `jti`s, call credential `jti`s) until they expire. Guards
+ * that share one store (e.g. one Redis or Postgres) share single use across instances.
+ */
+export interface ReplayStore {
+  /**
+   * Mark `key` used until `expiresAt` (seconds). Resolve true if it was unused, false if it was
+   * already used. Must be atomic across every guard sharing the store.
+   */
+  use(key: string, expiresAt: number): boolean | Promise<boolean>
+}
+
+export interface MemoryReplayStoreOptions {
+  /** Maximum remembered keys. When full, new keys are refused (fail closed) until some expire. */
+  maxEntries?: number
+  now?: () => number
+}
+
+/** Bounded in-memory replay store for one process. */
+export class MemoryReplayStore implements ReplayStore {
+  readonly #entries = new Map<string, number>()
+  readonly #max: number
+  readonly #now: () => number
+
+  constructor(options: MemoryReplayStoreOptions = {}) {
+    this.#max = options.maxEntries ?? 100_000
+    this.#now = options.now ?? (() => Math.floor(Date.now() / 1000))
+  }
+
+  get size(): number {
+    return this.#entries.size
+  }
+
+  use(key: string, expiresAt: number): boolean {
+    const now = this.#now()
+    const seen = this.#entries.get(key)
+    if (seen !== undefined && seen > now) return false
+    if (this.#entries.size >= this.#max) this.#sweep(now)
+    // still full of live entries: refusing is safer than forgetting one
+    if (this.#entries.size >= this.#max) return false
+    this.#entries.set(key, expiresAt)
+    return true
+  }
+
+  #sweep(now: number): void {
+    for (const [k, exp] of this.#entries) if (exp <= now) this.#entries.delete(k)
+  }
+}
