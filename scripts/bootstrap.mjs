@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// One entry point for a fresh clone: `npm run demo` and `npm test` need only Node >= 20.19 and the
+// npm registry. It installs the pinned pnpm through npx when pnpm is missing, installs the
+// workspace from the lockfile, builds, then runs the demo or every test.
+import { spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+
+const PNPM = 'pnpm@12.21.0'
+const task = process.argv[2]
+if (task !== 'demo' && task !== 'test') {
+  console.error('usage: node scripts/bootstrap.mjs demo|test')
+  process.exit(2)
+}
+const [major, minor] = process.versions.node.split('.').map(Number)
+if (major < 20 || (major === 20 && minor < 19)) {
+  console.error(`Mandate needs Node >= 20.19 (this is ${process.versions.node}).`)
+  process.exit(1)
+}
+
+const env = { ...process.env }
+// better-sqlite3 compiles from source where no prebuilt binary can be downloaded; point node-gyp at
+// the headers installed next to this Node so it does not try to download them either.
+const nodeDir = dirname(dirname(process.execPath))
+if (!env.npm_config_nodedir && existsSync(join(nodeDir, 'include', 'node', 'node.h'))) env.npm_config_nodedir = nodeDir
+
+const hasPnpm = spawnSync('pnpm', ['--version'], { stdio: 'ignore', env }).status === 0
+const pnpm = (args) => {
+  const [cmd, full] = hasPnpm ? ['pnpm', args] : ['npx', ['--yes', PNPM, ...args]]
+  console.log(`\n$ pnpm ${args.join(' ')}`)
+  const r = spawnSync(cmd, full, { stdio: 'inherit', env })
+  if (r.status !== 0) process.exit(r.status ?? 1)
+}
+
+pnpm(['install', '--frozen-lockfile'])
+if (task === 'demo') {
+  pnpm(['exec', 'turbo', 'run', 'build', '--filter=@mandate/demo...', '--output-logs=errors-only'])
+  pnpm(['--filter', '@mandate/demo', 'run', 'demo', ...process.argv.slice(3)])
+} else {
+  pnpm(['exec', 'turbo', 'run', 'build', '--output-logs=errors-only'])
+  pnpm(['exec', 'turbo', 'run', 'typecheck', '--output-logs=errors-only'])
+  pnpm(['exec', 'turbo', 'run', 'test', '--concurrency=1'])
+}
