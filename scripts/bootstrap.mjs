@@ -40,4 +40,6 @@ if (task === 'demo') {
   pnpm(['exec', 'turbo', 'run', 'build', '--output-logs=errors-only'])
   pnpm(['exec', 'turbo', 'run', 'typecheck', '--output-logs=errors-only'])
   pnpm(['exec', 'turbo', 'run', 'test', '--concurrency=1'])
+  const r = spawnSync(process.execPath, ['scripts/pack-check.mjs'], { stdio: 'inherit', env })
+  if (r.status !== 0) process.exit(r.status ?? 1)
 }

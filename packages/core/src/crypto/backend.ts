@@ -7,7 +7,8 @@
  */
 import type * as NodeCrypto from 'node:crypto'
 import { ed25519 } from '@noble/curves/ed25519.js'
-import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js'
+import { sha256 as nobleSha256, sha512 as nobleSha512 } from '@noble/hashes/sha2.js'
+import { bytesToNumberLE, concatBytes } from '@noble/curves/utils.js'
 import { randomBytes as nobleRandomBytes } from '@noble/hashes/utils.js'
 import { b64uDecode, b64uEncode } from '../encoding/base64url.js'
 
@@ -78,16 +79,33 @@ function nobleBackend(): CryptoBackend {
       return { seed, publicRaw: ed25519.getPublicKey(seed) }
     },
     sign: (key, data) => ed25519.sign(data, key.native as Uint8Array),
-    verify(key, data, signature) {
-      try {
-        // zip215: false gives RFC 8032 strict decoding, matching OpenSSL's acceptance set
-        return ed25519.verify(signature, data, key.raw, { zip215: false })
-      } catch {
-        return false
-      }
-    },
+    verify: (key, data, signature) => cofactorlessVerify(key.raw, data, signature),
     sha256: (data) => nobleSha256(data),
     randomBytes: (n) => nobleRandomBytes(n),
+  }
+}
+
+const Point = ed25519.Point
+const L = Point.Fn.ORDER
+
+/**
+ * RFC 8032 §5.1.7 verification with the cofactorless equation [S]B = R + [k]A, strict (canonical)
+ * decoding of A and R, and S < L: the acceptance set of OpenSSL (ref10). noble's own `verify` is
+ * cofactored and would accept signatures with a low-order residue that Node refuses, so the two
+ * backends would disagree (C2SP CCTV `low_order_residue`).
+ */
+function cofactorlessVerify(publicRaw: Uint8Array, data: Uint8Array, signature: Uint8Array): boolean {
+  if (signature.length !== 64 || publicRaw.length !== 32) return false
+  try {
+    const A = Point.fromBytes(publicRaw, false)
+    const rBytes = signature.subarray(0, 32)
+    const R = Point.fromBytes(rBytes, false)
+    const s = bytesToNumberLE(signature.subarray(32))
+    if (s >= L) return false
+    const k = bytesToNumberLE(nobleSha512(concatBytes(rBytes, publicRaw, data))) % L
+    return Point.BASE.multiplyUnsafe(s).equals(R.add(A.multiplyUnsafe(k)))
+  } catch {
+    return false
   }
 }
 

@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+// Packs every publishable package the way it would be published (`pnpm pack`), installs the
+// tarballs into an empty project OUTSIDE the workspace with plain `npm install`, and runs each
+// package's README example (examples/*.mjs) there, plus the `mandate` binary. This is how users
+// get the packages, so it is part of the test run.
+import { spawnSync } from 'node:child_process'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const packages = ['core', 'authority', 'langchain', 'mcp', 'cli']
+const work = mkdtempSync(join(tmpdir(), 'mandate-pack-'))
+const tgzDir = join(work, 'tgz')
+const app = join(work, 'app')
+mkdirSync(tgzDir)
+mkdirSync(app)
+
+const env = { ...process.env }
+const nodeDir = dirname(dirname(process.execPath))
+if (!env.npm_config_nodedir && existsSync(join(nodeDir, 'include', 'node', 'node.h'))) env.npm_config_nodedir = nodeDir
+
+function run(cmd, args, cwd, extra = {}) {
+  const r = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', ...extra })
+  if (r.status !== 0) {
+    console.error(`✗ ${cmd} ${args.join(' ')} (in ${cwd}) exited ${r.status}\n${r.stdout ?? ''}\n${r.stderr ?? ''}`)
+    process.exit(1)
+  }
+  return r.stdout
+}
+
+const pnpm = spawnSync('pnpm', ['--version'], { stdio: 'ignore' }).status === 0 ? ['pnpm', []] : ['npx', ['--yes', 'pnpm@12.21.0']]
+const deps = {}
+for (const p of packages) {
+  const dir = join(root, 'packages', p)
+  const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
+  run(pnpm[0], [...pnpm[1], 'pack', '--pack-destination', tgzDir], dir)
+  const tgz = readdirSync(tgzDir).find((f) => f.startsWith(manifest.name.replace('@', '').replace('/', '-')) && f.endsWith('.tgz'))
+  if (!tgz) throw new Error(`no tarball for ${manifest.name}`)
+  deps[manifest.name] = `file:../tgz/${tgz}`
+  for (const [peer, range] of Object.entries(manifest.peerDependencies ?? {})) deps[peer] ??= range
+}
+// the examples use zod for tool schemas, as LangChain users do
+deps.zod ??= '^4.1.0'
+writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'mandate-pack-check', private: true, type: 'module', dependencies: deps }, null, 2))
+console.log(`installing ${Object.keys(deps).join(', ')} into ${app}`)
+run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], app)
+
+let ran = 0
+for (const p of packages) {
+  const ex = join(root, 'packages', p, 'examples')
+  if (!existsSync(ex)) continue
+  for (const f of readdirSync(ex).filter((n) => n.endsWith('.mjs'))) {
+    const target = join(app, `${p}-${f}`)
+    cpSync(join(ex, f), target)
+    const out = run(process.execPath, [target], app, { timeout: 120_000 })
+    console.log(`✓ ${p}/examples/${f}${out.trim() ? `\n  ${out.trim().split('\n').slice(-3).join('\n  ')}` : ''}`)
+    ran++
+  }
+}
+const help = run(join(app, 'node_modules', '.bin', 'mandate'), ['--help'], app)
+if (!/mandate/.test(help)) throw new Error('mandate --help printed nothing useful')
+console.log('✓ mandate --help')
+rmSync(work, { recursive: true, force: true })
+console.log(`pack-check: ${ran + 1} passed, 0 failed`)
