@@ -1,0 +1,41 @@
+import { EXIT, type ExitCode } from './cli_error.js'
+
+/** Where a command writes; injectable so commands can be run in-process by tests. */
+export interface Io {
+  out(text: string): void
+  err(text: string): void
+  /** True when --json was given: write one JSON document to stdout and nothing else there. */
+  readonly json: boolean
+}
+
+export function processIo(json: boolean): Io {
+  return {
+    json,
+    out: (text) => void process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
+    err: (text) => void process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
+  }
+}
+
+/** Print `value` as JSON (in --json mode) or run `human` to print it for people. */
+export function emit(io: Io, value: unknown, human: () => void): ExitCode {
+  if (io.json) io.out(JSON.stringify(value, null, 2))
+  else human()
+  return EXIT.OK
+}
+
+/** Shorten a did:key for display: `did:key:z6Mk…wxyz`. */
+export function shortDid(did: string): string {
+  if (!did.startsWith('did:key:') || did.length <= 24) return did
+  return `${did.slice(0, 12)}…${did.slice(-6)}`
+}
+
+export function isoTime(seconds: number | undefined): string {
+  if (seconds === undefined || !Number.isFinite(seconds)) return '-'
+  return new Date(seconds * 1000).toISOString()
+}
+
+export function table(rows: readonly (readonly string[])[]): string {
+  if (rows.length === 0) return ''
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n')
+}
