@@ -39,6 +39,8 @@ const getBuiltin: GetBuiltin | undefined = (globalThis as { process?: { getBuilt
 
 function nodeBackend(c: typeof NodeCrypto): CryptoBackend {
   const b64 = b64uEncode
+  // crypto.hash (Node ≥ 20.12) is a one-shot digest without the Hash object's setup cost
+  const oneShotHash = (c as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Buffer }).hash
   return {
     name: 'node',
     importPublic(raw) {
@@ -60,9 +62,12 @@ function nodeBackend(c: typeof NodeCrypto): CryptoBackend {
     verify(key, data, signature) {
       return c.verify(null, data, key.native as NodeCrypto.KeyObject, signature)
     },
-    sha256(data) {
-      return new Uint8Array(c.createHash('sha256').update(data).digest())
-    },
+    sha256: oneShotHash
+      ? (data) => {
+          const out = oneShotHash('sha256', data, 'buffer')
+          return new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
+        }
+      : (data) => new Uint8Array(c.createHash('sha256').update(data).digest()),
     randomBytes(n) {
       return new Uint8Array(c.randomBytes(n))
     },

@@ -46,8 +46,25 @@ export function isPlainObject(value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-/** Walks the text once: checks nesting and array/object sizes, counts member names. */
+type WellFormed = { isWellFormed?: () => boolean }
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/** True when the UTF-16 text has a lone surrogate (raw, not escaped). */
+function hasLoneSurrogate(text: string): boolean {
+  const wf = (text as unknown as WellFormed).isWellFormed
+  return wf ? !wf.call(text) : LONE_SURROGATE.test(text)
+}
+
+/**
+ * Walks the text once: checks nesting and array/object sizes, counts member names. Strings are
+ * skipped with indexOf (native) rather than char by char; lone surrogates, raw or escaped, are
+ * checked once over the whole text.
+ */
 function scan(text: string, limits: StrictJsonLimits): number {
+  if (hasLoneSurrogate(text)) throw new MandateError('INVALID_UTF8', 'lone surrogate in JSON string')
+  if (text.indexOf('\\u') !== -1 && hasLoneSurrogateEscape(text, 0, text.length)) {
+    throw new MandateError('INVALID_UTF8', 'lone surrogate escape in JSON string')
+  }
   let depth = 0
   let names = 0
   // per-level element counters; index = depth
@@ -58,30 +75,16 @@ function scan(text: string, limits: StrictJsonLimits): number {
   while (i < n) {
     const c = text.charCodeAt(i)
     if (c === 0x22) {
-      // string: find its end, then decide whether it is a member name (followed by ':')
-      let j = i + 1
-      let sawUnicodeEscape = false
+      // string: its end is the next quote not preceded by an odd number of backslashes
+      let j = text.indexOf('"', i + 1)
       for (;;) {
-        if (j >= n) throw new MandateError('TOKEN_MALFORMED', 'unterminated JSON string')
-        const d = text.charCodeAt(j)
-        if (d === 0x5c) {
-          if (text.charCodeAt(j + 1) === 0x75) sawUnicodeEscape = true
-          j += 2
-        }
-        else if (d === 0x22) break
-        else {
-          if (d >= 0xd800 && d <= 0xdfff) {
-            const hi = d <= 0xdbff
-            const next = text.charCodeAt(j + 1)
-            if (!hi || !(next >= 0xdc00 && next <= 0xdfff)) throw new MandateError('INVALID_UTF8', 'lone surrogate in JSON string')
-            j++
-          }
-          j++
-        }
+        if (j === -1) throw new MandateError('TOKEN_MALFORMED', 'unterminated JSON string')
+        let bs = 0
+        for (let k = j - 1; text.charCodeAt(k) === 0x5c; k--) bs++
+        if ((bs & 1) === 0) break
+        j = text.indexOf('"', j + 1)
       }
-      if (sawUnicodeEscape && hasLoneSurrogateEscape(text, i + 1, j)) {
-        throw new MandateError('INVALID_UTF8', 'lone surrogate escape in JSON string')
-      }
+      // a member name is a string followed by ':'
       let k = j + 1
       while (k < n && isWs(text.charCodeAt(k))) k++
       if (text.charCodeAt(k) === 0x3a) names++

@@ -65,6 +65,7 @@ export interface NarrowingContext {
  */
 export function narrowMandate(parent: MandateClaims, request: NarrowingRequest, ctx: NarrowingContext): MandateClaims {
   const registry = ctx.registry ?? defaultConstraintRegistry
+  assertKnownRequestMembers(request)
   if (parent.call) throw new MandateError('NARROWING_CHAIN', 'a call credential cannot be exchanged further')
   if (ctx.caller.id !== parent.client_id || ctx.caller.jkt !== parent.cnf.jkt) {
     throw new MandateError('NARROWING_CHAIN', 'only the current holder of a mandate can exchange it')
@@ -154,6 +155,21 @@ export function narrowMandate(parent: MandateClaims, request: NarrowingRequest, 
   const uses = narrowUses(parent.max_uses, request.maxUses)
   if (uses !== undefined) claims.max_uses = uses
   return claims
+}
+
+const REQUEST_MEMBERS: Record<NarrowingRequest['kind'], ReadonlySet<string>> = {
+  delegation: new Set(['kind', 'actor', 'audiences', 'scopes', 'tools', 'expiresIn', 'maxDepth', 'budget', 'maxUses']),
+  call: new Set(['kind', 'audience', 'tool', 'arguments', 'scopes', 'expiresIn']),
+}
+
+/** Fail closed on request members we do not understand (e.g. an attempt to set `sub`, `txn` or `approval`). */
+function assertKnownRequestMembers(request: NarrowingRequest): void {
+  if (typeof request !== 'object' || request === null) throw new MandateError('NARROWING_CLAIM', 'narrowing request must be an object')
+  const allowed = REQUEST_MEMBERS[request.kind]
+  if (!allowed || !Object.hasOwn(REQUEST_MEMBERS, request.kind)) throw new MandateError('NARROWING_CLAIM', 'unknown request kind')
+  for (const k of Object.keys(request)) {
+    if (!allowed.has(k)) throw new MandateError('NARROWING_CLAIM', `unknown request member "${k.slice(0, 32)}"`, { detail: { member: k.slice(0, 32) } })
+  }
 }
 
 function childTimes(parent: MandateClaims, request: NarrowingRequest, ctx: NarrowingContext): { nbf: number; exp: number } {

@@ -86,39 +86,62 @@ export interface VerifiedProof {
   payload: JsonObject
 }
 
-const keyCache = new Map<string, PublicKeyHandle>()
+const keyCache = new Map<string, { handle: PublicKeyHandle; jkt: string }>()
 const KEY_CACHE_MAX = 1024
+const PROOF_JWK_MEMBERS = new Set(['kty', 'crv', 'x', 'kid', 'alg', 'use'])
 
-function importProofKey(jwk: unknown, x: string): PublicKeyHandle {
-  let handle = keyCache.get(x)
-  if (!handle) {
-    handle = backend.importPublic(rawFromPublicJwk(parsePublicJwk(jwk)))
-    if (keyCache.size >= KEY_CACHE_MAX) keyCache.delete(keyCache.keys().next().value as string)
-    keyCache.set(x, handle)
+/**
+ * Validate and import a proof's public JWK, returning its thumbprint. The point check and the
+ * thumbprint depend only on `x`, so they are cached per `x`; the member check runs every time so a
+ * cached key never lets an unexpected member through.
+ */
+function proofKey(jwk: JsonObject, expectedJkt: string | undefined): { handle: PublicKeyHandle; jkt: string } {
+  if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') throw new MandateError('PROOF_INVALID', 'proof key must be an Ed25519 OKP JWK')
+  for (const m in jwk) {
+    if (!PROOF_JWK_MEMBERS.has(m)) {
+      throw new MandateError('PROOF_INVALID', m === 'd' ? 'proof jwk must not contain a private key' : 'proof jwk has an unsupported member')
+    }
   }
-  return handle
+  const x = jwk.x
+  let entry = keyCache.get(x)
+  if (!entry) {
+    // thumbprint first: a key that is not the bound one is refused before any point arithmetic
+    const jkt = jwkThumbprint({ kty: 'OKP', crv: 'Ed25519', x } as { kty: string })
+    if (expectedJkt !== undefined && jkt !== expectedJkt) throw new MandateError('PROOF_BINDING_MISMATCH', 'proof key does not match the token binding')
+    let handle: PublicKeyHandle
+    try {
+      handle = backend.importPublic(rawFromPublicJwk(parsePublicJwk(jwk)))
+    } catch (err) {
+      throw new MandateError('PROOF_INVALID', 'proof key is not acceptable', { cause: err })
+    }
+    entry = { handle, jkt }
+    if (keyCache.size >= KEY_CACHE_MAX) keyCache.delete(keyCache.keys().next().value as string)
+    keyCache.set(x, entry)
+  } else if (jwk.kid !== undefined || jwk.alg !== undefined || jwk.use !== undefined) {
+    // optional members are validated by parsePublicJwk on a miss; re-check them cheaply on a hit
+    parseOptionalMembers(jwk)
+  }
+  return entry
+}
+
+function parseOptionalMembers(jwk: JsonObject): void {
+  if (jwk.alg !== undefined && jwk.alg !== 'EdDSA' && jwk.alg !== 'Ed25519') throw new MandateError('PROOF_INVALID', 'proof key is not acceptable')
+  if (jwk.use !== undefined && jwk.use !== 'sig') throw new MandateError('PROOF_INVALID', 'proof key is not acceptable')
+  if (jwk.kid !== undefined && (typeof jwk.kid !== 'string' || jwk.kid.length === 0 || jwk.kid.length > 128)) throw new MandateError('PROOF_INVALID', 'proof key is not acceptable')
 }
 
 /**
  * Verify a proof (RFC 9449 §4.3 plus the tool-call binding): strict parse, `typ` dpop+jwt,
  * allowlisted alg, public-only `jwk` whose thumbprint must equal the expected `jkt` (checked before
- * the key is imported), a strong key, the signature, `iat` freshness, `htm`/`htu` or `aud`, `ath`,
+ * the key is imported; point check and thumbprint cached per `x`), a strong key, the signature, `iat` freshness, `htm`/`htu` or `aud`, `ath`,
  * `nonce`, tool and argument digest, and finally single use of its `jti`.
  */
 export async function verifyProof(proof: unknown, options: VerifyProofOptions): Promise<VerifiedProof> {
   const jws = parseCompactJws(proof, { typ: PROOF_TYP, allowJwk: true, maxLength: MAX_PROOF_LENGTH })
   const jwk = jws.header.jwk
   if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) throw new MandateError('PROOF_INVALID', 'proof jwk must be an object')
-  if (Object.hasOwn(jwk, 'd')) throw new MandateError('PROOF_INVALID', 'proof jwk must not contain a private key')
-  if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') throw new MandateError('PROOF_INVALID', 'proof key must be an Ed25519 OKP JWK')
-  const jkt = jwkThumbprint(jwk as { kty: string })
+  const { handle: key, jkt } = proofKey(jwk, options.jkt)
   if (options.jkt !== undefined && jkt !== options.jkt) throw new MandateError('PROOF_BINDING_MISMATCH', 'proof key does not match the token binding')
-  let key: PublicKeyHandle
-  try {
-    key = importProofKey(jwk, jwk.x)
-  } catch (err) {
-    throw new MandateError('PROOF_INVALID', 'proof key is not acceptable', { cause: err })
-  }
   if (!backend.verify(key, jws.signingInput, jws.signature)) throw new MandateError('PROOF_INVALID', 'proof signature is invalid')
 
   const p = jws.payload

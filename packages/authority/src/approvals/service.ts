@@ -1,0 +1,166 @@
+/**
+ * Human approvals: created by an exchange that policy marks `require_approval`, bound to the holder,
+ * the parent mandate, the audience, the tool and the argument digest; decided once by an approver
+ * (role approver/admin, never an agent of the requesting chain); expire after a TTL; consumed by
+ * exactly one credential. Listeners (SSE streams, waitForApproval) hear every change.
+ */
+import { MandateError, randomId, type JsonValue } from '@mandate/core'
+import type { AuditLog } from '../audit/chain.js'
+import type { AuthorityStore } from '../store/store.js'
+import type { ApprovalRecord, ApprovalStatus } from '../types.js'
+
+/** The wire form of an approval (docs/protocol.md). Times are seconds since the epoch. */
+export interface ApprovalView {
+  id: string
+  status: ApprovalStatus
+  tool: string
+  audience: string
+  arguments_digest: string
+  arguments?: JsonValue
+  reason: string
+  requested_by: string
+  subject: string
+  txn: string
+  created_at: number
+  expires_at: number
+  decided_by?: string
+  decided_at?: number
+  decision_reason?: string
+}
+
+export type ApprovalListener = (approval: ApprovalView) => void
+
+export interface ApprovalRequest {
+  requestedBy: string
+  parent: string
+  subject: string
+  txn: string
+  actorChain: string[]
+  audience: string
+  tool: string
+  argumentsDigest: string
+  arguments?: JsonValue
+  reason: string
+}
+
+export function approvalView(a: ApprovalRecord): ApprovalView {
+  const v: ApprovalView = {
+    id: a.id, status: a.status, tool: a.tool, audience: a.audience, arguments_digest: a.argumentsDigest, reason: a.reason,
+    requested_by: a.requestedBy, subject: a.subject, txn: a.txn, created_at: Math.floor(a.createdAt / 1000), expires_at: Math.floor(a.expiresAt / 1000),
+  }
+  if (a.arguments !== undefined) v.arguments = a.arguments
+  if (a.decidedBy !== undefined) v.decided_by = a.decidedBy
+  if (a.decidedAt !== undefined) v.decided_at = Math.floor(a.decidedAt / 1000)
+  if (a.decisionReason !== undefined) v.decision_reason = a.decisionReason
+  return v
+}
+
+export class ApprovalService {
+  readonly #listeners = new Map<string, Set<ApprovalListener>>()
+
+  constructor(
+    private readonly store: AuthorityStore,
+    private readonly audit: AuditLog,
+    private readonly now: () => number,
+    private readonly ttlSeconds: number,
+    private readonly isApprover: (did: string) => Promise<boolean>,
+  ) {}
+
+  /** Create a pending approval (called by the exchange). */
+  async request(req: ApprovalRequest): Promise<ApprovalRecord> {
+    const now = this.now()
+    const rec: ApprovalRecord = { id: randomId(), status: 'pending', ...req, createdAt: now, expiresAt: now + this.ttlSeconds * 1000, used: false }
+    const fields: Record<string, JsonValue> = {
+      approval: rec.id, agent: rec.requestedBy, subject: rec.subject, txn: rec.txn, parent: rec.parent, audience: rec.audience,
+      tool: rec.tool, args: rec.argumentsDigest, reason: rec.reason, expires_at: Math.floor(rec.expiresAt / 1000),
+    }
+    await this.store.insertApproval(rec, this.audit.draft('approval.requested', fields))
+    await this.audit.recorded()
+    this.#emit(rec)
+    return rec
+  }
+
+  /** Read an approval; a pending one past its expiry is expired first. */
+  async get(id: string): Promise<ApprovalRecord> {
+    const a = await this.store.getApproval(id)
+    if (!a) throw new MandateError('NOT_FOUND', 'no such approval')
+    if (a.status === 'pending' && a.expiresAt <= this.now()) {
+      await this.#expire(a.id)
+      return (await this.store.getApproval(id)) as ApprovalRecord
+    }
+    return a
+  }
+
+  async list(filter: { status?: ApprovalStatus; limit?: number } = {}): Promise<ApprovalRecord[]> {
+    await this.sweep()
+    return this.store.listApprovals(filter)
+  }
+
+  async approve(id: string, by: { approver: string; reason?: string }): Promise<ApprovalRecord> {
+    return this.#decide(id, 'approved', by.approver, by.reason)
+  }
+
+  async deny(id: string, by: { approver: string; reason?: string }): Promise<ApprovalRecord> {
+    return this.#decide(id, 'denied', by.approver, by.reason)
+  }
+
+  async #decide(id: string, status: 'approved' | 'denied', approver: string, reason: string | undefined): Promise<ApprovalRecord> {
+    if (typeof approver !== 'string' || !(await this.isApprover(approver))) {
+      throw new MandateError('ACCESS_DENIED', 'only a registered, enabled approver or admin can decide approvals')
+    }
+    if (reason !== undefined && (typeof reason !== 'string' || reason.length > 512)) throw new MandateError('INVALID_REQUEST', 'reason must be a string of at most 512 characters')
+    const a = await this.get(id)
+    if (a.requestedBy === approver || a.actorChain.includes(approver)) {
+      throw new MandateError('ACCESS_DENIED', 'an agent of the requesting chain cannot decide its own approval')
+    }
+    if (a.status !== 'pending') throw new MandateError('INVALID_REQUEST', `approval is already ${a.status}`)
+    const now = this.now()
+    const fields: Record<string, JsonValue> = { approval: id, approver, agent: a.requestedBy, subject: a.subject, txn: a.txn, tool: a.tool, args: a.argumentsDigest }
+    if (reason !== undefined) fields.reason = reason
+    const ok = await this.store.decideApproval(id, { status, decidedBy: approver, decidedAt: now, ...(reason !== undefined ? { decisionReason: reason } : {}) }, this.audit.draft(status === 'approved' ? 'approval.approved' : 'approval.denied', fields))
+    if (!ok) throw new MandateError('INVALID_REQUEST', 'approval is no longer pending')
+    await this.audit.recorded()
+    const updated = (await this.store.getApproval(id)) as ApprovalRecord
+    this.#emit(updated)
+    return updated
+  }
+
+  async #expire(id: string): Promise<void> {
+    const a = await this.store.getApproval(id)
+    if (!a) return
+    const ok = await this.store.decideApproval(id, { status: 'expired', decidedAt: this.now() }, this.audit.draft('approval.expired', { approval: id, agent: a.requestedBy, subject: a.subject, txn: a.txn }))
+    if (ok) {
+      await this.audit.recorded()
+      this.#emit((await this.store.getApproval(id)) as ApprovalRecord)
+    }
+  }
+
+  /** Expire every pending approval past its expiry (run on a timer and before listings). */
+  async sweep(): Promise<number> {
+    const ids = await this.store.expiredPending(this.now(), 500)
+    for (const id of ids) await this.#expire(id)
+    return ids.length
+  }
+
+  /** Listen to changes of one approval; returns the unsubscribe function. */
+  subscribe(id: string, listener: ApprovalListener): () => void {
+    let set = this.#listeners.get(id)
+    if (!set) this.#listeners.set(id, (set = new Set()))
+    set.add(listener)
+    return () => {
+      set.delete(listener)
+      if (set.size === 0) this.#listeners.delete(id)
+    }
+  }
+
+  #emit(a: ApprovalRecord): void {
+    const view = approvalView(a)
+    for (const l of [...(this.#listeners.get(a.id) ?? [])]) {
+      try {
+        l(view)
+      } catch {
+        // listeners are notification sinks; their failure does not undo a committed decision
+      }
+    }
+  }
+}

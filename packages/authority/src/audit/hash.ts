@@ -1,0 +1,23 @@
+import { b64uEncode, cryptoBackend } from '@mandate/core'
+import { canonicalJson } from '../internal/canonical_json.js'
+import type { AuditDraft, AuditRecord } from '../types.js'
+
+const encoder = new TextEncoder()
+
+/** SHA-256 (base64url) over the canonical JSON of {seq, time, type, fields, prev}. */
+export function auditHash(record: Omit<AuditRecord, 'hash'>): string {
+  const text = canonicalJson({ seq: record.seq, time: record.time, type: record.type, fields: record.fields, prev: record.prev })
+  return b64uEncode(cryptoBackend.sha256(encoder.encode(text)))
+}
+
+/** Link a draft to the chain head: the next seq, the previous hash, its own hash. */
+export function chainRecord(head: { seq: number; hash: string } | undefined, draft: AuditDraft): AuditRecord {
+  const base = { seq: (head?.seq ?? 0) + 1, time: draft.time, type: draft.type, fields: draft.fields, prev: head?.hash ?? '' }
+  return { ...base, hash: auditHash(base) }
+}
+
+/** The indexed columns of a record (task, agent, subject), read from its fields. */
+export function auditIndex(fields: AuditDraft['fields']): { txn: string | null; agent: string | null; subject: string | null } {
+  const s = (v: unknown) => (typeof v === 'string' ? v : null)
+  return { txn: s(fields.txn), agent: s(fields.agent), subject: s(fields.subject) }
+}

@@ -1,0 +1,69 @@
+/** The parts of an Authority that its operations share (internal; not exported from the package root). */
+import type { NonceSource, ReplayStore } from '@mandate/core'
+import type { ApprovalService } from './approvals/service.js'
+import type { AuditLog } from './audit/chain.js'
+import type { SigningKeys } from './keys/signing_keys.js'
+import type { PolicyEngine } from './policy/engine.js'
+import type { AuthorityStore } from './store/store.js'
+
+export interface AuthorityEndpoints {
+  issuer: string
+  metadata: string
+  jwks: string
+  token: string
+  introspection: string
+  revocation: string
+  revocationStatus: string
+  approvals: string
+  audit: string
+  admin: string
+}
+
+export interface AuthorityLimits {
+  /** seconds */
+  maxMandateLifetime: number
+  /** seconds, at most 60 */
+  maxCallLifetime: number
+  /** wall-clock skew allowance, seconds */
+  skew: number
+  /** seconds guards should wait between revocation-status polls */
+  revocationRefresh: number
+}
+
+export interface AuthorityContext {
+  issuer: string
+  endpoints: AuthorityEndpoints
+  store: AuthorityStore
+  keys: SigningKeys
+  audit: AuditLog
+  approvals: ApprovalService
+  policy: PolicyEngine
+  /** ms clock */
+  now: () => number
+  replay: ReplayStore
+  nonce?: NonceSource
+  limits: AuthorityLimits
+  storeApprovalArguments: boolean
+}
+
+/** Endpoint URLs derived from the issuer (RFC 8414 §3: metadata path inserted before the issuer path). */
+export function endpointsFor(issuer: string): AuthorityEndpoints {
+  const u = new URL(issuer)
+  if (u.search || u.hash || (u.protocol !== 'https:' && u.protocol !== 'http:')) throw new TypeError('issuer must be an http(s) URL without query or fragment')
+  const base = issuer.replace(/\/$/, '')
+  const path = u.pathname === '/' ? '' : u.pathname.replace(/\/$/, '')
+  return {
+    issuer,
+    metadata: `${u.origin}/.well-known/oauth-authorization-server${path}`,
+    jwks: `${base}/jwks`,
+    token: `${base}/token`,
+    introspection: `${base}/introspect`,
+    revocation: `${base}/revoke`,
+    revocationStatus: `${base}/revocation-status`,
+    approvals: `${base}/approvals`,
+    audit: `${base}/audit`,
+    admin: `${base}/admin`,
+  }
+}
+
+export const nowSec = (ctx: Pick<AuthorityContext, 'now'>): number => Math.floor(ctx.now() / 1000)

@@ -1,0 +1,326 @@
+/**
+ * Dashboard client script (served as /dashboard/assets/app.js). Plain ES2020, no dependencies, no
+ * innerHTML with data: every value is inserted with textContent so nothing from the audit log can
+ * become markup. It loads a snapshot, then follows the server-sent event feed.
+ */
+export const APP_JS = String.raw`
+'use strict';
+(function () {
+  var base = document.querySelector('meta[name="mandate-base"]').content;
+  var csrf = document.querySelector('meta[name="mandate-csrf"]').content;
+  var state = { agents: [], approvals: [], events: [], verification: null, identity: null };
+  var busy = {};
+  var COLORS = { grant: '#bc8cff', exchange: '#58a6ff', refusal: '#f85149', 'approval.requested': '#d29922', 'approval.approved': '#3fb950',
+    'approval.denied': '#f85149', 'approval.expired': '#8b98a5', revocation: '#ff7b72', 'call.report': '#3fb950', 'agent.registered': '#8b98a5',
+    'agent.disabled': '#8b98a5', 'key.rotated': '#8b98a5' };
+
+  function el(tag, attrs, children) {
+    var e = document.createElement(tag);
+    if (attrs) for (var k in attrs) {
+      if (k === 'text') e.textContent = attrs[k];
+      else if (k === 'cls') e.className = attrs[k];
+      else e.setAttribute(k, attrs[k]);
+    }
+    (children || []).forEach(function (c) { if (c != null) e.appendChild(typeof c === 'string' ? document.createTextNode(c) : c); });
+    return e;
+  }
+  function svg(tag, attrs) {
+    var e = document.createElementNS('http://www.w3.org/2000/svg', tag);
+    for (var k in attrs) e.setAttribute(k, attrs[k]);
+    return e;
+  }
+  function str(v) { return typeof v === 'string' ? v : v == null ? '' : String(v); }
+  function prefix(v, n) { v = str(v); return v.length > n ? v.slice(0, n) + '…' : v; }
+  function shortDid(d) { d = str(d); return d.indexOf('did:key:') === 0 && d.length > 24 ? d.slice(0, 12) + '…' + d.slice(-6) : d; }
+  function agentName(did) {
+    for (var i = 0; i < state.agents.length; i++) if (state.agents[i].did === did) return state.agents[i].name;
+    return shortDid(did);
+  }
+  function time(ms) { return ms ? new Date(ms).toLocaleTimeString() : '-'; }
+  function secs(s) { return typeof s === 'number' ? new Date(s * 1000).toLocaleTimeString() : '-'; }
+  function actorsOf(x) { return Array.isArray(x.actors) ? x.actors : Array.isArray(x.actorChain) ? x.actorChain : x.agent ? [x.agent] : []; }
+  function f(ev) { return ev.fields && typeof ev.fields === 'object' ? ev.fields : {}; }
+  function pick(o, names) { for (var i = 0; i < names.length; i++) if (o[names[i]] != null) return o[names[i]]; return undefined; }
+  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); return node; }
+  function chainText(subject, actors, tool) {
+    var parts = [str(subject) || '?'];
+    (actors || []).forEach(function (a) { parts.push(agentName(a)); });
+    if (tool) parts.push(str(tool));
+    return parts.join(' → ');
+  }
+
+  // ---- derived views -------------------------------------------------------------------------
+  function revokedSets() {
+    var out = { mandate: {}, task: {}, agent: {} };
+    state.events.forEach(function (ev) {
+      if (ev.type !== 'revocation') return;
+      var x = f(ev);
+      var kind = str(pick(x, ['kind', 'target']));
+      var id = pick(x, ['id', 'mandate', 'txn', 'agent']);
+      if (x.mandate) out.mandate[x.mandate] = true;
+      if (x.txn) out.task[x.txn] = true;
+      if (x.agent && kind !== 'mandate' && kind !== 'task') out.agent[x.agent] = true;
+      if (kind === 'mandate' && id) out.mandate[id] = true;
+      if (kind === 'task' && id) out.task[id] = true;
+      if (kind === 'agent' && id) out.agent[id] = true;
+      (Array.isArray(x.revoked) ? x.revoked : Array.isArray(x.mandates) ? x.mandates : []).forEach(function (j) { out.mandate[j] = true; });
+    });
+    return out;
+  }
+
+  function tasks() {
+    var byTxn = {}, order = [];
+    state.events.forEach(function (ev) {
+      if (ev.type !== 'grant' && ev.type !== 'exchange') return;
+      var x = f(ev), txn = str(x.txn);
+      if (!txn) return;
+      if (!byTxn[txn]) { byTxn[txn] = { txn: txn, subject: x.subject, purpose: x.purpose, nodes: {}, list: [] }; order.push(txn); }
+      var t = byTxn[txn];
+      if (x.purpose && !t.purpose) t.purpose = x.purpose;
+      var jti = str(pick(x, ['jti', 'mandate', 'mandateId']));
+      if (!jti || t.nodes[jti]) return;
+      var kind = ev.type === 'grant' ? 'root' : str(pick(x, ['operation', 'kind'])) || (x.tool ? 'call' : 'delegation');
+      var node = { jti: jti, parent: pick(x, ['parent', 'parentJti']), kind: kind, holder: ev.type === 'grant' ? x.agent : pick(x, ['recipient', 'holder', 'agent']),
+        tool: pick(x, ['tool']), tools: pick(x, ['tools']), args: pick(x, ['argumentsDigest', 'arguments_digest', 'args']), exp: pick(x, ['exp', 'expiresAt']),
+        approval: pick(x, ['approval', 'approvalId', 'approval_id']), time: ev.time, children: [] };
+      t.nodes[jti] = node; t.list.push(node);
+    });
+    return order.map(function (txn) {
+      var t = byTxn[txn], roots = [];
+      t.list.forEach(function (n) { var p = n.parent && t.nodes[n.parent]; if (p) p.children.push(n); else roots.push(n); });
+      t.roots = roots;
+      return t;
+    });
+  }
+
+  function calls() {
+    var rows = [];
+    state.events.forEach(function (ev) {
+      var x = f(ev);
+      if (ev.type === 'exchange' && (x.operation === 'call' || x.kind === 'call' || (x.tool && !x.tools))) {
+        rows.push({ time: ev.time, decision: 'issued', what: 'credential', jti: pick(x, ['jti']), tool: x.tool, args: pick(x, ['argumentsDigest', 'arguments_digest', 'args']), exp: pick(x, ['exp']), chain: chainText(x.subject, actorsOf(x), x.tool), note: x.approval ? 'approved: ' + prefix(str(typeof x.approval === 'object' ? x.approval.id : x.approval), 10) : '' });
+      } else if (ev.type === 'call.report') {
+        rows.push({ time: ev.time, decision: str(pick(x, ['decision'])) || 'reported', what: 'tool call' + (x.outcome ? ' (' + x.outcome + ')' : ''), jti: pick(x, ['mandateId', 'jti']), tool: x.tool, args: pick(x, ['argumentsDigest', 'args']), exp: pick(x, ['exp']), chain: chainText(x.subject, actorsOf(x), null), note: str(pick(x, ['errorCode', 'code'])) });
+      } else if (ev.type === 'refusal') {
+        rows.push({ time: ev.time, decision: 'refused', what: 'exchange refused', jti: pick(x, ['parent', 'jti']), tool: x.tool, args: pick(x, ['argumentsDigest', 'args']), exp: undefined, chain: chainText(x.subject, actorsOf(x), null), note: str(pick(x, ['code', 'mandate_code', 'reason'])) });
+      } else if (ev.type === 'approval.requested') {
+        rows.push({ time: ev.time, decision: 'approval_required', what: 'approval requested', jti: pick(x, ['parent']), tool: x.tool, args: pick(x, ['argumentsDigest', 'args']), exp: undefined, chain: chainText(x.subject, actorsOf(x), null), note: str(pick(x, ['reason'])) });
+      }
+    });
+    return rows;
+  }
+
+  // ---- renderers -----------------------------------------------------------------------------
+  function renderApprovals() {
+    var box = clear(document.getElementById('approvals'));
+    var pending = state.approvals.filter(function (a) { return a.status === 'pending'; });
+    if (!pending.length) { box.appendChild(el('p', { cls: 'empty', text: 'No pending approvals.' })); return; }
+    pending.forEach(function (a) {
+      var args = a.arguments !== undefined ? JSON.stringify(a.arguments, null, 1) : '#' + prefix(a.argumentsDigest, 12);
+      var approve = el('button', { cls: 'approve', 'data-approval': a.id, 'data-action': 'approve', text: 'Approve' });
+      var deny = el('button', { cls: 'deny', 'data-approval': a.id, 'data-action': 'deny', text: 'Deny' });
+      if (busy[a.id]) { approve.disabled = true; deny.disabled = true; }
+      approve.addEventListener('click', function () { decide(a.id, 'approve'); });
+      deny.addEventListener('click', function () { decide(a.id, 'deny'); });
+      box.appendChild(el('div', { cls: 'approval', 'data-approval-card': a.id }, [
+        el('div', null, [
+          el('div', { cls: 'what' }, [el('strong', { text: a.tool }), ' on ', el('code', { text: a.audience })]),
+          el('div', { cls: 'muted', text: 'for ' + chainText(a.subject, a.actorChain, null) + ' · task ' + prefix(a.txn, 12) + ' · ' + a.reason }),
+          el('pre', { cls: 'mono', text: args }),
+          el('div', { cls: 'muted', text: 'expires ' + time(a.expiresAt) + ' · id ' + a.id }),
+        ]),
+        el('div', null, [approve, deny]),
+      ]));
+    });
+  }
+
+  function decide(id, action) {
+    busy[id] = true; renderApprovals();
+    fetch(base + '/api/approvals/' + encodeURIComponent(id) + '/' + action, {
+      method: 'POST', credentials: 'same-origin', headers: { 'content-type': 'application/json', 'x-csrf-token': csrf }, body: '{}',
+    }).then(function (r) { return r.json().then(function (b) { return { ok: r.ok, body: b }; }); })
+      .then(function (res) {
+        if (!res.ok) alert('Could not ' + action + ': ' + str(res.body.error_description));
+        else state.approvals.forEach(function (a) { if (a.id === id) a.status = action === 'approve' ? 'approved' : 'denied'; });
+      })
+      .catch(function () { alert('Could not reach the Authority.'); })
+      .then(function () { delete busy[id]; render(); });
+  }
+
+  function renderTimeline() {
+    var box = clear(document.getElementById('timeline'));
+    var evs = state.events.filter(function (e) { return e.type !== 'agent.registered'; });
+    if (!evs.length) { box.appendChild(el('p', { cls: 'empty', text: 'Nothing has happened yet.' })); return; }
+    var W = Math.max(600, box.clientWidth || 900), H = 120, pad = 30;
+    var t0 = evs[0].time, t1 = evs[evs.length - 1].time, span = Math.max(1, t1 - t0);
+    var s = svg('svg', { width: '100%', height: String(H), viewBox: '0 0 ' + W + ' ' + H, role: 'img', 'aria-label': 'timeline of Authority events' });
+    s.appendChild(svg('line', { x1: pad, y1: H / 2, x2: W - pad, y2: H / 2, stroke: '#2a3541', 'stroke-width': 2 }));
+    var lanes = { grant: 20, exchange: 38, 'call.report': 56, refusal: 74, revocation: 92 };
+    evs.forEach(function (e, i) {
+      var x = pad + (W - 2 * pad) * (evs.length === 1 ? 0.5 : (e.time - t0) / span);
+      var y = lanes[e.type] != null ? lanes[e.type] : e.type.indexOf('approval') === 0 ? 100 : H / 2;
+      var c = svg('circle', { cx: x.toFixed(1), cy: y, r: 5, fill: COLORS[e.type] || '#8b98a5', 'data-seq': e.seq });
+      var tt = svg('title', {}); tt.textContent = '#' + e.seq + ' ' + e.type + ' ' + time(e.time) + (f(e).tool ? ' ' + f(e).tool : '');
+      c.appendChild(tt); s.appendChild(c);
+    });
+    var a = svg('text', { x: pad, y: H - 2 }); a.textContent = time(t0); s.appendChild(a);
+    var b = svg('text', { x: W - pad - 50, y: H - 2 }); b.textContent = time(t1); s.appendChild(b);
+    box.appendChild(s);
+    var legend = el('div', { cls: 'legend' });
+    ['grant', 'exchange', 'call.report', 'refusal', 'approval.requested', 'approval.approved', 'revocation'].forEach(function (k) {
+      var i = el('i'); i.style.background = COLORS[k]; legend.appendChild(el('span', null, [i, k]));
+    });
+    box.appendChild(legend);
+  }
+
+  function renderNode(n, revoked, depth) {
+    var isRevoked = revoked.mandate[n.jti] || (n.holder && revoked.agent[n.holder]);
+    var cls = 'node ' + (depth === 0 ? 'root ' : '') + (n.kind === 'call' ? 'call ' : '') + (isRevoked ? 'revoked' : '');
+    var head = el('div', { cls: 'head' }, [
+      el('strong', { text: n.kind === 'call' ? 'call ' + str(n.tool) : agentName(n.holder) }),
+      el('span', { cls: 'muted', text: n.kind }),
+      el('code', { text: 'jti ' + prefix(n.jti, 8) }),
+      n.kind !== 'call' && n.tools ? el('span', { cls: 'muted', text: 'tools ' + (Array.isArray(n.tools) ? n.tools.join(', ') : str(n.tools)) }) : null,
+      n.args ? el('code', { text: 'args #' + prefix(n.args, 8) }) : null,
+      el('span', { cls: 'muted', text: 'exp ' + secs(n.exp) }),
+      n.approval ? el('span', { cls: 'approved', text: 'approved' }) : null,
+      isRevoked ? el('span', { cls: 'revoked', text: 'revoked' }) : null,
+    ]);
+    var node = el('div', { cls: cls, 'data-jti': n.jti }, [head]);
+    n.children.forEach(function (c) { node.appendChild(renderNode(c, revoked, depth + 1)); });
+    return node;
+  }
+
+  function renderTasks() {
+    var box = clear(document.getElementById('tasks'));
+    var ts = tasks(), revoked = revokedSets();
+    if (!ts.length) { box.appendChild(el('p', { cls: 'empty', text: 'No tasks yet.' })); return; }
+    ts.slice(-20).reverse().forEach(function (t) {
+      var tr = revoked.task[t.txn];
+      box.appendChild(el('div', { cls: 'task-title' }, [
+        el('strong', { text: '“' + str(t.purpose || 'task') + '”' }), ' for ', el('strong', { text: str(t.subject) }),
+        el('span', { cls: 'muted', text: ' · task ' + prefix(t.txn, 12) }), tr ? el('span', { cls: 'revoked', text: ' · revoked' }) : null,
+      ]));
+      var tree = el('div', { cls: 'tree' });
+      t.roots.forEach(function (r) { tree.appendChild(renderNode(r, revoked, 0)); });
+      box.appendChild(tree);
+    });
+  }
+
+  function renderCalls() {
+    var box = clear(document.getElementById('calls'));
+    var rows = calls();
+    if (!rows.length) { box.appendChild(el('p', { cls: 'empty', text: 'No tool calls yet.' })); return; }
+    var tb = el('tbody');
+    rows.slice(-150).reverse().forEach(function (r) {
+      tb.appendChild(el('tr', null, [
+        el('td', { text: time(r.time) }), el('td', { cls: r.decision, text: r.decision }), el('td', { text: r.what }), el('td', null, [el('code', { text: str(r.tool) })]),
+        el('td', null, [el('code', { text: r.jti ? prefix(r.jti, 8) : '-' })]), el('td', null, [el('code', { text: r.args ? '#' + prefix(r.args, 8) : '-' })]),
+        el('td', { text: secs(r.exp) }), el('td', { cls: 'muted', text: r.chain }), el('td', { cls: 'muted', text: r.note }),
+      ]));
+    });
+    box.appendChild(el('table', null, [el('thead', null, [el('tr', null, ['time', 'decision', 'what', 'tool', 'jti', 'args', 'exp', 'chain', 'note'].map(function (h) { return el('th', { text: h }); }))]), tb]));
+  }
+
+  function renderAgents() {
+    var box = clear(document.getElementById('agents'));
+    if (!state.agents.length) { box.appendChild(el('p', { cls: 'empty', text: 'No agents.' })); return; }
+    var tb = el('tbody');
+    state.agents.forEach(function (a) {
+      tb.appendChild(el('tr', null, [el('td', { text: a.name }), el('td', { text: a.role }), el('td', { text: str(a.owner) || '-' }),
+        el('td', { cls: a.disabled ? 'revoked' : 'allowed', text: a.disabled ? 'disabled' : 'enabled' }), el('td', null, [el('code', { title: a.did, text: shortDid(a.did) })])]));
+    });
+    box.appendChild(el('table', null, [el('thead', null, [el('tr', null, ['name', 'role', 'owner', 'status', 'did'].map(function (h) { return el('th', { text: h }); }))]), tb]));
+  }
+
+  function renderRevocations() {
+    var box = clear(document.getElementById('revocations'));
+    var evs = state.events.filter(function (e) { return e.type === 'revocation'; });
+    if (!evs.length) { box.appendChild(el('p', { cls: 'empty', text: 'Nothing revoked.' })); return; }
+    var tb = el('tbody');
+    evs.slice().reverse().forEach(function (e) {
+      var x = f(e), kind = str(pick(x, ['kind'])) || (x.txn ? 'task' : x.agent ? 'agent' : 'mandate');
+      var id = pick(x, ['id', 'mandate', 'txn', 'agent']);
+      var n = Array.isArray(x.revoked) ? x.revoked.length : Array.isArray(x.mandates) ? x.mandates.length : undefined;
+      tb.appendChild(el('tr', null, [el('td', { text: time(e.time) }), el('td', { cls: 'revoked', text: kind }), el('td', null, [el('code', { text: prefix(kind === 'agent' ? shortDid(id) : id, 16) })]),
+        el('td', { text: str(x.reason) }), el('td', { cls: 'muted', text: (x.by ? 'by ' + agentName(x.by) : '') + (n != null ? ' · ' + n + ' mandates' : '') })]));
+    });
+    box.appendChild(el('table', null, [el('thead', null, [el('tr', null, ['time', 'kind', 'id', 'reason', ''].map(function (h) { return el('th', { text: h }); }))]), tb]));
+  }
+
+  function summary(e) {
+    var x = f(e), parts = [];
+    if (x.tool) parts.push(str(x.tool));
+    if (x.kind) parts.push(str(x.kind));
+    if (x.agent) parts.push(agentName(x.agent));
+    if (x.code) parts.push(str(x.code));
+    if (x.reason) parts.push(str(x.reason));
+    if (x.txn) parts.push('task ' + prefix(x.txn, 8));
+    return parts.join(' · ');
+  }
+
+  function renderAudit() {
+    var box = clear(document.getElementById('audit'));
+    var tb = el('tbody');
+    state.events.slice(-200).reverse().forEach(function (e) {
+      tb.appendChild(el('tr', { 'data-seq': e.seq }, [el('td', { text: '#' + e.seq }), el('td', { text: time(e.time) }), el('td', { text: e.type }), el('td', { text: summary(e) }), el('td', null, [el('code', { text: prefix(e.hash, 10) })])]));
+    });
+    box.appendChild(el('table', null, [el('thead', null, [el('tr', null, ['seq', 'time', 'type', 'summary', 'hash'].map(function (h) { return el('th', { text: h }); }))]), tb]));
+  }
+
+  function renderVerify() {
+    var b = document.getElementById('verify'), v = state.verification;
+    if (!v) { b.className = 'badge'; b.textContent = 'audit: checking…'; return; }
+    if (v.ok) { b.className = 'badge ok'; b.textContent = 'audit chain verified · ' + v.count + ' records'; }
+    else { b.className = 'badge bad'; b.textContent = 'audit chain BROKEN at #' + v.brokenAt + ': ' + v.reason; }
+  }
+
+  var scheduled = false;
+  function render() {
+    if (scheduled) return;
+    scheduled = true;
+    requestAnimationFrame(function () {
+      scheduled = false;
+      renderVerify(); renderApprovals(); renderTimeline(); renderTasks(); renderCalls(); renderAgents(); renderRevocations(); renderAudit();
+    });
+  }
+
+  var verifyTimer = null;
+  function reverifySoon() {
+    if (verifyTimer) return;
+    verifyTimer = setTimeout(function () {
+      verifyTimer = null;
+      fetch(base + '/api/verify', { credentials: 'same-origin' }).then(function (r) { return r.json(); }).then(function (v) { state.verification = v; render(); }).catch(function () {});
+    }, 500);
+  }
+
+  function connect(after) {
+    var live = document.getElementById('live');
+    var es = new EventSource(base + '/api/events?after=' + encodeURIComponent(String(after)));
+    es.addEventListener('hello', function () { live.className = 'badge ok'; live.textContent = 'live'; });
+    es.addEventListener('audit', function (m) {
+      var ev = JSON.parse(m.data);
+      if (!state.events.length || ev.seq > state.events[state.events.length - 1].seq) state.events.push(ev);
+      if (ev.type === 'approval.requested') refreshApprovals();
+      reverifySoon(); render();
+    });
+    es.addEventListener('approvals', function (m) { state.approvals = JSON.parse(m.data); render(); });
+    es.addEventListener('agents', function (m) { state.agents = JSON.parse(m.data); render(); });
+    es.onerror = function () { live.className = 'badge off'; live.textContent = 'reconnecting…'; };
+  }
+
+  function refreshApprovals() {
+    fetch(base + '/api/state', { credentials: 'same-origin' }).then(function (r) { return r.json(); }).then(function (s) { state.approvals = s.approvals; render(); }).catch(function () {});
+  }
+
+  // load the snapshot, then follow the feed from the snapshot's last record (no gap, no duplicate)
+  fetch(base + '/api/state', { credentials: 'same-origin' })
+    .then(function (r) { if (!r.ok) throw new Error('login required'); return r.json(); })
+    .then(function (s) {
+      state = s; render();
+      connect(state.events.length ? state.events[state.events.length - 1].seq : s.headSeq || 0);
+    })
+    .catch(function () { document.getElementById('live').textContent = 'signed out'; });
+  window.addEventListener('resize', render);
+})();
+`

@@ -1,0 +1,137 @@
+/**
+ * The token endpoint, independent of transport: the HTTP route and the in-process client both call
+ * it with form parameters and the DPoP header, so both go through one code path.
+ */
+import { MandateError, parseScope, type JsonValue } from '@mandate/core'
+import type { AuthorityContext } from '../context.js'
+import type { AgentRecord } from '../types.js'
+import { authenticateClient, verifyHolderProof } from './client_auth.js'
+import { grantRootMandate } from './grant.js'
+import type { IssuedMandate, RefusalFields } from './issued.js'
+import { FormParams, optBudget, optInt, optJson, optScopes, optTools, resources } from './params.js'
+import { exchangeMandate, type ExchangeParams } from './token_exchange.js'
+
+export const TASK_GRANT_TYPE = 'urn:mandate:grant-type:task'
+export const TOKEN_EXCHANGE_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:token-exchange'
+export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token'
+export const CALL_CREDENTIAL_TOKEN_TYPE = 'urn:mandate:token-type:call-credential'
+
+export interface TokenRequest {
+  params: FormParams
+  /** The DPoP header value (exactly one). */
+  dpop?: string
+}
+
+/** RFC 6749 §5.1 / RFC 8693 §2.2.1 success body. */
+export interface TokenResponse {
+  access_token: string
+  issued_token_type: typeof ACCESS_TOKEN_TYPE
+  token_type: 'DPoP'
+  expires_in: number
+  scope?: string
+  txn: string
+}
+
+function answer(issued: IssuedMandate): TokenResponse {
+  const out: TokenResponse = { access_token: issued.token, issued_token_type: ACCESS_TOKEN_TYPE, token_type: 'DPoP', expires_in: issued.expiresIn, txn: issued.claims.txn }
+  if (issued.claims.scope !== undefined) out.scope = issued.claims.scope
+  return out
+}
+
+/** Parse the RFC 8693 parameters of an exchange. */
+export function parseExchange(p: FormParams): ExchangeParams {
+  const subjectToken = p.required('subject_token')
+  if (p.required('subject_token_type') !== ACCESS_TOKEN_TYPE) throw new MandateError('INVALID_REQUEST', `subject_token_type must be ${ACCESS_TOKEN_TYPE}`)
+  if (p.one('actor_token') !== undefined || p.one('actor_token_type') !== undefined) {
+    throw new MandateError('INVALID_REQUEST', 'actor_token is not supported: the actor is the authenticated client')
+  }
+  if (p.many('audience').length) throw new MandateError('NARROWING_AUDIENCE', 'use the resource parameter (RFC 8707), not audience')
+  const requestedType = p.one('requested_token_type')
+  const actor = p.one('requested_actor')
+  const scopes = optScopes(p)
+  if (requestedType === CALL_CREDENTIAL_TOKEN_TYPE) {
+    if (actor !== undefined) throw new MandateError('INVALID_REQUEST', 'requested_actor cannot be combined with a call credential')
+    const res = resources(p)
+    if (!res || res.length !== 1) throw new MandateError('NARROWING_AUDIENCE', 'a call credential needs exactly one resource')
+    const args = optJson(p, 'tool_arguments')
+    const expiresIn = optInt(p, 'expires_in', 1, 86_400)
+    const approvalId = p.one('approval_id')
+    return {
+      kind: 'call', subjectToken, audience: res[0] as string, tool: p.required('tool'), arguments: args === undefined ? {} : args,
+      ...(scopes !== undefined ? { scopes } : {}), ...(expiresIn !== undefined ? { expiresIn } : {}), ...(approvalId !== undefined ? { approvalId } : {}),
+    }
+  }
+  if (requestedType !== undefined && requestedType !== ACCESS_TOKEN_TYPE) throw new MandateError('INVALID_REQUEST', 'unsupported requested_token_type')
+  if (actor === undefined) throw new MandateError('INVALID_REQUEST', 'requested_actor (delegation) or requested_token_type=call-credential is required')
+  for (const n of ['tool', 'tool_arguments', 'approval_id']) if (p.one(n) !== undefined) throw new MandateError('INVALID_REQUEST', `${n} applies to call credentials only`)
+  const audiences = resources(p)
+  const tools = optTools(p)
+  const expiresIn = optInt(p, 'expires_in', 1, 10 * 365 * 86_400)
+  const maxDepth = optInt(p, 'max_depth', 0, 64)
+  const budget = optBudget(p)
+  const maxUses = optInt(p, 'max_uses', 1, Number.MAX_SAFE_INTEGER)
+  return {
+    kind: 'delegation', subjectToken, requestedActor: actor,
+    ...(audiences !== undefined ? { audiences } : {}), ...(scopes !== undefined ? { scopes } : {}), ...(tools !== undefined ? { tools } : {}),
+    ...(expiresIn !== undefined ? { expiresIn } : {}), ...(maxDepth !== undefined ? { maxDepth } : {}),
+    ...(budget !== undefined ? { budget } : {}), ...(maxUses !== undefined ? { maxUses } : {}),
+  }
+}
+
+async function taskGrant(ctx: AuthorityContext, client: AgentRecord, p: FormParams, info: RefusalFields): Promise<IssuedMandate> {
+  const audiences = resources(p)
+  if (!audiences) throw new MandateError('INVALID_REQUEST', 'at least one resource is required')
+  const tools = optTools(p)
+  if (!tools) throw new MandateError('INVALID_REQUEST', 'authorization_details is required')
+  const expiresIn = optInt(p, 'expires_in', 1, 10 * 365 * 86_400)
+  const maxDepth = optInt(p, 'max_depth', 0, 64)
+  const budget = optBudget(p)
+  const maxUses = optInt(p, 'max_uses', 1, Number.MAX_SAFE_INTEGER)
+  const purpose = p.one('purpose')
+  const txn = p.one('txn')
+  const scope = p.one('scope')
+  return grantRootMandate(ctx, {
+    grantor: client.did, subject: p.required('subject'), agent: p.required('agent'), audiences, tools,
+    ...(scope !== undefined ? { scopes: parseScope(scope) } : {}), ...(purpose !== undefined ? { purpose } : {}), ...(txn !== undefined ? { txn } : {}),
+    ...(expiresIn !== undefined ? { expiresIn } : {}), ...(maxDepth !== undefined ? { maxDepth } : {}),
+    ...(budget !== undefined ? { budget } : {}), ...(maxUses !== undefined ? { maxUses } : {}),
+  }, info)
+}
+
+/** Handle one token-endpoint request; throws a MandateError on refusal (after auditing it). */
+export async function handleTokenRequest(ctx: AuthorityContext, req: TokenRequest, info: RefusalFields = {}): Promise<TokenResponse> {
+  const p = req.params
+  const grantType = p.required('grant_type')
+  info.grant_type = grantType.slice(0, 80)
+  if (grantType !== TASK_GRANT_TYPE && grantType !== TOKEN_EXCHANGE_GRANT_TYPE) {
+    throw new MandateError('UNSUPPORTED_GRANT_TYPE', 'grant_type must be token-exchange or urn:mandate:grant-type:task')
+  }
+  const clientId = p.one('client_id')
+  const assertionType = p.one('client_assertion_type')
+  const assertion = p.one('client_assertion')
+  const client = await authenticateClient(ctx, {
+    ...(assertionType !== undefined ? { assertionType } : {}), ...(assertion !== undefined ? { assertion } : {}), ...(clientId !== undefined ? { clientId } : {}),
+  }, ctx.endpoints.token)
+  info.agent = client.did
+  if (grantType === TASK_GRANT_TYPE) {
+    // a grantor's proof is optional; when sent it must be valid and signed by the grantor's key
+    if (req.dpop !== undefined) await verifyHolderProof(ctx, req.dpop, { url: ctx.endpoints.token, jkt: client.jkt })
+    return answer(await taskGrant(ctx, client, p, info))
+  }
+  const exchange = parseExchange(p)
+  await verifyHolderProof(ctx, req.dpop, { url: ctx.endpoints.token, jkt: client.jkt })
+  return answer(await exchangeMandate(ctx, client, exchange, info))
+}
+
+/** Audit a refusal (never with tokens) and rethrow it as a MandateError. */
+export async function auditRefusal(ctx: AuthorityContext, endpoint: string, err: unknown, info: RefusalFields): Promise<MandateError> {
+  const e = MandateError.is(err) ? err : new MandateError('INTERNAL', 'internal error', { cause: err })
+  if (e.code === 'APPROVAL_REQUIRED') return e // recorded as approval.requested
+  const fields: Record<string, JsonValue> = { endpoint, code: e.code, error: e.oauthError, description: e.message.slice(0, 300), ...info }
+  try {
+    await ctx.audit.append('refusal', fields)
+  } catch {
+    // the refusal stands even if its audit record cannot be written; the caller sees the refusal
+  }
+  return e
+}

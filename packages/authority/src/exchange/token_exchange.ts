@@ -1,0 +1,180 @@
+/**
+ * RFC 8693 token exchange: the authenticated holder of a mandate (client assertion + DPoP proof by
+ * the key in its `cnf.jkt`) derives (a) a delegated mandate for another registered agent, or (b) a
+ * call credential for one audience, tool and argument set. Every check runs before anything is
+ * written; the issuance, use counting, approval consumption and audit record commit together.
+ */
+import {
+  actorChain, argumentsDigest, audienceList, MandateError, narrowMandate, parseScope, randomId, signMandate, tokenHash, verifyMandate,
+  type ApprovalClaim, type Budget, type JsonValue, type MandateClaims, type NarrowingRequest, type ToolGrant,
+} from '@mandate/core'
+import { nowSec, type AuthorityContext } from '../context.js'
+import type { AgentRecord, ApprovalRecord } from '../types.js'
+import type { IssuedMandate, RefusalFields } from './issued.js'
+
+export interface DelegationParams {
+  kind: 'delegation'
+  subjectToken: string
+  /** did:key of the delegate. */
+  requestedActor: string
+  audiences?: string[]
+  scopes?: string[]
+  tools?: ToolGrant[]
+  expiresIn?: number
+  maxDepth?: number
+  budget?: Budget
+  maxUses?: number
+}
+
+export interface CallParams {
+  kind: 'call'
+  subjectToken: string
+  audience: string
+  tool: string
+  arguments: JsonValue
+  scopes?: string[]
+  expiresIn?: number
+  approvalId?: string
+}
+
+export type ExchangeParams = DelegationParams | CallParams
+
+/** Verify the subject mandate and everything it depends on: ours, held by the caller, live, unrevoked. */
+async function loadSubject(ctx: AuthorityContext, caller: AgentRecord, token: string, info: RefusalFields): Promise<MandateClaims> {
+  const { claims } = await verifyMandate(token, { issuer: ctx.issuer, keys: ctx.keys.resolver, now: nowSec(ctx), skew: ctx.limits.skew })
+  info.parent = claims.jti
+  info.txn = claims.txn
+  info.subject = claims.sub
+  if (claims.client_id !== caller.did || claims.cnf.jkt !== caller.jkt) {
+    throw new MandateError('INVALID_GRANT', 'the subject token is not held by the authenticated client')
+  }
+  const record = await ctx.store.getMandate(claims.jti)
+  if (!record || record.tokenHash !== tokenHash(token)) throw new MandateError('INVALID_GRANT', 'the subject token was not issued by this Authority')
+  const actors = actorChain(claims.act)
+  if (await ctx.store.isRevoked({ ids: [claims.jti, ...claims.delegation.ancestors], txn: claims.txn, actors })) {
+    throw new MandateError('REVOKED', 'the subject token, one of its ancestors, its task or one of its agents has been revoked')
+  }
+  for (const did of actors) {
+    const a = await ctx.store.getAgent(did)
+    if (!a || a.disabled) throw new MandateError('INVALID_GRANT', 'an agent of the delegation chain is disabled')
+  }
+  return claims
+}
+
+/** Check a presented approval against the exact call; returns the claim to embed. */
+function checkApproval(a: ApprovalRecord | undefined, caller: AgentRecord, parent: MandateClaims, call: CallParams, digest: string): ApprovalClaim {
+  if (!a) throw new MandateError('INVALID_GRANT', 'unknown approval_id')
+  if (a.requestedBy !== caller.did || a.parent !== parent.jti || a.audience !== call.audience || a.tool !== call.tool || a.argumentsDigest !== digest) {
+    throw new MandateError('INVALID_GRANT', 'approval_id was granted for a different call (mandate, audience, tool or arguments); request a new approval')
+  }
+  switch (a.status) {
+    case 'pending':
+      throw new MandateError('APPROVAL_REQUIRED', 'the approval is still pending', { detail: { approval_id: a.id, expires_at: Math.floor(a.expiresAt / 1000), reason: a.reason } })
+    case 'denied':
+      throw new MandateError('APPROVAL_DENIED', 'the approval was denied')
+    case 'expired':
+      throw new MandateError('APPROVAL_EXPIRED', 'the approval has expired; request a new one')
+    case 'approved':
+      if (a.used) throw new MandateError('INVALID_GRANT', 'the approval has already been used')
+      return { id: a.id, approver: a.decidedBy as string, approved_at: Math.floor((a.decidedAt as number) / 1000) }
+  }
+}
+
+export async function exchangeMandate(ctx: AuthorityContext, caller: AgentRecord, params: ExchangeParams, info: RefusalFields = {}): Promise<IssuedMandate> {
+  info.agent = caller.did
+  info.operation = params.kind
+  const parent = await loadSubject(ctx, caller, params.subjectToken, info)
+  const now = nowSec(ctx)
+  let request: NarrowingRequest
+  let recipient = caller.did
+  let approval: ApprovalClaim | undefined
+  let digest: string | undefined
+  if (params.kind === 'delegation') {
+    const delegate = await ctx.store.getAgent(params.requestedActor)
+    info.recipient = params.requestedActor
+    if (!delegate || delegate.disabled || delegate.role !== 'agent') throw new MandateError('INVALID_REQUEST', 'requested_actor must be a registered, enabled agent')
+    if (await ctx.store.isRevoked({ ids: [], txn: parent.txn, actors: [delegate.did] })) throw new MandateError('REVOKED', 'requested_actor has been revoked')
+    recipient = delegate.did
+    request = {
+      kind: 'delegation', actor: { id: delegate.did, jkt: delegate.jkt },
+      ...(params.audiences !== undefined ? { audiences: params.audiences } : {}),
+      ...(params.scopes !== undefined ? { scopes: params.scopes } : {}),
+      ...(params.tools !== undefined ? { tools: params.tools } : {}),
+      ...(params.expiresIn !== undefined ? { expiresIn: params.expiresIn } : {}),
+      ...(params.maxDepth !== undefined ? { maxDepth: params.maxDepth } : {}),
+      ...(params.budget !== undefined ? { budget: params.budget } : {}),
+      ...(params.maxUses !== undefined ? { maxUses: params.maxUses } : {}),
+    }
+  } else {
+    digest = argumentsDigest(params.arguments)
+    info.tool = params.tool
+    info.args = digest
+    info.audience = params.audience
+    if (params.approvalId !== undefined) approval = checkApproval(await ctx.approvals.get(params.approvalId).catch(() => undefined), caller, parent, params, digest)
+    request = {
+      kind: 'call', audience: params.audience, tool: params.tool, arguments: params.arguments,
+      ...(params.scopes !== undefined ? { scopes: params.scopes } : {}),
+      ...(params.expiresIn !== undefined ? { expiresIn: params.expiresIn } : {}),
+    }
+  }
+  const jti = randomId()
+  const child = narrowMandate(parent, request, {
+    issuer: ctx.issuer, now, jti, parentToken: params.subjectToken, caller: { id: caller.did, jkt: caller.jkt },
+    ...(approval ? { approval } : {}),
+    maxMandateLifetime: ctx.limits.maxMandateLifetime, maxCallLifetime: ctx.limits.maxCallLifetime,
+  })
+  const chain = actorChain(parent.act)
+  const decision = await ctx.policy.evaluate({
+    operation: params.kind, subject: parent.sub, agent: caller.did, actorChain: chain, recipient, txn: parent.txn,
+    audiences: audienceList(child.aud), tools: params.kind === 'call' ? [params.tool] : child.authorization_details.flatMap((g) => g.tools),
+    ...(params.kind === 'call' ? { arguments: params.arguments } : {}),
+    scopes: child.scope ? parseScope(child.scope) : [],
+  })
+  if (decision.effect === 'deny') throw new MandateError('POLICY_DENIED', decision.reason ?? 'policy denies this request', { detail: decision.rule ? { rule: decision.rule } : {} })
+  if (decision.effect === 'require_approval' && !approval) {
+    if (params.kind !== 'call') throw new MandateError('POLICY_DENIED', decision.reason ?? 'policy requires approval, which applies to call credentials only')
+    const a = await ctx.approvals.request({
+      requestedBy: caller.did, parent: parent.jti, subject: parent.sub, txn: parent.txn, actorChain: chain, audience: params.audience,
+      tool: params.tool, argumentsDigest: digest as string, reason: decision.reason ?? `policy rule ${decision.rule ?? ''} requires approval`.trim(),
+      ...(ctx.storeApprovalArguments ? { arguments: params.arguments } : {}),
+    })
+    info.approval = a.id
+    throw new MandateError('APPROVAL_REQUIRED', 'this call needs a human approval', { detail: { approval_id: a.id, expires_at: Math.floor(a.expiresAt / 1000), reason: a.reason } })
+  }
+
+  const token = signMandate(child, ctx.keys.current)
+  const hash = tokenHash(token)
+  const fields: Record<string, JsonValue> = {
+    operation: params.kind, jti, parent: parent.jti, txn: child.txn, subject: child.sub, agent: caller.did, recipient,
+    actors: actorChain(child.act), audiences: audienceList(child.aud), exp: child.exp, depth: child.delegation.depth, token_hash: hash,
+  }
+  if (child.scope !== undefined) fields.scope = child.scope
+  if (child.call) {
+    fields.tool = child.call.tool
+    fields.args = child.call.args
+  } else {
+    fields.tools = child.authorization_details.flatMap((g) => g.tools)
+  }
+  if (approval) fields.approval = { id: approval.id, approver: approval.approver, approved_at: approval.approved_at }
+  if (decision.rule) fields.policy_rule = decision.rule
+  if (child.max_uses !== undefined) fields.max_uses = child.max_uses
+  const result = await ctx.store.issueMandate({
+    mandate: {
+      jti, parent: parent.jti, txn: child.txn, subject: child.sub, holder: child.client_id, kind: params.kind,
+      depth: child.delegation.depth, iat: child.iat, exp: child.exp, tokenHash: hash, uses: 0, claims: child,
+      ...(child.max_uses !== undefined ? { maxUses: child.max_uses } : {}),
+    },
+    revocation: { ids: [parent.jti, ...parent.delegation.ancestors], txn: parent.txn, actors: [...chain, recipient] },
+    ...(params.kind === 'call' ? { consumeUses: [parent.jti, ...parent.delegation.ancestors] } : {}),
+    ...(approval ? { consumeApproval: approval.id } : {}),
+    audit: ctx.audit.draft('exchange', fields),
+  })
+  if (!result.ok) {
+    if (result.reason === 'uses_exhausted') throw new MandateError('NARROWING_BUDGET', 'the mandate (or an ancestor) has no uses left', { detail: { mandate: result.jti ?? null } })
+    if (result.reason === 'approval_unusable') throw new MandateError('INVALID_GRANT', 'the approval has already been used')
+    if (result.reason === 'revoked') throw new MandateError('REVOKED', 'the subject token or one of its ancestors has been revoked')
+    throw new MandateError('INTERNAL', 'could not record the issued mandate')
+  }
+  await ctx.audit.recorded(result.audit)
+  return { token, claims: child, expiresIn: child.exp - now }
+}

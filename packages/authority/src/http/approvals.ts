@@ -1,0 +1,128 @@
+/** Approvals: status, SSE event stream, long poll, decisions, listing. */
+import { MandateError } from '@mandate/core'
+import type { Context, Hono } from 'hono'
+import { streamSSE } from 'hono/streaming'
+import type { ApprovalView } from '../approvals/service.js'
+import type { Authority } from '../authority.js'
+import type { AgentRecord } from '../types.js'
+import { principal } from './auth.js'
+import { readJson } from './body.js'
+import { jsonErrorAnswer, NO_STORE } from './errors.js'
+import { send } from './oauth.js'
+
+const isFinal = (v: ApprovalView) => v.status !== 'pending'
+const isApprover = (a: AgentRecord) => a.role === 'approver' || a.role === 'admin'
+
+async function readable(c: Context, authority: Authority): Promise<{ who: AgentRecord; view: ApprovalView }> {
+  const who = await principal(c, authority)
+  const view = await authority.approvals.get(c.req.param('id') as string)
+  if (!isApprover(who) && view.requested_by !== who.did) throw new MandateError('NOT_FOUND', 'no such approval')
+  return { who, view }
+}
+
+/** Resolve with the next final state (or undefined after `ms`). */
+function nextFinal(authority: Authority, id: string, ms: number, signal?: AbortSignal): Promise<ApprovalView | undefined> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => done(undefined), ms)
+    const unsubscribe = authority.approvals.subscribe(id, (v) => {
+      if (isFinal(v)) done(v)
+    })
+    const onAbort = () => done(undefined)
+    signal?.addEventListener('abort', onAbort)
+    function done(v: ApprovalView | undefined) {
+      clearTimeout(timer)
+      unsubscribe()
+      signal?.removeEventListener('abort', onAbort)
+      resolve(v)
+    }
+  })
+}
+
+export function mountApprovals(app: Hono, authority: Authority): () => void {
+  const base = new URL(authority.endpoints.approvals).pathname
+  const streams = new Set<() => void>()
+
+  app.get(base, async (c) => {
+    try {
+      await principal(c, authority, ['approver', 'admin'])
+      const status = c.req.query('status')
+      if (status !== undefined && !['pending', 'approved', 'denied', 'expired'].includes(status)) throw new MandateError('INVALID_REQUEST', 'unknown status')
+      return c.json({ approvals: await authority.approvals.list(status ? { status: status as ApprovalView['status'] } : {}) }, 200, NO_STORE)
+    } catch (err) {
+      return send(c, jsonErrorAnswer(err))
+    }
+  })
+
+  app.get(`${base}/:id`, async (c) => {
+    try {
+      const { view } = await readable(c, authority)
+      const wait = c.req.query('wait')
+      if (wait === undefined || isFinal(view)) return c.json(view, 200, NO_STORE)
+      if (!/^[0-9]{1,2}$/.test(wait) || Number(wait) > 60) throw new MandateError('INVALID_REQUEST', 'wait must be 0..60 seconds')
+      const next = await nextFinal(authority, view.id, Number(wait) * 1000, c.req.raw.signal)
+      return c.json(next ?? (await authority.approvals.get(view.id)), 200, NO_STORE)
+    } catch (err) {
+      return send(c, jsonErrorAnswer(err))
+    }
+  })
+
+  app.get(`${base}/:id/events`, async (c) => {
+    let view: ApprovalView
+    try {
+      view = (await readable(c, authority)).view
+    } catch (err) {
+      return send(c, jsonErrorAnswer(err))
+    }
+    c.header('Cache-Control', 'no-store')
+    return streamSSE(c, async (stream) => {
+      let last = ''
+      const write = async (v: ApprovalView) => {
+        const data = JSON.stringify(v)
+        if (data === last) return
+        last = data
+        await stream.writeSSE({ event: 'status', data, id: v.status })
+      }
+      await write(view)
+      if (isFinal(view)) return
+      await new Promise<void>((resolve) => {
+        const heartbeat = setInterval(() => void stream.write(': keep-alive\n\n').catch(() => finish()), 15_000)
+        const unsubscribe = authority.approvals.subscribe(view.id, (v) => {
+          void write(v).then(() => {
+            if (isFinal(v)) finish()
+          }, () => finish())
+        })
+        const finish = () => {
+          clearInterval(heartbeat)
+          unsubscribe()
+          streams.delete(finish)
+          resolve()
+        }
+        streams.add(finish)
+        stream.onAbort(finish)
+        // a decision may have landed between the first read and the subscription
+        void authority.approvals.get(view.id).then((v) => (isFinal(v) ? write(v).then(finish) : undefined), finish)
+      })
+    })
+  })
+
+  for (const action of ['approve', 'deny'] as const) {
+    app.post(`${base}/:id/${action}`, async (c) => {
+      try {
+        const who = await principal(c, authority, ['approver', 'admin'])
+        const body = await readJson(c)
+        const reason = body.reason
+        if (reason !== undefined && typeof reason !== 'string') throw new MandateError('INVALID_REQUEST', 'reason must be a string')
+        const by = { approver: who.did, ...(reason !== undefined ? { reason } : {}) }
+        const id = c.req.param('id') as string
+        const view = action === 'approve' ? await authority.approvals.approve(id, by) : await authority.approvals.deny(id, by)
+        return c.json(view, 200, NO_STORE)
+      } catch (err) {
+        return send(c, jsonErrorAnswer(err))
+      }
+    })
+  }
+
+  return () => {
+    for (const f of [...streams]) f()
+  }
+}

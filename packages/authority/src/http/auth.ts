@@ -1,0 +1,17 @@
+/** `Authorization: MandateAssertion <client assertion>` on the JSON endpoints (single-use assertions). */
+import { MandateError } from '@mandate/core'
+import type { Context } from 'hono'
+import type { Authority } from '../authority.js'
+import type { AgentRecord, Role } from '../types.js'
+
+export async function principal(c: Context, authority: Authority, roles?: readonly Role[]): Promise<AgentRecord> {
+  const h = c.req.header('authorization')
+  if (h === undefined) throw new MandateError('INVALID_CLIENT', 'Authorization: MandateAssertion <client assertion> is required')
+  const sp = h.indexOf(' ')
+  if (sp === -1 || h.slice(0, sp).toLowerCase() !== 'mandateassertion' || h.includes(',')) {
+    throw new MandateError('INVALID_CLIENT', 'Authorization: MandateAssertion <client assertion> is required')
+  }
+  const agent = await authority.authenticate(h.slice(sp + 1).trim())
+  if (roles && !roles.includes(agent.role)) throw new MandateError('ACCESS_DENIED', `this endpoint requires the role ${roles.join(' or ')}`)
+  return agent
+}

@@ -1,0 +1,49 @@
+/** Strict request bodies: exact media types, bounded size, strict JSON, strict forms. */
+import { MandateError, parseStrictJsonObject, type JsonObject } from '@mandate/core'
+import type { Context } from 'hono'
+import { FormParams } from '../exchange/params.js'
+
+export const MAX_FORM_BYTES = 64 * 1024
+export const MAX_JSON_BYTES = 64 * 1024
+
+function mediaType(c: Context): string {
+  return (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase()
+}
+
+async function boundedText(c: Context, max: number): Promise<string> {
+  const len = c.req.header('content-length')
+  if (len !== undefined && (!/^[0-9]{1,12}$/.test(len) || Number(len) > max)) throw new MandateError('INVALID_REQUEST', 'request body is too large')
+  const buf = await c.req.arrayBuffer()
+  if (buf.byteLength > max) throw new MandateError('INVALID_REQUEST', 'request body is too large')
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(buf)
+  } catch {
+    throw new MandateError('INVALID_REQUEST', 'request body is not valid UTF-8')
+  }
+}
+
+/** An application/x-www-form-urlencoded body (RFC 6749 §3.2). */
+export async function readForm(c: Context): Promise<FormParams> {
+  if (mediaType(c) !== 'application/x-www-form-urlencoded') throw new MandateError('INVALID_REQUEST', 'content type must be application/x-www-form-urlencoded')
+  return new FormParams(new URLSearchParams(await boundedText(c, MAX_FORM_BYTES)).entries())
+}
+
+/** An application/json object body (duplicate members refused); `{}` when the body is empty. */
+export async function readJson(c: Context): Promise<JsonObject> {
+  const text = await boundedText(c, MAX_JSON_BYTES)
+  if (text === '') return {}
+  if (mediaType(c) !== 'application/json') throw new MandateError('INVALID_REQUEST', 'content type must be application/json')
+  try {
+    return parseStrictJsonObject(text)
+  } catch (err) {
+    throw new MandateError('INVALID_REQUEST', 'request body must be one JSON object without duplicate members', { cause: err })
+  }
+}
+
+/** Exactly one value of a header that carries a JWT (joined duplicates contain ','). */
+export function singleJwtHeader(c: Context, name: string): string | undefined {
+  const v = c.req.header(name)
+  if (v === undefined) return undefined
+  if (v.includes(',') || v.length > 17 * 1024) throw new MandateError('INVALID_REQUEST', `exactly one ${name} header is allowed`)
+  return v.trim()
+}

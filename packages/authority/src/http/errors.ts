@@ -1,0 +1,64 @@
+/**
+ * The one mapping from MandateError to HTTP answers. Token-endpoint specifics: a subject token that
+ * fails verification is `invalid_request` (RFC 8693 §2.2.2), an invalid proof `invalid_dpop_proof`
+ * (RFC 9449 §5), a nonce demand `use_dpop_nonce` with `DPoP-Nonce`, an approval need a 403
+ * `approval_required`. `mandate_code` always keeps the precise code. Unknown errors become a bare
+ * `server_error`: no message, no stack.
+ */
+import { MandateError } from '@mandate/core'
+
+export const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' } as const
+
+export interface ErrorAnswer {
+  status: number
+  body: Record<string, string | number>
+  headers: Record<string, string>
+}
+
+function safe(err: unknown): MandateError {
+  return MandateError.is(err) ? err : new MandateError('INTERNAL', 'internal error')
+}
+
+function bare(e: MandateError): ErrorAnswer {
+  if (e.status >= 500) return { status: e.status, body: { error: e.oauthError, error_description: 'the server could not complete the request', mandate_code: e.code }, headers: { ...NO_STORE } }
+  return { status: e.status, body: e.toOAuthBody(), headers: { ...NO_STORE } }
+}
+
+/** An error at the token endpoint. */
+export function tokenErrorAnswer(err: unknown, ctx: { approvalsUrl: string; nowSec: number; dpopNonce?: string }): ErrorAnswer {
+  const e = safe(err)
+  const headers: Record<string, string> = { ...NO_STORE }
+  const body = (error: string, status: number): ErrorAnswer => ({ status, body: { error, error_description: e.message, mandate_code: e.code }, headers })
+  switch (e.code) {
+    case 'APPROVAL_REQUIRED': {
+      const id = String(e.detail?.approval_id ?? '')
+      const exp = Number(e.detail?.expires_at ?? ctx.nowSec)
+      return {
+        status: 403,
+        headers,
+        body: { error: 'approval_required', error_description: e.message, mandate_code: e.code, approval_id: id, approval_uri: `${ctx.approvalsUrl}/${encodeURIComponent(id)}`, expires_in: Math.max(0, exp - ctx.nowSec) },
+      }
+    }
+    case 'NONCE_REQUIRED':
+      if (ctx.dpopNonce) headers['DPoP-Nonce'] = ctx.dpopNonce
+      return body('use_dpop_nonce', 400)
+    case 'APPROVAL_EXPIRED':
+      return body('invalid_grant', 400)
+    case 'NOT_FOUND':
+      return body('invalid_request', 400)
+    default:
+      break
+  }
+  if (e.oauthError === 'invalid_token' || e.oauthError === 'insufficient_scope') return body('invalid_request', 400)
+  if (e.oauthError === 'invalid_dpop_proof') return body('invalid_dpop_proof', 400)
+  return bare(e)
+}
+
+/** An error at a JSON or other non-token endpoint. */
+export function jsonErrorAnswer(err: unknown): ErrorAnswer {
+  const e = safe(err)
+  if (e.oauthError === 'invalid_client' && e.status === 401) {
+    return { status: 401, body: e.toOAuthBody(), headers: { ...NO_STORE, 'WWW-Authenticate': 'MandateAssertion error="invalid_client"' } }
+  }
+  return bare(e)
+}

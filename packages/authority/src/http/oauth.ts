@@ -1,0 +1,69 @@
+/** RFC 8414 metadata, JWKS, token (RFC 8693), introspection (RFC 7662), revocation (RFC 7009), revocation status. */
+import { MandateError } from '@mandate/core'
+import type { Context, Hono } from 'hono'
+import type { Authority } from '../authority.js'
+import { readForm, singleJwtHeader } from './body.js'
+import { jsonErrorAnswer, NO_STORE, tokenErrorAnswer, type ErrorAnswer } from './errors.js'
+
+export function send(c: Context, a: ErrorAnswer): Response {
+  return c.json(a.body, a.status as 400, a.headers)
+}
+
+export function mountOAuth(app: Hono, authority: Authority, now: () => number): void {
+  const e = authority.endpoints
+  const metaPath = new URL(e.metadata).pathname
+  app.get(metaPath, (c) => c.json(authority.metadata(), 200, { 'Cache-Control': 'public, max-age=300' }))
+  const jwksPath = new URL(e.jwks).pathname
+  app.get(jwksPath, (c) => c.json(authority.jwks(), 200, { 'Cache-Control': 'public, max-age=60', 'Content-Type': 'application/jwk-set+json' }))
+
+  app.post(new URL(e.token).pathname, async (c) => {
+    try {
+      if (c.req.header('authorization') !== undefined) throw new MandateError('INVALID_REQUEST', 'use exactly one client authentication method (private_key_jwt), not an Authorization header')
+      const dpop = singleJwtHeader(c, 'dpop')
+      const params = await readForm(c)
+      const res = await authority.token(params, dpop !== undefined ? { dpop } : {})
+      const headers: Record<string, string> = { ...NO_STORE }
+      const nonce = authority.dpopNonce()
+      if (nonce) headers['DPoP-Nonce'] = nonce
+      return c.json(res, 200, headers)
+    } catch (err) {
+      const nonce = authority.dpopNonce()
+      return send(c, tokenErrorAnswer(err, { approvalsUrl: e.approvals, nowSec: Math.floor(now() / 1000), ...(nonce ? { dpopNonce: nonce } : {}) }))
+    }
+  })
+
+  app.post(new URL(e.introspection).pathname, async (c) => {
+    try {
+      const params = await readForm(c)
+      const caller = await authority.authenticateForm(params, e.introspection)
+      const token = params.required('token')
+      return c.json(await authority.introspect(token, caller), 200, NO_STORE)
+    } catch (err) {
+      return send(c, jsonErrorAnswer(err))
+    }
+  })
+
+  app.post(new URL(e.revocation).pathname, async (c) => {
+    try {
+      const params = await readForm(c)
+      const caller = await authority.authenticateForm(params, e.revocation)
+      const token = params.required('token')
+      const hint = params.one('token_type_hint')
+      await authority.revokeToken(token, caller, hint)
+      return c.body(null, 200, NO_STORE)
+    } catch (err) {
+      return send(c, jsonErrorAnswer(err))
+    }
+  })
+
+  app.get(new URL(e.revocationStatus).pathname, async (c) => {
+    try {
+      const since = c.req.queries('since')
+      if (since && since.length > 1) throw new MandateError('INVALID_REQUEST', 'since must not be repeated')
+      const doc = await authority.revocationStatus(since?.[0])
+      return c.json(doc, 200, { 'Cache-Control': `public, max-age=${Math.min(doc.refresh_interval ?? 5, 60)}` })
+    } catch (err) {
+      return send(c, jsonErrorAnswer(err))
+    }
+  })
+}

@@ -1,0 +1,88 @@
+import { createLocalKeySet, Ed25519Key, MandateError, type Ed25519PublicJwk, type JsonWebKeySet, type KeyResolver } from '@mandate/core'
+import type { StoredSigningKey } from '../types.js'
+import type { KeyStorage } from './key_storage.js'
+
+export interface SigningKeysOptions {
+  /** ms clock */
+  now: () => number
+  /** How long a retired key stays in the JWKS and verifies mandates (seconds). */
+  overlapSeconds: number
+}
+
+/**
+ * The Authority's signing keys: one current key (created on first start and persisted) and the
+ * retired keys still inside their overlap window, all published in the JWKS.
+ */
+export class SigningKeys {
+  #keys: Array<{ stored: StoredSigningKey; key: Ed25519Key }> = []
+  #resolver: KeyResolver = createLocalKeySet({ keys: [] })
+  #allResolver: KeyResolver = createLocalKeySet({ keys: [] })
+
+  private constructor(private readonly storage: KeyStorage, private readonly options: SigningKeysOptions) {}
+
+  static async open(storage: KeyStorage, options: SigningKeysOptions): Promise<SigningKeys> {
+    const keys = new SigningKeys(storage, options)
+    const stored = await storage.load()
+    keys.#keys = stored.map((s) => ({ stored: s, key: Ed25519Key.fromPrivateJwk(s.privateJwk) }))
+    if (!keys.#keys.some((k) => k.stored.retiredAt === undefined)) await keys.rotate()
+    keys.#rebuild()
+    return keys
+  }
+
+  /** The key that signs new mandates and checkpoints. */
+  get current(): Ed25519Key {
+    const k = this.#keys.find((e) => e.stored.retiredAt === undefined)
+    if (!k) throw new MandateError('INTERNAL', 'no current signing key')
+    return k.key
+  }
+
+  #live(): Ed25519Key[] {
+    const now = this.options.now()
+    return this.#keys.filter((e) => e.stored.retiredAt === undefined || e.stored.retiredAt + this.options.overlapSeconds * 1000 > now).map((e) => e.key)
+  }
+
+  #rebuild(): void {
+    this.#resolver = createLocalKeySet(this.jwks())
+    this.#allResolver = createLocalKeySet({ keys: this.#keys.map((e) => e.key.publicJwk) })
+  }
+
+  /** Public keys: the current one first, then retired keys still in their overlap window. */
+  jwks(): { keys: Ed25519PublicJwk[] } {
+    const live = this.#live()
+    const current = this.current
+    return { keys: [current.publicJwk, ...live.filter((k) => k !== current).map((k) => k.publicJwk)] }
+  }
+
+  /** Resolver over the published keys (verifies mandates). Re-evaluates the overlap window. */
+  get resolver(): KeyResolver {
+    const self = this
+    return {
+      resolve(kid) {
+        if (!self.#live().some((k) => k.kid === kid)) throw new MandateError('KEY_NOT_FOUND', 'no trusted key with this kid')
+        return self.#resolver.resolve(kid)
+      },
+    }
+  }
+
+  /** Resolver over every key ever used (verifies old audit checkpoints). */
+  get historicResolver(): KeyResolver {
+    return this.#allResolver
+  }
+
+  get jwksDocument(): JsonWebKeySet {
+    return this.jwks()
+  }
+
+  /** Create a new current key; the previous one is retired but stays published for the overlap. */
+  async rotate(): Promise<{ kid: string; previous?: string }> {
+    const now = this.options.now()
+    const fresh = Ed25519Key.generate()
+    const previous = this.#keys.find((e) => e.stored.retiredAt === undefined)
+    const next = this.#keys.map((e) => (e === previous ? { ...e, stored: { ...e.stored, retiredAt: now } } : e))
+    next.push({ key: fresh, stored: { kid: fresh.kid, privateJwk: fresh.exportPrivateJwk() as StoredSigningKey['privateJwk'], createdAt: now } })
+    await this.storage.save(next.map((e) => e.stored))
+    this.#keys = next
+    this.#rebuild()
+    return previous ? { kid: fresh.kid, previous: previous.key.kid } : { kid: fresh.kid }
+  }
+}

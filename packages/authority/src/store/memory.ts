@@ -1,0 +1,198 @@
+import type { RevocationQuery } from '@mandate/core'
+import { auditIndex, chainRecord } from '../audit/hash.js'
+import type {
+  AgentRecord, ApprovalRecord, ApprovalStatus, AuditDraft, AuditQuery, AuditRecord, MandateRecord,
+  RevocationEntry, RevocationKind, StoredCheckpoint, StoredSigningKey,
+} from '../types.js'
+import type { ApprovalDecision, AuthorityStore, IssueMandateInput, IssueMandateResult } from './store.js'
+
+const clone = <T>(v: T): T => structuredClone(v)
+
+/** In-memory store for tests and ephemeral use. Single process; every method is atomic. */
+export class MemoryStore implements AuthorityStore {
+  readonly kind = 'memory'
+  readonly #agents = new Map<string, AgentRecord>()
+  readonly #mandates = new Map<string, MandateRecord>()
+  readonly #byHash = new Map<string, string>()
+  readonly #children = new Map<string, string[]>()
+  readonly #revocations: RevocationEntry[] = []
+  readonly #revoked = new Set<string>()
+  readonly #approvals = new Map<string, ApprovalRecord>()
+  readonly #audit: AuditRecord[] = []
+  readonly #checkpoints: StoredCheckpoint[] = []
+  #keys: StoredSigningKey[] = []
+
+  #append(draft: AuditDraft): AuditRecord {
+    const last = this.#audit[this.#audit.length - 1]
+    const rec = chainRecord(last, clone(draft))
+    this.#audit.push(rec)
+    return clone(rec)
+  }
+
+  async insertAgent(agent: AgentRecord, audit: AuditDraft): Promise<boolean> {
+    if (this.#agents.has(agent.did)) return false
+    this.#agents.set(agent.did, clone(agent))
+    this.#append(audit)
+    return true
+  }
+  async getAgent(did: string) {
+    const a = this.#agents.get(did)
+    return a && clone(a)
+  }
+  async listAgents() {
+    return [...this.#agents.values()].map(clone)
+  }
+  async disableAgent(did: string, at: number, audit: AuditDraft) {
+    const a = this.#agents.get(did)
+    if (!a || a.disabled) return false
+    a.disabled = true
+    a.disabledAt = at
+    this.#append(audit)
+    return true
+  }
+
+  #isRevoked(q: RevocationQuery): boolean {
+    if (this.#revoked.has(`task:${q.txn}`)) return true
+    for (const id of q.ids) if (this.#revoked.has(`mandate:${id}`)) return true
+    for (const a of q.actors) if (this.#revoked.has(`agent:${a}`)) return true
+    return false
+  }
+
+  async issueMandate(input: IssueMandateInput): Promise<IssueMandateResult> {
+    const m = input.mandate
+    if (this.#mandates.has(m.jti)) return { ok: false, reason: 'duplicate' }
+    if (input.revocation && this.#isRevoked(input.revocation)) return { ok: false, reason: 'revoked' }
+    for (const jti of input.consumeUses ?? []) {
+      const r = this.#mandates.get(jti)
+      if (!r || (r.maxUses !== undefined && r.uses >= r.maxUses)) return { ok: false, reason: 'uses_exhausted', jti }
+    }
+    if (input.consumeApproval !== undefined) {
+      const a = this.#approvals.get(input.consumeApproval)
+      if (!a || a.status !== 'approved' || a.used) return { ok: false, reason: 'approval_unusable' }
+      a.used = true
+    }
+    for (const jti of input.consumeUses ?? []) (this.#mandates.get(jti) as MandateRecord).uses++
+    this.#mandates.set(m.jti, clone(m))
+    this.#byHash.set(m.tokenHash, m.jti)
+    if (m.parent !== undefined) {
+      const list = this.#children.get(m.parent) ?? []
+      list.push(m.jti)
+      this.#children.set(m.parent, list)
+    }
+    return { ok: true, audit: this.#append(input.audit) }
+  }
+  async getMandate(jti: string) {
+    const m = this.#mandates.get(jti)
+    return m && clone(m)
+  }
+  async getMandateByTokenHash(hash: string) {
+    const jti = this.#byHash.get(hash)
+    return jti === undefined ? undefined : this.getMandate(jti)
+  }
+  async countMandates() {
+    return this.#mandates.size
+  }
+  async descendants(jti: string) {
+    const out: string[] = []
+    const stack = [jti]
+    while (stack.length) {
+      for (const c of this.#children.get(stack.pop() as string) ?? []) {
+        out.push(c)
+        stack.push(c)
+      }
+    }
+    return out
+  }
+
+  async revoke(entries: ReadonlyArray<{ kind: RevocationKind; id: string }>, meta: { at: number; reason?: string; by?: string }, audit: AuditDraft) {
+    const added: RevocationEntry[] = []
+    for (const e of entries) {
+      const key = `${e.kind}:${e.id}`
+      if (this.#revoked.has(key)) continue
+      this.#revoked.add(key)
+      const entry: RevocationEntry = { seq: this.#revocations.length + 1, kind: e.kind, id: e.id, at: meta.at }
+      if (meta.reason !== undefined) entry.reason = meta.reason
+      if (meta.by !== undefined) entry.by = meta.by
+      this.#revocations.push(entry)
+      added.push(clone(entry))
+    }
+    this.#append(audit)
+    return added
+  }
+  async isRevoked(q: RevocationQuery) {
+    return this.#isRevoked(q)
+  }
+  async revocationsSince(afterSeq: number, limit: number) {
+    return this.#revocations.slice(afterSeq, afterSeq + limit).map(clone)
+  }
+  async revocationHead() {
+    return this.#revocations.length
+  }
+
+  async insertApproval(approval: ApprovalRecord, audit: AuditDraft) {
+    this.#approvals.set(approval.id, clone(approval))
+    this.#append(audit)
+  }
+  async getApproval(id: string) {
+    const a = this.#approvals.get(id)
+    return a && clone(a)
+  }
+  async listApprovals(filter: { status?: ApprovalStatus; limit?: number }) {
+    return [...this.#approvals.values()].filter((a) => filter.status === undefined || a.status === filter.status).slice(0, filter.limit ?? 1000).map(clone)
+  }
+  async decideApproval(id: string, d: ApprovalDecision, audit: AuditDraft) {
+    const a = this.#approvals.get(id)
+    if (!a || a.status !== 'pending') return false
+    a.status = d.status
+    a.decidedAt = d.decidedAt
+    if (d.decidedBy !== undefined) a.decidedBy = d.decidedBy
+    if (d.decisionReason !== undefined) a.decisionReason = d.decisionReason
+    this.#append(audit)
+    return true
+  }
+  async expiredPending(now: number, limit: number) {
+    return [...this.#approvals.values()].filter((a) => a.status === 'pending' && a.expiresAt <= now).slice(0, limit).map((a) => a.id)
+  }
+
+  async appendAudit(draft: AuditDraft) {
+    return this.#append(draft)
+  }
+  async auditHead() {
+    const last = this.#audit[this.#audit.length - 1]
+    return last && { seq: last.seq, hash: last.hash }
+  }
+  async readAudit(afterSeq: number, limit: number) {
+    return this.#audit.filter((r) => r.seq > afterSeq).slice(0, limit).map(clone)
+  }
+  async queryAudit(q: AuditQuery) {
+    const out: AuditRecord[] = []
+    for (const r of this.#audit) {
+      const idx = auditIndex(r.fields)
+      if (q.afterSeq !== undefined && r.seq <= q.afterSeq) continue
+      if (q.txn !== undefined && idx.txn !== q.txn) continue
+      if (q.agent !== undefined && idx.agent !== q.agent) continue
+      if (q.subject !== undefined && idx.subject !== q.subject) continue
+      if (q.type !== undefined && r.type !== q.type) continue
+      if (q.since !== undefined && r.time < q.since) continue
+      if (q.until !== undefined && r.time >= q.until) continue
+      out.push(clone(r))
+      if (out.length >= (q.limit ?? 1000)) break
+    }
+    return out
+  }
+  async putCheckpoint(cp: StoredCheckpoint) {
+    this.#checkpoints.push(clone(cp))
+  }
+  async latestCheckpoint() {
+    const cp = this.#checkpoints[this.#checkpoints.length - 1]
+    return cp && clone(cp)
+  }
+
+  async loadSigningKeys() {
+    return this.#keys.map(clone)
+  }
+  async saveSigningKeys(keys: readonly StoredSigningKey[]) {
+    this.#keys = keys.map(clone)
+  }
+  async close() {}
+}

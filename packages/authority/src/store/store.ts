@@ -1,0 +1,86 @@
+/**
+ * The one storage interface of the Authority. Every method is async so a networked store (Postgres)
+ * fits behind it. Methods that change state take the audit draft of that change and commit both in
+ * one transaction: a change is never stored without its audit record, and an answered request is
+ * durable once the method resolves.
+ */
+import type { RevocationQuery } from '@mandate/core'
+import type {
+  AgentRecord, ApprovalRecord, ApprovalStatus, AuditDraft, AuditQuery, AuditRecord, MandateRecord,
+  RevocationEntry, RevocationKind, StoredCheckpoint, StoredSigningKey,
+} from '../types.js'
+
+export interface IssueMandateInput {
+  mandate: MandateRecord
+  /** Re-checked inside the transaction: refuse when any of these is revoked. */
+  revocation?: RevocationQuery
+  /** Mandates whose use counter must be below max_uses; each is incremented (all or nothing). */
+  consumeUses?: readonly string[]
+  /** An approved, unused approval that this issuance consumes. */
+  consumeApproval?: string
+  audit: AuditDraft
+}
+
+export type IssueMandateResult =
+  | { ok: true; audit: AuditRecord }
+  | { ok: false; reason: 'revoked' | 'uses_exhausted' | 'approval_unusable' | 'duplicate'; jti?: string }
+
+export interface ApprovalDecision {
+  status: Exclude<ApprovalStatus, 'pending'>
+  decidedBy?: string
+  decidedAt: number
+  decisionReason?: string
+}
+
+export interface AuthorityStore {
+  /** A short name for diagnostics ('memory', 'sqlite'). */
+  readonly kind: string
+
+  // principals
+  /** Insert a principal; false (and nothing written) when the did is already registered. */
+  insertAgent(agent: AgentRecord, audit: AuditDraft): Promise<boolean>
+  getAgent(did: string): Promise<AgentRecord | undefined>
+  listAgents(): Promise<AgentRecord[]>
+  /** Mark disabled; false when unknown or already disabled. */
+  disableAgent(did: string, at: number, audit: AuditDraft): Promise<boolean>
+
+  // mandates
+  issueMandate(input: IssueMandateInput): Promise<IssueMandateResult>
+  getMandate(jti: string): Promise<MandateRecord | undefined>
+  getMandateByTokenHash(hash: string): Promise<MandateRecord | undefined>
+  countMandates(): Promise<number>
+  /** Every descendant jti of a mandate (children, grandchildren, ...). */
+  descendants(jti: string): Promise<string[]>
+
+  // revocation
+  /** Add revocation entries (duplicates are skipped) with their audit record, atomically. */
+  revoke(entries: ReadonlyArray<{ kind: RevocationKind; id: string }>, meta: { at: number; reason?: string; by?: string }, audit: AuditDraft): Promise<RevocationEntry[]>
+  isRevoked(query: RevocationQuery): Promise<boolean>
+  /** Entries with seq > afterSeq, in order. */
+  revocationsSince(afterSeq: number, limit: number): Promise<RevocationEntry[]>
+  revocationHead(): Promise<number>
+
+  // approvals
+  insertApproval(approval: ApprovalRecord, audit: AuditDraft): Promise<void>
+  getApproval(id: string): Promise<ApprovalRecord | undefined>
+  listApprovals(filter: { status?: ApprovalStatus; limit?: number }): Promise<ApprovalRecord[]>
+  /** Move a pending approval to a final state; false when it was not pending. */
+  decideApproval(id: string, decision: ApprovalDecision, audit: AuditDraft): Promise<boolean>
+  /** Pending approvals whose expiry is at or before `now` (ms). */
+  expiredPending(now: number, limit: number): Promise<string[]>
+
+  // audit
+  appendAudit(draft: AuditDraft): Promise<AuditRecord>
+  auditHead(): Promise<{ seq: number; hash: string } | undefined>
+  /** Raw records in storage order (seq ascending) for verification, starting after `afterSeq`. */
+  readAudit(afterSeq: number, limit: number): Promise<AuditRecord[]>
+  queryAudit(query: AuditQuery): Promise<AuditRecord[]>
+  putCheckpoint(checkpoint: StoredCheckpoint): Promise<void>
+  latestCheckpoint(): Promise<StoredCheckpoint | undefined>
+
+  // signing keys
+  loadSigningKeys(): Promise<StoredSigningKey[]>
+  saveSigningKeys(keys: readonly StoredSigningKey[]): Promise<void>
+
+  close(): Promise<void>
+}

@@ -1,0 +1,159 @@
+/**
+ * Shared types of @mandate/authority: principals, stored mandates, revocations, approvals and audit
+ * records. Stored records never hold a token, a private key or an approval secret.
+ */
+import type { JsonValue, MandateClaims } from '@mandate/core'
+
+/** What a registered principal may do. `resource` = a guard that reports guarded calls. */
+export type Role = 'agent' | 'grantor' | 'approver' | 'admin' | 'resource'
+export const ROLES: readonly Role[] = ['agent', 'grantor', 'approver', 'admin', 'resource']
+
+export interface AgentRecord {
+  did: string
+  /** RFC 7638 thumbprint of the key behind `did` (the `cnf.jkt` of its mandates). */
+  jkt: string
+  name: string
+  owner?: string
+  role: Role
+  metadata?: Record<string, JsonValue>
+  disabled: boolean
+  /** ms since the epoch */
+  createdAt: number
+  disabledAt?: number
+}
+
+export interface RegisterAgentInput {
+  did: string
+  name: string
+  owner?: string
+  /** Default `agent`. */
+  role?: Role
+  metadata?: Record<string, JsonValue>
+}
+
+export type MandateKind = 'root' | 'delegation' | 'call'
+
+/** A mandate the Authority issued: its claims and ancestry, never the token itself. */
+export interface MandateRecord {
+  jti: string
+  parent?: string
+  txn: string
+  subject: string
+  /** `client_id`: the holder (current actor). */
+  holder: string
+  kind: MandateKind
+  depth: number
+  /** seconds */
+  iat: number
+  exp: number
+  /** base64url SHA-256 of the compact token (for lookups by token without storing it). */
+  tokenHash: string
+  maxUses?: number
+  /** Call credentials issued under this mandate or its descendants (counted where maxUses is set). */
+  uses: number
+  claims: MandateClaims
+}
+
+export type RevocationKind = 'mandate' | 'task' | 'agent'
+
+export interface RevocationEntry {
+  /** Monotonic sequence; the revocation-status cursor. */
+  seq: number
+  kind: RevocationKind
+  id: string
+  /** ms since the epoch */
+  at: number
+  reason?: string
+  by?: string
+}
+
+export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired'
+
+export interface ApprovalRecord {
+  id: string
+  status: ApprovalStatus
+  /** The holder that asked (client_id of the parent mandate). */
+  requestedBy: string
+  /** jti of the mandate the call credential would be derived from. */
+  parent: string
+  subject: string
+  txn: string
+  actorChain: string[]
+  audience: string
+  tool: string
+  argumentsDigest: string
+  /** The arguments, kept for the approver to read (omitted when `storeArguments` is off). */
+  arguments?: JsonValue
+  reason: string
+  /** ms since the epoch */
+  createdAt: number
+  expiresAt: number
+  decidedBy?: string
+  decidedAt?: number
+  decisionReason?: string
+  /** An approval authorises exactly one credential. */
+  used: boolean
+}
+
+export type AuditType =
+  | 'agent.registered'
+  | 'agent.disabled'
+  | 'grant'
+  | 'exchange'
+  | 'refusal'
+  | 'approval.requested'
+  | 'approval.approved'
+  | 'approval.denied'
+  | 'approval.expired'
+  | 'revocation'
+  | 'call.report'
+  | 'key.rotated'
+
+/** What a caller appends; the chain fields are added by the store inside its transaction. */
+export interface AuditDraft {
+  /** ms since the epoch */
+  time: number
+  type: AuditType
+  fields: Record<string, JsonValue>
+}
+
+/** One hash-chained record: hash = SHA-256(canonical JSON of {seq, time, type, fields, prev}). */
+export interface AuditRecord extends AuditDraft {
+  seq: number
+  /** Hash of the previous record ('' for the first). */
+  prev: string
+  hash: string
+}
+
+export interface AuditQuery {
+  txn?: string
+  agent?: string
+  subject?: string
+  type?: AuditType
+  /** ms since the epoch, inclusive */
+  since?: number
+  /** ms since the epoch, exclusive */
+  until?: number
+  limit?: number
+  /** Only records with seq greater than this. */
+  afterSeq?: number
+}
+
+/** A signed statement of the audit head (JWS typ mandate-checkpoint+jwt). */
+export interface StoredCheckpoint {
+  seq: number
+  hash: string
+  /** ms since the epoch */
+  time: number
+  jws: string
+}
+
+/** A signing key as persisted. `privateJwk` is secret: only the key store reads it. */
+export interface StoredSigningKey {
+  kid: string
+  privateJwk: { kty: 'OKP'; crv: 'Ed25519'; x: string; d: string }
+  /** ms since the epoch */
+  createdAt: number
+  /** When it stopped being the current key; absent for the current key. */
+  retiredAt?: number
+}

@@ -1,0 +1,63 @@
+/**
+ * Runs the Authority for `mandate authority start`: SQLite store, HTTP server, admin principal,
+ * and the dashboard mounted through the server's `extend` hook.
+ */
+import * as authorityPackage from '@mandate/authority'
+import { startAuthorityServer, type Authority, type AuthorityServerOptions, type PolicyRule } from '@mandate/authority'
+import type { Ed25519Key } from '@mandate/core'
+
+type ServerApp = Parameters<NonNullable<AuthorityServerOptions['extend']>>[0]
+
+/** The dashboard installer's shape (packages/authority/src/dashboard). */
+interface DashboardHandle {
+  readonly path: string
+  createLoginPath(identity: { did: string; name?: string }): { path: string; expiresAt: number }
+  close(): void
+}
+type InstallDashboard = (app: ServerApp, authority: Authority) => DashboardHandle
+
+/** The dashboard installer, when this build of @mandate/authority exports it. */
+export function dashboardInstaller(): InstallDashboard | undefined {
+  const candidate = (authorityPackage as Record<string, unknown>).installDashboard
+  return typeof candidate === 'function' ? (candidate as InstallDashboard) : undefined
+}
+
+export interface RunningAuthority {
+  readonly url: string
+  readonly issuer: string
+  /** Path of the dashboard, or undefined when the dashboard is not available. */
+  readonly dashboardPath: string | undefined
+  /** A fresh one-time dashboard login URL for the admin. */
+  loginUrl(): string | undefined
+  close(): Promise<void>
+}
+
+export async function startServer(options: { db: string; host: string; port: number; issuer?: string; policy?: unknown; adminKey: Ed25519Key }): Promise<RunningAuthority> {
+  const install = dashboardInstaller()
+  let dashboard: DashboardHandle | undefined
+  const server = await startAuthorityServer({
+    dbPath: options.db,
+    port: options.port,
+    hostname: options.host,
+    ...(options.issuer ? { issuer: options.issuer } : options.port !== 0 ? { issuer: `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.port}` } : {}),
+    ...(options.policy ? { policy: options.policy as PolicyRule[] } : {}),
+    ...(install ? { extend: (app: ServerApp, authority: Authority) => void (dashboard = install(app, authority)) } : {}),
+  })
+  const authority = server.authority
+  const existing = await authority.getAgent(options.adminKey.did)
+  if (!existing) await authority.registerAgent({ did: options.adminKey.did, name: 'admin', role: 'admin' })
+  else if (existing.role !== 'admin' || existing.disabled) {
+    await server.close()
+    throw new Error('the admin key is registered without the admin role or is disabled')
+  }
+  return {
+    url: server.url,
+    issuer: authority.issuer,
+    dashboardPath: dashboard?.path,
+    loginUrl: () => (dashboard ? `${server.url}${dashboard.createLoginPath({ did: options.adminKey.did, name: 'admin' }).path}` : undefined),
+    async close() {
+      dashboard?.close()
+      await server.close()
+    },
+  }
+}

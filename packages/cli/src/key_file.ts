@@ -1,0 +1,48 @@
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import { Ed25519Key, MandateError } from '@mandate/core'
+import { CliError, EXIT, refused } from './cli_error.js'
+
+/**
+ * Write a private JWK with owner-only permissions. Refuses to overwrite an existing file (a key
+ * file is an identity; replacing one by accident is worse than an error).
+ */
+export async function writeKeyFile(path: string, key: Ed25519Key): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 })
+  const body = `${JSON.stringify({ ...key.exportPrivateJwk(), kid: key.kid }, null, 2)}\n`
+  try {
+    await writeFile(path, body, { mode: 0o600, flag: 'wx' })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new CliError(`refusing to overwrite existing file ${path}`, EXIT.REFUSED, 'FILE_EXISTS')
+    throw err
+  }
+}
+
+/**
+ * Read a private JWK written by `mandate keygen` (or any RFC 8037 Ed25519 private JWK). Like ssh,
+ * refuses a key file that others can read or write.
+ */
+export async function readKeyFile(path: string): Promise<Ed25519Key> {
+  let info
+  try {
+    info = await stat(path)
+  } catch {
+    throw refused(`cannot read key file ${path}`, 'KEY_FILE_UNREADABLE')
+  }
+  if (process.platform !== 'win32' && (info.mode & 0o077) !== 0) {
+    throw refused(`key file ${path} is accessible by others (mode ${(info.mode & 0o777).toString(8)}); run: chmod 600 ${path}`, 'KEY_FILE_PERMISSIONS')
+  }
+  const text = await readFile(path, 'utf8')
+  let jwk: unknown
+  try {
+    jwk = JSON.parse(text)
+  } catch {
+    throw refused(`key file ${path} is not JSON`, 'KEY_INVALID')
+  }
+  try {
+    const { kid: _kid, ...rest } = (typeof jwk === 'object' && jwk !== null ? jwk : {}) as Record<string, unknown>
+    return Ed25519Key.fromPrivateJwk(rest)
+  } catch (err) {
+    throw refused(`key file ${path} is not an Ed25519 private JWK`, MandateError.is(err) ? err.code : 'KEY_INVALID')
+  }
+}

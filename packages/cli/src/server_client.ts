@@ -1,0 +1,133 @@
+import { createClientAssertion, CLIENT_ASSERTION_TYPE, type Ed25519Key } from '@mandate/core'
+import { refused, usageError } from './cli_error.js'
+
+const MAX_BODY = 8 * 1024 * 1024
+const TIMEOUT_MS = 15_000
+
+/** An error answer from the Authority: OAuth error body `{error, error_description, mandate_code}`. */
+export interface ServerErrorBody {
+  error?: string
+  error_description?: string
+  mandate_code?: string
+}
+
+/**
+ * A small client for the Authority's JSON admin/approver endpoints and its token endpoint. Every
+ * request is authenticated with a fresh single-use `private_key_jwt` assertion signed by `key`
+ * (`Authorization: MandateAssertion …`, docs/protocol.md).
+ */
+export class ServerClient {
+  private issuerPromise: Promise<string> | undefined
+
+  constructor(
+    readonly baseUrl: string,
+    private readonly key: Ed25519Key | undefined,
+  ) {}
+
+  static fromOptions(url: string | undefined, key: Ed25519Key | undefined): ServerClient {
+    if (!url) throw usageError('the Authority URL is required: --url URL or $MANDATE_URL')
+    let parsed: URL
+    try {
+      parsed = new URL(url)
+    } catch {
+      throw usageError(`--url is not a URL: ${url.slice(0, 80)}`)
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw usageError('--url must be http(s)')
+    return new ServerClient(parsed.href.replace(/\/+$/, ''), key)
+  }
+
+  /** The issuer identifier from RFC 8414 metadata (the audience of client assertions). */
+  issuer(): Promise<string> {
+    this.issuerPromise ??= this.request('GET', '/.well-known/oauth-authorization-server', { auth: false }).then((doc) => {
+      const issuer = (doc as { issuer?: unknown }).issuer
+      if (typeof issuer !== 'string') throw refused('Authority metadata has no issuer', 'INVALID_RESPONSE')
+      return issuer
+    })
+    return this.issuerPromise
+  }
+
+  async assertion(): Promise<string> {
+    if (!this.key) throw usageError('this command needs a key: --key FILE or $MANDATE_KEY')
+    return createClientAssertion(this.key, { clientId: this.key.did, audience: await this.issuer() })
+  }
+
+  get<T = unknown>(path: string, options: { auth?: boolean } = {}): Promise<T> {
+    return this.request('GET', path, { auth: options.auth ?? true }) as Promise<T>
+  }
+
+  post<T = unknown>(path: string, body: unknown): Promise<T> {
+    return this.request('POST', path, { auth: true, body }) as Promise<T>
+  }
+
+  /** GET returning the raw text (e.g. JSONL export). */
+  async getText(path: string): Promise<string> {
+    const res = await this.fetch('GET', path, { auth: true })
+    const text = await readBounded(res)
+    if (!res.ok) throw errorFromBody(res.status, text)
+    return text
+  }
+
+  /** POST form-encoded to the token endpoint with client authentication in the body. */
+  async token(params: Record<string, string | string[]>): Promise<unknown> {
+    const form = new URLSearchParams()
+    for (const [k, v] of Object.entries(params)) for (const one of Array.isArray(v) ? v : [v]) form.append(k, one)
+    form.set('client_assertion_type', CLIENT_ASSERTION_TYPE)
+    form.set('client_assertion', await this.assertion())
+    const res = await this.send(`${this.baseUrl}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() })
+    const text = await readBounded(res)
+    if (!res.ok) throw errorFromBody(res.status, text)
+    return parseJson(text)
+  }
+
+  private async request(method: 'GET' | 'POST', path: string, options: { auth: boolean; body?: unknown }): Promise<unknown> {
+    const res = await this.fetch(method, path, options)
+    const text = await readBounded(res)
+    if (!res.ok) throw errorFromBody(res.status, text)
+    return text === '' ? {} : parseJson(text)
+  }
+
+  private async fetch(method: 'GET' | 'POST', path: string, options: { auth: boolean; body?: unknown }): Promise<Response> {
+    const headers: Record<string, string> = { accept: 'application/json' }
+    if (options.auth) headers.authorization = `MandateAssertion ${await this.assertion()}`
+    let body: string | undefined
+    if (options.body !== undefined) {
+      headers['content-type'] = 'application/json'
+      body = JSON.stringify(options.body)
+    }
+    return this.send(`${this.baseUrl}${path}`, { method, headers, ...(body === undefined ? {} : { body }) })
+  }
+
+  private async send(url: string, init: RequestInit): Promise<Response> {
+    try {
+      return await fetch(url, { ...init, redirect: 'error', signal: AbortSignal.timeout(TIMEOUT_MS) })
+    } catch {
+      throw refused(`cannot reach the Authority at ${this.baseUrl}`, 'UNREACHABLE')
+    }
+  }
+}
+
+async function readBounded(res: Response): Promise<string> {
+  const text = await res.text()
+  if (text.length > MAX_BODY) throw refused('Authority answer too large', 'INVALID_RESPONSE')
+  return text
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    throw refused('Authority answered with something that is not JSON', 'INVALID_RESPONSE')
+  }
+}
+
+function errorFromBody(status: number, text: string): Error {
+  let body: ServerErrorBody = {}
+  try {
+    body = JSON.parse(text) as ServerErrorBody
+  } catch {
+    // not an OAuth error body: report the status only (fail closed; never echo arbitrary bodies)
+  }
+  const code = typeof body.mandate_code === 'string' ? body.mandate_code : typeof body.error === 'string' ? body.error : `HTTP_${status}`
+  const description = typeof body.error_description === 'string' ? body.error_description.slice(0, 300) : `HTTP ${status}`
+  return refused(`Authority refused: ${description}`, code)
+}

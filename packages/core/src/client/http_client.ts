@@ -1,0 +1,260 @@
+/**
+ * The AuthorityClient over HTTP (docs/protocol.md, client side): RFC 8414 discovery with an exact
+ * issuer check, a fresh private_key_jwt client assertion and DPoP proof per request, one retry on
+ * `use_dpop_nonce`, `approval_required` mapped to a result, and waitForApproval over the SSE event
+ * stream (long poll as the fallback). Runs on any runtime with fetch and streams.
+ */
+import { createClientAssertion, CLIENT_ASSERTION_TYPE } from '../client_auth/assertion.js'
+import { isMandateErrorCode, MandateError, type MandateErrorCode } from '../errors.js'
+import type { Ed25519Key } from '../identity/key.js'
+import { decodeMandateUnverified } from '../mandate/verify.js'
+import { createProof } from '../proof/proof.js'
+import type {
+  ApprovalOutcome, AuthorityClient, CallCredentialParams, CallCredentialResult, CallReport, DelegateParams, IssuedToken,
+} from './authority_client.js'
+
+export interface HttpAuthorityClientOptions {
+  /** The Authority's issuer identifier; the discovered metadata must name exactly this issuer. */
+  issuer: string
+  /** The agent's key: signs client assertions and DPoP proofs. */
+  key: Ed25519Key
+  fetch?: typeof fetch
+  /** Per-request timeout (ms). Default 10 000. */
+  timeoutMs?: number
+}
+
+/** The members of the Authority's RFC 8414 metadata this client relies on. */
+export interface AuthorityMetadata {
+  issuer: string
+  token_endpoint: string
+  jwks_uri?: string
+  introspection_endpoint?: string
+  revocation_endpoint?: string
+  revocation_status_endpoint?: string
+  approvals_endpoint?: string
+  audit_endpoint?: string
+}
+
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange'
+const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
+const CALL_CREDENTIAL = 'urn:mandate:token-type:call-credential'
+const MAX_RESPONSE = 256 * 1024
+
+/** RFC 8414 §3.1: the well-known segment goes between the host and the issuer's path. */
+export function metadataUrl(issuer: string): string {
+  const u = new URL(issuer)
+  const path = u.pathname === '/' ? '' : u.pathname.replace(/\/$/, '')
+  return `${u.origin}/.well-known/oauth-authorization-server${path}`
+}
+
+const OAUTH_TO_CODE: Record<string, MandateErrorCode> = {
+  invalid_request: 'INVALID_REQUEST', invalid_client: 'INVALID_CLIENT', invalid_grant: 'INVALID_GRANT', invalid_scope: 'NARROWING_SCOPE',
+  invalid_target: 'NARROWING_AUDIENCE', unsupported_grant_type: 'UNSUPPORTED_GRANT_TYPE', unauthorized_client: 'UNAUTHORIZED_CLIENT',
+  access_denied: 'ACCESS_DENIED', invalid_dpop_proof: 'PROOF_INVALID', use_dpop_nonce: 'NONCE_REQUIRED', server_error: 'INTERNAL',
+  temporarily_unavailable: 'JWKS_UNAVAILABLE',
+}
+
+function errorFromBody(status: number, body: unknown): MandateError {
+  const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>
+  const description = typeof b.error_description === 'string' ? b.error_description.slice(0, 300) : `the Authority answered ${status}`
+  const code: MandateErrorCode = isMandateErrorCode(b.mandate_code)
+    ? b.mandate_code
+    : (typeof b.error === 'string' ? OAUTH_TO_CODE[b.error] : undefined) ?? (status >= 500 ? 'INTERNAL' : 'INVALID_REQUEST')
+  return new MandateError(code, description, { detail: { status, ...(typeof b.error === 'string' ? { oauth_error: b.error.slice(0, 64) } : {}) } })
+}
+
+async function readJson(res: Response): Promise<unknown> {
+  const type = (res.headers.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase()
+  const text = await res.text()
+  if (text.length > MAX_RESPONSE) throw new MandateError('INTERNAL', 'Authority response is too large')
+  if (type !== 'application/json' && !type?.endsWith('+json')) {
+    if (!res.ok) return {}
+    throw new MandateError('INTERNAL', 'Authority response is not JSON')
+  }
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    throw new MandateError('INTERNAL', 'Authority response is not valid JSON')
+  }
+}
+
+function outcomeOf(v: Record<string, unknown>): ApprovalOutcome | undefined {
+  if (v.status === 'approved' && typeof v.decided_by === 'string') return { status: 'approved', approver: v.decided_by }
+  if (v.status === 'denied') {
+    return { status: 'denied', ...(typeof v.decided_by === 'string' ? { approver: v.decided_by } : {}), ...(typeof v.decision_reason === 'string' ? { reason: v.decision_reason } : {}) }
+  }
+  if (v.status === 'expired') return { status: 'expired' }
+  return undefined
+}
+
+/** Create an AuthorityClient that talks to the Authority over HTTP. */
+export function createHttpAuthorityClient(options: HttpAuthorityClientOptions): AuthorityClient & { discover(): Promise<AuthorityMetadata> } {
+  if (typeof options.issuer !== 'string' || !options.issuer) throw new TypeError('issuer is required')
+  const doFetch = options.fetch ?? fetch
+  const timeout = options.timeoutMs ?? 10_000
+  const key = options.key
+  let metadata: Promise<AuthorityMetadata> | undefined
+  let nonce: string | undefined
+
+  function discover(): Promise<AuthorityMetadata> {
+    metadata ??= (async () => {
+      const res = await doFetch(metadataUrl(options.issuer), { headers: { accept: 'application/json' }, redirect: 'error', signal: AbortSignal.timeout(timeout) })
+      if (res.status !== 200) throw new MandateError('JWKS_UNAVAILABLE', `Authority metadata answered ${res.status}`)
+      const m = (await readJson(res)) as Record<string, unknown>
+      if (typeof m !== 'object' || m === null || m.issuer !== options.issuer) throw new MandateError('ISSUER_MISMATCH', 'Authority metadata names another issuer')
+      if (typeof m.token_endpoint !== 'string') throw new MandateError('INTERNAL', 'Authority metadata has no token_endpoint')
+      return m as unknown as AuthorityMetadata
+    })().catch((err: unknown) => {
+      metadata = undefined
+      throw err
+    })
+    return metadata
+  }
+
+  const assertion = () => createClientAssertion(key, { clientId: key.did, audience: options.issuer })
+
+  async function tokenRequest(form: Record<string, string | string[]>): Promise<{ status: 'issued'; token: string; expiresAt: number } | { status: 'approval'; body: Record<string, unknown> }> {
+    const m = await discover()
+    for (let attempt = 0; ; attempt++) {
+      const body = new URLSearchParams()
+      for (const [k, v] of Object.entries(form)) for (const x of Array.isArray(v) ? v : [v]) body.append(k, x)
+      body.set('client_id', key.did)
+      body.set('client_assertion_type', CLIENT_ASSERTION_TYPE)
+      body.set('client_assertion', assertion())
+      const dpop = createProof(key, { method: 'POST', url: m.token_endpoint, ...(nonce !== undefined ? { nonce } : {}) })
+      const res = await doFetch(m.token_endpoint, {
+        method: 'POST', body, redirect: 'error', signal: AbortSignal.timeout(timeout),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', dpop },
+      })
+      const fresh = res.headers.get('dpop-nonce')
+      if (fresh) nonce = fresh
+      const json = (await readJson(res)) as Record<string, unknown>
+      if (res.status === 200) {
+        if (typeof json.access_token !== 'string' || typeof json.token_type !== 'string' || json.token_type.toLowerCase() !== 'dpop') {
+          throw new MandateError('INTERNAL', 'token response is not a DPoP-bound access token')
+        }
+        const exp = decodeMandateUnverified(json.access_token).payload.exp
+        return { status: 'issued', token: json.access_token, expiresAt: typeof exp === 'number' ? exp : Math.floor(Date.now() / 1000) + Number(json.expires_in ?? 0) }
+      }
+      if (json.error === 'use_dpop_nonce' && fresh && attempt === 0) continue
+      if (res.status === 403 && json.error === 'approval_required' && typeof json.approval_id === 'string') return { status: 'approval', body: json }
+      throw errorFromBody(res.status, json)
+    }
+  }
+
+  async function jsonRequest(url: string, init: { method?: string; body?: unknown; signal?: AbortSignal } = {}): Promise<Record<string, unknown>> {
+    const res = await doFetch(url, {
+      method: init.method ?? 'GET', redirect: 'error', signal: init.signal ?? AbortSignal.timeout(timeout),
+      headers: { authorization: `MandateAssertion ${assertion()}`, accept: 'application/json', ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
+    })
+    const json = (await readJson(res)) as Record<string, unknown>
+    if (!res.ok) throw errorFromBody(res.status, json)
+    return json
+  }
+
+  /** Read `event: status` messages until a final one; undefined when the stream ends without one. */
+  async function viaEvents(url: string, signal: AbortSignal): Promise<ApprovalOutcome | undefined> {
+    const res = await doFetch(url, { headers: { authorization: `MandateAssertion ${assertion()}`, accept: 'text/event-stream' }, redirect: 'error', signal })
+    if (res.status !== 200 || !res.body || !(res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
+      if (res.status === 401 || res.status === 403 || res.status === 404) throw errorFromBody(res.status, await readJson(res).catch(() => ({})))
+      return undefined
+    }
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader()
+    let buf = ''
+    try {
+      for (;;) {
+        const { value, done } = await reader.read()
+        if (done) return undefined
+        buf += value
+        if (buf.length > MAX_RESPONSE) return undefined
+        let idx: number
+        while ((idx = buf.search(/\r?\n\r?\n/)) !== -1) {
+          const block = buf.slice(0, idx)
+          buf = buf.slice(idx).replace(/^\r?\n\r?\n/, '')
+          let event = 'message'
+          const data: string[] = []
+          for (const line of block.split(/\r?\n/)) {
+            if (line.startsWith('event:')) event = line.slice(6).trim()
+            else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''))
+          }
+          if (event !== 'status' || data.length === 0) continue
+          const o = outcomeOf(JSON.parse(data.join('\n')) as Record<string, unknown>)
+          if (o) return o
+        }
+      }
+    } finally {
+      await reader.cancel().catch(() => undefined)
+    }
+  }
+
+  return {
+    issuer: options.issuer,
+    discover,
+
+    async delegate(r: DelegateParams): Promise<IssuedToken> {
+      const form: Record<string, string | string[]> = { grant_type: TOKEN_EXCHANGE, subject_token: r.mandate, subject_token_type: ACCESS_TOKEN, requested_actor: r.to }
+      if (r.audiences) form.resource = r.audiences
+      if (r.scopes) form.scope = r.scopes.join(' ')
+      if (r.tools) form.authorization_details = JSON.stringify(r.tools)
+      if (r.expiresIn !== undefined) form.expires_in = String(r.expiresIn)
+      if (r.maxDepth !== undefined) form.max_depth = String(r.maxDepth)
+      if (r.budget) form.budget = JSON.stringify(r.budget)
+      if (r.maxUses !== undefined) form.max_uses = String(r.maxUses)
+      const res = await tokenRequest(form)
+      if (res.status !== 'issued') throw new MandateError('POLICY_DENIED', 'delegation cannot wait for approval')
+      return { token: res.token, expiresAt: res.expiresAt }
+    },
+
+    async callCredential(r: CallCredentialParams): Promise<CallCredentialResult> {
+      const form: Record<string, string | string[]> = {
+        grant_type: TOKEN_EXCHANGE, subject_token: r.mandate, subject_token_type: ACCESS_TOKEN, requested_token_type: CALL_CREDENTIAL,
+        resource: r.audience, tool: r.tool, tool_arguments: JSON.stringify(r.arguments === undefined ? {} : r.arguments),
+      }
+      if (r.scopes) form.scope = r.scopes.join(' ')
+      if (r.expiresIn !== undefined) form.expires_in = String(r.expiresIn)
+      if (r.approvalId !== undefined) form.approval_id = r.approvalId
+      const res = await tokenRequest(form)
+      if (res.status === 'issued') return res
+      const b = res.body
+      return {
+        status: 'approval_required', approvalId: b.approval_id as string,
+        reason: typeof b.error_description === 'string' ? b.error_description : 'approval required',
+        expiresAt: Math.floor(Date.now() / 1000) + (typeof b.expires_in === 'number' ? b.expires_in : 0),
+      }
+    },
+
+    async waitForApproval(approvalId: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<ApprovalOutcome> {
+      const m = await discover()
+      const base = m.approvals_endpoint ?? `${options.issuer.replace(/\/$/, '')}/approvals`
+      const url = `${base}/${encodeURIComponent(approvalId)}`
+      const signals = [opts.signal, opts.timeoutMs !== undefined ? AbortSignal.timeout(opts.timeoutMs) : undefined].filter((s): s is AbortSignal => s !== undefined)
+      const signal = signals.length ? AbortSignal.any(signals) : new AbortController().signal
+      const timedOut = () => new MandateError('APPROVAL_REQUIRED', 'the approval is still pending (wait timed out)')
+      try {
+        const viaStream = await viaEvents(`${url}/events`, signal)
+        if (viaStream) return viaStream
+      } catch (err) {
+        if (signal.aborted) throw opts.signal?.aborted ? (opts.signal.reason as unknown) : timedOut()
+        if (MandateError.is(err) && err.status < 500 && err.code !== 'INTERNAL') throw err
+        // the stream failed: fall back to long polling
+      }
+      for (;;) {
+        if (signal.aborted) throw opts.signal?.aborted ? (opts.signal.reason as unknown) : timedOut()
+        try {
+          const v = await jsonRequest(`${url}?wait=25`, { signal: AbortSignal.any([signal, AbortSignal.timeout(35_000)]) })
+          const o = outcomeOf(v)
+          if (o) return o
+        } catch (err) {
+          if (signal.aborted) throw opts.signal?.aborted ? (opts.signal.reason as unknown) : timedOut()
+          throw err
+        }
+      }
+    },
+
+    async reportCall(report: CallReport): Promise<void> {
+      const m = await discover()
+      await jsonRequest(`${m.audit_endpoint ?? `${options.issuer.replace(/\/$/, '')}/audit`}/reports`, { method: 'POST', body: report })
+    },
+  }
+}

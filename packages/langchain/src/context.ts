@@ -1,0 +1,74 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { MandateError, type ApprovalClaim, type Ed25519Key } from '@mandate/core'
+
+/**
+ * What a tool sees about the call it is running for. It never contains the credential itself.
+ * `verified: true` means a core Guard at this (tool) side checked the credential and its proof
+ * before the tool ran; `verified: false` means the credential is forwarded to a remote side
+ * (an MCP server, an HTTP API) whose own guard verifies it, and these fields are as issued.
+ */
+export interface CallContext {
+  readonly verified: boolean
+  /** The user or system the work is for (`sub`). */
+  readonly subject: string
+  /** The agent making the call (current actor). */
+  readonly actor: string
+  /** Every actor, first delegate first, current actor last. */
+  readonly actorChain: readonly string[]
+  readonly task: { readonly id: string; readonly purpose?: string }
+  readonly tool: string
+  readonly audience: string
+  readonly argumentsDigest: string
+  readonly scopes: readonly string[]
+  /** Mandate id (`jti`) of the call credential. */
+  readonly mandateId: string
+  /** Ancestor mandate ids, root first. */
+  readonly ancestors: readonly string[]
+  /** Expiry of the call credential, seconds since the epoch. */
+  readonly expiresAt: number
+  readonly approval?: Readonly<ApprovalClaim>
+  readonly toolCallId?: string
+}
+
+/** Internal: the active call. Holds the credential and the holder key; never exported from the package root. */
+export interface ActiveCall {
+  readonly context: CallContext
+  readonly token: string
+  readonly key: Ed25519Key
+  readonly tool: string
+  readonly arguments: unknown
+  /** Set once the credential left the process (call credentials are single use). */
+  sent: boolean
+}
+
+const storage = new AsyncLocalStorage<ActiveCall>()
+
+/** Run `fn` with `call` as the active call. A call context cannot be opened inside another one. */
+export function runInCallContext<T>(call: ActiveCall, fn: () => Promise<T>): Promise<T> {
+  if (storage.getStore() !== undefined) {
+    return Promise.reject(
+      new MandateError('INVALID_REQUEST', 'a Mandate-guarded tool cannot be called from inside another guarded tool call'),
+    )
+  }
+  return storage.run(call, fn)
+}
+
+/** Internal: the active call, or undefined outside one. */
+export function activeCall(): ActiveCall | undefined {
+  return storage.getStore()
+}
+
+/**
+ * The context of the tool call being run: subject, acting agent, actor chain, task and approval.
+ * Throws a MandateError outside a Mandate-guarded tool call.
+ */
+export function getCallContext(): CallContext {
+  const call = storage.getStore()
+  if (!call) throw new MandateError('INVALID_REQUEST', 'no Mandate call context: this code is not running inside a guarded tool call')
+  return call.context
+}
+
+/** Like {@link getCallContext}, but undefined outside a guarded tool call. */
+export function tryGetCallContext(): CallContext | undefined {
+  return storage.getStore()?.context
+}

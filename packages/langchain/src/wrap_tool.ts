@@ -1,0 +1,94 @@
+import { ToolMessage } from '@langchain/core/messages'
+import type { StructuredToolInterface } from '@langchain/core/tools'
+import { isCommand, isGraphInterrupt } from '@langchain/langgraph'
+import { MandateError } from '@mandate/core'
+import { runMandatedCall, type Outcome } from './call.js'
+import { errorToolMessage } from './errors.js'
+import { resolveSettings, type MandateOptions, type Settings } from './options.js'
+
+const WRAPPED = Symbol.for('@mandate/langchain/wrapped')
+
+interface ToolCallLike {
+  id?: string
+  name: string
+  args: Record<string, unknown>
+  type?: 'tool_call'
+}
+
+interface InvokeConfig {
+  toolCall?: ToolCallLike
+  toolCallId?: string
+  configurable?: Record<string, unknown>
+  signal?: AbortSignal
+}
+
+function isToolCall(input: unknown): input is ToolCallLike {
+  if (typeof input !== 'object' || input === null) return false
+  const v = input as Record<string, unknown>
+  return v.type === 'tool_call' || (typeof v.name === 'string' && typeof v.args === 'object' && v.args !== null && 'id' in v)
+}
+
+/** True when `tool` was produced by {@link withMandate}. */
+export function isMandateTool(tool: unknown): boolean {
+  return typeof tool === 'object' && tool !== null && (tool as Record<symbol, unknown>)[WRAPPED] === true
+}
+
+/** success/error of a tool result (a ToolMessage may carry status "error"). */
+export function outcomeOfResult(result: unknown): Outcome {
+  if (ToolMessage.isInstance(result) && result.status === 'error') return 'error'
+  return 'success'
+}
+
+/**
+ * Guard a LangChain tool with per-call credentials. Returns the same tool (same name, description,
+ * schema, `responseFormat`, callbacks and tracing: everything but `invoke` is inherited from it),
+ * usable with plain `invoke`, LangGraph's `ToolNode`, `createAgent` and custom graphs.
+ *
+ * Each invocation obtains a call credential bound to this tool and these arguments, verifies it with
+ * the local guard (or leaves it to the remote side for `remote` tools), and runs the tool inside a
+ * call context (`getCallContext()`, `mandateFetch`). A refusal is returned as an error ToolMessage
+ * when invoked with a tool call, and thrown as a MandateError otherwise; the tool does not run.
+ */
+export function withMandate<T extends StructuredToolInterface>(tool: T, options: MandateOptions): T {
+  return wrapWithSettings(tool, resolveSettings(options))
+}
+
+function wrapWithSettings<T extends StructuredToolInterface>(tool: T, settings: Settings): T {
+  if (!tool || typeof tool.invoke !== 'function' || typeof tool.name !== 'string') throw new TypeError('tool must be a LangChain tool')
+  if (isMandateTool(tool)) throw new TypeError(`tool "${tool.name}" is already guarded by Mandate`)
+  const inner = tool
+  const wrapped = Object.create(inner) as T
+
+  async function invoke(input: unknown, config?: InvokeConfig): Promise<unknown> {
+    const call = isToolCall(input) ? input : config?.toolCall
+    const args = isToolCall(input) ? input.args : input
+    const toolCallId = call?.id ?? config?.toolCallId
+    const secrets: string[] = []
+    try {
+      return await runMandatedCall(
+        settings,
+        { name: inner.name, arguments: args, toolCallId, configurable: config?.configurable, signal: config?.signal, secrets },
+        () => (inner.invoke as (i: unknown, c?: unknown) => Promise<unknown>).call(inner, input, config),
+        outcomeOfResult,
+      )
+    } catch (err) {
+      if (isGraphInterrupt(err) || isCommand(err)) throw err
+      if (MandateError.is(err) && toolCallId) return errorToolMessage(err, { id: toolCallId, name: inner.name }, secrets)
+      throw err
+    }
+  }
+
+  Object.defineProperties(wrapped, {
+    invoke: { value: invoke, writable: false, enumerable: false },
+    // the deprecated entry point goes through the same path
+    call: { value: (arg: unknown, config?: InvokeConfig) => invoke(arg, config), writable: false, enumerable: false },
+    [WRAPPED]: { value: true, enumerable: false },
+  })
+  return wrapped
+}
+
+/** Guard every tool of a list or toolkit (`toolkit.getTools()`) with the same options. */
+export function withMandateAll<T extends StructuredToolInterface>(tools: readonly T[], options: MandateOptions): T[] {
+  const settings = resolveSettings(options)
+  return tools.map((t) => wrapWithSettings(t, settings))
+}

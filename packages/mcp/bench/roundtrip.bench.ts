@@ -1,0 +1,89 @@
+// Guarded vs unguarded MCP tool-call round trip over Streamable HTTP on loopback.
+// Run: pnpm --filter @mandate/mcp bench   (node --conditions=@mandate/source --import tsx bench/roundtrip.bench.ts)
+// The guarded path includes, per call: a call-credential exchange at an in-process Authority
+// (verify parent + narrow + sign), a DPoP proof, and the guard (mandate + proof verify, replay, revocation).
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { randomUUID } from 'node:crypto'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
+import { createGuard, Ed25519Key } from '@mandate/core'
+import { z } from 'zod'
+import { createMandateHttpTransport, createMcpHttpHandler, guardMcpServer } from '../src/index.js'
+import { LocalAuthority } from '../test/helpers/local_authority.js'
+
+const N = Number(process.env.N ?? 2000)
+const WARMUP = 200
+
+async function listen(handler: Parameters<typeof createServer>[1]) {
+  const http = createServer(handler)
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r))
+  return { http, port: (http.address() as AddressInfo).port }
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] as number
+}
+
+async function measure(client: Client): Promise<number[]> {
+  const out: number[] = []
+  for (let i = 0; i < WARMUP + N; i++) {
+    const t = process.hrtime.bigint()
+    await client.callTool({ name: 'echo', arguments: { text: `m${i}` } })
+    if (i >= WARMUP) out.push(Number(process.hrtime.bigint() - t) / 1e6)
+  }
+  return out
+}
+
+// unguarded: the SDK's own server, one session
+const plain = new McpServer({ name: 'plain', version: '1' })
+plain.registerTool('echo', { inputSchema: { text: z.string() } }, async ({ text }) => ({ content: [{ type: 'text', text }] }))
+const plainTransport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID() })
+await plain.connect(plainTransport)
+const p = await listen((req, res) => void plainTransport.handleRequest(req, res))
+const plainClient = new Client({ name: 'bench', version: '1' })
+await plainClient.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${p.port}/mcp`)))
+
+// guarded
+const authority = new LocalAuthority()
+const g = await listen(() => undefined)
+const url = `http://127.0.0.1:${g.port}/mcp`
+const guard = createGuard({ issuer: authority.issuer, jwks: authority.jwks, audience: url, requireCallBinding: true, revocation: authority.revocations })
+const handler = createMcpHttpHandler({
+  guard,
+  createServer: () => {
+    const s = guardMcpServer(new McpServer({ name: 'guarded', version: '1' }), { guard, audit: async () => undefined })
+    s.tool('echo', { inputSchema: { text: z.string() } }, async ({ text }) => ({ content: [{ type: 'text', text }] }))
+    return s
+  },
+})
+g.http.on('request', (req, res) => void handler(req, res))
+const agent = Ed25519Key.generate()
+const { token } = authority.grant(agent, { audiences: [url], tools: [{ type: 'tool_access', tools: ['echo'] }], expiresIn: 3600 })
+const guardedClient = new Client({ name: 'bench', version: '1' })
+await guardedClient.connect(createMandateHttpTransport(url, { authority: authority.clientFor(agent), key: agent, mandate: token }))
+
+// interleave the two runs to share machine noise
+const a1 = await measure(plainClient)
+const b1 = await measure(guardedClient)
+const a2 = await measure(plainClient)
+const b2 = await measure(guardedClient)
+const unguarded = [...a1, ...a2]
+const guarded = [...b1, ...b2]
+const row = (name: string, xs: number[]) => `${name.padEnd(10)} p50 ${pct(xs, 50).toFixed(3)} ms   p99 ${pct(xs, 99).toFixed(3)} ms`
+console.log(`MCP tools/call round trip over Streamable HTTP, loopback, ${unguarded.length} calls each (node ${process.version})`)
+console.log(row('unguarded', unguarded))
+console.log(row('guarded', guarded))
+console.log(`ratio      p50 ${(pct(guarded, 50) / pct(unguarded, 50)).toFixed(2)}x   p99 ${(pct(guarded, 99) / pct(unguarded, 99)).toFixed(2)}x   overhead p50 ${(pct(guarded, 50) - pct(unguarded, 50)).toFixed(3)} ms`)
+
+await plainClient.close()
+await guardedClient.close()
+await handler.close()
+await plain.close()
+for (const s of [p.http, g.http]) {
+  s.closeAllConnections()
+  s.close()
+}

@@ -1,0 +1,150 @@
+import { createProof, isMandateErrorCode, MandateError, type Ed25519Key, type MandateErrorCode } from '@mandate/core'
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js'
+import { createCallCredentialSource, type CallCredentialOptions, type CallCredentialSource } from './credentials.js'
+import { discoverProtectedResource, type ProtectedResourceMetadata } from './discovery.js'
+
+export interface MandateFetchOptions extends CallCredentialOptions {
+  /** The MCP endpoint (Streamable HTTP). Credentials are only ever sent to exactly this URL. */
+  serverUrl: string | URL
+  /** The holder's key: signs the DPoP proof of every call. */
+  key: Ed25519Key
+  /** The fetch to wrap (default: global fetch). */
+  fetch?: FetchLike
+  /**
+   * Read the server's RFC 9728 metadata before the first call and check that it names this URL and
+   * this Authority (default true). When false, the server URL itself is the audience.
+   */
+  discover?: boolean
+  /** Called with the validated metadata after discovery. */
+  onDiscovered?: (metadata: ProtectedResourceMetadata) => void
+}
+
+/** Canonical form of an endpoint URL for comparison and as an audience: origin + path. */
+function canonicalUrl(url: string | URL): string {
+  const u = new URL(url)
+  return `${u.origin}${u.pathname}`
+}
+
+interface ToolCallMessage {
+  name: string
+  arguments: unknown
+}
+
+function parseToolCall(body: string): ToolCallMessage | undefined {
+  let msg: unknown
+  try {
+    msg = JSON.parse(body)
+  } catch {
+    return undefined
+  }
+  const messages = Array.isArray(msg) ? msg : [msg]
+  const calls = messages.filter((m) => typeof m === 'object' && m !== null && (m as { method?: unknown }).method === 'tools/call')
+  if (calls.length === 0) return undefined
+  if (Array.isArray(msg)) throw new MandateError('INVALID_REQUEST', 'a tools/call cannot be sent in a batch: each call needs its own credential')
+  const params = (calls[0] as { params?: unknown }).params
+  const name = typeof params === 'object' && params !== null ? (params as { name?: unknown }).name : undefined
+  if (typeof name !== 'string') throw new MandateError('INVALID_REQUEST', 'tools/call without a tool name')
+  return { name, arguments: (params as { arguments?: unknown }).arguments ?? {} }
+}
+
+/** Parse `WWW-Authenticate: DPoP error="…"` (only the `error` parameter is needed here). */
+function challengeError(res: Response): string | undefined {
+  const h = res.headers.get('www-authenticate')
+  const m = h?.match(/\berror="([^"\\]*)"/)
+  return m?.[1]
+}
+
+async function refusalFrom(res: Response): Promise<MandateError> {
+  let body: Record<string, unknown> = {}
+  try {
+    const text = await res.text()
+    if (text.length < 8192) {
+      const parsed: unknown = JSON.parse(text)
+      if (typeof parsed === 'object' && parsed !== null) body = parsed as Record<string, unknown>
+    }
+  } catch {
+    // not JSON: the status and challenge below still say what happened
+  }
+  const oauth = typeof body.error === 'string' ? body.error : challengeError(res)
+  const code: MandateErrorCode = isMandateErrorCode(body.mandate_code)
+    ? body.mandate_code
+    : oauth === 'insufficient_scope'
+      ? 'INSUFFICIENT_SCOPE'
+      : oauth === 'use_dpop_nonce'
+        ? 'NONCE_REQUIRED'
+        : 'ACCESS_DENIED'
+  const description = typeof body.error_description === 'string' ? body.error_description.slice(0, 300) : `the server refused the call (HTTP ${res.status})`
+  const detail: Record<string, string | number> = { source: 'resource', status: res.status }
+  if (typeof body.scope === 'string') detail.scope = body.scope
+  return new MandateError(code, description, { detail })
+}
+
+/**
+ * A `fetch` for the MCP SDK's `StreamableHTTPClientTransport` that gives every `tools/call` POST its
+ * own call credential and DPoP proof (`Authorization: DPoP <credential>`, `DPoP: <proof>`), inside
+ * the one MCP session the transport already has. Other requests (initialize, tools/list,
+ * notifications, the SSE GET, DELETE) pass through without any credential.
+ *
+ * The credential is requested for the server's canonical resource (RFC 8707), learned from its
+ * RFC 9728 metadata, and is sent only to that exact URL (no redirects are followed with it).
+ * A `use_dpop_nonce` challenge is answered once with the server's nonce; any other 401/403 becomes a
+ * MandateError with the server's code.
+ *
+ * @throws MandateError — see {@link createCallCredentialSource}, plus the server's refusal codes.
+ */
+export function createMandateFetch(options: MandateFetchOptions): FetchLike {
+  const base = options.fetch ?? fetch
+  const endpoint = canonicalUrl(options.serverUrl)
+  const key = options.key
+  if (!key || typeof key.sign !== 'function') throw new TypeError('key must be an Ed25519Key')
+  const credentials: CallCredentialSource = createCallCredentialSource(options)
+  const issuer = options.authority.issuer
+  let resource: Promise<string> | undefined
+  let nonce: string | undefined
+
+  function audience(signal: AbortSignal | undefined): Promise<string> {
+    if (options.discover === false) return Promise.resolve(endpoint)
+    if (!resource) {
+      resource = discoverProtectedResource(endpoint, { fetch: base, issuer, ...(signal ? { signal } : {}) }).then((prm) => {
+        options.onDiscovered?.(prm)
+        return prm.resource
+      })
+      // a failed discovery is retried on the next call, never cached
+      resource.catch(() => {
+        resource = undefined
+      })
+    }
+    return resource
+  }
+
+  async function send(url: string | URL, init: RequestInit, credential: string, call: ToolCallMessage): Promise<Response> {
+    const headers = new Headers(init.headers)
+    // RFC 9449 proof (htm, htu, ath, nonce) also bound to the tool and the argument digest
+    const proof = createProof(key, { method: 'POST', url: endpoint, accessToken: credential, tool: call.name, arguments: call.arguments, ...(nonce !== undefined ? { nonce } : {}) })
+    headers.set('authorization', `DPoP ${credential}`)
+    headers.set('dpop', proof)
+    const res = await base(url, { ...init, headers, redirect: 'manual' })
+    const fresh = res.headers.get('dpop-nonce')
+    if (fresh) nonce = fresh
+    return res
+  }
+
+  return async (url, init) => {
+    const method = (init?.method ?? 'GET').toUpperCase()
+    if (method !== 'POST' || typeof init?.body !== 'string') return base(url, init)
+    const call = parseToolCall(init.body)
+    if (!call) return base(url, init)
+    // never hand a credential to anything but the resource it was minted for
+    if (canonicalUrl(url) !== endpoint) throw new MandateError('AUDIENCE_MISMATCH', 'refusing to send a credential to another URL')
+    const aud = await audience(init.signal ?? undefined)
+    if (aud !== endpoint) throw new MandateError('AUDIENCE_MISMATCH', 'the resource is not the URL being called')
+    const credential = await credentials({ audience: aud, tool: call.name, arguments: call.arguments, ...(init.signal ? { signal: init.signal } : {}) })
+    let res = await send(url, init, credential, call)
+    if (res.status === 401 && challengeError(res) === 'use_dpop_nonce' && res.headers.get('dpop-nonce')) {
+      await res.body?.cancel()
+      res = await send(url, init, credential, call)
+    }
+    if (res.status === 401 || res.status === 403) throw await refusalFrom(res)
+    return res
+  }
+}

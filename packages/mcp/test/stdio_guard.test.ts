@@ -1,0 +1,207 @@
+// A guarded MCP server spawned over stdio, driven by the real SDK Client: credentials travel in
+// params._meta["io.mandate/credential"]; refusals are JSON-RPC errors with the same codes.
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
+import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js'
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js'
+import { createProof, Ed25519Key, type MandateErrorCode } from '@mandate/core'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { CREDENTIAL_META_KEY, mandateErrorFrom, RPC_FORBIDDEN, RPC_UNAUTHORIZED, withMetaCredentials } from '../src/index.js'
+import { LocalAuthority } from './helpers/local_authority.js'
+
+const AUD = 'urn:mandate:test:stdio-tools'
+const OTHER = 'urn:mandate:test:other'
+const fixture = fileURLToPath(new URL('./fixtures/stdio_server.ts', import.meta.url))
+
+type Msg = { id?: number; method?: string; params?: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, { mandate: string; proof: string }> } }
+type Tamper = (m: Msg) => Msg
+
+/** Sits between the credential wrapper and stdio: what an attacker on the wire could do. */
+class TamperTransport implements Transport {
+  tamper: Tamper | undefined
+  last: Msg | undefined
+  onclose?: () => void
+  onerror?: (e: Error) => void
+  onmessage?: Transport['onmessage']
+  constructor(readonly inner: Transport) {
+    inner.onclose = () => this.onclose?.()
+    inner.onerror = (e) => this.onerror?.(e)
+    inner.onmessage = (m, x) => this.onmessage?.(m, x)
+  }
+  start() {
+    return this.inner.start()
+  }
+  close() {
+    return this.inner.close()
+  }
+  send(message: JSONRPCMessage, options?: TransportSendOptions) {
+    let m = structuredClone(message) as Msg
+    if (m.method === 'tools/call') {
+      if (this.tamper) m = this.tamper(m)
+      else this.last = structuredClone(m)
+    }
+    return this.inner.send(m as JSONRPCMessage, options)
+  }
+}
+
+let authority: LocalAuthority
+let agent: Ed25519Key
+let mandate: string
+let rootJti: string
+let client: Client
+let wire: TamperTransport
+let statusServer: Server
+let dir: string
+const countFile = () => join(dir, 'count.jsonl')
+const handlerCount = () => (existsSync(countFile()) ? readFileSync(countFile(), 'utf8').trim().split('\n').filter(Boolean).length : 0)
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'mandate-mcp-'))
+  authority = new LocalAuthority()
+  agent = Ed25519Key.generate()
+  const g = authority.grant(agent, { audiences: [AUD, OTHER], scopes: ['tools:read'], tools: [{ type: 'tool_access', tools: ['echo', 'add'] }] })
+  mandate = g.token
+  rootJti = g.jti
+  // the Authority's public revocation-status endpoint (a real HTTP server)
+  statusServer = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.end(JSON.stringify({ issuer: authority.issuer, cursor: String(Date.now()), mandates: [...authority.revocations.mandates], tasks: [], agents: [] }))
+  })
+  await new Promise<void>((r) => statusServer.listen(0, '127.0.0.1', r))
+  const port = (statusServer.address() as AddressInfo).port
+  const stdio = new StdioClientTransport({
+    command: process.execPath,
+    args: ['--conditions=@mandate/source', '--import', 'tsx', fixture],
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
+    env: {
+      ...(process.env as Record<string, string>),
+      MANDATE_ISSUER: authority.issuer,
+      MANDATE_JWKS: JSON.stringify(authority.jwks),
+      MANDATE_AUDIENCE: AUD,
+      MANDATE_REVOCATION_URL: `http://127.0.0.1:${port}/revocation-status`,
+      MANDATE_COUNT_FILE: countFile(),
+      MANDATE_AUDIT_FILE: join(dir, 'audit.jsonl'),
+    },
+    stderr: 'inherit',
+  })
+  wire = new TamperTransport(stdio)
+  client = new Client({ name: 'stdio-agent', version: '1.0.0' })
+  await client.connect(withMetaCredentials(wire, { resource: AUD, authority: authority.clientFor(agent), key: agent, mandate }))
+}, 60_000)
+
+afterAll(async () => {
+  await client?.close()
+  await new Promise<void>((r) => statusServer.close(() => r()))
+})
+afterEach(() => {
+  wire.tamper = undefined
+})
+
+async function expectRefused(p: Promise<unknown>, code: MandateErrorCode, rpc: number): Promise<void> {
+  const before = handlerCount()
+  const err = await p.then(() => undefined, (e: unknown) => e)
+  expect((err as { code?: unknown }).code).toBe(rpc)
+  expect((err as { data?: { mandate_code?: string } }).data?.mandate_code).toBe(code)
+  expect(mandateErrorFrom(err)?.code).toBe(code)
+  expect(handlerCount()).toBe(before)
+}
+
+/** Re-sign a proof for the (tampered) message with the holder's key. */
+function resign(m: Msg, credential: string): Msg {
+  const meta = m.params!._meta![CREDENTIAL_META_KEY]!
+  meta.mandate = credential
+  meta.proof = createProof(agent, { accessToken: credential, audience: AUD, tool: m.params!.name, arguments: m.params!.arguments ?? {} })
+  return m
+}
+
+describe('guarded MCP server over stdio', () => {
+  it('allows calls; the handler never sees the credential', async () => {
+    const r = await client.callTool({ name: 'echo', arguments: { text: 'hi' } })
+    expect(r.content).toEqual([{ type: 'text', text: 'echo:hi' }])
+    const r2 = await client.callTool({ name: 'add', arguments: { a: 1, b: 41 } })
+    expect(r2.content).toEqual([{ type: 'text', text: '42' }])
+    const lines = readFileSync(countFile(), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { mandateId: string; sawMeta: boolean })
+    expect(lines).toHaveLength(2)
+    expect(lines[0]?.sawMeta).toBe(false)
+    expect(new Set(lines.map((l) => l.mandateId)).size).toBe(2)
+  })
+
+  it('refuses a replayed credential and proof', async () => {
+    const captured = wire.last!
+    wire.tamper = (m) => ({ ...captured, id: m.id })
+    await expectRefused(client.callTool({ name: 'add', arguments: { a: 1, b: 41 } }), 'PROOF_REPLAYED', RPC_UNAUTHORIZED)
+  })
+
+  it('refuses a credential for another tool', async () => {
+    wire.tamper = (m) => {
+      const cred = m.params!._meta![CREDENTIAL_META_KEY]!.mandate
+      m.params!.name = 'add'
+      m.params!.arguments = { a: 1, b: 2 }
+      return resign(m, cred)
+    }
+    await expectRefused(client.callTool({ name: 'echo', arguments: { text: 'x' } }), 'TOOL_NOT_ALLOWED', RPC_FORBIDDEN)
+  })
+
+  it('refuses a credential for another server (audience)', async () => {
+    const other = await authority.clientFor(agent).callCredential({ mandate, audience: OTHER, tool: 'echo', arguments: { text: 'x' } })
+    if (other.status !== 'issued') throw new Error('not issued')
+    wire.tamper = (m) => resign(m, other.token)
+    await expectRefused(client.callTool({ name: 'echo', arguments: { text: 'x' } }), 'AUDIENCE_MISMATCH', RPC_UNAUTHORIZED)
+  })
+
+  it('refuses changed arguments (with or without a re-signed proof)', async () => {
+    wire.tamper = (m) => ((m.params!.arguments = { text: 'changed' }), m)
+    await expectRefused(client.callTool({ name: 'echo', arguments: { text: 'orig' } }), 'ARGUMENTS_MISMATCH', RPC_FORBIDDEN)
+    wire.tamper = (m) => {
+      m.params!.arguments = { text: 'changed' }
+      return resign(m, m.params!._meta![CREDENTIAL_META_KEY]!.mandate)
+    }
+    await expectRefused(client.callTool({ name: 'echo', arguments: { text: 'orig' } }), 'ARGUMENTS_MISMATCH', RPC_FORBIDDEN)
+  })
+
+  it('refuses a call without a proof, and one without any credential', async () => {
+    wire.tamper = (m) => {
+      const meta = m.params!._meta![CREDENTIAL_META_KEY] as unknown as Record<string, unknown>
+      delete meta.proof
+      return m
+    }
+    await expectRefused(client.callTool({ name: 'echo', arguments: { text: 'x' } }), 'PROOF_MISSING', RPC_UNAUTHORIZED)
+    wire.tamper = (m) => ((m.params!._meta = {}), m)
+    await expectRefused(client.callTool({ name: 'echo', arguments: { text: 'x' } }), 'PROOF_MISSING', RPC_UNAUTHORIZED)
+  })
+
+  it('refuses an expired credential', async () => {
+    authority.offset = -400
+    const old = authority.grant(agent, { audiences: [AUD], scopes: ['tools:read'], tools: [{ type: 'tool_access', tools: ['echo'] }] })
+    const cred = await authority.clientFor(agent).callCredential({ mandate: old.token, audience: AUD, tool: 'echo', arguments: { text: 'x' } })
+    authority.offset = 0
+    if (cred.status !== 'issued') throw new Error('not issued')
+    wire.tamper = (m) => resign(m, cred.token)
+    await expectRefused(client.callTool({ name: 'echo', arguments: { text: 'x' } }), 'TOKEN_EXPIRED', RPC_UNAUTHORIZED)
+  })
+
+  it('refuses once an ancestor is revoked', async () => {
+    wire.tamper = (m) => {
+      authority.revocations.revokeMandate(rootJti)
+      return m
+    }
+    await expectRefused(client.callTool({ name: 'echo', arguments: { text: 'x' } }), 'REVOKED', RPC_UNAUTHORIZED)
+  })
+
+  it('wrote an offline audit log with decisions and outcomes, no tokens', async () => {
+    await new Promise((r) => setTimeout(r, 50))
+    const text = readFileSync(join(dir, 'audit.jsonl'), 'utf8')
+    expect(text).not.toMatch(/eyJ/)
+    const rows = text.trim().split('\n').map((l) => JSON.parse(l) as { decision: string; outcome?: string; errorCode?: string })
+    expect(rows.filter((r) => r.decision === 'allowed' && r.outcome === 'success')).toHaveLength(2)
+    expect(rows.filter((r) => r.decision === 'refused').map((r) => r.errorCode)).toEqual(
+      expect.arrayContaining(['PROOF_REPLAYED', 'TOOL_NOT_ALLOWED', 'AUDIENCE_MISMATCH', 'ARGUMENTS_MISMATCH', 'PROOF_MISSING', 'TOKEN_EXPIRED', 'REVOKED']),
+    )
+  })
+})
