@@ -35,8 +35,12 @@ export interface RunningAuthority {
 export async function startServer(options: { db: string; host: string; port: number; issuer?: string; policy?: unknown; adminKey: Ed25519Key }): Promise<RunningAuthority> {
   const install = dashboardInstaller()
   let dashboard: DashboardHandle | undefined
+  // the database holds approvals and audit data: keep every file the server creates owner-only
+  process.umask(0o077)
   const server = await startAuthorityServer({
     dbPath: options.db,
+    // signing keys live in their own 0600 file next to the database, not inside it
+    keyFile: `${options.db}.signing-keys.json`,
     port: options.port,
     hostname: options.host,
     ...(options.issuer ? { issuer: options.issuer } : options.port !== 0 ? { issuer: `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.port}` } : {}),

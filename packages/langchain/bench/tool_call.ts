@@ -5,7 +5,7 @@ import { tool } from '@langchain/core/tools'
 import { createGuard, Ed25519Key } from '@mandate/core'
 import { z } from 'zod'
 import { getCallContext, withMandate } from '../src/index.js'
-import { createAuthority } from '../test/support/fake_authority.js'
+import { createAuthority } from '@mandate/authority'
 
 const AUDIENCE = 'https://billing.example.test/api'
 const N = Number(process.env.BENCH_N ?? 3000)
@@ -37,7 +37,10 @@ async function main(): Promise<void> {
     },
     { name: 'billing.lookup', description: 'Look up', schema: z.object({ invoice: z.string(), amount: z.number() }) },
   )
-  const wrapped = withMandate(inner, { client: authority.clientFor(agent), key: agent, mandate: token, audience: AUDIENCE, guard })
+  const signedClient = authority.clientFor(agent) // default: client assertion + DPoP, the HTTP code path
+  const keyClient = authority.clientFor(agent, { authentication: 'key' }) // in-process: possession of the key object
+  const wrapped = withMandate(inner, { client: signedClient, key: agent, mandate: token, audience: AUDIENCE, guard })
+  const wrappedKey = withMandate(inner, { client: keyClient, key: agent, mandate: token, audience: AUDIENCE, guard })
 
   async function sample(fn: (i: number) => Promise<unknown>): Promise<number[]> {
     for (let i = 0; i < WARMUP; i++) await fn(i)
@@ -53,14 +56,22 @@ async function main(): Promise<void> {
   // interleave the two series so both see the same machine state
   const base = await sample((i) => plain.invoke({ invoice: `inv_${i}`, amount: i % 500 }))
   const guarded = await sample((i) => wrapped.invoke({ invoice: `inv_${i}`, amount: i % 500 }))
+  const guardedKey = await sample((i) => wrappedKey.invoke({ invoice: `inv_${i}`, amount: i % 500 }))
+  const exchange = await sample((i) => keyClient.callCredential({ mandate: token, audience: AUDIENCE, tool: 'billing.lookup', arguments: { invoice: `x_${i}`, amount: 1 } }))
   const base2 = await sample((i) => plain.invoke({ invoice: `inv_${i}`, amount: i % 500 }))
   const b = [...base, ...base2].sort((x, y) => x - y)
-  const fmt = (ms: number) => `${(ms * 1000).toFixed(0)} µs`
-  console.log(`node ${process.version}, N=${N} per series`)
-  console.log(`unwrapped tool.invoke   p50 ${fmt(q(b, 0.5))}   p99 ${fmt(q(b, 0.99))}`)
-  console.log(`wrapped (Mandate)       p50 ${fmt(q(guarded, 0.5))}   p99 ${fmt(q(guarded, 0.99))}`)
-  console.log(`overhead                p50 ${fmt(q(guarded, 0.5) - q(b, 0.5))}   p99 ${fmt(q(guarded, 0.99) - q(b, 0.99))}`)
-  console.log(`(overhead = exchange at the in-process Authority + proof + Guard verify + audit report)`)
+  const fmt = (ms: number) => `${(ms * 1000).toFixed(0).padStart(5)} µs`
+  const row = (name: string, xs: number[]) => console.log(`${name.padEnd(44)} p50 ${fmt(q(xs, 0.5))}   p99 ${fmt(q(xs, 0.99))}`)
+  const over = (name: string, xs: number[]) =>
+    console.log(`${name.padEnd(44)} p50 ${fmt(q(xs, 0.5) - q(b, 0.5))}   p99 ${fmt(q(xs, 0.99) - q(b, 0.99))}`)
+  console.log(`node ${process.version}, ${N} calls per series, in-process Authority (MemoryStore), local core Guard`)
+  row('unwrapped tool.invoke', b)
+  row('wrapped, client signs assertion+DPoP', guarded)
+  row('wrapped, in-process key authentication', guardedKey)
+  row('  of which Authority exchange alone (key)', exchange)
+  over('overhead (signed client)', guarded)
+  over('overhead (key client)', guardedKey)
+  console.log('overhead = Authority exchange + audit append, proof signing, Guard verify (mandate + proof), audit report')
   if (sink < 0) console.log(sink)
   await authority.close()
 }

@@ -166,6 +166,8 @@ async function waitWithTimeout(s: Settings, approvalId: string, signal: AbortSig
     return outcome === 'approved' || outcome === 'denied' ? outcome : 'expired'
   } catch (err) {
     if (MandateError.is(err) && (err.code === 'APPROVAL_DENIED' || err.code === 'APPROVAL_EXPIRED')) throw err
+    // a client whose own wait timed out reports the approval as still pending
+    if (MandateError.is(err) && err.code === 'APPROVAL_REQUIRED') return 'expired'
     if (controller.signal.aborted) return 'expired'
     throw err
   } finally {

@@ -132,15 +132,15 @@ describe('createAgent + mandateMiddleware (user → orchestrator → sub-agent)'
 
     // the Authority's audit log: one call credential per tool call, and one allowed+success report each
     const audit = await w.authority.audit.query({ txn: w.grant.claims.txn })
-    const exchanges = audit.filter((r) => r.type === 'exchange' && r.fields.kind === 'call')
+    const exchanges = audit.filter((r) => r.type === 'exchange' && r.fields.operation === 'call')
     expect(exchanges.map((r) => r.fields.jti).sort()).toEqual([...ids].sort())
     for (const s of seen) {
       const rec = exchanges.find((r) => r.fields.jti === s.ctx.mandateId)
-      expect(rec?.fields).toMatchObject({ tool: s.ctx.tool, args: argumentsDigest(s.args), actorChain: [w.orchestrator.did, w.subAgent.did], subject: 'alice@example.com' })
+      expect(rec?.fields).toMatchObject({ tool: s.ctx.tool, args: argumentsDigest(s.args), actors: [w.orchestrator.did, w.subAgent.did], subject: 'alice@example.com', agent: w.subAgent.did })
     }
     const reports = audit.filter((r) => r.type === 'call.report')
-    expect(reports.map((r) => r.fields.mandateId).sort()).toEqual([...ids].sort())
-    for (const r of reports) expect(r.fields).toMatchObject({ decision: 'allowed', outcome: 'success', actorChain: [w.orchestrator.did, w.subAgent.did] })
+    expect(reports.map((r) => r.fields.jti).sort()).toEqual([...ids].sort())
+    for (const r of reports) expect(r.fields).toMatchObject({ decision: 'allowed', outcome: 'success', actors: [w.orchestrator.did, w.subAgent.did] })
 
     // the credential never reaches the model, the messages, callbacks/traces or logs
     expect(w.issued.length).toBeGreaterThanOrEqual(5) // grant, delegation, 3 call credentials

@@ -74,7 +74,7 @@ describe('approvals', () => {
     expect(calls[0]?.approval).toMatchObject({ id: pending!.approvalId, approver: w.approver.did })
     expect(toolMessages(done.messages).map((m) => m.status)).toEqual(['success'])
     // only one approval was ever requested for this call, although the task re-ran on each resume
-    expect(w.authority.approvals.list().filter((a) => a.tool === 'billing.refund')).toHaveLength(1)
+    expect((await w.authority.approvals.list()).filter((a) => a.tool === 'billing.refund')).toHaveLength(1)
   })
 
   it('returns a denial ToolMessage when the human denied', async () => {
@@ -111,7 +111,7 @@ describe('approvals', () => {
     const agent = createAgent({ model, tools: [t], middleware: [mandateMiddleware(opts(w, { approval: { timeoutMs: 10_000 } }))] })
     const human = (async () => {
       for (;;) {
-        const p = w.authority.approvals.list().find((a) => a.status === 'pending')
+        const p = (await w.authority.approvals.list({ status: 'pending' }))[0]
         if (p) {
           await w.authority.approvals.approve(p.id, { approver: w.approver.did })
           return p.id

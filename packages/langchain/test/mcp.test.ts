@@ -2,7 +2,7 @@ import { ToolMessage, type BaseMessage } from '@langchain/core/messages'
 import { loadMcpTools } from '@langchain/mcp-adapters'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
-import { argumentsDigest } from '@mandate/core'
+import { argumentsDigest, type CallReport } from '@mandate/core'
 import { createAgent } from 'langchain'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createMandateFetch, delegateTo, mandateMiddleware, withMandateAll } from '../src/index.js'
@@ -22,10 +22,10 @@ describe('tools loaded with @langchain/mcp-adapters', () => {
   let mcp: Mcp
   let client: Client
   beforeEach(async () => {
-    let report: World['authority']['reportCall'] | undefined
-    mcp = await startGuardedMcpServer((r) => (report as World['authority']['reportCall'])(r))
+    let report: ((r: CallReport) => Promise<void>) | undefined
+    mcp = await startGuardedMcpServer((r) => (report as (r: CallReport) => Promise<void>)(r))
     w = await createWorld({ audiences: [mcp.url], tools: [{ type: 'tool_access', tools: ['billing.lookup'], locations: [mcp.url] }] })
-    report = (r) => w.authority.reportCall(r)
+    report = async (r) => void (await w.authority.reportCall(r))
     mcp.useGuard(w.guardFor(mcp.url))
     client = new Client({ name: 'agent', version: '1.0.0' })
     // the transport's fetch attaches the current call's credential to tools/call, and only there
@@ -61,7 +61,7 @@ describe('tools loaded with @langchain/mcp-adapters', () => {
     expect(mcp.sawCredential.filter((s) => s.endsWith(':credential')).every((s) => s.startsWith('tools/call'))).toBe(true)
 
     const audit = await w.authority.audit.query({ txn: w.grant.claims.txn })
-    const issued = audit.filter((r) => r.type === 'exchange' && r.fields.kind === 'call').map((r) => r.fields.jti)
+    const issued = audit.filter((r) => r.type === 'exchange' && r.fields.operation === 'call').map((r) => r.fields.jti)
     expect(issued.sort()).toEqual(mcp.verified.map((v) => v.mandateId).sort())
     expect(audit.filter((r) => r.type === 'call.report')).toHaveLength(2)
     expect(findLeaks(result.messages.map(dump), w.issued)).toEqual([])

@@ -120,7 +120,7 @@ describe('withMandate (any LangChain tool)', () => {
     expect(seen).toHaveLength(3)
     expect(new Set(seen.map((c) => c.mandateId)).size).toBe(3)
     expect(seen.every((c) => c.verified && c.subject === 'alice@example.com')).toBe(true)
-    const exchanges = (await w.authority.audit.query({ txn: w.grant.claims.txn })).filter((r) => r.type === 'exchange' && r.fields.kind === 'call')
+    const exchanges = (await w.authority.audit.query({ txn: w.grant.claims.txn })).filter((r) => r.type === 'exchange' && r.fields.operation === 'call')
     expect(exchanges.map((r) => r.fields.jti).sort()).toEqual(seen.map((c) => c.mandateId).sort())
     // tracing stays intact: tool runs show up as tool callbacks under the graph run
     expect(recorder.payloads.filter((p) => p.startsWith('handleToolStart'))).toHaveLength(3)

@@ -140,11 +140,18 @@ function countMembers(value: unknown, limits: StrictJsonLimits): number {
   if (typeof value !== 'object' || value === null) return 0
   let total = 0
   if (Array.isArray(value)) {
-    for (const v of value) total += countMembers(v, limits)
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i]
+      if (typeof v === 'object' && v !== null) total += countMembers(v, limits)
+    }
     return total
   }
-  for (const key in value) {
-    total += 1 + countMembers((value as Record<string, unknown>)[key], limits)
+  // Object.keys is much faster than for…in on JSON.parse output (no prototype walk)
+  const keys = Object.keys(value)
+  total = keys.length
+  for (let i = 0; i < keys.length; i++) {
+    const v = (value as Record<string, unknown>)[keys[i] as string]
+    if (typeof v === 'object' && v !== null) total += countMembers(v, limits)
   }
   return total
 }

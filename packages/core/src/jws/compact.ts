@@ -1,5 +1,5 @@
 import { b64uDecode, b64uEncode, utf8Decode, utf8Encode } from '../encoding/base64url.js'
-import { DEFAULT_JSON_LIMITS, parseStrictJsonObject, type JsonObject, type StrictJsonLimits } from '../encoding/strict_json.js'
+import { DEFAULT_JSON_LIMITS, parseStrictJsonObject, type JsonObject, type JsonValue, type StrictJsonLimits } from '../encoding/strict_json.js'
 import { MandateError } from '../errors.js'
 import type { Ed25519Key } from '../identity/key.js'
 import { hasSmallOrderR } from '../identity/point.js'
@@ -45,13 +45,39 @@ export function parseCompactJws(token: unknown, policy: CompactJwsPolicy): Parse
     throw new MandateError('TOKEN_MALFORMED', 'token is not a compact JWS')
   }
   const limits = policy.limits ?? DEFAULT_JSON_LIMITS
-  const header = parseStrictJsonObject(utf8Decode(b64uDecode(token.slice(0, d1), 'TOKEN_MALFORMED', 'header'), 'INVALID_UTF8'), limits)
+  const header = parseHeader(token.slice(0, d1), limits)
   checkHeader(header, policy)
   const payload = parseStrictJsonObject(utf8Decode(b64uDecode(token.slice(d1 + 1, d2), 'TOKEN_MALFORMED', 'payload'), 'INVALID_UTF8'), limits)
   const signature = b64uDecode(token.slice(d2 + 1), 'TOKEN_MALFORMED', 'signature')
   if (signature.length !== 64) throw new MandateError('SIGNATURE_INVALID', 'Ed25519 signature must be 64 bytes')
   if (hasSmallOrderR(signature)) throw new MandateError('SIGNATURE_INVALID', 'signature uses a small-order R')
   return { header, payload, signingInput: utf8Encode(token.slice(0, d2)), signature }
+}
+
+// Headers repeat (one per signing key and kind), so their strict parse is cached by exact segment
+// text. The policy checks still run on every token; cached objects are frozen so no caller can
+// change what the next token sees.
+const headerCache = new Map<string, JsonObject>()
+const HEADER_CACHE_MAX = 256
+const HEADER_CACHE_SEGMENT_MAX = 1024
+
+function parseHeader(segment: string, limits: StrictJsonLimits): JsonObject {
+  const cacheable = limits === DEFAULT_JSON_LIMITS && segment.length <= HEADER_CACHE_SEGMENT_MAX
+  const hit = cacheable ? headerCache.get(segment) : undefined
+  if (hit) return hit
+  const header = parseStrictJsonObject(utf8Decode(b64uDecode(segment, 'TOKEN_MALFORMED', 'header'), 'INVALID_UTF8'), limits)
+  if (cacheable) {
+    deepFreeze(header)
+    if (headerCache.size >= HEADER_CACHE_MAX) headerCache.delete(headerCache.keys().next().value as string)
+    headerCache.set(segment, header)
+  }
+  return header
+}
+
+function deepFreeze(v: JsonValue): void {
+  if (typeof v !== 'object' || v === null) return
+  Object.freeze(v)
+  for (const k of Object.keys(v)) deepFreeze((v as Record<string, JsonValue>)[k] as JsonValue)
 }
 
 function checkHeader(header: JsonObject, policy: CompactJwsPolicy): void {

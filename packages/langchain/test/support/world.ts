@@ -1,5 +1,5 @@
 import { createGuard, Ed25519Key, type AuthorityClient, type Guard, type IssuedToken, type CallCredentialResult, type ToolGrant } from '@mandate/core'
-import { createAuthority } from './fake_authority.js'
+import { createAuthority } from '@mandate/authority'
 
 export const BILLING = 'https://billing.example.test/api'
 export const DOCS = 'https://docs.example.test/api'

@@ -1,0 +1,82 @@
+import { statSync, writeFileSync, chmodSync } from 'node:fs'
+import { createClientAssertion, createHttpAuthorityClient, createVerifyKeySetForTest, Ed25519Key } from './keys_support.js'
+import { afterAll, describe, expect, it } from 'vitest'
+import { createAuthority, createAuthorityServer, openSqliteStore } from '../src/index.js'
+import { AUD, tempDir, TOOLS } from './helpers.js'
+
+const tmp = tempDir()
+afterAll(() => tmp.cleanup())
+
+describe('signing keys', () => {
+  it('are created on first start, persisted in the SQLite store, and rotated with an overlapping JWKS', async () => {
+    const db = `${tmp.dir}/keys.db`
+    const first = await createAuthority({ issuer: 'http://127.0.0.1:7400', store: openSqliteStore(db) })
+    const kid = first.jwks().keys[0]?.kid
+    await first.close()
+    const again = await createAuthority({ issuer: 'http://127.0.0.1:7400', store: openSqliteStore(db) })
+    expect(again.jwks().keys.map((k) => k.kid)).toEqual([kid])
+    const r = await again.rotateSigningKey()
+    expect(r.previous).toBe(kid)
+    expect(again.jwks().keys.map((k) => k.kid)).toEqual([r.kid, kid])
+    await again.close()
+  })
+
+  it('can live in a key file written with mode 0600; a group-readable file is refused', async () => {
+    const keyFile = `${tmp.dir}/signing-keys.json`
+    const authority = await createAuthority({ issuer: 'http://127.0.0.1:7400', keyFile })
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600)
+    const kid = authority.jwks().keys[0]?.kid
+    await authority.close()
+    expect((await createAuthority({ issuer: 'http://127.0.0.1:7400', keyFile })).jwks().keys[0]?.kid).toBe(kid)
+    const loose = `${tmp.dir}/loose.json`
+    writeFileSync(loose, '{"keys":[]}')
+    chmodSync(loose, 0o644)
+    await expect(createAuthority({ issuer: 'http://127.0.0.1:7400', keyFile: loose })).rejects.toMatchObject({ code: 'KEY_INVALID' })
+  })
+
+  it('mandates signed before a rotation keep verifying during the overlap', async () => {
+    const authority = await createAuthority({ issuer: 'http://127.0.0.1:7400' })
+    const g = Ed25519Key.generate()
+    const a = Ed25519Key.generate()
+    await authority.registerAgent({ did: g.did, name: 'g', role: 'grantor' })
+    await authority.registerAgent({ did: a.did, name: 'a' })
+    const root = await authority.grant({ grantor: g.did, subject: 's', agent: a.did, audiences: [AUD], tools: TOOLS })
+    await authority.rotateSigningKey()
+    const res = await authority.clientFor(a).callCredential({ mandate: root.token, audience: AUD, tool: 'billing.get', arguments: { amount: 1 } })
+    expect(res.status).toBe('issued')
+    expect(createVerifyKeySetForTest).toBeDefined()
+    await authority.close()
+  })
+})
+
+describe('admin JSON endpoints', () => {
+  it('register, list, disable agents; admin revocations; only admins', async () => {
+    const admin = Ed25519Key.generate()
+    const server = await createAuthorityServer({ port: 0 })
+    await server.authority.registerAgent({ did: admin.did, name: 'root-admin', role: 'admin' })
+    const auth = (k: Ed25519Key) => ({ authorization: `MandateAssertion ${createClientAssertion(k, { clientId: k.did, audience: server.url })}`, 'content-type': 'application/json' })
+    const agent = Ed25519Key.generate()
+    const reg = await fetch(`${server.url}/admin/agents`, { method: 'POST', headers: auth(admin), body: JSON.stringify({ did: agent.did, name: 'worker', owner: 'alice', role: 'agent', metadata: { team: 'billing' } }) })
+    expect(reg.status).toBe(201)
+    const dup = await fetch(`${server.url}/admin/agents`, { method: 'POST', headers: auth(admin), body: `{"did":"${agent.did}","did":"x","name":"w"}` })
+    expect(await dup.json()).toMatchObject({ error: 'invalid_request' })
+    const notAdmin = await fetch(`${server.url}/admin/agents`, { headers: auth(agent) })
+    expect(notAdmin.status).toBe(403)
+    const replayHeaders = auth(admin)
+    expect((await fetch(`${server.url}/admin/agents`, { headers: replayHeaders })).status).toBe(200)
+    expect((await fetch(`${server.url}/admin/agents`, { headers: replayHeaders })).status).toBe(401) // assertions are single use
+    const rev = await fetch(`${server.url}/admin/revocations`, { method: 'POST', headers: auth(admin), body: JSON.stringify({ txn: 'task-1', reason: 'incident' }) })
+    expect(await rev.json()).toMatchObject({ revoked: [{ kind: 'task', id: 'task-1' }] })
+    const dis = await fetch(`${server.url}/admin/agents/${encodeURIComponent(agent.did)}/disable`, { method: 'POST', headers: auth(admin) })
+    expect(await dis.json()).toMatchObject({ did: agent.did, disabled: true })
+    // a disabled agent can no longer authenticate
+    const client = createHttpAuthorityClient({ issuer: server.url, key: agent })
+    await expect(client.reportCall?.({ mandateId: 'x'.repeat(22), txn: 't', tool: 'a.b', audience: AUD, argumentsDigest: 'd', decision: 'allowed', actorChain: [agent.did], subject: 's' })).rejects.toMatchObject({ code: 'INVALID_CLIENT' })
+    const verify = await fetch(`${server.url}/audit/verify`, { headers: auth(admin) })
+    expect(await verify.json()).toMatchObject({ ok: true })
+    const exp = await fetch(`${server.url}/audit/export`, { headers: auth(admin) })
+    const lines = (await exp.text()).trim().split('\n').map((l) => JSON.parse(l) as { type: string })
+    expect(lines.map((l) => l.type)).toEqual(expect.arrayContaining(['agent.registered', 'revocation', 'agent.disabled']))
+    await server.close()
+  })
+})
