@@ -3,6 +3,7 @@ import { MandateError, type CallReport, type JsonObject } from '@mandate/core'
 import type { Hono } from 'hono'
 import { stream } from 'hono/streaming'
 import type { Authority } from '../authority.js'
+import type { RevocationTarget } from '../revocation/revoke.js'
 import type { AuditQuery, RegisterAgentInput } from '../types.js'
 import { principal } from './auth.js'
 import { readJson } from './body.js'
@@ -60,7 +61,7 @@ export function mountAdmin(app: Hono, authority: Authority): void {
       only(body, ['mandate', 'txn', 'agent', 'reason'])
       const { reason, ...target } = body
       if (reason !== undefined && typeof reason !== 'string') throw new MandateError('INVALID_REQUEST', 'reason must be a string')
-      const revoked = await authority.revoke(target as never, { by: who.did, ...(reason !== undefined ? { reason } : {}) })
+      const revoked = await authority.revoke(target as unknown as RevocationTarget, { by: who.did, ...(reason !== undefined ? { reason } : {}) })
       return c.json({ revoked }, 200, NO_STORE)
     } catch (err) {
       return send(c, jsonErrorAnswer(err))

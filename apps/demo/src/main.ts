@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+/**
+ * `pnpm demo` — the Mandate story, narrated. Options:
+ *   --interactive          wait for a human to approve in the dashboard or with `mandate approvals approve`
+ *   --authority-url URL    run against a running Authority (`mandate authority start`), with --admin-key FILE
+ *   --state-dir DIR        where the embedded Authority keeps its SQLite file (default .mandate)
+ */
+import { readFile } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { Ed25519Key, MandateError } from '@mandate/core'
+import { Narrator, c } from './narrator.js'
+import { runStory, StoryFailure } from './story.js'
+
+const HELP = `Usage: pnpm demo [-- options]
+
+  --interactive          wait for a human approval (dashboard or CLI) instead of auto-approving
+  --authority-url URL    use a running Authority server instead of the embedded one
+  --admin-key FILE       that server's admin key (printed by \`mandate authority start\`)
+  --state-dir DIR        where the embedded Authority keeps its SQLite file (default .mandate)
+  -h, --help             this help
+
+Without --interactive (and always under CI=true or without a terminal) the approval is given
+automatically after a short visible wait by a separate approver identity, never by the agent.`
+
+async function main(): Promise<number> {
+  let values
+  try {
+    values = parseArgs({
+      options: {
+        interactive: { type: 'boolean' },
+        'authority-url': { type: 'string' },
+        'admin-key': { type: 'string' },
+        'state-dir': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }).values
+  } catch (err) {
+    process.stderr.write(`${err instanceof Error ? err.message : 'invalid arguments'}\n\n${HELP}\n`)
+    return 2
+  }
+  if (values.help) {
+    process.stdout.write(`${HELP}\n`)
+    return 0
+  }
+  const ci = process.env.CI === 'true' || process.env.CI === '1'
+  const interactive = values.interactive === true && !ci && process.stdin.isTTY === true
+  if (values.interactive && !interactive) process.stdout.write(c.yellow('--interactive ignored: no terminal (or CI=true); approvals will be automatic.\n'))
+  let adminKey: Ed25519Key | undefined
+  if (values['authority-url']) {
+    if (!values['admin-key']) {
+      process.stderr.write('--authority-url needs --admin-key FILE (the admin key `mandate authority start` printed)\n')
+      return 2
+    }
+    adminKey = Ed25519Key.fromPrivateJwk(stripKid(JSON.parse(await readFile(values['admin-key'], 'utf8'))))
+  }
+  const narrator = new Narrator()
+  const started = Date.now()
+  try {
+    await runStory({
+      narrator,
+      interactive,
+      ...(values['authority-url'] ? { authorityUrl: values['authority-url'] } : {}),
+      ...(adminKey ? { adminKey } : {}),
+      stateDir: resolve(values['state-dir'] ?? '.mandate'),
+      autoApproveDelayMs: 1500,
+    })
+    process.stdout.write(`\n${c.dim(`finished in ${((Date.now() - started) / 1000).toFixed(1)}s`)}\n`)
+    return 0
+  } catch (err) {
+    if (err instanceof StoryFailure) process.stderr.write(`\n${c.red('demo failed:')} ${err.message}\n`)
+    else if (MandateError.is(err)) process.stderr.write(`\n${c.red('demo failed:')} ${err.code}: ${err.message}\n`)
+    else process.stderr.write(`\n${c.red('demo failed:')} ${err instanceof Error ? err.stack ?? err.message : 'unknown error'}\n`)
+    return 1
+  }
+}
+
+function stripKid(jwk: unknown): unknown {
+  if (typeof jwk !== 'object' || jwk === null) return jwk
+  const { kid: _kid, ...rest } = jwk as Record<string, unknown>
+  return rest
+}
+
+main().then((code) => process.exit(code))

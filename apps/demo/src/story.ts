@@ -1,0 +1,322 @@
+/**
+ * The story: Alice → orchestrator → billing sub-agent → tools, every call with its own credential.
+ */
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { ToolMessage, type BaseMessage } from '@langchain/core/messages'
+import { tool } from '@langchain/core/tools'
+import { createGuard, createRevocationStatusClient, decodeMandateUnverified, Ed25519Key, type Guard } from '@mandate/core'
+import { createMandateFetch, delegateTo, mandateMiddleware, withMandate, type MandateOptions } from '@mandate/langchain'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import { createAgent } from 'langchain'
+import { z } from 'zod'
+import { AuthorityLink, type AuditRecordView } from './authority_link.js'
+import { BILLING_AUDIENCE, billingTools } from './billing_tools.js'
+import { c, type Narrator } from './narrator.js'
+import { ScriptedChatModel } from './scripted_model.js'
+import { startTicketServer } from './ticket_server.js'
+
+export interface StoryOptions {
+  narrator: Narrator
+  /** Wait for a human to approve (dashboard or CLI) instead of auto-approving. */
+  interactive: boolean
+  /** Use this running Authority instead of an embedded one. */
+  authorityUrl?: string
+  /** Admin key for --authority-url (the file `mandate authority start` printed). */
+  adminKey?: Ed25519Key
+  /** Where the embedded Authority keeps its SQLite file and the demo writes key files. */
+  stateDir: string
+  /** How long the non-interactive run waits, visibly, before the approver decides (ms). */
+  autoApproveDelayMs: number
+}
+
+export class StoryFailure extends Error {}
+
+const ALICE = 'alice@example.com'
+const PURPOSE = 'triage billing anomalies'
+const toolName = (name: string) => name.replace('_', '.')
+const expect = (ok: boolean, what: string) => {
+  if (!ok) throw new StoryFailure(what)
+}
+
+function toolResults(messages: BaseMessage[]): ToolMessage[] {
+  return messages.filter((m): m is ToolMessage => ToolMessage.isInstance(m))
+}
+
+export async function runStory(o: StoryOptions): Promise<void> {
+  const n = o.narrator
+  const cleanup: (() => Promise<void>)[] = []
+  try {
+    n.title('Mandate demo — per-agent identities and per-call, narrowing credentials')
+
+    // ---- identities
+    n.say('Every principal gets its own Ed25519 key (did:key); no shared API keys anywhere.')
+    const admin = o.adminKey ?? Ed25519Key.generate()
+    const keys = {
+      hostApp: Ed25519Key.generate(),
+      orchestrator: Ed25519Key.generate(),
+      billingAgent: Ed25519Key.generate(),
+      tickets: Ed25519Key.generate(),
+      bob: Ed25519Key.generate(),
+    }
+    const names = new Map<string, string>([
+      [admin.did, 'admin'], [keys.hostApp.did, 'host-app'], [keys.orchestrator.did, 'orchestrator'],
+      [keys.billingAgent.did, 'billing-agent'], [keys.tickets.did, 'tickets-mcp'], [keys.bob.did, 'bob (approver)'],
+    ])
+    const who = (did: string) => names.get(did) ?? `${did.slice(0, 14)}…`
+    for (const [did, name] of names) if (name !== 'admin') n.detail(`${name.padEnd(15)} ${c.dim(did)}`)
+
+    // ---- the Authority
+    const link = o.authorityUrl
+      ? await n.progress(`connecting to the Authority at ${o.authorityUrl}`, () => AuthorityLink.remote(o.authorityUrl as string))
+      : await n.progress('starting the embedded Authority (SQLite) on 127.0.0.1', async () => {
+          await mkdir(o.stateDir, { recursive: true, mode: 0o700 })
+          return AuthorityLink.embedded(join(o.stateDir, `demo-${Date.now()}.db`), admin)
+        })
+    cleanup.push(() => link.close())
+    n.ok(`Authority ${c.bold(link.issuer)}${link.embedded ? ' (embedded)' : ''}`)
+    await n.progress('registering principals with the Authority (admin API, signed by the admin key)', async () => {
+      await link.register(admin, { did: keys.hostApp.did, name: 'host-app', role: 'grantor' })
+      await link.register(admin, { did: keys.orchestrator.did, name: 'orchestrator', role: 'agent', owner: 'alice' })
+      await link.register(admin, { did: keys.billingAgent.did, name: 'billing-agent', role: 'agent', owner: 'alice' })
+      await link.register(admin, { did: keys.tickets.did, name: 'tickets-mcp', role: 'resource' })
+      await link.register(admin, { did: keys.bob.did, name: 'bob (approver)', role: 'approver' })
+    })
+    const dashboardLogin = link.loginUrl({ did: keys.bob.did, name: 'bob (approver)' })
+    if (link.dashboardUrl) n.detail(`dashboard: ${link.dashboardUrl}  ${c.dim(`(sign in as bob: ${dashboardLogin ?? '-'})`)}`)
+
+    // ---- guards (tool side): JWKS + revocation status from the Authority
+    const revocation = createRevocationStatusClient(`${link.url}/revocation-status`, { issuer: link.issuer, intervalMs: 500 })
+    const billingGuard: Guard = createGuard({ issuer: link.issuer, jwks: `${link.url}/jwks`, audience: BILLING_AUDIENCE, revocation, requireCallBinding: true })
+    const tickets = await n.progress('starting the support-ticket MCP server (Streamable HTTP, guarded by @mandate/mcp)', () =>
+      startTicketServer({ issuer: link.issuer, jwks: `${link.url}/jwks`, revocation, audit: link.clientFor(keys.tickets), onCall: (l) => n.detail(c.dim(`  ↳ ${l}`)) }),
+    )
+    cleanup.push(() => tickets.close())
+    n.ok(`MCP server ${c.bold(tickets.url)}`)
+
+    // ---- 1. Alice asks; the host app grants the orchestrator a task mandate
+    n.say(`Alice asks the orchestrator agent to ${c.bold(`"${PURPOSE}"`)}. The host app (a registered grantor) grants it a task mandate.`)
+    const rootMandate = await link.grant(keys.hostApp, {
+      subject: ALICE,
+      agent: keys.orchestrator.did,
+      purpose: PURPOSE,
+      audiences: [BILLING_AUDIENCE, tickets.url],
+      tools: [
+        { type: 'tool_access', tools: ['billing.list_invoices', 'billing.get_invoice'], locations: [BILLING_AUDIENCE] },
+        { type: 'tool_access', tools: ['billing.refund'], locations: [BILLING_AUDIENCE], constraints: { amount: { type: 'max', value: 500 } } },
+        { type: 'tool_access', tools: ['tickets.open'], locations: [tickets.url] },
+      ],
+      expiresIn: 900,
+      maxDepth: 2,
+    })
+    const root = decodeMandateUnverified(rootMandate).payload as { txn: string; jti: string; exp: number }
+    n.ok(`task ${root.txn}: ${ALICE} → orchestrator; billing.list_invoices, billing.get_invoice, billing.refund (amount ≤ 500), tickets.open; 15 min; depth ≤ 2`)
+    n.detail(c.dim('The mandate is bound to the orchestrator key (cnf.jkt): useless to anyone without that key.'))
+
+    // ---- the billing sub-agent's tools (LangChain) and the MCP client
+    const observe = (line: string) => n.detail(c.dim(`  ↳ ${line}`))
+    const mcp = new Client({ name: 'billing-agent', version: '1.0.0' })
+    const attachToToolCalls = (_url: URL, init: RequestInit | undefined) => typeof init?.body === 'string' && init.body.includes('"method":"tools/call"')
+    await mcp.connect(new StreamableHTTPClientTransport(new URL(tickets.url), { fetch: createMandateFetch({ outsideCall: 'passthrough', attach: attachToToolCalls }) }))
+    cleanup.push(() => mcp.close())
+    const openTicket = tool(
+      async (args) => {
+        const res = await mcp.callTool({ name: 'tickets.open', arguments: args })
+        const text = Array.isArray(res.content) ? res.content.map((p) => (p as { text?: string }).text ?? '').join(' ') : ''
+        if (res.isError) throw new Error(text || 'the MCP server refused the call')
+        return text
+      },
+      { name: 'tickets_open', description: 'Open a support ticket (MCP).', schema: z.object({ title: z.string(), invoice: z.string() }) },
+    )
+
+    let delegatedMandate = ''
+    let subAgentPhase1: BaseMessage[] = []
+    const subAgentOptions = (mandate: string): MandateOptions => ({
+      client: link.clientFor(keys.billingAgent),
+      key: keys.billingAgent,
+      mandate,
+      audience: (name) => (name === 'tickets_open' ? tickets.url : name.startsWith('billing_') || name.startsWith('payments_') ? BILLING_AUDIENCE : undefined),
+      toolName,
+      guard: billingGuard,
+      remote: ['tickets_open'],
+      approval: { mode: 'wait', timeoutMs: o.interactive ? 15 * 60_000 : 60_000 },
+    })
+    const subAgentTools = () => {
+      const b = billingTools(observe)
+      return [b.getInvoice, b.refund, b.exportCustomers, openTicket]
+    }
+
+    // ---- 2. the orchestrator (a createAgent agent) looks, then delegates
+    n.say('The orchestrator (a LangChain createAgent agent) lists anomalous invoices, then delegates to a billing sub-agent.')
+    const orchestratorTools = billingTools(observe)
+    const delegateTool = tool(
+      async ({ invoices }) => {
+        const sub = await delegateTo({
+          client: link.clientFor(keys.orchestrator),
+          mandate: rootMandate,
+          to: keys.billingAgent.did,
+          tools: [
+            { type: 'tool_access', tools: ['billing.get_invoice'], locations: [BILLING_AUDIENCE] },
+            { type: 'tool_access', tools: ['billing.refund'], locations: [BILLING_AUDIENCE], constraints: { amount: { type: 'max', value: 200 } } },
+            { type: 'tool_access', tools: ['tickets.open'], locations: [tickets.url] },
+          ],
+          expiresIn: 600,
+          maxDepth: 0,
+        })
+        delegatedMandate = sub.mandate
+        const child = decodeMandateUnverified(sub.mandate).payload as { jti: string }
+        n.ok(`delegated mandate ${child.jti.slice(0, 8)}…: ${ALICE} → orchestrator → billing-agent`)
+        n.detail('narrower: only billing.get_invoice, billing.refund (amount ≤ 200) and tickets.open; 10 min; cannot delegate further')
+
+        n.say('The billing sub-agent works the case. Each tool call exchanges the delegated mandate for its own call credential.')
+        const subAgent = createAgent({
+          model: new ScriptedChatModel('billing-agent', [
+            { calls: invoices.map((id) => ({ name: 'billing_get_invoice', args: { id } })) },
+            { calls: [{ name: 'tickets_open', args: { title: 'Duplicate charge on INV-1001', invoice: 'INV-1001' } }] },
+            { calls: [{ name: 'payments_export_customers', args: { format: 'csv' } }] },
+            { calls: [{ name: 'billing_refund', args: { invoice: 'INV-1001', amount: 120 } }] },
+            { answer: 'INV-1001 refunded after approval, ticket opened; INV-1003 needs a human look.' },
+          ]),
+          tools: subAgentTools(),
+          middleware: [mandateMiddleware(subAgentOptions(sub.mandate))],
+        })
+        const out = await subAgent.invoke({ messages: [{ role: 'user', content: `Triage these invoices: ${invoices.join(', ')}` }] })
+        subAgentPhase1 = out.messages
+        return 'billing sub-agent finished: refund done, ticket opened'
+      },
+      { name: 'delegate_to_billing_agent', description: 'Hand the anomalous invoices to the billing sub-agent.', schema: z.object({ invoices: z.array(z.string()) }) },
+    )
+    const orchestrator = createAgent({
+      model: new ScriptedChatModel('orchestrator', [
+        { calls: [{ name: 'billing_list_invoices', args: { status: 'anomalous' } }] },
+        { calls: [{ name: 'delegate_to_billing_agent', args: { invoices: ['INV-1001', 'INV-1003'] } }] },
+        { answer: 'Triage done.' },
+      ]),
+      // the orchestrator's own billing call goes through the tool wrapper (withMandate)
+      tools: [withMandate(orchestratorTools.listInvoices, { client: link.clientFor(keys.orchestrator), key: keys.orchestrator, mandate: rootMandate, audience: BILLING_AUDIENCE, toolName, guard: billingGuard }), delegateTool],
+    })
+
+    const approvals = watchApprovals({ link, approver: keys.bob, narrator: n, interactive: o.interactive, delayMs: o.autoApproveDelayMs, dashboardLogin, stateDir: o.stateDir, who })
+    cleanup.push(async () => approvals.stop())
+    const orchestration = await orchestrator.invoke({ messages: [{ role: 'user', content: `Alice: please ${PURPOSE}` }] })
+    const listed = toolResults(orchestration.messages).find((m) => m.name === 'billing_list_invoices')
+    expect(listed?.status !== 'error', `the orchestrator could not list invoices: ${String(listed?.content)}`)
+
+    n.say('What the sub-agent got back, call by call:')
+    const results = toolResults(subAgentPhase1)
+    for (const m of results) {
+      const text = typeof m.content === 'string' ? m.content : JSON.stringify(m.content)
+      if (m.status === 'error') n.refused(`${toolName(m.name ?? '?')} → ${c.red(text)}`)
+      else n.ok(`${toolName(m.name ?? '?')} → ${text.length > 90 ? `${text.slice(0, 90)}…` : text}`)
+    }
+    const byName = (name: string) => results.filter((m) => m.name === name)
+    expect(byName('billing_get_invoice').length === 2 && byName('billing_get_invoice').every((m) => m.status !== 'error'), 'reading invoices failed')
+    expect(byName('tickets_open')[0]?.status !== 'error' && tickets.tickets.length === 1, 'opening the ticket over MCP failed')
+    expect(byName('payments_export_customers')[0]?.status === 'error', 'the out-of-mandate tool was not refused')
+    expect(byName('billing_refund')[0]?.status !== 'error', 'the approved refund did not complete')
+    n.detail(c.dim('payments.export_customers is outside the delegated mandate: the Authority refused to issue a credential, the tool never ran.'))
+
+    // ---- 3. revoke mid-way
+    n.say(`Alice's security team revokes the whole task (txn ${root.txn}) mid-way.`)
+    await link.revokeTask(admin, root.txn, 'Alice cancelled the task')
+    n.ok('revoked at the Authority: every mandate of the task, and every descendant, is dead')
+    const afterRevocation = createAgent({
+      model: new ScriptedChatModel('billing-agent-2', [{ calls: [{ name: 'billing_get_invoice', args: { id: 'INV-1003' } }] }, { answer: 'I can no longer act on this task.' }]),
+      tools: subAgentTools(),
+      middleware: [mandateMiddleware(subAgentOptions(delegatedMandate))],
+    })
+    const next = toolResults((await afterRevocation.invoke({ messages: [{ role: 'user', content: 'Look at INV-1003 again' }] })).messages)[0]
+    const nextText = typeof next?.content === 'string' ? next.content : ''
+    expect(next?.status === 'error' && nextText.includes('REVOKED'), 'the call after revocation was not refused')
+    n.refused(`the sub-agent's next call, billing.get_invoice → ${c.red(nextText)}`)
+
+    // ---- 4. audit
+    n.say('The audit trail: hash-chained, head signed by the Authority. Verifying it end to end…')
+    const verification = await link.auditVerify(admin)
+    expect(verification.ok === true, `audit verification failed: ${verification.reason ?? '?'}`)
+    n.ok(`audit log verified: ${verification.count ?? '?'} records, hash chain intact`)
+    const records = await link.auditRecords(admin, root.txn)
+    n.detail('Every tool call of the task, with the full chain:')
+    printCalls(n, records, who)
+    n.detail('')
+    n.detail(c.bold('Done.') + ' Every call carried its own short-lived, single-use credential; the chain only narrowed; the human decision and the revocation are in the audit log.')
+  } finally {
+    for (const fn of cleanup.reverse()) await fn().catch(() => undefined)
+  }
+}
+
+function printCalls(n: Narrator, records: AuditRecordView[], who: (did: string) => string): void {
+  for (const r of records) {
+    const f = r.fields
+    const actors = Array.isArray(f.actors) ? (f.actors as string[]) : []
+    const chain = [String(f.subject ?? '?'), ...actors.map(who)]
+    if (r.type === 'exchange' && f.operation === 'call') {
+      const approval = typeof f.approval === 'object' && f.approval !== null ? ` ${c.green(`approved by ${who(String((f.approval as { approver?: unknown }).approver))}`)}` : ''
+      n.ok(`#${r.seq} ${[...chain, c.bold(String(f.tool))].join(' → ')}  ${c.dim(`credential ${String(f.jti).slice(0, 8)}…, args #${String(f.args).slice(0, 8)}…`)}${approval}`)
+    } else if (r.type === 'refusal') {
+      n.refused(`#${r.seq} ${[String(f.subject ?? ALICE), who(String(f.agent ?? '?')), c.bold(String(f.tool ?? '?'))].join(' → ')}  ${c.red(String(f.code))}`)
+    } else if (r.type === 'call.report') {
+      n.detail(c.dim(`   #${r.seq} ${String(f.tool)} reported by the guard: ${String(f.decision)}${f.outcome ? `/${String(f.outcome)}` : ''}`))
+    } else if (r.type === 'exchange' && f.operation === 'delegation') {
+      n.detail(`   #${r.seq} delegation ${chain.join(' → ')}`)
+    } else if (r.type === 'grant') {
+      n.detail(`   #${r.seq} grant ${String(f.subject)} → ${who(String(f.agent))}`)
+    } else if (r.type.startsWith('approval.') || r.type === 'revocation') {
+      n.detail(`   #${r.seq} ${r.type}${f.tool ? ` ${String(f.tool)}` : ''}${f.approver ? ` by ${who(String(f.approver))}` : ''}${f.reason ? ` (${String(f.reason)})` : ''}`)
+    }
+  }
+}
+
+/** The human side of approvals: auto-approve as bob (CI), or wait for the dashboard / CLI (interactive). */
+function watchApprovals(p: {
+  link: AuthorityLink
+  approver: Ed25519Key
+  narrator: Narrator
+  interactive: boolean
+  delayMs: number
+  dashboardLogin: string | undefined
+  stateDir: string
+  who: (did: string) => string
+}): { stop(): void } {
+  let stopped = false
+  const handled = new Set<string>()
+  const loop = async () => {
+    while (!stopped) {
+      await new Promise((r) => setTimeout(r, 150))
+      let pending
+      try {
+        pending = await p.link.pendingApprovals(p.approver)
+      } catch {
+        continue
+      }
+      for (const a of pending) {
+        if (handled.has(a.id) || stopped) continue
+        handled.add(a.id)
+        const n = p.narrator
+        n.note(`${c.yellow('approval required')}: ${a.tool} ${JSON.stringify(a.arguments ?? {})} requested by ${p.who(a.requested_by)} (policy: refunds need a human)`)
+        n.detail(c.dim('The sub-agent now waits for the decision by event (no polling on its side).'))
+        if (p.interactive) {
+          const keyFile = join(p.stateDir, 'bob-approver.jwk')
+          await writeFile(keyFile, JSON.stringify(p.approver.exportPrivateJwk()), { mode: 0o600 }).catch(() => undefined)
+          n.detail(`Approve it in the dashboard${p.dashboardLogin ? ` (${p.dashboardLogin})` : ''}`)
+          n.detail(`or: mandate approvals approve ${a.id} --url ${p.link.url} --key ${keyFile}`)
+          await n.progress('waiting for a human decision', async () => {
+            while (!stopped && (await p.link.pendingApprovals(p.approver).catch(() => [])).some((x) => x.id === a.id)) await new Promise((r) => setTimeout(r, 300))
+          })
+        } else {
+          n.detail(`Non-interactive run (CI / no terminal): bob, a separate ${c.bold('approver identity')} (never the agent), approves via the approvals API after a short wait.`)
+          await n.progress(`bob is looking at the request (${(p.delayMs / 1000).toFixed(1)}s)`, () => new Promise((r) => setTimeout(r, p.delayMs)))
+          await p.link.approve(p.approver, a.id, 'duplicate charge confirmed')
+          n.ok(`approved by bob (approver); the sub-agent resumes with a credential that names the approval`)
+        }
+      }
+    }
+  }
+  void loop()
+  return {
+    stop() {
+      stopped = true
+    },
+  }
+}

@@ -1,0 +1,40 @@
+import { Ed25519Key } from '@mandate/core'
+import { describe, expect, it } from 'vitest'
+import { createAuthority, createRulePolicy } from '../src/index.js'
+import { AUD, TOOLS } from './helpers.js'
+
+describe('declarative policy', () => {
+  it('first match wins over tool patterns, actors and argument conditions', () => {
+    const p = createRulePolicy([
+      { id: 'no-admin', effect: 'deny', tool: 'admin.*' },
+      { id: 'big', effect: 'require_approval', tool: 'billing.refund', when: { amount: { type: 'min', value: 100 } } },
+      { id: 'eu', effect: 'deny', on: 'call', subject: 'eve', tool: 'billing.*' },
+    ])
+    const base = { operation: 'call' as const, subject: 'alice', agent: 'did:a', actorChain: ['did:a'], recipient: 'did:a', txn: 't', audiences: [AUD], scopes: [] }
+    expect(p.evaluate({ ...base, tools: ['admin.wipe'], arguments: {} })).toMatchObject({ effect: 'deny', rule: 'no-admin' })
+    expect(p.evaluate({ ...base, tools: ['billing.refund'], arguments: { amount: 100 } })).toMatchObject({ effect: 'require_approval', rule: 'big' })
+    expect(p.evaluate({ ...base, tools: ['billing.refund'], arguments: { amount: 99 } })).toMatchObject({ effect: 'allow' })
+    expect(p.evaluate({ ...base, subject: 'eve', tools: ['billing.get'], arguments: {} })).toMatchObject({ effect: 'deny', rule: 'eu' })
+    // at grant time a tool rule applies only when every granted tool falls under it
+    expect(p.evaluate({ ...base, operation: 'grant', tools: ['admin.users.*'] })).toMatchObject({ effect: 'deny' })
+    expect(p.evaluate({ ...base, operation: 'grant', tools: ['*'] })).toMatchObject({ effect: 'allow' })
+  })
+
+  it('refuses unknown condition types when rules load (fail closed)', () => {
+    expect(() => createRulePolicy([{ effect: 'deny', when: { x: { type: 'regex', value: '.*' } as never } }])).toThrow()
+  })
+
+  it('is enforced at grant and exchange with access_denied and an audited refusal', async () => {
+    const authority = await createAuthority({ issuer: 'http://127.0.0.1:7400', policy: [{ id: 'no-wipe', effect: 'deny', tool: 'billing.wipe', reason: 'never' }, { id: 'no-admin-grants', effect: 'deny', on: 'grant', tool: 'admin.*' }] })
+    const g = Ed25519Key.generate()
+    const a = Ed25519Key.generate()
+    await authority.registerAgent({ did: g.did, name: 'g', role: 'grantor' })
+    await authority.registerAgent({ did: a.did, name: 'a' })
+    await expect(authority.grant({ grantor: g.did, subject: 's', agent: a.did, audiences: [AUD], tools: [{ type: 'tool_access', tools: ['admin.*'] }] })).rejects.toMatchObject({ code: 'POLICY_DENIED', oauthError: 'access_denied' })
+    const root = await authority.grant({ grantor: g.did, subject: 's', agent: a.did, audiences: [AUD], tools: TOOLS })
+    await expect(authority.clientFor(a).callCredential({ mandate: root.token, audience: AUD, tool: 'billing.wipe', arguments: { amount: 1 } })).rejects.toMatchObject({ code: 'POLICY_DENIED', message: 'never' })
+    const refusals = await authority.audit.query({ type: 'refusal' })
+    expect(refusals.map((r) => r.fields.code)).toEqual(['POLICY_DENIED', 'POLICY_DENIED'])
+    await authority.close()
+  })
+})
