@@ -1,7 +1,7 @@
 // The Guard against real HTTP: a node:http resource server on 127.0.0.1 using verifyRequest, a real
 // JWKS server for createRemoteKeySet, a real revocation-status server, jose and dpop as third-party
 // clients/verifiers. Ephemeral ports; servers closed in afterAll.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { importJWK, jwtVerify } from 'jose'
@@ -51,22 +51,17 @@ describe('verifyRequest behind a real HTTP server', () => {
     token = auth.root(agent, { audiences: [origin], tools: [{ type: 'tool_access', tools: ['files.*'] }] }).token
   })
 
+  // node:http sends an array value as repeated header fields, so two DPoP headers really go on the wire
   const send = (path: string, headers: Record<string, string | string[]>, method = 'GET') =>
     new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Record<string, unknown> }>((resolve, reject) => {
       const u = new URL(path, origin)
-      const flat: [string, string][] = []
-      for (const [k, v] of Object.entries(headers)) for (const x of Array.isArray(v) ? v : [v]) flat.push([k, x])
-      // raw header list so repeated fields really go on the wire twice
-      const req = (import('node:http') as Promise<typeof import('node:http')>).then((http) => {
-        const r = http.request({ host: '127.0.0.1', port: u.port, path: u.pathname + u.search, method, headers: flat.flat() }, (res) => {
-          let data = ''
-          res.on('data', (c: Buffer) => (data += c.toString()))
-          res.on('end', () => resolve({ status: res.statusCode as number, headers: res.headers, body: JSON.parse(data) as Record<string, unknown> }))
-        })
-        r.on('error', reject)
-        r.end()
+      const r = request({ host: '127.0.0.1', port: u.port, path: u.pathname + u.search, method, headers }, (res) => {
+        let data = ''
+        res.on('data', (c: Buffer) => (data += c.toString()))
+        res.on('end', () => resolve({ status: res.statusCode as number, headers: res.headers, body: JSON.parse(data) as Record<string, unknown> }))
       })
-      void req
+      r.on('error', reject)
+      r.end()
     })
   const proof = (path: string, method = 'GET', extra: { nonce?: string; token?: string } = {}) =>
     createProof(agent, { method, url: `${origin}${path}`, accessToken: extra.token ?? token, ...(extra.nonce ? { nonce: extra.nonce } : {}) })
@@ -222,7 +217,7 @@ describe('createRemoteKeySet against a real JWKS server', () => {
   })
   it('a guard configured with a JWKS URL verifies end to end; an unreachable JWKS → JWKS_UNAVAILABLE', async () => {
     const auth = new TestAuthority()
-    const { server, origin } = await listen((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [auth.key.publicJwk] })))
+    const { server, origin } = await listen((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [auth.key.publicJwk] })))
     servers.push(server)
     const a = Ed25519Key.generate()
     const root = auth.root(a)
@@ -230,7 +225,7 @@ describe('createRemoteKeySet against a real JWKS server', () => {
     const args = { path: '/data/x', amount: 1 }
     const v = await guard.verifyToolCall({ mandate: root.token, proof: createProof(a, { accessToken: root.token, audience: 'https://tools.example/mcp', tool: 'files.read', arguments: args }), tool: 'files.read', arguments: args })
     expect(v.actor).toBe(a.did)
-    const { server: dead, origin: deadOrigin } = await listen((_req, res) => res.writeHead(503).end())
+    const { server: dead, origin: deadOrigin } = await listen((_req, res) => void res.writeHead(503).end())
     servers.push(dead)
     const g2 = createGuard({ issuer: ISSUER, jwks: `${deadOrigin}/jwks`, audience: 'https://tools.example/mcp' })
     await expectReject(g2.verifyToolCall({ mandate: root.token, proof: createProof(a, { accessToken: root.token, audience: 'https://tools.example/mcp', tool: 'files.read', arguments: args }), tool: 'files.read', arguments: args }), 'JWKS_UNAVAILABLE')

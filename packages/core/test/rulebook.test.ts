@@ -432,6 +432,20 @@ describe('§4.13 a revoked ancestor kills every descendant', () => {
   })
 })
 
+describe('proof jwk members are checked on every proof (regression: a cached key skipped the check)', () => {
+  it('a known key with an extra x5u member or a private d is refused → PROOF_INVALID', async () => {
+    const ok = createProof(a, { audience: AUD, accessToken: root.token })
+    await verifyProof(ok, { audience: AUD, jkt: a.jkt }) // caches a's key
+    for (const extra of [{ x5u: 'https://evil.example/c' }, { d: 'AAAA' }, { kid: '' }, { alg: 'HS256' }]) {
+      const [h, p] = ok.split('.') as [string, string]
+      const header = JSON.parse(Buffer.from(h, 'base64url').toString())
+      const input = `${b64uEncode(JSON.stringify({ ...header, jwk: { ...header.jwk, ...extra } }))}.${p}`
+      const forged = `${input}.${b64uEncode(a.sign(new TextEncoder().encode(input)))}`
+      await expectReject(verifyProof(forged, { audience: AUD, jkt: a.jkt }), 'PROOF_INVALID')
+    }
+  })
+})
+
 describe('parseCompactJws policy is the same for every token kind', () => {
   it('signCompactJws output round-trips', () => {
     const t = signCompactJws({ alg: 'EdDSA', typ: 'x+jwt' }, { a: 1 }, a)

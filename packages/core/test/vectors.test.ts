@@ -325,7 +325,7 @@ describe('Wycheproof ed25519 (150 tests)', () => {
       expect(mismatches).toEqual([])
     })
   }
-  it('group JWKs import through parsePublicJwk after dropping the non-standard kid "none"', () => {
+  it('every group JWK (with its kid "none") imports through parsePublicJwk', () => {
     for (const g of f.testGroups) expect(() => parsePublicJwk(g.publicKeyJwk)).not.toThrow()
   })
 })
@@ -418,4 +418,21 @@ describe('all 14 low-order public keys are refused everywhere a key is accepted'
     const pl = b64uEncode(JSON.stringify({ jti: randomId(), iat: Math.floor(Date.now() / 1000), aud: AUD }))
     await expectReject(verifyProof(`${h}.${pl}.${demo.signatureB64u}`, { audience: AUD }), 'SIGNATURE_INVALID')
   })
+})
+
+describe('RFC 9068 typ cases (explicit typing of access tokens)', () => {
+  const f = fixture<{ source: string; typCases: { typ: string; expect: string }[] }>('rfc9068-jwt-access-token.json')
+  const key = Ed25519Key.generate()
+  const keys = createLocalKeySet({ keys: [key.publicJwk] })
+  const claims = buildRootMandate({ subject: 'alice', agent: { id: key.did, jkt: key.jkt }, audiences: [AUD], tools: [{ type: 'tool_access', tools: ['x'] }] }, { issuer: ISSUER, now: Math.floor(Date.now() / 1000), jti: randomId(), txn: randomId() })
+  for (const c of f.typCases) {
+    it(`typ ${c.typ} → ${c.expect.split(' ')[0]}`, async () => {
+      const header: Record<string, unknown> = { alg: 'EdDSA', kid: key.kid }
+      if (c.typ !== '(absent)') header.typ = c.typ
+      const input = `${b64uEncode(JSON.stringify(header))}.${b64uEncode(JSON.stringify(claims))}`
+      const token = `${input}.${b64uEncode(key.sign(utf8(input)))}`
+      if (c.expect.startsWith('accept')) await verifyMandate(token, { issuer: ISSUER, keys })
+      else await expectReject(verifyMandate(token, { issuer: ISSUER, keys }), 'TYP_MISMATCH')
+    })
+  }
 })

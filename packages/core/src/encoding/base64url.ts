@@ -5,7 +5,7 @@ const B64URL = /^[A-Za-z0-9_-]*$/
 
 interface BufferLike {
   from(data: ArrayBufferLike, offset: number, length: number): { toString(enc: 'base64url'): string }
-  from(data: string, enc: 'base64url'): Uint8Array
+  from(data: string, enc: 'base64url' | 'utf8'): Uint8Array
 }
 // Node's Buffer is much faster than a JS codec; fall back to @scure/base elsewhere.
 const NodeBuffer = (globalThis as { Buffer?: BufferLike }).Buffer
@@ -56,6 +56,11 @@ const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 export function utf8Encode(s: string): Uint8Array {
+  // Buffer's encoder is ~3x faster than TextEncoder on Node; both replace lone surrogates with U+FFFD
+  if (NodeBuffer) {
+    const b = NodeBuffer.from(s, 'utf8')
+    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
+  }
   return encoder.encode(s)
 }
 

@@ -119,8 +119,14 @@ function members(obj: JsonObject, allowed: readonly string[], claim: string): vo
   for (const k of Object.keys(obj)) if (!allowed.includes(k)) fail(claim, `has unknown member "${k.slice(0, 32)}"`)
 }
 
+// Audiences repeat on every token of a deployment and the check is a pure function of the string,
+// so strings already accepted skip the URL parse (bounded; failures are never cached).
+const acceptedAudiences = new Set<string>()
+const ACCEPTED_AUDIENCES_MAX = 512
+
 /** Audience / resource identifiers: absolute URIs (RFC 8707), no fragment, compared exactly. */
 export function assertAudience(v: unknown, claim = 'aud'): string {
+  if (typeof v === 'string' && acceptedAudiences.has(v)) return v
   const s = str(v, claim, 2048)
   let u: URL
   try {
@@ -131,6 +137,8 @@ export function assertAudience(v: unknown, claim = 'aud'): string {
   if (u.hash || s.includes('#')) fail(claim, 'must not have a fragment')
   if (u.username || u.password) fail(claim, 'must not carry credentials')
   if (u.protocol !== 'https:' && u.protocol !== 'http:' && u.protocol !== 'urn:') fail(claim, 'must be an https, http or urn URI')
+  if (acceptedAudiences.size >= ACCEPTED_AUDIENCES_MAX) acceptedAudiences.clear()
+  acceptedAudiences.add(s)
   return s
 }
 

@@ -1,7 +1,8 @@
-import type { JsonObject } from '../encoding/strict_json.js'
+import { DEFAULT_JSON_LIMITS, type JsonObject } from '../encoding/strict_json.js'
 import { backend } from '../crypto/backend.js'
 import { MandateError } from '../errors.js'
-import { parseCompactJws, signCompactJws } from '../jws/compact.js'
+import { b64uEncode, utf8Encode } from '../encoding/base64url.js'
+import { parseCompactJws } from '../jws/compact.js'
 import type { Ed25519Key } from '../identity/key.js'
 import type { KeyResolver } from '../keys/key_set.js'
 import { defaultConstraintRegistry, type ConstraintRegistry } from '../narrowing/constraints.js'
@@ -63,11 +64,83 @@ export function checkTimes(claims: Pick<MandateClaims, 'exp' | 'nbf' | 'iat'>, n
   if (claims.iat > now + skew) throw new MandateError('TOKEN_NOT_YET_VALID', 'mandate was issued in the future')
 }
 
+// The protected header depends only on the kid: encode it once per key.
+const headerSegments = new Map<string, string>()
+
+function headerSegment(kid: string): string {
+  let h = headerSegments.get(kid)
+  if (h === undefined) {
+    h = b64uEncode(JSON.stringify({ alg: 'EdDSA', typ: MANDATE_TYP, kid }))
+    if (headerSegments.size >= 64) headerSegments.clear()
+    headerSegments.set(kid, h)
+  }
+  return h
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+const nativeWellFormed = typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === 'function'
+
+function isWellFormed(s: string): boolean {
+  return nativeWellFormed ? (s as unknown as { isWellFormed(): boolean }).isWellFormed() : !LONE_SURROGATE.test(s)
+}
+
+/**
+ * Refuse anything whose JSON text would not read back as the same value, or that the verifier's
+ * strict parser would refuse: only strings, finite numbers, booleans, null, dense arrays and plain
+ * objects (no toJSON), within the default strict-JSON nesting and size limits. A member whose value
+ * is undefined is left out by JSON.stringify, and every claim parser treats it as absent.
+ */
+function assertJsonData(v: unknown, depth: number): void {
+  switch (typeof v) {
+    case 'string':
+      // the verifier's strict parser refuses lone surrogates (JSON.stringify would escape them)
+      if (!isWellFormed(v)) throw new MandateError('CLAIM_INVALID', 'mandate claims hold a string with a lone surrogate')
+      return
+    case 'boolean':
+      return
+    case 'number':
+      if (!Number.isFinite(v)) throw new MandateError('CLAIM_INVALID', 'mandate claims hold a non-finite number')
+      return
+    case 'object':
+      break
+    default:
+      throw new MandateError('CLAIM_INVALID', 'mandate claims hold a value that is not JSON')
+  }
+  if (v === null) return
+  if (depth >= DEFAULT_JSON_LIMITS.maxDepth) throw new MandateError('CLAIM_INVALID', 'mandate claims are nested too deeply')
+  if (Array.isArray(v)) {
+    if (v.length > DEFAULT_JSON_LIMITS.maxArray) throw new MandateError('CLAIM_INVALID', 'mandate claims hold too long an array')
+    for (let i = 0; i < v.length; i++) {
+      if (v[i] === undefined) throw new MandateError('CLAIM_INVALID', 'mandate claims hold an array with a missing element')
+      assertJsonData(v[i], depth + 1)
+    }
+    return
+  }
+  const proto = Object.getPrototypeOf(v) as unknown
+  // plain objects only; with the prototype pinned, a toJSON can only be an own member (or a polluted Object.prototype)
+  if ((proto !== Object.prototype && proto !== null) || Object.hasOwn(v, 'toJSON') || (proto !== null && 'toJSON' in Object.prototype)) {
+    throw new MandateError('CLAIM_INVALID', 'mandate claims hold an object that is not plain JSON')
+  }
+  const keys = Object.keys(v)
+  if (keys.length > DEFAULT_JSON_LIMITS.maxMembers) throw new MandateError('CLAIM_INVALID', 'mandate claims hold too many members')
+  for (const k of keys) {
+    const x = (v as Record<string, unknown>)[k]
+    if (x === undefined) continue
+    if (!isWellFormed(k)) throw new MandateError('CLAIM_INVALID', 'mandate claims hold a member name with a lone surrogate')
+    assertJsonData(x, depth + 1)
+  }
+}
+
 /** Sign mandate claims with the Authority's key (`typ: at+jwt`, `kid` = key thumbprint). */
 export function signMandate(claims: MandateClaims, key: Ed25519Key, registry: ConstraintRegistry = defaultConstraintRegistry): string {
-  // never sign something the verifier would refuse
-  parseMandateClaims(JSON.parse(JSON.stringify(claims)) as JsonObject, registry)
-  const token = signCompactJws({ alg: 'EdDSA', typ: MANDATE_TYP, kid: key.kid }, claims as unknown as Record<string, unknown>, key)
+  // never sign something the verifier would refuse: the claims must be plain JSON data (so the
+  // signed text reads back as this very value) and pass the verifier's claim parser, checked on
+  // the object itself rather than on a JSON round trip of it
+  assertJsonData(claims, 0)
+  parseMandateClaims(claims as unknown as JsonObject, registry)
+  const json = JSON.stringify(claims)
+  const input = `${headerSegment(key.kid)}.${b64uEncode(json)}`
+  const token = `${input}.${b64uEncode(key.sign(utf8Encode(input)))}`
   if (token.length > MAX_MANDATE_LENGTH) throw new MandateError('TOKEN_TOO_LARGE', 'mandate would exceed the size limit')
   return token
 }
