@@ -1,9 +1,17 @@
 /**
  * Benchmarks (not tests). Run: pnpm --filter @mandate/authority bench
- *   1. in-process exchange vs the floor of one raw node:crypto verify + one raw sign
+ *   1. in-process exchange (call credential) against its cryptographic floor, per store:
+ *      - key-authenticated (`authority.exchange(key, …)`, `clientFor(key, { authentication: 'key' })`):
+ *        floor = 1 raw node:crypto verify (the subject mandate) + 1 raw sign (the credential)
+ *      - signed (token endpoint with a client assertion + DPoP proof, made before the timer):
+ *        floor = 3 raw verifies (assertion, proof, subject mandate) + 1 raw sign
+ *      - signed through `clientFor(key)` (the client also signs its assertion and proof):
+ *        floor = 3 raw verifies + 3 raw signs
+ *      Other processes share the machine, so floors and paths are timed in alternating blocks and
+ *      each ratio is the median of the per-round ratios (a slow patch hits both sides of a round).
  *   2. audit append rate (memory, SQLite FULL, SQLite NORMAL)
  *   3. HTTP exchange throughput at 32 concurrent connections (autocannon, server in a child process,
- *      assertions and DPoP proofs pre-generated since each is single use)
+ *      assertions and DPoP proofs pre-generated since each is single use); BENCH_SKIP_HTTP=1 skips it
  */
 import { spawn } from 'node:child_process'
 import { generateKeyPairSync, sign, verify } from 'node:crypto'
@@ -20,12 +28,6 @@ const AUD = 'http://127.0.0.1:7500/mcp'
 const TOOLS = [{ type: 'tool_access' as const, tools: ['billing.*'], constraints: { amount: { type: 'max' as const, value: 500 } } }]
 const dir = mkdtempSync(join(tmpdir(), 'mandate-bench-'))
 
-function perOp(n: number, fn: () => void): number {
-  for (let i = 0; i < Math.min(200, n); i++) fn()
-  const t = process.hrtime.bigint()
-  for (let i = 0; i < n; i++) fn()
-  return Number(process.hrtime.bigint() - t) / 1e3 / n
-}
 async function perOpAsync(n: number, fn: () => Promise<unknown>): Promise<number> {
   for (let i = 0; i < Math.min(200, n); i++) await fn()
   const t = process.hrtime.bigint()
@@ -43,28 +45,94 @@ async function setup(store: AuthorityStore, issuer = 'http://127.0.0.1:7400') {
   return { authority, a, root: root.token }
 }
 
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((x, y) => x - y)
+  return s.length % 2 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2
+}
+function timeSync(n: number, fn: () => void): number {
+  const t = process.hrtime.bigint()
+  for (let i = 0; i < n; i++) fn()
+  return Number(process.hrtime.bigint() - t) / 1e3 / n
+}
+async function timeAsync(n: number, fn: (i: number) => Promise<unknown>): Promise<number> {
+  const t = process.hrtime.bigint()
+  for (let i = 0; i < n; i++) await fn(i)
+  return Number(process.hrtime.bigint() - t) / 1e3 / n
+}
+const fmt = (us: number) => `${us.toFixed(1).padStart(7)} µs`
+
 async function main(): Promise<void> {
-  // 1. floor
+  // raw node:crypto floors, on a message the size of a mandate's signing input
   const { privateKey, publicKey } = generateKeyPairSync('ed25519')
   const msg = Buffer.alloc(900, 7)
   const sig = sign(null, msg, privateKey)
-  const floor = perOp(5000, () => {
+  const floor1 = () => {
     verify(null, msg, publicKey, sig)
     sign(null, msg, privateKey)
-  })
-  console.log(`floor (1 raw verify + 1 raw sign): ${floor.toFixed(1)} µs`)
+  }
+  const floor3 = () => {
+    verify(null, msg, publicKey, sig)
+    verify(null, msg, publicKey, sig)
+    verify(null, msg, publicKey, sig)
+    sign(null, msg, privateKey)
+  }
+  const floor33 = () => {
+    floor3()
+    sign(null, msg, privateKey)
+    sign(null, msg, privateKey)
+  }
+  console.log(`floors: 1 verify + 1 sign ${timeSync(3000, floor1).toFixed(1)} µs; 3 verifies + 1 sign ${timeSync(1000, floor3).toFixed(1)} µs`)
 
   for (const [name, store] of [['memory', new MemoryStore()], ['sqlite NORMAL', openSqliteStore(join(dir, 'n.db'), { synchronous: 'NORMAL' })], ['sqlite FULL', openSqliteStore(join(dir, 'f.db'))]] as const) {
     const { authority, a, root } = await setup(store)
-    let i = 0
-    const keyPath = await perOpAsync(name === 'sqlite FULL' ? 500 : 3000, () => authority.exchange(a, { kind: 'call', subjectToken: root, audience: AUD, tool: 'billing.refund', arguments: { amount: i++ % 500 } }))
+    let amount = 0
+    const call = () => ({ kind: 'call' as const, subjectToken: root, audience: AUD, tool: 'billing.refund', arguments: { amount: amount++ % 500 } })
+    const form = () => ({
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: root, subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+      requested_token_type: 'urn:mandate:token-type:call-credential', resource: AUD, tool: 'billing.refund', tool_arguments: JSON.stringify({ amount: amount++ % 500 }),
+      client_id: a.did, client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+    })
     const client = authority.clientFor(a)
-    const signedPath = await perOpAsync(name === 'sqlite FULL' ? 500 : 2000, () => client.callCredential({ mandate: root, audience: AUD, tool: 'billing.refund', arguments: { amount: i++ % 500 } }))
-    console.log(`in-process exchange [${name}]: key-authenticated ${keyPath.toFixed(1)} µs (${(keyPath / floor).toFixed(2)}× floor); signed assertion+DPoP path ${signedPath.toFixed(1)} µs (${(signedPath / floor).toFixed(2)}× floor)`)
-    const append = await perOpAsync(name === 'sqlite FULL' ? 500 : 5000, () => store.appendAudit({ time: Date.now(), type: 'call.report', fields: { txn: 't', agent: a.did, tool: 'billing.refund', args: 'x'.repeat(43) } }))
+    const full = name === 'sqlite FULL'
+    const rounds = full ? 8 : 15
+    const block = full ? 40 : 150
+    const r = { f1: [] as number[], f3: [] as number[], f33: [] as number[], key: [] as number[], signed: [] as number[], client: [] as number[] }
+    const q = { key: [] as number[], signed: [] as number[], client: [] as number[] }
+    for (let round = -1; round < rounds; round++) {
+      // single-use assertions and proofs for this round, made outside the timed block
+      const creds = Array.from({ length: block }, () => ({
+        assertion: createClientAssertion(a, { clientId: a.did, audience: authority.issuer }),
+        dpop: createProof(a, { method: 'POST', url: authority.endpoints.token }),
+      }))
+      const f1 = timeSync(block, floor1)
+      const key = await timeAsync(block, () => authority.exchange(a, call()))
+      const f3 = timeSync(block, floor3)
+      const signed = await timeAsync(block, (i) => {
+        const c = creds[i] as { assertion: string; dpop: string }
+        return authority.token({ ...form(), client_assertion: c.assertion }, { dpop: c.dpop })
+      })
+      const f33 = timeSync(block, floor33)
+      const viaClient = await timeAsync(block, () => client.callCredential({ mandate: root, audience: AUD, tool: 'billing.refund', arguments: { amount: amount++ % 500 } }))
+      if (round < 0) continue // warm-up
+      r.f1.push(f1)
+      r.f3.push(f3)
+      r.f33.push(f33)
+      r.key.push(key)
+      r.signed.push(signed)
+      r.client.push(viaClient)
+      q.key.push(key / f1)
+      q.signed.push(signed / f3)
+      q.client.push(viaClient / f33)
+    }
+    console.log(`in-process exchange [${name}] (median of ${rounds} rounds × ${block} calls):`)
+    console.log(`  key-authenticated       ${fmt(median(r.key))} = ${median(q.key).toFixed(2)}× floor (1 verify + 1 sign   ${fmt(median(r.f1))})`)
+    console.log(`  signed assertion+DPoP   ${fmt(median(r.signed))} = ${median(q.signed).toFixed(2)}× floor (3 verifies + 1 sign ${fmt(median(r.f3))})`)
+    console.log(`  signed via clientFor()  ${fmt(median(r.client))} = ${median(q.client).toFixed(2)}× floor (3 verifies + 3 signs ${fmt(median(r.f33))}, the client signs 2)`)
+    const append = await perOpAsync(full ? 500 : 5000, () => store.appendAudit({ time: Date.now(), type: 'call.report', fields: { txn: 't', agent: a.did, tool: 'billing.refund', args: 'x'.repeat(43) } }))
     console.log(`audit append [${name}]: ${(1e6 / append).toFixed(0)} records/s (${append.toFixed(1)} µs each)`)
     await authority.close()
   }
+  if (process.env.BENCH_SKIP_HTTP) return void rmSync(dir, { recursive: true, force: true })
 
   // 3. HTTP throughput
   const port = await new Promise<number>((resolve) => {

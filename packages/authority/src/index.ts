@@ -39,3 +39,5 @@ export type {
   ApprovalStatus, AuditType, AuditDraft, AuditRecord, AuditQuery, StoredCheckpoint, StoredSigningKey,
 } from './types.js'
 export { ROLES } from './types.js'
+export { installDashboard } from './dashboard/index.js'
+export type { DashboardOptions, DashboardHandle, DashboardIdentity, DashboardAuthority } from './dashboard/index.js'

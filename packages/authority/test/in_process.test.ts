@@ -1,4 +1,4 @@
-import { createGuard, Ed25519Key, MandateError } from '@mandate/core'
+import { createGuard, decodeMandateUnverified, Ed25519Key, MandateError, parseMandateClaims, signMandate } from '@mandate/core'
 import { describe, expect, it } from 'vitest'
 import { createAuthority, MemoryStore } from '../src/index.js'
 import { AUD, TOOLS } from './helpers.js'
@@ -42,6 +42,31 @@ describe('in-process Authority', () => {
     const before = await authority.countMandates()
     await expect(c.callCredential({ mandate: root.token, audience: AUD, tool: 'billing.get', arguments: { amount: 1 } })).rejects.toMatchObject({ code: 'NARROWING_BUDGET' })
     expect(await authority.countMandates()).toBe(before)
+    await authority.close()
+  })
+
+  it('refuses a token that carries a stored jti but is not the token this Authority issued', async () => {
+    const store = new MemoryStore()
+    const authority = await createAuthority({ issuer: 'http://127.0.0.1:7400', store })
+    const grantor = Ed25519Key.generate()
+    const a = Ed25519Key.generate()
+    await authority.registerAgent({ did: grantor.did, name: 'host', role: 'grantor' })
+    await authority.registerAgent({ did: a.did, name: 'orchestrator' })
+    const root = await authority.grant({ grantor: grantor.did, subject: 'alice@example.com', agent: a.did, purpose: 'triage', audiences: [AUD], tools: TOOLS })
+    // same jti, validly signed by the Authority's own key, different content
+    const [stored] = await store.loadSigningKeys()
+    const claims = parseMandateClaims(decodeMandateUnverified(root.token).payload)
+    const twin = signMandate({ ...claims, purpose: 'something else' }, Ed25519Key.fromPrivateJwk(stored?.privateJwk))
+    const before = await authority.countMandates()
+    for (const authentication of ['key', 'signed'] as const) {
+      const c = authority.clientFor(a, { authentication })
+      await expect(c.callCredential({ mandate: twin, audience: AUD, tool: 'billing.get', arguments: { amount: 1 } })).rejects.toMatchObject({ code: 'INVALID_GRANT', message: expect.stringMatching(/not issued by this Authority/) })
+      await expect(c.callCredential({ mandate: twin, audience: AUD, tool: 'billing.get', arguments: { amount: 1 }, approvalId: 'no-such-approval' })).rejects.toMatchObject({ code: 'INVALID_GRANT', message: expect.stringMatching(/not issued by this Authority/) })
+      await expect(c.delegate({ mandate: twin, to: a.did })).rejects.toMatchObject({ code: 'INVALID_GRANT' })
+    }
+    expect(await authority.countMandates()).toBe(before)
+    // the genuine token still works
+    expect((await authority.clientFor(a).callCredential({ mandate: root.token, audience: AUD, tool: 'billing.get', arguments: { amount: 1 } })).status).toBe('issued')
     await authority.close()
   })
 

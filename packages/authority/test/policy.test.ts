@@ -38,3 +38,34 @@ describe('declarative policy', () => {
     await authority.close()
   })
 })
+
+describe('require_approval', () => {
+  it('applies to calls only: a rule without `on` does not block grants or delegations', async () => {
+    const authority = await createAuthority({ issuer: 'http://127.0.0.1:7400', policy: [{ id: 'billing-needs-a-human', effect: 'require_approval', tool: 'billing.*' }] })
+    const g = Ed25519Key.generate()
+    const a = Ed25519Key.generate()
+    const b = Ed25519Key.generate()
+    await authority.registerAgent({ did: g.did, name: 'g', role: 'grantor' })
+    await authority.registerAgent({ did: a.did, name: 'a' })
+    await authority.registerAgent({ did: b.did, name: 'b' })
+    const root = await authority.grant({ grantor: g.did, subject: 's', agent: a.did, audiences: [AUD], tools: TOOLS })
+    const child = await authority.clientFor(a).delegate({ mandate: root.token, to: b.did })
+    const call = await authority.clientFor(b).callCredential({ mandate: child.token, audience: AUD, tool: 'billing.get', arguments: { amount: 1 } })
+    expect(call).toMatchObject({ status: 'approval_required' })
+    await authority.close()
+  })
+
+  it('refuses, when rules load, a require_approval rule aimed at grants or delegations', () => {
+    expect(() => createRulePolicy([{ effect: 'require_approval', on: 'grant', tool: 'billing.*' }])).toThrow(/calls only/)
+    expect(() => createRulePolicy([{ effect: 'require_approval', on: ['call', 'delegation'] }])).toThrow(/calls only/)
+    expect(() => createRulePolicy([{ effect: 'require_approval', on: 'call' }])).not.toThrow()
+  })
+
+  it('as the default effect, asks for approval of calls and lets grants and delegations through', () => {
+    const p = createRulePolicy([], { defaultEffect: 'require_approval' })
+    const base = { subject: 'alice', agent: 'did:a', actorChain: ['did:a'], recipient: 'did:a', txn: 't', audiences: [AUD], scopes: [], tools: ['billing.get'] }
+    expect(p.evaluate({ ...base, operation: 'grant' })).toMatchObject({ effect: 'allow' })
+    expect(p.evaluate({ ...base, operation: 'delegation' })).toMatchObject({ effect: 'allow' })
+    expect(p.evaluate({ ...base, operation: 'call', arguments: {} })).toMatchObject({ effect: 'require_approval' })
+  })
+})

@@ -6,7 +6,15 @@ const encoder = new TextEncoder()
 
 /** SHA-256 (base64url) over the canonical JSON of {seq, time, type, fields, prev}. */
 export function auditHash(record: Omit<AuditRecord, 'hash'>): string {
-  const text = canonicalJson({ seq: record.seq, time: record.time, type: record.type, fields: record.fields, prev: record.prev })
+  const { seq, time, type, fields, prev } = record
+  let text: string
+  if (fields !== undefined && fields !== null && prev !== undefined && seq !== undefined && time !== undefined && type !== undefined) {
+    // RFC 8785 member order of the five names is fields, prev, seq, time, type: writing the outer
+    // object directly gives the same text as canonicalJson of it, without building and sorting it
+    text = `{"fields":${canonicalJson(fields)},"prev":${canonicalJson(prev)},"seq":${canonicalJson(seq)},"time":${canonicalJson(time)},"type":${canonicalJson(type)}}`
+  } else {
+    text = canonicalJson({ seq, time, type, fields, prev } as never)
+  }
   return b64uEncode(cryptoBackend.sha256(encoder.encode(text)))
 }
 

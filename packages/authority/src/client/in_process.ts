@@ -18,6 +18,7 @@ export interface InProcessClientOptions {
   authentication?: 'signed' | 'key'
 }
 
+/** `exp` of a token this Authority just issued to us (display data; never used to authorize). */
 function expOf(token: string): number {
   return decodeMandateUnverified(token).payload.exp as number
 }
@@ -47,9 +48,14 @@ export function createInProcessClient(authority: Authority, key: Ed25519Key, opt
     }
   }
 
-  async function issue(params: ExchangeParams, form: Record<string, string | string[]>): Promise<string> {
-    if (mode === 'key') return (await authority.exchange(key, params)).token
-    return viaTokenEndpoint({ grant_type: TOKEN_EXCHANGE_GRANT_TYPE, subject_token: params.subjectToken, subject_token_type: ACCESS_TOKEN_TYPE, ...form })
+  async function issue(params: ExchangeParams, form: Record<string, string | string[]>): Promise<{ token: string; expiresAt: number }> {
+    if (mode === 'key') {
+      // the claims the Authority just signed: no need to decode the token again
+      const issued = await authority.exchange(key, params)
+      return { token: issued.token, expiresAt: issued.claims.exp }
+    }
+    const token = await viaTokenEndpoint({ grant_type: TOKEN_EXCHANGE_GRANT_TYPE, subject_token: params.subjectToken, subject_token_type: ACCESS_TOKEN_TYPE, ...form })
+    return { token, expiresAt: expOf(token) }
   }
 
   return {
@@ -64,13 +70,12 @@ export function createInProcessClient(authority: Authority, key: Ed25519Key, opt
       if (r.maxDepth !== undefined) form.max_depth = String(r.maxDepth)
       if (r.budget) form.budget = JSON.stringify(r.budget)
       if (r.maxUses !== undefined) form.max_uses = String(r.maxUses)
-      const token = await issue({
+      return issue({
         kind: 'delegation', subjectToken: r.mandate, requestedActor: r.to,
         ...(r.audiences ? { audiences: r.audiences } : {}), ...(r.scopes ? { scopes: r.scopes } : {}), ...(r.tools ? { tools: r.tools } : {}),
         ...(r.expiresIn !== undefined ? { expiresIn: r.expiresIn } : {}), ...(r.maxDepth !== undefined ? { maxDepth: r.maxDepth } : {}),
         ...(r.budget ? { budget: r.budget } : {}), ...(r.maxUses !== undefined ? { maxUses: r.maxUses } : {}),
       }, form)
-      return { token, expiresAt: expOf(token) }
     },
 
     async callCredential(r: CallCredentialParams): Promise<CallCredentialResult> {
@@ -82,12 +87,12 @@ export function createInProcessClient(authority: Authority, key: Ed25519Key, opt
       if (r.expiresIn !== undefined) form.expires_in = String(r.expiresIn)
       if (r.approvalId !== undefined) form.approval_id = r.approvalId
       try {
-        const token = await issue({
+        const { token, expiresAt } = await issue({
           kind: 'call', subjectToken: r.mandate, audience: r.audience, tool: r.tool, arguments: args,
           ...(r.scopes ? { scopes: r.scopes } : {}), ...(r.expiresIn !== undefined ? { expiresIn: r.expiresIn } : {}),
           ...(r.approvalId !== undefined ? { approvalId: r.approvalId } : {}),
         }, form)
-        return { status: 'issued', token, expiresAt: expOf(token) }
+        return { status: 'issued', token, expiresAt }
       } catch (err) {
         if (MandateError.is(err) && err.code === 'APPROVAL_REQUIRED' && typeof err.detail?.approval_id === 'string') {
           return { status: 'approval_required', approvalId: err.detail.approval_id, reason: String(err.detail.reason ?? err.message), expiresAt: Number(err.detail.expires_at) }

@@ -60,7 +60,7 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
   /** Same-origin check for state-changing requests (in addition to SameSite=Strict and CSRF). */
   const sameOrigin = (c: Context): boolean => {
     const origin = c.req.header('origin')
-    const host = c.req.header('host')
+    const host = c.req.header('host') ?? new URL(c.req.url).host
     if (!host) return false
     if (origin === undefined) return c.req.header('sec-fetch-site') === 'same-origin'
     try {

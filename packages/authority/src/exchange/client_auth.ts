@@ -52,6 +52,19 @@ export async function authenticateClient(ctx: AuthorityContext, creds: ClientCre
   return agent as AgentRecord
 }
 
+// Endpoint URLs are fixed per Authority: parse each once (verifyProof only reads the URL).
+const endpointUrls = new Map<string, URL>()
+
+function endpointUrl(url: string): URL {
+  let u = endpointUrls.get(url)
+  if (!u) {
+    u = new URL(url)
+    if (endpointUrls.size >= 256) endpointUrls.clear()
+    endpointUrls.set(url, u)
+  }
+  return u
+}
+
 /** Verify the DPoP proof of a token-endpoint request: signed by `jkt`, for POST to the endpoint, fresh, unused. */
 export async function verifyHolderProof(ctx: AuthorityContext, proof: string | undefined, options: { url: string; jkt: string }): Promise<VerifiedProof> {
   if (proof === undefined) throw new MandateError('PROOF_MISSING', 'a DPoP proof signed by the client key is required')
@@ -59,7 +72,7 @@ export async function verifyHolderProof(ctx: AuthorityContext, proof: string | u
   return verifyProof(proof, {
     jkt: options.jkt,
     method: 'POST',
-    url: options.url,
+    url: endpointUrl(options.url),
     replay: ctx.replay,
     now: nowSec(ctx),
     skew: 5,

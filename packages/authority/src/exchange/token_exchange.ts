@@ -5,10 +5,11 @@
  * written; the issuance, use counting, approval consumption and audit record commit together.
  */
 import {
-  actorChain, argumentsDigest, audienceList, MandateError, narrowMandate, parseScope, randomId, signMandate, tokenHash, verifyMandate,
+  actorChain, argumentsDigest, audienceList, MandateError, narrowMandate, parseScope, signMandate, tokenHash, verifyMandate,
   type ApprovalClaim, type Budget, type JsonValue, type MandateClaims, type NarrowingRequest, type ToolGrant,
 } from '@mandate/core'
 import { nowSec, type AuthorityContext } from '../context.js'
+import { pooledRandomId } from '../internal/random_id.js'
 import type { AgentRecord, ApprovalRecord } from '../types.js'
 import type { IssuedMandate, RefusalFields } from './issued.js'
 
@@ -39,8 +40,12 @@ export interface CallParams {
 
 export type ExchangeParams = DelegationParams | CallParams
 
-/** Verify the subject mandate and everything it depends on: ours, held by the caller, live, unrevoked. */
-async function loadSubject(ctx: AuthorityContext, caller: AgentRecord, token: string, info: RefusalFields): Promise<MandateClaims> {
+/**
+ * Verify the subject mandate and everything it depends on: ours, held by the caller, live, unrevoked.
+ * Returns the claims and the stored token hash, which the caller must compare with the hash of the
+ * presented token before anything is written (see exchangeMandate).
+ */
+async function loadSubject(ctx: AuthorityContext, caller: AgentRecord, token: string, info: RefusalFields): Promise<{ claims: MandateClaims; storedHash: string }> {
   const { claims } = await verifyMandate(token, { issuer: ctx.issuer, keys: ctx.keys.resolver, now: nowSec(ctx), skew: ctx.limits.skew })
   info.parent = claims.jti
   info.txn = claims.txn
@@ -49,16 +54,17 @@ async function loadSubject(ctx: AuthorityContext, caller: AgentRecord, token: st
     throw new MandateError('INVALID_GRANT', 'the subject token is not held by the authenticated client')
   }
   const record = await ctx.store.getMandate(claims.jti)
-  if (!record || record.tokenHash !== tokenHash(token)) throw new MandateError('INVALID_GRANT', 'the subject token was not issued by this Authority')
+  if (!record) throw new MandateError('INVALID_GRANT', 'the subject token was not issued by this Authority')
   const actors = actorChain(claims.act)
   if (await ctx.store.isRevoked({ ids: [claims.jti, ...claims.delegation.ancestors], txn: claims.txn, actors })) {
     throw new MandateError('REVOKED', 'the subject token, one of its ancestors, its task or one of its agents has been revoked')
   }
   for (const did of actors) {
-    const a = await ctx.store.getAgent(did)
+    // the caller's record was loaded and checked (registered, enabled) by this request's authentication
+    const a = did === caller.did ? caller : await ctx.store.getAgent(did)
     if (!a || a.disabled) throw new MandateError('INVALID_GRANT', 'an agent of the delegation chain is disabled')
   }
-  return claims
+  return { claims, storedHash: record.tokenHash }
 }
 
 /** Check a presented approval against the exact call; returns the claim to embed. */
@@ -83,7 +89,7 @@ function checkApproval(a: ApprovalRecord | undefined, caller: AgentRecord, paren
 export async function exchangeMandate(ctx: AuthorityContext, caller: AgentRecord, params: ExchangeParams, info: RefusalFields = {}): Promise<IssuedMandate> {
   info.agent = caller.did
   info.operation = params.kind
-  const parent = await loadSubject(ctx, caller, params.subjectToken, info)
+  const { claims: parent, storedHash } = await loadSubject(ctx, caller, params.subjectToken, info)
   const now = nowSec(ctx)
   let request: NarrowingRequest
   let recipient = caller.did
@@ -110,19 +116,30 @@ export async function exchangeMandate(ctx: AuthorityContext, caller: AgentRecord
     info.tool = params.tool
     info.args = digest
     info.audience = params.audience
-    if (params.approvalId !== undefined) approval = checkApproval(await ctx.approvals.get(params.approvalId).catch(() => undefined), caller, parent, params, digest)
+    if (params.approvalId !== undefined) {
+      // reading an approval may expire it (a write): check the token against its record first
+      if (tokenHash(params.subjectToken) !== storedHash) throw new MandateError('INVALID_GRANT', 'the subject token was not issued by this Authority')
+      approval = checkApproval(await ctx.approvals.get(params.approvalId).catch(() => undefined), caller, parent, params, digest)
+    }
     request = {
       kind: 'call', audience: params.audience, tool: params.tool, arguments: params.arguments,
       ...(params.scopes !== undefined ? { scopes: params.scopes } : {}),
       ...(params.expiresIn !== undefined ? { expiresIn: params.expiresIn } : {}),
     }
   }
-  const jti = randomId()
+  const jti = pooledRandomId()
   const child = narrowMandate(parent, request, {
     issuer: ctx.issuer, now, jti, parentToken: params.subjectToken, caller: { id: caller.did, jkt: caller.jkt },
     ...(approval ? { approval } : {}),
     maxMandateLifetime: ctx.limits.maxMandateLifetime, maxCallLifetime: ctx.limits.maxCallLifetime,
   })
+  // The stored record must be for this very token (same jti is not enough). narrowMandate has just
+  // hashed the presented token into the child's delegation.parent_hash, so compare with that rather
+  // than hash it twice; this runs before policy, approvals or anything else that writes.
+  // (A narrowing that stopped recording parent_hash would fail closed here.)
+  if (child.delegation.parent_hash !== storedHash) {
+    throw new MandateError('INVALID_GRANT', 'the subject token was not issued by this Authority')
+  }
   const chain = actorChain(parent.act)
   const decision = await ctx.policy.evaluate({
     operation: params.kind, subject: parent.sub, agent: caller.did, actorChain: chain, recipient, txn: parent.txn,
@@ -146,7 +163,7 @@ export async function exchangeMandate(ctx: AuthorityContext, caller: AgentRecord
   const hash = tokenHash(token)
   const fields: Record<string, JsonValue> = {
     operation: params.kind, jti, parent: parent.jti, txn: child.txn, subject: child.sub, agent: caller.did, recipient,
-    actors: actorChain(child.act), audiences: audienceList(child.aud), exp: child.exp, depth: child.delegation.depth, token_hash: hash,
+    actors: child.act === parent.act ? chain : actorChain(child.act), audiences: audienceList(child.aud), exp: child.exp, depth: child.delegation.depth, token_hash: hash,
   }
   if (child.scope !== undefined) fields.scope = child.scope
   if (child.call) {

@@ -53,15 +53,21 @@ export class SigningKeys {
     return { keys: [current.publicJwk, ...live.filter((k) => k !== current).map((k) => k.publicJwk)] }
   }
 
-  /** Resolver over the published keys (verifies mandates). Re-evaluates the overlap window. */
-  get resolver(): KeyResolver {
-    const self = this
-    return {
-      resolve(kid) {
-        if (!self.#live().some((k) => k.kid === kid)) throw new MandateError('KEY_NOT_FOUND', 'no trusted key with this kid')
-        return self.#resolver.resolve(kid)
-      },
+  /** Resolver over the published keys (verifies mandates). Re-evaluates the overlap window on every call. */
+  readonly resolver: KeyResolver = {
+    resolve: (kid) => {
+      if (!this.#isLive(kid)) throw new MandateError('KEY_NOT_FOUND', 'no trusted key with this kid')
+      return this.#resolver.resolve(kid)
+    },
+  }
+
+  /** Same rule as #live(), for one kid, without building the list. */
+  #isLive(kid: string): boolean {
+    const now = this.options.now()
+    for (const e of this.#keys) {
+      if (e.key.kid === kid && (e.stored.retiredAt === undefined || e.stored.retiredAt + this.options.overlapSeconds * 1000 > now)) return true
     }
+    return false
   }
 
   /** Resolver over every key ever used (verifies old audit checkpoints). */

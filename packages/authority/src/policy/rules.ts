@@ -14,7 +14,7 @@ import type { PolicyContext, PolicyDecision, PolicyEffect, PolicyEngine, PolicyO
 export interface PolicyRule {
   id?: string
   effect: PolicyEffect
-  /** Operations the rule applies to; default all three. */
+  /** Operations the rule applies to; default all three (`require_approval` rules: calls only). */
   on?: PolicyOperation | PolicyOperation[]
   subject?: string | string[]
   agent?: string | string[]
@@ -29,7 +29,7 @@ export interface PolicyRule {
 }
 
 export interface RulePolicyOptions {
-  /** Effect when no rule matches. Default 'allow' (mandates already bound what can be done). */
+  /** Effect when no rule matches. Default 'allow' (mandates already bound what can be done). 'require_approval' applies to calls; grants and delegations are then allowed. */
   defaultEffect?: PolicyEffect
   registry?: ConstraintRegistry
 }
@@ -57,7 +57,14 @@ function compile(rule: PolicyRule, index: number, registry: ConstraintRegistry):
   const on = list(rule.on as string | string[] | undefined)
   if (on?.some((o) => !OPS.has(o as PolicyOperation))) throw new TypeError(`policy rule ${index}: unknown operation`)
   const out: CompiledRule = { id: rule.id ?? `rule-${index}`, effect: rule.effect }
-  if (on) out.on = new Set(on as PolicyOperation[])
+  if (rule.effect === 'require_approval') {
+    // a human approves one concrete call; grants and delegations cannot wait for one, so such a
+    // rule applies to calls only (and saying otherwise is a configuration error, not a silent deny)
+    if (on && on.some((o) => o !== 'call')) throw new TypeError(`policy rule ${index}: require_approval applies to calls only (on: 'call')`)
+    out.on = new Set(['call'])
+  } else if (on) {
+    out.on = new Set(on as PolicyOperation[])
+  }
   for (const k of ['subject', 'agent', 'actor', 'recipient', 'audience', 'tool'] as const) {
     const v = list(rule[k])
     if (v && (v.length === 0 || v.some((s) => typeof s !== 'string' || s === ''))) throw new TypeError(`policy rule ${index}: ${k} must be non-empty strings`)
@@ -106,7 +113,8 @@ export function createRulePolicy(rules: readonly PolicyRule[], options: RulePoli
       for (const r of compiled) {
         if (matches(r, ctx)) return { effect: r.effect, rule: r.id, ...(r.reason !== undefined ? { reason: r.reason } : {}) }
       }
-      return { effect: defaultEffect }
+      // a default of require_approval asks for approval of calls; grants and delegations fall back to allow
+      return { effect: defaultEffect === 'require_approval' && ctx.operation !== 'call' ? 'allow' : defaultEffect }
     },
   }
 }

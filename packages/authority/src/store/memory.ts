@@ -6,7 +6,24 @@ import type {
 } from '../types.js'
 import type { ApprovalDecision, AuthorityStore, IssueMandateInput, IssueMandateResult } from './store.js'
 
-const clone = <T>(v: T): T => structuredClone(v)
+/**
+ * Copy a stored record so no caller can reach the store's own objects. Records are JSON data
+ * (plain objects, arrays, strings, numbers, booleans, null, undefined members), which a plain
+ * recursive copy handles several times faster than structuredClone; anything else falls back to it.
+ */
+function clone<T>(v: T): T {
+  if (typeof v !== 'object' || v === null) return v
+  if (Array.isArray(v)) {
+    const out = new Array<unknown>(v.length)
+    for (let i = 0; i < v.length; i++) out[i] = clone(v[i] as unknown)
+    return out as T
+  }
+  const proto = Object.getPrototypeOf(v) as unknown
+  if (proto !== Object.prototype && proto !== null) return structuredClone(v)
+  const out: Record<string, unknown> = {}
+  for (const k of Object.keys(v)) out[k] = clone((v as Record<string, unknown>)[k])
+  return out as T
+}
 
 /** In-memory store for tests and ephemeral use. Single process; every method is atomic. */
 export class MemoryStore implements AuthorityStore {
@@ -24,9 +41,10 @@ export class MemoryStore implements AuthorityStore {
 
   #append(draft: AuditDraft): AuditRecord {
     const last = this.#audit[this.#audit.length - 1]
-    const rec = chainRecord(last, clone(draft))
+    // the log keeps its own copy of the fields; the caller gets its record around the fields it passed
+    const rec = chainRecord(last, { time: draft.time, type: draft.type, fields: clone(draft.fields) })
     this.#audit.push(rec)
-    return clone(rec)
+    return { ...rec, fields: draft.fields }
   }
 
   async insertAgent(agent: AgentRecord, audit: AuditDraft): Promise<boolean> {

@@ -7,6 +7,7 @@
  * process crash (SIGKILL) but may lose the last commits on power loss; it is offered for
  * throughput-sensitive deployments that accept that.
  */
+import { closeSync, openSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import type { RevocationQuery } from '@mandate/core'
 import { auditIndex, chainRecord } from '../audit/hash.js'
@@ -102,9 +103,29 @@ function revocationFromRow(r: Row): RevocationEntry {
   return e
 }
 
+/** Thrown inside a transaction to roll it back with a refusal result. */
+class Abort extends Error {
+  constructor(readonly result: IssueMandateResult) {
+    super('abort')
+  }
+}
+
 /** Open (or create) a SQLite store at `path`. */
 export function openSqliteStore(path: string, options: SqliteStoreOptions = {}): SqliteStore {
   return new SqliteStore(path, options)
+}
+
+/**
+ * The database holds the Authority's signing keys: create it readable by its owner only (SQLite
+ * gives its -wal and -shm files the same mode). An existing file keeps the mode its owner chose.
+ */
+function createPrivateFile(path: string): void {
+  if (path === '' || path === ':memory:' || path.startsWith('file:')) return
+  try {
+    closeSync(openSync(path, 'wx', 0o600))
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+  }
 }
 
 export class SqliteStore implements AuthorityStore {
@@ -113,6 +134,7 @@ export class SqliteStore implements AuthorityStore {
   readonly #s: Record<string, Database.Statement>
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
+    createPrivateFile(path)
     this.db = new Database(path)
     this.db.pragma('journal_mode = WAL')
     this.db.pragma(`synchronous = ${options.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL'}`)
@@ -158,8 +180,12 @@ export class SqliteStore implements AuthorityStore {
     return rec
   }
 
+  // one transaction wrapper for every operation (db.transaction builds several functions per call)
+  #txn: Database.Transaction<(fn: () => unknown) => unknown> | undefined
+
   #tx<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate()
+    this.#txn ??= this.db.transaction((f: () => unknown) => f())
+    return this.#txn.immediate(fn) as T
   }
 
   #revoked(q: RevocationQuery): boolean {
@@ -195,11 +221,6 @@ export class SqliteStore implements AuthorityStore {
 
   async issueMandate(input: IssueMandateInput): Promise<IssueMandateResult> {
     const m = input.mandate
-    class Abort extends Error {
-      constructor(readonly result: IssueMandateResult) {
-        super('abort')
-      }
-    }
     try {
       return this.#tx(() => {
         if (input.revocation && this.#revoked(input.revocation)) throw new Abort({ ok: false, reason: 'revoked' })

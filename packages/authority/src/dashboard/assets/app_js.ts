@@ -151,20 +151,22 @@ export const APP_JS = String.raw`
     var box = clear(document.getElementById('timeline'));
     var evs = state.events.filter(function (e) { return e.type !== 'agent.registered'; });
     if (!evs.length) { box.appendChild(el('p', { cls: 'empty', text: 'Nothing has happened yet.' })); return; }
-    var W = Math.max(600, box.clientWidth || 900), H = 120, pad = 30;
+    var W = Math.max(600, box.clientWidth || 900), H = 120, pad = 70;
     var t0 = evs[0].time, t1 = evs[evs.length - 1].time, span = Math.max(1, t1 - t0);
     var s = svg('svg', { width: '100%', height: String(H), viewBox: '0 0 ' + W + ' ' + H, role: 'img', 'aria-label': 'timeline of Authority events' });
-    s.appendChild(svg('line', { x1: pad, y1: H / 2, x2: W - pad, y2: H / 2, stroke: '#2a3541', 'stroke-width': 2 }));
-    var lanes = { grant: 20, exchange: 38, 'call.report': 56, refusal: 74, revocation: 92 };
+    [14, 30, 46, 62, 78, 94].forEach(function (y) { s.appendChild(svg('line', { x1: pad, y1: y, x2: W - 20, y2: y, stroke: '#2a3541', 'stroke-width': 1 })); });
+    var lanes = { grant: 14, exchange: 30, 'call.report': 46, refusal: 62, revocation: 78 };
+    var laneNames = [['grant', 14], ['exchange', 30], ['call', 46], ['refusal', 62], ['revocation', 78], ['approval', 94]];
+    laneNames.forEach(function (l) { var t = svg('text', { x: 2, y: l[1] + 3 }); t.textContent = l[0]; s.appendChild(t); });
     evs.forEach(function (e, i) {
-      var x = pad + (W - 2 * pad) * (evs.length === 1 ? 0.5 : (e.time - t0) / span);
-      var y = lanes[e.type] != null ? lanes[e.type] : e.type.indexOf('approval') === 0 ? 100 : H / 2;
+      var x = pad + (W - pad - 30) * (evs.length === 1 ? 0.5 : (e.time - t0) / span);
+      var y = lanes[e.type] != null ? lanes[e.type] : e.type.indexOf('approval') === 0 ? 94 : 108;
       var c = svg('circle', { cx: x.toFixed(1), cy: y, r: 5, fill: COLORS[e.type] || '#8b98a5', 'data-seq': e.seq });
       var tt = svg('title', {}); tt.textContent = '#' + e.seq + ' ' + e.type + ' ' + time(e.time) + (f(e).tool ? ' ' + f(e).tool : '');
       c.appendChild(tt); s.appendChild(c);
     });
     var a = svg('text', { x: pad, y: H - 2 }); a.textContent = time(t0); s.appendChild(a);
-    var b = svg('text', { x: W - pad - 50, y: H - 2 }); b.textContent = time(t1); s.appendChild(b);
+    var b = svg('text', { x: W - 80, y: H - 2 }); b.textContent = time(t1); s.appendChild(b);
     box.appendChild(s);
     var legend = el('div', { cls: 'legend' });
     ['grant', 'exchange', 'call.report', 'refusal', 'approval.requested', 'approval.approved', 'revocation'].forEach(function (k) {
@@ -173,8 +175,8 @@ export const APP_JS = String.raw`
     box.appendChild(legend);
   }
 
-  function renderNode(n, revoked, depth) {
-    var isRevoked = revoked.mandate[n.jti] || (n.holder && revoked.agent[n.holder]);
+  function renderNode(n, revoked, depth, taskRevoked) {
+    var isRevoked = taskRevoked || revoked.mandate[n.jti] || (n.holder && revoked.agent[n.holder]);
     var cls = 'node ' + (depth === 0 ? 'root ' : '') + (n.kind === 'call' ? 'call ' : '') + (isRevoked ? 'revoked' : '');
     var head = el('div', { cls: 'head' }, [
       el('strong', { text: n.kind === 'call' ? 'call ' + str(n.tool) : agentName(n.holder) }),
@@ -187,7 +189,7 @@ export const APP_JS = String.raw`
       isRevoked ? el('span', { cls: 'revoked', text: 'revoked' }) : null,
     ]);
     var node = el('div', { cls: cls, 'data-jti': n.jti }, [head]);
-    n.children.forEach(function (c) { node.appendChild(renderNode(c, revoked, depth + 1)); });
+    n.children.forEach(function (c) { node.appendChild(renderNode(c, revoked, depth + 1, isRevoked)); });
     return node;
   }
 
@@ -202,7 +204,7 @@ export const APP_JS = String.raw`
         el('span', { cls: 'muted', text: ' · task ' + prefix(t.txn, 12) }), tr ? el('span', { cls: 'revoked', text: ' · revoked' }) : null,
       ]));
       var tree = el('div', { cls: 'tree' });
-      t.roots.forEach(function (r) { tree.appendChild(renderNode(r, revoked, 0)); });
+      t.roots.forEach(function (r) { tree.appendChild(renderNode(r, revoked, 0, tr)); });
       box.appendChild(tree);
     });
   }

@@ -1,0 +1,80 @@
+import { statSync } from 'node:fs'
+import { join } from 'node:path'
+import { Ed25519Key } from '@mandate/core'
+import { afterEach, describe, expect, it } from 'vitest'
+import { createAuthority, openSqliteStore, type AuditRecord, type Authority } from '../src/index.js'
+import { AUD, tempDir, TOOLS } from './helpers.js'
+
+const ISSUER = 'http://127.0.0.1:7400'
+const open: Authority[] = []
+const dirs: Array<() => void> = []
+afterEach(async () => {
+  for (const a of open.splice(0)) await a.close()
+  for (const d of dirs.splice(0)) d()
+})
+
+describe('authority events', () => {
+  it('hands every audit record to listeners, including those appended inside store transactions', async () => {
+    const t = tempDir()
+    dirs.push(t.cleanup)
+    const authority = await createAuthority({
+      issuer: ISSUER, store: openSqliteStore(join(t.dir, 'a.db')),
+      policy: [{ id: 'refunds', effect: 'require_approval', tool: 'billing.refund' }],
+    })
+    open.push(authority)
+    const seen: AuditRecord[] = []
+    const off = authority.on('event', (r) => seen.push(r))
+    const g = Ed25519Key.generate()
+    const a = Ed25519Key.generate()
+    const bob = Ed25519Key.generate()
+    await authority.registerAgent({ did: g.did, name: 'g', role: 'grantor' })
+    await authority.registerAgent({ did: a.did, name: 'a' })
+    await authority.registerAgent({ did: bob.did, name: 'bob', role: 'approver' })
+    const root = await authority.grant({ grantor: g.did, subject: 'alice', agent: a.did, audiences: [AUD], tools: TOOLS })
+    const client = authority.clientFor(a)
+    const pending = await client.callCredential({ mandate: root.token, audience: AUD, tool: 'billing.refund', arguments: { amount: 5 } })
+    expect(pending.status).toBe('approval_required')
+    const approvalId = pending.status === 'approval_required' ? pending.approvalId : ''
+    await authority.approvals.approve(approvalId, { approver: bob.did })
+    await authority.revoke({ txn: root.claims.txn }, { reason: 'done' })
+    await authority.disableAgent(a.did)
+
+    const log = await authority.audit.query({})
+    // same records, same order, nothing missed and nothing twice
+    expect(seen.map((r) => [r.seq, r.type])).toEqual(log.map((r) => [r.seq, r.type]))
+    expect(seen.map((r) => r.type)).toEqual([
+      'agent.registered', 'agent.registered', 'agent.registered', 'grant', 'approval.requested', 'approval.approved', 'revocation', 'agent.disabled',
+    ])
+    off()
+    await authority.registerAgent({ did: Ed25519Key.generate().did, name: 'late' })
+    expect(seen).toHaveLength(8)
+  })
+
+  it('a listener added later does not receive records appended while nobody listened', async () => {
+    const authority = await createAuthority({ issuer: ISSUER })
+    open.push(authority)
+    await authority.registerAgent({ did: Ed25519Key.generate().did, name: 'before' })
+    const seen: string[] = []
+    authority.on('event', (r) => seen.push(String(r.fields.name)))
+    await authority.registerAgent({ did: Ed25519Key.generate().did, name: 'after' })
+    expect(seen).toEqual(['after'])
+  })
+})
+
+describe('SQLite store file', () => {
+  it('creates the database (which holds signing keys) readable by its owner only', async () => {
+    const t = tempDir()
+    dirs.push(t.cleanup)
+    const file = join(t.dir, 'keys.db')
+    const old = process.umask(0o022)
+    try {
+      const authority = await createAuthority({ issuer: ISSUER, store: openSqliteStore(file) })
+      open.push(authority)
+      await authority.registerAgent({ did: Ed25519Key.generate().did, name: 'x' })
+      expect(statSync(file).mode & 0o777).toBe(0o600)
+      expect(statSync(`${file}-wal`).mode & 0o777).toBe(0o600)
+    } finally {
+      process.umask(old)
+    }
+  })
+})
