@@ -9,10 +9,10 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
+import { createAuthority } from '@mandate/authority'
 import { createGuard, Ed25519Key } from '@mandate/core'
 import { z } from 'zod'
 import { createMandateHttpTransport, createMcpHttpHandler, guardMcpServer } from '../src/index.js'
-import { LocalAuthority } from '../test/helpers/local_authority.js'
 
 const N = Number(process.env.N ?? 2000)
 const WARMUP = 200
@@ -48,10 +48,10 @@ const plainClient = new Client({ name: 'bench', version: '1' })
 await plainClient.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${p.port}/mcp`)))
 
 // guarded
-const authority = new LocalAuthority()
+const authority = await createAuthority({ issuer: 'http://authority.bench' })
 const g = await listen(() => undefined)
 const url = `http://127.0.0.1:${g.port}/mcp`
-const guard = createGuard({ issuer: authority.issuer, jwks: authority.jwks, audience: url, requireCallBinding: true, revocation: authority.revocations })
+const guard = createGuard({ issuer: authority.issuer, jwks: authority.jwks(), audience: url, requireCallBinding: true, revocation: authority.revocationSource() })
 const handler = createMcpHttpHandler({
   guard,
   createServer: () => {
@@ -61,8 +61,11 @@ const handler = createMcpHttpHandler({
   },
 })
 g.http.on('request', (req, res) => void handler(req, res))
+const grantor = Ed25519Key.generate()
 const agent = Ed25519Key.generate()
-const { token } = authority.grant(agent, { audiences: [url], tools: [{ type: 'tool_access', tools: ['echo'] }], expiresIn: 3600 })
+await authority.registerAgent({ did: grantor.did, name: 'bench-host', role: 'grantor' })
+await authority.registerAgent({ did: agent.did, name: 'bench-agent', role: 'agent' })
+const { token } = await authority.grant({ grantor: grantor.did, subject: 'bench@example.com', agent: agent.did, purpose: 'bench', audiences: [url], tools: [{ type: 'tool_access', tools: ['echo'] }], expiresIn: 3600, maxDepth: 1 })
 const guardedClient = new Client({ name: 'bench', version: '1' })
 await guardedClient.connect(createMandateHttpTransport(url, { authority: authority.clientFor(agent), key: agent, mandate: token }))
 
@@ -87,3 +90,4 @@ for (const s of [p.http, g.http]) {
   s.closeAllConnections()
   s.close()
 }
+await authority.close()

@@ -1,8 +1,8 @@
 // A guarded MCP server spawned over stdio, driven by the real SDK Client: credentials travel in
-// params._meta["io.mandate/credential"]; refusals are JSON-RPC errors with the same codes.
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
-import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+// params._meta["io.mandate/credential"]; refusals are JSON-RPC errors with the same codes. The child
+// trusts the real Authority running behind its HTTP server (JWKS, revocation status, audit reports);
+// the Authority keeps its state in a temporary SQLite file.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -10,17 +10,17 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js'
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js'
-import { createProof, Ed25519Key, type MandateErrorCode } from '@mandate/core'
+import { argumentsDigest, createProof, type Ed25519Key, type MandateErrorCode } from '@mandate/core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { CREDENTIAL_META_KEY, mandateErrorFrom, RPC_FORBIDDEN, RPC_UNAUTHORIZED, withMetaCredentials } from '../src/index.js'
-import { LocalAuthority } from './helpers/local_authority.js'
+import { createTestAuthority, SUBJECT, type TestAuthority } from './helpers/authority.js'
 
 const AUD = 'urn:mandate:test:stdio-tools'
 const OTHER = 'urn:mandate:test:other'
 const fixture = fileURLToPath(new URL('./fixtures/stdio_server.ts', import.meta.url))
 
 type Msg = { id?: number; method?: string; params?: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, { mandate: string; proof: string }> } }
-type Tamper = (m: Msg) => Msg
+type Tamper = (m: Msg) => Msg | Promise<Msg>
 
 /** Sits between the credential wrapper and stdio: what an attacker on the wire could do. */
 class TamperTransport implements Transport {
@@ -40,64 +40,64 @@ class TamperTransport implements Transport {
   close() {
     return this.inner.close()
   }
-  send(message: JSONRPCMessage, options?: TransportSendOptions) {
+  async send(message: JSONRPCMessage, options?: TransportSendOptions) {
     let m = structuredClone(message) as Msg
     if (m.method === 'tools/call') {
-      if (this.tamper) m = this.tamper(m)
+      if (this.tamper) m = await this.tamper(m)
       else this.last = structuredClone(m)
     }
     return this.inner.send(m as JSONRPCMessage, options)
   }
 }
 
-let authority: LocalAuthority
+let world: TestAuthority
 let agent: Ed25519Key
 let mandate: string
 let rootJti: string
+let rootTxn: string
 let client: Client
 let wire: TamperTransport
-let statusServer: Server
 let dir: string
 const countFile = () => join(dir, 'count.jsonl')
 const handlerCount = () => (existsSync(countFile()) ? readFileSync(countFile(), 'utf8').trim().split('\n').filter(Boolean).length : 0)
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'mandate-mcp-'))
-  authority = new LocalAuthority()
-  agent = Ed25519Key.generate()
-  const g = authority.grant(agent, { audiences: [AUD, OTHER], scopes: ['tools:read'], tools: [{ type: 'tool_access', tools: ['echo', 'add'] }] })
+  // the real Authority behind its HTTP server on 127.0.0.1 (issuer = the bound URL)
+  world = await createTestAuthority({ http: true, sqlite: true })
+  agent = await world.agent('orchestrator')
+  const g = await world.grant(agent, { audiences: [AUD, OTHER], scopes: ['tools:read'], tools: [{ type: 'tool_access', tools: ['echo', 'add'] }] })
   mandate = g.token
   rootJti = g.jti
-  // the Authority's public revocation-status endpoint (a real HTTP server)
-  statusServer = createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json' })
-    res.end(JSON.stringify({ issuer: authority.issuer, cursor: String(Date.now()), mandates: [...authority.revocations.mandates], tasks: [], agents: [] }))
-  })
-  await new Promise<void>((r) => statusServer.listen(0, '127.0.0.1', r))
-  const port = (statusServer.address() as AddressInfo).port
+  rootTxn = g.txn
+  const endpoints = world.authority.endpoints
   const stdio = new StdioClientTransport({
     command: process.execPath,
     args: ['--conditions=@mandate/source', '--import', 'tsx', fixture],
     cwd: fileURLToPath(new URL('..', import.meta.url)),
     env: {
       ...(process.env as Record<string, string>),
-      MANDATE_ISSUER: authority.issuer,
-      MANDATE_JWKS: JSON.stringify(authority.jwks),
+      MANDATE_ISSUER: world.issuer,
+      MANDATE_JWKS_URL: endpoints.jwks,
       MANDATE_AUDIENCE: AUD,
-      MANDATE_REVOCATION_URL: `http://127.0.0.1:${port}/revocation-status`,
+      MANDATE_REVOCATION_URL: endpoints.revocationStatus,
+      // test-only: the child's own resource key (registered with role `resource`) for POST /audit/reports
+      MANDATE_RESOURCE_KEY: JSON.stringify(world.resource.exportPrivateJwk()),
       MANDATE_COUNT_FILE: countFile(),
       MANDATE_AUDIT_FILE: join(dir, 'audit.jsonl'),
+      MANDATE_ERROR_FILE: join(dir, 'errors.log'),
     },
     stderr: 'inherit',
   })
   wire = new TamperTransport(stdio)
   client = new Client({ name: 'stdio-agent', version: '1.0.0' })
-  await client.connect(withMetaCredentials(wire, { resource: AUD, authority: authority.clientFor(agent), key: agent, mandate }))
+  await client.connect(withMetaCredentials(wire, { resource: AUD, authority: world.clientFor(agent), key: agent, mandate }))
 }, 60_000)
 
 afterAll(async () => {
   await client?.close()
-  await new Promise<void>((r) => statusServer.close(() => r()))
+  await world?.close()
+  if (dir) rmSync(dir, { recursive: true, force: true })
 })
 afterEach(() => {
   wire.tamper = undefined
@@ -149,7 +149,7 @@ describe('guarded MCP server over stdio', () => {
   })
 
   it('refuses a credential for another server (audience)', async () => {
-    const other = await authority.clientFor(agent).callCredential({ mandate, audience: OTHER, tool: 'echo', arguments: { text: 'x' } })
+    const other = await world.clientFor(agent).callCredential({ mandate, audience: OTHER, tool: 'echo', arguments: { text: 'x' } })
     if (other.status !== 'issued') throw new Error('not issued')
     wire.tamper = (m) => resign(m, other.token)
     await expectRefused(client.callTool({ name: 'echo', arguments: { text: 'x' } }), 'AUDIENCE_MISMATCH', RPC_UNAUTHORIZED)
@@ -177,31 +177,59 @@ describe('guarded MCP server over stdio', () => {
   })
 
   it('refuses an expired credential', async () => {
-    authority.offset = -400
-    const old = authority.grant(agent, { audiences: [AUD], scopes: ['tools:read'], tools: [{ type: 'tool_access', tools: ['echo'] }] })
-    const cred = await authority.clientFor(agent).callCredential({ mandate: old.token, audience: AUD, tool: 'echo', arguments: { text: 'x' } })
-    authority.offset = 0
+    // issued by the Authority with its clock 400 s behind: expired at the (wall-clock) guard
+    world.offset = -400
+    let cred
+    try {
+      const old = await world.grant(agent, { audiences: [AUD], scopes: ['tools:read'], tools: [{ type: 'tool_access', tools: ['echo'] }] })
+      cred = await world.clientFor(agent, { authentication: 'key' }).callCredential({ mandate: old.token, audience: AUD, tool: 'echo', arguments: { text: 'x' } })
+    } finally {
+      world.offset = 0
+    }
     if (cred.status !== 'issued') throw new Error('not issued')
     wire.tamper = (m) => resign(m, cred.token)
     await expectRefused(client.callTool({ name: 'echo', arguments: { text: 'x' } }), 'TOKEN_EXPIRED', RPC_UNAUTHORIZED)
   })
 
-  it('refuses once an ancestor is revoked', async () => {
-    wire.tamper = (m) => {
-      authority.revocations.revokeMandate(rootJti)
+  it('refuses once an ancestor is revoked (read from the Authority\'s revocation-status endpoint)', async () => {
+    // the credential is minted first; the root is revoked at the Authority while the call is on the wire
+    wire.tamper = async (m) => {
+      await world.revoke({ mandate: rootJti })
       return m
     }
     await expectRefused(client.callTool({ name: 'echo', arguments: { text: 'x' } }), 'REVOKED', RPC_UNAUTHORIZED)
   })
 
+  const REFUSED: MandateErrorCode[] = ['PROOF_REPLAYED', 'TOOL_NOT_ALLOWED', 'AUDIENCE_MISMATCH', 'ARGUMENTS_MISMATCH', 'PROOF_MISSING', 'TOKEN_EXPIRED', 'REVOKED']
+
   it('wrote an offline audit log with decisions and outcomes, no tokens', async () => {
-    await new Promise((r) => setTimeout(r, 50))
     const text = readFileSync(join(dir, 'audit.jsonl'), 'utf8')
     expect(text).not.toMatch(/eyJ/)
     const rows = text.trim().split('\n').map((l) => JSON.parse(l) as { decision: string; outcome?: string; errorCode?: string })
     expect(rows.filter((r) => r.decision === 'allowed' && r.outcome === 'success')).toHaveLength(2)
-    expect(rows.filter((r) => r.decision === 'refused').map((r) => r.errorCode)).toEqual(
-      expect.arrayContaining(['PROOF_REPLAYED', 'TOOL_NOT_ALLOWED', 'AUDIENCE_MISMATCH', 'ARGUMENTS_MISMATCH', 'PROOF_MISSING', 'TOKEN_EXPIRED', 'REVOKED']),
-    )
+    expect(rows.filter((r) => r.decision === 'refused').map((r) => r.errorCode)).toEqual(expect.arrayContaining(REFUSED))
+  })
+
+  it("reported every attributable call to the Authority's audit log over HTTP; the chain verifies", async () => {
+    expect(existsSync(join(dir, 'errors.log')) ? readFileSync(join(dir, 'errors.log'), 'utf8') : '').toBe('')
+    const reports = await world.reports({ txn: rootTxn })
+    const allowed = reports.filter((r) => r.fields.decision === 'allowed')
+    expect(allowed.map((r) => [r.fields.tool, r.fields.args, r.fields.outcome])).toEqual([
+      ['echo', argumentsDigest({ text: 'hi' }), 'success'],
+      ['add', argumentsDigest({ a: 1, b: 41 }), 'success'],
+    ])
+    const lines = readFileSync(countFile(), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { mandateId: string })
+    expect(allowed.map((r) => r.fields.jti)).toEqual(lines.map((l) => l.mandateId))
+    const refused = reports.filter((r) => r.fields.decision === 'refused')
+    // the credential-less call cannot be attributed to a task: it is only in the local log
+    expect(refused.map((r) => r.fields.error)).toEqual(expect.arrayContaining(REFUSED.filter((c) => c !== 'TOKEN_EXPIRED')))
+    for (const r of [...allowed, ...refused]) {
+      expect(r.fields).toMatchObject({ subject: SUBJECT, actors: [agent.did], reporter: world.resource.did, audience: AUD })
+    }
+    // the expired credential came from another task (its own grant)
+    const all = await world.reports()
+    expect(all.filter((r) => r.fields.error === 'TOKEN_EXPIRED')).toHaveLength(1)
+    expect(JSON.stringify(await world.authority.audit.query())).not.toMatch(/eyJ/)
+    await expect(world.authority.audit.verify()).resolves.toMatchObject({ ok: true })
   })
 })

@@ -20,17 +20,17 @@ export interface MandateFetchOptions extends CallCredentialOptions {
 }
 
 /** Canonical form of an endpoint URL for comparison and as an audience: origin + path. */
-function canonicalUrl(url: string | URL): string {
+export function canonicalUrl(url: string | URL): string {
   const u = new URL(url)
   return `${u.origin}${u.pathname}`
 }
 
-interface ToolCallMessage {
+export interface ToolCallMessage {
   name: string
   arguments: unknown
 }
 
-function parseToolCall(body: string): ToolCallMessage | undefined {
+export function parseToolCall(body: string): ToolCallMessage | undefined {
   let msg: unknown
   try {
     msg = JSON.parse(body)
@@ -48,13 +48,13 @@ function parseToolCall(body: string): ToolCallMessage | undefined {
 }
 
 /** Parse `WWW-Authenticate: DPoP error="…"` (only the `error` parameter is needed here). */
-function challengeError(res: Response): string | undefined {
+export function challengeError(res: Response): string | undefined {
   const h = res.headers.get('www-authenticate')
   const m = h?.match(/\berror="([^"\\]*)"/)
   return m?.[1]
 }
 
-async function refusalFrom(res: Response): Promise<MandateError> {
+export async function refusalFrom(res: Response): Promise<MandateError> {
   let body: Record<string, unknown> = {}
   try {
     const text = await res.text()
@@ -80,6 +80,28 @@ async function refusalFrom(res: Response): Promise<MandateError> {
 }
 
 /**
+ * The server's canonical resource, learned once from its RFC 9728 metadata (checked against the
+ * endpoint and the issuer); a failed discovery is retried on the next call, never cached.
+ */
+export function resourceDiscovery(o: { endpoint: string; issuer: string; fetch: FetchLike; discover?: boolean | undefined; onDiscovered?: ((metadata: ProtectedResourceMetadata) => void) | undefined }): (signal?: AbortSignal) => Promise<string> {
+  let resource: Promise<string> | undefined
+  return (signal) => {
+    if (o.discover === false) return Promise.resolve(o.endpoint)
+    if (!resource) {
+      const p = discoverProtectedResource(o.endpoint, { fetch: o.fetch, issuer: o.issuer, ...(signal ? { signal } : {}) }).then((prm) => {
+        o.onDiscovered?.(prm)
+        return prm.resource
+      })
+      resource = p
+      p.catch(() => {
+        if (resource === p) resource = undefined
+      })
+    }
+    return resource
+  }
+}
+
+/**
  * A `fetch` for the MCP SDK's `StreamableHTTPClientTransport` that gives every `tools/call` POST its
  * own call credential and DPoP proof (`Authorization: DPoP <credential>`, `DPoP: <proof>`), inside
  * the one MCP session the transport already has. Other requests (initialize, tools/list,
@@ -98,24 +120,8 @@ export function createMandateFetch(options: MandateFetchOptions): FetchLike {
   const key = options.key
   if (!key || typeof key.sign !== 'function') throw new TypeError('key must be an Ed25519Key')
   const credentials: CallCredentialSource = createCallCredentialSource(options)
-  const issuer = options.authority.issuer
-  let resource: Promise<string> | undefined
+  const audience = resourceDiscovery({ endpoint, issuer: options.authority.issuer, fetch: base, discover: options.discover, onDiscovered: options.onDiscovered })
   let nonce: string | undefined
-
-  function audience(signal: AbortSignal | undefined): Promise<string> {
-    if (options.discover === false) return Promise.resolve(endpoint)
-    if (!resource) {
-      resource = discoverProtectedResource(endpoint, { fetch: base, issuer, ...(signal ? { signal } : {}) }).then((prm) => {
-        options.onDiscovered?.(prm)
-        return prm.resource
-      })
-      // a failed discovery is retried on the next call, never cached
-      resource.catch(() => {
-        resource = undefined
-      })
-    }
-    return resource
-  }
 
   async function send(url: string | URL, init: RequestInit, credential: string, call: ToolCallMessage): Promise<Response> {
     const headers = new Headers(init.headers)

@@ -4,11 +4,29 @@ import { argumentsDigest, decodeMandateUnverified, MandateError, type CallReport
 /** Receives one record per guarded call (allowed or refused). Records never contain tokens or keys. */
 export type AuditSink = (report: CallReport) => Promise<void>
 
-/** Send reports to the Authority's audit log (`AuthorityClient.reportCall` or `authority.reportCall`). */
-export function auditToAuthority(target: { reportCall?: (report: CallReport) => Promise<unknown> }): AuditSink {
+/**
+ * True when a report names a mandate, task, subject, tool and argument digest. Refusals of calls that
+ * carried no readable credential (or no tool name, or arguments that cannot be digested) cannot be
+ * attributed to any task.
+ */
+export function isAttributable(report: CallReport): boolean {
+  return report.mandateId !== '' && report.txn !== '' && report.subject !== '' && report.tool !== '' && report.argumentsDigest !== ''
+}
+
+/**
+ * Send reports to the Authority's audit log (`AuthorityClient.reportCall` or `authority.reportCall`).
+ * The Authority's log is keyed by task: a refused call that cannot be attributed to a mandate (no
+ * credential at all, see {@link isAttributable}) is not sent there; it goes to `unattributed` when
+ * given (e.g. a {@link createJsonlAuditLog}), and is otherwise dropped.
+ */
+export function auditToAuthority(target: { reportCall?: (report: CallReport) => Promise<unknown> }, options: { unattributed?: AuditSink } = {}): AuditSink {
   const report = target.reportCall
   if (typeof report !== 'function') throw new TypeError('the target has no reportCall')
   return async (r) => {
+    if (!isAttributable(r)) {
+      await options.unattributed?.(r)
+      return
+    }
     await report.call(target, r)
   }
 }

@@ -1,7 +1,7 @@
 import { argumentsDigest, asMandateError, MandateError, type Guard, type VerifiedCall } from '@mandate/core'
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js'
 import type { JSONRPCMessage, MessageExtraInfo, RequestId } from '@modelcontextprotocol/sdk/types.js'
-import { CREDENTIAL_META_KEY, readMetaCredential } from '../shared/meta.js'
+import { CREDENTIAL_META_KEY, presentedMandate, readMetaCredential } from '../shared/meta.js'
 import { refusalResponse } from '../shared/rpc_errors.js'
 import { refusalReport, type AuditSink } from './audit.js'
 import { enforceToolRequirements, type ToolRequirements } from './tool_requirements.js'
@@ -135,7 +135,7 @@ export class GuardedServerTransport implements Transport {
       this.#ctx.inFlight.set(message.id, call)
     } catch (err) {
       const refusal = asMandateError(err)
-      await this.#report(refusalReport(refusal, { tool, arguments: args, audience: this.#ctx.guard.audience, credential: meta?.mandate }))
+      await this.#report(refusalReport(refusal, { tool, arguments: args, audience: this.#ctx.guard.audience, credential: meta?.mandate ?? presentedMandate(params._meta) }))
       await this.#inner.send(refusalResponse(message.id, refusal), { relatedRequestId: message.id })
       return undefined
     }

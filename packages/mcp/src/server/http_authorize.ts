@@ -69,9 +69,11 @@ export async function authorizeHttpMessage(options: HttpAuthorizeOptions, req: H
   }
 }
 
+/** The presented credential, for attributing a refusal in the audit log (a Bearer downgrade is attributed too). */
 function credentialOf(headers: HeaderBag): string | undefined {
   const raw = typeof (headers as Headers).get === 'function' ? (headers as Headers).get('authorization') : (headers as Record<string, string | string[] | undefined>).authorization
   const v = Array.isArray(raw) ? raw[0] : raw
-  if (typeof v !== 'string' || !/^dpop /i.test(v)) return undefined
-  return v.slice(5)
+  if (typeof v !== 'string') return undefined
+  const m = /^(?:dpop|bearer) +(\S+)$/i.exec(v.trim())
+  return m?.[1]
 }

@@ -19,6 +19,18 @@ export interface McpHttpHandlerOptions {
   resourceName?: string
   /** Audit sink for calls refused at the HTTP layer (default: the session server's). */
   audit?: AuditSink
+  /**
+   * DNS-rebinding protection: the `Host` header values accepted (`host` or `host:port`, compared
+   * case-insensitively, default ports filled in). Default: only the resource's own host, i.e. the
+   * host of the guard's audience. Add the names a reverse proxy forwards, if it rewrites `Host`.
+   */
+  allowedHosts?: readonly string[]
+  /**
+   * Origins accepted in an `Origin` header (browsers send one; other clients usually do not, and a
+   * request without `Origin` is accepted). Default: only the resource's own origin. `null` is never
+   * accepted unless listed.
+   */
+  allowedOrigins?: readonly string[]
   /** Receives errors that are not the client's fault (audit sink failures, transport errors). */
   onError?: (error: Error) => void
 }
@@ -62,6 +74,31 @@ function rpcError(res: ServerResponse, status: number, code: number, message: st
   sendJson(res, status, { jsonrpc: '2.0', error: { code, message }, id: null })
 }
 
+const DEFAULT_PORTS: Record<string, string> = { 'http:': '80', 'https:': '443' }
+
+/** `hostname:port` (lowercase, default port filled in) of a Host header value, or undefined when malformed. */
+function normalizeHost(value: string, protocol: string): string | undefined {
+  if (!/^[A-Za-z0-9.\-:[\]]{1,261}$/.test(value)) return undefined
+  let u: URL
+  try {
+    u = new URL(`${protocol}//${value}`)
+  } catch {
+    return undefined
+  }
+  if (u.username || u.password || u.pathname !== '/' || u.search || u.hash) return undefined
+  return `${u.hostname.toLowerCase()}:${u.port || DEFAULT_PORTS[protocol] || ''}`
+}
+
+function normalizeOrigin(value: string): string | undefined {
+  if (value === 'null') return value
+  try {
+    const u = new URL(value)
+    return u.origin === 'null' ? undefined : u.origin.toLowerCase()
+  } catch {
+    return undefined
+  }
+}
+
 function isInitialize(msg: unknown): boolean {
   return typeof msg === 'object' && msg !== null && !Array.isArray(msg) && (msg as { method?: unknown }).method === 'initialize'
 }
@@ -72,6 +109,8 @@ function isInitialize(msg: unknown): boolean {
  * at the root form). Sessions are stateful: one `initialize`, then many calls, each `tools/call`
  * verified at the HTTP layer (see {@link authorizeHttpMessage}). The DPoP `htu` is checked against the
  * resource's configured public origin plus the request path, never against the Host header.
+ * Requests whose `Host` (or `Origin`, when sent) is not allowed are refused with 403 before anything
+ * else (DNS-rebinding protection; see `allowedHosts` / `allowedOrigins`).
  */
 export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHandler {
   const guard = options.guard
@@ -86,6 +125,29 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     ...(options.resourceName ? { resourceName: options.resourceName } : {}),
   })
   const maxBody = options.maxBodyBytes ?? 1024 * 1024
+  const hosts = new Set<string>()
+  for (const h of options.allowedHosts ?? [resource.host]) {
+    const n = typeof h === 'string' ? normalizeHost(h, resource.protocol) : undefined
+    if (!n) throw new TypeError(`allowedHosts: "${String(h)}" is not a host or host:port`)
+    hosts.add(n)
+  }
+  const origins = new Set<string>()
+  for (const o of options.allowedOrigins ?? [resource.origin]) {
+    const n = typeof o === 'string' ? normalizeOrigin(o) : undefined
+    if (!n) throw new TypeError(`allowedOrigins: "${String(o)}" is not an origin`)
+    origins.add(n)
+  }
+  /** DNS-rebinding protection: the request must address this resource's host, from an allowed origin (if any). */
+  function hostAndOriginAllowed(req: IncomingMessage): boolean {
+    const host = req.headers.host
+    if (typeof host !== 'string') return false
+    const h = normalizeHost(host, resource.protocol)
+    if (!h || !hosts.has(h)) return false
+    const origin = req.headers.origin
+    if (origin === undefined) return true
+    const o = typeof origin === 'string' ? normalizeOrigin(origin) : undefined
+    return o !== undefined && origins.has(o)
+  }
   const sessions = new Map<string, Session>()
   const report = (e: Error) => options.onError?.(e)
 
@@ -110,6 +172,11 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
 
   const handler = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     try {
+      if (!hostAndOriginAllowed(req)) {
+        // before anything else (metadata, sessions, body): a rebound name or a foreign page gets nothing
+        req.resume()
+        return rpcError(res, 403, -32000, 'Forbidden: Host or Origin not allowed')
+      }
       const path = new URL(req.url ?? '/', resource.origin).pathname
       if (path === metadataUrl.pathname || path === '/.well-known/oauth-protected-resource') {
         if (req.method !== 'GET') return sendJson(res, 405, { error: 'method_not_allowed' }, { allow: 'GET' })

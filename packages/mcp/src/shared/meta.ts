@@ -23,3 +23,15 @@ export function readMetaCredential(meta: unknown): MetaCredential | undefined {
   if (typeof mandate !== 'string' || typeof proof !== 'string') return undefined
   return { mandate, proof }
 }
+
+/**
+ * The mandate of a (possibly incomplete) `_meta` credential, for attributing a refusal in the audit
+ * log: a credential sent without its proof is still attributed to the mandate it presented.
+ */
+export function presentedMandate(meta: unknown): string | undefined {
+  if (typeof meta !== 'object' || meta === null || Array.isArray(meta) || !Object.hasOwn(meta, CREDENTIAL_META_KEY)) return undefined
+  const v = (meta as Record<string, unknown>)[CREDENTIAL_META_KEY]
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined
+  const mandate = (v as Record<string, unknown>).mandate
+  return typeof mandate === 'string' ? mandate : undefined
+}

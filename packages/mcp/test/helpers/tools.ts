@@ -26,5 +26,16 @@ export function createToolServer(options: GuardMcpServerOptions, log: HandlerLog
     log.calls.push({ tool: 'refund', call: extra.mandate, sawMeta: false })
     return { content: [{ type: 'text', text: `refunded ${amount}` }] }
   })
+  // `limit` has a schema default far above what the server allows: the guard checks the raw signed
+  // arguments, so omitting `limit` cannot smuggle the default (1000) past the constraint
+  guarded.tool(
+    'search',
+    { description: 'Search records', inputSchema: { query: z.string(), limit: z.number().default(1000) }, scopes: ['tools:read'], constraints: { limit: { type: 'max', value: 100 } } },
+    async ({ query, limit }, extra) => {
+      log.count++
+      log.calls.push({ tool: 'search', call: extra.mandate, sawMeta: false })
+      return { content: [{ type: 'text', text: `search:${query}:${limit}` }] }
+    },
+  )
   return guarded
 }
