@@ -4,17 +4,11 @@
  * Administrative actions (registrations, grants, approvals, revocation, audit) go over the HTTP API,
  * each authenticated by the acting principal's own key, in both modes.
  */
-import * as authorityPackage from '@mandate/authority'
-import { startAuthorityServer, type Authority, type AuthorityServer, type AuthorityServerOptions } from '@mandate/authority'
+import { installDashboard, startAuthorityServer, type Authority, type AuthorityServer, type DashboardHandle } from '@mandate/authority'
 import { CLIENT_ASSERTION_TYPE, createClientAssertion, createHttpAuthorityClient, MandateError, isMandateErrorCode, type AuthorityClient, type Ed25519Key, type ToolGrant } from '@mandate/core'
 
-type ServerApp = Parameters<NonNullable<AuthorityServerOptions['extend']>>[0]
-interface DashboardHandle {
-  readonly path: string
-  createLoginPath(identity: { did: string; name?: string }): { path: string; expiresAt: number }
-  close(): void
-}
-type InstallDashboard = (app: ServerApp, authority: Authority, options?: { pollMs?: number }) => DashboardHandle
+/** Mounts the dashboard (tests pass one with a faster poll). */
+export type InstallDashboard = typeof installDashboard
 
 export interface AuditRecordView {
   seq: number
@@ -46,9 +40,8 @@ export class AuthorityLink {
   }
 
   /** Start an embedded Authority on a SQLite file with the demo's policy and the dashboard. */
-  static async embedded(dbPath: string, admin: Ed25519Key): Promise<AuthorityLink> {
-    const candidate = (authorityPackage as Record<string, unknown>).installDashboard
-    const install = typeof candidate === 'function' ? (candidate as InstallDashboard) : undefined
+  static async embedded(dbPath: string, admin: Ed25519Key, installer?: InstallDashboard): Promise<AuthorityLink> {
+    const install = installer ?? installDashboard
     let dashboard: DashboardHandle | undefined
     const server = await startAuthorityServer({
       dbPath,
@@ -56,7 +49,7 @@ export class AuthorityLink {
       hostname: '127.0.0.1',
       // refunds always need a human; everything else is bounded by the mandates themselves
       policy: [{ id: 'refunds-need-a-human', effect: 'require_approval', on: 'call', tool: 'billing.refund' }],
-      ...(install ? { extend: (app: ServerApp, a: Authority) => void (dashboard = install(app, a, { pollMs: 250 })) } : {}),
+      extend: (app, a) => void (dashboard = install(app, a, { pollMs: 250 })),
     })
     await server.authority.registerAgent({ did: admin.did, name: 'admin', role: 'admin' })
     const link = new AuthorityLink(server.url, server, dashboard, server.authority)

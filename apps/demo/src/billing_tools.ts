@@ -22,7 +22,7 @@ const INVOICES: readonly Invoice[] = [
 export type ToolObserver = (line: string) => void
 
 /** The billing tools, as ordinary LangChain tools; Mandate wraps them (withMandate) in the story. */
-export function billingTools(observe: ToolObserver) {
+export function billingTools(observe: ToolObserver, nameOf: (did: string) => string = (d) => d) {
   const seen = (name: string) => {
     const ctx = getCallContext()
     observe(`${name} ran with its own credential: jti ${ctx.mandateId.slice(0, 8)}…, args #${ctx.argumentsDigest.slice(0, 8)}…, verified=${ctx.verified}`)
@@ -47,7 +47,7 @@ export function billingTools(observe: ToolObserver) {
     async ({ invoice, amount }) => {
       seen('billing.refund')
       const ctx = getCallContext()
-      return `refunded ${amount} EUR on ${invoice}${ctx.approval ? ` (approved by ${ctx.approval.approver.slice(0, 16)}…)` : ''}`
+      return `refunded ${amount} EUR on ${invoice}${ctx.approval ? ` (approved by ${nameOf(ctx.approval.approver)})` : ''}`
     },
     { name: 'billing_refund', description: 'Refund part of an invoice.', schema: z.object({ invoice: z.string(), amount: z.number() }) },
   )

@@ -26,7 +26,11 @@ automatically after a short visible wait by a separate approver identity, never 
 async function main(): Promise<number> {
   let values
   try {
+    // `pnpm run demo -- --x` may pass the `--` separator through
+    const args = process.argv.slice(2)
+    if (args[0] === '--') args.shift()
     values = parseArgs({
+      args,
       options: {
         interactive: { type: 'boolean' },
         'authority-url': { type: 'string' },

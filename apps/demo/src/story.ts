@@ -1,7 +1,7 @@
 /**
  * The story: Alice → orchestrator → billing sub-agent → tools, every call with its own credential.
  */
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ToolMessage, type BaseMessage } from '@langchain/core/messages'
 import { tool } from '@langchain/core/tools'
@@ -11,9 +11,10 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { createAgent } from 'langchain'
 import { z } from 'zod'
-import { AuthorityLink, type AuditRecordView } from './authority_link.js'
+import { AuthorityLink, type AuditRecordView, type InstallDashboard } from './authority_link.js'
 import { BILLING_AUDIENCE, billingTools } from './billing_tools.js'
 import { c, type Narrator } from './narrator.js'
+import { narrateToolResults } from './narrate_middleware.js'
 import { ScriptedChatModel } from './scripted_model.js'
 import { startTicketServer } from './ticket_server.js'
 
@@ -29,13 +30,17 @@ export interface StoryOptions {
   stateDir: string
   /** How long the non-interactive run waits, visibly, before the approver decides (ms). */
   autoApproveDelayMs: number
+  /** The dashboard installer (default: the one @mandate/authority exports, when it does). */
+  installDashboard?: InstallDashboard
+  /** Test hooks: once the dashboard is up (with a fresh one-time login URL for bob), and at the very end. */
+  hooks?: { ready?(info: { dashboardLogin: string | undefined }): Promise<void>; finished?(): Promise<void> }
 }
 
 export class StoryFailure extends Error {}
 
 const ALICE = 'alice@example.com'
 const PURPOSE = 'triage billing anomalies'
-const toolName = (name: string) => name.replace('_', '.')
+const toolName = (name: string) => (name === 'delegate_to_billing_agent' ? name : name.replace('_', '.'))
 const expect = (ok: boolean, what: string) => {
   if (!ok) throw new StoryFailure(what)
 }
@@ -72,10 +77,13 @@ export async function runStory(o: StoryOptions): Promise<void> {
       ? await n.progress(`connecting to the Authority at ${o.authorityUrl}`, () => AuthorityLink.remote(o.authorityUrl as string))
       : await n.progress('starting the embedded Authority (SQLite) on 127.0.0.1', async () => {
           await mkdir(o.stateDir, { recursive: true, mode: 0o700 })
-          return AuthorityLink.embedded(join(o.stateDir, `demo-${Date.now()}.db`), admin)
+          // a fresh story every run: the demo's own database from the previous run is replaced
+          const db = join(o.stateDir, 'demo.db')
+          for (const f of [db, `${db}-wal`, `${db}-shm`]) await rm(f, { force: true })
+          return AuthorityLink.embedded(db, admin, o.installDashboard)
         })
     cleanup.push(() => link.close())
-    n.ok(`Authority ${c.bold(link.issuer)}${link.embedded ? ' (embedded)' : ''}`)
+    n.ok(`Authority ${c.bold(link.issuer)}${link.embedded ? ` (embedded, SQLite ${join(o.stateDir, 'demo.db')})` : ''}`)
     await n.progress('registering principals with the Authority (admin API, signed by the admin key)', async () => {
       await link.register(admin, { did: keys.hostApp.did, name: 'host-app', role: 'grantor' })
       await link.register(admin, { did: keys.orchestrator.did, name: 'orchestrator', role: 'agent', owner: 'alice' })
@@ -83,8 +91,10 @@ export async function runStory(o: StoryOptions): Promise<void> {
       await link.register(admin, { did: keys.tickets.did, name: 'tickets-mcp', role: 'resource' })
       await link.register(admin, { did: keys.bob.did, name: 'bob (approver)', role: 'approver' })
     })
-    const dashboardLogin = link.loginUrl({ did: keys.bob.did, name: 'bob (approver)' })
-    if (link.dashboardUrl) n.detail(`dashboard: ${link.dashboardUrl}  ${c.dim(`(sign in as bob: ${dashboardLogin ?? '-'})`)}`)
+    const dashboardLogin = () => link.loginUrl({ did: keys.bob.did, name: 'bob (approver)' })
+    if (link.dashboardUrl) n.detail(`dashboard: ${link.dashboardUrl}  ${c.dim(`(one-time sign-in as bob: ${dashboardLogin() ?? '-'})`)}`)
+
+    await o.hooks?.ready?.({ dashboardLogin: dashboardLogin() })
 
     // ---- guards (tool side): JWKS + revocation status from the Authority
     const revocation = createRevocationStatusClient(`${link.url}/revocation-status`, { issuer: link.issuer, intervalMs: 500 })
@@ -142,14 +152,19 @@ export async function runStory(o: StoryOptions): Promise<void> {
       remote: ['tickets_open'],
       approval: { mode: 'wait', timeoutMs: o.interactive ? 15 * 60_000 : 60_000 },
     })
+    const narrate = narrateToolResults((ok, name, text) => {
+      if (ok) n.ok(`${name} → ${text.length > 90 ? `${text.slice(0, 90)}…` : text}`)
+      else n.refused(`${name} → ${c.red(text)}`)
+      if (!ok && text.includes('NARROWING_TOOL')) n.detail(c.dim('outside the delegated mandate: the Authority refused to issue a credential, so the tool never ran'))
+    }, toolName)
     const subAgentTools = () => {
-      const b = billingTools(observe)
+      const b = billingTools(observe, who)
       return [b.getInvoice, b.refund, b.exportCustomers, openTicket]
     }
 
     // ---- 2. the orchestrator (a createAgent agent) looks, then delegates
     n.say('The orchestrator (a LangChain createAgent agent) lists anomalous invoices, then delegates to a billing sub-agent.')
-    const orchestratorTools = billingTools(observe)
+    const orchestratorTools = billingTools(observe, who)
     const delegateTool = tool(
       async ({ invoices }) => {
         const sub = await delegateTo({
@@ -162,7 +177,7 @@ export async function runStory(o: StoryOptions): Promise<void> {
             { type: 'tool_access', tools: ['tickets.open'], locations: [tickets.url] },
           ],
           expiresIn: 600,
-          maxDepth: 0,
+          maxDepth: 1, // absolute: the child sits at depth 1, so it cannot delegate further
         })
         delegatedMandate = sub.mandate
         const child = decodeMandateUnverified(sub.mandate).payload as { jti: string }
@@ -179,7 +194,7 @@ export async function runStory(o: StoryOptions): Promise<void> {
             { answer: 'INV-1001 refunded after approval, ticket opened; INV-1003 needs a human look.' },
           ]),
           tools: subAgentTools(),
-          middleware: [mandateMiddleware(subAgentOptions(sub.mandate))],
+          middleware: [narrate, mandateMiddleware(subAgentOptions(sub.mandate))],
         })
         const out = await subAgent.invoke({ messages: [{ role: 'user', content: `Triage these invoices: ${invoices.join(', ')}` }] })
         subAgentPhase1 = out.messages
@@ -194,28 +209,24 @@ export async function runStory(o: StoryOptions): Promise<void> {
         { answer: 'Triage done.' },
       ]),
       // the orchestrator's own billing call goes through the tool wrapper (withMandate)
+      middleware: [narrate],
       tools: [withMandate(orchestratorTools.listInvoices, { client: link.clientFor(keys.orchestrator), key: keys.orchestrator, mandate: rootMandate, audience: BILLING_AUDIENCE, toolName, guard: billingGuard }), delegateTool],
     })
 
     const approvals = watchApprovals({ link, approver: keys.bob, narrator: n, interactive: o.interactive, delayMs: o.autoApproveDelayMs, dashboardLogin, stateDir: o.stateDir, who })
     cleanup.push(async () => approvals.stop())
     const orchestration = await orchestrator.invoke({ messages: [{ role: 'user', content: `Alice: please ${PURPOSE}` }] })
+    const delegated = toolResults(orchestration.messages).find((m) => m.name === 'delegate_to_billing_agent')
+    expect(delegated?.status !== 'error', `the delegation failed: ${String(delegated?.content)}`)
     const listed = toolResults(orchestration.messages).find((m) => m.name === 'billing_list_invoices')
     expect(listed?.status !== 'error', `the orchestrator could not list invoices: ${String(listed?.content)}`)
 
-    n.say('What the sub-agent got back, call by call:')
     const results = toolResults(subAgentPhase1)
-    for (const m of results) {
-      const text = typeof m.content === 'string' ? m.content : JSON.stringify(m.content)
-      if (m.status === 'error') n.refused(`${toolName(m.name ?? '?')} → ${c.red(text)}`)
-      else n.ok(`${toolName(m.name ?? '?')} → ${text.length > 90 ? `${text.slice(0, 90)}…` : text}`)
-    }
     const byName = (name: string) => results.filter((m) => m.name === name)
     expect(byName('billing_get_invoice').length === 2 && byName('billing_get_invoice').every((m) => m.status !== 'error'), 'reading invoices failed')
     expect(byName('tickets_open')[0]?.status !== 'error' && tickets.tickets.length === 1, 'opening the ticket over MCP failed')
     expect(byName('payments_export_customers')[0]?.status === 'error', 'the out-of-mandate tool was not refused')
     expect(byName('billing_refund')[0]?.status !== 'error', 'the approved refund did not complete')
-    n.detail(c.dim('payments.export_customers is outside the delegated mandate: the Authority refused to issue a credential, the tool never ran.'))
 
     // ---- 3. revoke mid-way
     n.say(`Alice's security team revokes the whole task (txn ${root.txn}) mid-way.`)
@@ -224,12 +235,12 @@ export async function runStory(o: StoryOptions): Promise<void> {
     const afterRevocation = createAgent({
       model: new ScriptedChatModel('billing-agent-2', [{ calls: [{ name: 'billing_get_invoice', args: { id: 'INV-1003' } }] }, { answer: 'I can no longer act on this task.' }]),
       tools: subAgentTools(),
-      middleware: [mandateMiddleware(subAgentOptions(delegatedMandate))],
+      middleware: [narrate, mandateMiddleware(subAgentOptions(delegatedMandate))],
     })
     const next = toolResults((await afterRevocation.invoke({ messages: [{ role: 'user', content: 'Look at INV-1003 again' }] })).messages)[0]
     const nextText = typeof next?.content === 'string' ? next.content : ''
     expect(next?.status === 'error' && nextText.includes('REVOKED'), 'the call after revocation was not refused')
-    n.refused(`the sub-agent's next call, billing.get_invoice → ${c.red(nextText)}`)
+    n.detail(c.dim("the sub-agent's very next call died: no credential is issued under a revoked task, and guards refuse revoked chains"))
 
     // ---- 4. audit
     n.say('The audit trail: hash-chained, head signed by the Authority. Verifying it end to end…')
@@ -241,6 +252,12 @@ export async function runStory(o: StoryOptions): Promise<void> {
     printCalls(n, records, who)
     n.detail('')
     n.detail(c.bold('Done.') + ' Every call carried its own short-lived, single-use credential; the chain only narrowed; the human decision and the revocation are in the audit log.')
+    await o.hooks?.finished?.()
+    if (o.interactive && link.dashboardUrl) {
+      n.detail(`The dashboard stays up for you to explore: ${link.loginUrl({ did: keys.bob.did, name: 'bob (approver)' }) ?? link.dashboardUrl}`)
+      await n.progress('press Enter to stop', () => new Promise<void>((resolve) => process.stdin.once('data', () => resolve())))
+      process.stdin.pause()
+    }
   } finally {
     for (const fn of cleanup.reverse()) await fn().catch(() => undefined)
   }
@@ -255,7 +272,7 @@ function printCalls(n: Narrator, records: AuditRecordView[], who: (did: string) 
       const approval = typeof f.approval === 'object' && f.approval !== null ? ` ${c.green(`approved by ${who(String((f.approval as { approver?: unknown }).approver))}`)}` : ''
       n.ok(`#${r.seq} ${[...chain, c.bold(String(f.tool))].join(' → ')}  ${c.dim(`credential ${String(f.jti).slice(0, 8)}…, args #${String(f.args).slice(0, 8)}…`)}${approval}`)
     } else if (r.type === 'refusal') {
-      n.refused(`#${r.seq} ${[String(f.subject ?? ALICE), who(String(f.agent ?? '?')), c.bold(String(f.tool ?? '?'))].join(' → ')}  ${c.red(String(f.code))}`)
+      n.refused(`#${r.seq} ${[String(f.subject ?? ALICE), who(String(f.agent ?? '?')), c.bold(String(f.tool ?? 'its next call'))].join(' → ')}  ${c.red(String(f.code))}`)
     } else if (r.type === 'call.report') {
       n.detail(c.dim(`   #${r.seq} ${String(f.tool)} reported by the guard: ${String(f.decision)}${f.outcome ? `/${String(f.outcome)}` : ''}`))
     } else if (r.type === 'exchange' && f.operation === 'delegation') {
@@ -275,7 +292,7 @@ function watchApprovals(p: {
   narrator: Narrator
   interactive: boolean
   delayMs: number
-  dashboardLogin: string | undefined
+  dashboardLogin: () => string | undefined
   stateDir: string
   who: (did: string) => string
 }): { stop(): void } {
@@ -299,7 +316,8 @@ function watchApprovals(p: {
         if (p.interactive) {
           const keyFile = join(p.stateDir, 'bob-approver.jwk')
           await writeFile(keyFile, JSON.stringify(p.approver.exportPrivateJwk()), { mode: 0o600 }).catch(() => undefined)
-          n.detail(`Approve it in the dashboard${p.dashboardLogin ? ` (${p.dashboardLogin})` : ''}`)
+          const login = p.dashboardLogin()
+          n.detail(`Approve it in the dashboard${login ? ` (one-time sign-in as bob: ${login})` : ''}`)
           n.detail(`or: mandate approvals approve ${a.id} --url ${p.link.url} --key ${keyFile}`)
           await n.progress('waiting for a human decision', async () => {
             while (!stopped && (await p.link.pendingApprovals(p.approver).catch(() => [])).some((x) => x.id === a.id)) await new Promise((r) => setTimeout(r, 300))

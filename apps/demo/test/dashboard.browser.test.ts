@@ -7,7 +7,7 @@ import { createAuthorityServer, type AuthorityServer } from '@mandate/authority'
 import { createHttpAuthorityClient, Ed25519Key } from '@mandate/core'
 import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { installDashboard, type DashboardHandle } from '../../../packages/authority/src/dashboard/index.js'
+import { installDashboard, type DashboardHandle } from '@mandate/authority'
 import { browserAvailable, launch, RESULTS_DIR } from './support/browser.js'
 
 const BILLING = 'https://billing.example.test/api'
@@ -23,7 +23,7 @@ describe.skipIf(!browserAvailable)('dashboard in a real browser', () => {
   beforeAll(async () => {
     server = await createAuthorityServer({
       port: 0,
-      authority: { policy: [{ effect: 'require_approval', tool: 'billing.refund' }] },
+      authority: { policy: [{ effect: 'require_approval', on: 'call', tool: 'billing.refund' }] },
       extend: (app, authority) => {
         dashboard = installDashboard(app, authority, { pollMs: 200 })
       },
@@ -104,6 +104,7 @@ describe.skipIf(!browserAvailable)('dashboard in a real browser', () => {
     await page.locator('#calls td.issued').first().waitFor({ timeout: 10_000 })
     expect(await page.textContent('#calls')).toContain('billing.refund')
     expect(await page.textContent('#audit')).toContain('approval.approved')
+    await page.locator('#verify.ok', { hasText: '7 records' }).waitFor({ timeout: 10_000 })
     const record = (await server.authority.approvals.get(first.approvalId)) as { decided_by?: string }
     expect(record.decided_by).toBe(approver.did)
     await page.screenshot({ path: join(RESULTS_DIR, 'dashboard-approved.png'), fullPage: true })

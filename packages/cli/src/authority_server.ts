@@ -2,25 +2,8 @@
  * Runs the Authority for `mandate authority start`: SQLite store, HTTP server, admin principal,
  * and the dashboard mounted through the server's `extend` hook.
  */
-import * as authorityPackage from '@mandate/authority'
-import { startAuthorityServer, type Authority, type AuthorityServerOptions, type PolicyRule } from '@mandate/authority'
+import { installDashboard, startAuthorityServer, type DashboardHandle, type PolicyRule } from '@mandate/authority'
 import type { Ed25519Key } from '@mandate/core'
-
-type ServerApp = Parameters<NonNullable<AuthorityServerOptions['extend']>>[0]
-
-/** The dashboard installer's shape (packages/authority/src/dashboard). */
-interface DashboardHandle {
-  readonly path: string
-  createLoginPath(identity: { did: string; name?: string }): { path: string; expiresAt: number }
-  close(): void
-}
-type InstallDashboard = (app: ServerApp, authority: Authority) => DashboardHandle
-
-/** The dashboard installer, when this build of @mandate/authority exports it. */
-export function dashboardInstaller(): InstallDashboard | undefined {
-  const candidate = (authorityPackage as Record<string, unknown>).installDashboard
-  return typeof candidate === 'function' ? (candidate as InstallDashboard) : undefined
-}
 
 export interface RunningAuthority {
   readonly url: string
@@ -33,7 +16,6 @@ export interface RunningAuthority {
 }
 
 export async function startServer(options: { db: string; host: string; port: number; issuer?: string; policy?: unknown; adminKey: Ed25519Key }): Promise<RunningAuthority> {
-  const install = dashboardInstaller()
   let dashboard: DashboardHandle | undefined
   // the database holds approvals and audit data: keep every file the server creates owner-only
   process.umask(0o077)
@@ -45,7 +27,7 @@ export async function startServer(options: { db: string; host: string; port: num
     hostname: options.host,
     ...(options.issuer ? { issuer: options.issuer } : options.port !== 0 ? { issuer: `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.port}` } : {}),
     ...(options.policy ? { policy: options.policy as PolicyRule[] } : {}),
-    ...(install ? { extend: (app: ServerApp, authority: Authority) => void (dashboard = install(app, authority)) } : {}),
+    extend: (app, authority) => void (dashboard = installDashboard(app, authority)),
   })
   const authority = server.authority
   const existing = await authority.getAgent(options.adminKey.did)

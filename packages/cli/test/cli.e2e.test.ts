@@ -20,7 +20,7 @@ const did = async (file: string) => Ed25519Key.fromPrivateJwk(JSON.parse(await r
 beforeAll(async () => {
   await ensureBuilt()
   dir = await mkdtemp(join(tmpdir(), 'mandate-cli-'))
-  await writeFile(join(dir, 'policy.json'), JSON.stringify([{ effect: 'require_approval', tool: 'billing.refund' }]))
+  await writeFile(join(dir, 'policy.json'), JSON.stringify([{ effect: 'require_approval', on: 'call', tool: 'billing.refund' }]))
   server = await startAuthority(['--port', '0', '--db', join(dir, 'authority.db'), '--policy', join(dir, 'policy.json')], dir)
   env = { MANDATE_URL: server.info.url, MANDATE_KEY: server.info.adminKeyFile }
   for (const name of ['grantor', 'agent', 'sub', 'approver']) expect((await mandate(['keygen', '--out', join(dir, `${name}.jwk`)])).code).toBe(0)
@@ -219,7 +219,21 @@ describe('against a running Authority', () => {
     expect((await mandate(['dashboard', 'login', '--key', join(dir, 'agent.jwk')], { env })).code).toBe(1)
   })
 
-  it('stops cleanly on SIGTERM', async () => {
+  it('stops cleanly on SIGTERM; a restart on the same database keeps the admin key and the audit chain', async () => {
     expect(await server.stop()).toBe(0)
+    // the database belongs to its issuer: another port (another issuer) is refused
+    const other = await mandate(['authority', 'start', '--port', '0', '--db', join(dir, 'authority.db')], { cwd: dir })
+    expect(other.code).toBe(2)
+    expect(other.stderr).toContain(`belongs to issuer ${server.info.issuer}`)
+    const again = await startAuthority(['--port', new URL(server.info.url).port, '--db', join(dir, 'authority.db')], dir)
+    try {
+      expect(again.info.admin).toBe(server.info.admin)
+      expect(again.info.issuer).toBe(server.info.issuer)
+      const v = await mandate(['audit', 'verify', '--json'], { env: { MANDATE_URL: again.info.url, MANDATE_KEY: again.info.adminKeyFile } })
+      expect(json<{ ok: boolean; count: number }>(v)).toMatchObject({ ok: true })
+      for (const f of ['authority.db', 'authority.db.signing-keys.json']) expect((await stat(join(dir, f))).mode & 0o077).toBe(0)
+    } finally {
+      expect(await again.stop()).toBe(0)
+    }
   })
 })

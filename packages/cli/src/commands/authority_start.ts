@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { mkdir, readFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { Ed25519Key } from '@mandate/core'
 import { EXIT, refused, usageError } from '../cli_error.js'
@@ -12,10 +12,11 @@ export const authorityStart: Command = {
   summary: 'Run an Authority server (SQLite file), with the live dashboard; stops cleanly on SIGINT/SIGTERM.',
   details:
     'On first start it creates an admin key next to the database (<db>.admin.jwk, mode 0600) and registers it\n' +
-    'with role admin (admins may also decide approvals). It prints the server URL, the dashboard URL, the PATH\n' +
+    'with role admin (admins may also decide approvals), and records the issuer in <db>.issuer: a database is\n' +
+    'only ever served under that issuer. It prints the server URL, the dashboard URL, the PATH\n' +
     'of the admin key (never the key) and a one-time dashboard login URL (single use, 10 minutes).\n\n' +
     'Examples:\n  mandate authority start\n  mandate authority start --port 7400 --db .mandate/authority.db --policy policy.json\n\n' +
-    'policy.json: [{"effect":"require_approval","tool":"billing.refund"},{"effect":"deny","tool":"admin.*"}]',
+    'policy.json: [{"effect":"require_approval","on":"call","tool":"billing.refund"},{"effect":"deny","tool":"admin.*"}]',
   options: {
     port: { type: 'string', value: 'N', description: 'TCP port (default 7400; 0 = any free port)' },
     host: { type: 'string', value: 'H', description: 'interface to bind (default 127.0.0.1)' },
@@ -48,6 +49,23 @@ export const authorityStart: Command = {
       if (!Array.isArray(policy)) throw usageError('--policy must hold a JSON array of rules')
     }
 
+    // a database belongs to one issuer: its mandates and signed audit checkpoints name it
+    const issuerFile = `${db}.issuer`
+    const knownIssuer = existsSync(issuerFile) ? (await readFile(issuerFile, 'utf8')).trim() : undefined
+    if (knownIssuer !== undefined) {
+      const wanted = issuer ?? (port === 0 ? undefined : `http://${host.includes(':') ? `[${host}]` : host}:${port}`)
+      if (wanted !== knownIssuer) {
+        const knownPort = (() => {
+          try {
+            return new URL(knownIssuer).port || '80'
+          } catch {
+            return '?'
+          }
+        })()
+        throw usageError(`${db} belongs to issuer ${knownIssuer}; start it with --port ${knownPort}${issuer ? '' : ' (or --issuer ' + knownIssuer + ')'}`)
+      }
+    }
+
     const adminKeyPath = `${db}.admin.jwk`
     let adminKey: Ed25519Key
     if (existsSync(adminKeyPath)) adminKey = await readKeyFile(adminKeyPath)
@@ -57,6 +75,7 @@ export const authorityStart: Command = {
     }
 
     const server = await startServer({ db, host, port, ...(issuer ? { issuer } : {}), ...(policy ? { policy } : {}), adminKey })
+    if (knownIssuer === undefined) await writeFile(issuerFile, `${server.issuer}\n`, { mode: 0o600 })
     const lines = {
       url: server.url,
       issuer: server.issuer,
@@ -75,7 +94,7 @@ export const authorityStart: Command = {
         ctx.io.out(`  dashboard  ${lines.dashboard}`)
         ctx.io.out(`  login      ${server.loginUrl() ?? '-'}`)
         ctx.io.out(`             (one-time link, 10 minutes; a new one: mandate dashboard login --url ${server.url} --key ${adminKeyPath})`)
-      } else ctx.io.out('  dashboard  not available (this @mandate/authority build does not export installDashboard)')
+      }
       ctx.io.out('Press Ctrl+C to stop.')
     }
     await new Promise<void>((done) => {
