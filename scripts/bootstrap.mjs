@@ -18,7 +18,7 @@ if (major < 20 || (major === 20 && minor < 19)) {
   process.exit(1)
 }
 
-const env = { ...process.env }
+const env = { TURBO_TELEMETRY_DISABLED: '1', ...process.env }
 // better-sqlite3 compiles from source where no prebuilt binary can be downloaded; point node-gyp at
 // the headers installed next to this Node so it does not try to download them either.
 const nodeDir = dirname(dirname(process.execPath))
