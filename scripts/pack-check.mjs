@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Packs every publishable package the way it would be published (`pnpm pack`), installs the
 // tarballs into an empty project OUTSIDE the workspace with plain `npm install`, and runs each
-// package's README example (examples/*.mjs) there, plus the `mandate` binary. This is how users
-// get the packages, so it is part of the test run.
+// package's README examples there: examples/*.mjs with plain node, examples/*.ts type-checked
+// with tsc against the published .d.ts files and run through scripts/consumer/run_examples.ts; plus
+// the `mandate` binary. This is how users get the packages, so it is part of the test run.
 import { spawnSync } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -41,8 +42,13 @@ for (const p of packages) {
   deps[manifest.name] = `file:../tgz/${tgz}`
   for (const [peer, range] of Object.entries(manifest.peerDependencies ?? {})) deps[peer] ??= range
 }
-// the examples use zod for tool schemas, as LangChain users do
+// the examples use zod for tool schemas, as LangChain users do; tsc and tsx check and run the .ts ones
 deps.zod ??= '^4.1.0'
+const rootManifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+const cliManifest = JSON.parse(readFileSync(join(root, 'packages', 'cli', 'package.json'), 'utf8'))
+deps.typescript ??= rootManifest.devDependencies.typescript
+deps['@types/node'] ??= rootManifest.devDependencies['@types/node']
+deps.tsx ??= cliManifest.devDependencies.tsx
 writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'mandate-pack-check', private: true, type: 'module', dependencies: deps }, null, 2))
 console.log(`installing ${Object.keys(deps).join(', ')} into ${app}`)
 run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], app)
@@ -59,6 +65,21 @@ for (const p of packages) {
     ran++
   }
 }
+// TypeScript examples: type-check against the installed packages, then run them
+cpSync(join(root, 'scripts', 'consumer'), app, { recursive: true })
+for (const p of packages) {
+  const ex = join(root, 'packages', p, 'examples')
+  if (!existsSync(ex)) continue
+  for (const f of readdirSync(ex).filter((n) => n.endsWith('.ts'))) {
+    mkdirSync(join(app, 'examples', p), { recursive: true })
+    cpSync(join(ex, f), join(app, 'examples', p, f))
+  }
+}
+run(process.execPath, [join(app, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], app)
+console.log('✓ tsc: the TypeScript examples type-check against the published types')
+const consumer = run(process.execPath, ['--import', 'tsx', 'run_examples.ts'], app, { timeout: 180_000 })
+process.stdout.write(consumer)
+ran += consumer.split('\n').filter((l) => l.startsWith('✓')).length + 1
 const help = run(join(app, 'node_modules', '.bin', 'mandate'), ['--help'], app)
 if (!/mandate/.test(help)) throw new Error('mandate --help printed nothing useful')
 console.log('✓ mandate --help')

@@ -1,11 +1,12 @@
-// The README example, runnable offline: `node --conditions=@mandate/source --import tsx examples/quickstart.ts`
+// The README example, runnable offline (a scripted model stands in for a real one):
+// `node --conditions=@mandate/source --import tsx examples/quickstart.ts`
 import { tool } from '@langchain/core/tools'
 import { createGuard, Ed25519Key } from '@mandate/core'
 import { createAgent } from 'langchain'
 import { z } from 'zod'
 import { getCallContext, mandateMiddleware } from '@mandate/langchain'
 import { createAuthority } from '@mandate/authority'
-import { callTools, ScriptedChatModel } from '../test/support/scripted_model.js'
+import { callTools, ScriptedChatModel } from './scripted_model.js' // a deterministic stand-in for a real chat model
 
 export async function main(): Promise<string[]> {
   // --- the host application: an Authority, an agent identity, a task mandate for alice ---
