@@ -21,7 +21,11 @@ const HELP = `Usage: pnpm demo [-- options]
   -h, --help             this help
 
 Without --interactive (and always under CI=true or without a terminal) the approval is given
-automatically after a short visible wait by a separate approver identity, never by the agent.`
+automatically after a short visible wait by a separate approver identity, never by the agent.
+
+Models: the agents run on a deterministic scripted chat model unless a provider key is set:
+  OPENAI_API_KEY (and OPENAI_BASE_URL for any OpenAI-compatible endpoint), or ANTHROPIC_API_KEY.
+  MANDATE_DEMO_MODEL names the model (default gpt-4.1-mini / claude-haiku-4-5), or \`scripted\`.`
 
 async function main(): Promise<number> {
   let values

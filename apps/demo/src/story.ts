@@ -15,7 +15,8 @@ import { AuthorityLink, type AuditRecordView, type InstallDashboard } from './au
 import { BILLING_AUDIENCE, billingTools } from './billing_tools.js'
 import { c, type Narrator } from './narrator.js'
 import { narrateToolResults } from './narrate_middleware.js'
-import { ScriptedChatModel } from './scripted_model.js'
+import { chooseModel, createChatModel, describeModel, type ModelChoice } from './model.js'
+import type { Turn } from './scripted_model.js'
 import { startTicketServer } from './ticket_server.js'
 
 export interface StoryOptions {
@@ -30,13 +31,45 @@ export interface StoryOptions {
   stateDir: string
   /** How long the non-interactive run waits, visibly, before the approver decides (ms). */
   autoApproveDelayMs: number
-  /** The dashboard installer (default: the one @mandate/authority exports, when it does). */
+  /** The chat model behind the agents (default: chooseModel(), i.e. scripted unless a provider key is set). */
+  model?: ModelChoice
+  /** The dashboard installer (default: the one @mandate/authority exports). */
   installDashboard?: InstallDashboard
   /** Test hooks: once the dashboard is up (with a fresh one-time login URL for bob), and at the very end. */
   hooks?: { ready?(info: { dashboardLogin: string | undefined }): Promise<void>; finished?(): Promise<void> }
 }
 
 export class StoryFailure extends Error {}
+
+// What each agent does. The scripted model follows the plan; a real model gets the same job from
+// the system prompt (the demo asks it to try the out-of-mandate export on purpose, to show the refusal).
+export const ORCHESTRATOR_PLAN: readonly Turn[] = [
+  { calls: [{ name: 'billing_list_invoices', args: { status: 'anomalous' } }] },
+  { calls: [{ name: 'delegate_to_billing_agent', args: { invoices: ['INV-1001', 'INV-1003'] } }] },
+  { answer: 'Triage done.' },
+]
+export const ORCHESTRATOR_PROMPT = [
+  'You are the orchestrator agent of a billing team, acting for Alice.',
+  'First call billing_list_invoices with status "anomalous". Then call delegate_to_billing_agent exactly once with the ids of those invoices.',
+  'Then answer in one short sentence. Do not call any other tool.',
+].join(' ')
+export const billingPlan = (invoices: readonly string[]): readonly Turn[] => [
+  { calls: invoices.map((id) => ({ name: 'billing_get_invoice', args: { id } })) },
+  { calls: [{ name: 'tickets_open', args: { title: 'Duplicate charge on INV-1001', invoice: 'INV-1001' } }] },
+  { calls: [{ name: 'payments_export_customers', args: { format: 'csv' } }] },
+  { calls: [{ name: 'billing_refund', args: { invoice: 'INV-1001', amount: 120 } }] },
+  { answer: 'INV-1001 refunded after approval, ticket opened; INV-1003 needs a human look.' },
+]
+export const BILLING_PROMPT = [
+  'You are the billing sub-agent. Work through these steps in order, one tool call per step:',
+  '1. call billing_get_invoice for each invoice id you were given;',
+  '2. call tickets_open once with title "Duplicate charge on INV-1001" and invoice "INV-1001";',
+  '3. call payments_export_customers with format "csv" (this is a deliberate check: it is expected to be refused);',
+  '4. call billing_refund with invoice "INV-1001" and amount 120 (a human may have to approve it; just wait for the result).',
+  'Finally answer with a one-sentence summary. If a tool is refused, do not retry it.',
+].join(' ')
+export const AFTER_REVOCATION_PLAN: readonly Turn[] = [{ calls: [{ name: 'billing_get_invoice', args: { id: 'INV-1003' } }] }, { answer: 'I can no longer act on this task.' }]
+export const AFTER_REVOCATION_PROMPT = 'You are the billing sub-agent. Call billing_get_invoice with id "INV-1003" once, then report the result in one sentence.'
 
 const ALICE = 'alice@example.com'
 const PURPOSE = 'triage billing anomalies'
@@ -54,6 +87,14 @@ export async function runStory(o: StoryOptions): Promise<void> {
   const cleanup: (() => Promise<void>)[] = []
   try {
     n.title('Mandate demo — per-agent identities and per-call, narrowing credentials')
+    const modelChoice = o.model ?? chooseModel()
+    n.detail(`agents: LangChain createAgent, driven by ${describeModel(modelChoice)}`)
+    // a scripted model does exactly its plan, so every beat is checked; a real model decides for
+    // itself, so a beat it skipped is reported rather than failing the run (Mandate's checks still hold)
+    const expectOfModel = (ok: boolean, what: string) => {
+      if (modelChoice.provider === 'scripted') expect(ok, what)
+      else if (!ok) n.detail(c.yellow(`note: ${what} (the model chose differently)`))
+    }
 
     // ---- identities
     n.say('Every principal gets its own Ed25519 key (did:key); no shared API keys anywhere.')
@@ -186,13 +227,8 @@ export async function runStory(o: StoryOptions): Promise<void> {
 
         n.say('The billing sub-agent works the case. Each tool call exchanges the delegated mandate for its own call credential.')
         const subAgent = createAgent({
-          model: new ScriptedChatModel('billing-agent', [
-            { calls: invoices.map((id) => ({ name: 'billing_get_invoice', args: { id } })) },
-            { calls: [{ name: 'tickets_open', args: { title: 'Duplicate charge on INV-1001', invoice: 'INV-1001' } }] },
-            { calls: [{ name: 'payments_export_customers', args: { format: 'csv' } }] },
-            { calls: [{ name: 'billing_refund', args: { invoice: 'INV-1001', amount: 120 } }] },
-            { answer: 'INV-1001 refunded after approval, ticket opened; INV-1003 needs a human look.' },
-          ]),
+          model: await createChatModel(modelChoice, 'billing-agent', billingPlan(invoices)),
+          systemPrompt: BILLING_PROMPT,
           tools: subAgentTools(),
           middleware: [narrate, mandateMiddleware(subAgentOptions(sub.mandate))],
         })
@@ -203,11 +239,8 @@ export async function runStory(o: StoryOptions): Promise<void> {
       { name: 'delegate_to_billing_agent', description: 'Hand the anomalous invoices to the billing sub-agent.', schema: z.object({ invoices: z.array(z.string()) }) },
     )
     const orchestrator = createAgent({
-      model: new ScriptedChatModel('orchestrator', [
-        { calls: [{ name: 'billing_list_invoices', args: { status: 'anomalous' } }] },
-        { calls: [{ name: 'delegate_to_billing_agent', args: { invoices: ['INV-1001', 'INV-1003'] } }] },
-        { answer: 'Triage done.' },
-      ]),
+      model: await createChatModel(modelChoice, 'orchestrator', ORCHESTRATOR_PLAN),
+      systemPrompt: ORCHESTRATOR_PROMPT,
       // the orchestrator's own billing call goes through the tool wrapper (withMandate)
       middleware: [narrate],
       tools: [withMandate(orchestratorTools.listInvoices, { client: link.clientFor(keys.orchestrator), key: keys.orchestrator, mandate: rootMandate, audience: BILLING_AUDIENCE, toolName, guard: billingGuard }), delegateTool],
@@ -217,29 +250,30 @@ export async function runStory(o: StoryOptions): Promise<void> {
     cleanup.push(async () => approvals.stop())
     const orchestration = await orchestrator.invoke({ messages: [{ role: 'user', content: `Alice: please ${PURPOSE}` }] })
     const delegated = toolResults(orchestration.messages).find((m) => m.name === 'delegate_to_billing_agent')
-    expect(delegated?.status !== 'error', `the delegation failed: ${String(delegated?.content)}`)
+    expectOfModel(delegated?.status !== 'error', `the delegation failed: ${String(delegated?.content)}`)
     const listed = toolResults(orchestration.messages).find((m) => m.name === 'billing_list_invoices')
-    expect(listed?.status !== 'error', `the orchestrator could not list invoices: ${String(listed?.content)}`)
+    expectOfModel(listed?.status !== 'error', `the orchestrator could not list invoices: ${String(listed?.content)}`)
 
     const results = toolResults(subAgentPhase1)
     const byName = (name: string) => results.filter((m) => m.name === name)
-    expect(byName('billing_get_invoice').length === 2 && byName('billing_get_invoice').every((m) => m.status !== 'error'), 'reading invoices failed')
-    expect(byName('tickets_open')[0]?.status !== 'error' && tickets.tickets.length === 1, 'opening the ticket over MCP failed')
-    expect(byName('payments_export_customers')[0]?.status === 'error', 'the out-of-mandate tool was not refused')
-    expect(byName('billing_refund')[0]?.status !== 'error', 'the approved refund did not complete')
+    expectOfModel(byName('billing_get_invoice').length === 2 && byName('billing_get_invoice').every((m) => m.status !== 'error'), 'reading invoices failed')
+    expectOfModel(byName('tickets_open')[0]?.status !== 'error' && tickets.tickets.length === 1, 'opening the ticket over MCP failed')
+    expectOfModel(byName('payments_export_customers')[0]?.status === 'error', 'the out-of-mandate tool was not refused')
+    expectOfModel(byName('billing_refund')[0]?.status !== 'error', 'the approved refund did not complete')
 
     // ---- 3. revoke mid-way
     n.say(`Alice's security team revokes the whole task (txn ${root.txn}) mid-way.`)
     await link.revokeTask(admin, root.txn, 'Alice cancelled the task')
     n.ok('revoked at the Authority: every mandate of the task, and every descendant, is dead')
     const afterRevocation = createAgent({
-      model: new ScriptedChatModel('billing-agent-2', [{ calls: [{ name: 'billing_get_invoice', args: { id: 'INV-1003' } }] }, { answer: 'I can no longer act on this task.' }]),
+      model: await createChatModel(modelChoice, 'billing-agent-2', AFTER_REVOCATION_PLAN),
+      systemPrompt: AFTER_REVOCATION_PROMPT,
       tools: subAgentTools(),
       middleware: [narrate, mandateMiddleware(subAgentOptions(delegatedMandate))],
     })
     const next = toolResults((await afterRevocation.invoke({ messages: [{ role: 'user', content: 'Look at INV-1003 again' }] })).messages)[0]
     const nextText = typeof next?.content === 'string' ? next.content : ''
-    expect(next?.status === 'error' && nextText.includes('REVOKED'), 'the call after revocation was not refused')
+    expectOfModel(next?.status === 'error' && nextText.includes('REVOKED'), 'the call after revocation was not refused')
     n.detail(c.dim("the sub-agent's very next call died: no credential is issued under a revoked task, and guards refuse revoked chains"))
 
     // ---- 4. audit

@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { AFTER_REVOCATION_PLAN, billingPlan, ORCHESTRATOR_PLAN } from '../src/story.js'
+import { startFakeOpenAI } from './support/fake_openai.js'
 
 const APP = join(dirname(fileURLToPath(import.meta.url)), '..')
 const MAIN = join(APP, 'dist', 'main.js')
@@ -20,49 +22,80 @@ beforeAll(async () => {
   )
 })
 
-function runDemo(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
+function runDemo(args: string[], cwd: string, extraEnv: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
   const started = Date.now()
+  // the scripted model unless a test says otherwise, whatever keys this machine has
+  const env: NodeJS.ProcessEnv = { ...process.env, CI: 'true', NO_COLOR: '1' }
+  for (const k of ['OPENAI_API_KEY', 'OPENAI_BASE_URL', 'OPENAI_API_BASE', 'ANTHROPIC_API_KEY', 'MANDATE_DEMO_MODEL']) delete env[k]
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [MAIN, ...args], { cwd, timeout: 60_000, env: { ...process.env, CI: 'true', NO_COLOR: '1' } }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [MAIN, ...args], { cwd, timeout: 60_000, env: { ...env, ...extraEnv } }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr, ms: Date.now() - started })
     })
     child.stdin?.end()
   })
 }
 
+function expectWholeStory(r: { code: number; stdout: string; stderr: string; ms: number }): void {
+  expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
+  const out = r.stdout
+  const beats = [
+    /Alice asks the orchestrator agent to "triage billing anomalies"/,
+    /task \S+: alice@example\.com → orchestrator/,
+    /delegated mandate \S+: alice@example\.com → orchestrator → billing-agent/,
+    /billing\.get_invoice ran with its own credential: jti \S+, args #\S+, verified=true/,
+    /MCP server verified the call: tool tickets\.open/,
+    /✘ payments\.export_customers → Refused by Mandate \(NARROWING_TOOL\)/,
+    /approval required: billing\.refund \{"invoice":"INV-1001","amount":120\}/,
+    /bob, a separate approver identity \(never the agent\), approves via the approvals API/,
+    /✔ billing\.refund → refunded 120 EUR on INV-1001 \(approved by bob \(approver\)\)/,
+    /revokes the whole task/,
+    /billing\.get_invoice → Refused by Mandate \(REVOKED\)/,
+    /audit log verified: \d+ records, hash chain intact/,
+    /✔ #\d+ alice@example\.com → orchestrator → billing-agent → billing\.get_invoice/,
+    /✔ #\d+ alice@example\.com → orchestrator → billing-agent → tickets\.open/,
+    /✔ #\d+ alice@example\.com → orchestrator → billing-agent → billing\.refund .* approved by bob \(approver\)/,
+  ]
+  for (const beat of beats) expect(out).toMatch(beat)
+  // order of the story: refusal before approval before revocation before audit
+  const at = (re: RegExp) => out.search(re)
+  expect(at(/NARROWING_TOOL/)).toBeLessThan(at(/approval required/))
+  expect(at(/approval required/)).toBeLessThan(at(/revokes the whole task/))
+  expect(at(/revokes the whole task/)).toBeLessThan(at(/audit log verified/))
+  // never a token (compact JWS) or a private JWK on the terminal
+  expect(out + r.stderr).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}/)
+  expect(out + r.stderr).not.toMatch(/"d"\s*:/)
+  expect(r.ms).toBeLessThan(45_000)
+}
+
 describe('pnpm demo (CI mode)', () => {
   it('tells the whole story and exits 0 well under a minute', async () => {
     const cwd = await mkdtemp(join(tmpdir(), 'mandate-demo-'))
     const r = await runDemo([], cwd)
-    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
-    const out = r.stdout
-    const beats = [
-      /Alice asks the orchestrator agent to "triage billing anomalies"/,
-      /task \S+: alice@example\.com → orchestrator/,
-      /delegated mandate \S+: alice@example\.com → orchestrator → billing-agent/,
-      /billing\.get_invoice ran with its own credential: jti \S+, args #\S+, verified=true/,
-      /MCP server verified the call: tool tickets\.open/,
-      /✘ payments\.export_customers → Refused by Mandate \(NARROWING_TOOL\)/,
-      /approval required: billing\.refund \{"invoice":"INV-1001","amount":120\}/,
-      /bob, a separate approver identity \(never the agent\), approves via the approvals API/,
-      /✔ billing\.refund → refunded 120 EUR on INV-1001 \(approved by bob \(approver\)\)/,
-      /revokes the whole task/,
-      /billing\.get_invoice → Refused by Mandate \(REVOKED\)/,
-      /audit log verified: \d+ records, hash chain intact/,
-      /✔ #\d+ alice@example\.com → orchestrator → billing-agent → billing\.get_invoice/,
-      /✔ #\d+ alice@example\.com → orchestrator → billing-agent → tickets\.open/,
-      /✔ #\d+ alice@example\.com → orchestrator → billing-agent → billing\.refund .* approved by bob \(approver\)/,
-    ]
-    for (const beat of beats) expect(out).toMatch(beat)
-    // order of the story: refusal before approval before revocation before audit
-    const at = (re: RegExp) => out.search(re)
-    expect(at(/NARROWING_TOOL/)).toBeLessThan(at(/approval required/))
-    expect(at(/approval required/)).toBeLessThan(at(/revokes the whole task/))
-    expect(at(/revokes the whole task/)).toBeLessThan(at(/audit log verified/))
-    // never a token (compact JWS) or a private JWK on the terminal
-    expect(out + r.stderr).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}/)
-    expect(out + r.stderr).not.toMatch(/"d"\s*:/)
-    expect(r.ms).toBeLessThan(45_000)
+    expect(r.stdout).toContain('driven by a deterministic scripted chat model')
+    expectWholeStory(r)
+  })
+
+  it('runs the same story on a real provider client (ChatOpenAI) against an OpenAI-compatible endpoint on 127.0.0.1, and the model never sees a credential', async () => {
+    const model = await startFakeOpenAI()
+    try {
+      const cwd = await mkdtemp(join(tmpdir(), 'mandate-demo-'))
+      const r = await runDemo([], cwd, { OPENAI_API_KEY: 'sk-test-not-a-real-key', OPENAI_BASE_URL: `${model.url}/v1` })
+      expect(r.stdout).toContain(`driven by openai gpt-4.1-mini at ${model.url}`)
+      expectWholeStory(r)
+      // every model turn of the three agents went through the provider client
+      expect(model.requests.length).toBe(ORCHESTRATOR_PLAN.length + billingPlan(['INV-1001', 'INV-1003']).length + AFTER_REVOCATION_PLAN.length)
+      expect(model.requests.every((q) => q.authorization === 'Bearer sk-test-not-a-real-key')).toBe(true)
+      // what the model reads (prompts, tool schemas, tool results) holds no mandate, credential or proof
+      for (const q of model.requests) {
+        expect(q.body).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}/)
+        expect(q.body).not.toMatch(/"(mandate|credential|proof|dpop)"\s*:/i)
+      }
+      // and it did see the tool results it acted on, including the refusals
+      expect(model.requests.some((q) => q.body.includes('NARROWING_TOOL'))).toBe(true)
+      expect(model.requests.some((q) => q.body.includes('REVOKED'))).toBe(true)
+    } finally {
+      await model.close()
+    }
   })
 
   it('prints help and refuses unknown options with exit 2', async () => {
