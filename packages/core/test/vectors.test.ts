@@ -1,5 +1,5 @@
 // Public test vectors, run through the same code paths the Guard uses. Fixtures are copies of
-// /work/shared/vectors with their `source` field kept.
+// the project's shared public-vector set (../shared/vectors) with their `source` field kept.
 import { describe, expect, it } from 'vitest'
 import { calculateThumbprint, generateKeyPair, generateProof } from 'dpop'
 import {

@@ -2,7 +2,7 @@ import { MandateError } from '@mandate/core'
 import { StreamableHTTPClientTransport, type StreamableHTTPClientTransportOptions } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js'
 import type { ProtectedResourceMetadata } from './discovery.js'
-import { canonicalUrl, parseToolCall, refusalFrom, resourceDiscovery } from './fetch_with_credentials.js'
+import { canonicalUrl, refusalFrom, resourceDiscovery, toolCallFor } from './fetch_with_credentials.js'
 
 /** The fetch an attach hook sends through (fetch-compatible; the MCP transport passes URLs, not Requests). */
 export type AttachTarget = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
@@ -60,13 +60,7 @@ export function createContextCredentialFetch(options: ContextCredentialFetchOpti
   })
 
   return async (url, init) => {
-    const method = (init?.method ?? 'GET').toUpperCase()
-    if (method !== 'POST' || typeof init?.body !== 'string') return base(url, init)
-    const call = parseToolCall(init.body)
-    if (!call) return base(url, init)
-    if (canonicalUrl(url) !== endpoint) throw new MandateError('AUDIENCE_MISMATCH', 'refusing to send a credential to another URL')
-    const aud = await audience(init.signal ?? undefined)
-    if (aud !== endpoint) throw new MandateError('AUDIENCE_MISMATCH', 'the resource is not the URL being called')
+    if (!(await toolCallFor(endpoint, audience, url, init))) return base(url, init)
     const res = await attached(url, init)
     if (res.status === 401 || res.status === 403) throw await refusalFrom(res)
     return res

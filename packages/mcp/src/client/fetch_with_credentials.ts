@@ -80,6 +80,21 @@ export async function refusalFrom(res: Response): Promise<MandateError> {
 }
 
 /**
+ * The `tools/call` a request carries, when it is one, after checking that it goes to the endpoint
+ * and that the endpoint is the resource its metadata names; undefined for any other request.
+ */
+export async function toolCallFor(endpoint: string, audience: (signal?: AbortSignal) => Promise<string>, url: string | URL, init: RequestInit | undefined): Promise<ToolCallMessage | undefined> {
+  const method = (init?.method ?? 'GET').toUpperCase()
+  if (method !== 'POST' || typeof init?.body !== 'string') return undefined
+  const call = parseToolCall(init.body)
+  if (!call) return undefined
+  // never hand a credential to anything but the resource it was minted for
+  if (canonicalUrl(url) !== endpoint) throw new MandateError('AUDIENCE_MISMATCH', 'refusing to send a credential to another URL')
+  if ((await audience(init.signal ?? undefined)) !== endpoint) throw new MandateError('AUDIENCE_MISMATCH', 'the resource is not the URL being called')
+  return call
+}
+
+/**
  * The server's canonical resource, learned once from its RFC 9728 metadata (checked against the
  * endpoint and the issuer); a failed discovery is retried on the next call, never cached.
  */
@@ -136,15 +151,9 @@ export function createMandateFetch(options: MandateFetchOptions): FetchLike {
   }
 
   return async (url, init) => {
-    const method = (init?.method ?? 'GET').toUpperCase()
-    if (method !== 'POST' || typeof init?.body !== 'string') return base(url, init)
-    const call = parseToolCall(init.body)
-    if (!call) return base(url, init)
-    // never hand a credential to anything but the resource it was minted for
-    if (canonicalUrl(url) !== endpoint) throw new MandateError('AUDIENCE_MISMATCH', 'refusing to send a credential to another URL')
-    const aud = await audience(init.signal ?? undefined)
-    if (aud !== endpoint) throw new MandateError('AUDIENCE_MISMATCH', 'the resource is not the URL being called')
-    const credential = await credentials({ audience: aud, tool: call.name, arguments: call.arguments, ...(init.signal ? { signal: init.signal } : {}) })
+    const call = await toolCallFor(endpoint, audience, url, init)
+    if (!call || !init) return base(url, init)
+    const credential = await credentials({ audience: endpoint, tool: call.name, arguments: call.arguments, ...(init.signal ? { signal: init.signal } : {}) })
     let res = await send(url, init, credential, call)
     if (res.status === 401 && challengeError(res) === 'use_dpop_nonce' && res.headers.get('dpop-nonce')) {
       await res.body?.cancel()
