@@ -43,7 +43,7 @@ export class Narrator {
     if (!process.stdout.isTTY) {
       this.write(`   … ${label}\n`)
       const out = await work()
-      this.write(`   ${c.dim(`(${((Date.now() - started) / 1000).toFixed(1)}s)`)}\n`)
+      this.write(`   ${c.dim(`done in ${((Date.now() - started) / 1000).toFixed(1)}s`)}\n`)
       return out
     }
     const frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏']

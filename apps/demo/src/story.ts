@@ -306,7 +306,8 @@ function printCalls(n: Narrator, records: AuditRecordView[], who: (did: string) 
       const approval = typeof f.approval === 'object' && f.approval !== null ? ` ${c.green(`approved by ${who(String((f.approval as { approver?: unknown }).approver))}`)}` : ''
       n.ok(`#${r.seq} ${[...chain, c.bold(String(f.tool))].join(' → ')}  ${c.dim(`credential ${String(f.jti).slice(0, 8)}…, args #${String(f.args).slice(0, 8)}…`)}${approval}`)
     } else if (r.type === 'refusal') {
-      n.refused(`#${r.seq} ${[String(f.subject ?? ALICE), who(String(f.agent ?? '?')), c.bold(String(f.tool ?? 'its next call'))].join(' → ')}  ${c.red(String(f.code))}`)
+      const refusedChain = actors.length ? chain : [String(f.subject ?? ALICE), who(String(f.agent ?? '?'))]
+      n.refused(`#${r.seq} ${[...refusedChain, c.bold(String(f.tool ?? 'its next call'))].join(' → ')}  ${c.red(String(f.code))}`)
     } else if (r.type === 'call.report') {
       n.detail(c.dim(`   #${r.seq} ${String(f.tool)} reported by the guard: ${String(f.decision)}${f.outcome ? `/${String(f.outcome)}` : ''}`))
     } else if (r.type === 'exchange' && f.operation === 'delegation') {

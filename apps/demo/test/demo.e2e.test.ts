@@ -53,6 +53,7 @@ function expectWholeStory(r: { code: number; stdout: string; stderr: string; ms:
     /audit log verified: \d+ records, hash chain intact/,
     /✔ #\d+ alice@example\.com → orchestrator → billing-agent → billing\.get_invoice/,
     /✔ #\d+ alice@example\.com → orchestrator → billing-agent → tickets\.open/,
+    /✘ #\d+ alice@example\.com → orchestrator → billing-agent → payments\.export_customers\s+NARROWING_TOOL/,
     /✔ #\d+ alice@example\.com → orchestrator → billing-agent → billing\.refund .* approved by bob \(approver\)/,
   ]
   for (const beat of beats) expect(out).toMatch(beat)

@@ -78,3 +78,21 @@ describe('SQLite store file', () => {
     }
   })
 })
+
+describe('refusal records', () => {
+  it('name the whole actor chain of the verified subject token', async () => {
+    const authority = await createAuthority({ issuer: ISSUER })
+    open.push(authority)
+    const g = Ed25519Key.generate()
+    const a = Ed25519Key.generate()
+    const b = Ed25519Key.generate()
+    await authority.registerAgent({ did: g.did, name: 'g', role: 'grantor' })
+    await authority.registerAgent({ did: a.did, name: 'a' })
+    await authority.registerAgent({ did: b.did, name: 'b' })
+    const root = await authority.grant({ grantor: g.did, subject: 'alice', agent: a.did, audiences: [AUD], tools: TOOLS })
+    const child = await authority.clientFor(a).delegate({ mandate: root.token, to: b.did })
+    await expect(authority.clientFor(b).callCredential({ mandate: child.token, audience: AUD, tool: 'payments.export', arguments: {} })).rejects.toMatchObject({ code: 'NARROWING_TOOL' })
+    const [refusal] = await authority.audit.query({ type: 'refusal' })
+    expect(refusal?.fields).toMatchObject({ code: 'NARROWING_TOOL', agent: b.did, subject: 'alice', actors: [a.did, b.did], tool: 'payments.export' })
+  })
+})

@@ -53,9 +53,11 @@ async function loadSubject(ctx: AuthorityContext, caller: AgentRecord, token: st
   if (claims.client_id !== caller.did || claims.cnf.jkt !== caller.jkt) {
     throw new MandateError('INVALID_GRANT', 'the subject token is not held by the authenticated client')
   }
+  // a refusal from here on names the whole chain the verified token carries
+  const actors = actorChain(claims.act)
+  info.actors = actors
   const record = await ctx.store.getMandate(claims.jti)
   if (!record) throw new MandateError('INVALID_GRANT', 'the subject token was not issued by this Authority')
-  const actors = actorChain(claims.act)
   if (await ctx.store.isRevoked({ ids: [claims.jti, ...claims.delegation.ancestors], txn: claims.txn, actors })) {
     throw new MandateError('REVOKED', 'the subject token, one of its ancestors, its task or one of its agents has been revoked')
   }
