@@ -56,8 +56,23 @@ describe('signMandate', () => {
       ['class instance', { ...c, act: Object.assign(Object.create({ inherited: true }) as object, c.act) }],
       ['array hole', { ...c, delegation: { ...c.delegation, ancestors: new Array(1) } }],
       ['bigint', { ...c, iat: 1n }],
+      ['array with its own toJSON', { ...c, authorization_details: Object.assign([...c.authorization_details], { toJSON: () => [{ type: 'tool_access', tools: ['*'] }] }) }],
+      ['array subclass', { ...c, authorization_details: Object.assign(new (class extends Array {})(), [...c.authorization_details]) }],
     ]
     for (const [what, claims] of bad) expect([what, code(() => signMandate(claims as MandateClaims, key))]).not.toEqual([what, 'no error'])
+    // a getter is read once: what is checked is what is signed, however it answers later
+    let reads = 0
+    const tricky = { ...c, get sub() { return reads++ === 0 ? c.sub : 'mallory' } }
+    expect(decodeMandateUnverified(signMandate(tricky as MandateClaims, key)).payload.sub).toBe(c.sub)
+    expect(reads).toBe(1)
+    // a polluted Array.prototype.toJSON changes what every array serialises to: refused
+    const proto = Array.prototype as unknown as { toJSON?: () => unknown }
+    proto.toJSON = () => []
+    try {
+      expect(code(() => signMandate(c, key))).toBe('CLAIM_INVALID')
+    } finally {
+      delete proto.toJSON
+    }
     // a member whose value is undefined is left out of the JSON and treated as absent, as before
     expect(signMandate({ ...c, purpose: undefined } as unknown as MandateClaims, key)).toBe(signMandate(c, key))
   })

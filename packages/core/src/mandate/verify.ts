@@ -1,4 +1,4 @@
-import { DEFAULT_JSON_LIMITS, type JsonObject } from '../encoding/strict_json.js'
+import { DEFAULT_JSON_LIMITS, type JsonObject, type JsonValue } from '../encoding/strict_json.js'
 import { backend } from '../crypto/backend.js'
 import { MandateError } from '../errors.js'
 import { b64uEncode, utf8Encode } from '../encoding/base64url.js'
@@ -85,36 +85,45 @@ function isWellFormed(s: string): boolean {
 }
 
 /**
- * Refuse anything whose JSON text would not read back as the same value, or that the verifier's
- * strict parser would refuse: only strings, finite numbers, booleans, null, dense arrays and plain
- * objects (no toJSON), within the default strict-JSON nesting and size limits. A member whose value
- * is undefined is left out by JSON.stringify, and every claim parser treats it as absent.
+ * A plain copy of JSON data, each value read exactly once, refusing anything whose JSON text would
+ * not read back as the same value or that the verifier's strict parser would refuse: only strings,
+ * finite numbers, booleans, null, dense plain arrays and plain objects (no toJSON, no accessors),
+ * within the default strict-JSON nesting and size limits. A member whose value is undefined is left
+ * out, as JSON.stringify does; every claim parser treats it as absent. Validating and signing the
+ * copy means that no getter, Proxy or toJSON can make what is checked differ from what is signed.
  */
-function assertJsonData(v: unknown, depth: number): void {
+function jsonSnapshot(v: unknown, depth: number): JsonValue {
   switch (typeof v) {
     case 'string':
       // the verifier's strict parser refuses lone surrogates (JSON.stringify would escape them)
       if (!isWellFormed(v)) throw new MandateError('CLAIM_INVALID', 'mandate claims hold a string with a lone surrogate')
-      return
+      return v
     case 'boolean':
-      return
+      return v
     case 'number':
       if (!Number.isFinite(v)) throw new MandateError('CLAIM_INVALID', 'mandate claims hold a non-finite number')
-      return
+      return v
     case 'object':
       break
     default:
       throw new MandateError('CLAIM_INVALID', 'mandate claims hold a value that is not JSON')
   }
-  if (v === null) return
+  if (v === null) return null
   if (depth >= DEFAULT_JSON_LIMITS.maxDepth) throw new MandateError('CLAIM_INVALID', 'mandate claims are nested too deeply')
   if (Array.isArray(v)) {
-    if (v.length > DEFAULT_JSON_LIMITS.maxArray) throw new MandateError('CLAIM_INVALID', 'mandate claims hold too long an array')
-    for (let i = 0; i < v.length; i++) {
-      if (v[i] === undefined) throw new MandateError('CLAIM_INVALID', 'mandate claims hold an array with a missing element')
-      assertJsonData(v[i], depth + 1)
+    // plain arrays only: a subclass or a toJSON (own or on a polluted Array.prototype) would serialise as something else
+    if (Object.getPrototypeOf(v) !== Array.prototype || Object.hasOwn(v, 'toJSON') || 'toJSON' in Array.prototype) {
+      throw new MandateError('CLAIM_INVALID', 'mandate claims hold an array that is not plain JSON')
     }
-    return
+    const n = v.length
+    if (n > DEFAULT_JSON_LIMITS.maxArray) throw new MandateError('CLAIM_INVALID', 'mandate claims hold too long an array')
+    const out = new Array<JsonValue>(n)
+    for (let i = 0; i < n; i++) {
+      const x: unknown = v[i]
+      if (x === undefined) throw new MandateError('CLAIM_INVALID', 'mandate claims hold an array with a missing element')
+      out[i] = jsonSnapshot(x, depth + 1)
+    }
+    return out
   }
   const proto = Object.getPrototypeOf(v) as unknown
   // plain objects only; with the prototype pinned, a toJSON can only be an own member (or a polluted Object.prototype)
@@ -123,22 +132,25 @@ function assertJsonData(v: unknown, depth: number): void {
   }
   const keys = Object.keys(v)
   if (keys.length > DEFAULT_JSON_LIMITS.maxMembers) throw new MandateError('CLAIM_INVALID', 'mandate claims hold too many members')
+  const out: JsonObject = {}
   for (const k of keys) {
-    const x = (v as Record<string, unknown>)[k]
+    const x: unknown = (v as Record<string, unknown>)[k]
     if (x === undefined) continue
     if (!isWellFormed(k)) throw new MandateError('CLAIM_INVALID', 'mandate claims hold a member name with a lone surrogate')
-    assertJsonData(x, depth + 1)
+    // an own data member even for "__proto__" (plain assignment would set the prototype)
+    if (k === '__proto__') Object.defineProperty(out, k, { value: jsonSnapshot(x, depth + 1), enumerable: true, writable: true, configurable: true })
+    else out[k] = jsonSnapshot(x, depth + 1)
   }
+  return out
 }
 
 /** Sign mandate claims with the Authority's key (`typ: at+jwt`, `kid` = key thumbprint). */
 export function signMandate(claims: MandateClaims, key: Ed25519Key, registry: ConstraintRegistry = defaultConstraintRegistry): string {
-  // never sign something the verifier would refuse: the claims must be plain JSON data (so the
-  // signed text reads back as this very value) and pass the verifier's claim parser, checked on
-  // the object itself rather than on a JSON round trip of it
-  assertJsonData(claims, 0)
-  parseMandateClaims(claims as unknown as JsonObject, registry)
-  const json = JSON.stringify(claims)
+  // never sign something the verifier would refuse, nor anything but what was checked: a plain
+  // snapshot of the claims passes the verifier's claim parser, and that snapshot is what is signed
+  const plain = jsonSnapshot(claims, 0) as JsonObject
+  parseMandateClaims(plain, registry)
+  const json = JSON.stringify(plain)
   const input = `${headerSegment(key.kid)}.${b64uEncode(json)}`
   const token = `${input}.${b64uEncode(key.sign(utf8Encode(input)))}`
   if (token.length > MAX_MANDATE_LENGTH) throw new MandateError('TOKEN_TOO_LARGE', 'mandate would exceed the size limit')
