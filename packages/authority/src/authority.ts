@@ -188,10 +188,9 @@ export class Authority {
     const fields: Record<string, JsonValue> = { agent: agent.did, name: agent.name, role }
     if (agent.owner !== undefined) fields.owner = agent.owner
     if (meta.by !== undefined) fields.by = meta.by
-    if (!(await this.store.insertAgent(agent, this.#ctx.audit.draft('agent.registered', fields)))) {
-      throw new MandateError('INVALID_REQUEST', 'this did is already registered')
-    }
-    await this.#ctx.audit.recorded()
+    const rec = await this.store.insertAgent(agent, this.#ctx.audit.draft('agent.registered', fields))
+    if (!rec) throw new MandateError('INVALID_REQUEST', 'this did is already registered')
+    await this.#ctx.audit.recorded(rec)
     return agent
   }
 
@@ -208,11 +207,11 @@ export class Authority {
     const fields: Record<string, JsonValue> = { agent: String(did).slice(0, 128) }
     if (meta.by !== undefined) fields.by = meta.by
     if (meta.reason !== undefined) fields.reason = String(meta.reason).slice(0, 512)
-    const ok = await this.store.disableAgent(did, this.#ctx.now(), this.#ctx.audit.draft('agent.disabled', fields))
-    if (!ok) {
+    const rec = await this.store.disableAgent(did, this.#ctx.now(), this.#ctx.audit.draft('agent.disabled', fields))
+    if (!rec) {
       if (!(await this.store.getAgent(did))) throw new MandateError('NOT_FOUND', 'no such agent')
     } else {
-      await this.#ctx.audit.recorded()
+      await this.#ctx.audit.recorded(rec)
     }
     return (await this.store.getAgent(did)) as AgentRecord
   }

@@ -69,3 +69,9 @@ describe('require_approval', () => {
     expect(p.evaluate({ ...base, operation: 'call', arguments: {} })).toMatchObject({ effect: 'require_approval' })
   })
 })
+
+describe('rule validation', () => {
+  it('refuses an empty `on` for every effect', () => {
+    for (const effect of ['allow', 'deny', 'require_approval'] as const) expect(() => createRulePolicy([{ effect, on: [] }])).toThrow(/at least one operation/)
+  })
+})

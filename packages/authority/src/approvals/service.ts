@@ -74,8 +74,7 @@ export class ApprovalService {
       approval: rec.id, agent: rec.requestedBy, subject: rec.subject, txn: rec.txn, parent: rec.parent, audience: rec.audience,
       tool: rec.tool, args: rec.argumentsDigest, reason: rec.reason, expires_at: Math.floor(rec.expiresAt / 1000),
     }
-    await this.store.insertApproval(rec, this.audit.draft('approval.requested', fields))
-    await this.audit.recorded()
+    await this.audit.recorded(await this.store.insertApproval(rec, this.audit.draft('approval.requested', fields)))
     this.#emit(rec)
     return rec
   }
@@ -117,9 +116,9 @@ export class ApprovalService {
     const now = this.now()
     const fields: Record<string, JsonValue> = { approval: id, approver, agent: a.requestedBy, subject: a.subject, txn: a.txn, tool: a.tool, args: a.argumentsDigest }
     if (reason !== undefined) fields.reason = reason
-    const ok = await this.store.decideApproval(id, { status, decidedBy: approver, decidedAt: now, ...(reason !== undefined ? { decisionReason: reason } : {}) }, this.audit.draft(status === 'approved' ? 'approval.approved' : 'approval.denied', fields))
-    if (!ok) throw new MandateError('INVALID_REQUEST', 'approval is no longer pending')
-    await this.audit.recorded()
+    const rec = await this.store.decideApproval(id, { status, decidedBy: approver, decidedAt: now, ...(reason !== undefined ? { decisionReason: reason } : {}) }, this.audit.draft(status === 'approved' ? 'approval.approved' : 'approval.denied', fields))
+    if (!rec) throw new MandateError('INVALID_REQUEST', 'approval is no longer pending')
+    await this.audit.recorded(rec)
     const updated = (await this.store.getApproval(id)) as ApprovalRecord
     this.#emit(updated)
     return updated
@@ -128,9 +127,9 @@ export class ApprovalService {
   async #expire(id: string): Promise<void> {
     const a = await this.store.getApproval(id)
     if (!a) return
-    const ok = await this.store.decideApproval(id, { status: 'expired', decidedAt: this.now() }, this.audit.draft('approval.expired', { approval: id, agent: a.requestedBy, subject: a.subject, txn: a.txn }))
-    if (ok) {
-      await this.audit.recorded()
+    const rec = await this.store.decideApproval(id, { status: 'expired', decidedAt: this.now() }, this.audit.draft('approval.expired', { approval: id, agent: a.requestedBy, subject: a.subject, txn: a.txn }))
+    if (rec) {
+      await this.audit.recorded(rec)
       this.#emit((await this.store.getApproval(id)) as ApprovalRecord)
     }
   }

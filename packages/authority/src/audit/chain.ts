@@ -38,8 +38,6 @@ export class AuditLog {
   readonly #o: AuditLogOptions
   readonly #listeners = new Set<AuditListener>()
   #sinceCheckpoint = 0
-  /** Highest seq handed to listeners, when known (see recorded()). */
-  #notifiedSeq: number | undefined
 
   constructor(options: AuditLogOptions) {
     this.#o = options
@@ -64,26 +62,8 @@ export class AuditLog {
   }
 
   /** Tell the log a record was appended (by a store transaction): notify and maybe checkpoint. */
-  async recorded(rec?: AuditRecord): Promise<void> {
-    if (rec) {
-      this.#notify(rec)
-      this.#notifiedSeq = rec.seq
-    } else if (this.#listeners.size === 0) {
-      // nobody listens: do not read back, and do not replay these records to a later listener
-      this.#notifiedSeq = undefined
-    } else {
-      // store methods that append inside their own transaction do not hand back the record: read
-      // back what was appended since the last record listeners saw (just the head if unknown)
-      const head = await this.#o.store.auditHead()
-      if (head) {
-        const after = this.#notifiedSeq !== undefined && this.#notifiedSeq < head.seq ? this.#notifiedSeq : head.seq - 1
-        for (const r of await this.#o.store.readAudit(after, 100)) {
-          if (this.#notifiedSeq !== undefined && r.seq <= this.#notifiedSeq) continue
-          this.#notify(r)
-          this.#notifiedSeq = r.seq
-        }
-      }
-    }
+  async recorded(rec: AuditRecord): Promise<void> {
+    this.#notify(rec)
     if (++this.#sinceCheckpoint >= (this.#o.checkpointEvery ?? 100)) await this.checkpoint()
   }
 

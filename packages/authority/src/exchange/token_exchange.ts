@@ -62,8 +62,8 @@ async function loadSubject(ctx: AuthorityContext, caller: AgentRecord, token: st
     throw new MandateError('REVOKED', 'the subject token, one of its ancestors, its task or one of its agents has been revoked')
   }
   for (const did of actors) {
-    // the caller's record was loaded and checked (registered, enabled) by this request's authentication
-    const a = did === caller.did ? caller : await ctx.store.getAgent(did)
+    // read again, the caller included: it may have been disabled since this request authenticated
+    const a = await ctx.store.getAgent(did)
     if (!a || a.disabled) throw new MandateError('INVALID_GRANT', 'an agent of the delegation chain is disabled')
   }
   return { claims, storedHash: record.tokenHash }

@@ -56,6 +56,7 @@ function compile(rule: PolicyRule, index: number, registry: ConstraintRegistry):
   if (typeof rule !== 'object' || rule === null || !EFFECTS.has(rule.effect)) throw new TypeError(`policy rule ${index}: effect must be allow, deny or require_approval`)
   const on = list(rule.on as string | string[] | undefined)
   if (on?.some((o) => !OPS.has(o as PolicyOperation))) throw new TypeError(`policy rule ${index}: unknown operation`)
+  if (on && on.length === 0) throw new TypeError(`policy rule ${index}: on must name at least one operation`)
   const out: CompiledRule = { id: rule.id ?? `rule-${index}`, effect: rule.effect }
   if (rule.effect === 'require_approval') {
     // a human approves one concrete call; grants and delegations cannot wait for one, so such a

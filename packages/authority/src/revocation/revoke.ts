@@ -42,8 +42,8 @@ export async function revokeTarget(ctx: AuthorityContext, target: RevocationTarg
   if (meta.by !== undefined) fields.by = meta.by
   if (meta.reason !== undefined) fields.reason = meta.reason
   const at = ctx.now()
-  const added = await ctx.store.revoke(entries, { at, ...(meta.by !== undefined ? { by: meta.by } : {}), ...(meta.reason !== undefined ? { reason: meta.reason } : {}) }, ctx.audit.draft('revocation', fields))
-  await ctx.audit.recorded()
+  const { added, audit } = await ctx.store.revoke(entries, { at, ...(meta.by !== undefined ? { by: meta.by } : {}), ...(meta.reason !== undefined ? { reason: meta.reason } : {}) }, ctx.audit.draft('revocation', fields))
+  await ctx.audit.recorded(audit)
   return added
 }
 

@@ -47,11 +47,10 @@ export class MemoryStore implements AuthorityStore {
     return { ...rec, fields: draft.fields }
   }
 
-  async insertAgent(agent: AgentRecord, audit: AuditDraft): Promise<boolean> {
-    if (this.#agents.has(agent.did)) return false
+  async insertAgent(agent: AgentRecord, audit: AuditDraft) {
+    if (this.#agents.has(agent.did)) return undefined
     this.#agents.set(agent.did, clone(agent))
-    this.#append(audit)
-    return true
+    return this.#append(audit)
   }
   async getAgent(did: string) {
     const a = this.#agents.get(did)
@@ -62,11 +61,10 @@ export class MemoryStore implements AuthorityStore {
   }
   async disableAgent(did: string, at: number, audit: AuditDraft) {
     const a = this.#agents.get(did)
-    if (!a || a.disabled) return false
+    if (!a || a.disabled) return undefined
     a.disabled = true
     a.disabledAt = at
-    this.#append(audit)
-    return true
+    return this.#append(audit)
   }
 
   #isRevoked(q: RevocationQuery): boolean {
@@ -134,8 +132,7 @@ export class MemoryStore implements AuthorityStore {
       this.#revocations.push(entry)
       added.push(clone(entry))
     }
-    this.#append(audit)
-    return added
+    return { added, audit: this.#append(audit) }
   }
   async isRevoked(q: RevocationQuery) {
     return this.#isRevoked(q)
@@ -149,7 +146,7 @@ export class MemoryStore implements AuthorityStore {
 
   async insertApproval(approval: ApprovalRecord, audit: AuditDraft) {
     this.#approvals.set(approval.id, clone(approval))
-    this.#append(audit)
+    return this.#append(audit)
   }
   async getApproval(id: string) {
     const a = this.#approvals.get(id)
@@ -160,13 +157,12 @@ export class MemoryStore implements AuthorityStore {
   }
   async decideApproval(id: string, d: ApprovalDecision, audit: AuditDraft) {
     const a = this.#approvals.get(id)
-    if (!a || a.status !== 'pending') return false
+    if (!a || a.status !== 'pending') return undefined
     a.status = d.status
     a.decidedAt = d.decidedAt
     if (d.decidedBy !== undefined) a.decidedBy = d.decidedBy
     if (d.decisionReason !== undefined) a.decisionReason = d.decisionReason
-    this.#append(audit)
-    return true
+    return this.#append(audit)
   }
   async expiredPending(now: number, limit: number) {
     return [...this.#approvals.values()].filter((a) => a.status === 'pending' && a.expiresAt <= now).slice(0, limit).map((a) => a.id)

@@ -199,9 +199,8 @@ export class SqliteStore implements AuthorityStore {
   async insertAgent(a: AgentRecord, audit: AuditDraft) {
     return this.#tx(() => {
       const r = this.#s.agentInsert!.run(a.did, a.jkt, a.name, a.owner ?? null, a.role, a.metadata ? JSON.stringify(a.metadata) : null, a.createdAt)
-      if (r.changes === 0) return false
-      this.#append(audit)
-      return true
+      if (r.changes === 0) return undefined
+      return this.#append(audit)
     })
   }
   async getAgent(did: string) {
@@ -213,9 +212,8 @@ export class SqliteStore implements AuthorityStore {
   }
   async disableAgent(did: string, at: number, audit: AuditDraft) {
     return this.#tx(() => {
-      if (this.#s.agentDisable!.run(at, did).changes === 0) return false
-      this.#append(audit)
-      return true
+      if (this.#s.agentDisable!.run(at, did).changes === 0) return undefined
+      return this.#append(audit)
     })
   }
 
@@ -261,8 +259,7 @@ export class SqliteStore implements AuthorityStore {
         const r = this.#s.revInsert!.run(e.kind, e.id, meta.at, meta.reason ?? null, meta.by ?? null)
         if (r.changes) added.push(revocationFromRow(this.#s.revGet!.get(e.kind, e.id) as Row))
       }
-      this.#append(audit)
-      return added
+      return { added, audit: this.#append(audit) }
     })
   }
   async isRevoked(q: RevocationQuery) {
@@ -276,9 +273,9 @@ export class SqliteStore implements AuthorityStore {
   }
 
   async insertApproval(a: ApprovalRecord, audit: AuditDraft) {
-    this.#tx(() => {
+    return this.#tx(() => {
       this.#s.approvalInsert!.run(a.id, a.status, a.requestedBy, a.parent, a.subject, a.txn, JSON.stringify(a.actorChain), a.audience, a.tool, a.argumentsDigest, a.arguments === undefined ? null : JSON.stringify(a.arguments), a.reason, a.createdAt, a.expiresAt)
-      this.#append(audit)
+      return this.#append(audit)
     })
   }
   async getApproval(id: string) {
@@ -294,9 +291,8 @@ export class SqliteStore implements AuthorityStore {
   }
   async decideApproval(id: string, d: ApprovalDecision, audit: AuditDraft) {
     return this.#tx(() => {
-      if (this.#s.approvalDecide!.run(d.status, d.decidedBy ?? null, d.decidedAt, d.decisionReason ?? null, id).changes === 0) return false
-      this.#append(audit)
-      return true
+      if (this.#s.approvalDecide!.run(d.status, d.decidedBy ?? null, d.decidedAt, d.decisionReason ?? null, id).changes === 0) return undefined
+      return this.#append(audit)
     })
   }
   async expiredPending(now: number, limit: number) {

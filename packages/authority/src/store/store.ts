@@ -37,12 +37,12 @@ export interface AuthorityStore {
   readonly kind: string
 
   // principals
-  /** Insert a principal; false (and nothing written) when the did is already registered. */
-  insertAgent(agent: AgentRecord, audit: AuditDraft): Promise<boolean>
+  /** Insert a principal; the appended audit record, or undefined (and nothing written) when the did is already registered. */
+  insertAgent(agent: AgentRecord, audit: AuditDraft): Promise<AuditRecord | undefined>
   getAgent(did: string): Promise<AgentRecord | undefined>
   listAgents(): Promise<AgentRecord[]>
-  /** Mark disabled; false when unknown or already disabled. */
-  disableAgent(did: string, at: number, audit: AuditDraft): Promise<boolean>
+  /** Mark disabled; the appended audit record, or undefined when unknown or already disabled. */
+  disableAgent(did: string, at: number, audit: AuditDraft): Promise<AuditRecord | undefined>
 
   // mandates
   issueMandate(input: IssueMandateInput): Promise<IssueMandateResult>
@@ -54,18 +54,19 @@ export interface AuthorityStore {
 
   // revocation
   /** Add revocation entries (duplicates are skipped) with their audit record, atomically. */
-  revoke(entries: ReadonlyArray<{ kind: RevocationKind; id: string }>, meta: { at: number; reason?: string; by?: string }, audit: AuditDraft): Promise<RevocationEntry[]>
+  revoke(entries: ReadonlyArray<{ kind: RevocationKind; id: string }>, meta: { at: number; reason?: string; by?: string }, audit: AuditDraft): Promise<{ added: RevocationEntry[]; audit: AuditRecord }>
   isRevoked(query: RevocationQuery): Promise<boolean>
   /** Entries with seq > afterSeq, in order. */
   revocationsSince(afterSeq: number, limit: number): Promise<RevocationEntry[]>
   revocationHead(): Promise<number>
 
   // approvals
-  insertApproval(approval: ApprovalRecord, audit: AuditDraft): Promise<void>
+  /** Insert an approval; returns the appended audit record. */
+  insertApproval(approval: ApprovalRecord, audit: AuditDraft): Promise<AuditRecord>
   getApproval(id: string): Promise<ApprovalRecord | undefined>
   listApprovals(filter: { status?: ApprovalStatus; limit?: number }): Promise<ApprovalRecord[]>
-  /** Move a pending approval to a final state; false when it was not pending. */
-  decideApproval(id: string, decision: ApprovalDecision, audit: AuditDraft): Promise<boolean>
+  /** Move a pending approval to a final state; the appended audit record, or undefined when it was not pending. */
+  decideApproval(id: string, decision: ApprovalDecision, audit: AuditDraft): Promise<AuditRecord | undefined>
   /** Pending approvals whose expiry is at or before `now` (ms). */
   expiredPending(now: number, limit: number): Promise<string[]>
 
