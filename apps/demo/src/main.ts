@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Ed25519Key, MandateError } from '@mandate/core'
+import { chooseModel, type ModelChoice } from './model.js'
 import { Narrator, c } from './narrator.js'
 import { runStory, StoryFailure } from './story.js'
 
@@ -63,12 +64,20 @@ async function main(): Promise<number> {
     }
     adminKey = Ed25519Key.fromPrivateJwk(stripKid(JSON.parse(await readFile(values['admin-key'], 'utf8'))))
   }
+  let model: ModelChoice
+  try {
+    model = chooseModel()
+  } catch (err) {
+    process.stderr.write(`${err instanceof Error ? err.message : 'invalid model settings'}\n`)
+    return 2
+  }
   const narrator = new Narrator()
   const started = Date.now()
   try {
     await runStory({
       narrator,
       interactive,
+      model,
       ...(values['authority-url'] ? { authorityUrl: values['authority-url'] } : {}),
       ...(adminKey ? { adminKey } : {}),
       stateDir: resolve(values['state-dir'] ?? '.mandate'),

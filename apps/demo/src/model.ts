@@ -13,10 +13,17 @@ export type ModelChoice =
   | { provider: 'anthropic'; model: string }
 
 export function chooseModel(env: NodeJS.ProcessEnv = process.env): ModelChoice {
-  const named = env.MANDATE_DEMO_MODEL?.trim()
+  const named = env.MANDATE_DEMO_MODEL?.trim() || undefined
   if (named === 'scripted') return { provider: 'scripted' }
-  if (env.OPENAI_API_KEY) return { provider: 'openai', model: named || 'gpt-4.1-mini', ...(env.OPENAI_BASE_URL ? { baseURL: env.OPENAI_BASE_URL } : {}) }
-  if (env.ANTHROPIC_API_KEY) return { provider: 'anthropic', model: named || 'claude-haiku-4-5' }
+  // a named Claude model goes to Anthropic (when its key is set), anything else to OpenAI first
+  const wantsAnthropic = named !== undefined && /^claude/i.test(named)
+  if (env.OPENAI_API_KEY && !(wantsAnthropic && env.ANTHROPIC_API_KEY)) {
+    const baseURL = env.OPENAI_BASE_URL?.trim() || undefined
+    if (baseURL !== undefined && !/^https?:\/\/[^\s/]+/.test(baseURL)) throw new TypeError('OPENAI_BASE_URL must be an http(s) URL')
+    if (baseURL !== undefined) new URL(baseURL) // throws a clear TypeError on a malformed URL
+    return { provider: 'openai', model: named ?? 'gpt-4.1-mini', ...(baseURL ? { baseURL } : {}) }
+  }
+  if (env.ANTHROPIC_API_KEY) return { provider: 'anthropic', model: named ?? 'claude-haiku-4-5' }
   return { provider: 'scripted' }
 }
 
