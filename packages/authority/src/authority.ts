@@ -17,6 +17,7 @@ import { grantRootMandate, type GrantParams } from './exchange/grant.js'
 import type { IssuedMandate, RefusalFields } from './exchange/issued.js'
 import { FormParams } from './exchange/params.js'
 import { auditRefusal, handleTokenRequest, type TokenResponse } from './exchange/token_endpoint.js'
+import { RefusalAuditLimiter } from './audit/refusal_limiter.js'
 import { exchangeMandate, type ExchangeParams } from './exchange/token_exchange.js'
 import { fileKeyStorage, storeKeyStorage } from './keys/key_storage.js'
 import { SigningKeys } from './keys/signing_keys.js'
@@ -37,6 +38,12 @@ export interface AuthorityOptions {
   policy?: readonly PolicyRule[] | PolicyEngine
   /** Seconds before a pending approval expires. Default 600. */
   approvalTtlSeconds?: number
+  /**
+   * Audit records for refusals of requests no principal authenticated (bad assertions, unknown
+   * grant types, malformed bodies): a token bucket, default burst 100 and 10 per second. Refusals
+   * over it are counted into the next record's `suppressed`. Authenticated refusals are always recorded.
+   */
+  unattributedRefusals?: { burst?: number; perSecond?: number }
   /** ms clock, injectable for tests. */
   now?: () => number
   /** Keep signing keys in this file (mode 0600) instead of the store. */
@@ -156,6 +163,7 @@ export class Authority {
       ...(nonce ? { nonce } : {}),
       limits: { maxMandateLifetime, maxCallLifetime, skew, revocationRefresh: options.revocationRefreshSeconds ?? 5 },
       storeApprovalArguments: options.storeApprovalArguments ?? true,
+      unattributedRefusals: new RefusalAuditLimiter(options.unattributedRefusals?.burst ?? 100, options.unattributedRefusals?.perSecond ?? 10, now),
     }
     return new Authority(ctx)
   }

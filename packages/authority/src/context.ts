@@ -2,6 +2,7 @@
 import type { NonceSource, ReplayStore } from '@mandate/core'
 import type { ApprovalService } from './approvals/service.js'
 import type { AuditLog } from './audit/chain.js'
+import type { RefusalAuditLimiter } from './audit/refusal_limiter.js'
 import type { SigningKeys } from './keys/signing_keys.js'
 import type { PolicyEngine } from './policy/engine.js'
 import type { AuthorityStore } from './store/store.js'
@@ -44,6 +45,8 @@ export interface AuthorityContext {
   nonce?: NonceSource
   limits: AuthorityLimits
   storeApprovalArguments: boolean
+  /** Bounds the audit records of refusals that no authenticated principal can be held to. */
+  unattributedRefusals: RefusalAuditLimiter
 }
 
 /** Endpoint URLs derived from the issuer (RFC 8414 §3: metadata path inserted before the issuer path). */

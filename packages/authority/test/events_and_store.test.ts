@@ -96,3 +96,34 @@ describe('refusal records', () => {
     expect(refusal?.fields).toMatchObject({ code: 'NARROWING_TOOL', agent: b.did, subject: 'alice', actors: [a.did, b.did], tool: 'payments.export' })
   })
 })
+
+describe('refusals nobody can be held to', () => {
+  it('write a bounded number of audit records; the rest are counted into the next one; authenticated refusals are always written', async () => {
+    let clock = Date.now()
+    const authority = await createAuthority({ issuer: ISSUER, now: () => clock, unattributedRefusals: { burst: 20, perSecond: 5 } })
+    open.push(authority)
+    const anonymous = () => authority.token({ grant_type: 'urn:example:bogus' })
+    for (let i = 0; i < 200; i++) await expect(anonymous()).rejects.toMatchObject({ code: 'UNSUPPORTED_GRANT_TYPE' })
+    let refusals = await authority.audit.query({ type: 'refusal' })
+    expect(refusals).toHaveLength(20)
+
+    // an authenticated principal's refusal is attributable: written even with the bucket empty
+    const g = Ed25519Key.generate()
+    const a = Ed25519Key.generate()
+    await authority.registerAgent({ did: g.did, name: 'g', role: 'grantor' })
+    await authority.registerAgent({ did: a.did, name: 'a' })
+    const root = await authority.grant({ grantor: g.did, subject: 'alice', agent: a.did, audiences: [AUD], tools: TOOLS })
+    await expect(authority.clientFor(a).callCredential({ mandate: root.token, audience: AUD, tool: 'payments.export', arguments: {} })).rejects.toMatchObject({ code: 'NARROWING_TOOL' })
+    refusals = await authority.audit.query({ type: 'refusal' })
+    expect(refusals).toHaveLength(21)
+    expect(refusals.at(-1)?.fields.agent).toBe(a.did)
+
+    // a second later the bucket has room again, and the next record says how many were left out
+    clock += 1000
+    await expect(anonymous()).rejects.toMatchObject({ code: 'UNSUPPORTED_GRANT_TYPE' })
+    refusals = await authority.audit.query({ type: 'refusal' })
+    expect(refusals).toHaveLength(22)
+    expect(refusals.at(-1)?.fields).toMatchObject({ code: 'UNSUPPORTED_GRANT_TYPE', suppressed: 180 })
+    expect((await authority.audit.verify()).ok).toBe(true)
+  })
+})

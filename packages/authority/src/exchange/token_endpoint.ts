@@ -128,6 +128,12 @@ export async function auditRefusal(ctx: AuthorityContext, endpoint: string, err:
   const e = MandateError.is(err) ? err : new MandateError('INTERNAL', 'internal error', { cause: err })
   if (e.code === 'APPROVAL_REQUIRED') return e // recorded as approval.requested
   const fields: Record<string, JsonValue> = { endpoint, code: e.code, error: e.oauthError, description: e.message.slice(0, 300), ...info }
+  if (info.agent === undefined && info.approver === undefined) {
+    // nobody authenticated: bounded, so that anonymous traffic cannot grow the log at will
+    const suppressed = ctx.unattributedRefusals.take()
+    if (suppressed === undefined) return e
+    if (suppressed > 0) fields.suppressed = suppressed
+  }
   try {
     await ctx.audit.append('refusal', fields)
   } catch {
