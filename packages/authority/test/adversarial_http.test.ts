@@ -686,7 +686,8 @@ describe('adversarial HTTP client against the Authority', () => {
       const m = await mark()
       const smuggle = `[{"type":"tool_access","tools":["ledger.set"],"constraints":{"__proto__":{"type":"exact","value":{"type":"max","value":1}}}}]`
       const res = await tokenAs(a, delegation(parent, b.key.did, [['authorization_details', smuggle]]))
-      await tokenRefused(res, { status: 400, error: 'invalid_grant', code: 'NARROWING_CONSTRAINT' }, [parent])
+      // refused when parsed (a "__proto__" constraint key is never valid), so nothing can be smuggled past the comparator
+      await tokenRefused(res, { status: 400, code: 'CONSTRAINT_INVALID' }, [parent])
       await nothingIssued(m)
     })
 
@@ -907,13 +908,9 @@ describe('adversarial HTTP client against the Authority', () => {
       await nothingIssued(m)
     })
 
-    // BUG: packages/authority/src/http/body.ts:18 (boundedText) reads the whole body with
-    // `await c.req.arrayBuffer()` and only then compares its size with MAX_FORM_BYTES/MAX_JSON_BYTES. A
-    // chunked body (no Content-Length) is therefore buffered without limit before the 64 KiB refusal:
-    // an unauthenticated client can stream hundreds of MB into /token, /introspect or /revoke (observed:
-    // 200 MB streamed, no answer until the stream ended, RSS +400 MB). Expected: a 400 as soon as the
-    // limit is crossed.
-    it.fails('refuses a chunked body as soon as it crosses 64 KiB, without waiting for the rest', async () => {
+    // A chunked body (no Content-Length) is refused as soon as it crosses the limit, not buffered
+    // whole first (found by this file: it once streamed 200 MB in before answering).
+    it('refuses a chunked body as soon as it crosses 64 KiB, without waiting for the rest', async () => {
       const sock = connect(server.port, '127.0.0.1')
       let out = ''
       sock.setEncoding('latin1')

@@ -5,16 +5,52 @@ import { FormParams } from '../exchange/params.js'
 
 export const MAX_FORM_BYTES = 64 * 1024
 export const MAX_JSON_BYTES = 64 * 1024
+const TOO_LARGE = 'request body is too large'
 
 function mediaType(c: Context): string {
   return (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase()
 }
 
+/**
+ * Read a body stream, refusing it as soon as it passes `max` bytes (a chunked upload has no
+ * Content-Length to check up front, and buffering it whole first would let anyone fill memory).
+ */
+async function readAtMost(body: ReadableStream<Uint8Array> | null, max: number): Promise<Uint8Array> {
+  if (!body) return new Uint8Array(0)
+  const reader = body.getReader()
+  const chunks: Uint8Array[] = []
+  let total = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    total += value.byteLength
+    if (total > max) {
+      await reader.cancel().catch(() => undefined)
+      throw new MandateError('INVALID_REQUEST', TOO_LARGE)
+    }
+    chunks.push(value)
+  }
+  const out = new Uint8Array(total)
+  let at = 0
+  for (const ch of chunks) {
+    out.set(ch, at)
+    at += ch.byteLength
+  }
+  return out
+}
+
+function tooLarge(c: Context): MandateError {
+  // the rest of the body is never read: the connection cannot carry another request
+  c.header('Connection', 'close')
+  return new MandateError('INVALID_REQUEST', 'request body is too large')
+}
+
 async function boundedText(c: Context, max: number): Promise<string> {
   const len = c.req.header('content-length')
-  if (len !== undefined && (!/^[0-9]{1,12}$/.test(len) || Number(len) > max)) throw new MandateError('INVALID_REQUEST', 'request body is too large')
-  const buf = await c.req.arrayBuffer()
-  if (buf.byteLength > max) throw new MandateError('INVALID_REQUEST', 'request body is too large')
+  if (len !== undefined && (!/^[0-9]{1,12}$/.test(len) || Number(len) > max)) throw tooLarge(c)
+  const buf = await readAtMost(c.req.raw.body, max).catch((err: unknown) => {
+    throw MandateError.is(err) && err.message === TOO_LARGE ? tooLarge(c) : err
+  })
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(buf)
   } catch {
