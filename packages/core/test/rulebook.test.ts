@@ -2,6 +2,7 @@
 // with its exact code. Real keys, real signatures, real guards; no mocks.
 import { beforeEach, describe, expect, it } from 'vitest'
 import {
+  parseConstraintMap,
   b64uEncode, createProof, Ed25519Key, MemoryReplayStore, MemoryRevocationList, narrowMandate, parseCompactJws, randomId,
   signCompactJws, signMandate, verifyMandate, verifyProof, type MandateClaims, type NarrowingRequest,
 } from '@mandate/core'
@@ -291,6 +292,12 @@ describe('§4.9 argument constraints, per comparator', () => {
     for (const [w, code] of widenings) it(`${name}: ${JSON.stringify(w.v)} → ${code}`, () => expectCode(() => child(base(parentC), w), code as never))
     it(`${name}: dropping the constraint → NARROWING_CONSTRAINT`, () => expectCode(() => child(base(parentC), {}), 'NARROWING_CONSTRAINT'))
   }
+  it('a constraint on an argument named "__proto__" is refused, never silently dropped (CONSTRAINT_INVALID)', () => {
+    // JSON.parse makes "__proto__" an own member; copying it with plain assignment would set a prototype instead
+    const raw = JSON.parse('{"__proto__":{"type":"max","value":1},"amount":{"type":"max","value":5}}') as unknown
+    expectCode(() => parseConstraintMap(raw), 'CONSTRAINT_INVALID')
+  })
+
   it('unknown constraint type → CONSTRAINT_UNKNOWN_TYPE (in a request and in a signed token)', async () => {
     const p = base({ v: { type: 'max', value: 10 } })
     expectCode(() => child(p, { v: { type: 'regex', pattern: '.*' } }), 'CONSTRAINT_UNKNOWN_TYPE')

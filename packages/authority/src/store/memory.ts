@@ -21,7 +21,12 @@ function clone<T>(v: T): T {
   const proto = Object.getPrototypeOf(v) as unknown
   if (proto !== Object.prototype && proto !== null) return structuredClone(v)
   const out: Record<string, unknown> = {}
-  for (const k of Object.keys(v)) out[k] = clone((v as Record<string, unknown>)[k])
+  for (const k of Object.keys(v)) {
+    const x = clone((v as Record<string, unknown>)[k])
+    // stored data can hold a "__proto__" member (call arguments): copy it as a member, not a prototype
+    if (k === '__proto__') Object.defineProperty(out, k, { value: x, enumerable: true, writable: true, configurable: true })
+    else out[k] = x
+  }
   return out as T
 }
 

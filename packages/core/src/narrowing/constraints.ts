@@ -160,6 +160,8 @@ export function parseConstraintMap(raw: unknown, registry: ConstraintRegistry = 
   const out: ConstraintMap = {}
   for (const [key, value] of entries) {
     if (key.length === 0 || key.length > 256) throw new MandateError('CONSTRAINT_INVALID', 'invalid constraint key')
+    // `out[key] = …` would set the prototype instead of adding a constraint (a silent widening)
+    if (key === '__proto__') throw new MandateError('CONSTRAINT_INVALID', 'invalid constraint key')
     if (key.startsWith('/')) parsePointer(key)
     if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new MandateError('CONSTRAINT_INVALID', 'constraint must be an object')
     const type = (value as Record<string, unknown>).type
