@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs'
 import { join } from 'node:path'
-import { Ed25519Key } from '@mandate/core'
+import { createClientAssertion, Ed25519Key } from '@mandate/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createAuthority, openSqliteStore, type AuditRecord, type Authority } from '../src/index.js'
 import { AUD, tempDir, TOOLS } from './helpers.js'
@@ -125,5 +125,26 @@ describe('refusals nobody can be held to', () => {
     expect(refusals).toHaveLength(22)
     expect(refusals.at(-1)?.fields).toMatchObject({ code: 'UNSUPPORTED_GRANT_TYPE', suppressed: 180 })
     expect((await authority.audit.verify()).ok).toBe(true)
+  })
+})
+
+describe('client authentication', () => {
+  it('checks the signature before the registry, so nobody learns whether another key is registered or disabled', async () => {
+    const authority = await createAuthority({ issuer: ISSUER })
+    open.push(authority)
+    const registered = Ed25519Key.generate()
+    const disabled = Ed25519Key.generate()
+    const stranger = Ed25519Key.generate()
+    await authority.registerAgent({ did: registered.did, name: 'r' })
+    await authority.registerAgent({ did: disabled.did, name: 'd' })
+    await authority.disableAgent(disabled.did)
+    const attacker = Ed25519Key.generate()
+    const forged = (clientId: string) => createClientAssertion(attacker, { clientId, audience: ISSUER })
+    const messages = await Promise.all([registered, disabled, stranger].map((k) => authority.authenticate(forged(k.did)).catch((e: Error & { code?: string }) => `${e.code}: ${e.message}`)))
+    expect(new Set(messages).size).toBe(1)
+    expect(messages[0]).toMatch(/^INVALID_CLIENT: .*signature/)
+    // the holders themselves do learn their state
+    await expect(authority.authenticate(createClientAssertion(disabled, { clientId: disabled.did, audience: ISSUER }))).rejects.toMatchObject({ code: 'INVALID_CLIENT', message: 'client is disabled' })
+    await expect(authority.authenticate(createClientAssertion(registered, { clientId: registered.did, audience: ISSUER }))).resolves.toMatchObject({ did: registered.did })
   })
 })

@@ -11,11 +11,15 @@ import type { AgentRecord } from '../types.js'
 
 const handles = new Map<string, PublicKeyHandle>()
 
+function importDidKey(did: string): PublicKeyHandle {
+  return cryptoBackend.importPublic(b64uDecode(publicJwkFromDidKey(did).x, 'DID_INVALID'))
+}
+
 /** The verification key behind a did:key (cached). */
 export function didKeyHandle(did: string): PublicKeyHandle {
   let h = handles.get(did)
   if (!h) {
-    h = cryptoBackend.importPublic(b64uDecode(publicJwkFromDidKey(did).x, 'DID_INVALID'))
+    h = importDidKey(did)
     if (handles.size > 10_000) handles.clear()
     handles.set(did, h)
   }
@@ -35,21 +39,22 @@ export async function authenticateClient(ctx: AuthorityContext, creds: ClientCre
   }
   if (creds.assertionType !== CLIENT_ASSERTION_TYPE) throw new MandateError('INVALID_CLIENT', 'client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer')
   if (creds.assertion === undefined) throw new MandateError('INVALID_CLIENT', 'client_assertion is required')
-  let agent: AgentRecord | undefined
+  // The key comes from the did:key itself, so the signature is checked before the registry is read:
+  // only the holder of a key learns whether it is registered (no probing others' registrations).
   const id = await verifyClientAssertion(creds.assertion, {
     audiences: endpoint === undefined ? [ctx.issuer] : [ctx.issuer, endpoint],
     replay: ctx.replay,
     now: nowSec(ctx),
     skew: ctx.limits.skew,
-    async resolveClientKey(clientId) {
-      agent = await ctx.store.getAgent(clientId)
-      if (!agent) throw new MandateError('INVALID_CLIENT', 'unknown client')
-      if (agent.disabled) throw new MandateError('INVALID_CLIENT', 'client is disabled')
-      return didKeyHandle(clientId)
-    },
+    // not cached here: only registered principals' keys go into the cache (below)
+    resolveClientKey: (clientId) => handles.get(clientId) ?? importDidKey(clientId),
   })
   if (creds.clientId !== undefined && creds.clientId !== id) throw new MandateError('INVALID_CLIENT', 'client_id does not match the client assertion issuer')
-  return agent as AgentRecord
+  const agent = await ctx.store.getAgent(id)
+  if (!agent) throw new MandateError('INVALID_CLIENT', 'unknown client')
+  if (agent.disabled) throw new MandateError('INVALID_CLIENT', 'client is disabled')
+  didKeyHandle(id)
+  return agent
 }
 
 // Endpoint URLs are fixed per Authority: parse each once (verifyProof only reads the URL).
