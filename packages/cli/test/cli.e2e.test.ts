@@ -201,6 +201,12 @@ describe('against a running Authority', () => {
     const types = new Set(lines.map((l) => l.type))
     for (const t of ['agent.registered', 'grant', 'approval.requested', 'approval.approved', 'approval.denied', 'exchange', 'revocation']) expect(types).toContain(t)
     expect(await readFile(file, 'utf8')).not.toContain(task)
+    // an existing file is never overwritten
+    const before = await readFile(file, 'utf8')
+    const again = await mandate(['audit', 'export', '--out', file], { env })
+    expect(again.code).toBe(1)
+    expect(again.stderr).toContain('[FILE_EXISTS]')
+    expect(await readFile(file, 'utf8')).toBe(before)
   })
 
   it('hands out one-time dashboard login URLs to admins only', async () => {
@@ -216,16 +222,21 @@ describe('against a running Authority', () => {
     expect(first.headers.get('set-cookie')).toMatch(/HttpOnly/i)
     expect(first.headers.get('set-cookie')).toMatch(/SameSite=Strict/i)
     expect((await fetch(r.loginUrl, { redirect: 'manual' })).status).toBe(401) // single use
-    expect((await mandate(['dashboard', 'login', '--key', join(dir, 'agent.jwk')], { env })).code).toBe(1)
+    const agentLogin = await mandate(['dashboard', 'login', '--key', join(dir, 'agent.jwk')], { env })
+    expect(agentLogin.code).toBe(1)
+    expect(agentLogin.stderr).toContain('[ACCESS_DENIED]')
   })
 
   it('stops cleanly on SIGTERM; a restart on the same database keeps the admin key and the audit chain', async () => {
     expect(await server.stop()).toBe(0)
     // the database belongs to its issuer: another port (another issuer) is refused
-    const other = await mandate(['authority', 'start', '--port', '0', '--db', join(dir, 'authority.db')], { cwd: dir })
-    expect(other.code).toBe(2)
+    const pinnedPort = Number(new URL(server.info.url).port)
+    const other = await mandate(['authority', 'start', '--port', String(pinnedPort === 65535 ? 65534 : pinnedPort + 1), '--db', join(dir, 'authority.db')], { cwd: dir })
+    expect(other.code).toBe(1)
     expect(other.stderr).toContain(`belongs to issuer ${server.info.issuer}`)
-    const again = await startAuthority(['--port', new URL(server.info.url).port, '--db', join(dir, 'authority.db')], dir)
+    expect(other.stderr).toContain('[ISSUER_MISMATCH]')
+    // "any free port" on a database that has an issuer means the port of that issuer
+    const again = await startAuthority(['--port', '0', '--db', join(dir, 'authority.db')], dir)
     try {
       expect(again.info.admin).toBe(server.info.admin)
       expect(again.info.issuer).toBe(server.info.issuer)

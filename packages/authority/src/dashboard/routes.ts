@@ -97,7 +97,7 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
 
   app.post(`${base}/logout`, (c) => {
     secure(c)
-    if (!sameOrigin(c)) return c.json({ error: 'access_denied', error_description: 'cross-origin request refused' }, 403)
+    if (!sameOrigin(c)) return c.json({ error: 'access_denied', mandate_code: 'ACCESS_DENIED', error_description: 'cross-origin request refused' }, 403)
     sessions.destroy(getCookie(c, COOKIE))
     deleteCookie(c, COOKIE, { path: base })
     return c.json({ ok: true })
@@ -108,7 +108,7 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
     secure(c)
     const header = c.req.header('authorization') ?? ''
     const m = /^MandateAssertion ([A-Za-z0-9_.-]{1,4096})$/.exec(header)
-    if (!m || !authority.authenticate) return c.json({ error: 'invalid_client', error_description: 'a MandateAssertion is required' }, 401)
+    if (!m || !authority.authenticate) return c.json({ error: 'invalid_client', mandate_code: 'INVALID_CLIENT', error_description: 'a MandateAssertion is required' }, 401)
     let who
     try {
       who = await authority.authenticate(m[1]!)
@@ -116,7 +116,7 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
       const e = MandateError.is(err) ? err : new MandateError('INVALID_CLIENT', 'client authentication failed')
       return c.json(e.toOAuthBody(), 401)
     }
-    if (who.disabled || (who.role !== 'admin' && who.role !== 'approver')) return c.json({ error: 'access_denied', error_description: 'only admins and approvers can use the dashboard' }, 403)
+    if (who.disabled || (who.role !== 'admin' && who.role !== 'approver')) return c.json({ error: 'access_denied', mandate_code: 'ACCESS_DENIED', error_description: 'only admins and approvers can use the dashboard' }, 403)
     const { code, expiresAt } = sessions.createLoginCode({ did: who.did, name: who.name })
     return c.json({ login_url: `${new URL(c.req.url).origin}${base}/login?code=${code}`, expires_at: Math.floor(expiresAt / 1000) })
   })
@@ -133,7 +133,7 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
   app.get(`${base}/api/state`, async (c) => {
     secure(c)
     const session = sessionOf(c)
-    if (!session) return c.json({ error: 'invalid_token', error_description: 'login required' }, 401)
+    if (!session) return c.json({ error: 'invalid_token', mandate_code: 'ACCESS_DENIED', error_description: 'login required' }, 401)
     const [agents, approvals, events, verification] = await Promise.all([
       authority.listAgents(),
       authority.approvals.list({ limit: 200 }),
@@ -154,13 +154,13 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
 
   app.get(`${base}/api/verify`, async (c) => {
     secure(c)
-    if (!sessionOf(c)) return c.json({ error: 'invalid_token', error_description: 'login required' }, 401)
+    if (!sessionOf(c)) return c.json({ error: 'invalid_token', mandate_code: 'ACCESS_DENIED', error_description: 'login required' }, 401)
     return c.json(await verifySafely(authority))
   })
 
   app.get(`${base}/api/events`, (c) => {
     secure(c)
-    if (!sessionOf(c)) return c.json({ error: 'invalid_token', error_description: 'login required' }, 401)
+    if (!sessionOf(c)) return c.json({ error: 'invalid_token', mandate_code: 'ACCESS_DENIED', error_description: 'login required' }, 401)
     // on reconnect the browser sends Last-Event-ID, which wins over the initial ?after=
     const after = Number(c.req.header('last-event-id') ?? c.req.query('after') ?? '0')
     let lastSeq = Number.isSafeInteger(after) && after >= 0 ? after : 0
@@ -216,11 +216,11 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
   const decide = (verb: 'approve' | 'deny') => async (c: Context) => {
     secure(c)
     const session = sessionOf(c)
-    if (!session) return c.json({ error: 'invalid_token', error_description: 'login required' }, 401)
-    if (!sameOrigin(c)) return c.json({ error: 'access_denied', error_description: 'cross-origin request refused' }, 403)
-    if (!SessionStore.csrfMatches(session, c.req.header('x-csrf-token'))) return c.json({ error: 'access_denied', error_description: 'missing or wrong CSRF token' }, 403)
+    if (!session) return c.json({ error: 'invalid_token', mandate_code: 'ACCESS_DENIED', error_description: 'login required' }, 401)
+    if (!sameOrigin(c)) return c.json({ error: 'access_denied', mandate_code: 'ACCESS_DENIED', error_description: 'cross-origin request refused' }, 403)
+    if (!SessionStore.csrfMatches(session, c.req.header('x-csrf-token'))) return c.json({ error: 'access_denied', mandate_code: 'ACCESS_DENIED', error_description: 'missing or wrong CSRF token' }, 403)
     const id = c.req.param('id') ?? ''
-    if (!/^[A-Za-z0-9_-]{1,128}$/.test(id)) return c.json({ error: 'invalid_request', error_description: 'malformed approval id' }, 400)
+    if (!/^[A-Za-z0-9_-]{1,128}$/.test(id)) return c.json({ error: 'invalid_request', mandate_code: 'INVALID_REQUEST', error_description: 'malformed approval id' }, 400)
     let reason: string | undefined
     try {
       const body = (await c.req.json()) as { reason?: unknown }

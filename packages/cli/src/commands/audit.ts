@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs'
+import { writeFile } from 'node:fs/promises'
 import { EXIT, refused } from '../cli_error.js'
 import { noPositionals, SERVER_OPTIONS, str, type Command } from '../command.js'
 import { serverClient } from '../server_options.js'
@@ -20,12 +20,15 @@ export const auditVerify: Command = {
     noPositionals(ctx.positionals)
     const client = await serverClient(ctx)
     const res = await client.get<VerifyResult>('/audit/verify')
-    if (ctx.io.json) ctx.io.out(JSON.stringify(res, null, 2))
+    if (ctx.io.json && res.ok === true) ctx.io.out(JSON.stringify(res, null, 2))
     if (res.ok === true) {
       if (!ctx.io.json) ctx.io.out(`audit log OK: ${res.count ?? '?'} records, hash chain intact${res.head ? `, head ${typeof res.head === 'string' ? res.head : JSON.stringify(res.head)}` : ''}`)
       return EXIT.OK
     }
-    if (ctx.io.json) return EXIT.REFUSED
+    if (ctx.io.json) {
+      ctx.io.out(JSON.stringify({ ...res, code: 'AUDIT_BROKEN' }, null, 2))
+      return EXIT.REFUSED
+    }
     throw refused(`audit log BROKEN at record ${res.brokenAt ?? '?'}: ${res.reason ?? 'unknown reason'}`, 'AUDIT_BROKEN')
   },
 }
@@ -42,11 +45,12 @@ export const auditExport: Command = {
     const out = str(ctx.values, 'out')
     const lines = text.split('\n').filter((l) => l.trim() !== '').length
     if (out) {
-      await new Promise<void>((resolve, reject) => {
-        const ws = createWriteStream(out, { mode: 0o600, flags: 'wx' })
-        ws.on('error', reject)
-        ws.end(text, () => resolve())
-      })
+      try {
+        await writeFile(out, text, { mode: 0o600, flag: 'wx' })
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw refused(`${out} exists; not overwritten`, 'FILE_EXISTS')
+        throw err
+      }
       if (ctx.io.json) ctx.io.out(JSON.stringify({ ok: true, records: lines, file: out }, null, 2))
       else ctx.io.out(`exported ${lines} records to ${out}`)
     } else if (ctx.io.json) {

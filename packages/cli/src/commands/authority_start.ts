@@ -26,7 +26,7 @@ export const authorityStart: Command = {
   },
   async run(ctx) {
     noPositionals(ctx.positionals)
-    const port = int(ctx.values, 'port', 0, 65535) ?? 7400
+    let port = int(ctx.values, 'port', 0, 65535) ?? 7400
     const host = str(ctx.values, 'host') ?? '127.0.0.1'
     const issuer = str(ctx.values, 'issuer')
     if (issuer !== undefined) {
@@ -53,6 +53,11 @@ export const authorityStart: Command = {
     const issuerFile = `${db}.issuer`
     const knownIssuer = existsSync(issuerFile) ? (await readFile(issuerFile, 'utf8')).trim() : undefined
     if (knownIssuer !== undefined) {
+      // "any free port" for a database that already has an issuer: the port that issuer names
+      if (port === 0 && issuer === undefined) {
+        const pinned = Number(new URL(knownIssuer).port)
+        if (Number.isInteger(pinned) && pinned > 0 && new URL(knownIssuer).hostname.replace(/^\[|\]$/g, '') === host) port = pinned
+      }
       const wanted = issuer ?? (port === 0 ? undefined : `http://${host.includes(':') ? `[${host}]` : host}:${port}`)
       if (wanted !== knownIssuer) {
         const knownPort = (() => {
@@ -62,7 +67,7 @@ export const authorityStart: Command = {
             return '?'
           }
         })()
-        throw usageError(`${db} belongs to issuer ${knownIssuer}; start it with --port ${knownPort}${issuer ? '' : ' (or --issuer ' + knownIssuer + ')'}`)
+        throw refused(`${db} belongs to issuer ${knownIssuer}: its mandates and signed audit checkpoints name it; start it with --port ${knownPort}${issuer ? '' : ' (or --issuer ' + knownIssuer + ')'}`, 'ISSUER_MISMATCH')
       }
     }
 
