@@ -28,6 +28,14 @@ Models: the agents run on a deterministic scripted chat model unless a provider 
   OPENAI_API_KEY (and OPENAI_BASE_URL for any OpenAI-compatible endpoint), or ANTHROPIC_API_KEY.
   MANDATE_DEMO_MODEL names the model (default gpt-4.1-mini / claude-haiku-4-5), or \`scripted\`.`
 
+/**
+ * Relative paths mean relative to where the user typed the command: `pnpm --filter … run demo`
+ * and `npm run demo` run this in apps/demo, and tell the original directory in INIT_CWD.
+ */
+function fromInvocationDir(path: string): string {
+  return resolve(process.env.INIT_CWD ?? process.cwd(), path)
+}
+
 async function main(): Promise<number> {
   let values
   try {
@@ -62,7 +70,14 @@ async function main(): Promise<number> {
       process.stderr.write('--authority-url needs --admin-key FILE (the admin key `mandate authority start` printed)\n')
       return 2
     }
-    adminKey = Ed25519Key.fromPrivateJwk(stripKid(JSON.parse(await readFile(values['admin-key'], 'utf8'))))
+    const keyPath = fromInvocationDir(values['admin-key'])
+    try {
+      adminKey = Ed25519Key.fromPrivateJwk(stripKid(JSON.parse(await readFile(keyPath, 'utf8'))))
+    } catch (err) {
+      const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : MandateError.is(err) ? err.code : 'not a private Ed25519 JWK'
+      process.stderr.write(`--admin-key ${keyPath}: ${why}\n`)
+      return 2
+    }
   }
   let model: ModelChoice
   try {
@@ -80,7 +95,7 @@ async function main(): Promise<number> {
       model,
       ...(values['authority-url'] ? { authorityUrl: values['authority-url'] } : {}),
       ...(adminKey ? { adminKey } : {}),
-      stateDir: resolve(values['state-dir'] ?? '.mandate'),
+      stateDir: fromInvocationDir(values['state-dir'] ?? '.mandate'),
       autoApproveDelayMs: 1500,
     })
     process.stdout.write(`\n${c.dim(`finished in ${((Date.now() - started) / 1000).toFixed(1)}s`)}\n`)

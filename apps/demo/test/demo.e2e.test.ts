@@ -26,7 +26,7 @@ function runDemo(args: string[], cwd: string, extraEnv: Record<string, string> =
   const started = Date.now()
   // the scripted model unless a test says otherwise, whatever keys this machine has
   const env: NodeJS.ProcessEnv = { ...process.env, CI: 'true', NO_COLOR: '1' }
-  for (const k of ['OPENAI_API_KEY', 'OPENAI_BASE_URL', 'OPENAI_API_BASE', 'ANTHROPIC_API_KEY', 'MANDATE_DEMO_MODEL']) delete env[k]
+  for (const k of ['OPENAI_API_KEY', 'OPENAI_BASE_URL', 'OPENAI_API_BASE', 'ANTHROPIC_API_KEY', 'MANDATE_DEMO_MODEL', 'INIT_CWD']) delete env[k]
   return new Promise((resolve) => {
     const child = execFile(process.execPath, [MAIN, ...args], { cwd, timeout: 60_000, env: { ...env, ...extraEnv } }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr, ms: Date.now() - started })
@@ -106,5 +106,10 @@ describe('pnpm demo (CI mode)', () => {
     expect(help.stdout).toContain('--authority-url URL')
     expect((await runDemo(['--bogus'], cwd)).code).toBe(2)
     expect((await runDemo(['--authority-url', 'http://127.0.0.1:9'], cwd)).code).toBe(2)
+    // a relative --admin-key is read from where the command was typed (INIT_CWD under npm/pnpm); a missing one is a clear usage error
+    const typedIn = await mkdtemp(join(tmpdir(), 'mandate-demo-typed-'))
+    const missing = await runDemo(['--authority-url', 'http://127.0.0.1:9', '--admin-key', 'admin.jwk'], cwd, { INIT_CWD: typedIn })
+    expect(missing.code).toBe(2)
+    expect(missing.stderr).toContain(`--admin-key ${join(typedIn, 'admin.jwk')}: no such file`)
   })
 })
