@@ -17,6 +17,7 @@ import { createContextCredentialTransport, createMandateHttpTransport } from '..
 import { createTestAuthority, SUBJECT, type TestAuthority } from './helpers/authority.js'
 import { startHttpServer, type RunningServer } from './helpers/http_server.js'
 import { ScriptedChatModel } from './helpers/scripted_model.js'
+import { COMPACT_JWS } from './helpers/compact_jws.js'
 
 let world: TestAuthority
 let server: RunningServer
@@ -77,7 +78,8 @@ describe('MCP tools through @langchain/mcp-adapters over the Mandate exchange tr
     expect(JSON.stringify(toolResults)).toContain('echo:one')
     expect(JSON.stringify(toolResults)).toContain('42')
     // nothing the model saw carries a token or a proof
-    expect(JSON.stringify(model.seen)).not.toMatch(/eyJ|DPoP/)
+    expect(JSON.stringify(model.seen)).not.toMatch(COMPACT_JWS)
+    expect(JSON.stringify(model.seen)).not.toMatch(/DPoP/)
     // the Authority's log: three allowed, attributed reports, one per credential
     const reports = await world.reports({ txn })
     expect(reports.map((r) => r.fields.jti).sort()).toEqual([...jtis].sort())
@@ -101,7 +103,7 @@ describe('MCP tools through @langchain/mcp-adapters over the Mandate exchange tr
     const toolMsg = toolMessages(out.messages)[0]
     expect(toolMsg?.status).toBe('error')
     expect(String(toolMsg?.content)).toMatch(/not granted|NARROWING_TOOL|not allowed|not covered/i)
-    expect(JSON.stringify(out.messages)).not.toMatch(/eyJ/)
+    expect(JSON.stringify(out.messages)).not.toMatch(COMPACT_JWS)
     await client.close()
   })
 })
@@ -258,9 +260,10 @@ describe('an MCP tool and a local tool in one agent with @mandate/langchain mand
     expect(reports.some((r) => r.fields.tool === 'add')).toBe(false)
 
     // no credential, mandate or proof reached the model, the messages or the audit log
-    expect(JSON.stringify(model.seen)).not.toMatch(/eyJ|DPoP /)
-    expect(JSON.stringify(result.messages)).not.toMatch(/eyJ/)
-    expect(JSON.stringify(log)).not.toMatch(/eyJ/)
+    expect(JSON.stringify(model.seen)).not.toMatch(COMPACT_JWS)
+    expect(JSON.stringify(model.seen)).not.toMatch(/DPoP /)
+    expect(JSON.stringify(result.messages)).not.toMatch(COMPACT_JWS)
+    expect(JSON.stringify(log)).not.toMatch(COMPACT_JWS)
     await expect(world.authority.audit.verify()).resolves.toMatchObject({ ok: true })
     await client.close()
   })

@@ -14,6 +14,7 @@ import { argumentsDigest, createProof, type Ed25519Key, type MandateErrorCode } 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { CREDENTIAL_META_KEY, mandateErrorFrom, RPC_FORBIDDEN, RPC_UNAUTHORIZED, withMetaCredentials } from '../src/index.js'
 import { createTestAuthority, SUBJECT, type TestAuthority } from './helpers/authority.js'
+import { COMPACT_JWS } from './helpers/compact_jws.js'
 
 const AUD = 'urn:mandate:test:stdio-tools'
 const OTHER = 'urn:mandate:test:other'
@@ -204,7 +205,7 @@ describe('guarded MCP server over stdio', () => {
 
   it('wrote an offline audit log with decisions and outcomes, no tokens', async () => {
     const text = readFileSync(join(dir, 'audit.jsonl'), 'utf8')
-    expect(text).not.toMatch(/eyJ/)
+    expect(text).not.toMatch(COMPACT_JWS)
     const rows = text.trim().split('\n').map((l) => JSON.parse(l) as { decision: string; outcome?: string; errorCode?: string })
     expect(rows.filter((r) => r.decision === 'allowed' && r.outcome === 'success')).toHaveLength(2)
     expect(rows.filter((r) => r.decision === 'refused').map((r) => r.errorCode)).toEqual(expect.arrayContaining(REFUSED))
@@ -229,7 +230,7 @@ describe('guarded MCP server over stdio', () => {
     // the expired credential came from another task (its own grant)
     const all = await world.reports()
     expect(all.filter((r) => r.fields.error === 'TOKEN_EXPIRED')).toHaveLength(1)
-    expect(JSON.stringify(await world.authority.audit.query())).not.toMatch(/eyJ/)
+    expect(JSON.stringify(await world.authority.audit.query())).not.toMatch(COMPACT_JWS)
     await expect(world.authority.audit.verify()).resolves.toMatchObject({ ok: true })
   })
 })
