@@ -15,7 +15,7 @@ import * as oauth from 'oauth4webapi'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createAuthority, createAuthorityServer, MemoryStore, openSqliteStore, type AuthorityServer } from '../src/index.js'
 import type { AuditType } from '../src/types.js'
-import { AUD, AUD2, tempDir, webKeyPair } from './helpers.js'
+import { AUD, AUD2, principal, tempDir, type Principal } from './helpers.js'
 
 const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange'
 const TASK = 'urn:mandate:grant-type:task'
@@ -29,21 +29,6 @@ type Fields = Array<[string, string]>
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
 type Body = Record<string, Json>
 
-interface Principal {
-  pair: CryptoKeyPair
-  key: Ed25519Key
-  client: oauth.Client
-  auth: oauth.ClientAuth
-}
-
-async function principal(): Promise<Principal> {
-  const { pair, key } = await webKeyPair()
-  return {
-    pair, key,
-    client: { client_id: key.did, token_endpoint_auth_method: 'private_key_jwt' },
-    auth: oauth.PrivateKeyJwt(pair.privateKey, { [oauth.modifyAssertion]: (header) => void (header.typ = 'client-authentication+jwt') }),
-  }
-}
 
 let server: AuthorityServer
 let as: oauth.AuthorizationServer

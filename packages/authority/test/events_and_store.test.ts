@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { createClientAssertion, Ed25519Key } from '@mandate/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createAuthority, openSqliteStore, type AuditRecord, type Authority } from '../src/index.js'
-import { AUD, tempDir, TOOLS } from './helpers.js'
+import { AUD, registerTask, tempDir, TOOLS } from './helpers.js'
 
 const ISSUER = 'http://127.0.0.1:7400'
 const open: Authority[] = []
@@ -83,13 +83,8 @@ describe('refusal records', () => {
   it('name the whole actor chain of the verified subject token', async () => {
     const authority = await createAuthority({ issuer: ISSUER })
     open.push(authority)
-    const g = Ed25519Key.generate()
-    const a = Ed25519Key.generate()
-    const b = Ed25519Key.generate()
-    await authority.registerAgent({ did: g.did, name: 'g', role: 'grantor' })
-    await authority.registerAgent({ did: a.did, name: 'a' })
-    await authority.registerAgent({ did: b.did, name: 'b' })
-    const root = await authority.grant({ grantor: g.did, subject: 'alice', agent: a.did, audiences: [AUD], tools: TOOLS })
+    const { agents, root } = await registerTask(authority, 2)
+    const [a, b] = agents as [Ed25519Key, Ed25519Key]
     const child = await authority.clientFor(a).delegate({ mandate: root.token, to: b.did })
     await expect(authority.clientFor(b).callCredential({ mandate: child.token, audience: AUD, tool: 'payments.export', arguments: {} })).rejects.toMatchObject({ code: 'NARROWING_TOOL' })
     const [refusal] = await authority.audit.query({ type: 'refusal' })
@@ -108,11 +103,8 @@ describe('refusals nobody can be held to', () => {
     expect(refusals).toHaveLength(20)
 
     // an authenticated principal's refusal is attributable: written even with the bucket empty
-    const g = Ed25519Key.generate()
-    const a = Ed25519Key.generate()
-    await authority.registerAgent({ did: g.did, name: 'g', role: 'grantor' })
-    await authority.registerAgent({ did: a.did, name: 'a' })
-    const root = await authority.grant({ grantor: g.did, subject: 'alice', agent: a.did, audiences: [AUD], tools: TOOLS })
+    const { agents, root } = await registerTask(authority)
+    const [a] = agents as [Ed25519Key]
     await expect(authority.clientFor(a).callCredential({ mandate: root.token, audience: AUD, tool: 'payments.export', arguments: {} })).rejects.toMatchObject({ code: 'NARROWING_TOOL' })
     refusals = await authority.audit.query({ type: 'refusal' })
     expect(refusals).toHaveLength(21)

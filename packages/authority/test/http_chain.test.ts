@@ -8,31 +8,12 @@ import { generateProof } from 'dpop'
 import * as oauth from 'oauth4webapi'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createAuthorityServer, openSqliteStore, type AuthorityServer } from '../src/index.js'
-import { AUD, AUD2, tempDir, TOOLS, webKeyPair } from './helpers.js'
+import { AUD, AUD2, principal, tempDir, TOOLS, type Principal } from './helpers.js'
 
 const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange'
 const AT = 'urn:ietf:params:oauth:token-type:access_token'
 const CALL = 'urn:mandate:token-type:call-credential'
 
-interface Principal {
-  pair: CryptoKeyPair
-  key: Ed25519Key
-  client: oauth.Client
-  auth: oauth.ClientAuth
-}
-
-async function principal(): Promise<Principal> {
-  const { pair, key } = await webKeyPair()
-  return {
-    pair, key,
-    client: { client_id: key.did, token_endpoint_auth_method: 'private_key_jwt' },
-    auth: oauth.PrivateKeyJwt(pair.privateKey, {
-      [oauth.modifyAssertion]: (header) => {
-        header.typ = 'client-authentication+jwt'
-      },
-    }),
-  }
-}
 
 let server: AuthorityServer
 let as: oauth.AuthorizationServer

@@ -1,7 +1,7 @@
 import { Ed25519Key } from '@mandate/core'
 import { describe, expect, it } from 'vitest'
 import { createAuthority, createRulePolicy } from '../src/index.js'
-import { AUD, TOOLS } from './helpers.js'
+import { AUD, registerTask, TOOLS } from './helpers.js'
 
 describe('declarative policy', () => {
   it('first match wins over tool patterns, actors and argument conditions', () => {
@@ -42,13 +42,8 @@ describe('declarative policy', () => {
 describe('require_approval', () => {
   it('applies to calls only: a rule without `on` does not block grants or delegations', async () => {
     const authority = await createAuthority({ issuer: 'http://127.0.0.1:7400', policy: [{ id: 'billing-needs-a-human', effect: 'require_approval', tool: 'billing.*' }] })
-    const g = Ed25519Key.generate()
-    const a = Ed25519Key.generate()
-    const b = Ed25519Key.generate()
-    await authority.registerAgent({ did: g.did, name: 'g', role: 'grantor' })
-    await authority.registerAgent({ did: a.did, name: 'a' })
-    await authority.registerAgent({ did: b.did, name: 'b' })
-    const root = await authority.grant({ grantor: g.did, subject: 's', agent: a.did, audiences: [AUD], tools: TOOLS })
+    const { agents, root } = await registerTask(authority, 2)
+    const [a, b] = agents as [Ed25519Key, Ed25519Key]
     const child = await authority.clientFor(a).delegate({ mandate: root.token, to: b.did })
     const call = await authority.clientFor(b).callCredential({ mandate: child.token, audience: AUD, tool: 'billing.get', arguments: { amount: 1 } })
     expect(call).toMatchObject({ status: 'approval_required' })
