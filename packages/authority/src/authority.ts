@@ -5,7 +5,7 @@
  */
 import {
   CLIENT_ASSERTION_TYPE, createNonceSource, isDidKey, jwkThumbprint, MandateError, MemoryReplayStore, publicJwkFromDidKey,
-  type CallReport, type Ed25519Key, type Ed25519PublicJwk, type JsonValue, type NonceSource, type ReplayStore,
+  type CallReport, Ed25519Key, type Ed25519PublicJwk, type JsonValue, type NonceSource, type ReplayStore,
   type RevocationSource, type RevocationStatusDocument,
 } from '@mandate/core'
 import { approvalView, ApprovalService, type ApprovalListener, type ApprovalView } from './approvals/service.js'
@@ -248,6 +248,9 @@ export class Authority {
   async exchange(holder: Ed25519Key, params: ExchangeParams): Promise<IssuedMandate> {
     const info: RefusalFields = {}
     return this.#refusable('exchange', info, async () => {
+      // possession of the key object is the authentication here: a look-alike with the same
+      // did and jkt (public values) is not a key
+      if (!Ed25519Key.holdsPrivateKey(holder)) throw new MandateError('INVALID_CLIENT', 'the holder must be an Ed25519Key holding its private key')
       const caller = await this.store.getAgent(holder.did)
       if (!caller || caller.disabled || caller.jkt !== holder.jkt) throw new MandateError('INVALID_CLIENT', 'the holder is not a registered, enabled principal')
       return exchangeMandate(this.#ctx, caller, params, info)

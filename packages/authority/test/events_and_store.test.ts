@@ -140,3 +140,20 @@ describe('client authentication', () => {
     await expect(authority.authenticate(createClientAssertion(registered, { clientId: registered.did, audience: ISSUER }))).resolves.toMatchObject({ did: registered.did })
   })
 })
+
+describe('in-process exchange', () => {
+  it('takes only a real key object as the holder, not a look-alike with the same public did and jkt', async () => {
+    const authority = await createAuthority({ issuer: ISSUER })
+    open.push(authority)
+    const { agents, root } = await registerTask(authority)
+    const [a] = agents as [Ed25519Key]
+    const request = { kind: 'call' as const, subjectToken: root.token, audience: AUD, tool: 'billing.get', arguments: { amount: 1 } }
+    const lookAlike = { did: a.did, jkt: a.jkt, publicJwk: a.publicJwk, kid: a.kid }
+    const fromPrototype = Object.assign(Object.create(Ed25519Key.prototype) as object, { did: a.did, jkt: a.jkt, publicJwk: a.publicJwk })
+    for (const holder of [lookAlike, fromPrototype]) {
+      await expect(authority.exchange(holder as unknown as Ed25519Key, request)).rejects.toMatchObject({ code: 'INVALID_CLIENT' })
+    }
+    await expect(authority.exchange(a, request)).resolves.toMatchObject({ claims: { call: { tool: 'billing.get' } } })
+    expect(await authority.audit.query({ type: 'exchange' })).toHaveLength(1)
+  })
+})

@@ -49,6 +49,15 @@ export class Ed25519Key {
     return new Ed25519Key(seed.slice(), ed25519.getPublicKey(seed))
   }
 
+  /**
+   * True only for a key made by this class (so holding its private half): not for an object that
+   * merely has the same `did` and `jkt`, nor one made from the prototype. In-process APIs that take
+   * "possession of the key object" as authentication check this.
+   */
+  static holdsPrivateKey(value: unknown): value is Ed25519Key {
+    return typeof value === 'object' && value !== null && SECRET.has(value as Ed25519Key)
+  }
+
   /** Pure Ed25519 signature over `data`. */
   sign(data: Uint8Array): Uint8Array {
     return backend.sign(secret(this).handle, data)
