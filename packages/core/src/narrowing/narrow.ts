@@ -86,29 +86,25 @@ export function narrowMandate(parent: MandateClaims, request: NarrowingRequest, 
     parent_hash: tokenHash(ctx.parentToken),
     ancestors: [...parent.delegation.ancestors, parent.jti],
   }
-  const base = {
-    iss: ctx.issuer,
-    sub: parent.sub,
-    iat: ctx.now,
-    nbf,
-    exp,
-    jti: ctx.jti,
-    txn: parent.txn,
-    ...(parent.purpose !== undefined ? { purpose: parent.purpose } : {}),
-    ...(requestedScopes.length ? { scope: formatScope(requestedScopes) } : {}),
-  }
+  const purpose = parent.purpose
+  const scope = requestedScopes.length ? formatScope(requestedScopes) : undefined
 
   if (request.kind === 'call') {
     const audience = assertAudience(request.audience, 'resource')
     if (!parentAud.includes(audience)) throw new MandateError('NARROWING_AUDIENCE', 'the audience is not allowed by the parent mandate')
     assertToolName(request.tool)
     const grant = grantForCall(parent, audience, request.tool, request.arguments as JsonValue, registry)
+    const detail: ToolGrant = { type: TOOL_ACCESS_TYPE, tools: [request.tool] }
+    if (grant.constraints) detail.constraints = grant.constraints
+    // one literal in claim order (the signed JSON keeps this order), optional members added after
     const claims: MandateClaims = {
-      ...base,
+      iss: ctx.issuer, sub: parent.sub, iat: ctx.now, nbf, exp, jti: ctx.jti, txn: parent.txn,
+      ...(purpose !== undefined ? { purpose } : {}),
+      ...(scope !== undefined ? { scope } : {}),
       aud: audience,
       client_id: parent.client_id,
       act: parent.act,
-      authorization_details: [{ type: TOOL_ACCESS_TYPE, tools: [request.tool], ...(grant.constraints ? { constraints: grant.constraints } : {}) }],
+      authorization_details: [detail],
       cnf: { jkt: parent.cnf.jkt },
       delegation,
       call: { tool: request.tool, args: argumentsDigest(request.arguments) },
@@ -142,13 +138,15 @@ export function narrowMandate(parent: MandateClaims, request: NarrowingRequest, 
     : inheritGrants(parent.authorization_details, audiences)
 
   const claims: MandateClaims = {
-    ...base,
+    iss: ctx.issuer, sub: parent.sub, iat: ctx.now, nbf, exp, jti: ctx.jti, txn: parent.txn,
+    ...(purpose !== undefined ? { purpose } : {}),
+    ...(scope !== undefined ? { scope } : {}),
     aud: audiences.length === 1 ? (audiences[0] as string) : [...audiences],
     client_id: request.actor.id,
     act: { sub: request.actor.id, act: parent.act },
     authorization_details: tools,
     cnf: { jkt: request.actor.jkt },
-    delegation: { ...delegation, depth, max_depth: maxDepth },
+    delegation: { depth, max_depth: maxDepth, parent: delegation.parent, parent_hash: delegation.parent_hash, ancestors: delegation.ancestors },
   }
   const budget = narrowBudget(parent.budget, request.budget)
   if (budget) claims.budget = budget
