@@ -50,7 +50,7 @@ type WellFormed = { isWellFormed?: () => boolean }
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
 /** True when the UTF-16 text has a lone surrogate (raw, not escaped). */
-function hasLoneSurrogate(text: string): boolean {
+export function hasLoneSurrogate(text: string): boolean {
   const wf = (text as unknown as WellFormed).isWellFormed
   return wf ? !wf.call(text) : LONE_SURROGATE.test(text)
 }

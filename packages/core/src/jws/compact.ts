@@ -109,6 +109,11 @@ export function typMatches(actual: string, expected: string): boolean {
 
 /** Sign a compact JWS with EdDSA. */
 export function signCompactJws(header: Record<string, unknown>, payload: Record<string, unknown>, key: Ed25519Key): string {
-  const input = `${b64uEncode(JSON.stringify(header))}.${b64uEncode(JSON.stringify(payload))}`
+  return signEncodedJws(b64uEncode(JSON.stringify(header)), JSON.stringify(payload), key)
+}
+
+/** The same, from an already encoded header segment and the payload's JSON text. */
+export function signEncodedJws(headerSegment: string, payloadJson: string, key: Ed25519Key): string {
+  const input = `${headerSegment}.${b64uEncode(payloadJson)}`
   return `${input}.${b64uEncode(key.sign(utf8Encode(input)))}`
 }

@@ -1,8 +1,8 @@
-import { DEFAULT_JSON_LIMITS, type JsonObject, type JsonValue } from '../encoding/strict_json.js'
+import { DEFAULT_JSON_LIMITS, hasLoneSurrogate, type JsonObject, type JsonValue } from '../encoding/strict_json.js'
 import { backend } from '../crypto/backend.js'
 import { MandateError } from '../errors.js'
-import { b64uEncode, utf8Encode } from '../encoding/base64url.js'
-import { parseCompactJws } from '../jws/compact.js'
+import { b64uEncode } from '../encoding/base64url.js'
+import { parseCompactJws, signEncodedJws } from '../jws/compact.js'
 import type { Ed25519Key } from '../identity/key.js'
 import type { KeyResolver } from '../keys/key_set.js'
 import { defaultConstraintRegistry, type ConstraintRegistry } from '../narrowing/constraints.js'
@@ -77,13 +77,6 @@ function headerSegment(kid: string): string {
   return h
 }
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
-const nativeWellFormed = typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === 'function'
-
-function isWellFormed(s: string): boolean {
-  return nativeWellFormed ? (s as unknown as { isWellFormed(): boolean }).isWellFormed() : !LONE_SURROGATE.test(s)
-}
-
 /**
  * A plain copy of JSON data, each value read exactly once, refusing anything whose JSON text would
  * not read back as the same value or that the verifier's strict parser would refuse: only strings,
@@ -96,7 +89,7 @@ function jsonSnapshot(v: unknown, depth: number): JsonValue {
   switch (typeof v) {
     case 'string':
       // the verifier's strict parser refuses lone surrogates (JSON.stringify would escape them)
-      if (!isWellFormed(v)) throw new MandateError('CLAIM_INVALID', 'mandate claims hold a string with a lone surrogate')
+      if (hasLoneSurrogate(v)) throw new MandateError('CLAIM_INVALID', 'mandate claims hold a string with a lone surrogate')
       return v
     case 'boolean':
       return v
@@ -136,7 +129,7 @@ function jsonSnapshot(v: unknown, depth: number): JsonValue {
   for (const k of keys) {
     const x: unknown = (v as Record<string, unknown>)[k]
     if (x === undefined) continue
-    if (!isWellFormed(k)) throw new MandateError('CLAIM_INVALID', 'mandate claims hold a member name with a lone surrogate')
+    if (hasLoneSurrogate(k)) throw new MandateError('CLAIM_INVALID', 'mandate claims hold a member name with a lone surrogate')
     // an own data member even for "__proto__" (plain assignment would set the prototype)
     if (k === '__proto__') Object.defineProperty(out, k, { value: jsonSnapshot(x, depth + 1), enumerable: true, writable: true, configurable: true })
     else out[k] = jsonSnapshot(x, depth + 1)
@@ -150,9 +143,7 @@ export function signMandate(claims: MandateClaims, key: Ed25519Key, registry: Co
   // snapshot of the claims passes the verifier's claim parser, and that snapshot is what is signed
   const plain = jsonSnapshot(claims, 0) as JsonObject
   parseMandateClaims(plain, registry)
-  const json = JSON.stringify(plain)
-  const input = `${headerSegment(key.kid)}.${b64uEncode(json)}`
-  const token = `${input}.${b64uEncode(key.sign(utf8Encode(input)))}`
+  const token = signEncodedJws(headerSegment(key.kid), JSON.stringify(plain), key)
   if (token.length > MAX_MANDATE_LENGTH) throw new MandateError('TOKEN_TOO_LARGE', 'mandate would exceed the size limit')
   return token
 }
