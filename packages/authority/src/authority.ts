@@ -158,7 +158,7 @@ export class Authority {
     const approvals = new ApprovalService(store, audit, now, ttl, isApprover)
     const nonce: NonceSource | undefined = options.requireDpopNonce ? createNonceSource({ now }) : undefined
     const ctx: AuthorityContext = {
-      issuer: options.issuer, endpoints, store, keys, audit, approvals, policy, now,
+      issuer: options.issuer, endpoints, tokenUrl: new URL(endpoints.token), store, keys, audit, approvals, policy, now,
       replay: options.replay ?? new MemoryReplayStore({ now: () => Math.floor(now() / 1000) }),
       ...(nonce ? { nonce } : {}),
       limits: { maxMandateLifetime, maxCallLifetime, skew, revocationRefresh: options.revocationRefreshSeconds ?? 5 },

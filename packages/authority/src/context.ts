@@ -34,6 +34,8 @@ export interface AuthorityLimits {
 export interface AuthorityContext {
   issuer: string
   endpoints: AuthorityEndpoints
+  /** endpoints.token, parsed once (every token-endpoint proof is checked against it) */
+  tokenUrl: URL
   store: AuthorityStore
   keys: SigningKeys
   audit: AuditLog

@@ -11,19 +11,9 @@ import type { AgentRecord } from '../types.js'
 
 const handles = new Map<string, PublicKeyHandle>()
 
+/** The verification key behind a did:key. */
 function importDidKey(did: string): PublicKeyHandle {
   return cryptoBackend.importPublic(b64uDecode(publicJwkFromDidKey(did).x, 'DID_INVALID'))
-}
-
-/** The verification key behind a did:key (cached). */
-export function didKeyHandle(did: string): PublicKeyHandle {
-  let h = handles.get(did)
-  if (!h) {
-    h = importDidKey(did)
-    if (handles.size > 10_000) handles.clear()
-    handles.set(did, h)
-  }
-  return h
 }
 
 export interface ClientCredentials {
@@ -41,43 +31,34 @@ export async function authenticateClient(ctx: AuthorityContext, creds: ClientCre
   if (creds.assertion === undefined) throw new MandateError('INVALID_CLIENT', 'client_assertion is required')
   // The key comes from the did:key itself, so the signature is checked before the registry is read:
   // only the holder of a key learns whether it is registered (no probing others' registrations).
+  let key: PublicKeyHandle | undefined
   const id = await verifyClientAssertion(creds.assertion, {
     audiences: endpoint === undefined ? [ctx.issuer] : [ctx.issuer, endpoint],
     replay: ctx.replay,
     now: nowSec(ctx),
     skew: ctx.limits.skew,
-    // not cached here: only registered principals' keys go into the cache (below)
-    resolveClientKey: (clientId) => handles.get(clientId) ?? importDidKey(clientId),
+    resolveClientKey: (clientId) => (key = handles.get(clientId) ?? importDidKey(clientId)),
   })
   if (creds.clientId !== undefined && creds.clientId !== id) throw new MandateError('INVALID_CLIENT', 'client_id does not match the client assertion issuer')
   const agent = await ctx.store.getAgent(id)
   if (!agent) throw new MandateError('INVALID_CLIENT', 'unknown client')
   if (agent.disabled) throw new MandateError('INVALID_CLIENT', 'client is disabled')
-  didKeyHandle(id)
+  // only registered principals' keys are cached (strangers cannot churn the cache)
+  if (key && !handles.has(id)) {
+    if (handles.size > 10_000) handles.clear()
+    handles.set(id, key)
+  }
   return agent
 }
 
-// Endpoint URLs are fixed per Authority: parse each once (verifyProof only reads the URL).
-const endpointUrls = new Map<string, URL>()
-
-function endpointUrl(url: string): URL {
-  let u = endpointUrls.get(url)
-  if (!u) {
-    u = new URL(url)
-    if (endpointUrls.size >= 256) endpointUrls.clear()
-    endpointUrls.set(url, u)
-  }
-  return u
-}
-
 /** Verify the DPoP proof of a token-endpoint request: signed by `jkt`, for POST to the endpoint, fresh, unused. */
-export async function verifyHolderProof(ctx: AuthorityContext, proof: string | undefined, options: { url: string; jkt: string }): Promise<VerifiedProof> {
+export async function verifyHolderProof(ctx: AuthorityContext, proof: string | undefined, options: { url: URL; jkt: string }): Promise<VerifiedProof> {
   if (proof === undefined) throw new MandateError('PROOF_MISSING', 'a DPoP proof signed by the client key is required')
   const nonce = ctx.nonce
   return verifyProof(proof, {
     jkt: options.jkt,
     method: 'POST',
-    url: endpointUrl(options.url),
+    url: options.url,
     replay: ctx.replay,
     now: nowSec(ctx),
     skew: 5,

@@ -115,11 +115,11 @@ export async function handleTokenRequest(ctx: AuthorityContext, req: TokenReques
   info.agent = client.did
   if (grantType === TASK_GRANT_TYPE) {
     // a grantor's proof is optional; when sent it must be valid and signed by the grantor's key
-    if (req.dpop !== undefined) await verifyHolderProof(ctx, req.dpop, { url: ctx.endpoints.token, jkt: client.jkt })
+    if (req.dpop !== undefined) await verifyHolderProof(ctx, req.dpop, { url: ctx.tokenUrl, jkt: client.jkt })
     return answer(await taskGrant(ctx, client, p, info))
   }
   const exchange = parseExchange(p)
-  await verifyHolderProof(ctx, req.dpop, { url: ctx.endpoints.token, jkt: client.jkt })
+  await verifyHolderProof(ctx, req.dpop, { url: ctx.tokenUrl, jkt: client.jkt })
   return answer(await exchangeMandate(ctx, client, exchange, info))
 }
 

@@ -5,17 +5,16 @@ import { FormParams } from '../exchange/params.js'
 
 export const MAX_FORM_BYTES = 64 * 1024
 export const MAX_JSON_BYTES = 64 * 1024
-const TOO_LARGE = 'request body is too large'
 
 function mediaType(c: Context): string {
   return (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase()
 }
 
 /**
- * Read a body stream, refusing it as soon as it passes `max` bytes (a chunked upload has no
+ * Read a body stream; undefined as soon as it passes `max` bytes (a chunked upload has no
  * Content-Length to check up front, and buffering it whole first would let anyone fill memory).
  */
-async function readAtMost(body: ReadableStream<Uint8Array> | null, max: number): Promise<Uint8Array> {
+async function readAtMost(body: ReadableStream<Uint8Array> | null, max: number): Promise<Uint8Array | undefined> {
   if (!body) return new Uint8Array(0)
   const reader = body.getReader()
   const chunks: Uint8Array[] = []
@@ -26,7 +25,7 @@ async function readAtMost(body: ReadableStream<Uint8Array> | null, max: number):
     total += value.byteLength
     if (total > max) {
       await reader.cancel().catch(() => undefined)
-      throw new MandateError('INVALID_REQUEST', TOO_LARGE)
+      return undefined
     }
     chunks.push(value)
   }
@@ -48,9 +47,8 @@ function tooLarge(c: Context): MandateError {
 async function boundedText(c: Context, max: number): Promise<string> {
   const len = c.req.header('content-length')
   if (len !== undefined && (!/^[0-9]{1,12}$/.test(len) || Number(len) > max)) throw tooLarge(c)
-  const buf = await readAtMost(c.req.raw.body, max).catch((err: unknown) => {
-    throw MandateError.is(err) && err.message === TOO_LARGE ? tooLarge(c) : err
-  })
+  const buf = await readAtMost(c.req.raw.body, max)
+  if (buf === undefined) throw tooLarge(c)
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(buf)
   } catch {

@@ -36,9 +36,14 @@ export class SigningKeys {
     return k.key
   }
 
+  /** Current, or retired less than the overlap window ago: its tokens still verify. */
+  #isInWindow(e: { stored: { retiredAt?: number } }, now: number): boolean {
+    return e.stored.retiredAt === undefined || e.stored.retiredAt + this.options.overlapSeconds * 1000 > now
+  }
+
   #live(): Ed25519Key[] {
     const now = this.options.now()
-    return this.#keys.filter((e) => e.stored.retiredAt === undefined || e.stored.retiredAt + this.options.overlapSeconds * 1000 > now).map((e) => e.key)
+    return this.#keys.filter((e) => this.#isInWindow(e, now)).map((e) => e.key)
   }
 
   #rebuild(): void {
@@ -61,13 +66,10 @@ export class SigningKeys {
     },
   }
 
-  /** Same rule as #live(), for one kid, without building the list. */
+  /** #live() for one kid, without building the list (the resolver runs on every verification). */
   #isLive(kid: string): boolean {
     const now = this.options.now()
-    for (const e of this.#keys) {
-      if (e.key.kid === kid && (e.stored.retiredAt === undefined || e.stored.retiredAt + this.options.overlapSeconds * 1000 > now)) return true
-    }
-    return false
+    return this.#keys.some((e) => e.key.kid === kid && this.#isInWindow(e, now))
   }
 
   /** Resolver over every key ever used (verifies old audit checkpoints). */
