@@ -235,6 +235,11 @@ describe('against a running Authority', () => {
     expect(other.code).toBe(1)
     expect(other.stderr).toContain(`belongs to issuer ${server.info.issuer}`)
     expect(other.stderr).toContain('[ISSUER_MISMATCH]')
+    // a damaged issuer file is a refusal with its code, not a crash
+    await writeFile(join(dir, 'damaged.db.issuer'), 'not a url\n')
+    const damaged = await mandate(['authority', 'start', '--port', '0', '--db', join(dir, 'damaged.db')], { cwd: dir })
+    expect(damaged.code).toBe(1)
+    expect(damaged.stderr).toContain('[ISSUER_MISMATCH]')
     // "any free port" on a database that has an issuer means the port of that issuer
     const again = await startAuthority(['--port', '0', '--db', join(dir, 'authority.db')], dir)
     try {

@@ -53,20 +53,13 @@ export const authorityStart: Command = {
     const issuerFile = `${db}.issuer`
     const knownIssuer = existsSync(issuerFile) ? (await readFile(issuerFile, 'utf8')).trim() : undefined
     if (knownIssuer !== undefined) {
+      // a damaged issuer file matches nothing and is reported like any other mismatch
+      const pinned = URL.canParse(knownIssuer) ? new URL(knownIssuer) : undefined
       // "any free port" for a database that already has an issuer: the port that issuer names
-      if (port === 0 && issuer === undefined) {
-        const pinned = Number(new URL(knownIssuer).port)
-        if (Number.isInteger(pinned) && pinned > 0 && new URL(knownIssuer).hostname.replace(/^\[|\]$/g, '') === host) port = pinned
-      }
+      if (port === 0 && issuer === undefined && pinned && pinned.port !== '' && pinned.hostname.replace(/^\[|\]$/g, '') === host) port = Number(pinned.port)
       const wanted = issuer ?? (port === 0 ? undefined : `http://${host.includes(':') ? `[${host}]` : host}:${port}`)
       if (wanted !== knownIssuer) {
-        const knownPort = (() => {
-          try {
-            return new URL(knownIssuer).port || '80'
-          } catch {
-            return '?'
-          }
-        })()
+        const knownPort = pinned ? pinned.port || '80' : '?'
         throw refused(`${db} belongs to issuer ${knownIssuer}: its mandates and signed audit checkpoints name it; start it with --port ${knownPort}${issuer ? '' : ' (or --issuer ' + knownIssuer + ')'}`, 'ISSUER_MISMATCH')
       }
     }
