@@ -24,6 +24,8 @@ export const ERROR_CODES = {
   KEY_LOW_ORDER: { oauth: 'invalid_request', status: 400 },
   DID_INVALID: { oauth: 'invalid_request', status: 400 },
   JWKS_UNAVAILABLE: { oauth: 'temporarily_unavailable', status: 503 },
+  /** The revocation-status source could not be reached or is older than allowed: fail closed. */
+  REVOCATION_STATUS_UNAVAILABLE: { oauth: 'temporarily_unavailable', status: 503 },
   // claims
   CLAIM_INVALID: { oauth: 'invalid_token', status: 401 },
   CLAIM_UNKNOWN: { oauth: 'invalid_token', status: 401 },
@@ -33,6 +35,10 @@ export const ERROR_CODES = {
   TOKEN_NOT_YET_VALID: { oauth: 'invalid_token', status: 401 },
   TOKEN_REPLAYED: { oauth: 'invalid_token', status: 401 },
   REVOKED: { oauth: 'invalid_token', status: 401 },
+  /** Signed by a trusted key but living longer than its kind allows (e.g. a call credential > 60 s). */
+  LIFETIME_EXCEEDED: { oauth: 'invalid_token', status: 401 },
+  /** Signed by a trusted key but internally inconsistent (ancestry vs depth, actor vs bound key, repeated actor). */
+  CHAIN_INCONSISTENT: { oauth: 'invalid_token', status: 401 },
   // proof of possession
   PROOF_MISSING: { oauth: 'invalid_token', status: 401 },
   PROOF_INVALID: { oauth: 'invalid_dpop_proof', status: 401 },
@@ -45,6 +51,8 @@ export const ERROR_CODES = {
   ARGUMENTS_MISMATCH: { oauth: 'insufficient_scope', status: 403 },
   CONSTRAINT_VIOLATED: { oauth: 'insufficient_scope', status: 403 },
   INSUFFICIENT_SCOPE: { oauth: 'insufficient_scope', status: 403 },
+  /** Tool arguments refused before any canonicalization or hashing (size, member count, depth, shape). */
+  ARGUMENTS_INVALID: { oauth: 'invalid_request', status: 400 },
   // narrowing (delegation and call credentials)
   NARROWING_SCOPE: { oauth: 'invalid_scope', status: 400 },
   NARROWING_AUDIENCE: { oauth: 'invalid_target', status: 400 },
@@ -76,6 +84,25 @@ export const ERROR_CODES = {
   STORE_ERROR: { oauth: 'server_error', status: 500 },
   AUDIT_BROKEN: { oauth: 'server_error', status: 500 },
   INTERNAL: { oauth: 'server_error', status: 500 },
+  // edges and configuration
+  /** The Authority could not be reached (network error, timeout); the detail names the URL. */
+  AUTHORITY_UNREACHABLE: { oauth: 'temporarily_unavailable', status: 503 },
+  /** A peer's answer was too large, too slow or not what the protocol says. */
+  INVALID_RESPONSE: { oauth: 'server_error', status: 502 },
+  /** A request body or header over the limit (answered 413). */
+  PAYLOAD_TOO_LARGE: { oauth: 'invalid_request', status: 413 },
+  /** A bounded resource (sessions, pending work) is full; try later. */
+  CAPACITY_EXCEEDED: { oauth: 'temporarily_unavailable', status: 503 },
+  /** The resource does not advertise Mandate protection, so no credential was sent to it. */
+  RESOURCE_NOT_PROTECTED: { oauth: 'invalid_target', status: 400 },
+  /** A remote tool's credential was minted but never presented to its audience: not a guarded call. */
+  CREDENTIAL_NOT_PRESENTED: { oauth: 'access_denied', status: 403 },
+  /** A policy document is invalid; the detail names the file, the rule and the JSON pointer. */
+  POLICY_INVALID: { oauth: 'invalid_request', status: 400 },
+  /** A configuration mistake found at construction (e.g. a tool with no audience and no guard). */
+  CONFIG_INVALID: { oauth: 'invalid_request', status: 400 },
+  /** A backing store (database, replay store) is unreachable: fail closed. */
+  STORE_UNAVAILABLE: { oauth: 'temporarily_unavailable', status: 503 },
 } as const satisfies Record<string, { oauth: string; status: number }>
 
 export type MandateErrorCode = keyof typeof ERROR_CODES

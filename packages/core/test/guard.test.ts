@@ -278,7 +278,7 @@ describe('createRevocationStatusClient against a real status server', () => {
     expect(status.list.agents.has('x')).toBe(false)
     down = true
     clock += 61_000
-    await expectReject(callOnce(), 'JWKS_UNAVAILABLE')
+    await expectReject(callOnce(), 'REVOCATION_STATUS_UNAVAILABLE')
   })
 })
 

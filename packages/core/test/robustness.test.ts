@@ -91,9 +91,9 @@ describe('hostile tokens are refused quickly with a typed error', () => {
     const headers = new Headers({ authorization: `DPoP ${big}` })
     expect((await refusedQuickly(() => guard.verifyRequest({ method: 'GET', url, headers }))).code).toBe('TOKEN_TOO_LARGE')
   })
-  it('1 MB tool arguments are refused quickly (INVALID_REQUEST)', async () => {
+  it('1 MB tool arguments are refused quickly (ARGUMENTS_INVALID)', async () => {
     const e = await refusedQuickly(() => guard.verifyToolCall({ mandate: root.token, proof: goodProof, tool: 'files.read', arguments: { blob: 'x'.repeat(1 << 20) } }))
-    expect(e.code).toBe('INVALID_REQUEST')
+    expect(e.code).toBe('ARGUMENTS_INVALID')
   })
   it('10,000-deep JSON text is refused by parseStrictJson without recursion (JSON_TOO_DEEP)', async () => {
     const e = await refusedQuickly(async () => parseStrictJson('['.repeat(100_000) + ']'.repeat(100_000)))

@@ -161,10 +161,10 @@ describe('§4.4 actor chain grows by exactly one; only the holder may exchange',
     const cred = signed(narrow(root, a, call('files.read', { path: '/data/x', amount: 1 })))
     expectCode(() => narrow(cred, a, auth.delegate(b)), 'NARROWING_CHAIN')
   })
-  it('a token whose act chain disagrees with its depth or client_id → CLAIM_INVALID', async () => {
+  it('a token whose act chain disagrees with its depth or client_id → CHAIN_INCONSISTENT', async () => {
     const h = JSON.stringify({ alg: 'EdDSA', typ: 'at+jwt', kid: auth.key.kid })
-    await expectReject(verify(rawToken(h, JSON.stringify({ ...root.claims, act: { sub: a.did, act: { sub: 'did:example:ghost' } } }))), 'CLAIM_INVALID')
-    await expectReject(verify(rawToken(h, JSON.stringify({ ...root.claims, client_id: b.did }))), 'CLAIM_INVALID')
+    await expectReject(verify(rawToken(h, JSON.stringify({ ...root.claims, act: { sub: a.did, act: { sub: 'did:example:ghost' } } }))), 'CHAIN_INCONSISTENT')
+    await expectReject(verify(rawToken(h, JSON.stringify({ ...root.claims, client_id: b.did }))), 'CHAIN_INCONSISTENT')
   })
 })
 
@@ -175,14 +175,17 @@ describe('§4.5 parent record, depth ≤ max depth, max depth only shrinks', () 
     const { tokenHash } = await import('@mandate/core')
     expect(r1.claims.delegation.parent_hash).toBe(tokenHash(root.token))
   })
-  it('accepts shrinking max depth, refuses growing it and going past it → NARROWING_DEPTH', async () => {
-    const r1 = await auth.narrow(root.token, a, auth.delegate(b, { maxDepth: 2 }))
-    expect(r1.claims.delegation.max_depth).toBe(2)
-    expectCode(() => narrow(r1, b, auth.delegate(c, { maxDepth: 3 })), 'NARROWING_DEPTH')
-    expectCode(() => narrow(root, a, auth.delegate(b, { maxDepth: 5 })), 'NARROWING_DEPTH')
-    expectCode(() => narrow(root, a, auth.delegate(b, { maxDepth: 0 })), 'NARROWING_DEPTH')
+  it('accepts shrinking max depth (further delegations), refuses growing it and going past it → NARROWING_DEPTH', async () => {
+    // root allows 4 delegations; the request's maxDepth counts delegations below the child
+    const r1 = await auth.narrow(root.token, a, auth.delegate(b, { maxDepth: 1 }))
+    expect(r1.claims.delegation).toMatchObject({ depth: 1, max_depth: 2 })
+    expectCode(() => narrow(r1, b, auth.delegate(c, { maxDepth: 1 })), 'NARROWING_DEPTH') // only 0 left below c
+    expectCode(() => narrow(root, a, auth.delegate(b, { maxDepth: 4 })), 'NARROWING_DEPTH') // 3 left below b
+    expect(narrow(root, a, auth.delegate(b, { maxDepth: 3 })).delegation.max_depth).toBe(4)
+    expectCode(() => narrow(root, a, auth.delegate(b, { maxDepth: -1 })), 'NARROWING_DEPTH')
     const r2 = await auth.narrow(r1.token, b, auth.delegate(c))
-    expectCode(() => narrow(r2, c, auth.delegate(a)), 'NARROWING_DEPTH')
+    expect(r2.claims.delegation).toMatchObject({ depth: 2, max_depth: 2 })
+    expectCode(() => narrow(r2, c, auth.delegate(Ed25519Key.generate())), 'NARROWING_DEPTH')
   })
   it('max depth 0 root cannot delegate but can mint call credentials', () => {
     const r = auth.root(a, { maxDepth: 0 })

@@ -9,9 +9,13 @@ import { isMandateErrorCode, MandateError, type MandateErrorCode } from '../erro
 import type { Ed25519Key } from '../identity/key.js'
 import { decodeMandateUnverified } from '../mandate/verify.js'
 import { createProof } from '../proof/proof.js'
+import { fetchAuthorityMetadata, type AuthorityMetadata } from './metadata.js'
+import { fetchBounded, readBounded, safeUrl, type BoundedResponse } from '../http/bounded_fetch.js'
 import type {
   ApprovalOutcome, AuthorityClient, CallCredentialParams, CallCredentialResult, CallReport, DelegateParams, IssuedToken,
 } from './authority_client.js'
+
+export { metadataUrl, type AuthorityMetadata } from './metadata.js'
 
 export interface HttpAuthorityClientOptions {
   /** The Authority's issuer identifier; the discovered metadata must name exactly this issuer. */
@@ -19,20 +23,10 @@ export interface HttpAuthorityClientOptions {
   /** The agent's key: signs client assertions and DPoP proofs. */
   key: Ed25519Key
   fetch?: typeof fetch
-  /** Per-request timeout (ms). Default 10 000. */
+  /** Per-request deadline, body included (ms). Default 10 000. */
   timeoutMs?: number
-}
-
-/** The members of the Authority's RFC 8414 metadata this client relies on. */
-export interface AuthorityMetadata {
-  issuer: string
-  token_endpoint: string
-  jwks_uri?: string
-  introspection_endpoint?: string
-  revocation_endpoint?: string
-  revocation_status_endpoint?: string
-  approvals_endpoint?: string
-  audit_endpoint?: string
+  /** Largest answer accepted (bytes). Default 256 KiB. */
+  maxResponseBytes?: number
 }
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange'
@@ -40,42 +34,45 @@ const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 const CALL_CREDENTIAL = 'urn:mandate:token-type:call-credential'
 const MAX_RESPONSE = 256 * 1024
 
-/** RFC 8414 §3.1: the well-known segment goes between the host and the issuer's path. */
-export function metadataUrl(issuer: string): string {
-  const u = new URL(issuer)
-  const path = u.pathname === '/' ? '' : u.pathname.replace(/\/$/, '')
-  return `${u.origin}/.well-known/oauth-authorization-server${path}`
-}
-
 const OAUTH_TO_CODE: Record<string, MandateErrorCode> = {
   invalid_request: 'INVALID_REQUEST', invalid_client: 'INVALID_CLIENT', invalid_grant: 'INVALID_GRANT', invalid_scope: 'NARROWING_SCOPE',
   invalid_target: 'NARROWING_AUDIENCE', unsupported_grant_type: 'UNSUPPORTED_GRANT_TYPE', unauthorized_client: 'UNAUTHORIZED_CLIENT',
   access_denied: 'ACCESS_DENIED', invalid_dpop_proof: 'PROOF_INVALID', use_dpop_nonce: 'NONCE_REQUIRED', server_error: 'INTERNAL',
-  temporarily_unavailable: 'JWKS_UNAVAILABLE',
+  temporarily_unavailable: 'AUTHORITY_UNREACHABLE',
 }
 
-function errorFromBody(status: number, body: unknown): MandateError {
+// what a proxy or load balancer answers when the Authority behind it is down
+const GATEWAY_STATUSES = new Set([502, 503, 504])
+
+function errorFromBody(status: number, body: unknown, url: string): MandateError {
   const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>
   const description = typeof b.error_description === 'string' ? b.error_description.slice(0, 300) : `the Authority answered ${status}`
   const code: MandateErrorCode = isMandateErrorCode(b.mandate_code)
     ? b.mandate_code
-    : (typeof b.error === 'string' ? OAUTH_TO_CODE[b.error] : undefined) ?? (status >= 500 ? 'INTERNAL' : 'INVALID_REQUEST')
-  return new MandateError(code, description, { detail: { status, ...(typeof b.error === 'string' ? { oauth_error: b.error.slice(0, 64) } : {}) } })
+    : (typeof b.error === 'string' ? OAUTH_TO_CODE[b.error] : undefined) ??
+      (GATEWAY_STATUSES.has(status) ? 'AUTHORITY_UNREACHABLE' : status >= 500 ? 'INTERNAL' : 'INVALID_REQUEST')
+  return new MandateError(code, description, { detail: { status, url: safeUrl(url), ...(typeof b.error === 'string' ? { oauth_error: b.error.slice(0, 64) } : {}) } })
 }
 
-async function readJson(res: Response): Promise<unknown> {
+/** The JSON object of a bounded answer; an error answer that is not JSON reads as `{}`. */
+function readJson(res: BoundedResponse, url: string): Record<string, unknown> {
   const type = (res.headers.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase()
-  const text = await res.text()
-  if (text.length > MAX_RESPONSE) throw new MandateError('INTERNAL', 'Authority response is too large')
   if (type !== 'application/json' && !type?.endsWith('+json')) {
     if (!res.ok) return {}
-    throw new MandateError('INTERNAL', 'Authority response is not JSON')
+    throw new MandateError('INVALID_RESPONSE', 'Authority answer is not JSON', { detail: { url: safeUrl(url), status: res.status } })
   }
+  let value: unknown
   try {
-    return JSON.parse(text) as unknown
+    value = JSON.parse(res.text) as unknown
   } catch {
-    throw new MandateError('INTERNAL', 'Authority response is not valid JSON')
+    if (!res.ok) return {}
+    throw new MandateError('INVALID_RESPONSE', 'Authority answer is not valid JSON', { detail: { url: safeUrl(url), status: res.status } })
   }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    if (!res.ok) return {}
+    throw new MandateError('INVALID_RESPONSE', 'Authority answer is not a JSON object', { detail: { url: safeUrl(url), status: res.status } })
+  }
+  return value as Record<string, unknown>
 }
 
 function outcomeOf(v: Record<string, unknown>): ApprovalOutcome | undefined {
@@ -89,21 +86,20 @@ function outcomeOf(v: Record<string, unknown>): ApprovalOutcome | undefined {
 
 /** Create an AuthorityClient that talks to the Authority over HTTP. */
 export function createHttpAuthorityClient(options: HttpAuthorityClientOptions): AuthorityClient & { discover(): Promise<AuthorityMetadata> } {
-  if (typeof options.issuer !== 'string' || !options.issuer) throw new TypeError('issuer is required')
+  if (typeof options.issuer !== 'string' || !options.issuer) throw new MandateError('CONFIG_INVALID', 'issuer is required')
   const doFetch = options.fetch ?? fetch
   const timeout = options.timeoutMs ?? 10_000
+  const maxBytes = options.maxResponseBytes ?? MAX_RESPONSE
   const key = options.key
+  /** Every request to the Authority: bounded in time and size, network failures typed. */
+  const call = (url: string, init: RequestInit, signal?: AbortSignal) =>
+    fetchBounded(url, init, { fetch: doFetch, maxBytes, timeoutMs: timeout, signal, unreachable: 'AUTHORITY_UNREACHABLE', invalid: 'INVALID_RESPONSE', what: 'Authority' })
   let metadata: Promise<AuthorityMetadata> | undefined
   let nonce: string | undefined
 
   function discover(): Promise<AuthorityMetadata> {
     metadata ??= (async () => {
-      const res = await doFetch(metadataUrl(options.issuer), { headers: { accept: 'application/json' }, redirect: 'error', signal: AbortSignal.timeout(timeout) })
-      if (res.status !== 200) throw new MandateError('JWKS_UNAVAILABLE', `Authority metadata answered ${res.status}`)
-      const m = (await readJson(res)) as Record<string, unknown>
-      if (typeof m !== 'object' || m === null || m.issuer !== options.issuer) throw new MandateError('ISSUER_MISMATCH', 'Authority metadata names another issuer')
-      if (typeof m.token_endpoint !== 'string') throw new MandateError('INTERNAL', 'Authority metadata has no token_endpoint')
-      return m as unknown as AuthorityMetadata
+      return fetchAuthorityMetadata(options.issuer, { fetch: doFetch, timeoutMs: timeout })
     })().catch((err: unknown) => {
       metadata = undefined
       throw err
@@ -122,42 +118,60 @@ export function createHttpAuthorityClient(options: HttpAuthorityClientOptions): 
       body.set('client_assertion_type', CLIENT_ASSERTION_TYPE)
       body.set('client_assertion', assertion())
       const dpop = createProof(key, { method: 'POST', url: m.token_endpoint, ...(nonce !== undefined ? { nonce } : {}) })
-      const res = await doFetch(m.token_endpoint, {
-        method: 'POST', body, redirect: 'error', signal: AbortSignal.timeout(timeout),
+      const res = await call(m.token_endpoint, {
+        method: 'POST', body,
         headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', dpop },
       })
       const fresh = res.headers.get('dpop-nonce')
       if (fresh) nonce = fresh
-      const json = (await readJson(res)) as Record<string, unknown>
+      const json = readJson(res, m.token_endpoint)
       if (res.status === 200) {
         if (typeof json.access_token !== 'string' || typeof json.token_type !== 'string' || json.token_type.toLowerCase() !== 'dpop') {
-          throw new MandateError('INTERNAL', 'token response is not a DPoP-bound access token')
+          throw new MandateError('INVALID_RESPONSE', 'token response is not a DPoP-bound access token', { detail: { url: safeUrl(m.token_endpoint) } })
         }
-        const exp = decodeMandateUnverified(json.access_token).payload.exp
-        return { status: 'issued', token: json.access_token, expiresAt: typeof exp === 'number' ? exp : Math.floor(Date.now() / 1000) + Number(json.expires_in ?? 0) }
+        let exp: unknown
+        try {
+          exp = decodeMandateUnverified(json.access_token).payload.exp
+        } catch (err) {
+          throw new MandateError('INVALID_RESPONSE', 'the Authority answered a token that is not a mandate', { detail: { url: safeUrl(m.token_endpoint) }, cause: err })
+        }
+        if (typeof exp !== 'number' || !Number.isSafeInteger(exp)) throw new MandateError('INVALID_RESPONSE', 'the Authority answered a token without a valid exp', { detail: { url: safeUrl(m.token_endpoint) } })
+        return { status: 'issued', token: json.access_token, expiresAt: exp }
       }
       if (json.error === 'use_dpop_nonce' && fresh && attempt === 0) continue
       if (res.status === 403 && json.error === 'approval_required' && typeof json.approval_id === 'string') return { status: 'approval', body: json }
-      throw errorFromBody(res.status, json)
+      throw errorFromBody(res.status, json, m.token_endpoint)
     }
   }
 
-  async function jsonRequest(url: string, init: { method?: string; body?: unknown; signal?: AbortSignal } = {}): Promise<Record<string, unknown>> {
-    const res = await doFetch(url, {
-      method: init.method ?? 'GET', redirect: 'error', signal: init.signal ?? AbortSignal.timeout(timeout),
+  async function jsonRequest(url: string, init: { method?: string; body?: unknown; signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Record<string, unknown>> {
+    const res = await fetchBounded(url, {
+      method: init.method ?? 'GET',
       headers: { authorization: `MandateAssertion ${assertion()}`, accept: 'application/json', ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
+    }, {
+      fetch: doFetch, maxBytes, timeoutMs: init.timeoutMs ?? timeout, signal: init.signal,
+      unreachable: 'AUTHORITY_UNREACHABLE', invalid: 'INVALID_RESPONSE', what: 'Authority',
     })
-    const json = (await readJson(res)) as Record<string, unknown>
-    if (!res.ok) throw errorFromBody(res.status, json)
+    const json = readJson(res, url)
+    if (!res.ok) throw errorFromBody(res.status, json, url)
     return json
   }
 
   /** Read `event: status` messages until a final one; undefined when the stream ends without one. */
   async function viaEvents(url: string, signal: AbortSignal): Promise<ApprovalOutcome | undefined> {
-    const res = await doFetch(url, { headers: { authorization: `MandateAssertion ${assertion()}`, accept: 'text/event-stream' }, redirect: 'error', signal })
+    let res: Response
+    try {
+      res = await doFetch(url, { headers: { authorization: `MandateAssertion ${assertion()}`, accept: 'text/event-stream' }, redirect: 'error', signal })
+    } catch (err) {
+      if (signal.aborted) throw err
+      throw new MandateError('AUTHORITY_UNREACHABLE', 'Authority could not be reached', { detail: { url: safeUrl(url) }, cause: err })
+    }
     if (res.status !== 200 || !res.body || !(res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
-      if (res.status === 401 || res.status === 403 || res.status === 404) throw errorFromBody(res.status, await readJson(res).catch(() => ({})))
+      const text = await readBounded(res, url, { maxBytes, timeoutMs: timeout, signal, invalid: 'INVALID_RESPONSE', what: 'Authority' }).catch(() => '')
+      if (res.status === 401 || res.status === 403 || res.status === 404) {
+        throw errorFromBody(res.status, readJson({ status: res.status, ok: res.ok, headers: res.headers, text }, url), url)
+      }
       return undefined
     }
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader()
@@ -242,7 +256,7 @@ export function createHttpAuthorityClient(options: HttpAuthorityClientOptions): 
       for (;;) {
         if (signal.aborted) throw opts.signal?.aborted ? (opts.signal.reason as unknown) : timedOut()
         try {
-          const v = await jsonRequest(`${url}?wait=25`, { signal: AbortSignal.any([signal, AbortSignal.timeout(35_000)]) })
+          const v = await jsonRequest(`${url}?wait=25`, { signal, timeoutMs: 35_000 })
           const o = outcomeOf(v)
           if (o) return o
         } catch (err) {

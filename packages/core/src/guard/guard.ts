@@ -1,9 +1,11 @@
 import type { JsonValue } from '../encoding/strict_json.js'
 import { MandateError } from '../errors.js'
 import { createLocalKeySet, createRemoteKeySet, type JsonWebKeySet, type KeyResolver } from '../keys/key_set.js'
-import { argumentsDigest } from '../mandate/args_digest.js'
+import { digestOfSnapshot } from '../mandate/args_digest.js'
+import { snapshotArguments, type ArgumentLimits } from '../mandate/args_snapshot.js'
 import { actorChain, audienceList, MAX_MANDATE_LENGTH, type ApprovalClaim, type MandateClaims } from '../mandate/claims.js'
 import { checkSkew, verifyMandate } from '../mandate/verify.js'
+import { assertLifetimeWithin, lifetimeCaps, type LifetimeCaps } from '../mandate/chain_rules.js'
 import { assertArgumentsSatisfy, defaultConstraintRegistry, type ConstraintRegistry } from '../narrowing/constraints.js'
 import { parseScope } from '../narrowing/scopes.js'
 import { assertToolName, toolMatches } from '../narrowing/tools.js'
@@ -36,6 +38,14 @@ export interface GuardOptions {
   /** Scopes every call must carry, in addition to the mandate's tool grants. */
   requiredScopes?: readonly string[]
   registry?: ConstraintRegistry
+  /**
+   * Longest lifetime accepted per kind of token, in seconds, whoever signed it (default: call
+   * credentials 60, mandates 86 400 — the protocol's and the Authority's defaults). Raise `mandate`
+   * only if the Authority is configured with a longer `maxMandateLifetime`.
+   */
+  maxLifetime?: Partial<LifetimeCaps>
+  /** Size and shape limits for tool arguments (default `DEFAULT_ARGUMENT_LIMITS`, as the Authority's). */
+  argumentLimits?: Partial<ArgumentLimits>
 }
 
 /** What the guard proved about a call. */
@@ -50,6 +60,11 @@ export interface VerifiedCall {
   scopes: string[]
   tool: string
   argumentsDigest: string
+  /**
+   * The arguments exactly as verified: a plain JSON snapshot taken once (see `snapshotArguments`).
+   * Run the tool with this value, not the original object. Absent when no tool was named.
+   */
+  arguments?: JsonValue
   approval?: ApprovalClaim
   /** Expiry of the credential, seconds since the epoch. */
   expiresAt: number
@@ -70,6 +85,12 @@ export interface HttpCallInput {
   method: string
   url: string | URL
   headers: HeaderBag
+  /**
+   * Node's `req.rawHeaders` (the flat name, value, … list). Node keeps only the first of repeated
+   * `Authorization` lines in `req.headers`; with this the guard sees and refuses repeated
+   * `Authorization` / `DPoP` lines. Pass it (or `req.headersDistinct` as `headers`) from node:http.
+   */
+  rawHeaders?: readonly string[]
   /** The tool being called; when absent the request is checked against the mandate only. */
   tool?: string
   arguments?: unknown
@@ -110,13 +131,25 @@ function header(headers: HeaderBag, name: string): string | undefined {
   return v
 }
 
+/** Refuse repeated Authorization / DPoP lines in a raw header list (name, value, name, value, …). */
+function assertSingleLines(raw: readonly string[]): void {
+  if (!Array.isArray(raw)) throw new MandateError('TOKEN_MALFORMED', 'rawHeaders must be the flat name/value list')
+  let authorization = 0
+  let dpop = 0
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = String(raw[i]).toLowerCase()
+    if (name === 'authorization' && ++authorization > 1) throw new MandateError('TOKEN_MALFORMED', 'exactly one authorization header is allowed')
+    if (name === 'dpop' && ++dpop > 1) throw new MandateError('TOKEN_MALFORMED', 'exactly one dpop header is allowed')
+  }
+}
+
 /** Create the verifier a tool-side service uses for every call. */
 export function createGuard(options: GuardOptions): Guard {
-  if (typeof options.issuer !== 'string' || !options.issuer) throw new TypeError('issuer is required')
-  if (typeof options.audience !== 'string' || !options.audience) throw new TypeError('audience is required')
+  if (typeof options.issuer !== 'string' || !options.issuer) throw new MandateError('CONFIG_INVALID', 'issuer is required')
+  if (typeof options.audience !== 'string' || !options.audience) throw new MandateError('CONFIG_INVALID', 'audience is required')
   const skew = checkSkew(options.skew)
   const maxAge = options.proofMaxAge ?? DEFAULT_PROOF_MAX_AGE
-  if (!Number.isFinite(maxAge) || maxAge <= 0 || maxAge > 300) throw new TypeError('proofMaxAge must be 1..300 seconds')
+  if (!Number.isFinite(maxAge) || maxAge <= 0 || maxAge > 300) throw new MandateError('CONFIG_INVALID', 'proofMaxAge must be 1..300 seconds')
   const keys: KeyResolver =
     typeof options.jwks === 'string' || options.jwks instanceof URL
       ? createRemoteKeySet(options.jwks)
@@ -127,14 +160,21 @@ export function createGuard(options: GuardOptions): Guard {
   const clock = options.clock ?? Date.now
   const registry = options.registry ?? defaultConstraintRegistry
   const audience = options.audience
+  const argumentLimits = options.argumentLimits
+  const caps = lifetimeCaps(options.maxLifetime)
+  if (argumentLimits !== undefined) snapshotArguments({}, argumentLimits) // validates the limits now, not at the first call
 
   async function verify(mandate: string, proof: string | undefined, tool: string | undefined, args: unknown, http: { method: string; url: string | URL } | undefined): Promise<VerifiedCall> {
+    // size and shape first: an oversized argument set costs at most about the limit to refuse
+    const snapshot = tool !== undefined ? snapshotArguments(args, argumentLimits) : undefined
     const now = Math.floor(clock() / 1000)
     const { claims } = await verifyMandate(mandate, { issuer: options.issuer, keys, audience, now, skew, registry })
+    // signed by the trusted key is not enough: re-check what the Authority should have capped
+    assertLifetimeWithin(claims, caps)
     if (proof === undefined) throw new MandateError('PROOF_MISSING', 'a proof of possession is required for this credential')
     const toolName = tool ?? claims.call?.tool
     if (toolName !== undefined) assertToolName(toolName)
-    const digest = tool !== undefined ? argumentsDigest(args) : undefined
+    const digest = snapshot !== undefined ? digestOfSnapshot(snapshot) : undefined
     const verified = await verifyProof(proof, {
       accessToken: mandate,
       jkt: claims.cnf.jkt,
@@ -155,7 +195,7 @@ export function createGuard(options: GuardOptions): Guard {
     } else if (options.requireCallBinding) {
       throw new MandateError('TOOL_NOT_ALLOWED', 'this resource accepts only per-call credentials')
     }
-    if (tool !== undefined) checkToolGrant(claims, tool, args as JsonValue)
+    if (tool !== undefined) checkToolGrant(claims, tool, snapshot as JsonValue)
     if (options.revocation) {
       const revoked = await options.revocation.isRevoked({ ids: [claims.jti, ...claims.delegation.ancestors], txn: claims.txn, actors: actorChain(claims.act) })
       if (revoked) throw new MandateError('REVOKED', 'the credential or one of its ancestors has been revoked')
@@ -183,6 +223,7 @@ export function createGuard(options: GuardOptions): Guard {
       jkt: verified.jkt,
       claims,
     }
+    if (snapshot !== undefined) out.arguments = snapshot
     if (claims.approval) out.approval = claims.approval
     return out
   }
@@ -221,6 +262,7 @@ export function createGuard(options: GuardOptions): Guard {
     verifyRequest(input) {
       return withNonce(
         (async () => {
+          if (input.rawHeaders !== undefined) assertSingleLines(input.rawHeaders)
           const authz = header(input.headers, 'authorization')
           if (authz === undefined) throw new MandateError('PROOF_MISSING', 'an Authorization: DPoP credential is required')
           const sp = authz.indexOf(' ')
@@ -231,7 +273,7 @@ export function createGuard(options: GuardOptions): Guard {
           }
           const token = authz.slice(sp + 1)
           const proof = header(input.headers, 'dpop')
-          if (!input.method || !input.url) throw new TypeError('method and url are required')
+          if (!input.method || !input.url) throw new MandateError('INVALID_REQUEST', 'method and url are required')
           return verify(token, proof, input.tool, input.arguments, { method: input.method, url: input.url })
         })(),
       )

@@ -2,6 +2,11 @@ import { backend, type PublicKeyHandle } from '../crypto/backend.js'
 import { MandateError } from '../errors.js'
 import { parsePublicJwk, rawFromPublicJwk, type Ed25519PublicJwk } from '../identity/jwk.js'
 import { jwkThumbprint } from '../identity/thumbprint.js'
+import { parseStrictJsonObject } from '../encoding/strict_json.js'
+import { fetchBounded, safeUrl } from '../http/bounded_fetch.js'
+
+/** Largest JWKS document accepted (bytes); a set holds at most 64 keys anyway. */
+const MAX_JWKS_BYTES = 256 * 1024
 
 /** A JSON Web Key Set document (RFC 7517 §5). */
 export interface JsonWebKeySet {
@@ -66,33 +71,50 @@ export interface RemoteKeySetOptions {
   cooldownMs?: number
   /** Re-fetch after this long even when every kid is known (ms). Default 600 000. */
   maxAgeMs?: number
-  /** Abort a fetch after this long (ms). Default 5 000. */
+  /** Deadline for one fetch, body included (ms). Default 5 000. */
   timeoutMs?: number
+  /**
+   * Fail closed (JWKS_UNAVAILABLE) when no fetch has succeeded for this long (ms), so a key the
+   * issuer withdrew is not trusted forever while the issuer is unreachable. Default: no limit
+   * (known keys are kept); createRemoteGuard sets one hour.
+   */
+  maxStalenessMs?: number
   fetch?: typeof fetch
   now?: () => number
 }
 
 /**
  * A JWKS fetched from a URL, cached, refreshed on an unknown `kid` no more often than the cooldown,
- * and on age. A failed refresh keeps the keys already known.
+ * and on age. A failed refresh keeps the keys already known, for at most `maxStalenessMs`.
+ * Concurrent lookups share one in-flight fetch. Reads are bounded (256 KiB, `timeoutMs`).
  */
 export function createRemoteKeySet(url: string | URL, options: RemoteKeySetOptions = {}): KeyResolver & { refresh(): Promise<void> } {
   const target = new URL(url)
   const cooldown = options.cooldownMs ?? 30_000
   const maxAge = options.maxAgeMs ?? 600_000
+  const maxStaleness = options.maxStalenessMs ?? Infinity
   const timeout = options.timeoutMs ?? 5_000
-  const doFetch = options.fetch ?? fetch
   const now = options.now ?? Date.now
   let keys = new Map<string, VerificationKey>()
   let fetchedAt = -Infinity
   let inflight: Promise<void> | undefined
 
   async function load(): Promise<void> {
-    const res = await doFetch(target, { headers: { accept: 'application/jwk-set+json, application/json' }, signal: AbortSignal.timeout(timeout), redirect: 'error' })
-    if (!res.ok) throw new MandateError('JWKS_UNAVAILABLE', `JWKS fetch failed with status ${res.status}`)
-    const text = await res.text()
-    if (text.length > 256 * 1024) throw new MandateError('JWKS_UNAVAILABLE', 'JWKS document too large')
-    keys = importJwks(JSON.parse(text))
+    const res = await fetchBounded(target, { headers: { accept: 'application/jwk-set+json, application/json' } }, {
+      fetch: options.fetch, maxBytes: MAX_JWKS_BYTES, timeoutMs: timeout, unreachable: 'JWKS_UNAVAILABLE', invalid: 'JWKS_UNAVAILABLE', what: 'JWKS',
+    })
+    if (res.status !== 200) throw new MandateError('JWKS_UNAVAILABLE', `JWKS fetch answered HTTP ${res.status}`, { detail: { url: safeUrl(target) } })
+    let doc: unknown
+    try {
+      doc = parseStrictJsonObject(res.text)
+    } catch (err) {
+      throw new MandateError('JWKS_UNAVAILABLE', 'JWKS document is not valid JSON', { detail: { url: safeUrl(target) }, cause: err })
+    }
+    try {
+      keys = importJwks(doc)
+    } catch (err) {
+      throw new MandateError('JWKS_UNAVAILABLE', 'JWKS document is not a key set', { detail: { url: safeUrl(target) }, cause: err })
+    }
     fetchedAt = now()
   }
 
@@ -112,6 +134,7 @@ export function createRemoteKeySet(url: string | URL, options: RemoteKeySetOptio
           if (keys.size === 0) throw MandateError.is(err) ? err : new MandateError('JWKS_UNAVAILABLE', 'JWKS fetch failed', { cause: err })
         })
       }
+      if (now() - fetchedAt > maxStaleness) throw new MandateError('JWKS_UNAVAILABLE', 'the JWKS is stale (the issuer could not be reached); refusing', { detail: { url: safeUrl(target) } })
       let k = keys.get(kid)
       if (!k && now() - fetchedAt >= cooldown) {
         await refresh().catch(() => undefined)

@@ -3,6 +3,7 @@ import { MandateError } from '../errors.js'
 import { parseConstraintMap, defaultConstraintRegistry, type ConstraintMap, type ConstraintRegistry } from '../narrowing/constraints.js'
 import { parseScope } from '../narrowing/scopes.js'
 import { assertToolName, assertToolPattern } from '../narrowing/tools.js'
+import { assertChainConsistent } from './chain_rules.js'
 
 /** JWT `typ` of a mandate and of a call credential (RFC 9068 access token). */
 export const MANDATE_TYP = 'at+jwt'
@@ -194,7 +195,6 @@ export function parseMandateClaims(payload: JsonObject, registry: ConstraintRegi
   if (!B64U_ID.test(jti)) fail('jti', 'must be at least 128 bits of base64url')
   const act = parseActor(payload.act, 1)
   const clientId = str(payload.client_id, 'client_id')
-  if (clientId !== act.sub) fail('client_id', 'must equal the current actor act.sub')
   if (!isPlainObject(payload.cnf)) fail('cnf', 'must be an object')
   members(payload.cnf, ['jkt'], 'cnf')
   const jkt = str(payload.cnf.jkt, 'cnf.jkt', 43)
@@ -241,7 +241,8 @@ export function parseMandateClaims(payload: JsonObject, registry: ConstraintRegi
     claims.max_uses = int(payload.max_uses, 'max_uses')
     if (claims.max_uses < 1) fail('max_uses', 'must be at least 1')
   }
-  if (actorDepth(act) !== claims.delegation.depth + 1) fail('act', 'chain length must equal delegation depth + 1')
+  // ancestry vs depth, actor chain vs depth, actor = bound key, no repeated actor
+  assertChainConsistent(claims)
   return claims
 }
 
@@ -266,8 +267,6 @@ function parseDelegation(v: JsonValue | undefined): DelegationRecord {
     out.parent_hash = str(v.parent_hash, 'delegation.parent_hash', 43)
     if (!DIGEST.test(out.parent_hash)) fail('delegation.parent_hash', 'must be a SHA-256 digest')
   }
-  if ((out.parent === undefined) !== (ancestors.length === 0)) fail('delegation.parent', 'must be present exactly when there are ancestors')
-  if (out.parent !== undefined && ancestors[ancestors.length - 1] !== out.parent) fail('delegation.ancestors', 'must end with the parent')
   return out
 }
 

@@ -35,7 +35,7 @@ export function nowSeconds(): number {
 
 export function checkSkew(skew: number | undefined): number {
   const s = skew ?? DEFAULT_SKEW_SECONDS
-  if (!Number.isFinite(s) || s < 0 || s > MAX_SKEW_SECONDS) throw new TypeError(`skew must be between 0 and ${MAX_SKEW_SECONDS} seconds`)
+  if (!Number.isFinite(s) || s < 0 || s > MAX_SKEW_SECONDS) throw new MandateError('CONFIG_INVALID', `skew must be between 0 and ${MAX_SKEW_SECONDS} seconds`)
   return s
 }
 

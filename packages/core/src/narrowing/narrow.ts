@@ -1,8 +1,9 @@
 import type { JsonValue } from '../encoding/strict_json.js'
 import { MandateError } from '../errors.js'
-import { argumentsDigest, tokenHash } from '../mandate/args_digest.js'
+import { digestOfSnapshot, tokenHash } from '../mandate/args_digest.js'
+import { snapshotArguments } from '../mandate/args_snapshot.js'
 import {
-  assertAudience, audienceList, MAX_DEPTH_LIMIT, parseToolGrant, TOOL_ACCESS_TYPE,
+  actorChain, assertAudience, audienceList, MAX_DEPTH_LIMIT, parseToolGrant, TOOL_ACCESS_TYPE,
   type ApprovalClaim, type Budget, type MandateClaims, type ToolGrant,
 } from '../mandate/claims.js'
 import {
@@ -24,6 +25,11 @@ export interface DelegationRequest {
   tools?: ToolGrant[]
   /** Requested lifetime in seconds; never past the parent's `exp`. */
   expiresIn?: number
+  /**
+   * How many further delegations are allowed below the child (0 = the delegate cannot delegate).
+   * Default: whatever the parent still allows. Must not exceed the parent's remaining depth minus one.
+   * (The claim `delegation.max_depth` is absolute: child depth + this value.)
+   */
   maxDepth?: number
   budget?: Budget
   maxUses?: number
@@ -93,7 +99,9 @@ export function narrowMandate(parent: MandateClaims, request: NarrowingRequest, 
     const audience = assertAudience(request.audience, 'resource')
     if (!parentAud.includes(audience)) throw new MandateError('NARROWING_AUDIENCE', 'the audience is not allowed by the parent mandate')
     assertToolName(request.tool)
-    const grant = grantForCall(parent, audience, request.tool, request.arguments as JsonValue, registry)
+    // one snapshot for the constraint check and the digest: a live object cannot answer twice
+    const args = snapshotArguments(request.arguments)
+    const grant = grantForCall(parent, audience, request.tool, args, registry)
     const detail: ToolGrant = { type: TOOL_ACCESS_TYPE, tools: [request.tool] }
     if (grant.constraints) detail.constraints = grant.constraints
     // one literal in claim order (the signed JSON keeps this order), optional members added after
@@ -107,7 +115,7 @@ export function narrowMandate(parent: MandateClaims, request: NarrowingRequest, 
       authorization_details: [detail],
       cnf: { jkt: parent.cnf.jkt },
       delegation,
-      call: { tool: request.tool, args: argumentsDigest(request.arguments) },
+      call: { tool: request.tool, args: digestOfSnapshot(args) },
       max_uses: 1,
     }
     if (parent.budget) claims.budget = parent.budget
@@ -121,11 +129,20 @@ export function narrowMandate(parent: MandateClaims, request: NarrowingRequest, 
   if (depth > parent.delegation.max_depth) {
     throw new MandateError('NARROWING_DEPTH', 'delegation depth would exceed the maximum', { detail: { max_depth: parent.delegation.max_depth } })
   }
-  const maxDepth = request.maxDepth ?? parent.delegation.max_depth
-  if (!Number.isSafeInteger(maxDepth) || maxDepth > parent.delegation.max_depth || maxDepth > MAX_DEPTH_LIMIT) {
-    throw new MandateError('NARROWING_DEPTH', 'max depth cannot grow', { detail: { max_depth: parent.delegation.max_depth } })
+  // the request counts further delegations below the child; the claim is absolute
+  const remaining = parent.delegation.max_depth - depth
+  if (request.maxDepth !== undefined && (!Number.isSafeInteger(request.maxDepth) || request.maxDepth < 0)) {
+    throw new MandateError('NARROWING_DEPTH', 'max depth must be a non-negative integer (further delegations allowed)')
   }
-  if (maxDepth < depth) throw new MandateError('NARROWING_DEPTH', 'max depth is below the child depth')
+  if (request.maxDepth !== undefined && request.maxDepth > remaining) {
+    throw new MandateError('NARROWING_DEPTH', `max depth cannot grow: at most ${remaining} further delegation(s) are left`, { detail: { remaining } })
+  }
+  const maxDepth = depth + (request.maxDepth ?? remaining)
+  if (maxDepth > MAX_DEPTH_LIMIT) throw new MandateError('NARROWING_DEPTH', `max depth is at most ${MAX_DEPTH_LIMIT}`)
+  // a repeated agent adds no authority and makes attribution ambiguous (docs/protocol.md, chain rules)
+  if (actorChain(parent.act).includes(request.actor.id)) {
+    throw new MandateError('NARROWING_CHAIN', 'the delegate already appears in the actor chain', { detail: { rule: 'repeated-actor' } })
+  }
 
   const audiences = request.audiences ?? parentAud
   if (audiences.length === 0 || audiences.length > 16) throw new MandateError('NARROWING_AUDIENCE', 'a mandate needs 1 to 16 audiences')
@@ -273,6 +290,7 @@ export interface RootGrantRequest {
   scopes?: string[]
   tools: ToolGrant[]
   expiresIn?: number
+  /** How many delegations are allowed below the root (0 = the agent cannot delegate). Default 3. */
   maxDepth?: number
   budget?: Budget
   maxUses?: number

@@ -21,6 +21,8 @@ export class MemoryReplayStore implements ReplayStore {
   readonly #entries = new Map<string, number>()
   readonly #max: number
   readonly #now: () => number
+  /** Earliest expiry among the entries kept by the last sweep: sweeping earlier frees nothing. */
+  #earliest = -Infinity
 
   constructor(options: MemoryReplayStoreOptions = {}) {
     this.#max = options.maxEntries ?? 100_000
@@ -35,14 +37,22 @@ export class MemoryReplayStore implements ReplayStore {
     const now = this.#now()
     const seen = this.#entries.get(key)
     if (seen !== undefined && seen > now) return false
-    if (this.#entries.size >= this.#max) this.#sweep(now)
+    // a full store of live entries is swept only once something can have expired, so refusing
+    // while full costs O(1) rather than a scan of every entry per call
+    if (this.#entries.size >= this.#max && now >= this.#earliest) this.#sweep(now)
     // still full of live entries: refusing is safer than forgetting one
     if (this.#entries.size >= this.#max) return false
     this.#entries.set(key, expiresAt)
+    if (expiresAt < this.#earliest) this.#earliest = expiresAt
     return true
   }
 
   #sweep(now: number): void {
-    for (const [k, exp] of this.#entries) if (exp <= now) this.#entries.delete(k)
+    let earliest = Infinity
+    for (const [k, exp] of this.#entries) {
+      if (exp <= now) this.#entries.delete(k)
+      else if (exp < earliest) earliest = exp
+    }
+    this.#earliest = earliest
   }
 }

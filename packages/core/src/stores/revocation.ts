@@ -1,3 +1,5 @@
+import { MandateError } from '../errors.js'
+
 /** What a guard asks about a verified mandate: is it, its task, any ancestor or any actor revoked? */
 export interface RevocationQuery {
   /** The mandate's `jti` followed by every ancestor `jti`. */
@@ -33,7 +35,7 @@ export class MemoryRevocationList implements RevocationSource {
   add(entries: RevocationEntries): void {
     const put = (set: Set<string>, values: Iterable<string> | undefined) => {
       for (const v of values ?? []) {
-        if (this.mandates.size + this.tasks.size + this.agents.size >= this.#max) throw new RangeError('revocation list is full')
+        if (this.mandates.size + this.tasks.size + this.agents.size >= this.#max) throw new MandateError('CAPACITY_EXCEEDED', 'revocation list is full')
         set.add(v)
       }
     }

@@ -1,4 +1,6 @@
+import { parseStrictJsonObject } from '../encoding/strict_json.js'
 import { MandateError } from '../errors.js'
+import { fetchBounded, safeUrl } from '../http/bounded_fetch.js'
 import type { RevocationQuery, RevocationSource } from './revocation.js'
 import { MemoryRevocationList } from './revocation.js'
 
@@ -24,20 +26,79 @@ export interface RevocationStatusClientOptions {
   intervalMs?: number
   /** If the last successful refresh is older than this (ms), fail closed. Default 60 000. */
   maxStalenessMs?: number
+  /** Deadline for one fetch, body included (ms). Default 5 000. */
+  timeoutMs?: number
+  /** Largest document accepted (bytes). Default 4 MiB. */
+  maxBytes?: number
   fetch?: typeof fetch
   now?: () => number
 }
 
+/** A revocation-status client: a RevocationSource that polls, plus explicit refresh. */
+export interface RevocationStatusClient extends RevocationSource {
+  /** Fetch now (shared with any refresh already in flight). Rejects with REVOCATION_STATUS_UNAVAILABLE. */
+  refresh(): Promise<void>
+  /** What has been learned so far. */
+  readonly list: MemoryRevocationList
+}
+
+const MAX_ID = 256
+const MAX_CURSOR = 256
+
+function unavailable(message: string, url: string, reason?: string): MandateError {
+  return new MandateError('REVOCATION_STATUS_UNAVAILABLE', message, { detail: { url, ...(reason ? { reason } : {}) } })
+}
+
+/**
+ * Validate a revocation-status document strictly: exact issuer, a string cursor, and three arrays
+ * of non-empty strings. A malformed document is refused whole (never partly applied), so a guard
+ * never believes it is current while it has silently dropped entries.
+ */
+export function parseRevocationStatusDocument(value: unknown, issuer: string, url = ''): RevocationStatusDocument {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw unavailable('revocation status document is not an object', url, 'shape')
+  const v = value as Record<string, unknown>
+  if (v.issuer !== issuer) throw unavailable('revocation status document is not from the expected issuer', url, 'issuer')
+  if (typeof v.cursor !== 'string' || v.cursor.length === 0 || v.cursor.length > MAX_CURSOR) throw unavailable('revocation status document has no valid cursor', url, 'cursor')
+  const ids = (name: 'mandates' | 'tasks' | 'agents'): string[] => {
+    const list = v[name]
+    if (!Array.isArray(list)) throw unavailable(`revocation status document: "${name}" must be an array`, url, name)
+    for (const x of list) {
+      if (typeof x !== 'string' || x.length === 0 || x.length > MAX_ID) throw unavailable(`revocation status document: "${name}" must hold non-empty strings`, url, name)
+    }
+    return list as string[]
+  }
+  const doc: RevocationStatusDocument = { issuer, cursor: v.cursor, mandates: ids('mandates'), tasks: ids('tasks'), agents: ids('agents') }
+  if (v.refresh_interval !== undefined) {
+    if (typeof v.refresh_interval !== 'number' || !Number.isFinite(v.refresh_interval) || v.refresh_interval < 0) throw unavailable('revocation status document: refresh_interval must be a non-negative number', url, 'refresh_interval')
+    doc.refresh_interval = v.refresh_interval
+  }
+  // other members are extensions (forward compatible); they never relax the checks above
+  return doc
+}
+
 /**
  * A revocation source that polls the Authority's status endpoint incrementally. A guard learns of a
- * revocation within one interval; if the Authority cannot be reached for longer than
- * `maxStalenessMs`, every check fails closed with JWKS_UNAVAILABLE-style errors.
+ * revocation within one interval; if no refresh has succeeded for longer than `maxStalenessMs`
+ * (or none ever has), every check fails closed with `REVOCATION_STATUS_UNAVAILABLE`.
+ *
+ * Concurrent checks share one in-flight refresh: a check that arrives while a fetch is running
+ * waits for it rather than answering from (or refusing for) older state — on a cold start the
+ * first calls all wait for the first document.
  */
-export function createRevocationStatusClient(url: string | URL, options: RevocationStatusClientOptions): RevocationSource & { refresh(): Promise<void>; readonly list: MemoryRevocationList } {
+export function createRevocationStatusClient(url: string | URL, options: RevocationStatusClientOptions): RevocationStatusClient {
+  const base = new URL(url)
   const interval = options.intervalMs ?? 5_000
   const staleness = options.maxStalenessMs ?? 60_000
-  const doFetch = options.fetch ?? fetch
+  const timeoutMs = options.timeoutMs ?? 5_000
+  const maxBytes = options.maxBytes ?? 4 * 1024 * 1024
+  // intervalMs 0 = fetch before every check (tests, very low traffic)
+  if (!Number.isFinite(interval) || interval < 0) throw new MandateError('CONFIG_INVALID', 'intervalMs must be a non-negative number')
+  for (const [name, v] of [['maxStalenessMs', staleness], ['timeoutMs', timeoutMs], ['maxBytes', maxBytes]] as const) {
+    if (!Number.isFinite(v) || v <= 0) throw new MandateError('CONFIG_INVALID', `${name} must be a positive number`)
+  }
+  if (typeof options.issuer !== 'string' || !options.issuer) throw new MandateError('CONFIG_INVALID', 'issuer is required')
   const now = options.now ?? Date.now
+  const detailUrl = safeUrl(base)
   const list = new MemoryRevocationList()
   let cursor: string | undefined
   let lastOk = -Infinity
@@ -45,23 +106,32 @@ export function createRevocationStatusClient(url: string | URL, options: Revocat
   let inflight: Promise<void> | undefined
 
   async function load(): Promise<void> {
-    const target = new URL(url)
+    const target = new URL(base)
     if (cursor !== undefined) target.searchParams.set('since', cursor)
-    const res = await doFetch(target, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(5_000), redirect: 'error' })
-    if (!res.ok) throw new MandateError('JWKS_UNAVAILABLE', `revocation status fetch failed with status ${res.status}`)
-    const doc = (await res.json()) as RevocationStatusDocument
-    if (doc.issuer !== options.issuer || typeof doc.cursor !== 'string') throw new MandateError('JWKS_UNAVAILABLE', 'revocation status document is not from the expected issuer')
-    const ids = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [])
-    list.add({ mandates: ids(doc.mandates), tasks: ids(doc.tasks), agents: ids(doc.agents) })
+    const res = await fetchBounded(target, { headers: { accept: 'application/json' } }, {
+      fetch: options.fetch, maxBytes, timeoutMs, unreachable: 'REVOCATION_STATUS_UNAVAILABLE', invalid: 'REVOCATION_STATUS_UNAVAILABLE', what: 'revocation status',
+    })
+    if (res.status !== 200) throw unavailable(`revocation status fetch answered HTTP ${res.status}`, detailUrl, 'status')
+    let parsed: unknown
+    try {
+      // the document can list many ids; the strict parser still refuses duplicates and deep nesting
+      parsed = parseStrictJsonObject(res.text, { maxDepth: 4, maxArray: 1_000_000, maxMembers: 64 })
+    } catch (err) {
+      throw new MandateError('REVOCATION_STATUS_UNAVAILABLE', 'revocation status document is not valid JSON', { detail: { url: detailUrl, reason: 'json' }, cause: err })
+    }
+    const doc = parseRevocationStatusDocument(parsed, options.issuer, detailUrl)
+    list.add({ mandates: doc.mandates, tasks: doc.tasks, agents: doc.agents })
     cursor = doc.cursor
     lastOk = now()
   }
 
   function refresh(): Promise<void> {
-    lastTry = now()
-    inflight ??= load().finally(() => {
-      inflight = undefined
-    })
+    if (!inflight) {
+      lastTry = now()
+      inflight = load().finally(() => {
+        inflight = undefined
+      })
+    }
     return inflight
   }
 
@@ -69,8 +139,10 @@ export function createRevocationStatusClient(url: string | URL, options: Revocat
     list,
     refresh,
     async isRevoked(q: RevocationQuery) {
-      if (now() - lastTry >= interval) await refresh().catch(() => undefined)
-      if (now() - lastOk > staleness) throw new MandateError('JWKS_UNAVAILABLE', 'revocation status is stale; refusing')
+      if (inflight) await inflight.catch(() => undefined)
+      else if (now() - lastTry >= interval) await refresh().catch(() => undefined)
+      if (lastOk === -Infinity) throw unavailable('revocation status has not been loaded yet; refusing', detailUrl, 'never-loaded')
+      if (now() - lastOk > staleness) throw unavailable('revocation status is stale; refusing', detailUrl, 'stale')
       return list.isRevoked(q)
     },
   }

@@ -1,0 +1,200 @@
+/**
+ * Tool arguments, taken once. The digest a call credential binds and the value the tool runs must
+ * be the same bytes; a live object (getters, `toJSON`, proxies) can answer differently each time it
+ * is read. `snapshotArguments` copies the arguments into plain JSON data, reading every member
+ * exactly once, and applies the size and shape limits while it copies — so an oversized argument
+ * set is refused after reading at most about the limit, before anything sorts, serialises or hashes.
+ */
+import { hasLoneSurrogate, type JsonObject, type JsonValue } from '../encoding/strict_json.js'
+import { MandateError } from '../errors.js'
+
+/** Size and shape limits for tool arguments. */
+export interface ArgumentLimits {
+  /** Maximum length of the serialised JSON, in UTF-8 bytes. */
+  maxBytes: number
+  /** Maximum nesting of objects and arrays (the top-level object is depth 1). */
+  maxDepth: number
+  /** Maximum members in any one object. */
+  maxMembers: number
+  /** Maximum elements in any one array. */
+  maxArray: number
+}
+
+/**
+ * Defaults, agreed with the Authority: it accepts `tool_arguments` of at most 64 KiB parsed with
+ * the strict JSON limits (depth 24, 128 members per object, 256 elements per array), so a guard
+ * never accepts arguments the Authority could not have bound.
+ */
+export const DEFAULT_ARGUMENT_LIMITS: Readonly<ArgumentLimits> = Object.freeze({ maxBytes: 64 * 1024, maxDepth: 24, maxMembers: 128, maxArray: 256 })
+
+type IsProxy = (v: unknown) => boolean
+type GetBuiltin = (id: string) => unknown
+const getBuiltin: GetBuiltin | undefined = (globalThis as { process?: { getBuiltinModule?: GetBuiltin } }).process?.getBuiltinModule
+// Proxies are detectable only where node:util is available; elsewhere the descriptor-based copy
+// still reads each member once, so a proxy cannot make the digest and the run differ.
+const isProxy: IsProxy = ((getBuiltin?.('node:util') as { types?: { isProxy?: IsProxy } } | undefined)?.types?.isProxy) ?? (() => false)
+
+function refuse(message: string, limit?: string, path?: string): never {
+  const detail: Record<string, string> = {}
+  if (limit !== undefined) detail.limit = limit
+  if (path !== undefined) detail.path = path.slice(0, 200)
+  throw new MandateError('ARGUMENTS_INVALID', `tool arguments refused: ${message}`, { detail })
+}
+
+function checkLimits(l: Partial<ArgumentLimits> | undefined): ArgumentLimits {
+  const out = { ...DEFAULT_ARGUMENT_LIMITS, ...(l ?? {}) }
+  for (const k of ['maxBytes', 'maxDepth', 'maxMembers', 'maxArray'] as const) {
+    const v = out[k]
+    if (!Number.isSafeInteger(v) || v < 1) throw new MandateError('CONFIG_INVALID', `argument limit ${k} must be a positive integer`)
+  }
+  return out
+}
+
+// printable ASCII without `"` or `\`: its JSON literal is the string plus two quotes, byte for byte
+const PLAIN_ASCII = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/
+
+/** UTF-8 length of a JSON string literal (quotes and escapes included). */
+function jsonStringBytes(s: string): number {
+  const lit = JSON.stringify(s)
+  let n = lit.length
+  for (let i = 0; i < lit.length; i++) {
+    const c = lit.charCodeAt(i)
+    if (c >= 0x80) {
+      if (c >= 0xd800 && c <= 0xdbff) {
+        n += 1 // a surrogate pair is 2 units and 4 bytes
+        i++
+      } else n += c >= 0x800 ? 2 : 1
+    }
+  }
+  return n
+}
+
+/**
+ * Copy tool arguments into a plain JSON snapshot, applying `limits` while copying. Absent
+ * arguments (`undefined`) become `{}` (an MCP call without arguments). Members whose value is
+ * `undefined` are left out, as JSON does; everything else that JSON cannot carry exactly is
+ * refused: functions, symbols (as values or keys), bigint, non-finite numbers, lone surrogates,
+ * cycles, accessors (getters/setters), non-enumerable members, `toJSON` methods, sparse arrays,
+ * detectable proxies and objects whose prototype is not `Object.prototype` or `null` (class
+ * instances, Dates, Maps, typed arrays). `-0` becomes `0`.
+ *
+ * Digest and run this snapshot: `argumentsDigest(snapshot)` equals `argumentsDigest(original)`,
+ * and the tool then receives data that cannot change after it was checked.
+ *
+ * @throws MandateError `ARGUMENTS_INVALID`, with `detail.limit` naming the limit
+ * (`maxBytes`, `maxDepth`, `maxMembers`, `maxArray`) or `detail.path` the offending member.
+ */
+export function snapshotArguments(value: unknown, limits?: Partial<ArgumentLimits>): JsonValue {
+  const l = checkLimits(limits)
+  let budget = l.maxBytes
+  const onPath = new Set<object>()
+  // the JSON pointer of the value being copied, built only when refusing
+  const at: (string | number)[] = []
+  const pointer = (): string => at.map((p) => `/${String(p).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('')
+  // explicitly typed so that calls narrow control flow like `throw`
+  const bad: (message: string) => never = (message) => refuse(message, undefined, pointer())
+  const tooLarge: () => never = () => refuse(`larger than ${l.maxBytes} bytes of JSON`, 'maxBytes')
+
+  const str = (s: string): string => {
+    // s.length is a lower bound of the encoded size: refuse a huge string before scanning it
+    if (s.length + 2 > budget) tooLarge()
+    if (hasLoneSurrogate(s)) bad('a string has a lone surrogate')
+    budget -= PLAIN_ASCII.test(s) ? s.length + 2 : jsonStringBytes(s)
+    if (budget < 0) tooLarge()
+    return s
+  }
+
+  const copy = (v: unknown, depth: number): JsonValue => {
+    switch (typeof v) {
+      case 'string':
+        return str(v)
+      case 'number':
+        if (!Number.isFinite(v)) bad('a number is not finite')
+        budget -= String(v).length
+        if (budget < 0) tooLarge()
+        return Object.is(v, -0) ? 0 : v
+      case 'boolean':
+        budget -= v ? 4 : 5
+        if (budget < 0) tooLarge()
+        return v
+      case 'object':
+        break
+      default:
+        bad(`a ${typeof v} is not JSON data`)
+    }
+    if (v === null) {
+      budget -= 4
+      if (budget < 0) tooLarge()
+      return null
+    }
+    if (depth > l.maxDepth) refuse(`nested deeper than ${l.maxDepth}`, 'maxDepth', pointer())
+    if (isProxy(v)) bad('a proxy is not plain data')
+    if (onPath.has(v)) bad('arguments contain a cycle')
+    onPath.add(v)
+    const out = Array.isArray(v) ? copyArray(v as unknown[], depth) : copyObject(v, depth)
+    onPath.delete(v)
+    return out
+  }
+
+  const copyArray = (a: unknown[], depth: number): JsonValue[] => {
+    if (Object.getPrototypeOf(a) !== Array.prototype) bad('an array has a foreign prototype')
+    const n = a.length
+    if (n > l.maxArray) refuse(`an array has more than ${l.maxArray} elements`, 'maxArray', pointer())
+    // own keys are exactly the indices plus `length`; anything else (holes, extra or symbol members) is not JSON data
+    if (Reflect.ownKeys(a).length !== n + 1) bad('an array is sparse or has extra members')
+    budget -= 2 + Math.max(0, n - 1)
+    if (budget < 0) tooLarge()
+    const out: JsonValue[] = new Array<JsonValue>(n)
+    for (let i = 0; i < n; i++) {
+      at.push(i)
+      const d = Object.getOwnPropertyDescriptor(a, i)
+      if (d === undefined) bad('a sparse array is not JSON data')
+      if (!('value' in d)) bad('an accessor (getter) is not JSON data')
+      if (!d.enumerable) bad('a non-enumerable member is not JSON data')
+      if (d.value === undefined) bad('undefined is not JSON data in an array')
+      out[i] = copy(d.value, depth + 1)
+      at.pop()
+    }
+    return out
+  }
+
+  const copyObject = (o: object, depth: number): JsonObject => {
+    const proto: unknown = Object.getPrototypeOf(o)
+    if (proto !== Object.prototype && proto !== null) bad('an object is not a plain object (class instance, Date, Map, …)')
+    if (proto === Object.prototype && Object.hasOwn(Object.prototype, 'toJSON')) bad('Object.prototype has a toJSON method')
+    // Object.keys is the cheapest count V8 offers (a 100,000-member object costs a few ms); the
+    // full own-key check runs only on objects already within the member limit
+    const keys = Object.keys(o)
+    if (keys.length > l.maxMembers) refuse(`an object has more than ${l.maxMembers} members`, 'maxMembers', pointer())
+    if (Reflect.ownKeys(o).length !== keys.length) bad('a non-enumerable or symbol-keyed member is not JSON data')
+    budget -= 2
+    const out: JsonObject = {}
+    let written = 0
+    for (const k of keys) {
+      at.push(k)
+      const d = Object.getOwnPropertyDescriptor(o, k)
+      if (d !== undefined) {
+        // undefined only if removed while we read (only a proxy could): nothing to copy
+        if (!('value' in d)) bad('an accessor (getter) is not JSON data')
+        if (!d.enumerable) bad('a non-enumerable member is not JSON data')
+        if (k === 'toJSON' && typeof d.value === 'function') bad('a toJSON method is not JSON data')
+        // JSON leaves undefined members out; so does the snapshot
+        if (d.value !== undefined) {
+          if (written > 0) budget -= 1
+          str(k)
+          budget -= 1
+          const copied = copy(d.value, depth + 1)
+          // a member named __proto__ must stay data (assignment would set the prototype)
+          if (k === '__proto__') Object.defineProperty(out, k, { value: copied, enumerable: true, writable: true, configurable: true })
+          else out[k] = copied
+          written++
+        }
+      }
+      at.pop()
+    }
+    if (budget < 0) tooLarge()
+    return out
+  }
+
+  return copy(value === undefined ? {} : value, 1)
+}
