@@ -32,7 +32,7 @@ describe('declarative policy', () => {
     await authority.registerAgent({ did: a.did, name: 'a' })
     await expect(authority.grant({ grantor: g.did, subject: 's', agent: a.did, audiences: [AUD], tools: [{ type: 'tool_access', tools: ['admin.*'] }] })).rejects.toMatchObject({ code: 'POLICY_DENIED', oauthError: 'access_denied' })
     const root = await authority.grant({ grantor: g.did, subject: 's', agent: a.did, audiences: [AUD], tools: TOOLS })
-    await expect(authority.clientFor(a).callCredential({ mandate: root.token, audience: AUD, tool: 'billing.wipe', arguments: { amount: 1 } })).rejects.toMatchObject({ code: 'POLICY_DENIED', message: 'never' })
+    await expect(authority.clientFor(a).callCredential({ mandate: root.token, audience: AUD, tool: 'billing.wipe', arguments: { amount: 1 } })).rejects.toMatchObject({ code: 'POLICY_DENIED', message: 'policy rule "no-wipe" (rule 0) denies this call credential: never', detail: { rule: 'no-wipe' } })
     const refusals = await authority.audit.query({ type: 'refusal' })
     expect(refusals.map((r) => r.fields.code)).toEqual(['POLICY_DENIED', 'POLICY_DENIED'])
     await authority.close()

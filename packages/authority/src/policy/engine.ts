@@ -29,6 +29,10 @@ export interface PolicyDecision {
   reason?: string
   /** Id of the rule that decided, for the audit log. */
   rule?: string
+  /** Position of that rule in its policy document (0-based), when the engine has one. */
+  ruleIndex?: number
+  /** True when no rule matched and the policy's default effect decided. */
+  byDefault?: boolean
 }
 
 /** Evaluated at every grant and exchange, after the narrowing rules passed. */

@@ -2,107 +2,95 @@
  * Declarative policy rules, first match wins. A rule matches when every selector it sets matches:
  * subject, agent (the asker), actor (anyone in the chain or the recipient), recipient, audience,
  * tool patterns (segment-boundary matching from core) and argument conditions (core's constraint
- * comparators: exact, enum, max, min, path_prefix). Rules are validated when loaded; an unknown
- * condition type is refused.
+ * comparators: exact, enum, max, min, path_prefix). Documents are validated strictly when loaded
+ * (document.ts): anything unknown or malformed is refused with POLICY_INVALID, never ignored.
  */
 import {
-  argumentAt, defaultConstraintRegistry, parseConstraintMap, patternCovers, toolMatches,
-  type Constraint, type ConstraintMap, type ConstraintRegistry,
+  argumentAt, defaultConstraintRegistry, MandateError, patternCovers, toolMatches,
+  type ConstraintMap, type ConstraintRegistry,
 } from '@mandate/core'
-import type { PolicyContext, PolicyDecision, PolicyEffect, PolicyEngine, PolicyOperation } from './engine.js'
+import type { PolicyContext, PolicyEffect, PolicyEngine, PolicyOperation } from './engine.js'
+import { parsePolicyDocument, type PolicyDocument, type ValidatedPolicy, type ValidatedRule } from './document.js'
+import { EFFECTS } from './format.js'
 
-export interface PolicyRule {
-  id?: string
-  effect: PolicyEffect
-  /** Operations the rule applies to; default all three (`require_approval` rules: calls only). */
-  on?: PolicyOperation | PolicyOperation[]
-  subject?: string | string[]
-  agent?: string | string[]
-  actor?: string | string[]
-  recipient?: string | string[]
-  audience?: string | string[]
-  /** Tool patterns (`billing.*`). At grant/delegation the rule matches when every granted tool is covered. */
-  tool?: string | string[]
-  /** Argument conditions (calls only): every condition must hold for the rule to match. */
-  when?: ConstraintMap
-  reason?: string
-}
+export type { PolicyRule, PolicyFile, PolicyDocument } from './document.js'
 
 export interface RulePolicyOptions {
-  /** Effect when no rule matches. Default 'allow' (mandates already bound what can be done). 'require_approval' applies to calls; grants and delegations are then allowed. */
+  /**
+   * Effect when no rule matches. Default 'allow' (mandates already bound what can be done).
+   * 'require_approval' applies to calls; grants and delegations are then allowed. A document that
+   * sets `defaultEffect` itself must agree with this option.
+   */
   defaultEffect?: PolicyEffect
+  /** Constraint types `when` may use. Default: core's built-in types. */
   registry?: ConstraintRegistry
+  /** File the rules came from, named in POLICY_INVALID errors. */
+  source?: string
 }
 
-const list = (v: string | string[] | undefined): string[] | undefined => (v === undefined ? undefined : Array.isArray(v) ? v : [v])
-const EFFECTS = new Set<PolicyEffect>(['allow', 'deny', 'require_approval'])
-const OPS = new Set<PolicyOperation>(['grant', 'delegation', 'call'])
+const OPTION_MEMBERS = ['defaultEffect', 'registry', 'source']
 
 interface CompiledRule {
   id: string
+  index: number
   effect: PolicyEffect
-  on?: Set<PolicyOperation>
-  subject?: string[]
-  agent?: string[]
-  actor?: string[]
-  recipient?: string[]
-  audience?: string[]
-  tool?: string[]
+  on: ReadonlySet<PolicyOperation>
+  subject?: readonly string[]
+  agent?: readonly string[]
+  actor?: readonly string[]
+  recipient?: readonly string[]
+  audience?: readonly string[]
+  tool?: readonly string[]
   when?: ConstraintMap
   reason?: string
 }
 
-function compile(rule: PolicyRule, index: number, registry: ConstraintRegistry): CompiledRule {
-  if (typeof rule !== 'object' || rule === null || !EFFECTS.has(rule.effect)) throw new TypeError(`policy rule ${index}: effect must be allow, deny or require_approval`)
-  const on = list(rule.on as string | string[] | undefined)
-  if (on?.some((o) => !OPS.has(o as PolicyOperation))) throw new TypeError(`policy rule ${index}: unknown operation`)
-  if (on && on.length === 0) throw new TypeError(`policy rule ${index}: on must name at least one operation`)
-  const out: CompiledRule = { id: rule.id ?? `rule-${index}`, effect: rule.effect }
-  if (rule.effect === 'require_approval') {
-    // a human approves one concrete call; grants and delegations cannot wait for one, so such a
-    // rule applies to calls only (and saying otherwise is a configuration error, not a silent deny)
-    if (on && on.some((o) => o !== 'call')) throw new TypeError(`policy rule ${index}: require_approval applies to calls only (on: 'call')`)
-    out.on = new Set(['call'])
-  } else if (on) {
-    out.on = new Set(on as PolicyOperation[])
-  }
+function compile(r: ValidatedRule): CompiledRule {
+  const out: CompiledRule = { id: r.id, index: r.index, effect: r.effect, on: new Set(r.operations) }
   for (const k of ['subject', 'agent', 'actor', 'recipient', 'audience', 'tool'] as const) {
-    const v = list(rule[k])
-    if (v && (v.length === 0 || v.some((s) => typeof s !== 'string' || s === ''))) throw new TypeError(`policy rule ${index}: ${k} must be non-empty strings`)
+    const v = r[k]
     if (v) out[k] = v
   }
-  if (rule.when !== undefined) out.when = parseConstraintMap(rule.when, registry)
-  if (rule.reason !== undefined) out.reason = rule.reason
+  if (r.when) out.when = r.when
+  if (r.reason !== undefined) out.reason = r.reason
   return out
 }
 
-const anyIn = (selector: string[] | undefined, values: readonly string[]) => selector === undefined || selector.includes('*') || values.some((v) => selector.includes(v))
+const anyIn = (selector: readonly string[] | undefined, values: readonly string[]) => selector === undefined || selector.includes('*') || values.some((v) => selector.includes(v))
 
-/** Build a PolicyEngine from declarative rules. */
-export function createRulePolicy(rules: readonly PolicyRule[], options: RulePolicyOptions = {}): PolicyEngine {
-  const registry = options.registry ?? defaultConstraintRegistry
-  const compiled = rules.map((r, i) => compile(r, i, registry))
-  const defaultEffect = options.defaultEffect ?? 'allow'
-  if (!EFFECTS.has(defaultEffect)) throw new TypeError('defaultEffect must be allow, deny or require_approval')
+function checkOptions(options: RulePolicyOptions): void {
+  if (typeof options !== 'object' || options === null) throw new MandateError('CONFIG_INVALID', 'createRulePolicy options must be an object')
+  for (const k of Object.keys(options)) {
+    if (!OPTION_MEMBERS.includes(k)) throw new MandateError('CONFIG_INVALID', `unknown createRulePolicy option "${k.slice(0, 40)}" (known: ${OPTION_MEMBERS.join(', ')})`, { detail: { option: k.slice(0, 40) } })
+  }
+  if (options.defaultEffect !== undefined && !EFFECTS.includes(options.defaultEffect)) throw new MandateError('CONFIG_INVALID', `defaultEffect must be ${EFFECTS.join(', ')}`, { detail: { option: 'defaultEffect' } })
+  if (options.source !== undefined && typeof options.source !== 'string') throw new MandateError('CONFIG_INVALID', 'source must be a string', { detail: { option: 'source' } })
+}
+
+/** Build a PolicyEngine from an already validated policy (see parsePolicyDocument). */
+export function compileValidatedPolicy(policy: ValidatedPolicy, registry: ConstraintRegistry = defaultConstraintRegistry): PolicyEngine {
+  const compiled = policy.rules.map(compile)
+  const defaultEffect = policy.defaultEffect
 
   function matches(r: CompiledRule, ctx: PolicyContext): boolean {
-    if (r.on && !r.on.has(ctx.operation)) return false
+    if (!r.on.has(ctx.operation)) return false
     if (!anyIn(r.subject, [ctx.subject])) return false
     if (!anyIn(r.agent, [ctx.agent])) return false
     if (!anyIn(r.actor, [...ctx.actorChain, ctx.recipient])) return false
     if (!anyIn(r.recipient, [ctx.recipient])) return false
-    if (r.audience && !ctx.audiences.some((a) => (r.audience as string[]).includes(a))) return false
+    if (r.audience && !ctx.audiences.some((a) => (r.audience as readonly string[]).includes(a))) return false
     if (r.tool) {
+      const patterns = r.tool
       if (ctx.operation === 'call') {
-        if (!ctx.tools.some((t) => (r.tool as string[]).some((p) => toolMatches(p, t)))) return false
-      } else if (ctx.tools.length === 0 || !ctx.tools.every((t) => (r.tool as string[]).some((p) => patternCovers(p, t)))) {
+        if (!ctx.tools.some((t) => patterns.some((p) => toolMatches(p, t)))) return false
+      } else if (ctx.tools.length === 0 || !ctx.tools.every((t) => patterns.some((p) => patternCovers(p, t)))) {
         return false
       }
     }
     if (r.when) {
       if (ctx.operation !== 'call') return false // conditions on arguments only apply to a concrete call
       for (const [key, c] of Object.entries(r.when)) {
-        const comparator = registry.get((c as Constraint).type)
+        const comparator = registry.get(c.type)
         if (!comparator || !comparator.matches(c, argumentAt(ctx.arguments, key))) return false
       }
     }
@@ -112,10 +100,27 @@ export function createRulePolicy(rules: readonly PolicyRule[], options: RulePoli
   return {
     evaluate(ctx) {
       for (const r of compiled) {
-        if (matches(r, ctx)) return { effect: r.effect, rule: r.id, ...(r.reason !== undefined ? { reason: r.reason } : {}) }
+        if (matches(r, ctx)) return { effect: r.effect, rule: r.id, ruleIndex: r.index, ...(r.reason !== undefined ? { reason: r.reason } : {}) }
       }
       // a default of require_approval asks for approval of calls; grants and delegations fall back to allow
-      return { effect: defaultEffect === 'require_approval' && ctx.operation !== 'call' ? 'allow' : defaultEffect }
+      return { effect: defaultEffect === 'require_approval' && ctx.operation !== 'call' ? 'allow' : defaultEffect, byDefault: true }
     },
   }
+}
+
+/**
+ * Build a PolicyEngine from declarative rules (an array, or a {@link PolicyFile} object).
+ * Throws MandateError('POLICY_INVALID') naming the rule and the JSON pointer of the first problem.
+ */
+export function createRulePolicy(rules: PolicyDocument, options: RulePolicyOptions = {}): PolicyEngine {
+  checkOptions(options)
+  const registry = options.registry ?? defaultConstraintRegistry
+  const policy = parsePolicyDocument(rules, { registry, ...(options.source !== undefined ? { source: options.source } : {}) })
+  if (options.defaultEffect !== undefined) {
+    if (policy.defaultEffectSet && policy.defaultEffect !== options.defaultEffect) {
+      throw new MandateError('POLICY_INVALID', `the policy document says defaultEffect "${policy.defaultEffect}" but the options say "${options.defaultEffect}"`, { detail: { pointer: '/defaultEffect' } })
+    }
+    return compileValidatedPolicy({ ...policy, defaultEffect: options.defaultEffect, defaultEffectSet: true }, registry)
+  }
+  return compileValidatedPolicy(policy, registry)
 }
