@@ -1,100 +1,327 @@
-/** Tampering with the audit table of a SQLite file is detected, and verification names the record. */
+/**
+ * Tampering with the audit log of a SQLite file, by someone with write access to the database. Each
+ * kind of tampering fails `verify` with AUDIT_BROKEN, a stable `kind` and a reason naming what was
+ * found; what only a copy held outside the database can reveal is tested against such a copy.
+ */
 import { copyFileSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import { Ed25519Key } from '@mandate/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { auditHash, createAuthority, openSqliteStore, type AuditRecord } from '../src/index.js'
+import { auditHash, createAuthority, openSqliteStore, signCheckpoint, type AuditRecord, type AuditVerification } from '../src/index.js'
+import { auditIndex } from '../src/audit/hash.js'
 import { AUD, tempDir, TOOLS } from './helpers.js'
 
 const ISSUER = 'http://127.0.0.1:7400'
 const tmp = tempDir()
 const pristine = `${tmp.dir}/pristine.db`
+/** The same log as pristine at an earlier moment (15 records), with its genuine head of then. */
+const earlier = `${tmp.dir}/earlier.db`
 let n = 0
 let total = 0
+/** The signed head of the full log, exported before the tampering (the copy held elsewhere). */
+let exported = ''
+let exportedEarly = ''
 
 beforeAll(async () => {
-  const authority = await createAuthority({ issuer: ISSUER, store: openSqliteStore(pristine), checkpointEvery: 1000 })
+  const authority = await createAuthority({ issuer: ISSUER, store: openSqliteStore(pristine) })
   const grantor = Ed25519Key.generate()
   const a = Ed25519Key.generate()
   await authority.registerAgent({ did: grantor.did, name: 'host', role: 'grantor' })
   await authority.registerAgent({ did: a.did, name: 'a' })
   const root = await authority.grant({ grantor: grantor.did, subject: 'alice', agent: a.did, audiences: [AUD], tools: TOOLS })
   const c = authority.clientFor(a)
-  for (let i = 0; i < 17; i++) await c.callCredential({ mandate: root.token, audience: AUD, tool: 'billing.get', arguments: { amount: i } })
-  await authority.audit.checkpoint()
+  for (let i = 0; i < 17; i++) {
+    await c.callCredential({ mandate: root.token, audience: AUD, tool: 'billing.get', arguments: { amount: i } })
+    if (i === 11) {
+      exportedEarly = (await authority.audit.checkpoint())!.jws
+      ;(authority.store as unknown as { db: Database.Database }).db.pragma('wal_checkpoint(TRUNCATE)')
+      copyFileSync(pristine, earlier)
+    }
+  }
   total = (await authority.audit.verify()).count
+  exported = (await authority.audit.checkpoint())!.jws
   await authority.close()
 })
 afterAll(() => tmp.cleanup())
 
-async function tamper(edit: (db: Database.Database) => void) {
+async function verifyFile(file: string, checkpoint?: string): Promise<AuditVerification> {
+  const authority = await createAuthority({ issuer: ISSUER, store: openSqliteStore(file) })
+  try {
+    return await authority.audit.verify(checkpoint !== undefined ? { checkpoint } : {})
+  } finally {
+    await authority.store.close()
+  }
+}
+
+async function tamper(edit: (db: Database.Database) => void, options: { checkpoint?: string; from?: string } = {}): Promise<AuditVerification> {
   const file = `${tmp.dir}/copy-${n++}.db`
-  copyFileSync(pristine, file)
+  copyFileSync(options.from ?? pristine, file)
   const db = new Database(file)
   edit(db)
   db.close()
-  const authority = await createAuthority({ issuer: ISSUER, store: openSqliteStore(file) })
-  const result = await authority.audit.verify()
-  await authority.store.close()
-  return result
+  return verifyFile(file, options.checkpoint)
 }
 
 function row(db: Database.Database, seq: number): AuditRecord {
-  const r = db.prepare('SELECT * FROM audit WHERE seq = ?').get(seq) as { seq: number; time: number; type: AuditRecord['type']; fields: string; prev: string; hash: string }
+  const r = db.prepare('SELECT seq, time, type, fields, prev, hash FROM audit WHERE seq = ?').get(seq) as { seq: number; time: number; type: AuditRecord['type']; fields: string; prev: string; hash: string }
   return { ...r, fields: JSON.parse(r.fields) as AuditRecord['fields'] }
 }
 
-describe('audit chain tamper detection (SQLite file)', () => {
-  it('the untouched log verifies against its signed checkpoint', async () => {
+function put(db: Database.Database, r: AuditRecord): void {
+  const idx = auditIndex(r.fields)
+  db.prepare('UPDATE audit SET time = ?, type = ?, fields = ?, prev = ?, hash = ?, txn = ?, agent = ?, subject = ? WHERE seq = ?')
+    .run(r.time, r.type, JSON.stringify(r.fields), r.prev, r.hash, idx.txn, idx.agent, idx.subject, r.seq)
+}
+
+/** Edit record `from`, then recompute every hash and link after it, as a careful attacker would. */
+function rewriteChain(db: Database.Database, from: number, edit: (r: AuditRecord) => void): AuditRecord {
+  const last = (db.prepare('SELECT MAX(seq) AS n FROM audit').get() as { n: number }).n
+  let prev = row(db, from - 1).hash
+  let r = row(db, from)
+  for (let seq = from; seq <= last; seq++) {
+    r = row(db, seq)
+    if (seq === from) edit(r)
+    r.prev = prev
+    r.hash = auditHash(r)
+    put(db, r)
+    prev = r.hash
+  }
+  return r
+}
+
+/** The Authority's private key, read from the database (the library default keeps it there). */
+function stolenKey(db: Database.Database): Ed25519Key {
+  const k = db.prepare('SELECT private_jwk FROM signing_keys WHERE retired_at IS NULL').get() as { private_jwk: string }
+  return Ed25519Key.fromPrivateJwk(JSON.parse(k.private_jwk) as Parameters<typeof Ed25519Key.fromPrivateJwk>[0])
+}
+
+function broken(kind: string, brokenAt: number | undefined, reason: RegExp) {
+  return { ok: false, code: 'AUDIT_BROKEN', kind, ...(brokenAt === undefined ? {} : { brokenAt }), reason: expect.stringMatching(reason) }
+}
+
+describe('audit log tamper detection (SQLite file, database write access)', () => {
+  it('the untouched log verifies: every record is covered by the signed head, and it extends the exported one', async () => {
     expect(total).toBe(20)
-    expect(await tamper(() => undefined)).toMatchObject({ ok: true, count: 20, checkpoint: { seq: 20 } })
+    expect(await tamper(() => undefined)).toMatchObject({ ok: true, count: 20, head: { seq: 20 }, signed: { seq: 20 } })
+    expect(await tamper(() => undefined, { checkpoint: exported })).toMatchObject({ ok: true, checkpoint: { seq: 20 } })
+    expect(await tamper(() => undefined, { checkpoint: exportedEarly })).toMatchObject({ ok: true, checkpoint: { seq: 15 } })
   })
 
-  it('edit: a changed field is reported at that record', async () => {
-    expect(await tamper((db) => db.prepare(`UPDATE audit SET fields = json_set(fields, '$.subject', 'mallory') WHERE seq = 5`).run())).toMatchObject({ ok: false, brokenAt: 5, reason: expect.stringMatching(/edited/) })
+  it('1. edit: a changed field is reported at that record', async () => {
+    expect(await tamper((db) => db.prepare(`UPDATE audit SET fields = json_set(fields, '$.tool', 'billing.refund') WHERE seq = 5`).run())).toMatchObject(broken('edited', 5, /record 5 does not match its hash/))
   })
 
-  it('edit with a recomputed hash: the next link breaks', async () => {
+  it('2. edit of a hashed column (time, type) is reported at that record', async () => {
+    expect(await tamper((db) => db.prepare('UPDATE audit SET time = time + 1 WHERE seq = 8').run())).toMatchObject(broken('edited', 8, /edited/))
+    expect(await tamper((db) => db.prepare(`UPDATE audit SET type = 'refusal' WHERE seq = 8`).run())).toMatchObject(broken('edited', 8, /edited/))
+  })
+
+  it('3. edit with a recomputed hash: the next link breaks', async () => {
     const result = await tamper((db) => {
       const r = row(db, 6)
-      r.fields.subject = 'mallory'
-      db.prepare('UPDATE audit SET fields = ?, hash = ? WHERE seq = 6').run(JSON.stringify(r.fields), auditHash(r))
+      r.fields.tool = 'billing.refund'
+      r.hash = auditHash(r)
+      put(db, r)
     })
-    expect(result).toMatchObject({ ok: false, brokenAt: 7, reason: expect.stringMatching(/does not link/) })
+    expect(result).toMatchObject(broken('unlinked', 7, /record 7 does not link to record 6/))
   })
 
-  it('deletion: the missing record is named', async () => {
-    expect(await tamper((db) => db.prepare('DELETE FROM audit WHERE seq = 9').run())).toMatchObject({ ok: false, brokenAt: 9, reason: expect.stringMatching(/missing/) })
+  it('4. deletion: the missing record is named', async () => {
+    expect(await tamper((db) => db.prepare('DELETE FROM audit WHERE seq = 9').run())).toMatchObject(broken('missing', 9, /record 9 is missing/))
   })
 
-  it('reordering: swapped records are reported where the order breaks', async () => {
+  it('5. deletion with the seqs after it renumbered: the hash covers seq', async () => {
+    const result = await tamper((db) => {
+      db.prepare('DELETE FROM audit WHERE seq = 9').run()
+      db.prepare('UPDATE audit SET seq = -(seq - 1) WHERE seq > 9').run()
+      db.prepare('UPDATE audit SET seq = -seq WHERE seq < 0').run()
+    })
+    expect(result).toMatchObject(broken('reordered', 9, /record 9 holds the record that belongs at 10/))
+  })
+
+  it('6. reordering: swapped records are reported where the order breaks', async () => {
     const result = await tamper((db) => {
       const r10 = row(db, 10)
       const r11 = row(db, 11)
-      const put = db.prepare('UPDATE audit SET time = ?, type = ?, fields = ?, prev = ?, hash = ? WHERE seq = ?')
-      put.run(r11.time, r11.type, JSON.stringify(r11.fields), r11.prev, r11.hash, 10)
-      put.run(r10.time, r10.type, JSON.stringify(r10.fields), r10.prev, r10.hash, 11)
+      put(db, { ...r11, seq: 10 })
+      put(db, { ...r10, seq: 11 })
     })
-    expect(result).toMatchObject({ ok: false, brokenAt: 10, reason: expect.stringMatching(/belongs at 11 \(reordered\)/) })
+    expect(result).toMatchObject(broken('reordered', 10, /belongs at 11 \(reordered\)/))
   })
 
-  it('insertion: a forged record spliced in is detected at the splice', async () => {
+  it('7. insertion: a forged record spliced in is detected at the splice', async () => {
     const result = await tamper((db) => {
       db.prepare('UPDATE audit SET seq = -seq WHERE seq >= 12').run()
       db.prepare('UPDATE audit SET seq = -seq + 1 WHERE seq < 0').run()
       const prev = row(db, 11)
       const forged = { seq: 12, time: prev.time, type: 'grant' as const, fields: { subject: 'mallory' }, prev: prev.hash }
-      db.prepare('INSERT INTO audit(seq, time, type, fields, prev, hash) VALUES (?,?,?,?,?,?)').run(12, forged.time, forged.type, JSON.stringify(forged.fields), forged.prev, auditHash(forged))
+      db.prepare('INSERT INTO audit(seq, time, type, fields, prev, hash, subject) VALUES (?,?,?,?,?,?,?)').run(12, forged.time, forged.type, JSON.stringify(forged.fields), forged.prev, auditHash(forged), 'mallory')
     })
-    expect(result).toMatchObject({ ok: false, brokenAt: 13 })
+    expect(result).toMatchObject(broken('reordered', 13, /record 13 holds the record that belongs at 12/))
   })
 
-  it('truncation: the signed checkpoint proves records were cut off', async () => {
-    expect(await tamper((db) => db.prepare('DELETE FROM audit WHERE seq > 15').run())).toMatchObject({ ok: false, brokenAt: 16, reason: expect.stringMatching(/truncated/) })
+  it('8. truncation with the head left in place: the signed head proves records were cut off', async () => {
+    expect(await tamper((db) => db.prepare('DELETE FROM audit WHERE seq > 15').run())).toMatchObject(broken('truncated', 16, /signed head covers 20 records but the log ends at 15/))
   })
 
-  it('a forged checkpoint is refused', async () => {
-    const result = await tamper((db) => db.prepare(`UPDATE checkpoints SET jws = replace(jws, substr(jws, -10), 'AAAAAAAAAA')`).run())
-    expect(result).toMatchObject({ ok: false, reason: expect.stringMatching(/checkpoint/) })
+  it('9. a forged signed head is refused', async () => {
+    const result = await tamper((db) => db.prepare(`UPDATE audit_head SET jws = substr(jws, 1, length(jws) - 10) || 'AAAAAAAAAA'`).run())
+    expect(result).toMatchObject(broken('head_invalid', 20, /stored signed head is not valid/))
+  })
+
+  it('10. cutting the tail together with the signed head above it', async () => {
+    const result = await tamper((db) => {
+      db.prepare('DELETE FROM audit WHERE seq > 15').run()
+      db.prepare('DELETE FROM audit_head').run()
+    })
+    expect(result).toMatchObject(broken('head_missing', 1, /no signed head covers records 1..15/))
+  })
+
+  it('11. cutting the tail and putting back the genuine head of that time: only a copy held elsewhere tells', async () => {
+    // the log as it was at 15 records, with the head signed then: indistinguishable from a log that
+    // never grew, except against a head exported (or witnessed) after it grew
+    expect(await verifyFile(earlier)).toMatchObject({ ok: true, count: 15 })
+    expect(await verifyFile(earlier, exported)).toMatchObject(broken('truncated', 16, /checkpoint held outside covers 20 records but the log ends at 15/))
+  })
+
+  it('12. rewriting an edited chain (every later hash recomputed) and deleting the signed head', async () => {
+    const result = await tamper((db) => {
+      rewriteChain(db, 4, (r) => void (r.fields.tool = 'billing.refund'))
+      db.prepare('DELETE FROM audit_head').run()
+    })
+    expect(result).toMatchObject(broken('head_missing', 1, /no signed head/))
+  })
+
+  it('13. rewriting an edited chain and keeping the signed head: the head no longer matches', async () => {
+    const result = await tamper((db) => void rewriteChain(db, 4, (r) => void (r.fields.tool = 'billing.refund')))
+    expect(result).toMatchObject(broken('head_mismatch', 20, /record 20 is not the record the signed head was signed over/))
+  })
+
+  it('14. rewriting the chain and re-signing its head with the key read from the database: the exported head tells', async () => {
+    const rewrite = (db: Database.Database) => {
+      const last = rewriteChain(db, 4, (r) => void (r.fields.tool = 'billing.refund'))
+      const jws = signCheckpoint({ iss: ISSUER, seq: last.seq, hash: last.hash, iat: Math.floor(Date.now() / 1000) }, stolenKey(db))
+      db.prepare('UPDATE audit_head SET seq = ?, hash = ?, jws = ?').run(last.seq, last.hash, jws)
+    }
+    // with the signing key in the database, the database alone cannot tell (docs/audit.md)
+    expect(await tamper(rewrite)).toMatchObject({ ok: true })
+    expect(await tamper(rewrite, { checkpoint: exported })).toMatchObject(broken('checkpoint_mismatch', 20, /record 20 is not the record the checkpoint held outside was signed over/))
+    expect(await tamper(rewrite, { checkpoint: exportedEarly })).toMatchObject(broken('checkpoint_mismatch', 15, /record 15/))
+  })
+
+  it('15. appending a forged record with a correct hash link: no signed head covers it', async () => {
+    const result = await tamper((db) => {
+      const prev = row(db, 20)
+      const forged = { seq: 21, time: prev.time + 1, type: 'approval.approved' as const, fields: { approval: 'x', approver: 'did:key:zBob' }, prev: prev.hash }
+      db.prepare('INSERT INTO audit(seq, time, type, fields, prev, hash) VALUES (?,?,?,?,?,?)').run(21, forged.time, forged.type, JSON.stringify(forged.fields), forged.prev, auditHash(forged))
+    })
+    expect(result).toMatchObject(broken('unsealed', 21, /records 21..21 are covered by no signed head/))
+  })
+
+  it('16. cutting the newest records (no unsigned tail exists: the head of every commit is signed)', async () => {
+    expect(await tamper((db) => db.prepare('DELETE FROM audit WHERE seq = 20').run())).toMatchObject(broken('truncated', 20, /signed head covers 20 records but the log ends at 19/))
+  })
+
+  it('17. rewriting the newest record with a recomputed hash', async () => {
+    const result = await tamper((db) => {
+      const r = row(db, 20)
+      r.fields.tool = 'billing.refund'
+      r.hash = auditHash(r)
+      put(db, r)
+    })
+    expect(result).toMatchObject(broken('head_mismatch', 20, /record 20 is not the record the signed head was signed over/))
+  })
+
+  it('18. editing an unhashed query column: verify names the column', async () => {
+    expect(await tamper((db) => db.prepare(`UPDATE audit SET txn = 'other-task' WHERE seq = 7`).run())).toMatchObject(broken('index_mismatch', 7, /record 7: its query column txn differs/))
+    expect(await tamper((db) => db.prepare('UPDATE audit SET agent = NULL WHERE seq = 9').run())).toMatchObject(broken('index_mismatch', 9, /column agent differs/))
+    expect(await tamper((db) => db.prepare(`UPDATE audit SET subject = 'bob' WHERE seq = 3`).run())).toMatchObject(broken('index_mismatch', 3, /column subject differs/))
+  })
+
+  it('19. wiping every record and the signed head: only a copy held elsewhere tells', async () => {
+    const wipe = (db: Database.Database) => {
+      db.prepare('DELETE FROM audit').run()
+      db.prepare('DELETE FROM audit_head').run()
+      db.prepare('DELETE FROM checkpoints').run()
+    }
+    expect(await tamper(wipe)).toMatchObject({ ok: true, count: 0 })
+    expect(await tamper(wipe, { checkpoint: exported })).toMatchObject(broken('truncated', 1, /checkpoint held outside covers 20 records but the log ends at 0/))
+  })
+
+  it('20. wiping the records but not the head', async () => {
+    expect(await tamper((db) => db.prepare('DELETE FROM audit').run())).toMatchObject(broken('truncated', 1, /signed head covers 20 records but the log ends at 0/))
+  })
+
+  it('21. an unreadable record is reported, not thrown', async () => {
+    expect(await tamper((db) => db.prepare(`UPDATE audit SET fields = '{not json' WHERE seq = 4`).run())).toMatchObject(broken('edited', 4, /record 4/))
+  })
+
+  it('22. a checkpoint held outside that is not the Authority\'s is refused', async () => {
+    const other = signCheckpoint({ iss: ISSUER, seq: 20, hash: 'x', iat: 1 }, Ed25519Key.generate())
+    expect(await tamper(() => undefined, { checkpoint: other })).toMatchObject(broken('checkpoint_invalid', 0, /checkpoint held outside is not valid/))
+  })
+})
+
+describe('upgrade from a database written before every commit was sealed', () => {
+  it('its last checkpoint (signed at close) stands for the head: it verifies and keeps verifying after new writes', async () => {
+    const file = `${tmp.dir}/legacy.db`
+    copyFileSync(pristine, file)
+    const db = new Database(file)
+    // the old layout: heads only in the checkpoints table
+    db.prepare('INSERT INTO checkpoints(seq, hash, time, jws) SELECT seq, hash, time, jws FROM audit_head').run()
+    db.prepare('DELETE FROM audit_head').run()
+    db.close()
+    expect(await verifyFile(file)).toMatchObject({ ok: true, count: 20 })
+    const authority = await createAuthority({ issuer: ISSUER, store: openSqliteStore(file) })
+    await authority.registerAgent({ did: Ed25519Key.generate().did, name: 'after-upgrade' })
+    expect(await authority.audit.query({ type: 'audit.unsealed' })).toEqual([])
+    expect(await authority.audit.verify()).toMatchObject({ ok: true, count: 21, signed: { seq: 21 } })
+    await authority.close()
+  })
+})
+
+describe('a running Authority never signs over records it did not write', () => {
+  it('records appended behind its back are marked (audit.unsealed) before its next record, and verify reports them for good', async () => {
+    const file = `${tmp.dir}/running.db`
+    copyFileSync(pristine, file)
+    const authority = await createAuthority({ issuer: ISSUER, store: openSqliteStore(file) })
+    // another writer appends a well-linked forged record while the Authority runs
+    const db = new Database(file)
+    const prev = row(db, 20)
+    const forged = { seq: 21, time: prev.time + 1, type: 'approval.approved' as const, fields: { approval: 'x' }, prev: prev.hash }
+    db.prepare('INSERT INTO audit(seq, time, type, fields, prev, hash) VALUES (?,?,?,?,?,?)').run(21, forged.time, forged.type, JSON.stringify(forged.fields), forged.prev, auditHash(forged))
+    db.close()
+    await authority.registerAgent({ did: Ed25519Key.generate().did, name: 'late' })
+    const marker = (await authority.audit.query({ type: 'audit.unsealed' }))[0]
+    expect(marker).toMatchObject({ seq: 22, fields: { reason: 'records 21..21 were not written by this Authority (no signed head covers them)', found: { seq: 21 }, expected: { seq: 20 } } })
+    expect(await authority.audit.verify()).toMatchObject(broken('foreign_write', 22, /found the log changed behind its back: records 21..21 were not written by this Authority/))
+    await authority.close()
+  })
+
+  it('a log cut behind its back is marked the same way', async () => {
+    const file = `${tmp.dir}/running-cut.db`
+    copyFileSync(pristine, file)
+    const authority = await createAuthority({ issuer: ISSUER, store: openSqliteStore(file) })
+    const db = new Database(file)
+    db.prepare('DELETE FROM audit WHERE seq > 17').run()
+    db.close()
+    await authority.registerAgent({ did: Ed25519Key.generate().did, name: 'late' })
+    expect(await authority.audit.verify()).toMatchObject(broken('foreign_write', 18, /records 18..20 are missing: the log was cut after its last signed head/))
+    await authority.close()
+  })
+
+  it('two Authority processes on one database accept each other\'s signed heads', async () => {
+    const file = `${tmp.dir}/shared.db`
+    copyFileSync(pristine, file)
+    const one = await createAuthority({ issuer: ISSUER, store: openSqliteStore(file) })
+    const two = await createAuthority({ issuer: ISSUER, store: openSqliteStore(file) })
+    for (let i = 0; i < 3; i++) {
+      await one.registerAgent({ did: Ed25519Key.generate().did, name: `one-${i}` })
+      await two.registerAgent({ did: Ed25519Key.generate().did, name: `two-${i}` })
+    }
+    expect(await one.audit.query({ type: 'audit.unsealed' })).toEqual([])
+    expect(await two.audit.verify()).toMatchObject({ ok: true, count: 26 })
+    await one.close()
+    await two.close()
   })
 })

@@ -59,12 +59,54 @@ export class ServerClient {
     return this.request('POST', path, { auth: true, body }) as Promise<T>
   }
 
-  /** GET returning the raw text (e.g. JSONL export). */
-  async getText(path: string): Promise<string> {
-    const res = await this.fetch('GET', path, { auth: true })
-    const text = await readBounded(res)
-    if (!res.ok) throw errorFromBody(res.status, text)
-    return text
+  /**
+   * GET a body to be read as a stream (the JSONL export): resolves with the headers once the status
+   * is OK; `body` yields the bytes as they arrive, so nothing is buffered whole. A stream that stays
+   * silent for the timeout, or breaks off, fails with INVALID_RESPONSE.
+   */
+  async openStream(path: string): Promise<{ headers: Headers; body: AsyncIterable<Uint8Array> }> {
+    const idle = new AbortController()
+    let timer = setTimeout(() => idle.abort(), TIMEOUT_MS)
+    const touch = () => {
+      clearTimeout(timer)
+      timer = setTimeout(() => idle.abort(), TIMEOUT_MS)
+    }
+    const headers: Record<string, string> = { accept: 'application/x-ndjson, application/json', authorization: `MandateAssertion ${await this.assertion()}` }
+    let res: Response
+    try {
+      res = await this.send(`${this.baseUrl}${path}`, { method: 'GET', headers }, idle.signal)
+    } catch (err) {
+      clearTimeout(timer)
+      throw err
+    }
+    if (!res.ok) {
+      try {
+        throw errorFromBody(res.status, await readBounded(res))
+      } finally {
+        clearTimeout(timer)
+      }
+    }
+    const reader = res.body?.getReader()
+    const body = async function* (): AsyncGenerator<Uint8Array> {
+      try {
+        if (!reader) return
+        for (;;) {
+          let chunk: ReadableStreamReadResult<Uint8Array>
+          try {
+            chunk = await reader.read()
+          } catch {
+            throw refused('the stream from the Authority broke off before it ended', 'INVALID_RESPONSE')
+          }
+          if (chunk.done) return
+          touch()
+          yield chunk.value
+        }
+      } finally {
+        clearTimeout(timer)
+        await reader?.cancel().catch(() => undefined)
+      }
+    }
+    return { headers: res.headers, body: body() }
   }
 
   /** POST form-encoded to the token endpoint with client authentication in the body. */
@@ -97,9 +139,9 @@ export class ServerClient {
     return this.send(`${this.baseUrl}${path}`, { method, headers, ...(body === undefined ? {} : { body }) })
   }
 
-  private async send(url: string, init: RequestInit): Promise<Response> {
+  private async send(url: string, init: RequestInit, signal: AbortSignal = AbortSignal.timeout(TIMEOUT_MS)): Promise<Response> {
     try {
-      return await fetch(url, { ...init, redirect: 'error', signal: AbortSignal.timeout(TIMEOUT_MS) })
+      return await fetch(url, { ...init, redirect: 'error', signal })
     } catch {
       throw refused(`cannot reach the Authority at ${this.baseUrl}`, 'UNREACHABLE')
     }

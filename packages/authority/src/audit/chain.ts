@@ -1,16 +1,56 @@
 /**
- * The audit log: a hash chain of records in the store, signed checkpoints of its head, verification
- * that names the first record where the chain breaks, queries and JSONL export.
+ * The audit log: a hash chain of records in the store, sealed by the Authority's signature in every
+ * transaction that appends to it (audit/seal.ts), verification that names the first record where
+ * the log breaks and what was found there, queries, and a streamed JSONL export.
  */
-import { MandateError, type KeyResolver, type Ed25519Key } from '@mandate/core'
+import { MandateError, type Ed25519Key, type KeyResolver } from '@mandate/core'
 import type { AuthorityStore } from '../store/store.js'
 import type { AuditDraft, AuditQuery, AuditRecord, StoredCheckpoint } from '../types.js'
-import { signCheckpoint, verifyCheckpoint } from './checkpoint.js'
-import { auditHash } from './hash.js'
+import { signCheckpoint, verifyCheckpoint, verifyCheckpointSync, type CheckpointClaims } from './checkpoint.js'
+import { auditHash, auditIndex } from './hash.js'
+import type { AuditSealer, ChainHead } from './seal.js'
+import { AuditWitness, type AuditWitnessOptions } from './witness.js'
+
+/** What verification found wrong (stable names; `reason` says it in words). */
+export type AuditBreakKind =
+  /** a seq is absent: records deleted */
+  | 'missing'
+  /** a record sits at another record's place */
+  | 'reordered'
+  /** a record's content does not match its own hash */
+  | 'edited'
+  /** a record does not link to the one before it (inserted, removed or rewritten before it) */
+  | 'unlinked'
+  /** a query column (txn, agent, subject) says something other than the hashed record */
+  | 'index_mismatch'
+  /** the Authority found the log changed behind its back and recorded so (`audit.unsealed`) */
+  | 'foreign_write'
+  /** records that no signed head covers (appended without the Authority's key) */
+  | 'unsealed'
+  /** there are records but no signed head at all (the heads were deleted) */
+  | 'head_missing'
+  /** the stored signed head is not a valid signature of this Authority */
+  | 'head_invalid'
+  /** the record at the signed head's seq is not the one that was signed (the chain was rewritten) */
+  | 'head_mismatch'
+  /** the log ends before a signed head (stored or held outside) says it did */
+  | 'truncated'
+  /** the checkpoint held outside is not a valid signature of this Authority */
+  | 'checkpoint_invalid'
+  /** the log no longer holds the record a checkpoint held outside was signed over */
+  | 'checkpoint_mismatch'
 
 export type AuditVerification =
-  | { ok: true; count: number; head?: { seq: number; hash: string }; checkpoint?: { seq: number } }
-  | { ok: false; brokenAt: number; reason: string; count: number }
+  | {
+      ok: true
+      count: number
+      head?: { seq: number; hash: string }
+      /** The signed head the log was checked against (the stored one). */
+      signed?: { seq: number; iat: number }
+      /** The checkpoint held outside (when given) that the log still contains and extends. */
+      checkpoint?: { seq: number }
+    }
+  | { ok: false; code: 'AUDIT_BROKEN'; kind: AuditBreakKind; brokenAt: number; reason: string; count: number }
 
 export interface AuditLogOptions {
   issuer: string
@@ -18,10 +58,10 @@ export interface AuditLogOptions {
   /** ms clock */
   now: () => number
   signingKey: () => Ed25519Key
-  /** Keys that may have signed a checkpoint (current and retired). */
+  /** Keys that may have signed a head (current and retired); must answer synchronously (a local key set). */
   checkpointKeys: () => KeyResolver
-  /** Sign a checkpoint after this many appended records. Default 100. */
-  checkpointEvery?: number
+  /** Publish every signed head to a file and/or webhook. */
+  witness?: AuditWitnessOptions
 }
 
 export type AuditListener = (record: AuditRecord) => void
@@ -34,13 +74,44 @@ function originalSeq(r: AuditRecord): number | undefined {
   return undefined
 }
 
+const PAGE = 2000
+
 export class AuditLog {
   readonly #o: AuditLogOptions
   readonly #listeners = new Set<AuditListener>()
-  #sinceCheckpoint = 0
+  readonly #witness: AuditWitness | undefined
 
   constructor(options: AuditLogOptions) {
     this.#o = options
+    this.#witness = options.witness && (options.witness.file !== undefined || options.witness.webhook !== undefined) ? new AuditWitness(options.witness) : undefined
+  }
+
+  /** Start sealing: hand the store the sealer and the stored head, when its signature is this Authority's. */
+  async open(): Promise<void> {
+    const stored = await this.#o.store.latestCheckpoint()
+    const sealer: AuditSealer = {
+      sign: (head) => this.#sign(head),
+      trust: (cp) => this.#trust(cp),
+      now: this.#o.now,
+      ...(this.#witness ? { committed: (cp: StoredCheckpoint) => this.#witness?.publish(cp) } : {}),
+    }
+    this.#o.store.sealAuditWith(sealer, stored ? this.#trust(stored) : undefined)
+  }
+
+  #sign(head: ChainHead): StoredCheckpoint {
+    const time = this.#o.now()
+    const jws = signCheckpoint({ iss: this.#o.issuer, seq: head.seq, hash: head.hash, iat: Math.floor(time / 1000) }, this.#o.signingKey())
+    return { seq: head.seq, hash: head.hash, time, jws }
+  }
+
+  /** The head a stored checkpoint attests (read from its signed claims, never from its columns). */
+  #trust(cp: StoredCheckpoint): ChainHead | undefined {
+    try {
+      const c = verifyCheckpointSync(cp.jws, { issuer: this.#o.issuer, keys: this.#o.checkpointKeys() })
+      return { seq: c.seq, hash: c.hash }
+    } catch {
+      return undefined
+    }
   }
 
   /** Register a listener for every appended record; returns the unsubscribe function. */
@@ -49,7 +120,7 @@ export class AuditLog {
     return () => this.#listeners.delete(listener)
   }
 
-  /** Append a record on its own. */
+  /** Append a record on its own (committed with its signed head when this resolves). */
   async append(type: AuditDraft['type'], fields: AuditDraft['fields']): Promise<AuditRecord> {
     const rec = await this.#o.store.appendAudit({ time: this.#o.now(), type, fields })
     await this.recorded(rec)
@@ -61,13 +132,8 @@ export class AuditLog {
     return { time: this.#o.now(), type, fields }
   }
 
-  /** Tell the log a record was appended (by a store transaction): notify and maybe checkpoint. */
+  /** Tell the log a record was appended (by a store transaction, which also sealed it): notify listeners. */
   async recorded(rec: AuditRecord): Promise<void> {
-    this.#notify(rec)
-    if (++this.#sinceCheckpoint >= (this.#o.checkpointEvery ?? 100)) await this.checkpoint()
-  }
-
-  #notify(rec: AuditRecord): void {
     for (const l of this.#listeners) {
       try {
         l(rec)
@@ -77,16 +143,9 @@ export class AuditLog {
     }
   }
 
-  /** Sign and store a checkpoint of the current head. */
+  /** The current signed head (every committed transaction that appended records stored one). */
   async checkpoint(): Promise<StoredCheckpoint | undefined> {
-    this.#sinceCheckpoint = 0
-    const head = await this.#o.store.auditHead()
-    if (!head) return undefined
-    const time = this.#o.now()
-    const jws = signCheckpoint({ iss: this.#o.issuer, seq: head.seq, hash: head.hash, iat: Math.floor(time / 1000) }, this.#o.signingKey())
-    const cp = { seq: head.seq, hash: head.hash, time, jws }
-    await this.#o.store.putCheckpoint(cp)
-    return cp
+    return this.#o.store.latestCheckpoint()
   }
 
   latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
@@ -97,7 +156,10 @@ export class AuditLog {
     return this.#o.store.queryAudit(q)
   }
 
-  /** Every record as one JSON line each, in order. */
+  /**
+   * Every record as one JSON line each, in order, read from the store a page at a time (so memory
+   * stays bounded and a slow reader slows the reads). Stops at `untilSeq` when given.
+   */
   async *exportJsonl(q: Omit<AuditQuery, 'afterSeq' | 'limit'> = {}): AsyncIterable<string> {
     let after = 0
     for (;;) {
@@ -108,57 +170,114 @@ export class AuditLog {
     }
   }
 
+  /** Stop publishing to the witness (after publishing what is pending, at most `ms`). */
+  async close(ms?: number): Promise<void> {
+    await this.#witness?.close(ms)
+  }
+
   /**
-   * Verify the whole chain: contiguous seq from 1, each record's hash over its content, each link to
-   * the previous hash, and the head against the latest signed checkpoint (or the one given, which
-   * should come from outside the store). Reports the first seq where the chain breaks.
+   * Verify the whole log: contiguous seq from 1, each record's hash over its content, each link to
+   * the previous hash, query columns equal to the hashed record, no record of the Authority finding
+   * the log changed behind its back, the stored signed head valid and covering the last record, and
+   * (when given) a checkpoint held outside the store still contained and extended. Reports the first
+   * thing found, with the seq where the log breaks.
    */
   async verify(options: { checkpoint?: string } = {}): Promise<AuditVerification> {
+    const store = this.#o.store
     let expected = 1
     let prev = ''
     let count = 0
-    let last: AuditRecord | undefined
-    for (let after = 0; ; ) {
-      const page = await this.#o.store.readAudit(after, 2000)
-      for (const r of page) {
-        count++
-        if (r.seq !== expected) {
-          return { ok: false, brokenAt: expected, count, reason: expected === r.seq - 1 ? `record ${expected} is missing (deleted)` : `records ${expected}..${r.seq - 1} are missing (deleted)` }
-        }
-        if (auditHash(r) !== r.hash) {
-          // the hash covers seq: a record moved from elsewhere still hashes correctly under its old seq
-          const belongs = originalSeq(r)
-          if (belongs !== undefined) {
-            return { ok: false, brokenAt: r.seq, count, reason: `record ${r.seq} holds the record that belongs at ${belongs} (reordered)` }
+    let last = undefined as AuditRecord | undefined
+    const broken = (kind: AuditBreakKind, brokenAt: number, reason: string): AuditVerification => ({ ok: false, code: 'AUDIT_BROKEN', kind, brokenAt, reason, count })
+    /** Check records after the last one checked, up to `until` (or the end). */
+    const walk = async (until = Infinity): Promise<AuditVerification | undefined> => {
+      for (;;) {
+        const after = last?.seq ?? 0
+        const limit = Math.min(PAGE, until - after)
+        if (limit <= 0) return undefined
+        const page = await store.readAudit(after, limit)
+        const index = store.readAuditIndex ? await store.readAuditIndex(after, limit) : undefined
+        for (let i = 0; i < page.length; i++) {
+          const r = page[i] as AuditRecord
+          count++
+          if (r.seq !== expected) {
+            return broken('missing', expected, expected === r.seq - 1 ? `record ${expected} is missing (deleted)` : `records ${expected}..${r.seq - 1} are missing (deleted)`)
           }
-          return { ok: false, brokenAt: r.seq, count, reason: `record ${r.seq} does not match its hash (edited)` }
+          if (auditHash(r) !== r.hash) {
+            // the hash covers seq: a record moved from elsewhere still hashes correctly under its old seq
+            const belongs = originalSeq(r)
+            if (belongs !== undefined) return broken('reordered', r.seq, `record ${r.seq} holds the record that belongs at ${belongs} (reordered)`)
+            return broken('edited', r.seq, `record ${r.seq} does not match its hash (edited)`)
+          }
+          if (r.prev !== prev) {
+            return broken('unlinked', r.seq, `record ${r.seq} does not link to record ${r.seq - 1} (a record was inserted, removed or rewritten before it)`)
+          }
+          if (index) {
+            const col = index[i]
+            const want = auditIndex(r.fields)
+            if (!col || col.seq !== r.seq || col.txn !== want.txn || col.agent !== want.agent || col.subject !== want.subject) {
+              const which = !col || col.seq !== r.seq ? 'index' : (['txn', 'agent', 'subject'] as const).filter((k) => col[k] !== want[k]).join(', ')
+              return broken('index_mismatch', r.seq, `record ${r.seq}: its query column ${which} differs from the hashed record (queries would return other records)`)
+            }
+          }
+          if (r.type === 'audit.unsealed') {
+            const why = typeof r.fields.reason === 'string' ? r.fields.reason : 'the log differed from its last signed head'
+            return broken('foreign_write', r.seq, `record ${r.seq}: the Authority found the log changed behind its back: ${why}`)
+          }
+          prev = r.hash
+          expected++
+          last = r
         }
-        if (r.prev !== prev) {
-          return { ok: false, brokenAt: r.seq, count, reason: `record ${r.seq} does not link to record ${r.seq - 1} (a record was inserted, removed or rewritten before it)` }
-        }
-        prev = r.hash
-        expected++
-        last = r
+        if (page.length < limit) return undefined
       }
-      if (page.length < 2000) break
-      after = (page[page.length - 1] as AuditRecord).seq
     }
-    const jws = options.checkpoint ?? (await this.#o.store.latestCheckpoint())?.jws
-    if (jws === undefined) return last ? { ok: true, count, head: { seq: last.seq, hash: last.hash } } : { ok: true, count }
-    let cp
-    try {
-      cp = await verifyCheckpoint(jws, { issuer: this.#o.issuer, keys: this.#o.checkpointKeys() })
-    } catch (err) {
-      return { ok: false, brokenAt: 0, count, reason: `checkpoint is not valid: ${MandateError.is(err) ? err.message : 'unverifiable'}` }
+    const walked = await walk()
+    if (walked) return walked
+
+    // the stored signed head must cover exactly the last record; it is read after the walk, so
+    // records committed meanwhile (each with its head) are walked up to it
+    const stored = await store.latestCheckpoint()
+    let signed: CheckpointClaims | undefined
+    if (stored !== undefined) {
+      try {
+        signed = await verifyCheckpoint(stored.jws, { issuer: this.#o.issuer, keys: this.#o.checkpointKeys() })
+      } catch (err) {
+        return broken('head_invalid', last?.seq ?? 0, `the stored signed head is not valid: ${MandateError.is(err) ? err.message : 'unverifiable'}`)
+      }
+      if (signed.seq > (last?.seq ?? 0)) {
+        const more = await walk(signed.seq)
+        if (more) return more
+      }
     }
     const lastSeq = last?.seq ?? 0
-    if (cp.seq > lastSeq) {
-      return { ok: false, brokenAt: lastSeq + 1, count, reason: `log truncated: the signed checkpoint covers ${cp.seq} records but the log ends at ${lastSeq}` }
+    const at = async (seq: number): Promise<AuditRecord | undefined> => (seq === lastSeq ? last : (await store.readAudit(seq - 1, 1))[0])
+
+    if (stored === undefined) {
+      if (last) return broken('head_missing', 1, `no signed head covers records 1..${lastSeq} (the signed heads were deleted, or the records were written without the Authority)`)
+    } else if (signed) {
+      if (signed.seq > lastSeq) return broken('truncated', lastSeq + 1, `log truncated: the signed head covers ${signed.seq} records but the log ends at ${lastSeq}`)
+      if (signed.seq < lastSeq) return broken('unsealed', signed.seq + 1, `records ${signed.seq + 1}..${lastSeq} are covered by no signed head (appended without the Authority's key)`)
+      if (signed.seq > 0 && last?.hash !== signed.hash) return broken('head_mismatch', lastSeq, `record ${lastSeq} is not the record the signed head was signed over (the chain was rewritten)`)
     }
-    if (cp.seq > 0) {
-      const [atCp] = await this.#o.store.readAudit(cp.seq - 1, 1)
-      if (!atCp || atCp.hash !== cp.hash) return { ok: false, brokenAt: cp.seq, count, reason: `record ${cp.seq} does not match the signed checkpoint` }
+
+    // a checkpoint held outside the store: the log must still contain its record, and extend it
+    let outside: CheckpointClaims | undefined
+    if (options.checkpoint !== undefined) {
+      try {
+        outside = await verifyCheckpoint(options.checkpoint, { issuer: this.#o.issuer, keys: this.#o.checkpointKeys() })
+      } catch (err) {
+        return broken('checkpoint_invalid', 0, `the checkpoint held outside is not valid: ${MandateError.is(err) ? err.message : 'unverifiable'}`)
+      }
+      if (outside.seq > lastSeq) return broken('truncated', lastSeq + 1, `log truncated: the checkpoint held outside covers ${outside.seq} records but the log ends at ${lastSeq}`)
+      if (outside.seq > 0 && (await at(outside.seq))?.hash !== outside.hash) {
+        return broken('checkpoint_mismatch', outside.seq, `record ${outside.seq} is not the record the checkpoint held outside was signed over (the log was rewritten)`)
+      }
     }
-    return { ok: true, count, ...(last ? { head: { seq: last.seq, hash: last.hash } } : {}), checkpoint: { seq: cp.seq } }
+    return {
+      ok: true, count,
+      ...(last ? { head: { seq: last.seq, hash: last.hash } } : {}),
+      ...(signed ? { signed: { seq: signed.seq, iat: signed.iat } } : {}),
+      ...(outside ? { checkpoint: { seq: outside.seq } } : {}),
+    }
   }
 }

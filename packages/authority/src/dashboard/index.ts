@@ -6,4 +6,5 @@
 export { installDashboard } from './routes.js'
 export type { DashboardOptions, DashboardHandle } from './routes.js'
 export type { DashboardIdentity } from './sessions.js'
-export type { DashboardAuthority, AuditVerification } from './source.js'
+export type { DashboardAuthority, AuditVerification, DashboardCall, CallStatus } from './source.js'
+export { callViews } from './source.js'

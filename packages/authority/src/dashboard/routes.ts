@@ -12,7 +12,7 @@ import { APP_CSS } from './assets/app_css.js'
 import { APP_JS } from './assets/app_js.js'
 import { loginRequiredPage, dashboardPage } from './assets/page.js'
 import { SessionStore, type DashboardIdentity, type Session, type SessionOptions } from './sessions.js'
-import { agentView, approvalView, eventView, type AuditVerification, type DashboardAuthority } from './source.js'
+import { agentView, approvalView, callViews, eventView, redact, type AuditVerification, type DashboardAuthority, type DashboardCall } from './source.js'
 
 export interface DashboardOptions extends SessionOptions {
   /** Mount point (default `/dashboard`). */
@@ -146,10 +146,19 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
       agents: agents.map(agentView),
       approvals: approvals.map(approvalView),
       events: recent.map(eventView),
+      calls: recentCalls(callViews(events, agents)),
       headSeq: events.length > 0 ? events[events.length - 1]!.seq : 0,
       verification,
       serverTime: Date.now(),
     })
+  })
+
+  // calls as the log shows them: a credential no guard reported is "issued, not presented", never a call
+  app.get(`${base}/api/calls`, async (c) => {
+    secure(c)
+    if (!sessionOf(c)) return c.json({ error: 'invalid_token', mandate_code: 'ACCESS_DENIED', error_description: 'login required' }, 401)
+    const [agents, events] = await Promise.all([authority.listAgents(), authority.audit.query({ limit: 100_000 })])
+    return c.json({ calls: recentCalls(callViews(events, agents)) })
   })
 
   app.get(`${base}/api/verify`, async (c) => {
@@ -251,6 +260,11 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
       for (const close of [...closers]) close()
     },
   }
+}
+
+/** The newest calls, redacted like every other value sent to the browser. */
+function recentCalls(calls: DashboardCall[]): unknown[] {
+  return calls.slice(-150).map((c) => redact(c))
 }
 
 async function verifySafely(authority: DashboardAuthority): Promise<AuditVerification> {

@@ -103,3 +103,124 @@ export interface DashboardEvent {
 export function eventView(r: AuditRecord): DashboardEvent {
   return { seq: r.seq, time: r.time, type: r.type, hash: r.hash, fields: redact(r.fields) }
 }
+
+/**
+ * What became of one call credential (or call attempt), as the log shows it. Issued is not
+ * verified: a credential the Authority minted but no guard reported is `issued` ("issued, not
+ * presented"), never a call.
+ * - `issued`: minted, no guard has reported it (it may never have reached its audience);
+ * - `verified`: a guard (a `resource` principal) reported it allowed;
+ * - `refused`: a guard reported it refused, or the Authority refused the exchange (`by` absent);
+ * - `reported`: only the calling agent itself reported it (a self-report, not a verification);
+ * - `approval_required`: the exchange waits for a human approval.
+ */
+export type CallStatus = 'issued' | 'verified' | 'refused' | 'reported' | 'approval_required'
+
+export interface DashboardCall {
+  /** seq of the record the row started from */
+  seq: number
+  time: number
+  status: CallStatus
+  /** Human wording of the status, e.g. "issued, not presented", "verified by billing-guard". */
+  label: string
+  jti?: string
+  tool?: string
+  args?: string
+  /** seconds */
+  exp?: number
+  subject?: string
+  actors: string[]
+  /** The guard (or agent) that reported it: did and name. */
+  by?: { did: string; name: string; role?: string }
+  /** success | error, as the guard reported the tool's outcome */
+  outcome?: string
+  /** An error code or refusal code. */
+  code?: string
+  approval?: string
+}
+
+const s = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined)
+const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [])
+
+/** Guards are `resource` principals; an admin reporting counts as one (it holds the Authority's trust). */
+const GUARD_ROLES = new Set(['resource', 'admin'])
+
+/**
+ * The calls view of the log, derived on the server so that every view (the page, the API) says the
+ * same: credentials joined with the guard reports that name them.
+ */
+export function callViews(records: readonly AuditRecord[], agents: readonly AgentRecord[]): DashboardCall[] {
+  const byDid = new Map(agents.map((a) => [a.did, a]))
+  const rows: DashboardCall[] = []
+  const byJti = new Map<string, DashboardCall>()
+  const who = (did: string) => {
+    const a = byDid.get(did)
+    return { did, name: a?.name ?? did, ...(a ? { role: a.role } : {}) }
+  }
+  for (const r of records) {
+    const x = r.fields
+    if (r.type === 'exchange' && (x.operation === 'call' || (x.tool !== undefined && x.tools === undefined))) {
+      const jti = s(x.jti)
+      const row: DashboardCall = { seq: r.seq, time: r.time, status: 'issued', label: 'issued, not presented', actors: strings(x.actors) }
+      if (jti) row.jti = jti
+      if (s(x.tool)) row.tool = s(x.tool) as string
+      if (s(x.args)) row.args = s(x.args) as string
+      if (typeof x.exp === 'number') row.exp = x.exp
+      if (s(x.subject)) row.subject = s(x.subject) as string
+      const approval = typeof x.approval === 'object' && x.approval !== null && !Array.isArray(x.approval) ? s((x.approval as Record<string, unknown>).id) : s(x.approval)
+      if (approval) row.approval = approval
+      rows.push(row)
+      if (jti && !byJti.has(jti)) byJti.set(jti, row)
+    } else if (r.type === 'call.report') {
+      const jti = s(x.jti)
+      const reporter = s(x.reporter)
+      const by = reporter ? who(reporter) : undefined
+      // no reporter: host code holding the Authority object reported it in process (a guard there,
+      // e.g. a guarded MCP server given `audit: authority`); over HTTP a reporter is always named
+      const inProcess = reporter === undefined
+      const guard = inProcess || (by?.role !== undefined && GUARD_ROLES.has(by.role) && !strings(x.actors).includes(by.did))
+      const refused = x.decision === 'refused'
+      const status: CallStatus = guard ? (refused ? 'refused' : 'verified') : 'reported'
+      const label = guard
+        ? `${refused ? 'refused' : 'verified'} by ${inProcess ? "a guard in the Authority's process" : by?.name}`
+        : `reported by ${by?.name} itself, not verified by a guard`
+      let row = jti ? byJti.get(jti) : undefined
+      if (!row) {
+        row = { seq: r.seq, time: r.time, status, label, actors: strings(x.actors) }
+        if (jti) row.jti = jti
+        if (s(x.tool)) row.tool = s(x.tool) as string
+        if (s(x.args)) row.args = s(x.args) as string
+        if (s(x.subject)) row.subject = s(x.subject) as string
+        rows.push(row)
+        if (jti) byJti.set(jti, row)
+      } else if (guard || row.status === 'issued') {
+        // a guard's report outranks a self-report; a later guard report replaces an earlier one
+        row.status = status
+        row.label = label
+      } else {
+        continue
+      }
+      if (by) row.by = by
+      if (s(x.outcome)) row.outcome = s(x.outcome) as string
+      if (s(x.error)) row.code = s(x.error) as string
+    } else if (r.type === 'refusal' && (x.operation === 'call' || s(x.tool) !== undefined)) {
+      // a call exchange the Authority refused: no credential exists
+      const actors = strings(x.actors)
+      const row: DashboardCall = { seq: r.seq, time: r.time, status: 'refused', label: 'refused by the Authority', actors: actors.length ? actors : s(x.agent) ? [s(x.agent) as string] : [] }
+      if (s(x.subject)) row.subject = s(x.subject) as string
+      if (s(x.args)) row.args = s(x.args) as string
+      if (s(x.tool)) row.tool = s(x.tool) as string
+      if (s(x.code)) row.code = s(x.code) as string
+      if (s(x.parent)) row.jti = s(x.parent) as string
+      rows.push(row)
+    } else if (r.type === 'approval.requested') {
+      const row: DashboardCall = { seq: r.seq, time: r.time, status: 'approval_required', label: 'waiting for approval', actors: s(x.agent) ? [s(x.agent) as string] : [] }
+      if (s(x.tool)) row.tool = s(x.tool) as string
+      if (s(x.args)) row.args = s(x.args) as string
+      if (s(x.subject)) row.subject = s(x.subject) as string
+      if (s(x.parent)) row.jti = s(x.parent) as string
+      rows.push(row)
+    }
+  }
+  return rows
+}

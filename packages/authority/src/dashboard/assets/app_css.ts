@@ -18,7 +18,7 @@ th, td { text-align:left; padding:5px 8px; border-bottom:1px solid var(--line); 
 th { color:var(--muted); font-weight:500; }
 code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size:12px; }
 .muted { color:var(--muted); }
-.allowed, .issued, .success, .approved { color:var(--ok); } .refused, .denied, .error, .revoked { color:var(--bad); } .pending, .approval_required { color:var(--warn); }
+.allowed, .verified, .success, .approved { color:var(--ok); } .refused, .denied, .error, .revoked { color:var(--bad); } .pending, .approval_required, .issued, .reported { color:var(--warn); } .call-status { font-size:.85em; }
 .approval { border:1px solid var(--warn); border-radius:8px; padding:10px 12px; margin-bottom:10px; display:flex; justify-content:space-between; gap:16px; align-items:center; }
 .approval .what { font-size:15px; } .approval pre { margin:6px 0 0; white-space:pre-wrap; word-break:break-all; }
 button { font:inherit; border-radius:6px; border:1px solid var(--line); padding:6px 14px; cursor:pointer; color:#fff; }

@@ -8,7 +8,7 @@ export const APP_JS = String.raw`
 (function () {
   var base = document.querySelector('meta[name="mandate-base"]').content;
   var csrf = document.querySelector('meta[name="mandate-csrf"]').content;
-  var state = { agents: [], approvals: [], events: [], verification: null, identity: null };
+  var state = { agents: [], approvals: [], events: [], calls: [], verification: null, identity: null };
   var busy = {};
   var COLORS = { grant: '#bc8cff', exchange: '#58a6ff', refusal: '#f85149', 'approval.requested': '#d29922', 'approval.approved': '#3fb950',
     'approval.denied': '#f85149', 'approval.expired': '#8b98a5', revocation: '#ff7b72', 'call.report': '#3fb950', 'agent.registered': '#8b98a5',
@@ -38,7 +38,6 @@ export const APP_JS = String.raw`
   }
   function time(ms) { return ms ? new Date(ms).toLocaleTimeString() : '-'; }
   function secs(s) { return typeof s === 'number' ? new Date(s * 1000).toLocaleTimeString() : '-'; }
-  function actorsOf(x) { return Array.isArray(x.actors) ? x.actors : Array.isArray(x.actorChain) ? x.actorChain : x.agent ? [x.agent] : []; }
   function f(ev) { return ev.fields && typeof ev.fields === 'object' ? ev.fields : {}; }
   function pick(o, names) { for (var i = 0; i < names.length; i++) if (o[names[i]] != null) return o[names[i]]; return undefined; }
   function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); return node; }
@@ -93,21 +92,12 @@ export const APP_JS = String.raw`
     });
   }
 
-  function calls() {
-    var rows = [];
-    state.events.forEach(function (ev) {
-      var x = f(ev);
-      if (ev.type === 'exchange' && (x.operation === 'call' || x.kind === 'call' || (x.tool && !x.tools))) {
-        rows.push({ time: ev.time, decision: 'issued', what: 'credential', jti: pick(x, ['jti']), tool: x.tool, args: pick(x, ['argumentsDigest', 'arguments_digest', 'args']), exp: pick(x, ['exp']), chain: chainText(x.subject, actorsOf(x), x.tool), note: x.approval ? 'approved: ' + prefix(str(typeof x.approval === 'object' ? x.approval.id : x.approval), 10) : '' });
-      } else if (ev.type === 'call.report') {
-        rows.push({ time: ev.time, decision: str(pick(x, ['decision'])) || 'reported', what: 'tool call' + (x.outcome ? ' (' + x.outcome + ')' : ''), jti: pick(x, ['mandateId', 'jti']), tool: x.tool, args: pick(x, ['argumentsDigest', 'args']), exp: pick(x, ['exp']), chain: chainText(x.subject, actorsOf(x), null), note: str(pick(x, ['errorCode', 'code'])) });
-      } else if (ev.type === 'refusal') {
-        rows.push({ time: ev.time, decision: 'refused', what: 'exchange refused', jti: pick(x, ['parent', 'jti']), tool: x.tool, args: pick(x, ['argumentsDigest', 'args']), exp: undefined, chain: chainText(x.subject, actorsOf(x), null), note: str(pick(x, ['code', 'mandate_code', 'reason'])) });
-      } else if (ev.type === 'approval.requested') {
-        rows.push({ time: ev.time, decision: 'approval_required', what: 'approval requested', jti: pick(x, ['parent']), tool: x.tool, args: pick(x, ['argumentsDigest', 'args']), exp: undefined, chain: chainText(x.subject, actorsOf(x), null), note: str(pick(x, ['reason'])) });
-      }
-    });
-    return rows;
+  // The calls view comes from the server (/api/calls), which joins each credential with the guard
+  // reports naming it: a credential no guard reported is "issued, not presented", never a call.
+  function callByJti() {
+    var out = {};
+    (state.calls || []).forEach(function (c) { if (c.jti && !out[c.jti]) out[c.jti] = c; });
+    return out;
   }
 
   // ---- renderers -----------------------------------------------------------------------------
@@ -175,12 +165,14 @@ export const APP_JS = String.raw`
     box.appendChild(legend);
   }
 
-  function renderNode(n, revoked, depth, taskRevoked) {
+  function renderNode(n, revoked, depth, taskRevoked, callStatus) {
     var isRevoked = taskRevoked || revoked.mandate[n.jti] || (n.holder && revoked.agent[n.holder]);
+    var cs = n.kind === 'call' ? callStatus[n.jti] : null;
     var cls = 'node ' + (depth === 0 ? 'root ' : '') + (n.kind === 'call' ? 'call ' : '') + (isRevoked ? 'revoked' : '');
     var head = el('div', { cls: 'head' }, [
-      el('strong', { text: n.kind === 'call' ? 'call ' + str(n.tool) : agentName(n.holder) }),
+      el('strong', { text: n.kind === 'call' ? 'credential for ' + str(n.tool) : agentName(n.holder) }),
       el('span', { cls: 'muted', text: n.kind }),
+      n.kind === 'call' ? el('span', { cls: 'call-status ' + (cs ? cs.status : 'issued'), text: cs ? cs.label : 'issued, not presented' }) : null,
       el('code', { text: 'jti ' + prefix(n.jti, 8) }),
       n.kind !== 'call' && n.tools ? el('span', { cls: 'muted', text: 'tools ' + (Array.isArray(n.tools) ? n.tools.join(', ') : str(n.tools)) }) : null,
       n.args ? el('code', { text: 'args #' + prefix(n.args, 8) }) : null,
@@ -189,13 +181,13 @@ export const APP_JS = String.raw`
       isRevoked ? el('span', { cls: 'revoked', text: 'revoked' }) : null,
     ]);
     var node = el('div', { cls: cls, 'data-jti': n.jti }, [head]);
-    n.children.forEach(function (c) { node.appendChild(renderNode(c, revoked, depth + 1, isRevoked)); });
+    n.children.forEach(function (c) { node.appendChild(renderNode(c, revoked, depth + 1, isRevoked, callStatus)); });
     return node;
   }
 
   function renderTasks() {
     var box = clear(document.getElementById('tasks'));
-    var ts = tasks(), revoked = revokedSets();
+    var ts = tasks(), revoked = revokedSets(), callStatus = callByJti();
     if (!ts.length) { box.appendChild(el('p', { cls: 'empty', text: 'No tasks yet.' })); return; }
     ts.slice(-20).reverse().forEach(function (t) {
       var tr = revoked.task[t.txn];
@@ -204,24 +196,25 @@ export const APP_JS = String.raw`
         el('span', { cls: 'muted', text: ' · task ' + prefix(t.txn, 12) }), tr ? el('span', { cls: 'revoked', text: ' · revoked' }) : null,
       ]));
       var tree = el('div', { cls: 'tree' });
-      t.roots.forEach(function (r) { tree.appendChild(renderNode(r, revoked, 0, tr)); });
+      t.roots.forEach(function (r) { tree.appendChild(renderNode(r, revoked, 0, tr, callStatus)); });
       box.appendChild(tree);
     });
   }
 
   function renderCalls() {
     var box = clear(document.getElementById('calls'));
-    var rows = calls();
+    var rows = state.calls || [];
     if (!rows.length) { box.appendChild(el('p', { cls: 'empty', text: 'No tool calls yet.' })); return; }
     var tb = el('tbody');
     rows.slice(-150).reverse().forEach(function (r) {
-      tb.appendChild(el('tr', null, [
-        el('td', { text: time(r.time) }), el('td', { cls: r.decision, text: r.decision }), el('td', { text: r.what }), el('td', null, [el('code', { text: str(r.tool) })]),
+      var note = [r.outcome ? 'outcome ' + str(r.outcome) : '', r.code ? str(r.code) : '', r.approval ? 'approved: ' + prefix(str(r.approval), 10) : ''].filter(Boolean).join(' · ');
+      tb.appendChild(el('tr', { 'data-call-status': r.status }, [
+        el('td', { text: time(r.time) }), el('td', { cls: r.status, text: str(r.label) }), el('td', null, [el('code', { text: str(r.tool) })]),
         el('td', null, [el('code', { text: r.jti ? prefix(r.jti, 8) : '-' })]), el('td', null, [el('code', { text: r.args ? '#' + prefix(r.args, 8) : '-' })]),
-        el('td', { text: secs(r.exp) }), el('td', { cls: 'muted', text: r.chain }), el('td', { cls: 'muted', text: r.note }),
+        el('td', { text: secs(r.exp) }), el('td', { cls: 'muted', text: chainText(r.subject, r.actors, null) }), el('td', { cls: 'muted', text: note }),
       ]));
     });
-    box.appendChild(el('table', null, [el('thead', null, [el('tr', null, ['time', 'decision', 'what', 'tool', 'jti', 'args', 'exp', 'chain', 'note'].map(function (h) { return el('th', { text: h }); }))]), tb]));
+    box.appendChild(el('table', null, [el('thead', null, [el('tr', null, ['time', 'status', 'tool', 'jti', 'args', 'exp', 'chain', 'note'].map(function (h) { return el('th', { text: h }); }))]), tb]));
   }
 
   function renderAgents() {
@@ -296,6 +289,15 @@ export const APP_JS = String.raw`
     }, 500);
   }
 
+  var callsTimer = null;
+  function refreshCallsSoon() {
+    if (callsTimer) return;
+    callsTimer = setTimeout(function () {
+      callsTimer = null;
+      fetch(base + '/api/calls', { credentials: 'same-origin' }).then(function (r) { return r.json(); }).then(function (b) { if (Array.isArray(b.calls)) { state.calls = b.calls; render(); } }).catch(function () {});
+    }, 200);
+  }
+
   function connect(after) {
     var live = document.getElementById('live');
     var es = new EventSource(base + '/api/events?after=' + encodeURIComponent(String(after)));
@@ -304,6 +306,7 @@ export const APP_JS = String.raw`
       var ev = JSON.parse(m.data);
       if (!state.events.length || ev.seq > state.events[state.events.length - 1].seq) state.events.push(ev);
       if (ev.type === 'approval.requested') refreshApprovals();
+      if (ev.type === 'exchange' || ev.type === 'call.report' || ev.type === 'refusal' || ev.type === 'approval.requested') refreshCallsSoon();
       reverifySoon(); render();
     });
     es.addEventListener('approvals', function (m) { state.approvals = JSON.parse(m.data); render(); });

@@ -1,0 +1,97 @@
+/**
+ * Issued is not verified: the dashboard's calls view (API and page script) shows a call credential
+ * that no guard reported as "issued, not presented", a guard-reported call as "verified by <guard>",
+ * a refusal as refused, and an agent's report about itself as a self-report. Against a real
+ * in-process Authority and the dashboard's own routes (session cookie required).
+ */
+import { decodeMandateUnverified, Ed25519Key, type MandateClaims } from '@mandate/core'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { createAuthority, createAuthorityApp, installDashboard, type Authority, type DashboardHandle } from '../src/index.js'
+import { APP_JS } from '../src/dashboard/assets/app_js.js'
+import { AUD, TOOLS } from './helpers.js'
+
+const ISSUER = 'http://127.0.0.1:7498'
+let authority: Authority
+let app: ReturnType<typeof createAuthorityApp>['app']
+let dashboard: DashboardHandle
+const admin = Ed25519Key.generate()
+const agent = Ed25519Key.generate()
+const grantor = Ed25519Key.generate()
+const guard = Ed25519Key.generate()
+const jti = { unpresented: '', verified: '', refused: '', self: '' }
+
+interface Call { status: string; label: string; jti?: string; tool?: string; by?: { name: string }; outcome?: string; code?: string }
+
+beforeAll(async () => {
+  authority = await createAuthority({ issuer: ISSUER })
+  app = createAuthorityApp(authority).app
+  dashboard = installDashboard(app, authority)
+  await authority.registerAgent({ did: admin.did, name: 'root', role: 'admin' })
+  await authority.registerAgent({ did: agent.did, name: 'worker' })
+  await authority.registerAgent({ did: grantor.did, name: 'host', role: 'grantor' })
+  await authority.registerAgent({ did: guard.did, name: 'billing-guard', role: 'resource' })
+  const { token, claims } = await authority.grant({ grantor: grantor.did, subject: 'alice', agent: agent.did, audiences: [AUD], tools: TOOLS })
+  const client = authority.clientFor(agent)
+  const issue = async (amount: number) => {
+    const r = await client.callCredential({ mandate: token, audience: AUD, tool: 'billing.get', arguments: { amount } })
+    if (r.status !== 'issued') throw new Error('expected a credential')
+    return decodeMandateUnverified(r.token).payload as unknown as MandateClaims
+  }
+  const report = (c: MandateClaims, decision: 'allowed' | 'refused', reporter: string, extra: Record<string, string> = {}) =>
+    authority.reportCall({ mandateId: c.jti, txn: c.txn, tool: 'billing.get', audience: AUD, argumentsDigest: c.call?.args ?? 'x', decision, actorChain: [agent.did], subject: 'alice', ...extra }, { reporter })
+  const unpresented = await issue(1)
+  const verified = await issue(2)
+  const refused = await issue(3)
+  const self = await issue(4)
+  await report(verified, 'allowed', guard.did, { outcome: 'success' })
+  await report(refused, 'refused', guard.did, { errorCode: 'ARGUMENTS_MISMATCH' })
+  await report(self, 'allowed', agent.did, { outcome: 'success' })
+  // the Authority refuses a call outside the grant: no credential at all
+  await expect(client.callCredential({ mandate: token, audience: AUD, tool: 'email.send', arguments: {} })).rejects.toMatchObject({ code: expect.any(String) })
+  Object.assign(jti, { unpresented: unpresented.jti, verified: verified.jti, refused: refused.jti, self: self.jti })
+  expect(claims.jti).toBeTruthy()
+})
+
+async function session(): Promise<string> {
+  const res = await app.request(`${ISSUER}${dashboard.createLoginPath({ did: admin.did, name: 'root' }).path}`)
+  expect(res.status).toBe(303)
+  return (res.headers.get('set-cookie') ?? '').split(';')[0] as string
+}
+
+describe('dashboard calls view: issued is not verified', () => {
+  it('the calls API joins each credential with the guard reports naming it', async () => {
+    const cookie = await session()
+    const res = await app.request(`${ISSUER}/dashboard/api/calls`, { headers: { cookie } })
+    expect(res.status).toBe(200)
+    const { calls } = (await res.json()) as { calls: Call[] }
+    const of = (id: string) => calls.find((c) => c.jti === id)
+    expect(of(jti.unpresented)).toMatchObject({ status: 'issued', label: 'issued, not presented' })
+    expect(of(jti.unpresented)?.by).toBeUndefined()
+    expect(of(jti.verified)).toMatchObject({ status: 'verified', label: 'verified by billing-guard', by: { name: 'billing-guard' }, outcome: 'success' })
+    expect(of(jti.refused)).toMatchObject({ status: 'refused', label: 'refused by billing-guard', code: 'ARGUMENTS_MISMATCH' })
+    expect(of(jti.self)).toMatchObject({ status: 'reported', label: 'reported by worker itself, not verified by a guard' })
+    expect(calls.find((c) => c.tool === 'email.send')).toMatchObject({ status: 'refused', label: 'refused by the Authority' })
+    // one row per credential: a report never adds a second "call" for the same credential
+    expect(calls.filter((c) => c.jti === jti.verified)).toHaveLength(1)
+    expect(calls.filter((c) => c.status === 'verified')).toHaveLength(1)
+  })
+
+  it('the page snapshot carries the same view; both need a session', async () => {
+    const cookie = await session()
+    const state = (await (await app.request(`${ISSUER}/dashboard/api/state`, { headers: { cookie } })).json()) as { calls: Call[] }
+    expect(state.calls.find((c) => c.jti === jti.unpresented)).toMatchObject({ status: 'issued', label: 'issued, not presented' })
+    for (const path of ['/dashboard/api/calls', '/dashboard/api/state']) expect((await app.request(`${ISSUER}${path}`)).status).toBe(401)
+    expect((await app.request(`${ISSUER}/dashboard/api/calls`, { headers: { cookie: 'mandate_dashboard=forged' } })).status).toBe(401)
+  })
+
+  it('the page script renders the server view and no longer labels minted credentials as calls itself', async () => {
+    const res = await app.request(`${ISSUER}/dashboard/assets/app.js`)
+    const js = await res.text()
+    expect(js).toBe(APP_JS)
+    expect(() => new Function(js)).not.toThrow()
+    expect(js).toContain('/api/calls')
+    expect(js).toContain('issued, not presented')
+    expect(js).not.toMatch(/decision: 'issued'/)
+    expect(res.headers.get('content-security-policy')).toContain("script-src 'self'")
+  })
+})
