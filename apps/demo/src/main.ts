@@ -7,8 +7,8 @@
  */
 import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import { parseArgs } from 'node:util'
 import { Ed25519Key, MandateError } from '@mandate/core'
+import { DemoUsageError, parseDemoArgs } from './args.js'
 import { chooseModel, type ModelChoice } from './model.js'
 import { Narrator, c } from './narrator.js'
 import { runStory, StoryFailure } from './story.js'
@@ -39,22 +39,9 @@ function fromInvocationDir(path: string): string {
 async function main(): Promise<number> {
   let values
   try {
-    // `pnpm run demo -- --x` may pass the `--` separator through
-    const args = process.argv.slice(2)
-    if (args[0] === '--') args.shift()
-    values = parseArgs({
-      args,
-      options: {
-        interactive: { type: 'boolean' },
-        'authority-url': { type: 'string' },
-        'admin-key': { type: 'string' },
-        'state-dir': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    }).values
+    values = parseDemoArgs(process.argv.slice(2))
   } catch (err) {
-    process.stderr.write(`${err instanceof Error ? err.message : 'invalid arguments'}\n\n${HELP}\n`)
+    process.stderr.write(`${err instanceof DemoUsageError ? err.message : 'invalid arguments'}\n\n${HELP}\n`)
     return 2
   }
   if (values.help) {

@@ -4,12 +4,13 @@
  * this object.
  */
 import {
-  CLIENT_ASSERTION_TYPE, createNonceSource, isDidKey, jwkThumbprint, MandateError, MemoryReplayStore, publicJwkFromDidKey,
+  CLIENT_ASSERTION_TYPE, createNonceSource, isDidKey, jwkThumbprint, MandateError, publicJwkFromDidKey,
   type CallReport, Ed25519Key, type Ed25519PublicJwk, type JsonValue, type NonceSource, type ReplayStore,
   type RevocationSource, type RevocationStatusDocument,
 } from '@mandate/core'
 import { approvalView, ApprovalService, type ApprovalListener, type ApprovalView } from './approvals/service.js'
 import { AuditLog, type AuditListener, type AuditVerification } from './audit/chain.js'
+import type { AuditWitnessOptions } from './audit/witness.js'
 import { createInProcessClient, type InProcessClientOptions } from './client/in_process.js'
 import { endpointsFor, type AuthorityContext, type AuthorityEndpoints } from './context.js'
 import { authenticateClient } from './exchange/client_auth.js'
@@ -18,24 +19,30 @@ import type { IssuedMandate, RefusalFields } from './exchange/issued.js'
 import { FormParams } from './exchange/params.js'
 import { auditRefusal, handleTokenRequest, type TokenResponse } from './exchange/token_endpoint.js'
 import { RefusalAuditLimiter } from './audit/refusal_limiter.js'
-import { exchangeMandate, type ExchangeParams } from './exchange/token_exchange.js'
+import { checkExchangeParams, exchangeMandate, type ExchangeParams } from './exchange/token_exchange.js'
 import { fileKeyStorage, storeKeyStorage } from './keys/key_storage.js'
 import { SigningKeys } from './keys/signing_keys.js'
 import type { PolicyEngine } from './policy/engine.js'
-import { createRulePolicy, type PolicyRule } from './policy/rules.js'
+import type { PolicyDocument } from './policy/document.js'
+import { resolvePolicyOption } from './policy/option.js'
 import { introspectToken, revokeToken, type IntrospectionResponse } from './revocation/introspect.js'
-import { revocationStatus, revokeTarget, storeRevocationSource, type RevocationTarget, type RevokeMeta } from './revocation/revoke.js'
+import { revocationStatus, revokeTarget, storeRevocationSource, type RevocationResult, type RevocationTarget, type RevokeMeta } from './revocation/revoke.js'
+import { admitPrincipal, agentRevoked } from './exchange/principals.js'
+import { MemorySingleUse, replayStoreSingleUse, type SingleUseLimits } from './exchange/single_use.js'
 import { MemoryStore } from './store/memory.js'
 import type { AuthorityStore } from './store/store.js'
-import { ROLES, type AgentRecord, type ApprovalStatus, type AuditQuery, type AuditRecord, type RegisterAgentInput, type RevocationEntry, type StoredCheckpoint } from './types.js'
+import { ROLES, type AgentRecord, type ApprovalStatus, type AuditQuery, type AuditRecord, type RegisterAgentInput, type StoredCheckpoint } from './types.js'
 
 export interface AuthorityOptions {
   /** Exact `iss` of every mandate; endpoint URLs derive from it. */
   issuer: string
   /** Default: a new MemoryStore. */
   store?: AuthorityStore
-  /** Declarative rules (first match wins) or any PolicyEngine. Default: allow (mandates bound everything). */
-  policy?: readonly PolicyRule[] | PolicyEngine
+  /**
+   * A policy document (an array of rules, first match wins, or `{ defaultEffect?, rules }`; validated
+   * strictly, POLICY_INVALID on any problem) or any PolicyEngine. Default: allow (mandates bound everything).
+   */
+  policy?: PolicyDocument | PolicyEngine
   /** Seconds before a pending approval expires. Default 600. */
   approvalTtlSeconds?: number
   /**
@@ -56,16 +63,30 @@ export interface AuthorityOptions {
   maxCallLifetime?: number
   /** Wall-clock skew allowance, seconds (≤ 60). Default 30. */
   skew?: number
-  /** Sign an audit checkpoint every N records. Default 100. */
+  /**
+   * @deprecated No effect: every transaction that appends audit records now stores a head signed
+   * over them (docs/audit.md). Accepted so existing configurations keep starting.
+   */
   checkpointEvery?: number
+  /**
+   * Publish every signed audit head to a witness held outside the database: a file (one JSON line
+   * per head, append-only) and/or a webhook (POST). Never blocks a request; see docs/audit.md.
+   */
+  auditWitness?: AuditWitnessOptions
   /** Demand server-provided DPoP nonces at the token endpoint (RFC 9449 §8). Default false. */
   requireDpopNonce?: boolean
   /** `refresh_interval` advertised in the revocation-status document, seconds. Default 5. */
   revocationRefreshSeconds?: number
   /** Keep call arguments in approvals so approvers can read them. Default true. */
   storeApprovalArguments?: boolean
-  /** Replay store for client assertions and DPoP proofs (share one across instances). */
+  /**
+   * Replay store for client assertions and DPoP proofs (share one across instances). Only requests
+   * of registered, enabled, unrevoked principals with a valid signature are recorded in it; its own
+   * bounds apply. Default: an in-memory store evicting by expiry, bounded per principal (`singleUse`).
+   */
   replay?: ReplayStore
+  /** Bounds of the default in-memory single-use store (not with `replay`). */
+  singleUse?: SingleUseLimits
 }
 
 export interface GrantResult extends IssuedMandate {}
@@ -85,13 +106,78 @@ export interface ApprovalsApi {
 
 export interface AuditApi {
   query(q?: AuditQuery): Promise<AuditRecord[]>
+  /**
+   * Verify the log end to end. `checkpoint`: the JWS of a signed head held outside the database
+   * (exported earlier, or the newest line of a witness file); the log must still contain its record
+   * and extend it. Without one, a log cut or wiped together with its heads cannot be told apart
+   * from a shorter log (docs/audit.md).
+   */
   verify(options?: { checkpoint?: string }): Promise<AuditVerification>
+  /** The records as JSON lines, read a page at a time (`untilSeq` stops at a head). */
   exportJsonl(q?: Omit<AuditQuery, 'afterSeq' | 'limit'>): AsyncIterable<string>
+  /** The current signed head, to keep outside the database (`mandate audit checkpoint`). */
   checkpoint(): Promise<StoredCheckpoint | undefined>
   latestCheckpoint(): Promise<StoredCheckpoint | undefined>
 }
 
 const NAME = /^[\x20-\x7e]{1,128}$/
+
+// Every option by name, so that a misspelt one (`polcy: [...]`) is refused instead of silently
+// meaning "no policy". An option added to AuthorityOptions but not listed here fails typecheck.
+const AUTHORITY_OPTIONS = {
+  issuer: true, store: true, policy: true, approvalTtlSeconds: true, unattributedRefusals: true, now: true, keyFile: true,
+  keyOverlapSeconds: true, maxMandateLifetime: true, maxCallLifetime: true, skew: true, checkpointEvery: true,
+  requireDpopNonce: true, revocationRefreshSeconds: true, storeApprovalArguments: true, replay: true, singleUse: true,
+  auditWitness: true,
+} as const satisfies Record<keyof AuthorityOptions, true>
+
+function auditWitnessOption(w: unknown): AuditWitnessOptions {
+  if (typeof w !== 'object' || w === null) throw new MandateError('CONFIG_INVALID', 'auditWitness must be { file?, webhook?, onError? }')
+  refuseUnknownOptions(w, { file: true, webhook: true, onError: true }, 'auditWitness')
+  const o = w as AuditWitnessOptions
+  if (o.file !== undefined && (typeof o.file !== 'string' || o.file === '')) throw new MandateError('CONFIG_INVALID', 'auditWitness.file must be a file path')
+  if (o.webhook !== undefined) {
+    if (typeof o.webhook !== 'object' || o.webhook === null) throw new MandateError('CONFIG_INVALID', 'auditWitness.webhook must be { url, headers?, timeoutMs? }')
+    refuseUnknownOptions(o.webhook, { url: true, headers: true, timeoutMs: true }, 'auditWitness.webhook')
+    let url: URL | undefined
+    try {
+      url = new URL(String(o.webhook.url))
+    } catch {
+      url = undefined
+    }
+    if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) throw new MandateError('CONFIG_INVALID', 'auditWitness.webhook.url must be an http(s) URL')
+  }
+  return o
+}
+
+function refuseUnknownOptions(options: object, known: Readonly<Record<string, true>>, where: string): void {
+  for (const k of Object.keys(options)) {
+    if (!Object.hasOwn(known, k)) {
+      throw new MandateError('CONFIG_INVALID', `unknown ${where} option "${k.slice(0, 40)}" (known: ${Object.keys(known).join(', ')})`, { detail: { option: k.slice(0, 40) } })
+    }
+  }
+}
+
+// The in-process approvals API takes the same shapes the HTTP edge does, refused the same way.
+function decisionId(id: unknown): string {
+  if (typeof id !== 'string' || id.length === 0 || id.length > 128) throw new MandateError('INVALID_REQUEST', 'approval id must be a non-empty string')
+  return id
+}
+function decisionBy(by: unknown): { approver: string; reason?: string } {
+  if (typeof by !== 'object' || by === null) throw new MandateError('INVALID_REQUEST', 'the decision must name its approver: { approver, reason? }')
+  const { approver, reason } = by as Record<string, unknown>
+  if (typeof approver !== 'string') throw new MandateError('INVALID_REQUEST', 'approver must be a did')
+  if (reason !== undefined && typeof reason !== 'string') throw new MandateError('INVALID_REQUEST', 'reason must be a string')
+  return { approver, ...(reason !== undefined ? { reason } : {}) }
+}
+function approvalFilter(f: unknown): { status?: ApprovalStatus; limit?: number } {
+  if (f === undefined) return {}
+  if (typeof f !== 'object' || f === null) throw new MandateError('INVALID_REQUEST', 'the filter must be an object')
+  const { status, limit } = f as Record<string, unknown>
+  if (status !== undefined && !['pending', 'approved', 'denied', 'expired'].includes(status as string)) throw new MandateError('INVALID_REQUEST', 'unknown status')
+  if (limit !== undefined && (!Number.isSafeInteger(limit) || (limit as number) < 1)) throw new MandateError('INVALID_REQUEST', 'limit must be a positive integer')
+  return { ...(status !== undefined ? { status: status as ApprovalStatus } : {}), ...(limit !== undefined ? { limit: limit as number } : {}) }
+}
 
 export class Authority {
   readonly issuer: string
@@ -110,10 +196,10 @@ export class Authority {
     this.store = ctx.store
     const svc = ctx.approvals
     this.approvals = {
-      list: async (f) => (await svc.list(f ?? {})).map(approvalView),
-      get: async (id) => approvalView(await svc.get(id)),
-      approve: async (id, by) => approvalView(await this.#refusable('approvals', { approval: String(id).slice(0, 64), approver: String(by?.approver).slice(0, 128) }, () => svc.approve(id, by))),
-      deny: async (id, by) => approvalView(await this.#refusable('approvals', { approval: String(id).slice(0, 64), approver: String(by?.approver).slice(0, 128) }, () => svc.deny(id, by))),
+      list: async (f) => (await this.#safe(() => svc.list(approvalFilter(f)))).map(approvalView),
+      get: async (id) => approvalView(await this.#safe(() => svc.get(decisionId(id)))),
+      approve: async (id, by) => approvalView(await this.#refusable('approvals', { approval: String(id).slice(0, 64), approver: String(by?.approver).slice(0, 128) }, () => svc.approve(decisionId(id), decisionBy(by)))),
+      deny: async (id, by) => approvalView(await this.#refusable('approvals', { approval: String(id).slice(0, 64), approver: String(by?.approver).slice(0, 128) }, () => svc.deny(decisionId(id), decisionBy(by)))),
       subscribe: (id, l) => svc.subscribe(id, l),
       sweep: () => svc.sweep(),
     }
@@ -131,35 +217,53 @@ export class Authority {
 
   /** @internal */
   static async create(options: AuthorityOptions): Promise<Authority> {
+    if (typeof options !== 'object' || options === null) throw new MandateError('CONFIG_INVALID', 'createAuthority needs an options object')
+    refuseUnknownOptions(options, AUTHORITY_OPTIONS, 'createAuthority')
+    if (options.unattributedRefusals !== undefined) {
+      const u: unknown = options.unattributedRefusals
+      if (typeof u !== 'object' || u === null) throw new MandateError('CONFIG_INVALID', 'unattributedRefusals must be { burst?, perSecond? }')
+      refuseUnknownOptions(u, { burst: true, perSecond: true }, 'unattributedRefusals')
+      for (const [k, v] of Object.entries(u)) if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < 0)) throw new MandateError('CONFIG_INVALID', `unattributedRefusals.${k} must be a non-negative number`)
+    }
     const endpoints = endpointsFor(options.issuer)
     const now = options.now ?? Date.now
     const maxMandateLifetime = options.maxMandateLifetime ?? 86_400
     const maxCallLifetime = options.maxCallLifetime ?? 60
-    if (!Number.isSafeInteger(maxMandateLifetime) || maxMandateLifetime < 1) throw new TypeError('maxMandateLifetime must be a positive integer')
-    if (!Number.isSafeInteger(maxCallLifetime) || maxCallLifetime < 1 || maxCallLifetime > 60) throw new TypeError('maxCallLifetime must be 1..60 seconds')
+    if (!Number.isSafeInteger(maxMandateLifetime) || maxMandateLifetime < 1) throw new MandateError('CONFIG_INVALID', 'maxMandateLifetime must be a positive integer')
+    if (!Number.isSafeInteger(maxCallLifetime) || maxCallLifetime < 1 || maxCallLifetime > 60) throw new MandateError('CONFIG_INVALID', 'maxCallLifetime must be 1..60 seconds')
     const skew = options.skew ?? 30
-    if (!Number.isFinite(skew) || skew < 0 || skew > 60) throw new TypeError('skew must be 0..60 seconds')
+    if (!Number.isFinite(skew) || skew < 0 || skew > 60) throw new MandateError('CONFIG_INVALID', 'skew must be 0..60 seconds')
     const ttl = options.approvalTtlSeconds ?? 600
-    if (!Number.isFinite(ttl) || ttl <= 0) throw new TypeError('approvalTtlSeconds must be positive')
+    if (!Number.isFinite(ttl) || ttl <= 0) throw new MandateError('CONFIG_INVALID', 'approvalTtlSeconds must be positive')
+    if (options.replay !== undefined && options.singleUse !== undefined) throw new MandateError('CONFIG_INVALID', 'give replay or singleUse, not both')
+    if (options.replay !== undefined && (typeof options.replay !== 'object' || options.replay === null || typeof options.replay.use !== 'function')) throw new MandateError('CONFIG_INVALID', 'replay must be a ReplayStore { use(key, expiresAt) }')
+    if (options.singleUse !== undefined) {
+      if (typeof options.singleUse !== 'object' || options.singleUse === null) throw new MandateError('CONFIG_INVALID', 'singleUse must be { perPrincipal?, maxEntries? }')
+      refuseUnknownOptions(options.singleUse, { perPrincipal: true, maxEntries: true }, 'singleUse')
+    }
+    const singleUse = options.replay
+      ? replayStoreSingleUse(options.replay)
+      : new MemorySingleUse(options.singleUse ?? {}, () => Math.floor(now() / 1000))
+    // every input is checked before anything is created or opened (signing keys, audit records)
+    const policy: PolicyEngine = resolvePolicyOption(options.policy)
     const store = options.store ?? new MemoryStore()
     const keys = await SigningKeys.open(options.keyFile ? fileKeyStorage(options.keyFile) : storeKeyStorage(store), {
       now, overlapSeconds: options.keyOverlapSeconds ?? maxMandateLifetime,
     })
-    const policy: PolicyEngine = options.policy === undefined ? createRulePolicy([]) : Array.isArray(options.policy) ? createRulePolicy(options.policy) : (options.policy as PolicyEngine)
-    if (typeof policy.evaluate !== 'function') throw new TypeError('policy must be rules or a PolicyEngine')
     const audit = new AuditLog({
       issuer: options.issuer, store, now, signingKey: () => keys.current, checkpointKeys: () => keys.historicResolver,
-      ...(options.checkpointEvery !== undefined ? { checkpointEvery: options.checkpointEvery } : {}),
+      ...(options.auditWitness !== undefined ? { witness: auditWitnessOption(options.auditWitness) } : {}),
     })
+    await audit.open()
     const isApprover = async (did: string) => {
-      const a = await store.getAgent(did)
-      return a !== undefined && !a.disabled && (a.role === 'approver' || a.role === 'admin')
+      await admitPrincipal(store, did, { code: 'ACCESS_DENIED', as: 'approver', roles: ['approver', 'admin'] })
+      return true
     }
     const approvals = new ApprovalService(store, audit, now, ttl, isApprover)
     const nonce: NonceSource | undefined = options.requireDpopNonce ? createNonceSource({ now }) : undefined
     const ctx: AuthorityContext = {
       issuer: options.issuer, endpoints, tokenUrl: new URL(endpoints.token), store, keys, audit, approvals, policy, now,
-      replay: options.replay ?? new MemoryReplayStore({ now: () => Math.floor(now() / 1000) }),
+      singleUse,
       ...(nonce ? { nonce } : {}),
       limits: { maxMandateLifetime, maxCallLifetime, skew, revocationRefresh: options.revocationRefreshSeconds ?? 5 },
       storeApprovalArguments: options.storeApprovalArguments ?? true,
@@ -172,15 +276,22 @@ export class Authority {
     try {
       return await fn()
     } catch (err) {
+      // a policy refusal's audit record names the rule that refused (the message also gives its index)
+      if (MandateError.is(err) && err.code === 'POLICY_DENIED') info.policy_rule = typeof err.detail?.rule === 'string' ? err.detail.rule : null
       throw await auditRefusal(this.#ctx, endpoint, err, info)
     }
   }
 
   // ---- principals
 
-  /** Register a principal by its did:key. */
-  async registerAgent(input: RegisterAgentInput, meta: { by?: string } = {}): Promise<AgentRecord> {
+  /** Register a principal by its did:key (a revoked did never again: register a new key). */
+  registerAgent(input: RegisterAgentInput, meta: { by?: string } = {}): Promise<AgentRecord> {
+    return this.#safe(() => this.#registerAgent(input, meta))
+  }
+
+  async #registerAgent(input: RegisterAgentInput, meta: { by?: string }): Promise<AgentRecord> {
     if (typeof input !== 'object' || input === null) throw new MandateError('INVALID_REQUEST', 'agent registration must be an object')
+    if (typeof meta !== 'object' || meta === null || (meta.by !== undefined && (typeof meta.by !== 'string' || meta.by.length > 512))) throw new MandateError('INVALID_REQUEST', 'by must be a string of at most 512 characters')
     if (!isDidKey(input.did)) throw new MandateError('DID_INVALID', 'did must be an Ed25519 did:key')
     if (typeof input.name !== 'string' || !NAME.test(input.name)) throw new MandateError('INVALID_REQUEST', 'name must be 1..128 printable ASCII characters')
     const role = input.role ?? 'agent'
@@ -190,7 +301,9 @@ export class Authority {
       throw new MandateError('INVALID_REQUEST', 'metadata must be a JSON object of at most 4 KiB')
     }
     const jwk: Ed25519PublicJwk = publicJwkFromDidKey(input.did)
-    const agent: AgentRecord = { did: input.did, jkt: jwkThumbprint(jwk), name: input.name, role, disabled: false, createdAt: this.#ctx.now() }
+    // revocation is final for a did (also a pre-emptive one): a new key must be registered
+    if (await agentRevoked(this.store, input.did)) throw new MandateError('INVALID_REQUEST', 'this did has been revoked and can never be registered again; register a new key')
+    const agent: AgentRecord = { did: input.did, jkt: jwkThumbprint(jwk), name: input.name, role, status: 'enabled', disabled: false, createdAt: this.#ctx.now() }
     if (input.owner !== undefined) agent.owner = input.owner
     if (input.metadata !== undefined) agent.metadata = input.metadata
     const fields: Record<string, JsonValue> = { agent: agent.did, name: agent.name, role }
@@ -202,26 +315,71 @@ export class Authority {
     return agent
   }
 
+  /** The registry record of a principal (status `enabled`, `disabled` or `revoked`), or undefined. */
   getAgent(did: string): Promise<AgentRecord | undefined> {
-    return this.store.getAgent(did)
+    return this.#safe(async () => {
+      if (typeof did !== 'string') throw new MandateError('INVALID_REQUEST', 'did must be a string')
+      return this.store.getAgent(did)
+    })
   }
 
   listAgents(): Promise<AgentRecord[]> {
-    return this.store.listAgents()
+    return this.#safe(() => this.store.listAgents())
   }
 
-  /** Disable a principal: it can no longer authenticate, and mandates naming it in their chain stop exchanging. */
-  async disableAgent(did: string, meta: { by?: string; reason?: string } = {}): Promise<AgentRecord> {
-    const fields: Record<string, JsonValue> = { agent: String(did).slice(0, 128) }
-    if (meta.by !== undefined) fields.by = meta.by
-    if (meta.reason !== undefined) fields.reason = String(meta.reason).slice(0, 512)
-    const rec = await this.store.disableAgent(did, this.#ctx.now(), this.#ctx.audit.draft('agent.disabled', fields))
-    if (!rec) {
-      if (!(await this.store.getAgent(did))) throw new MandateError('NOT_FOUND', 'no such agent')
-    } else {
+  /**
+   * Disable a principal (reversible with enableAgent): it can no longer authenticate or act
+   * anywhere, and mandates naming it in their chain stop exchanging. Audited with the reason.
+   */
+  disableAgent(did: string, meta: { by?: string; reason?: string } = {}): Promise<AgentRecord> {
+    return this.#safe(async () => {
+      const { fields, reason } = this.#agentChange(did, meta)
+      const rec = await this.store.disableAgent(did, this.#ctx.now(), this.#ctx.audit.draft('agent.disabled', fields), reason)
+      if (rec) await this.#ctx.audit.recorded(rec)
+      const agent = await this.store.getAgent(did)
+      if (!agent) throw new MandateError('NOT_FOUND', 'no such agent')
+      return agent
+    })
+  }
+
+  /**
+   * Enable a disabled principal again. Audited with the reason. A revoked principal is never enabled
+   * (revocation is final for that did: its key is presumed compromised; register a new key).
+   */
+  enableAgent(did: string, meta: { by?: string; reason?: string } = {}): Promise<AgentRecord> {
+    return this.#safe(async () => {
+      const { fields } = this.#agentChange(did, meta)
+      const before = await this.store.getAgent(did)
+      if (!before) throw new MandateError('NOT_FOUND', 'no such agent')
+      if (before.status === 'revoked' || (await agentRevoked(this.store, did))) {
+        throw new MandateError('INVALID_REQUEST', 'this agent has been revoked; revocation is final: register a new key instead')
+      }
+      if (!before.disabled) throw new MandateError('INVALID_REQUEST', 'this agent is not disabled')
+      const rec = await this.store.enableAgent(did, this.#ctx.audit.draft('agent.enabled', fields))
+      if (!rec) throw new MandateError('INVALID_REQUEST', 'this agent could not be enabled (revoked or changed meanwhile)')
       await this.#ctx.audit.recorded(rec)
+      return (await this.store.getAgent(did)) as AgentRecord
+    })
+  }
+
+  #agentChange(did: unknown, meta: { by?: string; reason?: string }): { fields: Record<string, JsonValue>; reason?: string } {
+    if (typeof did !== 'string' || did.length === 0 || did.length > 2048) throw new MandateError('INVALID_REQUEST', 'did must be a non-empty string')
+    if (typeof meta !== 'object' || meta === null) throw new MandateError('INVALID_REQUEST', 'meta must be an object')
+    if (meta.by !== undefined && (typeof meta.by !== 'string' || meta.by.length > 512)) throw new MandateError('INVALID_REQUEST', 'by must be a string of at most 512 characters')
+    if (meta.reason !== undefined && (typeof meta.reason !== 'string' || meta.reason.length > 512)) throw new MandateError('INVALID_REQUEST', 'reason must be a string of at most 512 characters')
+    const fields: Record<string, JsonValue> = { agent: did.slice(0, 128) }
+    if (meta.by !== undefined) fields.by = meta.by
+    if (meta.reason !== undefined) fields.reason = meta.reason
+    return { fields, ...(meta.reason !== undefined ? { reason: meta.reason } : {}) }
+  }
+
+  /** Run an operation whose unexpected failures (a store error) must still reach callers as a MandateError. */
+  async #safe<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (err) {
+      throw MandateError.is(err) ? err : new MandateError('INTERNAL', 'internal error', { cause: err })
     }
-    return (await this.store.getAgent(did)) as AgentRecord
   }
 
   // ---- grants and exchanges
@@ -248,13 +406,24 @@ export class Authority {
   async exchange(holder: Ed25519Key, params: ExchangeParams): Promise<IssuedMandate> {
     const info: RefusalFields = {}
     return this.#refusable('exchange', info, async () => {
-      // possession of the key object is the authentication here: a look-alike with the same
-      // did and jkt (public values) is not a key
-      if (!Ed25519Key.holdsPrivateKey(holder)) throw new MandateError('INVALID_CLIENT', 'the holder must be an Ed25519Key holding its private key')
-      const caller = await this.store.getAgent(holder.did)
-      if (!caller || caller.disabled || caller.jkt !== holder.jkt) throw new MandateError('INVALID_CLIENT', 'the holder is not a registered, enabled principal')
-      return exchangeMandate(this.#ctx, caller, params, info)
+      const caller = await this.admitKey(holder)
+      // the same strictness as the token endpoint's form parse (unknown members refused)
+      return exchangeMandate(this.#ctx, caller, checkExchangeParams(params), info)
     })
+  }
+
+  /**
+   * In-process authentication by possession of a key object: the principal behind it if it may act
+   * now (registered, enabled, unrevoked, this very key). Throws INVALID_CLIENT.
+   * @internal used by `clientFor` and `exchange`
+   */
+  async admitKey(holder: Ed25519Key): Promise<AgentRecord> {
+    // possession of the key object is the authentication here: a look-alike with the same
+    // did and jkt (public values) is not a key
+    if (!Ed25519Key.holdsPrivateKey(holder)) throw new MandateError('INVALID_CLIENT', 'the holder must be an Ed25519Key holding its private key')
+    const caller = await admitPrincipal(this.store, holder.did)
+    if (caller.jkt !== holder.jkt) throw new MandateError('INVALID_CLIENT', 'the holder key is not the registered key of this did')
+    return caller
   }
 
   /** An AuthorityClient for an agent key, in process. */
@@ -276,8 +445,9 @@ export class Authority {
   }
 
   /** Authenticate with form parameters (introspection, revocation). */
-  authenticateForm(params: FormParams, endpoint: string): Promise<AgentRecord> {
-    return this.#refusable(endpoint, {}, () => {
+  authenticateForm(form: FormParams, endpoint: string): Promise<AgentRecord> {
+    return this.#refusable(String(endpoint).slice(0, 2048), {}, () => {
+      const params = FormParams.from(form)
       const t = params.one('client_assertion_type')
       const a = params.one('client_assertion')
       const id = params.one('client_id')
@@ -287,17 +457,23 @@ export class Authority {
 
   // ---- tokens, revocation
 
+  /** RFC 7662 introspection for `caller`, re-admitted by its did (a stale record of a revoked principal is refused). */
   introspect(token: string, caller: AgentRecord): Promise<IntrospectionResponse> {
-    return introspectToken(this.#ctx, token, caller)
+    return this.#safe(async () => introspectToken(this.#ctx, token, await admitPrincipal(this.store, caller?.did)))
   }
 
+  /** RFC 7009 revocation by `caller`, re-admitted by its did. Unknown tokens are a no-op (200 over HTTP). */
   revokeToken(token: string, caller: AgentRecord, hint?: string): Promise<void> {
-    return this.#refusable('revoke', { agent: caller.did }, () => revokeToken(this.#ctx, token, caller, hint))
+    return this.#refusable('revoke', typeof caller?.did === 'string' ? { agent: caller.did.slice(0, 2048) } : {}, async () => revokeToken(this.#ctx, token, await admitPrincipal(this.store, caller?.did), hint))
   }
 
-  /** Revoke a mandate (and every descendant), a task, or an agent. */
-  revoke(target: RevocationTarget, meta: RevokeMeta = {}): Promise<RevocationEntry[]> {
-    return this.#refusable('revocation', meta.by !== undefined ? { agent: meta.by } : {}, () => revokeTarget(this.#ctx, target, meta))
+  /**
+   * Revoke a mandate (and every descendant), a task, or an agent. An unknown target is NOT_FOUND
+   * unless `meta.preemptive` is true. Revoking an agent also disables it in the registry, for good
+   * (status `revoked`; enableAgent refuses it; its did can never be registered again).
+   */
+  revoke(target: RevocationTarget, meta: RevokeMeta = {}): Promise<RevocationResult> {
+    return this.#refusable('revocation', typeof meta?.by === 'string' ? { agent: meta.by.slice(0, 512) } : {}, () => revokeTarget(this.#ctx, target, meta))
   }
 
   /** A RevocationSource for in-process guards (reads the store: revocations apply at once). */
@@ -306,7 +482,10 @@ export class Authority {
   }
 
   revocationStatus(since?: string): Promise<RevocationStatusDocument> {
-    return revocationStatus(this.#ctx, since)
+    return this.#safe(async () => {
+      if (since !== undefined && typeof since !== 'string') throw new MandateError('INVALID_REQUEST', 'since must be a cursor string')
+      return revocationStatus(this.#ctx, since)
+    })
   }
 
   /** Number of mandates and call credentials ever issued. */
@@ -320,10 +499,13 @@ export class Authority {
     return this.#ctx.keys.jwks()
   }
 
-  async rotateSigningKey(meta: { by?: string } = {}): Promise<{ kid: string; previous?: string }> {
-    const r = await this.#ctx.keys.rotate()
-    await this.#ctx.audit.append('key.rotated', { kid: r.kid, ...(r.previous ? { previous: r.previous } : {}), ...(meta.by ? { by: meta.by } : {}) })
-    return r
+  rotateSigningKey(meta: { by?: string } = {}): Promise<{ kid: string; previous?: string }> {
+    return this.#safe(async () => {
+      if (typeof meta !== 'object' || meta === null || (meta.by !== undefined && typeof meta.by !== 'string')) throw new MandateError('INVALID_REQUEST', 'by must be a string')
+      const r = await this.#ctx.keys.rotate()
+      await this.#ctx.audit.append('key.rotated', { kid: r.kid, ...(r.previous ? { previous: r.previous } : {}), ...(meta.by ? { by: meta.by.slice(0, 512) } : {}) })
+      return r
+    })
   }
 
   /** RFC 8414 metadata. */
@@ -353,13 +535,27 @@ export class Authority {
 
   // ---- audit
 
-  /** Record a guarded or wrapped call (never with tokens). */
-  async reportCall(report: CallReport, meta: { reporter?: string } = {}): Promise<AuditRecord> {
+  /**
+   * Record a guarded or wrapped call (never with tokens). With `meta.reporter`, that principal is
+   * admitted first (registered, enabled, unrevoked; a resource or admin, or the agent of the call).
+   */
+  reportCall(report: CallReport, meta: { reporter?: string } = {}): Promise<AuditRecord> {
+    return this.#safe(() => this.#reportCall(report, meta))
+  }
+
+  async #reportCall(report: CallReport, meta: { reporter?: string }): Promise<AuditRecord> {
     const s = (v: unknown, name: string, max = 512): string => {
       if (typeof v !== 'string' || v.length === 0 || v.length > max) throw new MandateError('INVALID_REQUEST', `report.${name} must be a non-empty string`)
       return v
     }
     if (typeof report !== 'object' || report === null) throw new MandateError('INVALID_REQUEST', 'report must be an object')
+    if (typeof meta !== 'object' || meta === null) throw new MandateError('INVALID_REQUEST', 'meta must be an object')
+    if (meta.reporter !== undefined) {
+      const who = await admitPrincipal(this.store, meta.reporter, { as: 'reporter', roles: ['resource', 'admin', 'agent'] })
+      if (who.role === 'agent' && (!Array.isArray(report.actorChain) || report.actorChain[report.actorChain.length - 1] !== who.did)) {
+        throw new MandateError('ACCESS_DENIED', 'an agent can report only its own calls')
+      }
+    }
     if (report.decision !== 'allowed' && report.decision !== 'refused') throw new MandateError('INVALID_REQUEST', 'report.decision must be allowed or refused')
     if (report.outcome !== undefined && report.outcome !== 'success' && report.outcome !== 'error') throw new MandateError('INVALID_REQUEST', 'report.outcome must be success or error')
     if (!Array.isArray(report.actorChain) || report.actorChain.length > 20) throw new MandateError('INVALID_REQUEST', 'report.actorChain must be an array')
@@ -377,7 +573,7 @@ export class Authority {
 
   /** Listen to every audit record as it is appended (the dashboard's feed). Returns unsubscribe. */
   on(event: 'event', listener: AuditListener): () => void {
-    if (event !== 'event') throw new TypeError('unknown event')
+    if (event !== 'event') throw new MandateError('INVALID_REQUEST', 'unknown event (only "event")')
     return this.#ctx.audit.onRecord(listener)
   }
 
@@ -386,7 +582,7 @@ export class Authority {
     this.#closed = true
     clearInterval(this.#timer)
     try {
-      await this.#ctx.audit.checkpoint()
+      await this.#ctx.audit.close()
     } finally {
       await this.store.close()
     }

@@ -1,8 +1,9 @@
 /** The parts of an Authority that its operations share (internal; not exported from the package root). */
-import type { NonceSource, ReplayStore } from '@mandate/core'
+import { MandateError, type NonceSource } from '@mandate/core'
 import type { ApprovalService } from './approvals/service.js'
 import type { AuditLog } from './audit/chain.js'
 import type { RefusalAuditLimiter } from './audit/refusal_limiter.js'
+import type { SingleUse } from './exchange/single_use.js'
 import type { SigningKeys } from './keys/signing_keys.js'
 import type { PolicyEngine } from './policy/engine.js'
 import type { AuthorityStore } from './store/store.js'
@@ -43,7 +44,8 @@ export interface AuthorityContext {
   policy: PolicyEngine
   /** ms clock */
   now: () => number
-  replay: ReplayStore
+  /** Single use of client assertions and DPoP proofs, attributed to the authenticated principal. */
+  singleUse: SingleUse
   nonce?: NonceSource
   limits: AuthorityLimits
   storeApprovalArguments: boolean
@@ -53,8 +55,14 @@ export interface AuthorityContext {
 
 /** Endpoint URLs derived from the issuer (RFC 8414 §3: metadata path inserted before the issuer path). */
 export function endpointsFor(issuer: string): AuthorityEndpoints {
-  const u = new URL(issuer)
-  if (u.search || u.hash || (u.protocol !== 'https:' && u.protocol !== 'http:')) throw new TypeError('issuer must be an http(s) URL without query or fragment')
+  const bad = () => new MandateError('CONFIG_INVALID', 'issuer must be an http(s) URL without query or fragment')
+  let u: URL
+  try {
+    u = new URL(issuer)
+  } catch {
+    throw bad()
+  }
+  if (typeof issuer !== 'string' || u.search || u.hash || (u.protocol !== 'https:' && u.protocol !== 'http:')) throw bad()
   const base = issuer.replace(/\/$/, '')
   const path = u.pathname === '/' ? '' : u.pathname.replace(/\/$/, '')
   return {

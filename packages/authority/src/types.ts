@@ -8,6 +8,12 @@ import type { JsonValue, MandateClaims } from '@mandate/core'
 export type Role = 'agent' | 'grantor' | 'approver' | 'admin' | 'resource'
 export const ROLES: readonly Role[] = ['agent', 'grantor', 'approver', 'admin', 'resource']
 
+/**
+ * Whether a principal may act. `disabled`: stopped by an admin, reversible (`enableAgent`).
+ * `revoked`: final for that did (its key is presumed compromised; register a new key).
+ */
+export type AgentStatus = 'enabled' | 'disabled' | 'revoked'
+
 export interface AgentRecord {
   did: string
   /** RFC 7638 thumbprint of the key behind `did` (the `cnf.jkt` of its mandates). */
@@ -16,10 +22,18 @@ export interface AgentRecord {
   owner?: string
   role: Role
   metadata?: Record<string, JsonValue>
+  /** `revoked` implies `disabled`. */
+  status: AgentStatus
+  /** True when disabled or revoked: such a principal can do nothing. */
   disabled: boolean
   /** ms since the epoch */
   createdAt: number
+  /** ms since the epoch (for a revoked agent: when it was revoked, unless it was disabled before). */
   disabledAt?: number
+  disabledReason?: string
+  /** ms since the epoch */
+  revokedAt?: number
+  revokedReason?: string
 }
 
 export interface RegisterAgentInput {
@@ -98,6 +112,7 @@ export interface ApprovalRecord {
 export type AuditType =
   | 'agent.registered'
   | 'agent.disabled'
+  | 'agent.enabled'
   | 'grant'
   | 'exchange'
   | 'refusal'
@@ -108,6 +123,8 @@ export type AuditType =
   | 'revocation'
   | 'call.report'
   | 'key.rotated'
+  /** Written by the Authority when it found the stored chain differing from the head it last signed. */
+  | 'audit.unsealed'
 
 /** What a caller appends; the chain fields are added by the store inside its transaction. */
 export interface AuditDraft {
@@ -137,9 +154,11 @@ export interface AuditQuery {
   limit?: number
   /** Only records with seq greater than this. */
   afterSeq?: number
+  /** Only records with seq at most this (an export stops at the head it started from). */
+  untilSeq?: number
 }
 
-/** A signed statement of the audit head (JWS typ mandate-checkpoint+jwt). */
+/** A signed head of the audit chain (JWS typ mandate-checkpoint+jwt over {iss, seq, hash, iat}). */
 export interface StoredCheckpoint {
   seq: number
   hash: string

@@ -52,6 +52,8 @@ describe('in-process Authority', () => {
     const a = Ed25519Key.generate()
     await authority.registerAgent({ did: grantor.did, name: 'host', role: 'grantor' })
     await authority.registerAgent({ did: a.did, name: 'orchestrator' })
+    const b = Ed25519Key.generate()
+    await authority.registerAgent({ did: b.did, name: 'worker' })
     const root = await authority.grant({ grantor: grantor.did, subject: 'alice@example.com', agent: a.did, purpose: 'triage', audiences: [AUD], tools: TOOLS })
     // same jti, validly signed by the Authority's own key, different content
     const [stored] = await store.loadSigningKeys()
@@ -62,7 +64,7 @@ describe('in-process Authority', () => {
       const c = authority.clientFor(a, { authentication })
       await expect(c.callCredential({ mandate: twin, audience: AUD, tool: 'billing.get', arguments: { amount: 1 } })).rejects.toMatchObject({ code: 'INVALID_GRANT', message: expect.stringMatching(/not issued by this Authority/) })
       await expect(c.callCredential({ mandate: twin, audience: AUD, tool: 'billing.get', arguments: { amount: 1 }, approvalId: 'no-such-approval' })).rejects.toMatchObject({ code: 'INVALID_GRANT', message: expect.stringMatching(/not issued by this Authority/) })
-      await expect(c.delegate({ mandate: twin, to: a.did })).rejects.toMatchObject({ code: 'INVALID_GRANT' })
+      await expect(c.delegate({ mandate: twin, to: b.did })).rejects.toMatchObject({ code: 'INVALID_GRANT' })
     }
     expect(await authority.countMandates()).toBe(before)
     // the genuine token still works

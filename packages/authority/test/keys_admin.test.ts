@@ -64,8 +64,8 @@ describe('admin JSON endpoints', () => {
     const replayHeaders = auth(admin)
     expect((await fetch(`${server.url}/admin/agents`, { headers: replayHeaders })).status).toBe(200)
     expect((await fetch(`${server.url}/admin/agents`, { headers: replayHeaders })).status).toBe(401) // assertions are single use
-    const rev = await fetch(`${server.url}/admin/revocations`, { method: 'POST', headers: auth(admin), body: JSON.stringify({ txn: 'task-1', reason: 'incident' }) })
-    expect(await rev.json()).toMatchObject({ revoked: [{ kind: 'task', id: 'task-1' }] })
+    const rev = await fetch(`${server.url}/admin/revocations`, { method: 'POST', headers: auth(admin), body: JSON.stringify({ txn: 'task-1', reason: 'incident', preemptive: true }) })
+    expect(await rev.json()).toMatchObject({ preemptive: true, revoked: [{ kind: 'task', id: 'task-1' }] })
     const dis = await fetch(`${server.url}/admin/agents/${encodeURIComponent(agent.did)}/disable`, { method: 'POST', headers: auth(admin) })
     expect(await dis.json()).toMatchObject({ did: agent.did, disabled: true })
     // a disabled agent can no longer authenticate

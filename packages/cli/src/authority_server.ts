@@ -3,7 +3,9 @@
  * and the dashboard mounted through the server's `extend` hook.
  */
 import { installDashboard, startAuthorityServer, type DashboardHandle, type PolicyRule } from '@mandate/authority'
-import type { Ed25519Key } from '@mandate/core'
+import { MandateError, type Ed25519Key } from '@mandate/core'
+import { createServer } from 'node:net'
+import { CliError, refused } from './cli_error.js'
 
 export interface RunningAuthority {
   readonly url: string
@@ -15,11 +17,50 @@ export interface RunningAuthority {
   close(): Promise<void>
 }
 
+/** Turn a failed bind into a refusal that names the address (never Node's `listen EADDRINUSE …`). */
+async function listening<T>(host: string, port: number, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start()
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException | undefined)?.code
+    const where = `${host.includes(':') ? `[${host}]` : host}:${port}`
+    if (code === 'EADDRINUSE') throw refused(`${where} is already in use (another Authority?); pass another --port`, 'ADDRESS_IN_USE')
+    if (code === 'EACCES') throw refused(`not allowed to listen on ${where} (ports below 1024 need privileges); pass another --port`, 'ADDRESS_UNAVAILABLE')
+    if (code === 'EADDRNOTAVAIL') throw refused(`${host} is not an address of this machine; pass another --host`, 'ADDRESS_UNAVAILABLE')
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') throw refused(`--host ${host} does not resolve to an address`, 'ADDRESS_UNAVAILABLE')
+    throw err
+  }
+}
+
+/** A database file SQLite cannot open (not a database, locked, unreadable) is named, not `[INTERNAL]`. */
+function storeError(err: unknown, db: string): unknown {
+  if (err instanceof CliError || MandateError.is(err)) return err
+  const code = (err as { code?: unknown } | undefined)?.code
+  if (typeof code === 'string' && code.startsWith('SQLITE_')) {
+    const why = code === 'SQLITE_NOTADB' ? 'it is not a SQLite database' : code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' ? 'it is locked by another process' : code === 'SQLITE_CANTOPEN' ? 'it cannot be opened' : `SQLite said ${code}`
+    return refused(`cannot open the database ${db}: ${why}`, 'STORE_UNAVAILABLE')
+  }
+  return err
+}
+
+/**
+ * Bind and release `host:port` once, so that an address in use is refused before the admin key and
+ * the database are created for a server that cannot start (the real bind still reports a race).
+ */
+export async function probeListen(host: string, port: number): Promise<void> {
+  if (port === 0) return
+  await listening(host, port, () => new Promise<void>((resolve, reject) => {
+    const probe = createServer()
+    probe.once('error', reject)
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()))
+  }))
+}
+
 export async function startServer(options: { db: string; host: string; port: number; issuer?: string; policy?: unknown; adminKey: Ed25519Key }): Promise<RunningAuthority> {
   let dashboard: DashboardHandle | undefined
   // the database holds approvals and audit data: keep every file the server creates owner-only
   process.umask(0o077)
-  const server = await startAuthorityServer({
+  const server = await listening(options.host, options.port, () => startAuthorityServer({
     dbPath: options.db,
     // signing keys live in their own 0600 file next to the database, not inside it
     keyFile: `${options.db}.signing-keys.json`,
@@ -28,13 +69,15 @@ export async function startServer(options: { db: string; host: string; port: num
     ...(options.issuer ? { issuer: options.issuer } : options.port !== 0 ? { issuer: `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.port}` } : {}),
     ...(options.policy ? { policy: options.policy as PolicyRule[] } : {}),
     extend: (app, authority) => void (dashboard = installDashboard(app, authority)),
-  })
+  }).catch((err: unknown) => {
+    throw storeError(err, options.db)
+  }))
   const authority = server.authority
   const existing = await authority.getAgent(options.adminKey.did)
   if (!existing) await authority.registerAgent({ did: options.adminKey.did, name: 'admin', role: 'admin' })
   else if (existing.role !== 'admin' || existing.disabled) {
     await server.close()
-    throw new Error('the admin key is registered without the admin role or is disabled')
+    throw refused('the admin key of this database is registered without the admin role, or is disabled', 'ACCESS_DENIED')
   }
   return {
     url: server.url,

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util'
 import { usageError, type ExitCode } from './cli_error.js'
 import type { Io } from './io.js'
+import { closest, didYouMean } from './suggest.js'
 
 export interface OptionSpec {
   type: 'string' | 'boolean'
@@ -44,18 +45,61 @@ export const SERVER_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   key: { type: 'string', value: 'FILE', description: 'private JWK of an admin/approver/grantor key (default: $MANDATE_KEY)' },
 }
 
+/**
+ * Parse `argv` against the command's options. Node's `parseArgs` tokenizes (non-strict, so it never
+ * throws its own wording at users); every check is made here, naming the option: unknown options
+ * (with the closest known one), missing or empty values, values given to flags, repeated
+ * single-valued options, and a value that is really the next option (`--out --json`).
+ */
 export function parseCommandArgs(command: Command, argv: string[]): { values: OptionValues; positionals: string[] } {
-  const options = { ...command.options, ...COMMON_OPTIONS }
+  const options: Record<string, OptionSpec> = { ...command.options, ...COMMON_OPTIONS }
   const config: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {}
   for (const [name, spec] of Object.entries(options)) {
     config[name] = { type: spec.type, ...(spec.short ? { short: spec.short } : {}), ...(spec.multiple ? { multiple: true } : {}) }
   }
+  let parsed
   try {
-    const parsed = parseArgs({ args: argv, options: config, allowPositionals: true, strict: true })
-    return { values: parsed.values as OptionValues, positionals: parsed.positionals }
-  } catch (err) {
-    throw usageError(err instanceof Error ? err.message : 'invalid arguments')
+    parsed = parseArgs({ args: argv, options: config, allowPositionals: true, strict: false, tokens: true })
+  } catch {
+    throw usageError('cannot parse the arguments')
   }
+  const known = Object.keys(options)
+  const seen = new Set<string>()
+  for (const token of parsed.tokens) {
+    if (token.kind !== 'option') continue
+    const spec = options[token.name]
+    if (spec === undefined) {
+      throw usageError(unknownOption(argv[token.index] ?? token.rawName, token.rawName, known))
+    }
+    const shown = `--${token.name}`
+    if (spec.type === 'boolean') {
+      if (token.inlineValue) throw usageError(`${shown} takes no value`)
+      continue
+    }
+    const value = token.value
+    const hint = spec.value ?? 'VALUE'
+    if (value === undefined || value === '') throw usageError(`${shown} needs a value (${hint})`)
+    // `--out --json`: the next option was taken as the value; `--out=-x` says a dash value is meant
+    if (!token.inlineValue && value.startsWith('-') && value !== '-') {
+      throw usageError(`${shown} needs a value (${hint}), not the option-like "${value.slice(0, 40)}"; write ${shown}=${value.slice(0, 40)} if that is the value`)
+    }
+    if (!spec.multiple) {
+      if (seen.has(token.name)) throw usageError(`${shown} given more than once`)
+      seen.add(token.name)
+    }
+  }
+  return { values: parsed.values as OptionValues, positionals: parsed.positionals }
+}
+
+function unknownOption(arg: string, rawName: string, known: readonly string[]): string {
+  // `-json`: a long option written with one dash is tokenized as the short options -j -s -o -n
+  if (/^-[^-]{2,}/.test(arg)) {
+    const word = arg.slice(1).split('=')[0]!
+    const match = known.includes(word) ? [word] : closest(word, known)
+    return `unknown option ${arg.split('=')[0]!.slice(0, 40)}${didYouMean(match, (n) => `--${n}`)}`
+  }
+  const word = rawName.replace(/^--?/, '')
+  return `unknown option ${rawName.slice(0, 40)}${rawName.startsWith('--') ? didYouMean(closest(word, known), (n) => `--${n}`) : ''}`
 }
 
 export function commandHelp(command: Command): string {

@@ -34,8 +34,18 @@ export function isoTime(seconds: number | undefined): string {
   return new Date(seconds * 1000).toISOString()
 }
 
+/**
+ * Text from a token, the Authority or a peer made safe for a terminal: control characters (ANSI
+ * escapes, carriage returns, bidi overrides…) shown as `\u{…}` instead of being interpreted, so a
+ * crafted claim cannot rewrite what the user sees.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`)
+}
+
 export function table(rows: readonly (readonly string[])[]): string {
   if (rows.length === 0) return ''
+  rows = rows.map((r) => r.map((c) => printable(c).replace(/\n/g, '\\n')))
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n')
 }

@@ -1,20 +1,24 @@
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { Ed25519Key, MandateError } from '@mandate/core'
-import { CliError, EXIT, refused } from './cli_error.js'
+import { refused } from './cli_error.js'
+import { fileError } from './files.js'
 
 /**
  * Write a private JWK with owner-only permissions. Refuses to overwrite an existing file (a key
  * file is an identity; replacing one by accident is worse than an error).
  */
 export async function writeKeyFile(path: string, key: Ed25519Key): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 })
+  try {
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 })
+  } catch (err) {
+    throw fileError(err, dirname(path), 'create directory')
+  }
   const body = `${JSON.stringify({ ...key.exportPrivateJwk(), kid: key.kid }, null, 2)}\n`
   try {
     await writeFile(path, body, { mode: 0o600, flag: 'wx' })
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new CliError(`refusing to overwrite existing file ${path}`, EXIT.REFUSED, 'FILE_EXISTS')
-    throw err
+    throw fileError(err, path, 'write')
   }
 }
 
@@ -32,7 +36,14 @@ export async function readKeyFile(path: string): Promise<Ed25519Key> {
   if (process.platform !== 'win32' && (info.mode & 0o077) !== 0) {
     throw refused(`key file ${path} is accessible by others (mode ${(info.mode & 0o777).toString(8)}); run: chmod 600 ${path}`, 'KEY_FILE_PERMISSIONS')
   }
-  const text = await readFile(path, 'utf8')
+  // a JWK is a few hundred bytes: do not read whatever large file a wrong path names
+  if (!info.isFile() || info.size > 64 * 1024) throw refused(`key file ${path} is not a key file (${info.isFile() ? 'too large' : 'not a regular file'})`, 'KEY_INVALID')
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch {
+    throw refused(`cannot read key file ${path}`, 'KEY_FILE_UNREADABLE')
+  }
   let jwk: unknown
   try {
     jwk = JSON.parse(text)

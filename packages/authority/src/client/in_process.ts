@@ -123,7 +123,8 @@ export function createInProcessClient(authority: Authority, key: Ed25519Key, opt
         if (opts.timeoutMs !== undefined) {
           timer = setTimeout(() => finish(() => reject(new MandateError('APPROVAL_REQUIRED', 'the approval is still pending (wait timed out)'))), opts.timeoutMs)
         }
-        authority.approvals.get(approvalId).then(
+        // the waiting principal must still be allowed to act (a revoked or disabled agent is refused)
+        authority.admitKey(key).then(() => authority.approvals.get(approvalId)).then(
           (v) => {
             if (v.requested_by !== key.did) return finish(() => reject(new MandateError('ACCESS_DENIED', 'this approval belongs to another agent')))
             const o = outcomeOf(v)
@@ -135,6 +136,7 @@ export function createInProcessClient(authority: Authority, key: Ed25519Key, opt
     },
 
     async reportCall(report: CallReport): Promise<void> {
+      await authority.admitKey(key)
       await authority.reportCall(report, { reporter: key.did })
     },
   }

@@ -7,6 +7,7 @@ import {
   type PublicKeyHandle, type VerifiedProof,
 } from '@mandate/core'
 import { nowSec, type AuthorityContext } from '../context.js'
+import { admitPrincipal } from './principals.js'
 import type { AgentRecord } from '../types.js'
 
 const handles = new Map<string, PublicKeyHandle>()
@@ -22,27 +23,55 @@ export interface ClientCredentials {
   clientId?: string
 }
 
-/** Authenticate a registered, enabled principal by its client assertion. Every failure is INVALID_CLIENT. */
+/**
+ * Authenticate a registered, enabled, unrevoked principal by its client assertion. Every refusal
+ * is INVALID_CLIENT (CAPACITY_EXCEEDED when that principal's single-use budget is full).
+ *
+ * Order matters for denial of service: the key comes from the did:key itself, so the signature,
+ * audience and times are checked first (only the holder of a key learns whether it is registered),
+ * then the principal is admitted (admitPrincipal: registered, enabled, unrevoked), and only then
+ * is the assertion's jti recorded as used. Strangers' assertions, however many and however well
+ * signed, never take a place in the single-use store.
+ */
 export async function authenticateClient(ctx: AuthorityContext, creds: ClientCredentials, endpoint?: string): Promise<AgentRecord> {
   if (creds.assertionType === undefined && creds.assertion === undefined) {
     throw new MandateError('INVALID_CLIENT', 'client authentication is required (private_key_jwt client assertion)')
   }
   if (creds.assertionType !== CLIENT_ASSERTION_TYPE) throw new MandateError('INVALID_CLIENT', 'client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer')
   if (creds.assertion === undefined) throw new MandateError('INVALID_CLIENT', 'client_assertion is required')
-  // The key comes from the did:key itself, so the signature is checked before the registry is read:
-  // only the holder of a key learns whether it is registered (no probing others' registrations).
   let key: PublicKeyHandle | undefined
-  const id = await verifyClientAssertion(creds.assertion, {
-    audiences: endpoint === undefined ? [ctx.issuer] : [ctx.issuer, endpoint],
-    replay: ctx.replay,
-    now: nowSec(ctx),
-    skew: ctx.limits.skew,
-    resolveClientKey: (clientId) => (key = handles.get(clientId) ?? importDidKey(clientId)),
-  })
+  let claimed: string | undefined
+  let agent: AgentRecord | undefined
+  let capacity: MandateError | undefined
+  let id: string
+  try {
+    id = await verifyClientAssertion(creds.assertion, {
+      audiences: endpoint === undefined ? [ctx.issuer] : [ctx.issuer, endpoint],
+      now: nowSec(ctx),
+      skew: ctx.limits.skew,
+      resolveClientKey: (clientId) => {
+        claimed = clientId
+        return (key = handles.get(clientId) ?? importDidKey(clientId))
+      },
+      // core calls this last, after the signature, audience, times and jti shape passed
+      replay: {
+        use: async (k, expiresAt) => {
+          agent = await admitPrincipal(ctx.store, claimed)
+          try {
+            return await ctx.singleUse.use(agent.did, k, expiresAt)
+          } catch (err) {
+            capacity = MandateError.is(err) ? err : new MandateError('STORE_UNAVAILABLE', 'the single-use store failed', { cause: err })
+            throw capacity
+          }
+        },
+      },
+    })
+  } catch (err) {
+    // verifyClientAssertion reports every failure as INVALID_CLIENT; a full budget or a failed store is not the client's fault
+    throw capacity ?? err
+  }
+  if (!agent || agent.did !== id) throw new MandateError('INVALID_CLIENT', 'client authentication failed')
   if (creds.clientId !== undefined && creds.clientId !== id) throw new MandateError('INVALID_CLIENT', 'client_id does not match the client assertion issuer')
-  const agent = await ctx.store.getAgent(id)
-  if (!agent) throw new MandateError('INVALID_CLIENT', 'unknown client')
-  if (agent.disabled) throw new MandateError('INVALID_CLIENT', 'client is disabled')
   // only registered principals' keys are cached (strangers cannot churn the cache)
   if (key && !handles.has(id)) {
     if (handles.size > 10_000) handles.clear()
@@ -52,14 +81,16 @@ export async function authenticateClient(ctx: AuthorityContext, creds: ClientCre
 }
 
 /** Verify the DPoP proof of a token-endpoint request: signed by `jkt`, for POST to the endpoint, fresh, unused. */
-export async function verifyHolderProof(ctx: AuthorityContext, proof: string | undefined, options: { url: URL; jkt: string }): Promise<VerifiedProof> {
+export async function verifyHolderProof(ctx: AuthorityContext, proof: string | undefined, options: { url: URL; jkt: string; principal: string }): Promise<VerifiedProof> {
   if (proof === undefined) throw new MandateError('PROOF_MISSING', 'a DPoP proof signed by the client key is required')
   const nonce = ctx.nonce
   return verifyProof(proof, {
     jkt: options.jkt,
     method: 'POST',
     url: options.url,
-    replay: ctx.replay,
+    // proofs are checked only for an authenticated client and must be signed by its key (jkt is
+    // compared before the key is imported); the jti is recorded last, under that client's budget
+    replay: { use: (k, expiresAt) => ctx.singleUse.use(options.principal, k, expiresAt) },
     now: nowSec(ctx),
     skew: 5,
     ...(nonce ? { nonce: (n: string | undefined) => nonce.check(n) } : {}),

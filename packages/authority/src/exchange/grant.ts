@@ -3,11 +3,13 @@
  * (in-process `authority.grant`, or HTTP `grant_type=urn:mandate:grant-type:task`).
  */
 import {
-  buildRootMandate, formatScope, MandateError, parseToolGrant, randomId, signMandate, tokenHash, audienceList,
+  buildRootMandate, MandateError, randomId, signMandate, tokenHash, audienceList,
   type Budget, type JsonValue, type ToolGrant,
 } from '@mandate/core'
 import { nowSec, type AuthorityContext } from '../context.js'
 import type { IssuedMandate, RefusalFields } from './issued.js'
+import { budgetParam, intParam, LIMITS, onlyMembers, resourceList, scopeList, toolList } from './params.js'
+import { admitPrincipal } from './principals.js'
 
 export interface GrantParams {
   /** did of the grantor (role grantor or admin). */
@@ -30,26 +32,46 @@ export interface GrantParams {
 }
 
 const TXN = /^[A-Za-z0-9._:-]{1,128}$/
+const GRANT_MEMBERS = ['grantor', 'subject', 'agent', 'purpose', 'audiences', 'scopes', 'tools', 'expiresIn', 'maxDepth', 'budget', 'maxUses', 'txn'] as const
 
-export async function grantRootMandate(ctx: AuthorityContext, params: GrantParams, info: RefusalFields = {}): Promise<IssuedMandate> {
-  info.agent = params.grantor
-  const grantor = await ctx.store.getAgent(params.grantor)
-  if (!grantor || grantor.disabled || (grantor.role !== 'grantor' && grantor.role !== 'admin')) {
-    throw new MandateError('UNAUTHORIZED_CLIENT', 'the client is not a registered, enabled grantor')
+/**
+ * Check grant parameters as strictly as the task grant's form parse (same bounds and element
+ * parsers, params.ts); members a grant does not define are refused. Both paths run it.
+ */
+export function checkGrantParams(v: unknown): GrantParams {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new MandateError('INVALID_REQUEST', 'grant parameters must be an object')
+  const p = v as Record<string, unknown>
+  onlyMembers(p, GRANT_MEMBERS, 'grant')
+  if (typeof p.subject !== 'string' || p.subject.length === 0 || p.subject.length > 512) throw new MandateError('INVALID_REQUEST', 'subject must be a non-empty string of at most 512 characters')
+  if (typeof p.agent !== 'string' || p.agent.length === 0) throw new MandateError('INVALID_REQUEST', 'agent is required')
+  if (p.txn !== undefined && (typeof p.txn !== 'string' || !TXN.test(p.txn))) throw new MandateError('INVALID_REQUEST', 'txn must be 1..128 characters of [A-Za-z0-9._:-]')
+  if (p.purpose !== undefined && (typeof p.purpose !== 'string' || p.purpose.length > 1024)) throw new MandateError('INVALID_REQUEST', 'purpose must be a string of at most 1024 characters')
+  const out: GrantParams = {
+    grantor: p.grantor as string, subject: p.subject, agent: p.agent,
+    audiences: resourceList(p.audiences), tools: toolList(p.tools),
   }
-  if (typeof params.subject !== 'string' || params.subject.length === 0 || params.subject.length > 512) throw new MandateError('INVALID_REQUEST', 'subject must be a non-empty string of at most 512 characters')
-  info.subject = params.subject
-  if (typeof params.agent !== 'string') throw new MandateError('INVALID_REQUEST', 'agent is required')
-  info.recipient = params.agent
+  if (p.purpose !== undefined) out.purpose = p.purpose as string
+  if (p.txn !== undefined) out.txn = p.txn as string
+  if (p.scopes !== undefined) out.scopes = scopeList(p.scopes)
+  if (p.expiresIn !== undefined) out.expiresIn = intParam(p.expiresIn, 'expiresIn', ...LIMITS.mandateExpiresIn)
+  if (p.maxDepth !== undefined) out.maxDepth = intParam(p.maxDepth, 'maxDepth', ...LIMITS.maxDepth)
+  if (p.budget !== undefined) out.budget = budgetParam(p.budget)
+  if (p.maxUses !== undefined) out.maxUses = intParam(p.maxUses, 'maxUses', ...LIMITS.maxUses)
+  return out
+}
+
+export async function grantRootMandate(ctx: AuthorityContext, input: GrantParams, info: RefusalFields = {}): Promise<IssuedMandate> {
+  if (typeof input === 'object' && input !== null && typeof input.grantor === 'string') info.agent = input.grantor.slice(0, 2048)
+  // the grantor is admitted here for both paths (HTTP clients were authenticated already; the
+  // in-process grant names its grantor): a revoked or disabled grantor grants nothing
+  const grantor = await admitPrincipal(ctx.store, input?.grantor, { code: 'UNAUTHORIZED_CLIENT', as: 'grantor', roles: ['grantor', 'admin'] })
+  if (typeof input.subject === 'string') info.subject = input.subject.slice(0, 512)
+  if (typeof input.agent === 'string') info.recipient = input.agent.slice(0, 2048)
+  const params = checkGrantParams(input)
   const agent = await ctx.store.getAgent(params.agent)
   if (!agent || agent.disabled || agent.role !== 'agent') throw new MandateError('INVALID_REQUEST', 'agent must be a registered, enabled agent')
-  if (params.txn !== undefined && (typeof params.txn !== 'string' || !TXN.test(params.txn))) throw new MandateError('INVALID_REQUEST', 'txn must be 1..128 characters of [A-Za-z0-9._:-]')
-  if (params.purpose !== undefined && (typeof params.purpose !== 'string' || params.purpose.length > 1024)) throw new MandateError('INVALID_REQUEST', 'purpose must be a string of at most 1024 characters')
-  if (!Array.isArray(params.audiences)) throw new MandateError('INVALID_REQUEST', 'at least one resource (audience) is required')
-  if (!Array.isArray(params.tools) || params.tools.length === 0 || params.tools.length > 32) throw new MandateError('INVALID_REQUEST', 'authorization_details must list 1..32 tool_access entries')
-  const tools = params.tools.map((t) => parseToolGrant(t))
+  const tools = params.tools
   const scopes = params.scopes ?? []
-  if (scopes.length) formatScope(scopes)
   const now = nowSec(ctx)
   const txn = params.txn ?? randomId()
   info.txn = txn
@@ -88,10 +110,11 @@ export async function grantRootMandate(ctx: AuthorityContext, params: GrantParam
       jti: claims.jti, txn, subject: claims.sub, holder: agent.did, kind: 'root', depth: 0, iat: claims.iat, exp: claims.exp,
       tokenHash: tokenHash(token), uses: 0, claims, ...(claims.max_uses !== undefined ? { maxUses: claims.max_uses } : {}),
     },
-    revocation: { ids: [], txn, actors: [agent.did] },
+    // re-checked in the transaction: the grantor revoked meanwhile grants nothing either
+    revocation: { ids: [], txn, actors: [agent.did, grantor.did] },
     audit: ctx.audit.draft('grant', fields),
   })
-  if (!result.ok) throw new MandateError('REVOKED', 'the task or the agent has been revoked')
+  if (!result.ok) throw new MandateError('REVOKED', 'the task, the agent or the grantor has been revoked')
   await ctx.audit.recorded(result.audit)
   return { token, claims, expiresIn: claims.exp - now }
 }

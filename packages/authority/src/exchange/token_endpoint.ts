@@ -8,7 +8,7 @@ import type { AgentRecord } from '../types.js'
 import { authenticateClient, verifyHolderProof } from './client_auth.js'
 import { grantRootMandate } from './grant.js'
 import type { IssuedMandate, RefusalFields } from './issued.js'
-import { FormParams, optBudget, optInt, optJson, optScopes, optTools, resources } from './params.js'
+import { FormParams, LIMITS, optBudget, optInt, optJson, optScopes, optTools, resources } from './params.js'
 import { exchangeMandate, type ExchangeParams } from './token_exchange.js'
 
 export const TASK_GRANT_TYPE = 'urn:mandate:grant-type:task'
@@ -54,7 +54,7 @@ export function parseExchange(p: FormParams): ExchangeParams {
     const res = resources(p)
     if (!res || res.length !== 1) throw new MandateError('NARROWING_AUDIENCE', 'a call credential needs exactly one resource')
     const args = optJson(p, 'tool_arguments')
-    const expiresIn = optInt(p, 'expires_in', 1, 86_400)
+    const expiresIn = optInt(p, 'expires_in', ...LIMITS.callExpiresIn)
     const approvalId = p.one('approval_id')
     return {
       kind: 'call', subjectToken, audience: res[0] as string, tool: p.required('tool'), arguments: args === undefined ? {} : args,
@@ -66,10 +66,10 @@ export function parseExchange(p: FormParams): ExchangeParams {
   for (const n of ['tool', 'tool_arguments', 'approval_id']) if (p.one(n) !== undefined) throw new MandateError('INVALID_REQUEST', `${n} applies to call credentials only`)
   const audiences = resources(p)
   const tools = optTools(p)
-  const expiresIn = optInt(p, 'expires_in', 1, 10 * 365 * 86_400)
-  const maxDepth = optInt(p, 'max_depth', 0, 64)
+  const expiresIn = optInt(p, 'expires_in', ...LIMITS.mandateExpiresIn)
+  const maxDepth = optInt(p, 'max_depth', ...LIMITS.maxDepth)
   const budget = optBudget(p)
-  const maxUses = optInt(p, 'max_uses', 1, Number.MAX_SAFE_INTEGER)
+  const maxUses = optInt(p, 'max_uses', ...LIMITS.maxUses)
   return {
     kind: 'delegation', subjectToken, requestedActor: actor,
     ...(audiences !== undefined ? { audiences } : {}), ...(scopes !== undefined ? { scopes } : {}), ...(tools !== undefined ? { tools } : {}),
@@ -83,10 +83,10 @@ async function taskGrant(ctx: AuthorityContext, client: AgentRecord, p: FormPara
   if (!audiences) throw new MandateError('INVALID_REQUEST', 'at least one resource is required')
   const tools = optTools(p)
   if (!tools) throw new MandateError('INVALID_REQUEST', 'authorization_details is required')
-  const expiresIn = optInt(p, 'expires_in', 1, 10 * 365 * 86_400)
-  const maxDepth = optInt(p, 'max_depth', 0, 64)
+  const expiresIn = optInt(p, 'expires_in', ...LIMITS.mandateExpiresIn)
+  const maxDepth = optInt(p, 'max_depth', ...LIMITS.maxDepth)
   const budget = optBudget(p)
-  const maxUses = optInt(p, 'max_uses', 1, Number.MAX_SAFE_INTEGER)
+  const maxUses = optInt(p, 'max_uses', ...LIMITS.maxUses)
   const purpose = p.one('purpose')
   const txn = p.one('txn')
   const scope = p.one('scope')
@@ -115,11 +115,11 @@ export async function handleTokenRequest(ctx: AuthorityContext, req: TokenReques
   info.agent = client.did
   if (grantType === TASK_GRANT_TYPE) {
     // a grantor's proof is optional; when sent it must be valid and signed by the grantor's key
-    if (req.dpop !== undefined) await verifyHolderProof(ctx, req.dpop, { url: ctx.tokenUrl, jkt: client.jkt })
+    if (req.dpop !== undefined) await verifyHolderProof(ctx, req.dpop, { url: ctx.tokenUrl, jkt: client.jkt, principal: client.did })
     return answer(await taskGrant(ctx, client, p, info))
   }
   const exchange = parseExchange(p)
-  await verifyHolderProof(ctx, req.dpop, { url: ctx.tokenUrl, jkt: client.jkt })
+  await verifyHolderProof(ctx, req.dpop, { url: ctx.tokenUrl, jkt: client.jkt, principal: client.did })
   return answer(await exchangeMandate(ctx, client, exchange, info))
 }
 

@@ -5,13 +5,14 @@
  * written; the issuance, use counting, approval consumption and audit record commit together.
  */
 import {
-  actorChain, argumentsDigest, audienceList, MandateError, narrowMandate, parseScope, signMandate, tokenHash, verifyMandate,
+  actorChain, argumentsDigest, audienceList, MandateError, narrowMandate, parseScope, signMandate, snapshotArguments, tokenHash, verifyMandate,
   type ApprovalClaim, type Budget, type JsonValue, type MandateClaims, type NarrowingRequest, type ToolGrant,
 } from '@mandate/core'
 import { nowSec, type AuthorityContext } from '../context.js'
 import { pooledRandomId } from '../internal/random_id.js'
 import type { AgentRecord, ApprovalRecord } from '../types.js'
 import type { IssuedMandate, RefusalFields } from './issued.js'
+import { budgetParam, intParam, LIMITS, onlyMembers, resourceList, scopeList, strParam, toolList } from './params.js'
 
 export interface DelegationParams {
   kind: 'delegation'
@@ -39,6 +40,44 @@ export interface CallParams {
 }
 
 export type ExchangeParams = DelegationParams | CallParams
+
+const DELEGATION_MEMBERS = ['kind', 'subjectToken', 'requestedActor', 'audiences', 'scopes', 'tools', 'expiresIn', 'maxDepth', 'budget', 'maxUses'] as const
+const CALL_MEMBERS = ['kind', 'subjectToken', 'audience', 'tool', 'arguments', 'scopes', 'expiresIn', 'approvalId'] as const
+
+/**
+ * Check in-process exchange parameters as strictly as the token endpoint parses its form (the same
+ * bounds and element parsers, see params.ts), and refuse members the request does not define:
+ * what HTTP refuses, the in-process path refuses too, instead of dropping it silently.
+ */
+export function checkExchangeParams(v: unknown): ExchangeParams {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new MandateError('INVALID_REQUEST', 'exchange parameters must be an object')
+  const p = v as Record<string, unknown>
+  const subjectToken = strParam(p.subjectToken, 'subjectToken')
+  const scopes = p.scopes === undefined ? undefined : scopeList(p.scopes)
+  if (p.kind === 'call') {
+    onlyMembers(p, CALL_MEMBERS, 'call credential request')
+    const [audience] = resourceList([p.audience])
+    const expiresIn = p.expiresIn === undefined ? undefined : intParam(p.expiresIn, 'expiresIn', ...LIMITS.callExpiresIn)
+    const approvalId = p.approvalId === undefined ? undefined : strParam(p.approvalId, 'approvalId')
+    return {
+      kind: 'call', subjectToken, audience: audience as string, tool: strParam(p.tool, 'tool'),
+      // absent arguments are `{}`, as an absent tool_arguments parameter is
+      arguments: snapshotArguments(p.arguments === undefined ? {} : p.arguments),
+      ...(scopes !== undefined ? { scopes } : {}), ...(expiresIn !== undefined ? { expiresIn } : {}), ...(approvalId !== undefined ? { approvalId } : {}),
+    }
+  }
+  if (p.kind !== 'delegation') throw new MandateError('INVALID_REQUEST', 'kind must be delegation or call')
+  onlyMembers(p, DELEGATION_MEMBERS, 'delegation request')
+  const out: DelegationParams = { kind: 'delegation', subjectToken, requestedActor: strParam(p.requestedActor, 'requestedActor') }
+  if (p.audiences !== undefined) out.audiences = resourceList(p.audiences)
+  if (scopes !== undefined) out.scopes = scopes
+  if (p.tools !== undefined) out.tools = toolList(p.tools)
+  if (p.expiresIn !== undefined) out.expiresIn = intParam(p.expiresIn, 'expiresIn', ...LIMITS.mandateExpiresIn)
+  if (p.maxDepth !== undefined) out.maxDepth = intParam(p.maxDepth, 'maxDepth', ...LIMITS.maxDepth)
+  if (p.budget !== undefined) out.budget = budgetParam(p.budget)
+  if (p.maxUses !== undefined) out.maxUses = intParam(p.maxUses, 'maxUses', ...LIMITS.maxUses)
+  return out
+}
 
 /**
  * Verify the subject mandate and everything it depends on: ours, held by the caller, live, unrevoked.

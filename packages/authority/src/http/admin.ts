@@ -1,7 +1,6 @@
-/** Admin JSON endpoints: principals, revocations, key rotation; guard call reports; audit queries. */
+/** Admin JSON endpoints: principals, revocations, key rotation; guard call reports; audit queries (export and verify: audit.ts). */
 import { MandateError, type CallReport, type JsonObject } from '@mandate/core'
 import type { Hono } from 'hono'
-import { stream } from 'hono/streaming'
 import type { Authority } from '../authority.js'
 import type { RevocationTarget } from '../revocation/revoke.js'
 import type { AuditQuery, RegisterAgentInput } from '../types.js'
@@ -43,26 +42,32 @@ export function mountAdmin(app: Hono, authority: Authority): void {
       return send(c, jsonErrorAnswer(err))
     }
   })
-  app.post(`${admin}/agents/:did/disable`, async (c) => {
-    try {
-      const who = await principal(c, authority, ['admin'])
-      const body = await readJson(c)
-      only(body, ['reason'])
-      const reason = typeof body.reason === 'string' ? body.reason : undefined
-      return c.json(await authority.disableAgent(c.req.param('did') as string, { by: who.did, ...(reason ? { reason } : {}) }), 200, NO_STORE)
-    } catch (err) {
-      return send(c, jsonErrorAnswer(err))
-    }
-  })
+  for (const action of ['disable', 'enable'] as const) {
+    app.post(`${admin}/agents/:did/${action}`, async (c) => {
+      try {
+        const who = await principal(c, authority, ['admin'])
+        const body = await readJson(c)
+        only(body, ['reason'])
+        if (body.reason !== undefined && typeof body.reason !== 'string') throw new MandateError('INVALID_REQUEST', 'reason must be a string')
+        const meta = { by: who.did, ...(body.reason !== undefined ? { reason: body.reason } : {}) }
+        const did = c.req.param('did') as string
+        return c.json(action === 'disable' ? await authority.disableAgent(did, meta) : await authority.enableAgent(did, meta), 200, NO_STORE)
+      } catch (err) {
+        return send(c, jsonErrorAnswer(err))
+      }
+    })
+  }
   app.post(`${admin}/revocations`, async (c) => {
     try {
       const who = await principal(c, authority, ['admin'])
       const body = await readJson(c)
-      only(body, ['mandate', 'txn', 'agent', 'reason'])
-      const { reason, ...target } = body
+      only(body, ['mandate', 'txn', 'agent', 'reason', 'preemptive'])
+      const { reason, preemptive, ...target } = body
       if (reason !== undefined && typeof reason !== 'string') throw new MandateError('INVALID_REQUEST', 'reason must be a string')
-      const revoked = await authority.revoke(target as unknown as RevocationTarget, { by: who.did, ...(reason !== undefined ? { reason } : {}) })
-      return c.json({ revoked }, 200, NO_STORE)
+      if (preemptive !== undefined && typeof preemptive !== 'boolean') throw new MandateError('INVALID_REQUEST', 'preemptive must be a boolean')
+      // unknown target: 404 NOT_FOUND unless preemptive is true
+      const result = await authority.revoke(target as unknown as RevocationTarget, { by: who.did, ...(reason !== undefined ? { reason } : {}), ...(preemptive !== undefined ? { preemptive } : {}) })
+      return c.json(result, 200, NO_STORE)
     } catch (err) {
       return send(c, jsonErrorAnswer(err))
     }
@@ -82,9 +87,7 @@ export function mountAdmin(app: Hono, authority: Authority): void {
       const body = await readJson(c)
       only(body, ['mandateId', 'txn', 'tool', 'audience', 'argumentsDigest', 'decision', 'outcome', 'errorCode', 'actorChain', 'subject'])
       const report = body as unknown as CallReport
-      if (who.role === 'agent' && (!Array.isArray(report.actorChain) || report.actorChain[report.actorChain.length - 1] !== who.did)) {
-        throw new MandateError('ACCESS_DENIED', 'an agent can report only its own calls')
-      }
+      // reportCall admits the reporter again (role, status, an agent only for its own calls)
       const rec = await authority.reportCall(report, { reporter: who.did })
       return c.json({ seq: rec.seq, hash: rec.hash }, 201, NO_STORE)
     } catch (err) {
@@ -107,28 +110,6 @@ export function mountAdmin(app: Hono, authority: Authority): void {
     try {
       await principal(c, authority, ['admin'])
       return c.json({ records: await authority.audit.query(query(c.req.query())) }, 200, NO_STORE)
-    } catch (err) {
-      return send(c, jsonErrorAnswer(err))
-    }
-  })
-  app.get(`${audit}/export`, async (c) => {
-    try {
-      await principal(c, authority, ['admin'])
-      const q = query(c.req.query())
-      delete q.limit
-      c.header('Content-Type', 'application/x-ndjson')
-      c.header('Cache-Control', 'no-store')
-      return stream(c, async (s) => {
-        for await (const line of authority.audit.exportJsonl(q)) await s.write(line)
-      })
-    } catch (err) {
-      return send(c, jsonErrorAnswer(err))
-    }
-  })
-  app.get(`${audit}/verify`, async (c) => {
-    try {
-      await principal(c, authority, ['admin'])
-      return c.json(await authority.audit.verify(), 200, NO_STORE)
     } catch (err) {
       return send(c, jsonErrorAnswer(err))
     }

@@ -3,6 +3,7 @@ import { Hono } from 'hono'
 import type { Authority } from '../authority.js'
 import { mountAdmin } from './admin.js'
 import { mountApprovals } from './approvals.js'
+import { mountAudit } from './audit.js'
 import { mountOAuth } from './oauth.js'
 
 export interface AuthorityApp {
@@ -20,6 +21,7 @@ export function createAuthorityApp(authority: Authority, options: { now?: () => 
   mountOAuth(app, authority, options.now ?? Date.now)
   const closeStreams = mountApprovals(app, authority)
   mountAdmin(app, authority)
+  mountAudit(app, authority)
   app.notFound((c) => c.json({ error: 'not_found', error_description: 'no such endpoint' }, 404))
   // never leak messages or stacks of unexpected errors
   app.onError((_err, c) => c.json({ error: 'server_error', error_description: 'the server could not complete the request' }, 500, { 'Cache-Control': 'no-store' }))

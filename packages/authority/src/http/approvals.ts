@@ -110,6 +110,8 @@ export function mountApprovals(app: Hono, authority: Authority): () => void {
       try {
         const who = await principal(c, authority, ['approver', 'admin'])
         const body = await readJson(c)
+        // as at the admin endpoints: a member the decision does not define is a mistake, not noise
+        for (const k of Object.keys(body)) if (k !== 'reason') throw new MandateError('INVALID_REQUEST', `unknown member "${k.slice(0, 32)}"`)
         const reason = body.reason
         if (reason !== undefined && typeof reason !== 'string') throw new MandateError('INVALID_REQUEST', 'reason must be a string')
         const by = { approver: who.did, ...(reason !== undefined ? { reason } : {}) }

@@ -11,40 +11,67 @@ export type RevocationTarget = { mandate: string } | { txn: string } | { agent: 
 export interface RevokeMeta {
   by?: string
   reason?: string
+  /**
+   * Revoke even though the Authority knows no such mandate, task or agent (yet): a pre-emptive
+   * revocation. Without it, an unknown target is NOT_FOUND (a typo must not look like success).
+   */
+  preemptive?: boolean
+}
+
+/** What a revocation did. */
+export interface RevocationResult {
+  /** Entries added now (empty when everything was already revoked). */
+  revoked: RevocationEntry[]
+  /** True when the target was unknown and revoked pre-emptively (`preemptive: true` was asked for). */
+  preemptive: boolean
 }
 
 const ID = /^[\x21-\x7e]{1,256}$/
 
-export async function revokeTarget(ctx: AuthorityContext, target: RevocationTarget, meta: RevokeMeta = {}): Promise<RevocationEntry[]> {
+export async function revokeTarget(ctx: AuthorityContext, target: RevocationTarget, meta: RevokeMeta = {}): Promise<RevocationResult> {
+  if (typeof meta !== 'object' || meta === null) throw new MandateError('INVALID_REQUEST', 'revocation meta must be an object')
   if (meta.reason !== undefined && (typeof meta.reason !== 'string' || meta.reason.length > 512)) throw new MandateError('INVALID_REQUEST', 'reason must be at most 512 characters')
-  const keys = Object.keys(target ?? {})
+  if (meta.by !== undefined && (typeof meta.by !== 'string' || meta.by.length > 512)) throw new MandateError('INVALID_REQUEST', 'by must be a string of at most 512 characters')
+  if (meta.preemptive !== undefined && typeof meta.preemptive !== 'boolean') throw new MandateError('INVALID_REQUEST', 'preemptive must be a boolean')
+  if (typeof target !== 'object' || target === null || Array.isArray(target)) throw new MandateError('INVALID_REQUEST', 'revoke exactly one of mandate, txn or agent')
+  const keys = Object.keys(target)
   if (keys.length !== 1) throw new MandateError('INVALID_REQUEST', 'revoke exactly one of mandate, txn or agent')
   const fields: Record<string, JsonValue> = {}
   let entries: Array<{ kind: 'mandate' | 'task' | 'agent'; id: string }>
+  let known: boolean
   if ('mandate' in target) {
     if (typeof target.mandate !== 'string' || !ID.test(target.mandate)) throw new MandateError('INVALID_REQUEST', 'mandate must be a mandate id (jti)')
     const record = await ctx.store.getMandate(target.mandate)
-    if (!record) throw new MandateError('NOT_FOUND', 'no such mandate')
-    const descendants = await ctx.store.descendants(target.mandate)
+    known = record !== undefined
+    const descendants = record ? await ctx.store.descendants(target.mandate) : []
     entries = [target.mandate, ...descendants].map((id) => ({ kind: 'mandate' as const, id }))
-    Object.assign(fields, { target: 'mandate', jti: target.mandate, txn: record.txn, subject: record.subject, holder: record.holder, descendants: descendants.length })
+    Object.assign(fields, { target: 'mandate', jti: target.mandate, descendants: descendants.length })
+    if (record) Object.assign(fields, { txn: record.txn, subject: record.subject, holder: record.holder })
   } else if ('txn' in target) {
     if (typeof target.txn !== 'string' || !ID.test(target.txn)) throw new MandateError('INVALID_REQUEST', 'txn must be a task id')
+    known = await ctx.store.hasTask(target.txn)
     entries = [{ kind: 'task', id: target.txn }]
     Object.assign(fields, { target: 'task', txn: target.txn })
   } else if ('agent' in target) {
     if (typeof target.agent !== 'string' || !ID.test(target.agent)) throw new MandateError('INVALID_REQUEST', 'agent must be a did')
+    known = (await ctx.store.getAgent(target.agent)) !== undefined
     entries = [{ kind: 'agent', id: target.agent }]
     Object.assign(fields, { target: 'agent', agent: target.agent })
   } else {
     throw new MandateError('INVALID_REQUEST', 'revoke exactly one of mandate, txn or agent')
   }
+  const preemptive = !known
+  if (preemptive && meta.preemptive !== true) {
+    const what = 'mandate' in target ? 'mandate' : 'txn' in target ? 'task' : 'agent'
+    throw new MandateError('NOT_FOUND', `no such ${what}; to revoke it before it exists, ask for a pre-emptive revocation`, { detail: { target: what } })
+  }
+  if (preemptive) fields.preemptive = true
   if (meta.by !== undefined) fields.by = meta.by
   if (meta.reason !== undefined) fields.reason = meta.reason
   const at = ctx.now()
   const { added, audit } = await ctx.store.revoke(entries, { at, ...(meta.by !== undefined ? { by: meta.by } : {}), ...(meta.reason !== undefined ? { reason: meta.reason } : {}) }, ctx.audit.draft('revocation', fields))
   await ctx.audit.recorded(audit)
-  return added
+  return { revoked: added, preemptive }
 }
 
 const PAGE = 5000

@@ -1,5 +1,6 @@
 import type { RevocationQuery } from '@mandate/core'
 import { auditIndex, chainRecord } from '../audit/hash.js'
+import { SealState, type AuditSealer, type ChainHead } from '../audit/seal.js'
 import type {
   AgentRecord, ApprovalRecord, ApprovalStatus, AuditDraft, AuditQuery, AuditRecord, MandateRecord,
   RevocationEntry, RevocationKind, StoredCheckpoint, StoredSigningKey,
@@ -37,19 +38,43 @@ export class MemoryStore implements AuthorityStore {
   readonly #mandates = new Map<string, MandateRecord>()
   readonly #byHash = new Map<string, string>()
   readonly #children = new Map<string, string[]>()
+  readonly #tasks = new Set<string>()
   readonly #revocations: RevocationEntry[] = []
   readonly #revoked = new Set<string>()
   readonly #approvals = new Map<string, ApprovalRecord>()
   readonly #audit: AuditRecord[] = []
-  readonly #checkpoints: StoredCheckpoint[] = []
+  #head: StoredCheckpoint | undefined
+  readonly #seal = new SealState()
   #keys: StoredSigningKey[] = []
 
+  /** Append drafts as one atomic step under one signed head (the memory store's "transaction"). */
+  #appendAll(drafts: readonly AuditDraft[]): AuditRecord[] {
+    this.#seal.begin()
+    const start = this.#audit.length
+    const out: AuditRecord[] = []
+    try {
+      for (const draft of drafts) {
+        const unsealed = this.#seal.check(this.#audit[this.#audit.length - 1], () => this.#head && clone(this.#head))
+        if (unsealed) this.#audit.push(chainRecord(this.#audit[this.#audit.length - 1], unsealed))
+        // the log keeps its own copy of the fields; the caller gets its record around the fields it passed
+        const rec = chainRecord(this.#audit[this.#audit.length - 1], { time: draft.time, type: draft.type, fields: clone(draft.fields) })
+        this.#audit.push(rec)
+        out.push({ ...rec, fields: draft.fields })
+      }
+      const last = this.#audit[this.#audit.length - 1]
+      const cp = last && out.length ? this.#seal.seal(last) : undefined
+      if (cp) this.#head = cp
+    } catch (err) {
+      this.#audit.length = start
+      this.#seal.rollback()
+      throw err
+    }
+    this.#seal.commit()
+    return out
+  }
+
   #append(draft: AuditDraft): AuditRecord {
-    const last = this.#audit[this.#audit.length - 1]
-    // the log keeps its own copy of the fields; the caller gets its record around the fields it passed
-    const rec = chainRecord(last, { time: draft.time, type: draft.type, fields: clone(draft.fields) })
-    this.#audit.push(rec)
-    return { ...rec, fields: draft.fields }
+    return this.#appendAll([draft])[0] as AuditRecord
   }
 
   async insertAgent(agent: AgentRecord, audit: AuditDraft) {
@@ -64,11 +89,22 @@ export class MemoryStore implements AuthorityStore {
   async listAgents() {
     return [...this.#agents.values()].map(clone)
   }
-  async disableAgent(did: string, at: number, audit: AuditDraft) {
+  async disableAgent(did: string, at: number, audit: AuditDraft, reason?: string) {
     const a = this.#agents.get(did)
     if (!a || a.disabled) return undefined
     a.disabled = true
+    a.status = 'disabled'
     a.disabledAt = at
+    if (reason !== undefined) a.disabledReason = reason
+    return this.#append(audit)
+  }
+  async enableAgent(did: string, audit: AuditDraft) {
+    const a = this.#agents.get(did)
+    if (!a || !a.disabled || a.revokedAt !== undefined || this.#revoked.has(`agent:${did}`)) return undefined
+    a.disabled = false
+    a.status = 'enabled'
+    delete a.disabledAt
+    delete a.disabledReason
     return this.#append(audit)
   }
 
@@ -95,6 +131,7 @@ export class MemoryStore implements AuthorityStore {
     for (const jti of input.consumeUses ?? []) (this.#mandates.get(jti) as MandateRecord).uses++
     this.#mandates.set(m.jti, clone(m))
     this.#byHash.set(m.tokenHash, m.jti)
+    this.#tasks.add(m.txn)
     if (m.parent !== undefined) {
       const list = this.#children.get(m.parent) ?? []
       list.push(m.jti)
@@ -136,11 +173,25 @@ export class MemoryStore implements AuthorityStore {
       if (meta.by !== undefined) entry.by = meta.by
       this.#revocations.push(entry)
       added.push(clone(entry))
+      const agent = e.kind === 'agent' ? this.#agents.get(e.id) : undefined
+      if (agent && agent.revokedAt === undefined) {
+        // the registry reads truthfully: a revoked principal is also disabled, for good
+        agent.status = 'revoked'
+        agent.revokedAt = meta.at
+        if (meta.reason !== undefined) agent.revokedReason = meta.reason
+        if (!agent.disabled) {
+          agent.disabled = true
+          agent.disabledAt = meta.at
+        }
+      }
     }
     return { added, audit: this.#append(audit) }
   }
   async isRevoked(q: RevocationQuery) {
     return this.#isRevoked(q)
+  }
+  async hasTask(txn: string) {
+    return this.#tasks.has(txn)
   }
   async revocationsSince(afterSeq: number, limit: number) {
     return this.#revocations.slice(afterSeq, afterSeq + limit).map(clone)
@@ -176,6 +227,12 @@ export class MemoryStore implements AuthorityStore {
   async appendAudit(draft: AuditDraft) {
     return this.#append(draft)
   }
+  async appendAuditBatch(drafts: readonly AuditDraft[]) {
+    return this.#appendAll(drafts)
+  }
+  sealAuditWith(sealer: AuditSealer, trusted: ChainHead | undefined): void {
+    this.#seal.attach(sealer, trusted)
+  }
   async auditHead() {
     const last = this.#audit[this.#audit.length - 1]
     return last && { seq: last.seq, hash: last.hash }
@@ -188,6 +245,7 @@ export class MemoryStore implements AuthorityStore {
     for (const r of this.#audit) {
       const idx = auditIndex(r.fields)
       if (q.afterSeq !== undefined && r.seq <= q.afterSeq) continue
+      if (q.untilSeq !== undefined && r.seq > q.untilSeq) break
       if (q.txn !== undefined && idx.txn !== q.txn) continue
       if (q.agent !== undefined && idx.agent !== q.agent) continue
       if (q.subject !== undefined && idx.subject !== q.subject) continue
@@ -199,12 +257,8 @@ export class MemoryStore implements AuthorityStore {
     }
     return out
   }
-  async putCheckpoint(cp: StoredCheckpoint) {
-    this.#checkpoints.push(clone(cp))
-  }
   async latestCheckpoint() {
-    const cp = this.#checkpoints[this.#checkpoints.length - 1]
-    return cp && clone(cp)
+    return this.#head && clone(this.#head)
   }
 
   async loadSigningKeys() {

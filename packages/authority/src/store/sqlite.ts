@@ -1,6 +1,8 @@
 /**
  * SQLite store (better-sqlite3): one file, WAL journal, every state change plus its audit record in
- * one IMMEDIATE transaction.
+ * one IMMEDIATE transaction, together with a head of the audit chain signed over that record. The
+ * writes of one event-loop turn share that transaction (group commit, each in its own savepoint):
+ * one signature and one commit for the group, and no operation resolves before the group commits.
  *
  * Durability: `synchronous=FULL` (the default here) makes SQLite fsync the WAL on every commit, so a
  * request answered 200 survives a process kill AND a power loss. `NORMAL` in WAL mode survives a
@@ -11,6 +13,7 @@ import { closeSync, openSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import type { RevocationQuery } from '@mandate/core'
 import { auditIndex, chainRecord } from '../audit/hash.js'
+import { SealState, type AuditSealer, type ChainHead } from '../audit/seal.js'
 import type {
   AgentRecord, ApprovalRecord, ApprovalStatus, AuditDraft, AuditQuery, AuditRecord, MandateRecord,
   RevocationEntry, RevocationKind, Role, StoredCheckpoint, StoredSigningKey,
@@ -28,7 +31,8 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS agents (
   did TEXT PRIMARY KEY, jkt TEXT NOT NULL, name TEXT NOT NULL, owner TEXT, role TEXT NOT NULL,
-  metadata TEXT, disabled INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, disabled_at INTEGER);
+  metadata TEXT, disabled INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, disabled_at INTEGER,
+  disabled_reason TEXT, revoked_at INTEGER, revoked_reason TEXT);
 CREATE TABLE IF NOT EXISTS mandates (
   jti TEXT PRIMARY KEY, parent TEXT, txn TEXT NOT NULL, subject TEXT NOT NULL, holder TEXT NOT NULL,
   kind TEXT NOT NULL, depth INTEGER NOT NULL, iat INTEGER NOT NULL, exp INTEGER NOT NULL,
@@ -53,6 +57,7 @@ CREATE INDEX IF NOT EXISTS audit_agent ON audit(agent);
 CREATE INDEX IF NOT EXISTS audit_subject ON audit(subject);
 CREATE INDEX IF NOT EXISTS audit_time ON audit(time);
 CREATE TABLE IF NOT EXISTS checkpoints (seq INTEGER NOT NULL, hash TEXT NOT NULL, time INTEGER NOT NULL, jws TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL, time INTEGER NOT NULL, jws TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS signing_keys (kid TEXT PRIMARY KEY, private_jwk TEXT NOT NULL, created_at INTEGER NOT NULL, retired_at INTEGER);
 `
 
@@ -62,11 +67,37 @@ const num = (v: unknown) => v as number
 const opt = <T>(v: unknown, f: (x: unknown) => T): T | undefined => (v === null || v === undefined ? undefined : f(v))
 
 function agentFromRow(r: Row): AgentRecord {
-  const a: AgentRecord = { did: str(r.did), jkt: str(r.jkt), name: str(r.name), role: str(r.role) as Role, disabled: r.disabled === 1, createdAt: num(r.created_at) }
+  const revoked = r.revoked_at !== null && r.revoked_at !== undefined
+  // a revoked principal is disabled whatever the disabled column says (fail closed)
+  const disabled = r.disabled === 1 || revoked
+  const a: AgentRecord = {
+    did: str(r.did), jkt: str(r.jkt), name: str(r.name), role: str(r.role) as Role,
+    status: revoked ? 'revoked' : disabled ? 'disabled' : 'enabled', disabled, createdAt: num(r.created_at),
+  }
   if (r.owner !== null) a.owner = str(r.owner)
   if (r.metadata !== null) a.metadata = JSON.parse(str(r.metadata)) as AgentRecord['metadata'] & object
   if (r.disabled_at !== null) a.disabledAt = num(r.disabled_at)
+  if (r.disabled_reason !== null && r.disabled_reason !== undefined) a.disabledReason = str(r.disabled_reason)
+  if (revoked) a.revokedAt = num(r.revoked_at)
+  if (r.revoked_reason !== null && r.revoked_reason !== undefined) a.revokedReason = str(r.revoked_reason)
   return a
+}
+
+/**
+ * Agent columns added after schema 1 (databases created before them get them on open), and the
+ * registry marks of agents revoked before revocation marked the registry.
+ */
+function migrateAgents(db: Database.Database): void {
+  const have = new Set((db.prepare('PRAGMA table_info(agents)').all() as Array<{ name: string }>).map((c) => c.name))
+  for (const [col, type] of [['disabled_reason', 'TEXT'], ['revoked_at', 'INTEGER'], ['revoked_reason', 'TEXT']] as const) {
+    if (!have.has(col)) db.exec(`ALTER TABLE agents ADD COLUMN ${col} ${type}`)
+  }
+  db.exec(`UPDATE agents SET
+      revoked_at = (SELECT r.at FROM revocations r WHERE r.kind = 'agent' AND r.id = agents.did),
+      revoked_reason = (SELECT r.reason FROM revocations r WHERE r.kind = 'agent' AND r.id = agents.did),
+      disabled_at = COALESCE(disabled_at, (SELECT r.at FROM revocations r WHERE r.kind = 'agent' AND r.id = agents.did)),
+      disabled = 1
+    WHERE revoked_at IS NULL AND EXISTS (SELECT 1 FROM revocations r WHERE r.kind = 'agent' AND r.id = agents.did)`)
 }
 function mandateFromRow(r: Row): MandateRecord {
   const m: MandateRecord = {
@@ -94,7 +125,14 @@ function approvalFromRow(r: Row): ApprovalRecord {
   return a
 }
 function auditFromRow(r: Row): AuditRecord {
-  return { seq: num(r.seq), time: num(r.time), type: str(r.type) as AuditRecord['type'], fields: JSON.parse(str(r.fields)) as AuditRecord['fields'], prev: str(r.prev), hash: str(r.hash) }
+  let fields: AuditRecord['fields']
+  try {
+    fields = JSON.parse(str(r.fields)) as AuditRecord['fields']
+  } catch {
+    // an unreadable record is reported by verification (its hash cannot match), not thrown
+    fields = { unreadable: String(r.fields).slice(0, 64) }
+  }
+  return { seq: num(r.seq), time: num(r.time), type: str(r.type) as AuditRecord['type'], fields, prev: str(r.prev), hash: str(r.hash) }
 }
 function revocationFromRow(r: Row): RevocationEntry {
   const e: RevocationEntry = { seq: num(r.seq), kind: str(r.kind) as RevocationKind, id: str(r.id), at: num(r.at) }
@@ -141,6 +179,7 @@ export class SqliteStore implements AuthorityStore {
     this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`)
     this.db.exec(SCHEMA)
     this.db.prepare(`INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1')`).run()
+    migrateAgents(this.db)
     const p = (sql: string) => this.db.prepare(sql)
     this.#s = {
       auditHead: p('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'),
@@ -148,7 +187,10 @@ export class SqliteStore implements AuthorityStore {
       agentInsert: p('INSERT OR IGNORE INTO agents(did, jkt, name, owner, role, metadata, disabled, created_at) VALUES (?,?,?,?,?,?,0,?)'),
       agentGet: p('SELECT * FROM agents WHERE did = ?'),
       agentList: p('SELECT * FROM agents ORDER BY created_at, did'),
-      agentDisable: p('UPDATE agents SET disabled = 1, disabled_at = ? WHERE did = ? AND disabled = 0'),
+      agentDisable: p('UPDATE agents SET disabled = 1, disabled_at = ?, disabled_reason = ? WHERE did = ? AND disabled = 0'),
+      agentEnable: p('UPDATE agents SET disabled = 0, disabled_at = NULL, disabled_reason = NULL WHERE did = ? AND disabled = 1 AND revoked_at IS NULL'),
+      agentRevoke: p('UPDATE agents SET revoked_at = ?, revoked_reason = ?, disabled_at = CASE WHEN disabled = 1 THEN disabled_at ELSE ? END, disabled = 1 WHERE did = ? AND revoked_at IS NULL'),
+      taskExists: p('SELECT 1 AS x FROM mandates WHERE txn = ? LIMIT 1'),
       mandateInsert: p('INSERT OR IGNORE INTO mandates(jti, parent, txn, subject, holder, kind, depth, iat, exp, token_hash, max_uses, uses, claims) VALUES (?,?,?,?,?,?,?,?,?,?,?,0,?)'),
       mandateGet: p('SELECT * FROM mandates WHERE jti = ?'),
       mandateByHash: p('SELECT * FROM mandates WHERE token_hash = ?'),
@@ -164,28 +206,122 @@ export class SqliteStore implements AuthorityStore {
       approvalDecide: p(`UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, decision_reason = ? WHERE id = ? AND status = 'pending'`),
       approvalUse: p(`UPDATE approvals SET used = 1 WHERE id = ? AND status = 'approved' AND used = 0`),
       approvalExpired: p(`SELECT id FROM approvals WHERE status = 'pending' AND expires_at <= ? LIMIT ?`),
-      auditRead: p('SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?'),
-      cpInsert: p('INSERT INTO checkpoints(seq, hash, time, jws) VALUES (?,?,?,?)'),
-      cpLatest: p('SELECT * FROM checkpoints ORDER BY seq DESC, rowid DESC LIMIT 1'),
+      auditRead: p('SELECT * FROM audit WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?'),
+      auditHeadVisible: p('SELECT seq, hash FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT 1'),
+      begin: p('BEGIN IMMEDIATE'),
+      commit: p('COMMIT'),
+      rollback: p('ROLLBACK'),
+      savepoint: p('SAVEPOINT op'),
+      release: p('RELEASE op'),
+      rollbackTo: p('ROLLBACK TO op'),
+      auditIndexRead: p('SELECT seq, txn, agent, subject FROM audit WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?'),
+      headPut: p('INSERT INTO audit_head(id, seq, hash, time, jws) VALUES (1,?,?,?,?) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, time = excluded.time, jws = excluded.jws'),
+      headGet: p('SELECT seq, hash, time, jws FROM audit_head WHERE id = 1'),
+      legacyCheckpoint: p('SELECT seq, hash, time, jws FROM checkpoints ORDER BY seq DESC, rowid DESC LIMIT 1'),
       keysAll: p('SELECT * FROM signing_keys ORDER BY created_at'),
       keyUpsert: p('INSERT INTO signing_keys(kid, private_jwk, created_at, retired_at) VALUES (?,?,?,?) ON CONFLICT(kid) DO UPDATE SET retired_at = excluded.retired_at'),
     }
   }
 
-  #append(draft: AuditDraft): AuditRecord {
-    const head = this.#s.auditHead!.get() as { seq: number; hash: string } | undefined
-    const rec = chainRecord(head, draft)
+  readonly #seal = new SealState()
+  /** The last record appended inside the open transaction (sealed when the transaction ends). */
+  #last: ChainHead | undefined
+
+  #insertAudit(rec: AuditRecord): void {
     const idx = auditIndex(rec.fields)
     this.#s.auditInsert!.run(rec.seq, rec.time, rec.type, JSON.stringify(rec.fields), rec.prev, rec.hash, idx.txn, idx.agent, idx.subject)
+  }
+
+  #append(draft: AuditDraft): AuditRecord {
+    let head = this.#s.auditHead!.get() as ChainHead | undefined
+    const unsealed = this.#seal.check(head, () => this.#storedHead())
+    if (unsealed) {
+      const marker = chainRecord(head, unsealed)
+      this.#pendingFrom ??= marker.seq
+      this.#insertAudit(marker)
+      head = marker
+    }
+    const rec = chainRecord(head, draft)
+    this.#insertAudit(rec)
+    this.#pendingFrom ??= rec.seq
+    this.#last = rec
     return rec
   }
 
-  // one transaction wrapper for every operation (db.transaction builds several functions per call)
-  #txn: Database.Transaction<(fn: () => unknown) => unknown> | undefined
+  #storedHead(): StoredCheckpoint | undefined {
+    // a database written before every commit was sealed has only its periodic checkpoints (the last
+    // one signed when it was closed): the newest stands for the head until the first sealed write
+    const r = (this.#s.headGet!.get() ?? this.#s.legacyCheckpoint!.get()) as Row | undefined
+    return r && { seq: num(r.seq), hash: str(r.hash), time: num(r.time), jws: str(r.jws) }
+  }
 
-  #tx<T>(fn: () => T): T {
-    this.#txn ??= this.db.transaction((f: () => unknown) => f())
-    return this.#txn.immediate(fn) as T
+  /**
+   * Group commit. Write operations arriving in the same event-loop turn share one IMMEDIATE
+   * transaction, each inside its own savepoint (a refusal rolls back only its own changes). At the
+   * end of the turn the transaction stores one head signed over its last audit record and commits
+   * (with synchronous=FULL: one fsync for the whole group); only then do the operations resolve, so
+   * nothing is answered before it is durable and signed. A crash before the commit loses the whole
+   * group, none of which was answered. Audit reads never see the open group's records.
+   */
+  #batch: { waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> } | undefined
+  /** seq of the first audit record of the open group: audit reads stop before it. */
+  #pendingFrom: number | undefined
+
+  #tx<T>(fn: () => T): Promise<T> {
+    if (!this.#batch) {
+      this.#s.begin!.run()
+      this.#batch = { waiters: [] }
+      this.#seal.begin()
+      this.#last = undefined
+      setImmediate(() => this.#commit())
+    }
+    const batch = this.#batch
+    const last = this.#last
+    const pendingFrom = this.#pendingFrom
+    const checked = this.#seal.snapshot()
+    this.#s.savepoint!.run()
+    let out: T
+    try {
+      out = fn()
+      this.#s.release!.run()
+    } catch (err) {
+      this.#s.rollbackTo!.run()
+      this.#s.release!.run()
+      this.#last = last
+      this.#pendingFrom = pendingFrom
+      this.#seal.restore(checked)
+      throw err
+    }
+    return new Promise<T>((resolve, reject) => batch.waiters.push({ resolve: () => resolve(out), reject }))
+  }
+
+  /** End the open group: sign its head, commit, then answer its operations. */
+  #commit(): void {
+    const batch = this.#batch
+    if (!batch || !this.db.open) return
+    this.#batch = undefined
+    const last = this.#last
+    this.#last = undefined
+    this.#pendingFrom = undefined
+    try {
+      if (last) {
+        const cp = this.#seal.seal(last)
+        if (cp) this.#s.headPut!.run(cp.seq, cp.hash, cp.time, cp.jws)
+      }
+      this.#s.commit!.run()
+    } catch (err) {
+      if (this.db.inTransaction) this.#s.rollback!.run()
+      this.#seal.rollback()
+      for (const w of batch.waiters) w.reject(err)
+      return
+    }
+    this.#seal.commit()
+    for (const w of batch.waiters) w.resolve()
+  }
+
+  /** Audit reads stop before the open group's records (they are neither committed nor signed yet). */
+  #visible(): number {
+    return this.#pendingFrom ?? Number.MAX_SAFE_INTEGER
   }
 
   #revoked(q: RevocationQuery): boolean {
@@ -210,9 +346,17 @@ export class SqliteStore implements AuthorityStore {
   async listAgents() {
     return (this.#s.agentList!.all() as Row[]).map(agentFromRow)
   }
-  async disableAgent(did: string, at: number, audit: AuditDraft) {
+  async disableAgent(did: string, at: number, audit: AuditDraft, reason?: string) {
     return this.#tx(() => {
-      if (this.#s.agentDisable!.run(at, did).changes === 0) return undefined
+      if (this.#s.agentDisable!.run(at, reason ?? null, did).changes === 0) return undefined
+      return this.#append(audit)
+    })
+  }
+  async enableAgent(did: string, audit: AuditDraft) {
+    return this.#tx(() => {
+      // an agent revocation entry without the registry mark (a custom writer) still blocks enabling
+      if (this.#s.revGet!.get('agent', did)) return undefined
+      if (this.#s.agentEnable!.run(did).changes === 0) return undefined
       return this.#append(audit)
     })
   }
@@ -258,12 +402,17 @@ export class SqliteStore implements AuthorityStore {
       for (const e of entries) {
         const r = this.#s.revInsert!.run(e.kind, e.id, meta.at, meta.reason ?? null, meta.by ?? null)
         if (r.changes) added.push(revocationFromRow(this.#s.revGet!.get(e.kind, e.id) as Row))
+        // the registry reads truthfully: a revoked principal is also disabled, for good
+        if (e.kind === 'agent') this.#s.agentRevoke!.run(meta.at, meta.reason ?? null, meta.at, e.id)
       }
       return { added, audit: this.#append(audit) }
     })
   }
   async isRevoked(q: RevocationQuery) {
     return this.#revoked(q)
+  }
+  async hasTask(txn: string) {
+    return this.#s.taskExists!.get(txn) !== undefined
   }
   async revocationsSince(afterSeq: number, limit: number) {
     return (this.#s.revSince!.all(afterSeq, limit) as Row[]).map(revocationFromRow)
@@ -302,11 +451,20 @@ export class SqliteStore implements AuthorityStore {
   async appendAudit(draft: AuditDraft) {
     return this.#tx(() => this.#append(draft))
   }
+  async appendAuditBatch(drafts: readonly AuditDraft[]) {
+    return this.#tx(() => drafts.map((d) => this.#append(d)))
+  }
+  sealAuditWith(sealer: AuditSealer, trusted: ChainHead | undefined): void {
+    this.#seal.attach(sealer, trusted)
+  }
+  async readAuditIndex(afterSeq: number, limit: number) {
+    return this.#s.auditIndexRead!.all(afterSeq, this.#visible(), limit) as Array<{ seq: number; txn: string | null; agent: string | null; subject: string | null }>
+  }
   async auditHead() {
-    return this.#s.auditHead!.get() as { seq: number; hash: string } | undefined
+    return this.#s.auditHeadVisible!.get(this.#visible()) as { seq: number; hash: string } | undefined
   }
   async readAudit(afterSeq: number, limit: number) {
-    return (this.#s.auditRead!.all(afterSeq, limit) as Row[]).map(auditFromRow)
+    return (this.#s.auditRead!.all(afterSeq, this.#visible(), limit) as Row[]).map(auditFromRow)
   }
   async queryAudit(q: AuditQuery) {
     const where: string[] = []
@@ -317,6 +475,8 @@ export class SqliteStore implements AuthorityStore {
       args.push(v)
     }
     add('seq > ?', q.afterSeq)
+    add('seq <= ?', q.untilSeq)
+    add('seq < ?', this.#pendingFrom)
     add('txn = ?', q.txn)
     add('agent = ?', q.agent)
     add('subject = ?', q.subject)
@@ -327,12 +487,8 @@ export class SqliteStore implements AuthorityStore {
     const sql = `SELECT * FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq LIMIT ?`
     return (this.db.prepare(sql).all(...args) as Row[]).map(auditFromRow)
   }
-  async putCheckpoint(cp: StoredCheckpoint) {
-    this.#s.cpInsert!.run(cp.seq, cp.hash, cp.time, cp.jws)
-  }
   async latestCheckpoint() {
-    const r = this.#s.cpLatest!.get() as Row | undefined
-    return r && { seq: num(r.seq), hash: str(r.hash), time: num(r.time), jws: str(r.jws) }
+    return this.#storedHead()
   }
 
   async loadSigningKeys() {
@@ -343,11 +499,13 @@ export class SqliteStore implements AuthorityStore {
     })
   }
   async saveSigningKeys(keys: readonly StoredSigningKey[]) {
-    this.#tx(() => {
+    await this.#tx(() => {
       for (const k of keys) this.#s.keyUpsert!.run(k.kid, JSON.stringify(k.privateJwk), k.createdAt, k.retiredAt ?? null)
     })
   }
   async close() {
+    // an open group is committed (and answered) first
+    this.#commit()
     if (this.db.open) this.db.close()
   }
 }

@@ -1,7 +1,7 @@
 import { isDidKey } from '@mandate/core'
 import { EXIT } from '../cli_error.js'
 import { usageError } from '../cli_error.js'
-import { noPositionals, requiredStr, SERVER_OPTIONS, str, type Command } from '../command.js'
+import { noPositionals, onePositional, requiredStr, SERVER_OPTIONS, str, type Command } from '../command.js'
 import { shortDid, table } from '../io.js'
 import { readKeyFile } from '../key_file.js'
 import { listFrom, serverClient } from '../server_options.js'
@@ -16,7 +16,31 @@ export interface AgentRecord {
   owner?: string
   enabled?: boolean
   disabled?: boolean
+  /** `enabled`, `disabled` (reversible) or `revoked` (final). */
+  status?: string
   createdAt?: number | string
+  /** ms since the epoch */
+  disabledAt?: number
+  disabledReason?: string
+  revokedAt?: number
+  revokedReason?: string
+}
+
+/** What an agent record says about whether it may act (older Authorities send only `disabled`). */
+export function agentStatus(a: AgentRecord): 'enabled' | 'disabled' | 'revoked' {
+  if (a.status === 'revoked' || a.revokedAt !== undefined) return 'revoked'
+  if (a.status === 'disabled' || a.disabled === true || a.enabled === false) return 'disabled'
+  return 'enabled'
+}
+
+function since(a: AgentRecord, status: string): string {
+  const ms = status === 'revoked' ? a.revokedAt : status === 'disabled' ? a.disabledAt : undefined
+  return typeof ms === 'number' && Number.isFinite(ms) ? new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z') : '-'
+}
+
+function why(a: AgentRecord, status: string): string {
+  const reason = status === 'revoked' ? a.revokedReason : status === 'disabled' ? a.disabledReason : undefined
+  return typeof reason === 'string' && reason !== '' ? reason.slice(0, 60) : '-'
 }
 
 export const agentRegister: Command = {
@@ -66,12 +90,42 @@ export const agentList: Command = {
       return EXIT.OK
     }
     const full = ctx.values.full === true
-    const rows = [['NAME', 'ROLE', 'OWNER', 'STATUS', 'DID']]
+    const rows = [['NAME', 'ROLE', 'OWNER', 'STATUS', 'SINCE', 'REASON', 'DID']]
     for (const a of agents) {
-      const disabled = a.disabled === true || a.enabled === false
-      rows.push([a.name ?? '-', a.role ?? a.roles?.join(',') ?? '-', a.owner ?? '-', disabled ? 'disabled' : 'enabled', full ? a.did : shortDid(a.did)])
+      const status = agentStatus(a)
+      rows.push([a.name ?? '-', a.role ?? a.roles?.join(',') ?? '-', a.owner ?? '-', status, since(a, status), why(a, status), full ? a.did : shortDid(a.did)])
     }
     ctx.io.out(agents.length === 0 ? 'no agents registered' : table(rows))
     return EXIT.OK
   },
 }
+
+function agentStateCommand(action: 'disable' | 'enable'): Command {
+  return {
+    path: ['agent', action],
+    args: '<did>',
+    summary: action === 'disable'
+      ? 'Disable a principal: it can no longer authenticate or act anywhere until enabled again.'
+      : 'Enable a disabled principal again (a revoked one stays revoked: register a new key).',
+    details: (action === 'disable'
+      ? 'Reversible (see `mandate agent enable`). Mandates naming it in their chain stop exchanging while it is disabled.\n' +
+        'To stop a leaked key for good, use `mandate revoke --agent <did>` instead.\n\n'
+      : 'Revocation is final for a did: enabling a revoked principal is refused (exit 1).\n\n') +
+      `Example:\n  mandate agent ${action} did:key:z6Mk... --reason "${action === 'disable' ? 'on leave' : 'back from leave'}" --url http://127.0.0.1:7400 --key admin.jwk`,
+    options: { ...SERVER_OPTIONS, reason: { type: 'string', value: 'TEXT', description: 'recorded in the audit log' } },
+    async run(ctx) {
+      const did = onePositional(ctx.positionals, '<did>')
+      if (!isDidKey(did)) throw usageError('<did> must be a did:key')
+      const reason = str(ctx.values, 'reason')
+      const client = await serverClient(ctx)
+      const res = await client.post<AgentRecord>(`/admin/agents/${encodeURIComponent(did)}/${action}`, reason !== undefined ? { reason } : {})
+      const status = agentStatus(res)
+      if (ctx.io.json) ctx.io.out(JSON.stringify({ ok: true, agent: { ...res, status } }, null, 2))
+      else ctx.io.out(`${res.name ?? shortDid(did)} ${did} is ${status}${status !== 'enabled' ? ` since ${since(res, status)}` : ''}`)
+      return EXIT.OK
+    },
+  }
+}
+
+export const agentDisable: Command = agentStateCommand('disable')
+export const agentEnable: Command = agentStateCommand('enable')

@@ -1,6 +1,6 @@
 import { EXIT, usageError } from '../cli_error.js'
 import { noPositionals, onePositional, SERVER_OPTIONS, str, type Command } from '../command.js'
-import { isoTime, shortDid, table } from '../io.js'
+import { isoTime, printable, shortDid, table } from '../io.js'
 import { listFrom, serverClient } from '../server_options.js'
 
 export interface ApprovalRecord {
@@ -63,7 +63,7 @@ function decide(verb: 'approve' | 'deny'): Command {
       const client = await serverClient(ctx)
       const res = await client.post<ApprovalRecord>(`/approvals/${id}/${verb}`, reason ? { reason } : {})
       if (ctx.io.json) ctx.io.out(JSON.stringify({ ok: true, approval: res }, null, 2))
-      else ctx.io.out(`${verb === 'approve' ? 'approved' : 'denied'} ${id}${res.tool ? ` (${res.tool})` : ''}`)
+      else ctx.io.out(`${verb === 'approve' ? 'approved' : 'denied'} ${id}${typeof res.tool === 'string' ? ` (${printable(res.tool)})` : ''}`)
       return EXIT.OK
     },
   }

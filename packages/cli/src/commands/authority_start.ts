@@ -1,11 +1,14 @@
-import { existsSync } from 'node:fs'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { constants, existsSync, statSync } from 'node:fs'
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
-import { Ed25519Key } from '@mandate/core'
+import { checkPolicyFile, policyInvalidError } from '@mandate/authority'
+import { Ed25519Key, type JsonValue } from '@mandate/core'
 import { EXIT, refused, usageError } from '../cli_error.js'
 import { int, noPositionals, str, type Command } from '../command.js'
+import { fileError } from '../files.js'
 import { readKeyFile, writeKeyFile } from '../key_file.js'
-import { startServer } from '../authority_server.js'
+import { probeListen, startServer } from '../authority_server.js'
+import { isPlainHttpBeyondLoopback, parseHost, parseIssuer, requireIssuerForHost } from '../bind_address.js'
 
 export const authorityStart: Command = {
   path: ['authority', 'start'],
@@ -16,38 +19,37 @@ export const authorityStart: Command = {
     'only ever served under that issuer. It prints the server URL, the dashboard URL, the PATH\n' +
     'of the admin key (never the key) and a one-time dashboard login URL (single use, 10 minutes).\n\n' +
     'Examples:\n  mandate authority start\n  mandate authority start --port 7400 --db .mandate/authority.db --policy policy.json\n\n' +
-    'policy.json: [{"effect":"require_approval","on":"call","tool":"billing.refund"},{"effect":"deny","tool":"admin.*"}]',
+    'policy.json: [{"effect":"require_approval","on":"call","tool":"billing.refund"},{"effect":"deny","tool":"admin.*"}]\n' +
+    'The policy is validated strictly before anything is created (docs/policy.md); check one with `mandate policy check FILE`.',
   options: {
     port: { type: 'string', value: 'N', description: 'TCP port (default 7400; 0 = any free port)' },
-    host: { type: 'string', value: 'H', description: 'interface to bind (default 127.0.0.1)' },
+    host: { type: 'string', value: 'H', description: 'interface to bind (default 127.0.0.1); any non-loopback host needs --issuer' },
     db: { type: 'string', value: 'FILE', description: 'SQLite database (default .mandate/authority.db)' },
-    issuer: { type: 'string', value: 'URL', description: 'issuer identifier (default http://<host>:<port>)' },
-    policy: { type: 'string', value: 'FILE', description: 'JSON array of policy rules (first match wins)' },
+    issuer: { type: 'string', value: 'URL', description: 'public issuer URL clients use (default http://<host>:<port>, loopback hosts only)' },
+    policy: { type: 'string', value: 'FILE', description: 'policy document: a JSON array of rules (first match wins) or {"defaultEffect", "rules"}' },
   },
   async run(ctx) {
     noPositionals(ctx.positionals)
     let port = int(ctx.values, 'port', 0, 65535) ?? 7400
-    const host = str(ctx.values, 'host') ?? '127.0.0.1'
-    const issuer = str(ctx.values, 'issuer')
-    if (issuer !== undefined) {
-      try {
-        new URL(issuer)
-      } catch {
-        throw usageError('--issuer must be a URL')
-      }
+    const host = parseHost(str(ctx.values, 'host') ?? '127.0.0.1')
+    const issuerOption = str(ctx.values, 'issuer')
+    const issuer = issuerOption === undefined ? undefined : parseIssuer(issuerOption)
+    // before anything is created: a non-loopback bind never becomes the pinned issuer
+    requireIssuerForHost(host, issuer)
+    if (issuer !== undefined && isPlainHttpBeyondLoopback(issuer)) ctx.io.err(`warning: --issuer ${issuer} is plain http beyond this machine; serve it behind TLS (https) in production`)
+    // the policy is validated strictly before anything exists: an invalid one is POLICY_INVALID
+    // naming the file, the rule and the JSON pointer, with no directory, database or key created
+    const policyFile = str(ctx.values, 'policy')
+    let policy: JsonValue | undefined
+    if (policyFile !== undefined) {
+      const checked = await checkPolicyFile(policyFile)
+      if (!checked.ok) throw policyInvalidError(checked.issues, policyFile)
+      policy = checked.document
     }
     const db = resolve(str(ctx.values, 'db') ?? '.mandate/authority.db')
+    // a directory (or a device) named by --db would fail inside SQLite after the admin key was created
+    if (existsSync(db) && !statSync(db).isFile()) throw usageError(`--db ${db} is not a file; give the path of the database FILE`)
     await mkdir(dirname(db), { recursive: true, mode: 0o700 })
-    const policyFile = str(ctx.values, 'policy')
-    let policy: unknown
-    if (policyFile !== undefined) {
-      try {
-        policy = JSON.parse(await readFile(policyFile, 'utf8'))
-      } catch {
-        throw usageError(`--policy ${policyFile} is not a readable JSON file`)
-      }
-      if (!Array.isArray(policy)) throw usageError('--policy must hold a JSON array of rules')
-    }
 
     // a database belongs to one issuer: its mandates and signed audit checkpoints name it
     const issuerFile = `${db}.issuer`
@@ -64,15 +66,24 @@ export const authorityStart: Command = {
       }
     }
 
+    // a busy address is refused before the admin key and the database are created
+    await probeListen(host, port)
     const adminKeyPath = `${db}.admin.jwk`
-    let adminKey: Ed25519Key
-    if (existsSync(adminKeyPath)) adminKey = await readKeyFile(adminKeyPath)
-    else {
-      adminKey = Ed25519Key.generate()
-      await writeKeyFile(adminKeyPath, adminKey)
-    }
+    // a new admin key is written only once the server runs: a database SQLite cannot open, or an
+    // address that cannot be bound, leaves no key file behind
+    const newAdminKey = !existsSync(adminKeyPath)
+    const adminKey: Ed25519Key = newAdminKey ? Ed25519Key.generate() : await readKeyFile(adminKeyPath)
+    if (newAdminKey) await access(dirname(adminKeyPath), constants.W_OK).catch((err: unknown) => {
+      throw fileError(err, adminKeyPath, 'write')
+    })
 
     const server = await startServer({ db, host, port, ...(issuer ? { issuer } : {}), ...(policy ? { policy } : {}), adminKey })
+    if (newAdminKey) {
+      await writeKeyFile(adminKeyPath, adminKey).catch(async (err: unknown) => {
+        await server.close().catch(() => undefined)
+        throw err
+      })
+    }
     if (knownIssuer === undefined) await writeFile(issuerFile, `${server.issuer}\n`, { mode: 0o600 })
     const lines = {
       url: server.url,

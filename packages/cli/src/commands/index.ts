@@ -1,11 +1,12 @@
 import type { Command } from '../command.js'
-import { agentList, agentRegister } from './agent.js'
+import { agentDisable, agentEnable, agentList, agentRegister } from './agent.js'
 import { approvalsApprove, approvalsDeny, approvalsList } from './approvals.js'
-import { auditExport, auditVerify } from './audit.js'
+import { auditCheckpoint, auditExport, auditVerify } from './audit.js'
 import { authorityStart } from './authority_start.js'
 import { dashboardLogin } from './dashboard_login.js'
 import { grant } from './grant.js'
 import { keygen } from './keygen.js'
+import { policyCheck } from './policy.js'
 import { revoke } from './revoke.js'
 import { tokenInspect, tokenVerify } from './token.js'
 
@@ -13,8 +14,11 @@ import { tokenInspect, tokenVerify } from './token.js'
 export const COMMANDS: readonly Command[] = [
   keygen,
   authorityStart,
+  policyCheck,
   agentRegister,
   agentList,
+  agentDisable,
+  agentEnable,
   grant,
   tokenInspect,
   tokenVerify,
@@ -23,6 +27,7 @@ export const COMMANDS: readonly Command[] = [
   approvalsDeny,
   revoke,
   auditVerify,
+  auditCheckpoint,
   auditExport,
   dashboardLogin,
 ]

@@ -1,18 +1,43 @@
 import { createRemoteKeySet, decodeMandateUnverified, MandateError, verifyMandate, type JsonObject } from '@mandate/core'
-import { readFile } from 'node:fs/promises'
-import { EXIT, refused, usageError } from '../cli_error.js'
+import { open } from 'node:fs/promises'
+import { CliError, EXIT, refused, usageError } from '../cli_error.js'
+import { readBoundedText } from '../bounded_body.js'
 import { chainOf, formatChain, type ChainView } from '../chain.js'
 import { onePositional, requiredStr, str, type Command } from '../command.js'
-import { isoTime, shortDid, type Io } from '../io.js'
+import { isoTime, printable, shortDid, type Io } from '../io.js'
+
+/** Tokens are a few KiB; no input path reads more than this. */
+const MAX_TOKEN_INPUT = 64 * 1024
+/** RFC 8414 metadata is a small JSON document. */
+const MAX_METADATA = 64 * 1024
 
 async function tokenArg(positionals: string[]): Promise<string> {
   const arg = onePositional(positionals, '<token> (or - to read it from stdin, or @FILE)')
   let token = arg
   if (arg === '-') token = await readStdin()
-  else if (arg.startsWith('@')) token = await readFile(arg.slice(1), 'utf8').catch(() => {
-    throw usageError(`cannot read ${arg.slice(1)}`)
-  })
+  else if (arg.startsWith('@')) token = await readTokenFile(arg.slice(1))
   return token.trim()
+}
+
+async function readTokenFile(path: string): Promise<string> {
+  let handle
+  try {
+    handle = await open(path, 'r')
+  } catch {
+    throw usageError(`cannot read ${path}`)
+  }
+  try {
+    // read at most one byte past the limit: a wrong path to a large file is refused, not loaded
+    const buffer = Buffer.alloc(MAX_TOKEN_INPUT + 1)
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0)
+    if (bytesRead > MAX_TOKEN_INPUT) throw usageError(`${path} is too large for a token (over ${MAX_TOKEN_INPUT} bytes)`)
+    return buffer.subarray(0, bytesRead).toString('utf8')
+  } catch (err) {
+    if (err instanceof CliError) throw err
+    throw usageError(`cannot read ${path}`)
+  } finally {
+    await handle.close().catch(() => undefined)
+  }
 }
 
 async function readStdin(): Promise<string> {
@@ -20,13 +45,15 @@ async function readStdin(): Promise<string> {
   let size = 0
   for await (const chunk of process.stdin) {
     size += (chunk as Buffer).length
-    if (size > 64 * 1024) throw usageError('token on stdin is too large')
+    if (size > MAX_TOKEN_INPUT) throw usageError(`token on stdin is too large (over ${MAX_TOKEN_INPUT} bytes)`)
     chunks.push(chunk as Buffer)
   }
   return Buffer.concat(chunks).toString('utf8')
 }
 
-function printClaims(io: Io, header: JsonObject, payload: JsonObject, chain: ChainView, status: string): void {
+function printClaims(target: Io, header: JsonObject, payload: JsonObject, chain: ChainView, status: string): void {
+  // every line shows claims of a token that may be hostile: never let them drive the terminal
+  const io = { out: (line: string) => target.out(printable(line).replace(/\n/g, '\\n')) }
   const p = payload as Record<string, unknown>
   const num = (v: unknown) => (typeof v === 'number' ? v : undefined)
   io.out(status)
@@ -131,16 +158,31 @@ async function discoverJwksUri(issuer: string): Promise<string> {
   } catch {
     throw usageError('--issuer must be a URL')
   }
-  const url = new URL('/.well-known/oauth-authorization-server', base)
+  if (base.protocol !== 'https:' && base.protocol !== 'http:') throw usageError('--issuer must be an http(s) URL')
+  // RFC 8414 §3: the well-known path goes between the host and the issuer's path
+  const path = base.pathname === '/' ? '' : base.pathname.replace(/\/$/, '')
+  const url = new URL(`${base.origin}/.well-known/oauth-authorization-server${path}`)
+  // one deadline for connecting and reading: a peer that trickles its answer is cut off too
+  const signal = AbortSignal.timeout(10_000)
   let res: Response
   try {
-    res = await fetch(url, { redirect: 'error', signal: AbortSignal.timeout(10_000) })
+    res = await fetch(url, { redirect: 'error', signal })
   } catch {
-    throw refused(`cannot reach ${url.href}`, 'JWKS_UNAVAILABLE')
+    throw refused(`cannot reach ${url.href}`, 'AUTHORITY_UNREACHABLE')
   }
-  if (!res.ok) throw refused(`metadata fetch failed with status ${res.status}`, 'JWKS_UNAVAILABLE')
-  const doc = (await res.json().catch(() => ({}))) as { issuer?: unknown; jwks_uri?: unknown }
-  if (doc.issuer !== issuer) throw refused('metadata issuer does not match --issuer', 'ISSUER_MISMATCH')
+  if (!res.ok) {
+    await res.body?.cancel().catch(() => undefined)
+    throw refused(`${url.href} answered HTTP ${res.status}`, 'JWKS_UNAVAILABLE')
+  }
+  let doc: { issuer?: unknown; jwks_uri?: unknown }
+  try {
+    doc = JSON.parse(await readBoundedText(res, MAX_METADATA, `the metadata at ${url.href}`)) as typeof doc
+  } catch (err) {
+    if (err instanceof CliError) throw err
+    throw refused(`the metadata at ${url.href} is not JSON`, 'INVALID_RESPONSE')
+  }
+  if (typeof doc !== 'object' || doc === null) throw refused(`the metadata at ${url.href} is not a JSON object`, 'INVALID_RESPONSE')
+  if (doc.issuer !== issuer) throw refused(`metadata issuer ${typeof doc.issuer === 'string' ? doc.issuer.slice(0, 100) : '(none)'} does not match --issuer ${issuer}`, 'ISSUER_MISMATCH')
   if (typeof doc.jwks_uri !== 'string') throw refused('metadata has no jwks_uri', 'JWKS_UNAVAILABLE')
   return doc.jwks_uri
 }

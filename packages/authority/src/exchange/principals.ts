@@ -1,0 +1,43 @@
+/**
+ * The one admission check for principals. Every action a registered principal takes — client
+ * authentication at every HTTP endpoint, in-process exchanges, task grants, approval decisions,
+ * call reports — asks here whether that principal may act: registered, not disabled, not revoked.
+ * The registry record and the revocation list are both read, so a store that holds an agent
+ * revocation without the registry mark still refuses (fail closed).
+ */
+import { MandateError, type MandateErrorCode } from '@mandate/core'
+import type { AuthorityStore } from '../store/store.js'
+import type { AgentRecord, Role } from '../types.js'
+
+/** Whether an agent revocation entry names `did` ('' is never a task id, so only the agent entry can match). */
+export function agentRevoked(store: AuthorityStore, did: string): Promise<boolean> {
+  return store.isRevoked({ ids: [], txn: '', actors: [did] })
+}
+
+export interface AdmitOptions {
+  /** Code of the refusal (authentication: INVALID_CLIENT; role checks elsewhere use their own). */
+  code?: MandateErrorCode
+  /** Name of the principal in messages ("client", "grantor", "approver"...). */
+  as?: string
+  /** Roles allowed to take this action (checked after the status). */
+  roles?: readonly Role[]
+}
+
+/**
+ * The principal `did` if it may act now; otherwise a MandateError (default INVALID_CLIENT) saying
+ * why: unknown, disabled or revoked. Messages name no secret; only the did's own holder (or the
+ * host) reaches this after authentication, so saying why leaks nothing to strangers.
+ */
+export async function admitPrincipal(store: AuthorityStore, did: unknown, options: AdmitOptions = {}): Promise<AgentRecord> {
+  const code = options.code ?? 'INVALID_CLIENT'
+  const as = options.as ?? 'client'
+  if (typeof did !== 'string' || did.length === 0 || did.length > 2048) throw new MandateError(code, `${as} must be a registered principal's did`)
+  const agent = await store.getAgent(did)
+  if (!agent) throw new MandateError(code, `unknown ${as}`)
+  if (agent.status === 'revoked' || agent.revokedAt !== undefined || (await agentRevoked(store, did))) {
+    throw new MandateError(code, `${as} has been revoked`)
+  }
+  if (agent.disabled || agent.status !== 'enabled') throw new MandateError(code, `${as} is disabled`)
+  if (options.roles && !options.roles.includes(agent.role)) throw new MandateError(code, `${as} must have the role ${options.roles.join(' or ')}`)
+  return agent
+}
