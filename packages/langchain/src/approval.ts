@@ -1,5 +1,6 @@
 import { interrupt } from '@langchain/langgraph'
 import { argumentsDigest, MandateError, type CallCredentialParams, type IssuedToken } from '@mandate/core'
+import { atAuthority, authorityFailure } from './authority_errors.js'
 import type { Settings } from './options.js'
 
 /** Marks an interrupt raised by Mandate (the value of `result.__interrupt__[i].value`). */
@@ -98,14 +99,15 @@ export async function obtainCredential(s: Settings, request: CallCredentialParam
       payload = replay
       replay = undefined
     } else {
-      const res = await s.client.callCredential(approvalId === undefined ? request : { ...request, approvalId })
+      const res = await atAuthority(s.client.issuer, 'requesting a call credential', () =>
+        s.client.callCredential(approvalId === undefined ? request : { ...request, approvalId }))
       if (res.status === 'issued') {
         if (key !== undefined) pending.delete(key)
-        if (typeof res.token !== 'string' || res.token.length === 0) throw new MandateError('INTERNAL', 'the Authority returned no credential')
+        if (typeof res.token !== 'string' || res.token.length === 0) throw new MandateError('INVALID_RESPONSE', 'the Authority returned no credential')
         return { token: res.token, expiresAt: res.expiresAt }
       }
       if (res.status !== 'approval_required' || typeof res.approvalId !== 'string') {
-        throw new MandateError('INTERNAL', 'unexpected answer from the Authority')
+        throw new MandateError('INVALID_RESPONSE', 'unexpected answer from the Authority')
       }
       payload = {
         type: APPROVAL_INTERRUPT,
@@ -169,7 +171,7 @@ async function waitWithTimeout(s: Settings, approvalId: string, signal: AbortSig
     // a client whose own wait timed out reports the approval as still pending
     if (MandateError.is(err) && err.code === 'APPROVAL_REQUIRED') return 'expired'
     if (controller.signal.aborted) return 'expired'
-    throw err
+    throw authorityFailure(err, s.client.issuer, 'waiting for an approval')
   } finally {
     if (timer) clearTimeout(timer)
     signal?.removeEventListener('abort', onAbort)

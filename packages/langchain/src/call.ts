@@ -1,9 +1,11 @@
 import { isGraphInterrupt } from '@langchain/langgraph'
 import {
-  actorChain, asMandateError, createProof, decodeMandateUnverified, MandateError, parseMandateClaims, parseScope,
-  type MandateClaims, type VerifiedCall,
+  actorChain, asMandateError, createProof, decodeMandateUnverified, MandateError, parseMandateClaims, parseScope, snapshotArguments,
+  type Guard, type IssuedToken, type JsonValue, type MandateClaims, type VerifiedCall,
 } from '@mandate/core'
 import { obtainCredential, type RunInfo } from './approval.js'
+import { atAuthority } from './authority_errors.js'
+import { markTerminal } from './errors.js'
 import { runInCallContext, type ActiveCall, type CallContext } from './context.js'
 import type { Settings } from './options.js'
 
@@ -11,7 +13,10 @@ import type { Settings } from './options.js'
 export interface CallSpec extends RunInfo {
   /** The LangChain tool name. */
   name: string
-  /** The exact arguments the credential is bound to (what the model emitted, after any human edit). */
+  /**
+   * The arguments as the model emitted them (after any human edit). They are snapshotted once into
+   * plain JSON; the credential binds that snapshot and the tool runs with it.
+   */
   arguments: unknown
   /** Filled with every secret the call touched, so error text can be scrubbed. */
   secrets: string[]
@@ -20,63 +25,97 @@ export interface CallSpec extends RunInfo {
 export type Outcome = 'success' | 'error'
 
 /**
- * The one path every guarded call takes (middleware and wrapper alike): resolve the audience, get a
- * call credential for exactly this tool and these arguments (approvals included), verify it with the
- * local guard (or leave it to the remote side), run the tool inside a call context holding it, and
- * record the outcome. Refusals throw a MandateError before the tool runs.
+ * The one path every guarded call takes (middleware and wrapper alike): check the tool's
+ * configuration, snapshot the arguments once, get a call credential for exactly this tool and that
+ * snapshot (approvals included), verify it with the local guard (or leave it to the remote side),
+ * run the tool with the same snapshot inside a call context holding the credential, and record the
+ * outcome. Refusals throw a MandateError before the tool runs.
+ *
+ * A remote tool that returns (or fails) without its credential having left the process was not a
+ * guarded call: it fails with CREDENTIAL_NOT_PRESENTED and its result is withheld.
  */
-export async function runMandatedCall<T>(s: Settings, spec: CallSpec, run: () => Promise<T>, outcomeOf: (result: T) => Outcome): Promise<T> {
-  const tool = s.mandateToolName(spec.name)
-  const audience = s.audienceFor(spec.name)
-  const guard = s.guardFor(audience)
-  const remote = s.isRemote(spec.name)
-  if (!guard && !remote) {
-    throw new MandateError('TOOL_NOT_ALLOWED', `no verifier is configured for the audience of tool "${spec.name}"`, { detail: { tool: spec.name } })
+export async function runMandatedCall<T>(s: Settings, spec: CallSpec, run: (args: JsonValue) => Promise<T>, outcomeOf: (result: T) => Outcome): Promise<T> {
+  let tool: string, audience: string, remote: boolean, guard: Guard | undefined, args: JsonValue, issued: IssuedToken
+  try {
+    // resolve name, audience and verifier once: everything below uses these values, never a second read
+    const plan = s.checkTool(spec.name)
+    tool = plan.tool
+    audience = plan.audience
+    remote = plan.remote
+    guard = plan.guard
+    // fail closed even if checkTool's contract is ever loosened: a call nothing verifies never runs
+    if (!guard && !remote) {
+      throw new MandateError('CONFIG_INVALID', `no verifier is configured for the audience of tool "${spec.name}"`, { detail: { tool: spec.name.slice(0, 128) } })
+    }
+    // read the arguments exactly once: getters, toJSON and proxies cannot make digest and run differ
+    args = snapshotArguments(spec.arguments)
+    const mandate = await s.mandate()
+    spec.secrets.push(mandate)
+    issued = await obtainCredential(
+      s,
+      {
+        mandate,
+        audience,
+        tool,
+        arguments: args,
+        ...(s.scopes ? { scopes: [...s.scopes] } : {}),
+        ...(s.expiresIn !== undefined ? { expiresIn: s.expiresIn } : {}),
+      },
+      spec,
+    )
+  } catch (err) {
+    throw markTerminal(err)
   }
-  const mandate = await s.mandate()
-  spec.secrets.push(mandate)
-  const issued = await obtainCredential(
-    s,
-    {
-      mandate,
-      audience,
-      tool,
-      arguments: spec.arguments,
-      ...(s.scopes ? { scopes: [...s.scopes] } : {}),
-      ...(s.expiresIn !== undefined ? { expiresIn: s.expiresIn } : {}),
-    },
-    spec,
-  )
   const token = issued.token
   spec.secrets.push(token)
 
   let context: InternalContext
-  if (guard && !remote) {
+  if (guard) {
     let verified: VerifiedCall
     try {
-      const proof = createProof(s.key, { accessToken: token, audience, tool, arguments: spec.arguments })
-      verified = await guard.verifyToolCall({ mandate: token, proof, tool, arguments: spec.arguments })
+      const proof = createProof(s.key, { accessToken: token, audience, tool, arguments: args })
+      verified = await guard.verifyToolCall({ mandate: token, proof, tool, arguments: args })
     } catch (err) {
       const refusal = asMandateError(err)
       await report(s, claimsOf(token), audience, tool, 'refused', undefined, refusal.code)
-      throw refusal
+      throw markTerminal(refusal)
     }
     context = fromVerified(verified, spec.toolCallId)
   } else {
     context = fromClaims(claimsOf(token), audience, tool, spec.toolCallId)
   }
 
-  const active: ActiveCall = { context, token, key: s.key, tool, arguments: spec.arguments, sent: false }
+  const active: ActiveCall = { context, token, key: s.key, tool, arguments: args, issuer: s.client.issuer, sent: false }
   let result: T
   try {
-    result = await runInCallContext(active, run)
+    result = await runInCallContext(active, () => run(args))
   } catch (err) {
     if (isGraphInterrupt(err)) throw err
+    if (remote && !active.sent) throw await notPresented(s, context, spec.name, active.refusal ?? err)
     if (!remote) await report(s, context.claims, audience, tool, 'allowed', 'error', MandateError.is(err) ? err.code : undefined)
     throw err
   }
+  if (remote && !active.sent) throw await notPresented(s, context, spec.name, active.refusal)
   if (!remote) await report(s, context.claims, audience, tool, 'allowed', outcomeOf(result))
   return result
+}
+
+/**
+ * A remote tool finished without presenting its credential: whatever ran, no guard verified it.
+ * Tell the Authority (issued ≠ verified), and fail the call. A MandateError the tool raised itself
+ * (e.g. mandateFetch refusing another audience) already says why; anything else is replaced, so
+ * no unverified output reaches the model.
+ */
+async function notPresented(s: Settings, ctx: InternalContext, name: string, cause: unknown): Promise<MandateError> {
+  await report(s, ctx.claims, ctx.audience, ctx.tool, 'refused', undefined, 'CREDENTIAL_NOT_PRESENTED')
+  if (MandateError.is(cause)) return cause
+  return new MandateError(
+    'CREDENTIAL_NOT_PRESENTED',
+    `the call credential for tool "${name}" was never presented to ${ctx.audience}, so no Mandate guard verified this call. ` +
+      'The tool may already have run; its result is withheld. Send its requests through createMandateFetch ' +
+      '(or an MCP transport built on it), or give it a local guard instead of listing it as remote',
+    { ...(cause === undefined ? {} : { cause }), detail: { tool: name.slice(0, 128) } },
+  )
 }
 
 type InternalContext = CallContext & { readonly claims: MandateClaims }
@@ -139,8 +178,9 @@ async function report(
   errorCode?: string,
 ): Promise<void> {
   if (typeof s.client.reportCall !== 'function') return
+  const client = s.client
   try {
-    await s.client.reportCall({
+    await atAuthority(client.issuer, 'recording the call', async () => client.reportCall?.({
       mandateId: claims.jti,
       txn: claims.txn,
       tool,
@@ -151,9 +191,11 @@ async function report(
       ...(errorCode ? { errorCode } : {}),
       actorChain: actorChain(claims.act),
       subject: claims.sub,
-    })
+    }))
   } catch (err) {
-    const failure = new MandateError('STORE_ERROR', 'the call could not be recorded in the audit log', { cause: err })
+    const failure = MandateError.is(err) && err.code === 'AUTHORITY_UNREACHABLE'
+      ? new MandateError('AUTHORITY_UNREACHABLE', `the call could not be recorded in the audit log: ${err.message}`, { cause: err, ...(err.detail ? { detail: err.detail } : {}) })
+      : new MandateError('STORE_ERROR', 'the call could not be recorded in the audit log', { cause: err })
     if (s.onReportError) s.onReportError(failure)
     else if (decision === 'allowed') throw failure
   }

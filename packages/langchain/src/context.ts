@@ -37,8 +37,19 @@ export interface ActiveCall {
   readonly key: Ed25519Key
   readonly tool: string
   readonly arguments: unknown
-  /** Set once the credential left the process (call credentials are single use). */
+  /** The Authority's issuer: the resource the credential goes to must advertise protection by it. */
+  readonly issuer: string
+  /**
+   * Set once the credential left the process (call credentials are single use). A remote tool whose
+   * call ends with this still false was not a guarded call: it fails with CREDENTIAL_NOT_PRESENTED.
+   */
   sent: boolean
+  /**
+   * Why the credential was not sent, when the adapter's own fetch refused to send it (e.g.
+   * RESOURCE_NOT_PROTECTED). The call then fails with this refusal even when the tool (an MCP client)
+   * wraps or swallows the error it got.
+   */
+  refusal?: MandateError
 }
 
 const storage = new AsyncLocalStorage<ActiveCall>()

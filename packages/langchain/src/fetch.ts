@@ -1,5 +1,7 @@
 import { createProof, MandateError } from '@mandate/core'
-import { activeCall } from './context.js'
+import { configError } from './config_check.js'
+import { activeCall, type ActiveCall } from './context.js'
+import { createResourceCheck } from './resource_check.js'
 
 /** A fetch-compatible function. */
 export type FetchFunction = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
@@ -17,6 +19,23 @@ export interface MandateFetchOptions {
    * e.g. only the MCP `tools/call` POST and not its notifications.
    */
   attach?: (url: URL, init: RequestInit | undefined) => boolean
+  /**
+   * The fetch that reads a resource's RFC 9728 protected resource metadata (a plain GET, no
+   * credential). Default: the global fetch — not `fetch`, which in `@mandate/mcp`'s attach hook only
+   * sends credentialed tool calls to the MCP endpoint.
+   */
+  discoveryFetch?: FetchFunction
+  /** How long a resource's advertised protection is trusted before it is read again, in ms (default 300 000). */
+  discoveryTtlMs?: number
+  /** Deadline for reading the metadata, in ms (default 10 000). */
+  discoveryTimeoutMs?: number
+  /**
+   * UNSAFE. Send credentials to a resource without checking that it advertises Mandate protection
+   * (default false). The credential names the subject, the task's purpose and the actor chain; an
+   * unguarded server receives all of it and runs the call unverified. Only for a guarded resource
+   * that cannot publish RFC 9728 metadata.
+   */
+  sendCredentialsToUnadvertisedResource?: boolean
 }
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]'])
@@ -42,11 +61,29 @@ export function audienceCovers(audience: string, url: URL): boolean {
  * fresh DPoP proof (method, URL, access-token hash and the call's tool and argument digest) — and
  * refuses to send them to any origin or path outside the credential's audience, over plain HTTP
  * (loopback excepted), through a redirect, or twice (call credentials are single use).
+ *
+ * Sent is not verified: before the first credential goes to an audience, the resource's RFC 9728
+ * protected resource metadata must name exactly that audience and the Authority's issuer (cached
+ * per audience for `discoveryTtlMs`). Otherwise the request is not sent at all:
+ * `RESOURCE_NOT_PROTECTED`, or `INVALID_RESPONSE` when the metadata cannot be read.
+ *
+ * @throws MandateError `CONFIG_INVALID` for invalid options.
  */
 export function createMandateFetch(options: MandateFetchOptions = {}): FetchFunction {
+  if (typeof options !== 'object' || options === null) throw configError('createMandateFetch options must be an object')
   const base: FetchFunction = options.fetch ?? ((input, init) => globalThis.fetch(input, init))
+  if (typeof base !== 'function') throw configError('fetch must be a function')
   const outside = options.outsideCall ?? 'refuse'
-  if (outside !== 'refuse' && outside !== 'passthrough') throw new TypeError('outsideCall must be refuse or passthrough')
+  if (outside !== 'refuse' && outside !== 'passthrough') throw configError('outsideCall must be refuse or passthrough')
+  if (options.attach !== undefined && typeof options.attach !== 'function') throw configError('attach must be a function')
+  const unchecked = options.sendCredentialsToUnadvertisedResource ?? false
+  if (typeof unchecked !== 'boolean') throw configError('sendCredentialsToUnadvertisedResource must be a boolean')
+  const discoveryFetch: FetchFunction = options.discoveryFetch ?? ((input, init) => globalThis.fetch(input, init))
+  if (typeof discoveryFetch !== 'function') throw configError('discoveryFetch must be a function')
+  const ttlMs = positiveMs(options.discoveryTtlMs, 300_000, 'discoveryTtlMs')
+  const timeoutMs = positiveMs(options.discoveryTimeoutMs, 10_000, 'discoveryTimeoutMs')
+  const checkResource = createResourceCheck({ fetch: discoveryFetch, ttlMs, timeoutMs })
+
   return async (input, init) => {
     const call = activeCall()
     const request = input instanceof Request ? input : undefined
@@ -59,9 +96,18 @@ export function createMandateFetch(options: MandateFetchOptions = {}): FetchFunc
     }
     const audience = call.context.audience
     if (!audienceCovers(audience, url)) {
-      throw new MandateError('AUDIENCE_MISMATCH', `refusing to send the call credential to ${url.origin}${url.pathname}: it is for another audience`)
+      throw refuse(call, new MandateError('AUDIENCE_MISMATCH', `refusing to send the call credential to ${url.origin}${url.pathname}: it is for another audience`))
     }
     if (call.sent) throw new MandateError('TOKEN_REPLAYED', 'the call credential was already sent; call credentials are single use')
+    if (!unchecked) {
+      try {
+        await checkResource(audience, call.issuer, init?.signal ?? request?.signal ?? undefined)
+      } catch (err) {
+        throw MandateError.is(err) ? refuse(call, err) : err
+      }
+      // another request of this call may have gone out while the metadata was read
+      if (call.sent) throw new MandateError('TOKEN_REPLAYED', 'the call credential was already sent; call credentials are single use')
+    }
     const method = (init?.method ?? request?.method ?? 'GET').toUpperCase()
     const headers = new Headers(request?.headers)
     new Headers(init?.headers).forEach((value, name) => headers.set(name, value))
@@ -76,5 +122,20 @@ export function createMandateFetch(options: MandateFetchOptions = {}): FetchFunc
   }
 }
 
-/** {@link createMandateFetch} with defaults: the global fetch, refused outside a guarded tool call. */
+/** Remember why the call's credential was not sent (the first reason), and return the refusal. */
+function refuse(call: ActiveCall, err: MandateError): MandateError {
+  if (!call.sent && call.refusal === undefined) call.refusal = err
+  return err
+}
+
+function positiveMs(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback
+  if (!Number.isSafeInteger(value) || value <= 0 || value > 86_400_000) throw configError(`${name} must be a whole number of milliseconds, 1..86400000`)
+  return value
+}
+
+/**
+ * {@link createMandateFetch} with defaults: the global fetch, refused outside a guarded tool call,
+ * credentials only to resources that advertise Mandate protection.
+ */
 export const mandateFetch: FetchFunction = createMandateFetch()

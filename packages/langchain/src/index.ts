@@ -3,6 +3,7 @@
  * @packageDocumentation
  */
 export { mandateMiddleware } from './middleware.js'
+export type { MandateMiddlewareOptions } from './middleware.js'
 export { withMandate, withMandateAll, isMandateTool } from './wrap_tool.js'
 export { getCallContext, tryGetCallContext } from './context.js'
 export type { CallContext } from './context.js'
@@ -12,5 +13,6 @@ export { APPROVAL_INTERRUPT, isApprovalInterrupt } from './approval.js'
 export type { ApprovalInterrupt, ApprovalResume } from './approval.js'
 export { delegateTo } from './delegate.js'
 export type { DelegateToParams, DelegatedMandate } from './delegate.js'
+export { TERMINAL_REFUSALS } from './options.js'
 export type { MandateOptions, MandateSource, AudienceResolver, ApprovalOptions } from './options.js'
 export { refusalText } from './errors.js'

@@ -1,4 +1,5 @@
-import { MandateError, isToolName, type AuthorityClient, type Ed25519Key, type Guard } from '@mandate/core'
+import { MandateError, isToolName, type AuthorityClient, type Ed25519Key, type Guard, type MandateErrorCode } from '@mandate/core'
+import { audienceProblem, configError, displayAudience, isCleartextRemote } from './config_check.js'
 
 /** The holder's mandate: a token, or a function returning the current one (e.g. after a refresh). */
 export type MandateSource = string | (() => string | Promise<string>)
@@ -25,7 +26,11 @@ export interface MandateOptions {
   key: Ed25519Key
   /** The holder's mandate (task grant or a delegated mandate). */
   mandate: MandateSource
-  /** The audience of each tool. A tool without an audience is refused. */
+  /**
+   * The audience (resource URI) of each tool, in canonical form (`https://host/path`: lowercase
+   * host, no default port, query or fragment). A tool without one is a configuration mistake
+   * (`CONFIG_INVALID`), found when the adapter is built.
+   */
   audience: AudienceResolver
   /**
    * Guards that verify the call credential at the tool side before an in-process tool runs, matched
@@ -35,7 +40,13 @@ export interface MandateOptions {
   /**
    * Tools whose credential is forwarded (by `mandateFetch` or an MCP transport) and verified by the
    * remote side's own guard: `true` for every tool, or a list of tool names. A tool that is neither
-   * remote nor has a local guard for its audience is refused (fail closed).
+   * remote nor has a local guard for its audience is a configuration mistake (`CONFIG_INVALID`).
+   *
+   * A remote tool must present its credential to its audience (through `createMandateFetch` or an
+   * MCP transport built on it), and `createMandateFetch` presents it only to a resource that
+   * advertises Mandate protection by this Authority (RFC 9728 metadata; else RESOURCE_NOT_PROTECTED). If the tool returns without having sent it — e.g. an MCP client whose
+   * transport knows nothing about Mandate — the call fails with `CREDENTIAL_NOT_PRESENTED`, its result
+   * is withheld from the model, and the Authority is told the credential was not presented.
    */
   remote?: boolean | readonly string[]
   /** Map a LangChain tool name to its name in the mandate (e.g. `billing_refund` → `billing.refund`). */
@@ -50,6 +61,42 @@ export interface MandateOptions {
    * reported to the model as failed (fail closed).
    */
   onReportError?: (error: MandateError) => void
+  /**
+   * Refusals that no retry in this run can fix — the Authority (or the local guard) says the task or
+   * a mandate of its chain is revoked or expired, or the agent is disabled or unknown (see
+   * {@link TERMINAL_REFUSALS}): `'report'` (default) returns them to the model as an error
+   * ToolMessage like any refusal; `'stop'` ends the run instead, so a model cannot keep retrying a
+   * dead task. With `mandateMiddleware`, `agent.invoke` then rejects (LangChain wraps the
+   * MandateError: it is the error's `cause`). With `withMandate`, the tool throws the MandateError
+   * even when invoked with a tool call; LangGraph's `ToolNode` only lets it through with
+   * `handleToolErrors: false`, so under `createAgent` prefer the middleware.
+   */
+  onTerminalRefusal?: 'report' | 'stop'
+}
+
+/**
+ * Refusal codes after which no call of this run can succeed, when the Authority or the local guard
+ * answers them: `onTerminalRefusal: 'stop'` ends the run on them. Only codes that speak about the
+ * task or the agent itself and that nobody else can cause: a revoked or expired task or chain, a
+ * disabled or unknown agent.
+ *
+ * Not among them: `INVALID_CLIENT` (it also answers failures an outsider can provoke or that pass —
+ * a client-assertion single-use store filled by strangers, a clock skew — so stopping on it would let
+ * a stranger end every run); `AUTHORITY_UNREACHABLE` (often transient); and a remote server's own
+ * refusal (it concerns one call credential, and a fresh one may pass).
+ */
+export const TERMINAL_REFUSALS: ReadonlySet<MandateErrorCode> = new Set<MandateErrorCode>([
+  'REVOKED', 'TOKEN_EXPIRED', 'AGENT_DISABLED', 'AGENT_UNKNOWN',
+])
+
+/** Internal: how one call of a tool is guarded, resolved once. */
+export interface ToolPlan {
+  /** The tool's name in the mandate. */
+  readonly tool: string
+  readonly audience: string
+  readonly remote: boolean
+  /** The local guard for the audience (never set for a remote tool). */
+  readonly guard: Guard | undefined
 }
 
 /** Internal: validated options. */
@@ -57,84 +104,142 @@ export interface Settings {
   readonly client: AuthorityClient
   readonly key: Ed25519Key
   readonly mandate: () => Promise<string>
-  readonly audienceFor: (tool: string) => string
-  readonly guardFor: (audience: string) => Guard | undefined
-  readonly isRemote: (tool: string) => boolean
-  readonly mandateToolName: (name: string) => string
+  /**
+   * Resolve how the tool is guarded — its mandate name, audience, and local guard or remote side —
+   * reading the user's resolvers exactly once; throw CONFIG_INVALID (naming the tool) unless it can
+   * be guarded as configured. A call uses the plan it got, so a resolver answering differently on
+   * each read cannot make the checked audience differ from the one used.
+   */
+  readonly checkTool: (name: string) => ToolPlan
   readonly approvalMode: 'auto' | 'interrupt' | 'wait'
   readonly approvalTimeoutMs: number
   readonly scopes: readonly string[] | undefined
   readonly expiresIn: number | undefined
   readonly onReportError: ((error: MandateError) => void) | undefined
+  readonly stopOnTerminal: boolean
 }
 
-/** Validate options once (caller mistakes are TypeErrors) and freeze them into Settings. */
+/**
+ * Validate options once and freeze them into Settings. Every mistake found here is a
+ * MandateError `CONFIG_INVALID`: thrown where the adapter is built, not sent to a model later.
+ */
 export function resolveSettings(options: MandateOptions): Settings {
-  if (typeof options !== 'object' || options === null) throw new TypeError('options are required')
+  if (typeof options !== 'object' || options === null) throw configError('options are required')
   const { client, key } = options
-  if (!client || typeof client.callCredential !== 'function') throw new TypeError('client must be an AuthorityClient')
-  if (!key || typeof key.did !== 'string' || typeof key.sign !== 'function') throw new TypeError('key must be an Ed25519Key')
+  if (!client || typeof client.callCredential !== 'function' || typeof client.issuer !== 'string') throw configError('client must be an AuthorityClient')
+  if (!key || typeof key.did !== 'string' || typeof key.sign !== 'function') throw configError('key must be an Ed25519Key')
   const source = options.mandate
-  if (typeof source !== 'string' && typeof source !== 'function') throw new TypeError('mandate must be a token or a function returning one')
-  if (typeof source === 'string' && source.length === 0) throw new TypeError('mandate must not be empty')
+  if (typeof source !== 'string' && typeof source !== 'function') throw configError('mandate must be a token or a function returning one')
+  if (typeof source === 'string' && source.length === 0) throw configError('mandate must not be empty')
   const mandate = async (): Promise<string> => {
-    const token = typeof source === 'string' ? source : await source()
+    let token: unknown
+    try {
+      token = typeof source === 'string' ? source : await source()
+    } catch (err) {
+      if (MandateError.is(err)) throw err
+      throw new MandateError('INVALID_GRANT', 'the mandate source failed: no mandate is available for this agent', { cause: err })
+    }
     if (typeof token !== 'string' || token.length === 0) throw new MandateError('INVALID_GRANT', 'no mandate is available for this agent')
     return token
   }
 
   const aud = options.audience
-  let audienceOf: (tool: string) => string | undefined
+  let audienceOf: (tool: string) => unknown
+  let mapped: string[] = []
   if (typeof aud === 'string') audienceOf = () => aud
   else if (typeof aud === 'function') audienceOf = aud
   else if (typeof aud === 'object' && aud !== null) {
     const map = new Map(Object.entries(aud))
+    mapped = [...map.keys()]
     audienceOf = (tool) => map.get(tool)
-  } else throw new TypeError('audience must be a string, a map of tool name to audience, or a function')
+  } else throw configError('audience must be a string, a map of tool name to audience, or a function')
   const audienceFor = (tool: string): string => {
-    const a = audienceOf(tool)
-    if (typeof a !== 'string' || a.length === 0) {
-      throw new MandateError('TOOL_NOT_ALLOWED', `no audience is configured for tool "${tool}"`, { detail: { tool } })
+    let a: unknown
+    try {
+      a = audienceOf(tool)
+    } catch (err) {
+      throw new MandateError('CONFIG_INVALID', `the audience resolver failed for tool "${tool}"`, { cause: err, detail: { tool: tool.slice(0, 128) } })
     }
+    if (typeof a !== 'string' || a.length === 0) throw configError(`no audience is configured for tool "${tool}"`, tool)
+    const problem = audienceProblem(a)
+    if (problem) throw configError(`the audience "${displayAudience(a)}" of tool "${tool}" ${problem}`, tool)
     return a
   }
 
   const guards = options.guard === undefined ? [] : Array.isArray(options.guard) ? [...(options.guard as readonly Guard[])] : [options.guard as Guard]
+  const byAudience = new Map<string, Guard>()
   for (const g of guards) {
-    if (!g || typeof g.verifyToolCall !== 'function' || typeof g.audience !== 'string') throw new TypeError('guard must be a core Guard')
+    if (!g || typeof g.verifyToolCall !== 'function' || typeof g.audience !== 'string') throw configError('guard must be a core Guard')
+    if (byAudience.has(g.audience)) throw configError(`two guards are configured for the audience "${displayAudience(g.audience)}"`)
+    byAudience.set(g.audience, g)
   }
-  const byAudience = new Map(guards.map((g) => [g.audience, g]))
   const remote = options.remote ?? false
-  if (typeof remote !== 'boolean' && !Array.isArray(remote)) throw new TypeError('remote must be a boolean or a list of tool names')
+  if (typeof remote !== 'boolean' && !(Array.isArray(remote) && remote.every((n) => typeof n === 'string'))) {
+    throw configError('remote must be a boolean or a list of tool names')
+  }
   const remoteSet = new Set(typeof remote === 'boolean' ? [] : (remote as readonly string[]))
   const isRemote = (tool: string) => remote === true || remoteSet.has(tool)
 
   const rename = options.toolName ?? ((n: string) => n)
+  if (typeof rename !== 'function') throw configError('toolName must be a function')
   const mandateToolName = (name: string): string => {
-    const mapped = rename(name)
-    if (!isToolName(mapped)) throw new MandateError('TOOL_NOT_ALLOWED', 'invalid tool name', { detail: { tool: String(name).slice(0, 128) } })
-    return mapped
+    let m: unknown
+    try {
+      m = rename(name)
+    } catch (err) {
+      throw new MandateError('CONFIG_INVALID', `toolName failed for tool "${name}"`, { cause: err, detail: { tool: String(name).slice(0, 128) } })
+    }
+    if (!isToolName(m)) throw configError(`tool "${String(name).slice(0, 128)}" has no valid Mandate tool name (toolName gave ${JSON.stringify(String(m).slice(0, 128))})`, String(name))
+    return m
+  }
+
+  const checkTool = (name: string): ToolPlan => {
+    const tool = mandateToolName(name)
+    const a = audienceFor(name)
+    if (isRemote(name)) {
+      if (isCleartextRemote(a)) throw configError(`tool "${name}" is remote, but its audience ${displayAudience(a)} is plain http off this machine: its credentials would travel in clear`, name)
+      return Object.freeze({ tool, audience: a, remote: true, guard: undefined })
+    }
+    const guard = byAudience.get(a)
+    if (!guard) {
+      throw configError(`tool "${name}" is not remote and no guard is configured for its audience ${displayAudience(a)}: nothing would verify its credentials (add a Guard for that audience, or list the tool in remote)`, name)
+    }
+    return Object.freeze({ tool, audience: a, remote: false, guard })
+  }
+
+  // what can be checked without the tool list: every mapped tool, and a single audience
+  for (const name of mapped) checkTool(name)
+  if (typeof aud === 'string') {
+    const problem = audienceProblem(aud)
+    if (problem) throw configError(`the audience "${displayAudience(aud)}" ${problem}`)
+    if (remote !== true && remoteSet.size === 0 && !byAudience.has(aud)) {
+      throw configError(`no guard is configured for the audience ${displayAudience(aud)} and no tool is remote: nothing would verify the credentials`)
+    }
   }
 
   const mode = options.approval?.mode ?? 'auto'
-  if (mode !== 'auto' && mode !== 'interrupt' && mode !== 'wait') throw new TypeError('approval.mode must be auto, interrupt or wait')
+  if (mode !== 'auto' && mode !== 'interrupt' && mode !== 'wait') throw configError('approval.mode must be auto, interrupt or wait')
   const timeout = options.approval?.timeoutMs ?? 120_000
-  if (!Number.isFinite(timeout) || timeout <= 0) throw new TypeError('approval.timeoutMs must be a positive number')
+  if (!Number.isFinite(timeout) || timeout <= 0) throw configError('approval.timeoutMs must be a positive number')
   if (options.expiresIn !== undefined && (!Number.isSafeInteger(options.expiresIn) || options.expiresIn <= 0 || options.expiresIn > 60)) {
-    throw new TypeError('expiresIn must be 1..60 seconds')
+    throw configError('expiresIn must be 1..60 seconds')
   }
+  if (options.scopes !== undefined && !(Array.isArray(options.scopes) && options.scopes.every((x) => typeof x === 'string' && x.length > 0))) {
+    throw configError('scopes must be a list of scope strings')
+  }
+  if (options.onReportError !== undefined && typeof options.onReportError !== 'function') throw configError('onReportError must be a function')
+  const terminal = options.onTerminalRefusal ?? 'report'
+  if (terminal !== 'report' && terminal !== 'stop') throw configError('onTerminalRefusal must be report or stop')
   return Object.freeze({
     client,
     key,
     mandate,
-    audienceFor,
-    guardFor: (audience: string) => byAudience.get(audience),
-    isRemote,
-    mandateToolName,
+    checkTool,
     approvalMode: mode,
     approvalTimeoutMs: timeout,
     scopes: options.scopes ? [...options.scopes] : undefined,
     expiresIn: options.expiresIn,
     onReportError: options.onReportError,
+    stopOnTerminal: terminal === 'stop',
   })
 }

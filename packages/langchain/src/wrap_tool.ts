@@ -2,8 +2,9 @@ import { ToolMessage } from '@langchain/core/messages'
 import type { StructuredToolInterface } from '@langchain/core/tools'
 import { isCommand, isGraphInterrupt } from '@langchain/langgraph'
 import { MandateError } from '@mandate/core'
+import { assertUniqueNames, configError } from './config_check.js'
 import { runMandatedCall, type Outcome } from './call.js'
-import { errorToolMessage } from './errors.js'
+import { errorToolMessage, isTerminal } from './errors.js'
 import { resolveSettings, type MandateOptions, type Settings } from './options.js'
 
 const WRAPPED = Symbol.for('@mandate/langchain/wrapped')
@@ -22,10 +23,14 @@ interface InvokeConfig {
   signal?: AbortSignal
 }
 
+/**
+ * A tool call exactly when LangChain's own `tool.invoke` reads it as one (`type: "tool_call"`):
+ * anything else is passed to the tool whole, so the credential must bind it whole.
+ */
 function isToolCall(input: unknown): input is ToolCallLike {
   if (typeof input !== 'object' || input === null) return false
   const v = input as Record<string, unknown>
-  return v.type === 'tool_call' || (typeof v.name === 'string' && typeof v.args === 'object' && v.args !== null && 'id' in v)
+  return v.type === 'tool_call' && typeof v.name === 'string'
 }
 
 /** True when `tool` was produced by {@link withMandate}. */
@@ -44,18 +49,23 @@ export function outcomeOfResult(result: unknown): Outcome {
  * schema, `responseFormat`, callbacks and tracing: everything but `invoke` is inherited from it),
  * usable with plain `invoke`, LangGraph's `ToolNode`, `createAgent` and custom graphs.
  *
- * Each invocation obtains a call credential bound to this tool and these arguments, verifies it with
- * the local guard (or leaves it to the remote side for `remote` tools), and runs the tool inside a
- * call context (`getCallContext()`, `mandateFetch`). A refusal is returned as an error ToolMessage
- * when invoked with a tool call, and thrown as a MandateError otherwise; the tool does not run.
+ * Each invocation snapshots the arguments, obtains a call credential bound to this tool and that
+ * snapshot, verifies it with the local guard (or leaves it to the remote side for `remote` tools),
+ * and runs the tool with the snapshot inside a call context (`getCallContext()`, `mandateFetch`).
+ * A refusal is returned as an error ToolMessage when invoked with a tool call, and thrown as a
+ * MandateError otherwise; the tool does not run. (A remote tool that returns without presenting its
+ * credential fails with `CREDENTIAL_NOT_PRESENTED` after it ran; its result is withheld.)
+ * Configuration mistakes throw `CONFIG_INVALID` here, when the tool is wrapped.
  */
 export function withMandate<T extends StructuredToolInterface>(tool: T, options: MandateOptions): T {
   return wrapWithSettings(tool, resolveSettings(options))
 }
 
 function wrapWithSettings<T extends StructuredToolInterface>(tool: T, settings: Settings): T {
-  if (!tool || typeof tool.invoke !== 'function' || typeof tool.name !== 'string') throw new TypeError('tool must be a LangChain tool')
-  if (isMandateTool(tool)) throw new TypeError(`tool "${tool.name}" is already guarded by Mandate`)
+  if (!tool || typeof tool.invoke !== 'function' || typeof tool.name !== 'string') throw configError('tool must be a LangChain tool')
+  if (isMandateTool(tool)) throw configError(`tool "${tool.name}" is already guarded by Mandate`, tool.name)
+  // a tool that could never be guarded as configured is refused here, not at its first call
+  settings.checkTool(tool.name)
   const inner = tool
   const wrapped = Object.create(inner) as T
 
@@ -68,12 +78,13 @@ function wrapWithSettings<T extends StructuredToolInterface>(tool: T, settings: 
       return await runMandatedCall(
         settings,
         { name: inner.name, arguments: args, toolCallId, configurable: config?.configurable, signal: config?.signal, secrets },
-        () => (inner.invoke as (i: unknown, c?: unknown) => Promise<unknown>).call(inner, input, config),
+        // the tool runs with the snapshot the credential was bound to, never with the live input
+        (snapshot) => (inner.invoke as (i: unknown, c?: unknown) => Promise<unknown>).call(inner, isToolCall(input) ? { ...input, args: snapshot } : snapshot, config),
         outcomeOfResult,
       )
     } catch (err) {
       if (isGraphInterrupt(err) || isCommand(err)) throw err
-      if (MandateError.is(err) && toolCallId) return errorToolMessage(err, { id: toolCallId, name: inner.name }, secrets)
+      if (MandateError.is(err) && toolCallId && !(settings.stopOnTerminal && isTerminal(err))) return errorToolMessage(err, { id: toolCallId, name: inner.name }, secrets)
       throw err
     }
   }
@@ -87,8 +98,14 @@ function wrapWithSettings<T extends StructuredToolInterface>(tool: T, settings: 
   return wrapped
 }
 
-/** Guard every tool of a list or toolkit (`toolkit.getTools()`) with the same options. */
+/**
+ * Guard every tool of a list or toolkit (`toolkit.getTools()`) with the same options. Every tool is
+ * checked here: a duplicate name, a tool without an audience, a non-canonical audience, or a tool
+ * that is neither remote nor covered by a guard throws `CONFIG_INVALID` naming the tool.
+ */
 export function withMandateAll<T extends StructuredToolInterface>(tools: readonly T[], options: MandateOptions): T[] {
   const settings = resolveSettings(options)
+  if (!Array.isArray(tools)) throw configError('tools must be a list of LangChain tools')
+  assertUniqueNames(tools.map((t) => String(t?.name)))
   return tools.map((t) => wrapWithSettings(t, settings))
 }

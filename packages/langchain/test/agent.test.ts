@@ -1,11 +1,11 @@
 import { awaitAllCallbacks } from '@langchain/core/callbacks/promises'
 import { ToolMessage, type BaseMessage } from '@langchain/core/messages'
 import { tool } from '@langchain/core/tools'
-import { argumentsDigest } from '@mandate/core'
+import { argumentsDigest, MandateError } from '@mandate/core'
 import { createAgent } from 'langchain'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { z } from 'zod'
-import { delegateTo, getCallContext, mandateMiddleware, type CallContext, type MandateOptions } from '../src/index.js'
+import { delegateTo, getCallContext, mandateMiddleware, TERMINAL_REFUSALS, withMandate, type CallContext, type MandateOptions } from '../src/index.js'
 import { dump, findLeaks, RecordingHandler } from './support/leaks.js'
 import { callTools, ScriptedChatModel } from './support/scripted_model.js'
 import { BILLING, createWorld, DOCS } from './support/world.js'
@@ -199,7 +199,7 @@ describe('createAgent + mandateMiddleware (user → orchestrator → sub-agent)'
     expect(reports.map((r) => r.fields.outcome)).toEqual(['error'])
   })
 
-  it('refuses a tool with no audience configured (fail closed)', async () => {
+  it('a tool with no audience configured fails the run before the model can call it (fail closed, CONFIG_INVALID)', async () => {
     const { tools } = makeTools()
     let ran = 0
     const counted = tool(
@@ -211,9 +211,14 @@ describe('createAgent + mandateMiddleware (user → orchestrator → sub-agent)'
     )
     const model = new ScriptedChatModel([callTools({ name: 'stray', args: {}, id: 's1' })])
     const agent = createAgent({ model, tools: [counted, ...tools], middleware: [mandateMiddleware(options(w, w.orchestrator, w.grant.token))] })
-    const result = await agent.invoke({ messages: [{ role: 'user', content: 'go' }] })
+    const err = await agent.invoke({ messages: [{ role: 'user', content: 'go' }] }).catch((e: unknown) => e)
+    // LangChain wraps middleware errors; the MandateError is the cause
+    expect((err as Error).cause).toMatchObject({ name: 'MandateError', code: 'CONFIG_INVALID', detail: { tool: 'stray' } })
+    expect(String((err as Error).message)).toMatch(/no audience is configured for tool "stray"/)
+    expect(model.seen).toHaveLength(0)
     expect(ran).toBe(0)
-    expect(toolMessages(result.messages)[0]?.content).toMatch(/\(TOOL_NOT_ALLOWED\)/)
+    const audit = await w.authority.audit.query({ txn: w.grant.claims.txn })
+    expect(audit.filter((r) => r.type === 'exchange' && r.fields.operation === 'call')).toEqual([])
   })
 
   it('stops the next call once the task is revoked mid-run', async () => {
@@ -232,5 +237,67 @@ describe('createAgent + mandateMiddleware (user → orchestrator → sub-agent)'
     const byId = new Map(toolMessages(result.messages).map((m) => [m.tool_call_id, m]))
     expect(byId.get('r1')?.status).toBe('success')
     expect(byId.get('r2')?.content).toMatch(/\(REVOKED\)/)
+  })
+})
+
+describe('onTerminalRefusal', () => {
+  it("'stop' ends the run on a revoked task instead of letting the model retry", async () => {
+    const w = await createWorld()
+    const { tools, runs } = makeTools()
+    const model = new ScriptedChatModel([
+      callTools({ name: 'billing_get_invoice', args: { id: 'inv_1' }, id: 't1' }),
+      async () => {
+        await w.authority.revoke({ txn: w.grant.claims.txn })
+        return callTools({ name: 'billing_get_invoice', args: { id: 'inv_2' }, id: 't2' })
+      },
+      callTools({ name: 'billing_get_invoice', args: { id: 'inv_3' }, id: 't3' }), // a model retrying forever
+    ])
+    const agent = createAgent({ model, tools, middleware: [mandateMiddleware({ ...options(w, w.orchestrator, w.grant.token), onTerminalRefusal: 'stop' })] })
+    const err = await agent.invoke({ messages: [{ role: 'user', content: 'go' }] }).catch((e: unknown) => e)
+    expect((err as Error).cause).toMatchObject({ name: 'MandateError', code: 'REVOKED' })
+    expect(findLeaks([dump(err), String((err as Error).message)], w.issued)).toEqual([])
+    expect(runs.billing_get_invoice).toBe(1)
+    expect(model.seen).toHaveLength(2) // the model never got a third turn
+
+    // the wrapper throws it even for a tool call, instead of returning a ToolMessage
+    const getInvoice = tool(async ({ id }) => id, { name: 'billing_get_invoice', description: 'Fetch', schema: z.object({ id: z.string() }) })
+    const guarded = withMandate(getInvoice, { ...options(w, w.orchestrator, w.grant.token), onTerminalRefusal: 'stop' })
+    await expect(guarded.invoke({ name: 'billing_get_invoice', args: { id: 'x' }, id: 't4', type: 'tool_call' })).rejects.toMatchObject({ code: 'REVOKED' })
+  })
+
+  it("'stop' does not end the run on INVALID_CLIENT: a stranger may provoke it, so the model gets the refusal and the next call can pass", async () => {
+    const w = await createWorld()
+    const { tools, runs } = makeTools()
+    const real = w.clientFor(w.orchestrator)
+    // what the Authority answered every registered agent while strangers filled its single-use store
+    let lockedOut = true
+    const client: MandateOptions['client'] = { ...real, callCredential: async (r) => {
+      if (lockedOut) {
+        lockedOut = false
+        throw new MandateError('INVALID_CLIENT', 'client assertion has already been used')
+      }
+      return real.callCredential(r)
+    } }
+    expect(TERMINAL_REFUSALS.has('INVALID_CLIENT')).toBe(false)
+    expect([...TERMINAL_REFUSALS].sort()).toEqual(['AGENT_DISABLED', 'AGENT_UNKNOWN', 'REVOKED', 'TOKEN_EXPIRED'])
+    const model = new ScriptedChatModel([
+      callTools({ name: 'billing_get_invoice', args: { id: 'inv_1' }, id: 'i1' }),
+      callTools({ name: 'billing_get_invoice', args: { id: 'inv_1' }, id: 'i2' }),
+    ])
+    const agent = createAgent({ model, tools, middleware: [mandateMiddleware({ ...options(w, w.orchestrator, w.grant.token), client, onTerminalRefusal: 'stop' })] })
+    const result = await agent.invoke({ messages: [{ role: 'user', content: 'go' }] })
+    const msgs = toolMessages(result.messages)
+    expect(String(msgs[0]?.content)).toMatch(/^Refused by Mandate \(INVALID_CLIENT\)/)
+    expect(msgs[1]?.status).not.toBe('error')
+    expect(runs.billing_get_invoice).toBe(1)
+  })
+
+  it("'report' (default) and 'stop' alike report an ordinary refusal to the model", async () => {
+    const w = await createWorld()
+    const { tools } = makeTools()
+    const model = new ScriptedChatModel([callTools({ name: 'billing_refund', args: { invoice: 'inv_1', amount: 9000 }, id: 'n1' })])
+    const agent = createAgent({ model, tools, middleware: [mandateMiddleware({ ...options(w, w.orchestrator, w.grant.token), onTerminalRefusal: 'stop' })] })
+    const result = await agent.invoke({ messages: [{ role: 'user', content: 'go' }] })
+    expect(toolMessages(result.messages)[0]?.content).toMatch(/\(NARROWING_CONSTRAINT\)/)
   })
 })

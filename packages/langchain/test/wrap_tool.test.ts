@@ -99,7 +99,7 @@ describe('withMandate (any LangChain tool)', () => {
     expect(msg.status).toBe('error')
     expect(msg.content).toMatch(/\(NARROWING_TOOL\)/)
     expect(runs).toBe(0)
-    expect(() => withMandate(refund, opts(w))).toThrow(TypeError) // no double wrapping
+    expect(() => withMandate(refund, opts(w))).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' })) // no double wrapping
   })
 
   it('runs in a custom LangGraph graph with ToolNode: distinct verified credentials, no leaks', async () => {

@@ -21,7 +21,15 @@ export async function startGuardedMcpServer(report: (r: CallReport) => Promise<v
   const sawCredential: string[] = []
   let runs = 0
   let guard: Guard | undefined
+  let metadataRequests = 0
+  let url = ''
   const http = createServer(async (req, res) => {
+    // RFC 9728: it advertises that it is protected, by which Authority
+    if (req.method === 'GET' && req.url === '/.well-known/oauth-protected-resource/mcp' && guard) {
+      metadataRequests++
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ resource: url, authorization_servers: [guard.issuer], dpop_signing_alg_values_supported: ['EdDSA'] }))
+      return
+    }
     const body = req.method === 'POST' ? await readBody(req) : undefined
     const msg = body as { method?: string; id?: number; params?: { name?: string; arguments?: unknown } } | undefined
     sawCredential.push(`${msg?.method ?? req.method}:${req.headers.authorization ? 'credential' : 'none'}`)
@@ -55,9 +63,10 @@ export async function startGuardedMcpServer(report: (r: CallReport) => Promise<v
     await transport.handleRequest(req, res, body)
   })
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r))
-  const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`
+  url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`
   return {
     url,
+    metadataRequests: () => metadataRequests,
     verified,
     refused,
     sawCredential,
