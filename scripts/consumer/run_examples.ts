@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createAuthority } from '@mandate/authority'
+import { createAuthorityServer } from '@mandate/authority'
 import { Ed25519Key } from '@mandate/core'
 import { embedded } from './examples/authority/embedded.js'
 import { server } from './examples/authority/server.js'
@@ -42,8 +42,10 @@ const checks: Array<[string, () => Promise<void>]> = [
     assert.match(lines[1] as string, /NARROWING_CONSTRAINT/)
   }],
   ['mcp/examples/{protect,call}_server.ts', async () => {
-    const authority = await createAuthority({ issuer: 'http://127.0.0.1:7400' })
-    const running = await protectServer({ issuer: authority.issuer, jwks: authority.jwks(), port: await freePort() })
+    // the example's guard discovers JWKS and revocation status from the issuer URL: serve the Authority over HTTP
+    const authorityServer = await createAuthorityServer({ port: 0, hostname: '127.0.0.1' })
+    const authority = authorityServer.authority
+    const running = await protectServer({ issuer: authority.issuer, port: await freePort() })
     try {
       const host = Ed25519Key.generate()
       const agentKey = Ed25519Key.generate()
@@ -57,7 +59,7 @@ const checks: Array<[string, () => Promise<void>]> = [
       assert.match(JSON.stringify(result.content), /refunded 42 for alice@example\.com \(task /)
     } finally {
       await running.close()
-      await authority.close()
+      await authorityServer.close() // closes the Authority it created
     }
   }],
 ]

@@ -1,13 +1,15 @@
 // README example: protect an existing MCP server (Streamable HTTP behind node:http).
 import { createServer } from 'node:http'
-import { createGuard, type JsonWebKeySet } from '@mandate/core'
+import { createRemoteGuard } from '@mandate/core'
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { z } from 'zod'
 import { createMcpHttpHandler, guardMcpServer } from '@mandate/mcp'
 
-export async function protectServer(opts: { issuer: string; jwks: JsonWebKeySet | string; port: number }) {
+export async function protectServer(opts: { issuer: string; port: number }) {
   const url = `http://127.0.0.1:${opts.port}/mcp` // the public URL of the endpoint = the resource
-  const guard = createGuard({ issuer: opts.issuer, jwks: opts.jwks, audience: url, requireCallBinding: true })
+  // reads the Authority's metadata, primes its JWKS and revocation status before the first call,
+  // and refuses every call if either goes stale
+  const guard = await createRemoteGuard({ issuer: opts.issuer, audience: url, requireCallBinding: true })
 
   const handler = createMcpHttpHandler({
     guard,

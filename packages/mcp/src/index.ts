@@ -5,6 +5,8 @@
 // shared
 export { CREDENTIAL_META_KEY, readMetaCredential } from './shared/meta.js'
 export type { MetaCredential } from './shared/meta.js'
+export { GUARD_CAPABILITY, readGuardCapability } from './shared/guard_marker.js'
+export type { GuardCapability } from './shared/guard_marker.js'
 export { RPC_UNAUTHORIZED, RPC_FORBIDDEN, refusalResponse, mandateErrorFrom } from './shared/rpc_errors.js'
 export type { RefusalData } from './shared/rpc_errors.js'
 
@@ -36,3 +38,7 @@ export { authorizeHttpMessage } from './server/http_authorize.js'
 export type { HttpAuthorizeOptions, HttpAuthorizeResult, HttpRequestFacts } from './server/http_authorize.js'
 export { createMcpHttpHandler } from './server/http_handler.js'
 export type { McpHttpHandler, McpHttpHandlerOptions } from './server/http_handler.js'
+export type { SessionLimits } from './server/session_table.js'
+export { assertSingleHeaderLines, SINGLE_VALUE_HEADERS } from './server/http_request_limits.js'
+export { RefusalAudit, refusalAuditFor } from './server/refusal_audit.js'
+export type { RefusalAuditOptions, RefusalFacts } from './server/refusal_audit.js'

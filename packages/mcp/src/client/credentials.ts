@@ -1,4 +1,4 @@
-import { MandateError, type AuthorityClient } from '@mandate/core'
+import { MandateError, safeUrl, type AuthorityClient } from '@mandate/core'
 
 /** Where the holder's current mandate comes from: a fixed token, or a function (e.g. reading an agent's context). */
 export type MandateProvider = string | (() => string | Promise<string>)
@@ -37,7 +37,9 @@ export type CallCredentialSource = (request: CallCredentialRequest) => Promise<s
  * audience, tool and argument set. Approval-required answers either throw `APPROVAL_REQUIRED`
  * (with `detail.approval_id`) or wait for the human's decision and resume.
  *
- * @throws MandateError `APPROVAL_REQUIRED`, `APPROVAL_DENIED`, `APPROVAL_EXPIRED`, or whatever the Authority refused with.
+ * @throws MandateError `APPROVAL_REQUIRED`, `APPROVAL_DENIED`, `APPROVAL_EXPIRED`, whatever the
+ *   Authority refused with, or `AUTHORITY_UNREACHABLE` (with `detail.url`) when the client failed
+ *   with anything that is not a MandateError.
  */
 export function createCallCredentialSource(options: CallCredentialOptions): CallCredentialSource {
   const { authority } = options
@@ -52,6 +54,16 @@ export function createCallCredentialSource(options: CallCredentialOptions): Call
     return m
   }
 
+  /** The Authority's answer, with anything that is not a MandateError (a custom client's TypeError) named as unreachable. */
+  async function ask<T>(p: () => Promise<T>): Promise<T> {
+    try {
+      return await p()
+    } catch (err) {
+      if (MandateError.is(err)) throw err
+      throw new MandateError('AUTHORITY_UNREACHABLE', `the Authority at ${safeUrl(authority.issuer)} could not be reached`, { detail: { url: safeUrl(authority.issuer) }, cause: err })
+    }
+  }
+
   return async (req) => {
     const mandate = await currentMandate()
     const params = {
@@ -61,7 +73,7 @@ export function createCallCredentialSource(options: CallCredentialOptions): Call
       arguments: req.arguments ?? {},
       ...(options.expiresIn !== undefined ? { expiresIn: options.expiresIn } : {}),
     }
-    const first = await authority.callCredential(params)
+    const first = await ask(() => authority.callCredential(params))
     if (first.status === 'issued') return first.token
     const approvalId = first.approvalId
     if (mode === 'throw') {
@@ -69,10 +81,10 @@ export function createCallCredentialSource(options: CallCredentialOptions): Call
         detail: { approval_id: approvalId, tool: req.tool, expires_at: first.expiresAt },
       })
     }
-    const outcome = await authority.waitForApproval(approvalId, { timeoutMs, ...(req.signal ? { signal: req.signal } : {}) })
+    const outcome = await ask(() => authority.waitForApproval(approvalId, { timeoutMs, ...(req.signal ? { signal: req.signal } : {}) }))
     if (outcome.status === 'denied') throw new MandateError('APPROVAL_DENIED', 'the approval was denied', { detail: { approval_id: approvalId } })
     if (outcome.status !== 'approved') throw new MandateError('APPROVAL_EXPIRED', 'the approval expired', { detail: { approval_id: approvalId } })
-    const resumed = await authority.callCredential({ ...params, approvalId })
+    const resumed = await ask(() => authority.callCredential({ ...params, approvalId }))
     if (resumed.status !== 'issued') throw new MandateError('APPROVAL_REQUIRED', 'the Authority still requires approval', { detail: { approval_id: resumed.approvalId } })
     return resumed.token
   }

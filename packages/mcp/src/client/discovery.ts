@@ -1,4 +1,4 @@
-import { MandateError } from '@mandate/core'
+import { fetchBounded, MandateError, safeUrl } from '@mandate/core'
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js'
 
 /** RFC 9728 protected resource metadata, the members Mandate relies on. */
@@ -32,42 +32,59 @@ export interface DiscoverOptions {
   /** The Authority's issuer; it must be listed in `authorization_servers`. */
   issuer: string
   signal?: AbortSignal
+  /** Deadline for the whole answer, headers and body (default 10 000 ms). */
+  timeoutMs?: number
 }
 
 const MAX_METADATA_BYTES = 64 * 1024
+const DEFAULT_TIMEOUT_MS = 10_000
 
 /**
  * Fetch and validate a server's protected resource metadata (RFC 9728): `resource` must equal the
  * URL that was called, `authorization_servers` must name the expected issuer, and the resource must
- * accept DPoP-bound tokens signed with EdDSA.
+ * accept DPoP-bound tokens signed with EdDSA. The answer is read within 64 KiB and `timeoutMs`
+ * while it streams in; redirects are refused.
  *
- * @throws MandateError `INVALID_REQUEST` (metadata missing or malformed), `AUDIENCE_MISMATCH`
- *   (resource differs from the URL), `ISSUER_MISMATCH` (another authorization server).
+ * @throws MandateError `RESOURCE_NOT_PROTECTED` (the server serves no metadata: a 4xx answer, e.g.
+ *   an unguarded MCP server's 404 — no credential is sent to it), `INVALID_RESPONSE` (unreachable,
+ *   too slow, too large, a 5xx, or not valid metadata; `detail.url` names the URL),
+ *   `AUDIENCE_MISMATCH` (resource differs from the URL), `ISSUER_MISMATCH` (another authorization
+ *   server), `ALG_NOT_ALLOWED`.
  */
 export async function discoverProtectedResource(serverUrl: string | URL, options: DiscoverOptions): Promise<ProtectedResourceMetadata> {
   const metadataUrl = protectedResourceMetadataUrl(serverUrl)
-  const f = options.fetch ?? fetch
-  let res: Response
-  try {
-    res = await f(metadataUrl, { method: 'GET', headers: { accept: 'application/json' }, redirect: 'error', ...(options.signal ? { signal: options.signal } : {}) })
-  } catch (err) {
-    throw new MandateError('INVALID_REQUEST', 'protected resource metadata is unreachable', { cause: err })
+  const where = safeUrl(serverUrl)
+  const res = await fetchBounded(
+    metadataUrl,
+    { method: 'GET', headers: { accept: 'application/json' } },
+    {
+      fetch: (options.fetch ?? fetch) as typeof fetch,
+      maxBytes: MAX_METADATA_BYTES,
+      timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      signal: options.signal,
+      unreachable: 'INVALID_RESPONSE',
+      invalid: 'INVALID_RESPONSE',
+      what: 'protected resource metadata',
+    },
+  )
+  if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) {
+    throw new MandateError('RESOURCE_NOT_PROTECTED', `the server at ${where} does not advertise Mandate protection (no protected resource metadata: HTTP ${res.status}), so no credential was sent to it`, {
+      detail: { url: where, status: res.status },
+    })
   }
   if (res.status !== 200) {
-    await res.body?.cancel()
-    throw new MandateError('INVALID_REQUEST', `protected resource metadata answered HTTP ${res.status}`)
+    throw new MandateError('INVALID_RESPONSE', `protected resource metadata answered HTTP ${res.status}`, { detail: { url: safeUrl(metadataUrl), status: res.status } })
   }
-  const text = await res.text()
-  if (text.length > MAX_METADATA_BYTES) throw new MandateError('INVALID_REQUEST', 'protected resource metadata is too large')
+  const invalid = (message: string) => new MandateError('INVALID_RESPONSE', message, { detail: { url: safeUrl(metadataUrl) } })
   let doc: unknown
   try {
-    doc = JSON.parse(text)
+    doc = JSON.parse(res.text)
   } catch {
-    throw new MandateError('INVALID_REQUEST', 'protected resource metadata is not JSON')
+    throw invalid('protected resource metadata is not JSON')
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new MandateError('INVALID_REQUEST', 'protected resource metadata must be an object')
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw invalid('protected resource metadata must be an object')
   const prm = doc as ProtectedResourceMetadata
-  if (typeof prm.resource !== 'string') throw new MandateError('INVALID_REQUEST', 'protected resource metadata has no resource')
+  if (typeof prm.resource !== 'string') throw invalid('protected resource metadata has no resource')
   let same: boolean
   try {
     same = prm.resource === canonical(prm.resource) && canonical(prm.resource) === canonical(serverUrl)
@@ -77,7 +94,7 @@ export async function discoverProtectedResource(serverUrl: string | URL, options
   if (!same) throw new MandateError('AUDIENCE_MISMATCH', 'protected resource metadata names another resource')
   const servers = prm.authorization_servers
   if (!Array.isArray(servers) || !servers.every((s) => typeof s === 'string')) {
-    throw new MandateError('INVALID_REQUEST', 'protected resource metadata has no authorization_servers')
+    throw invalid('protected resource metadata has no authorization_servers')
   }
   if (!servers.includes(options.issuer)) throw new MandateError('ISSUER_MISMATCH', 'the resource does not trust this Authority')
   const algs = prm.dpop_signing_alg_values_supported

@@ -1,4 +1,4 @@
-import { createProof, isMandateErrorCode, MandateError, type Ed25519Key, type MandateErrorCode } from '@mandate/core'
+import { createProof, isMandateErrorCode, MandateError, readBounded, safeUrl, snapshotArguments, type Ed25519Key, type MandateErrorCode } from '@mandate/core'
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js'
 import { createCallCredentialSource, type CallCredentialOptions, type CallCredentialSource } from './credentials.js'
 import { discoverProtectedResource, type ProtectedResourceMetadata } from './discovery.js'
@@ -44,7 +44,8 @@ export function parseToolCall(body: string): ToolCallMessage | undefined {
   const params = (calls[0] as { params?: unknown }).params
   const name = typeof params === 'object' && params !== null ? (params as { name?: unknown }).name : undefined
   if (typeof name !== 'string') throw new MandateError('INVALID_REQUEST', 'tools/call without a tool name')
-  return { name, arguments: (params as { arguments?: unknown }).arguments ?? {} }
+  // limits applied before anything is minted or hashed; the body sent is the JSON these were parsed from
+  return { name, arguments: snapshotArguments((params as { arguments?: unknown }).arguments ?? {}) }
 }
 
 /** Parse `WWW-Authenticate: DPoP error="…"` (only the `error` parameter is needed here). */
@@ -54,16 +55,18 @@ export function challengeError(res: Response): string | undefined {
   return m?.[1]
 }
 
-export async function refusalFrom(res: Response): Promise<MandateError> {
+/** A refusal body is a short OAuth error object; anything bigger or slower is not read. */
+const MAX_REFUSAL_BYTES = 8192
+const REFUSAL_TIMEOUT_MS = 5_000
+
+export async function refusalFrom(res: Response, url: string | URL = res.url || 'about:blank'): Promise<MandateError> {
   let body: Record<string, unknown> = {}
   try {
-    const text = await res.text()
-    if (text.length < 8192) {
-      const parsed: unknown = JSON.parse(text)
-      if (typeof parsed === 'object' && parsed !== null) body = parsed as Record<string, unknown>
-    }
+    const text = await readBounded(res, url, { maxBytes: MAX_REFUSAL_BYTES, timeoutMs: REFUSAL_TIMEOUT_MS, invalid: 'INVALID_RESPONSE', what: 'refusal' })
+    const parsed: unknown = JSON.parse(text)
+    if (typeof parsed === 'object' && parsed !== null) body = parsed as Record<string, unknown>
   } catch {
-    // not JSON: the status and challenge below still say what happened
+    // too large, too slow or not JSON: the status and challenge below still say what happened
   }
   const oauth = typeof body.error === 'string' ? body.error : challengeError(res)
   const code: MandateErrorCode = isMandateErrorCode(body.mandate_code)
@@ -77,6 +80,23 @@ export async function refusalFrom(res: Response): Promise<MandateError> {
   const detail: Record<string, string | number> = { source: 'resource', status: res.status }
   if (typeof body.scope === 'string') detail.scope = body.scope
   return new MandateError(code, description, { detail })
+}
+
+/**
+ * `fetch` to the MCP server, with a network failure as a MandateError (`INVALID_RESPONSE`, with the
+ * URL) instead of a raw `TypeError: fetch failed`. A caller's own abort passes through unchanged.
+ */
+export function reachingPeer(base: FetchLike): FetchLike {
+  return async (url, init) => {
+    try {
+      return await base(url, init)
+    } catch (err) {
+      if (MandateError.is(err) || init?.signal?.aborted || (err instanceof Error && err.name === 'AbortError')) throw err
+      const cause = (err as { cause?: { code?: unknown } } | undefined)?.cause
+      const reason = cause && typeof cause.code === 'string' && /^[A-Z0-9_]{2,40}$/.test(cause.code) ? cause.code : 'network'
+      throw new MandateError('INVALID_RESPONSE', `the MCP server at ${safeUrl(url)} could not be reached`, { detail: { url: safeUrl(url), reason }, cause: err })
+    }
+  }
 }
 
 /**
@@ -130,7 +150,7 @@ export function resourceDiscovery(o: { endpoint: string; issuer: string; fetch: 
  * @throws MandateError — see {@link createCallCredentialSource}, plus the server's refusal codes.
  */
 export function createMandateFetch(options: MandateFetchOptions): FetchLike {
-  const base = options.fetch ?? fetch
+  const base = reachingPeer(options.fetch ?? fetch)
   const endpoint = canonicalUrl(options.serverUrl)
   const key = options.key
   if (!key || typeof key.sign !== 'function') throw new TypeError('key must be an Ed25519Key')
@@ -159,7 +179,7 @@ export function createMandateFetch(options: MandateFetchOptions): FetchLike {
       await res.body?.cancel()
       res = await send(url, init, credential, call)
     }
-    if (res.status === 401 || res.status === 403) throw await refusalFrom(res)
+    if (res.status === 401 || res.status === 403) throw await refusalFrom(res, url)
     return res
   }
 }

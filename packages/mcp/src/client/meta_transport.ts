@@ -1,6 +1,7 @@
-import { assertAudience, createProof, MandateError, type Ed25519Key } from '@mandate/core'
+import { assertAudience, createProof, MandateError, snapshotArguments, type Ed25519Key } from '@mandate/core'
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js'
-import type { JSONRPCMessage, MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js'
+import type { JSONRPCMessage, MessageExtraInfo, RequestId } from '@modelcontextprotocol/sdk/types.js'
+import { readGuardCapability, GUARD_CAPABILITY, type GuardCapability } from '../shared/guard_marker.js'
 import { CREDENTIAL_META_KEY, type MetaCredential } from '../shared/meta.js'
 import { createCallCredentialSource, type CallCredentialOptions } from './credentials.js'
 
@@ -9,22 +10,46 @@ export interface MetaCredentialOptions extends CallCredentialOptions {
   resource: string
   /** The holder's key: signs the proof of every call. */
   key: Ed25519Key
+  /**
+   * Send call credentials even to a server whose `initialize` result does not advertise the
+   * `experimental["io.mandate/guard"]` capability (default false). A credential names the subject,
+   * the task purpose and the actor chain; without the marker nothing says the server verifies it
+   * rather than just reading it. Only for guarded servers that cannot advertise the capability.
+   */
+  sendCredentialsToUnadvertisedServer?: boolean
 }
 
-function isToolCall(m: JSONRPCMessage): m is JSONRPCMessage & { id: string | number; method: 'tools/call'; params: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> } } {
+type ToolCall = JSONRPCMessage & { id: RequestId; method: 'tools/call'; params: { name: string; arguments?: unknown; _meta?: Record<string, unknown> } }
+
+function isToolCall(m: JSONRPCMessage): m is ToolCall {
   return 'method' in m && m.method === 'tools/call' && 'id' in m
 }
+
+/** What the client knows about the server's guard: not yet initialized, advertised, or not advertised. */
+type ServerGuard = { state: 'unknown' } | { state: 'advertised'; marker: GuardCapability } | { state: 'absent' }
 
 /**
  * Wrap a client transport without HTTP headers (stdio, in-memory) so every outgoing `tools/call`
  * carries its own call credential and a proof bound to the resource, the tool and the argument
  * digest in `params._meta["io.mandate/credential"]`. Everything else passes through untouched.
+ *
+ * Credentials go only to a server that said, in its `initialize` result, that it verifies them (the
+ * `experimental["io.mandate/guard"]` capability a `GuardedMcpServer` advertises) for this
+ * `resource`. Otherwise the call is refused before any credential is requested:
+ * `RESOURCE_NOT_PROTECTED` (no marker; see `sendCredentialsToUnadvertisedServer`) or
+ * `AUDIENCE_MISMATCH` (the server's guard is for another resource).
+ *
+ * The arguments are snapshot once (`snapshotArguments`): the credential, the proof and the message
+ * sent are all made from that one plain copy.
  */
 export class MetaCredentialTransport implements Transport {
   readonly #inner: Transport
   readonly #credentials: ReturnType<typeof createCallCredentialSource>
   readonly #resource: string
   readonly #key: Ed25519Key
+  readonly #unadvertisedOk: boolean
+  #initializeId: RequestId | undefined
+  #server: ServerGuard = { state: 'unknown' }
   onclose?: (() => void) | undefined
   onerror?: ((error: Error) => void) | undefined
   onmessage?: (<T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void) | undefined
@@ -33,11 +58,17 @@ export class MetaCredentialTransport implements Transport {
     this.#inner = inner
     this.#resource = assertAudience(options.resource, 'resource')
     if (!options.key || typeof options.key.sign !== 'function') throw new TypeError('key must be an Ed25519Key')
+    const optOut = options.sendCredentialsToUnadvertisedServer
+    if (optOut !== undefined && typeof optOut !== 'boolean') throw new TypeError('sendCredentialsToUnadvertisedServer must be a boolean')
+    this.#unadvertisedOk = optOut === true
     this.#key = options.key
     this.#credentials = createCallCredentialSource(options)
     inner.onclose = () => this.onclose?.()
     inner.onerror = (e) => this.onerror?.(e)
-    inner.onmessage = (m, extra) => this.onmessage?.(m, extra)
+    inner.onmessage = (m, extra) => {
+      this.#observe(m)
+      this.onmessage?.(m, extra)
+    }
   }
 
   get sessionId(): string | undefined {
@@ -57,19 +88,56 @@ export class MetaCredentialTransport implements Transport {
   }
 
   async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    if ('method' in message && message.method === 'initialize' && 'id' in message) {
+      this.#initializeId = message.id
+      this.#server = { state: 'unknown' }
+    }
     if (!isToolCall(message)) return this.#inner.send(message, options)
     const params = message.params
     if (typeof params?.name !== 'string') throw new MandateError('INVALID_REQUEST', 'tools/call without a tool name')
-    const args = params.arguments ?? {}
+    this.#assertServerVerifies()
+    // one plain copy: what is digested, proven and sent cannot differ (getters, toJSON, proxies)
+    const args = snapshotArguments(params.arguments ?? {})
     const mandate = await this.#credentials({ audience: this.#resource, tool: params.name, arguments: args })
     const proof = createProof(this.#key, { accessToken: mandate, audience: this.#resource, tool: params.name, arguments: args })
     const credential: MetaCredential = { mandate, proof }
-    const out = { ...message, params: { ...params, _meta: { ...(params._meta ?? {}), [CREDENTIAL_META_KEY]: credential } } }
-    return this.#inner.send(out, options)
+    const out = { ...message, params: { ...params, arguments: args, _meta: { ...(params._meta ?? {}), [CREDENTIAL_META_KEY]: credential } } }
+    return this.#inner.send(out as JSONRPCMessage, options)
+  }
+
+  /** Learn from the initialize result whether the server verifies call credentials, and for which resource. */
+  #observe(m: JSONRPCMessage): void {
+    if (this.#initializeId === undefined || !('id' in m) || m.id !== this.#initializeId || 'method' in m) return
+    this.#initializeId = undefined
+    const result = (m as { result?: unknown }).result
+    const marker = typeof result === 'object' && result !== null ? readGuardCapability((result as { capabilities?: unknown }).capabilities) : undefined
+    this.#server = marker ? { state: 'advertised', marker } : { state: 'absent' }
+  }
+
+  #assertServerVerifies(): void {
+    const s = this.#server
+    if (s.state === 'advertised') {
+      if (s.marker.resource !== this.#resource) {
+        throw new MandateError('AUDIENCE_MISMATCH', 'the server verifies credentials for another resource; no credential was sent', { detail: { resource: this.#resource } })
+      }
+      return
+    }
+    if (this.#unadvertisedOk) return
+    throw new MandateError(
+      'RESOURCE_NOT_PROTECTED',
+      s.state === 'absent'
+        ? `the server does not advertise Mandate protection (no "${GUARD_CAPABILITY}" capability in its initialize result), so no credential was sent`
+        : 'the server has not been initialized through this transport, so nothing says it verifies credentials; no credential was sent',
+      { detail: { resource: this.#resource } },
+    )
   }
 }
 
-/** Wrap a stdio or in-memory client transport so each tool call carries its own credential in `_meta`. */
+/**
+ * Wrap a stdio or in-memory client transport so each tool call carries its own credential in
+ * `_meta`, sent only to a server that advertises the Mandate guard capability. See
+ * {@link MetaCredentialTransport}.
+ */
 export function withMetaCredentials(transport: Transport, options: MetaCredentialOptions): MetaCredentialTransport {
   return new MetaCredentialTransport(transport, options)
 }

@@ -1,13 +1,13 @@
 import { appendFile } from 'node:fs/promises'
-import { argumentsDigest, decodeMandateUnverified, MandateError, type CallReport } from '@mandate/core'
+import type { CallReport, MandateClaims, MandateError } from '@mandate/core'
 
 /** Receives one record per guarded call (allowed or refused). Records never contain tokens or keys. */
 export type AuditSink = (report: CallReport) => Promise<void>
 
 /**
- * True when a report names a mandate, task, subject, tool and argument digest. Refusals of calls that
- * carried no readable credential (or no tool name, or arguments that cannot be digested) cannot be
- * attributed to any task.
+ * True when a report names a mandate, task, subject, tool and argument digest. Refusals of calls whose
+ * credential the guard did not verify (none, forged, malformed, expired, for another resource), or
+ * with no tool name, or arguments that cannot be digested, are not attributed to any task.
  */
 export function isAttributable(report: CallReport): boolean {
   return report.mandateId !== '' && report.txn !== '' && report.subject !== '' && report.tool !== '' && report.argumentsDigest !== ''
@@ -15,8 +15,8 @@ export function isAttributable(report: CallReport): boolean {
 
 /**
  * Send reports to the Authority's audit log (`AuthorityClient.reportCall` or `authority.reportCall`).
- * The Authority's log is keyed by task: a refused call that cannot be attributed to a mandate (no
- * credential at all, see {@link isAttributable}) is not sent there; it goes to `unattributed` when
+ * The Authority's log is keyed by task: a refused call that is not attributed to a verified mandate
+ * (see {@link isAttributable}) is never sent there; it goes to `unattributed` when
  * given (e.g. a {@link createJsonlAuditLog}), and is otherwise dropped.
  */
 export function auditToAuthority(target: { reportCall?: (report: CallReport) => Promise<unknown> }, options: { unattributed?: AuditSink } = {}): AuditSink {
@@ -60,30 +60,20 @@ function actorsOf(act: unknown): string[] {
 }
 
 /**
- * The audit record of a refused call. The identifiers come from the credential as presented
- * (unverified: it was refused), so they describe the claim, not a proven fact.
+ * The audit record of a refused call. `verified` holds claims the guard verified (a verified call's
+ * `claims`, or a credential whose signature, issuer, audience and times the guard accepted); only
+ * those attribute the refusal to a mandate, task, subject and actors. Without them the record names
+ * no one (and {@link auditToAuthority} keeps it away from the Authority): claims that were never
+ * verified describe whatever a stranger wrote, and must not create records under someone's task.
  */
-export function refusalReport(err: MandateError, call: { tool: string; arguments: unknown; audience: string; credential?: string | undefined }): CallReport {
-  let digest = ''
-  try {
-    digest = argumentsDigest(call.arguments)
-  } catch {
-    // arguments that cannot be digested are themselves a reason for refusal; record without a digest
-  }
-  let claims: Record<string, unknown> = {}
-  if (call.credential) {
-    try {
-      claims = decodeMandateUnverified(call.credential).payload
-    } catch {
-      // malformed credential: nothing to attribute
-    }
-  }
+export function refusalReport(err: MandateError, call: { tool: string; argumentsDigest: string; audience: string; verified?: Readonly<Record<string, unknown>> | MandateClaims | undefined }): CallReport {
+  const claims = (call.verified ?? {}) as Record<string, unknown>
   return {
     mandateId: str(claims.jti),
     txn: str(claims.txn),
     tool: call.tool,
     audience: call.audience,
-    argumentsDigest: digest,
+    argumentsDigest: call.argumentsDigest,
     decision: 'refused',
     errorCode: err.code,
     actorChain: actorsOf(claims.act),

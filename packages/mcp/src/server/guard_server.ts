@@ -40,7 +40,12 @@ export interface GuardMcpServerOptions {
  * {@link GuardedMcpServer.tool} (requirements next to the registration; the handler gets
  * `extra.mandate` and `getVerifiedCall()`), and connect with {@link GuardedMcpServer.connect},
  * which puts the guard in front of the transport. Tools registered directly on the `McpServer` are
- * still verified at the transport; they just do not receive the verified call.
+ * still verified at the transport; they just do not receive the verified call. A server connected
+ * through the guard (here or via {@link GuardedMcpServer.wrapTransport}) advertises the
+ * `experimental["io.mandate/guard"]` capability in its `initialize` result (see
+ * `GUARD_CAPABILITY`); connected any other way (`mcp.connect(t)`) it advertises nothing, and
+ * clients using `withMetaCredentials` send it no credential. Guard the `McpServer` before connecting it
+ * (the constructor throws when it is already connected).
  */
 export class GuardedMcpServer {
   readonly server: McpServer
@@ -53,6 +58,9 @@ export class GuardedMcpServer {
     if (!options?.guard || typeof options.guard.verifyToolCall !== 'function') throw new TypeError('guard is required')
     this.server = server
     this.guard = options.guard
+    // the guard capability is added to the initialize result by the guarded transport (see
+    // GuardedServerTransport), so it is advertised exactly when verification sits in front
+    if (server.isConnected()) throw new TypeError('guard the McpServer before connecting it to a transport')
     const audit = options.audit
     this.audit = audit === undefined ? undefined : typeof audit === 'function' ? audit : auditToAuthority(audit)
   }

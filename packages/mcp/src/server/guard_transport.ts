@@ -1,9 +1,11 @@
-import { argumentsDigest, asMandateError, MandateError, type Guard, type VerifiedCall } from '@mandate/core'
+import { asMandateError, MandateError, type Guard, type JsonValue, type VerifiedCall } from '@mandate/core'
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js'
 import type { JSONRPCMessage, MessageExtraInfo, RequestId } from '@modelcontextprotocol/sdk/types.js'
+import { GUARD_CAPABILITY, type GuardCapability } from '../shared/guard_marker.js'
 import { CREDENTIAL_META_KEY, presentedMandate, readMetaCredential } from '../shared/meta.js'
 import { refusalResponse } from '../shared/rpc_errors.js'
-import { refusalReport, type AuditSink } from './audit.js'
+import type { AuditSink } from './audit.js'
+import { refusalAuditFor } from './refusal_audit.js'
 import { enforceToolRequirements, type ToolRequirements } from './tool_requirements.js'
 import { httpVerificationOf } from './verified_marks.js'
 
@@ -21,6 +23,22 @@ function isToolCall(m: JSONRPCMessage): m is JSONRPCMessage & ToolCallRequest {
   return 'method' in m && m.method === 'tools/call' && 'id' in m
 }
 
+function isInitialize(m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId } {
+  return 'method' in m && m.method === 'initialize' && 'id' in m
+}
+
+/** The initialize result with the guard capability added (a copy; the SDK's object is left alone). */
+function withGuardCapability(message: JSONRPCMessage, marker: GuardCapability): JSONRPCMessage {
+  const result = (message as { result?: unknown }).result
+  if (typeof result !== 'object' || result === null) return message
+  const r = result as { capabilities?: { experimental?: Record<string, unknown> } & Record<string, unknown> }
+  const capabilities = r.capabilities ?? {}
+  return {
+    ...message,
+    result: { ...r, capabilities: { ...capabilities, experimental: { ...(capabilities.experimental ?? {}), [GUARD_CAPABILITY]: { ...marker } } } },
+  } as JSONRPCMessage
+}
+
 function isResponse(m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId } {
   return 'id' in m && !('method' in m) && ('result' in m || 'error' in m)
 }
@@ -29,13 +47,21 @@ function isResponse(m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId } 
  * Server-side transport wrapper: every incoming `tools/call` is verified BEFORE the server sees it.
  * Over HTTP the call must have been verified by the HTTP layer (DPoP headers; see
  * `createMcpHttpHandler`); elsewhere (stdio, in-memory) the credential is read from
- * `params._meta["io.mandate/credential"]` and removed before the message is delivered. Refusals are
+ * `params._meta["io.mandate/credential"]` and removed before the message is delivered. The message
+ * delivered carries the guard's snapshot of the arguments (what was digested and checked), not the
+ * object that arrived. Refusals are
  * answered here as JSON-RPC errors (`error.data.mandate_code`, `oauth_error`), so no handler runs.
  * Responses to verified calls are reported to the audit sink with their outcome.
+ *
+ * The `initialize` result that leaves through this transport carries the guard capability
+ * (`capabilities.experimental["io.mandate/guard"]`): it is added here, not when the server is built,
+ * so a server advertises it exactly when its messages pass through verification.
  */
 export class GuardedServerTransport implements Transport {
   readonly #inner: Transport
   readonly #ctx: GuardTransportContext
+  /** Ids of `initialize` requests received and not yet answered (at most a few per session). */
+  readonly #initializing = new Set<RequestId>()
   onclose?: (() => void) | undefined
   onerror?: ((error: Error) => void) | undefined
   onmessage?: (<T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void) | undefined
@@ -43,7 +69,12 @@ export class GuardedServerTransport implements Transport {
   constructor(inner: Transport, ctx: GuardTransportContext) {
     this.#inner = inner
     this.#ctx = ctx
-    inner.onclose = () => this.onclose?.()
+    // keep what the owner of the inner transport installed (e.g. the HTTP handler's session table)
+    const ownClose = inner.onclose
+    inner.onclose = () => {
+      ownClose?.()
+      this.onclose?.()
+    }
     inner.onerror = (e) => this.onerror?.(e)
     inner.onmessage = (m, extra) => this.#receive(m, extra)
   }
@@ -65,6 +96,10 @@ export class GuardedServerTransport implements Transport {
   }
 
   async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    if (isResponse(message) && this.#initializing.delete(message.id) && 'result' in message) {
+      const marker: GuardCapability = { verifies: 'call-credential', version: 1, resource: this.#ctx.guard.audience }
+      return this.#inner.send(withGuardCapability(message, marker), options)
+    }
     if (isResponse(message)) {
       const call = this.#ctx.inFlight.get(message.id)
       if (call) {
@@ -99,6 +134,8 @@ export class GuardedServerTransport implements Transport {
 
   #receive(message: JSONRPCMessage, extra: MessageExtraInfo | undefined): void {
     if (!isToolCall(message)) {
+      // bounded: the SDK answers each initialize; a peer that floods them gets errors, not state
+      if (isInitialize(message) && this.#initializing.size < 16) this.#initializing.add(message.id)
       this.onmessage?.(message, extra)
       return
     }
@@ -115,15 +152,15 @@ export class GuardedServerTransport implements Transport {
     const tool = typeof params.name === 'string' ? params.name : ''
     const args = params.arguments ?? {}
     const meta = readMetaCredential(params._meta)
+    let verifiedArgs: JsonValue | undefined
+    let verified: VerifiedCall | undefined
     try {
       if (this.#ctx.inFlight.has(message.id)) throw new MandateError('INVALID_REQUEST', 'a call with this request id is already running')
       let call: VerifiedCall
       const http = httpVerificationOf(extra?.authInfo)
       if (http) {
-        // verified by the HTTP layer for exactly this message
-        if (http.requestId !== message.id || http.tool !== tool || argumentsDigest(args) !== http.call.argumentsDigest) {
-          throw new MandateError('ARGUMENTS_MISMATCH', 'the verified credential belongs to another message')
-        }
+        // verified by the HTTP layer for exactly this message (same JSON-RPC id and tool)
+        if (http.requestId !== message.id || http.tool !== tool) throw new MandateError('ARGUMENTS_MISMATCH', 'the verified credential belongs to another message')
         call = http.call
       } else if (extra?.requestInfo) {
         throw new MandateError('PROOF_MISSING', 'HTTP tool calls must carry Authorization: DPoP and DPoP headers')
@@ -131,19 +168,28 @@ export class GuardedServerTransport implements Transport {
         if (!meta) throw new MandateError('PROOF_MISSING', `a call credential is required in _meta["${CREDENTIAL_META_KEY}"]`)
         call = await this.#ctx.guard.verifyToolCall({ mandate: meta.mandate, proof: meta.proof, tool, arguments: args })
       }
-      enforceToolRequirements(call, this.#ctx.requirements(tool), args)
+      verified = call
+      // the guard's snapshot of the arguments is what was digested and checked: the tool gets exactly it
+      verifiedArgs = call.arguments
+      if (verifiedArgs === undefined) throw new MandateError('ARGUMENTS_MISMATCH', 'the verified call carries no arguments snapshot')
+      enforceToolRequirements(call, this.#ctx.requirements(tool), verifiedArgs)
       this.#ctx.inFlight.set(message.id, call)
     } catch (err) {
       const refusal = asMandateError(err)
-      await this.#report(refusalReport(refusal, { tool, arguments: args, audience: this.#ctx.guard.audience, credential: meta?.mandate ?? presentedMandate(params._meta) }))
+      // recorded off the request path (bounded queue), attributed only with what the guard verified
+      if (this.#ctx.audit) {
+        const credential = meta?.mandate ?? presentedMandate(params._meta)
+        refusalAuditFor(this.#ctx.audit, this.#ctx.guard).record(refusal, { tool, arguments: args, credential, verified }, (e) => this.onerror?.(e))
+      }
       await this.#inner.send(refusalResponse(message.id, refusal), { relatedRequestId: message.id })
       return undefined
     }
-    // the handler never sees the credential
+    // the handler never sees the credential, and runs on the verified snapshot
+    const out: ToolCallRequest['params'] = { ...params, arguments: verifiedArgs }
     if (params._meta && Object.hasOwn(params._meta, CREDENTIAL_META_KEY)) {
       const { [CREDENTIAL_META_KEY]: _removed, ...rest } = params._meta
-      return { ...message, params: { ...params, _meta: rest } }
+      out._meta = rest
     }
-    return message
+    return { ...message, params: out }
   }
 }

@@ -1,7 +1,9 @@
-import { asMandateError, challengeFor, MandateError, type Guard, type HeaderBag } from '@mandate/core'
+import { asMandateError, challengeFor, MandateError, type Guard, type HeaderBag, type VerifiedCall } from '@mandate/core'
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js'
 import type { RequestId } from '@modelcontextprotocol/sdk/types.js'
-import { refusalReport, type AuditSink } from './audit.js'
+import type { AuditSink } from './audit.js'
+import { assertSingleHeaderLines } from './http_request_limits.js'
+import { refusalAuditFor } from './refusal_audit.js'
 import { enforceToolRequirements, type ToolRequirements } from './tool_requirements.js'
 import { verifiedAuthInfo } from './verified_marks.js'
 
@@ -9,6 +11,11 @@ export interface HttpAuthorizeOptions {
   guard: Guard
   /** The tool's declared requirements (scopes, constraints). */
   requirements?: (tool: string) => ToolRequirements | undefined
+  /**
+   * Receives the record of each refused call, from a bounded queue off the request path (see
+   * `RefusalAudit`): the answer never waits for it, and a refusal is attributed to a task only with
+   * what the guard verified.
+   */
   audit?: AuditSink | undefined
   /** Advertised in `WWW-Authenticate: DPoP … resource_metadata="…"`. */
   resourceMetadataUrl: string
@@ -21,6 +28,16 @@ export interface HttpRequestFacts {
   /** The URL the client addressed: the resource's public origin + the request path (not the Host header). */
   url: string | URL
   headers: HeaderBag
+  /**
+   * The header lines as received (node: `req.rawHeaders`); pass it from node:http. When given, a
+   * request that repeats a single-value header (`Authorization`, `DPoP`, …, in any letter case) is
+   * refused here, and it is forwarded to the guard (`verifyRequest({ rawHeaders })`), which refuses
+   * repeated `Authorization` / `DPoP` lines too. Without it only what `headers` shows is checked:
+   * Node keeps only the first `Authorization` line in `req.headers`, so a second one would go unseen
+   * (`req.headersDistinct` as `headers` keeps them all; fetch `Headers` join them, which the guard
+   * refuses).
+   */
+  rawHeaders?: readonly string[]
   /** The parsed JSON-RPC body. */
   message: unknown
 }
@@ -44,32 +61,33 @@ export async function authorizeHttpMessage(options: HttpAuthorizeOptions, req: H
   let tool = ''
   let args: unknown = {}
   let credential: string | undefined
+  let verifiedCall: VerifiedCall | undefined
   try {
+    if (req.rawHeaders) assertSingleHeaderLines(req.rawHeaders)
     if (Array.isArray(msg)) throw new MandateError('INVALID_REQUEST', 'tools/call cannot be batched')
     const call = calls[0] as { id?: unknown; params?: { name?: unknown; arguments?: unknown } }
     if (typeof call.id !== 'string' && typeof call.id !== 'number') throw new MandateError('INVALID_REQUEST', 'tools/call must be a request')
     tool = typeof call.params?.name === 'string' ? call.params.name : ''
     args = call.params?.arguments ?? {}
     credential = credentialOf(req.headers)
-    const verified = await options.guard.verifyRequest({ method: req.method, url: req.url, headers: req.headers, tool, arguments: args })
-    enforceToolRequirements(verified, options.requirements?.(tool), args)
-    return { ok: true, authInfo: verifiedAuthInfo({ call: verified, requestId: call.id as RequestId, tool, arguments: args }) }
+    const verified = await options.guard.verifyRequest({ method: req.method, url: req.url, headers: req.headers, ...(req.rawHeaders ? { rawHeaders: req.rawHeaders } : {}), tool, arguments: args })
+    verifiedCall = verified
+    // the guard's snapshot is what was digested; requirements and the tool see exactly it
+    const snapshot = verified.arguments
+    if (snapshot === undefined) throw new MandateError('ARGUMENTS_MISMATCH', 'the verified call carries no arguments snapshot')
+    enforceToolRequirements(verified, options.requirements?.(tool), snapshot)
+    return { ok: true, authInfo: verifiedAuthInfo({ call: verified, requestId: call.id as RequestId, tool, arguments: snapshot }) }
   } catch (err) {
     const refusal = asMandateError(err)
-    if (options.audit) {
-      try {
-        await options.audit(refusalReport(refusal, { tool, arguments: args, audience: options.guard.audience, credential }))
-      } catch (auditErr) {
-        options.onError?.(new MandateError('AUDIT_BROKEN', 'could not record the refused call', { cause: auditErr }))
-      }
-    }
+    // recorded off the request path: the answer never waits on the audit sink (or the Authority)
+    if (options.audit) refusalAuditFor(options.audit, options.guard).record(refusal, { tool, arguments: args, credential, verified: verifiedCall }, options.onError)
     const scope = typeof refusal.detail?.scope === 'string' ? refusal.detail.scope : undefined
     const c = challengeFor(refusal, { resourceMetadata: options.resourceMetadataUrl, ...(scope ? { scope } : {}) })
     return { ok: false, status: c.status, headers: c.headers, body: { ...c.body, mandate_code: refusal.code, ...(scope ? { scope } : {}) } }
   }
 }
 
-/** The presented credential, for attributing a refusal in the audit log (a Bearer downgrade is attributed too). */
+/** The presented credential, attributed in the audit log only once the guard has verified it (a Bearer downgrade of a valid credential is too). */
 function credentialOf(headers: HeaderBag): string | undefined {
   const raw = typeof (headers as Headers).get === 'function' ? (headers as Headers).get('authorization') : (headers as Record<string, string | string[] | undefined>).authorization
   const v = Array.isArray(raw) ? raw[0] : raw

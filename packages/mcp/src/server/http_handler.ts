@@ -1,20 +1,29 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { MandateError, type Guard } from '@mandate/core'
+import { challengeFor, MandateError, type Guard } from '@mandate/core'
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js'
 import type { AuditSink } from './audit.js'
 import type { GuardedMcpServer } from './guard_server.js'
 import { authorizeHttpMessage } from './http_authorize.js'
+import { httpVerificationOf } from './verified_marks.js'
+import { answerAndClose, answerTooLarge, assertSingleHeaderLines, closeAfterUnreadBody, DEFAULT_BODY_TIMEOUT_MS, isBodyTimeout, readBodyWithin } from './http_request_limits.js'
 import { protectedResourceMetadata, protectedResourceMetadataUrl } from './protected_resource_metadata.js'
+import { addressBucket, SessionTable, type SessionLimits } from './session_table.js'
 
 export interface McpHttpHandlerOptions {
   /** The verifier; its `audience` is the resource URI (the public URL of the MCP endpoint). */
   guard: Guard
   /** A guarded server per MCP session (each session needs its own `McpServer`); share one Guard across them. */
   createServer: () => GuardedMcpServer | Promise<GuardedMcpServer>
-  /** Largest accepted POST body in bytes (default 1 MiB). */
+  /** Largest accepted POST body in bytes (default 1 MiB); larger ones are answered 413 `PAYLOAD_TOO_LARGE`. */
   maxBodyBytes?: number
+  /**
+   * Time a client has to send a whole POST body (default 10 000 ms); a slower one is answered 408 and
+   * the connection closed. It also bounds how long the rest of a refused request's body is read and
+   * discarded (at most 5 s) before the connection is closed.
+   */
+  bodyTimeoutMs?: number
   scopesSupported?: readonly string[]
   resourceName?: string
   /** Audit sink for calls refused at the HTTP layer (default: the session server's). */
@@ -31,6 +40,22 @@ export interface McpHttpHandlerOptions {
    * accepted unless listed.
    */
   allowedOrigins?: readonly string[]
+  /**
+   * Bounds on open MCP sessions (see {@link SessionLimits}; defaults: 1024 sessions, 128 of them
+   * unauthenticated, 16 unauthenticated per remote address, a 60 s grace period before an
+   * unauthenticated session may be closed for room, 32 authenticated per actor, closed after 30
+   * minutes without a request). `initialize` needs no credential (a Mandate credential is bound to
+   * one tool call), so anyone can open a session: it counts as unauthenticated until it has carried a
+   * verified `tools/call`. When no room can be made, `initialize` is refused with 503
+   * `CAPACITY_EXCEEDED` (`Retry-After`).
+   */
+  sessionLimits?: SessionLimits
+  /**
+   * The client address that unauthenticated sessions are budgeted by (default
+   * `req.socket.remoteAddress`). Behind a reverse proxy, return the client address the proxy
+   * forwards (and that only it can set), or every client shares the proxy's budget.
+   */
+  remoteAddress?: (req: IncomingMessage) => string | undefined
   /** Receives errors that are not the client's fault (audit sink failures, transport errors). */
   onError?: (error: Error) => void
 }
@@ -38,31 +63,17 @@ export interface McpHttpHandlerOptions {
 export type McpHttpHandler = ((req: IncomingMessage, res: ServerResponse) => Promise<void>) & {
   /** Close every open MCP session. */
   close(): Promise<void>
-  /** Number of open MCP sessions. */
+  /** Number of open MCP sessions (read live). */
   readonly sessions: number
 }
 
 interface Session {
   transport: StreamableHTTPServerTransport
   server: GuardedMcpServer
-}
-
-function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    req.on('data', (c: Buffer) => {
-      size += c.length
-      if (size > limit) {
-        reject(new MandateError('INVALID_REQUEST', 'request body is too large', { detail: { limit } }))
-        req.destroy()
-        return
-      }
-      chunks.push(c)
-    })
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
-    req.on('error', reject)
-  })
+  /** Set when the SDK assigned the session id (the initialize was accepted) and the table holds it. */
+  stored: boolean
+  /** The remote address bucket the session was opened from. */
+  address: string
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -70,8 +81,13 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
   res.end(JSON.stringify(body))
 }
 
-function rpcError(res: ServerResponse, status: number, code: number, message: string): void {
-  sendJson(res, status, { jsonrpc: '2.0', error: { code, message }, id: null })
+function rpcError(res: ServerResponse, status: number, code: number, message: string, data?: Record<string, unknown>, headers?: Record<string, string>): void {
+  sendJson(res, status, { jsonrpc: '2.0', error: { code, message, ...(data ? { data } : {}) }, id: null }, headers)
+}
+
+/** `error.data` of a refusal answered before any message reached a session (same members as a refused call). */
+function refusalData(err: MandateError): Record<string, unknown> {
+  return { mandate_code: err.code, oauth_error: err.oauthError, status: err.status }
 }
 
 const DEFAULT_PORTS: Record<string, string> = { 'http:': '80', 'https:': '443' }
@@ -109,8 +125,12 @@ function isInitialize(msg: unknown): boolean {
  * at the root form). Sessions are stateful: one `initialize`, then many calls, each `tools/call`
  * verified at the HTTP layer (see {@link authorizeHttpMessage}). The DPoP `htu` is checked against the
  * resource's configured public origin plus the request path, never against the Host header.
- * Requests whose `Host` (or `Origin`, when sent) is not allowed are refused with 403 before anything
- * else (DNS-rebinding protection; see `allowedHosts` / `allowedOrigins`).
+ * Requests that repeat a single-value header line (two `Authorization` lines, …) are refused with 400
+ * first, then requests whose `Host` (or `Origin`, when sent) is not allowed with 403 (DNS-rebinding
+ * protection; see `allowedHosts` / `allowedOrigins`). Bodies over `maxBodyBytes` are answered 413
+ * (`PAYLOAD_TOO_LARGE`) and bodies not received within `bodyTimeoutMs` 408, before the connection is
+ * closed; the unread rest of a refused request's body is discarded within bounds; open sessions are
+ * bounded (`sessionLimits`).
  */
 export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHandler {
   const guard = options.guard
@@ -125,6 +145,9 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     ...(options.resourceName ? { resourceName: options.resourceName } : {}),
   })
   const maxBody = options.maxBodyBytes ?? 1024 * 1024
+  if (!Number.isSafeInteger(maxBody) || maxBody < 1) throw new TypeError('maxBodyBytes must be a positive integer')
+  const bodyTimeout = options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS
+  if (!Number.isSafeInteger(bodyTimeout) || bodyTimeout < 1) throw new TypeError('bodyTimeoutMs must be a positive integer')
   const hosts = new Set<string>()
   for (const h of options.allowedHosts ?? [resource.host]) {
     const n = typeof h === 'string' ? normalizeHost(h, resource.protocol) : undefined
@@ -148,10 +171,14 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     const o = typeof origin === 'string' ? normalizeOrigin(origin) : undefined
     return o !== undefined && origins.has(o)
   }
-  const sessions = new Map<string, Session>()
   const report = (e: Error) => options.onError?.(e)
+  const closeSession = (s: Session) => {
+    s.server.close().catch((e: unknown) => report(e instanceof Error ? e : new Error(String(e))))
+  }
+  const sessions = new SessionTable<Session>(options.sessionLimits, closeSession)
+  const remoteAddressOf = options.remoteAddress ?? ((req: IncomingMessage) => req.socket.remoteAddress)
 
-  async function newSession(): Promise<Session> {
+  async function newSession(address: string): Promise<Session> {
     const server = await options.createServer()
     if (server.guard.audience !== guard.audience || server.guard.issuer !== guard.issuer) {
       throw new TypeError('the session server must be guarded for the same audience and issuer')
@@ -159,66 +186,124 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
-        sessions.set(id, session)
+        session.stored = true
+        sessions.add(id, session, address)
       },
     })
-    const session: Session = { transport, server }
+    const session: Session = { transport, server, stored: false, address }
+    await server.connect(transport)
+    // after connect: the guarded transport and the server have installed their own onclose by now
+    const chained = transport.onclose
     transport.onclose = () => {
+      chained?.()
       if (transport.sessionId) sessions.delete(transport.sessionId)
     }
-    await server.connect(transport)
     return session
+  }
+
+  /** Authorize one POSTed message at the HTTP layer, then hand it to the session's transport. */
+  async function deliver(req: IncomingMessage, res: ServerResponse, s: Session, sessionId: string | undefined, path: string, body: unknown): Promise<void> {
+    const verdict = await authorizeHttpMessage(
+      {
+        guard,
+        requirements: (tool) => s.server.requirements(tool),
+        audit: options.audit ?? s.server.audit,
+        resourceMetadataUrl: metadataUrl.href,
+        onError: report,
+      },
+      { method: 'POST', url: new URL(path, resource.origin), headers: req.headers as Record<string, string | string[] | undefined>, rawHeaders: req.rawHeaders, message: body },
+    )
+    if (!verdict.ok) return sendJson(res, verdict.status, verdict.body, verdict.headers)
+    const authed = req as IncomingMessage & { auth?: AuthInfo }
+    if (verdict.authInfo) {
+      authed.auth = verdict.authInfo
+      // a verified call: this session is no longer a stranger's, and is never evicted for room
+      const actor = httpVerificationOf(verdict.authInfo)?.call.actor
+      if (sessionId && actor) sessions.authenticate(sessionId, actor)
+    } else delete authed.auth
+    await s.transport.handleRequest(authed, res, body)
   }
 
   const handler = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     try {
+      try {
+        assertSingleHeaderLines(req.rawHeaders)
+      } catch (err) {
+        closeAfterUnreadBody(req, res, bodyTimeout)
+        const refusal = err as MandateError
+        const c = challengeFor(refusal, { resourceMetadata: metadataUrl.href })
+        return sendJson(res, c.status, { ...c.body, mandate_code: refusal.code }, c.headers)
+      }
       if (!hostAndOriginAllowed(req)) {
         // before anything else (metadata, sessions, body): a rebound name or a foreign page gets nothing
-        req.resume()
+        closeAfterUnreadBody(req, res, bodyTimeout)
         return rpcError(res, 403, -32000, 'Forbidden: Host or Origin not allowed')
       }
       const path = new URL(req.url ?? '/', resource.origin).pathname
       if (path === metadataUrl.pathname || path === '/.well-known/oauth-protected-resource') {
+        closeAfterUnreadBody(req, res, bodyTimeout)
         if (req.method !== 'GET') return sendJson(res, 405, { error: 'method_not_allowed' }, { allow: 'GET' })
         return sendJson(res, 200, metadata, { 'cache-control': 'max-age=300' })
       }
-      if (path !== endpointPath) return sendJson(res, 404, { error: 'not_found' })
+      if (path !== endpointPath) {
+        closeAfterUnreadBody(req, res, bodyTimeout)
+        return sendJson(res, 404, { error: 'not_found' })
+      }
       const sid = req.headers['mcp-session-id']
       const sessionId = typeof sid === 'string' ? sid : undefined
       if (req.method !== 'POST') {
-        const session = sessionId ? sessions.get(sessionId) : undefined
-        if (!session) return rpcError(res, sessionId ? 404 : 400, -32000, sessionId ? 'Session not found' : 'Mcp-Session-Id header is required')
+        const session = sessionId ? sessions.touch(sessionId) : undefined
+        if (!session) {
+          closeAfterUnreadBody(req, res, bodyTimeout)
+          return rpcError(res, sessionId ? 404 : 400, -32000, sessionId ? 'Session not found' : 'Mcp-Session-Id header is required')
+        }
         return await session.transport.handleRequest(req, res)
+      }
+      let text: string
+      try {
+        text = await readBodyWithin(req, maxBody, bodyTimeout)
+      } catch (err) {
+        if (MandateError.is(err) && err.code === 'PAYLOAD_TOO_LARGE') return answerTooLarge(req, res, err, bodyTimeout)
+        if (isBodyTimeout(err)) return answerAndClose(req, res, 408, err, bodyTimeout)
+        throw err
       }
       let body: unknown
       try {
-        body = JSON.parse(await readBody(req, maxBody))
-      } catch (err) {
-        if (MandateError.is(err)) return rpcError(res, 413, -32600, err.message)
+        body = JSON.parse(text)
+      } catch {
         return rpcError(res, 400, -32700, 'Parse error')
       }
-      let session = sessionId ? sessions.get(sessionId) : undefined
+      let session = sessionId ? sessions.touch(sessionId) : undefined
+      let address = ''
       if (sessionId && !session) return rpcError(res, 404, -32001, 'Session not found')
+      let fresh = false
       if (!session) {
         if (!isInitialize(body)) return rpcError(res, 400, -32000, 'Bad Request: no valid session')
-        session = await newSession()
+        address = addressBucket(remoteAddressOf(req))
+        try {
+          sessions.reserve(address)
+        } catch (err) {
+          if (MandateError.is(err) && err.code === 'CAPACITY_EXCEEDED') return rpcError(res, 503, -32000, err.message, refusalData(err), { 'retry-after': '30' })
+          throw err
+        }
+        try {
+          session = await newSession(address)
+        } catch (err) {
+          sessions.release(address)
+          throw err
+        }
+        fresh = true
       }
       const s = session
-      const verdict = await authorizeHttpMessage(
-        {
-          guard,
-          requirements: (tool) => s.server.requirements(tool),
-          audit: options.audit ?? s.server.audit,
-          resourceMetadataUrl: metadataUrl.href,
-          onError: report,
-        },
-        { method: 'POST', url: new URL(path, resource.origin), headers: req.headers as Record<string, string | string[] | undefined>, message: body },
-      )
-      if (!verdict.ok) return sendJson(res, verdict.status, verdict.body, verdict.headers)
-      const authed = req as IncomingMessage & { auth?: AuthInfo }
-      if (verdict.authInfo) authed.auth = verdict.authInfo
-      else delete authed.auth
-      await s.transport.handleRequest(authed, res, body)
+      try {
+        await deliver(req, res, s, sessionId, path, body)
+      } finally {
+        if (fresh && !s.stored) {
+          // the SDK refused this initialize (or it failed): nothing holds the session, so close it now
+          sessions.release(s.address)
+          closeSession(s)
+        }
+      }
     } catch (err) {
       report(err instanceof Error ? err : new Error(String(err)))
       if (!res.headersSent) rpcError(res, 500, -32603, 'Internal error')
@@ -226,14 +311,13 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     }
   }
 
-  return Object.assign(handler, {
-    async close() {
-      const all = [...sessions.values()]
-      sessions.clear()
-      await Promise.all(all.map((s) => s.server.close()))
+  // a getter: Object.assign would copy the count once (always 0) instead of reading it live
+  return Object.defineProperties(handler, {
+    close: {
+      value: async () => {
+        await Promise.all(sessions.drain().map((s) => s.server.close()))
+      },
     },
-    get sessions() {
-      return sessions.size
-    },
-  })
+    sessions: { get: () => sessions.size, enumerable: true },
+  }) as McpHttpHandler
 }
