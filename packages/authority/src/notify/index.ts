@@ -1,0 +1,11 @@
+/** Notifications: signed webhooks from a durable outbox (docs/notifications.md). */
+export { NotificationDispatcher } from './dispatcher.js'
+export type { NotificationStatus, NotificationEndpointStatus, FailedNotification } from './dispatcher.js'
+export { NOTIFICATION_EVENTS, notificationEvent } from './events.js'
+export type { NotificationEventType } from './events.js'
+export { resolveNotificationOptions } from './options.js'
+export type { NotificationOptions, WebhookEndpointOptions, NotificationDeliveryOptions, ResolvedNotifications } from './options.js'
+export { buildPayload, slackBody } from './payload.js'
+export type { NotificationPayload, NotificationApproval, NotificationActor, NotificationTask } from './payload.js'
+export { signWebhook } from './sign.js'
+export type { WebhookHeaders } from './sign.js'
