@@ -1,2 +1,4 @@
+import { defineConfig, mergeConfig } from 'vitest/config'
 import { sharedConfig } from '../../vitest.shared.ts'
-export default sharedConfig
+// the dashboard is served from its esbuild bundle: build it before any test loads the pages
+export default mergeConfig(sharedConfig, defineConfig({ test: { globalSetup: ['../../packages/authority/scripts/vitest_global_setup.mjs'] } }))

@@ -74,7 +74,7 @@ describe('dashboard access control', () => {
   it('a decision needs the session, the CSRF token and a same-origin request; it is recorded under the session identity', async () => {
     const id = await pendingApproval()
     const { cookie, csrf } = await login()
-    const post = (headers: Record<string, string>) => req(`/dashboard/api/approvals/${id}/approve`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{}' })
+    const post = (headers: Record<string, string>) => req(`/dashboard/api/approvals/${id}/approve`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ reason: 'checked with the customer' }) })
     expect((await post({ origin: ISSUER, 'x-csrf-token': csrf })).status).toBe(401) // no cookie
     expect((await post({ cookie, origin: ISSUER })).status).toBe(403) // no CSRF token
     expect((await post({ cookie, origin: ISSUER, 'x-csrf-token': `${csrf}x` })).status).toBe(403)
@@ -87,8 +87,13 @@ describe('dashboard access control', () => {
 
   it('the requesting agent cannot approve its own call through the dashboard', async () => {
     const id = await pendingApproval()
-    const { cookie, csrf } = await login({ did: agent.did, name: 'agent' })
-    const res = await req(`/dashboard/api/approvals/${id}/approve`, { method: 'POST', headers: { cookie, origin: ISSUER, 'x-csrf-token': csrf }, body: '{}' })
+    // a login link made for the agent: the app shell refuses it (no CSRF token), and so does the API
+    const signIn = await req(dashboard.createLoginPath({ did: agent.did, name: 'agent' }).path)
+    const cookie = (signIn.headers.get('set-cookie') ?? '').split(';')[0] as string
+    const page = await req('/dashboard/', { headers: { cookie } })
+    expect(page.status).toBe(401)
+    expect(await page.text()).not.toContain('mandate-csrf')
+    const res = await req(`/dashboard/api/approvals/${id}/approve`, { method: 'POST', headers: { cookie, origin: ISSUER, 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'mine' }) })
     expect(res.status).toBe(403)
     expect(await authority.approvals.get(id)).toMatchObject({ status: 'pending' })
   })

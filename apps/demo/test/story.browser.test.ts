@@ -49,18 +49,34 @@ describe.skipIf(!browserAvailable)('the demo story, watched in the dashboard', (
         },
         async finished() {
           const p = page as Page
-          await p.locator('#revocations td.revoked', { hasText: 'task' }).waitFor({ timeout: 10_000 })
-          await p.locator('#calls td', { hasText: 'REVOKED' }).first().waitFor({ timeout: 10_000 })
+          const origin = new URL(p.url()).origin
           await p.locator('#verify.ok').waitFor({ timeout: 10_000 })
+          // the task was revoked: the tasks view lists it under "revoked"
+          await p.goto(`${origin}/dashboard/tasks?status=revoked`)
+          const taskLink = p.locator('#view tbody a[data-task]').first()
+          await taskLink.waitFor({ timeout: 10_000 })
+          await taskLink.click()
           // tree: root (orchestrator) → delegation (billing-agent) → calls
-          const root = p.locator('#tasks .node.root')
-          expect(await root.locator(':scope > .head strong').first().textContent()).toBe('orchestrator')
-          expect(await root.locator('.node:not(.call) > .head strong').first().textContent()).toBe('billing-agent')
-          expect(await root.locator('.node.call').count()).toBeGreaterThanOrEqual(5)
-          const calls = (await p.textContent('#calls')) ?? ''
+          const root = p.locator('ul.tree.root > li.node').first()
+          await root.waitFor({ timeout: 10_000 })
+          expect(await root.locator(':scope > .node-head .actor strong').first().textContent()).toBe('orchestrator')
+          const delegated = root.locator('li.node.kind-mandate').first()
+          expect(await delegated.locator(':scope > .node-head .actor strong').first().textContent()).toBe('billing-agent')
+          expect(await root.locator('li.node.kind-call').count()).toBeGreaterThanOrEqual(5)
+          expect(await p.locator('[data-task-status="revoked"]').count()).toBe(1)
+          const chain = (await delegated.locator('li.node.kind-call ol.chain').first().textContent()) ?? ''
+          expect(chain).toMatch(/orchestrator.*billing-agent/)
+          await p.screenshot({ path: join(RESULTS_DIR, 'story-task.png'), fullPage: true })
+          // every call, with what became of it
+          await p.getByRole('link', { name: 'Calls', exact: true }).click()
+          await p.locator('#view tbody tr').first().waitFor({ timeout: 10_000 })
+          await expect.poll(async () => (await p.textContent('#view tbody')) ?? '', { timeout: 10_000 }).toContain('REVOKED')
+          const calls = (await p.textContent('#view tbody')) ?? ''
           for (const t of ['billing.get_invoice', 'tickets.open', 'billing.refund', 'NARROWING_TOOL', 'REVOKED']) expect(calls).toContain(t)
-          expect(calls).toContain('alice@example.com → orchestrator → billing-agent → billing.refund')
-          expect(await p.locator('#approvals [data-approval-card]').count()).toBe(0)
+          await p.getByRole('link', { name: /^Approvals/ }).click()
+          await p.getByText('No pending approvals.').waitFor({ timeout: 10_000 })
+          await p.goto(`${origin}/dashboard/audit`)
+          await p.locator('#audit tbody tr[data-seq]').first().waitFor({ timeout: 10_000 })
           await p.screenshot({ path: join(RESULTS_DIR, 'story-dashboard.png'), fullPage: true })
         },
       },

@@ -30,6 +30,8 @@ import { revocationStatus, revokeTarget, storeRevocationSource, type RevocationR
 import { admitPrincipal, agentRevoked } from './exchange/principals.js'
 import { MemorySingleUse, replayStoreSingleUse, type SingleUseLimits } from './exchange/single_use.js'
 import { MemoryStore } from './store/memory.js'
+import { NotificationDispatcher, type NotificationStatus } from './notify/dispatcher.js'
+import { resolveNotificationOptions, type NotificationOptions, type ResolvedNotifications } from './notify/options.js'
 import type { AuthorityStore } from './store/store.js'
 import { ROLES, type AgentRecord, type ApprovalStatus, type AuditQuery, type AuditRecord, type RegisterAgentInput, type StoredCheckpoint } from './types.js'
 
@@ -87,6 +89,12 @@ export interface AuthorityOptions {
   replay?: ReplayStore
   /** Bounds of the default in-memory single-use store (not with `replay`). */
   singleUse?: SingleUseLimits
+  /**
+   * Signed webhooks (Standard Webhooks; optionally Slack-shaped) on approvals requested, decided and
+   * expired and on revocations, sent from a durable outbox in the store; never blocking a request.
+   * Validated strictly (CONFIG_INVALID). See docs/notifications.md.
+   */
+  notifications?: NotificationOptions
 }
 
 export interface GrantResult extends IssuedMandate {}
@@ -128,7 +136,7 @@ const AUTHORITY_OPTIONS = {
   issuer: true, store: true, policy: true, approvalTtlSeconds: true, unattributedRefusals: true, now: true, keyFile: true,
   keyOverlapSeconds: true, maxMandateLifetime: true, maxCallLifetime: true, skew: true, checkpointEvery: true,
   requireDpopNonce: true, revocationRefreshSeconds: true, storeApprovalArguments: true, replay: true, singleUse: true,
-  auditWitness: true,
+  auditWitness: true, notifications: true,
 } as const satisfies Record<keyof AuthorityOptions, true>
 
 function auditWitnessOption(w: unknown): AuditWitnessOptions {
@@ -179,6 +187,75 @@ function approvalFilter(f: unknown): { status?: ApprovalStatus; limit?: number }
   return { ...(status !== undefined ? { status: status as ApprovalStatus } : {}), ...(limit !== undefined ? { limit: limit as number } : {}) }
 }
 
+/**
+ * Every check of createAuthority's options that needs nothing opened or created, and the values they
+ * resolve to. Callers that open a store or bind a port first (startAuthorityServer,
+ * createAuthorityServer) run it before doing so; `issuer` may be absent there (it is the bound URL).
+ * @internal
+ */
+export function resolveAuthorityOptions(
+  options: unknown,
+  where = 'createAuthority',
+  /** The caller's own option names (accepted, and left out of the Authority's). */
+  own: Readonly<Record<string, true>> = {},
+  /** Authority options the caller does not take (it sets them itself). */
+  excluded: readonly (keyof AuthorityOptions)[] = [],
+): ResolvedAuthorityOptions {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new MandateError('CONFIG_INVALID', `${where} needs an options object`)
+  const known: Record<string, true> = { ...AUTHORITY_OPTIONS, ...own }
+  for (const k of excluded) delete known[k]
+  refuseUnknownOptions(options, known, where)
+  const authorityOptions = Object.fromEntries(Object.entries(options).filter(([k]) => !Object.hasOwn(own, k)))
+  return resolveKnownOptions(authorityOptions as Omit<AuthorityOptions, 'issuer'> & { issuer?: string })
+}
+
+interface ResolvedAuthorityOptions {
+  endpoints: AuthorityEndpoints | undefined
+  now: () => number
+  maxMandateLifetime: number
+  maxCallLifetime: number
+  skew: number
+  ttl: number
+  singleUse: MemorySingleUse | ReturnType<typeof replayStoreSingleUse>
+  policy: PolicyEngine
+  witness: AuditWitnessOptions | undefined
+  notifications: ResolvedNotifications | undefined
+}
+
+function resolveKnownOptions(options: Omit<AuthorityOptions, 'issuer'> & { issuer?: string }): ResolvedAuthorityOptions {
+  if (options.unattributedRefusals !== undefined) {
+    const u: unknown = options.unattributedRefusals
+    if (typeof u !== 'object' || u === null) throw new MandateError('CONFIG_INVALID', 'unattributedRefusals must be { burst?, perSecond? }')
+    refuseUnknownOptions(u, { burst: true, perSecond: true }, 'unattributedRefusals')
+    for (const [k, v] of Object.entries(u)) if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < 0)) throw new MandateError('CONFIG_INVALID', `unattributedRefusals.${k} must be a non-negative number`)
+  }
+  const endpoints = options.issuer === undefined ? undefined : endpointsFor(options.issuer)
+  if (options.now !== undefined && typeof options.now !== 'function') throw new MandateError('CONFIG_INVALID', 'now must be a function returning milliseconds')
+  if (options.keyFile !== undefined && (typeof options.keyFile !== 'string' || options.keyFile === '')) throw new MandateError('CONFIG_INVALID', 'keyFile must be a file path')
+  const now = options.now ?? Date.now
+  const maxMandateLifetime = options.maxMandateLifetime ?? 86_400
+  const maxCallLifetime = options.maxCallLifetime ?? 60
+  if (!Number.isSafeInteger(maxMandateLifetime) || maxMandateLifetime < 1) throw new MandateError('CONFIG_INVALID', 'maxMandateLifetime must be a positive integer')
+  if (!Number.isSafeInteger(maxCallLifetime) || maxCallLifetime < 1 || maxCallLifetime > 60) throw new MandateError('CONFIG_INVALID', 'maxCallLifetime must be 1..60 seconds')
+  const skew = options.skew ?? 30
+  if (!Number.isFinite(skew) || skew < 0 || skew > 60) throw new MandateError('CONFIG_INVALID', 'skew must be 0..60 seconds')
+  const ttl = options.approvalTtlSeconds ?? 600
+  if (!Number.isFinite(ttl) || ttl <= 0) throw new MandateError('CONFIG_INVALID', 'approvalTtlSeconds must be positive')
+  if (options.replay !== undefined && options.singleUse !== undefined) throw new MandateError('CONFIG_INVALID', 'give replay or singleUse, not both')
+  if (options.replay !== undefined && (typeof options.replay !== 'object' || options.replay === null || typeof options.replay.use !== 'function')) throw new MandateError('CONFIG_INVALID', 'replay must be a ReplayStore { use(key, expiresAt) }')
+  if (options.singleUse !== undefined) {
+    if (typeof options.singleUse !== 'object' || options.singleUse === null) throw new MandateError('CONFIG_INVALID', 'singleUse must be { perPrincipal?, maxEntries? }')
+    refuseUnknownOptions(options.singleUse, { perPrincipal: true, maxEntries: true }, 'singleUse')
+  }
+  const singleUse = options.replay
+    ? replayStoreSingleUse(options.replay)
+    : new MemorySingleUse(options.singleUse ?? {}, () => Math.floor(now() / 1000))
+  const policy: PolicyEngine = resolvePolicyOption(options.policy)
+  const witness = options.auditWitness === undefined ? undefined : auditWitnessOption(options.auditWitness)
+  const notifications = options.notifications === undefined ? undefined : resolveNotificationOptions(options.notifications, options.issuer)
+  return { endpoints, now, maxMandateLifetime, maxCallLifetime, skew, ttl, singleUse, policy, witness, notifications }
+}
+
 export class Authority {
   readonly issuer: string
   readonly endpoints: AuthorityEndpoints
@@ -188,6 +265,8 @@ export class Authority {
   readonly #ctx: AuthorityContext
   readonly #timer: ReturnType<typeof setInterval>
   #closed = false
+  /** The webhook delivery worker, when notifications are configured. */
+  #notifier: NotificationDispatcher | undefined
 
   private constructor(ctx: AuthorityContext) {
     this.#ctx = ctx
@@ -215,44 +294,28 @@ export class Authority {
     this.#timer.unref?.()
   }
 
+  /**
+   * Validate a `notifications` option without creating anything (CONFIG_INVALID on any problem;
+   * messages never repeat a secret or a URL). For CLIs that check their configuration first.
+   */
+  static checkNotifications(notifications: unknown): void {
+    resolveNotificationOptions(notifications, undefined)
+  }
+
   /** @internal */
   static async create(options: AuthorityOptions): Promise<Authority> {
-    if (typeof options !== 'object' || options === null) throw new MandateError('CONFIG_INVALID', 'createAuthority needs an options object')
-    refuseUnknownOptions(options, AUTHORITY_OPTIONS, 'createAuthority')
-    if (options.unattributedRefusals !== undefined) {
-      const u: unknown = options.unattributedRefusals
-      if (typeof u !== 'object' || u === null) throw new MandateError('CONFIG_INVALID', 'unattributedRefusals must be { burst?, perSecond? }')
-      refuseUnknownOptions(u, { burst: true, perSecond: true }, 'unattributedRefusals')
-      for (const [k, v] of Object.entries(u)) if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < 0)) throw new MandateError('CONFIG_INVALID', `unattributedRefusals.${k} must be a non-negative number`)
-    }
-    const endpoints = endpointsFor(options.issuer)
-    const now = options.now ?? Date.now
-    const maxMandateLifetime = options.maxMandateLifetime ?? 86_400
-    const maxCallLifetime = options.maxCallLifetime ?? 60
-    if (!Number.isSafeInteger(maxMandateLifetime) || maxMandateLifetime < 1) throw new MandateError('CONFIG_INVALID', 'maxMandateLifetime must be a positive integer')
-    if (!Number.isSafeInteger(maxCallLifetime) || maxCallLifetime < 1 || maxCallLifetime > 60) throw new MandateError('CONFIG_INVALID', 'maxCallLifetime must be 1..60 seconds')
-    const skew = options.skew ?? 30
-    if (!Number.isFinite(skew) || skew < 0 || skew > 60) throw new MandateError('CONFIG_INVALID', 'skew must be 0..60 seconds')
-    const ttl = options.approvalTtlSeconds ?? 600
-    if (!Number.isFinite(ttl) || ttl <= 0) throw new MandateError('CONFIG_INVALID', 'approvalTtlSeconds must be positive')
-    if (options.replay !== undefined && options.singleUse !== undefined) throw new MandateError('CONFIG_INVALID', 'give replay or singleUse, not both')
-    if (options.replay !== undefined && (typeof options.replay !== 'object' || options.replay === null || typeof options.replay.use !== 'function')) throw new MandateError('CONFIG_INVALID', 'replay must be a ReplayStore { use(key, expiresAt) }')
-    if (options.singleUse !== undefined) {
-      if (typeof options.singleUse !== 'object' || options.singleUse === null) throw new MandateError('CONFIG_INVALID', 'singleUse must be { perPrincipal?, maxEntries? }')
-      refuseUnknownOptions(options.singleUse, { perPrincipal: true, maxEntries: true }, 'singleUse')
-    }
-    const singleUse = options.replay
-      ? replayStoreSingleUse(options.replay)
-      : new MemorySingleUse(options.singleUse ?? {}, () => Math.floor(now() / 1000))
     // every input is checked before anything is created or opened (signing keys, audit records)
-    const policy: PolicyEngine = resolvePolicyOption(options.policy)
+    const { endpoints: resolvedEndpoints, now, maxMandateLifetime, maxCallLifetime, skew, ttl, singleUse, policy, witness, notifications } = resolveAuthorityOptions(options)
+    const endpoints = resolvedEndpoints ?? endpointsFor(options.issuer)
     const store = options.store ?? new MemoryStore()
+    // refused for a store without an outbox, before any key is created
+    const notifier = notifications ? new NotificationDispatcher(store, notifications) : undefined
     const keys = await SigningKeys.open(options.keyFile ? fileKeyStorage(options.keyFile) : storeKeyStorage(store), {
       now, overlapSeconds: options.keyOverlapSeconds ?? maxMandateLifetime,
     })
     const audit = new AuditLog({
       issuer: options.issuer, store, now, signingKey: () => keys.current, checkpointKeys: () => keys.historicResolver,
-      ...(options.auditWitness !== undefined ? { witness: auditWitnessOption(options.auditWitness) } : {}),
+      ...(witness !== undefined ? { witness } : {}),
     })
     await audit.open()
     const isApprover = async (did: string) => {
@@ -269,7 +332,15 @@ export class Authority {
       storeApprovalArguments: options.storeApprovalArguments ?? true,
       unattributedRefusals: new RefusalAuditLimiter(options.unattributedRefusals?.burst ?? 100, options.unattributedRefusals?.perSecond ?? 10, now),
     }
-    return new Authority(ctx)
+    const authority = new Authority(ctx)
+    if (notifier) {
+      authority.#notifier = notifier
+      // from here on every notifiable audit record gets its outbox rows in its own transaction;
+      // the worker is woken by committed records, and delivers pending rows of an earlier run first
+      audit.onRecord((rec) => notifier.onRecord(rec))
+      notifier.start()
+    }
+    return authority
   }
 
   async #refusable<T>(endpoint: string, info: RefusalFields, fn: () => Promise<T>): Promise<T> {
@@ -577,10 +648,24 @@ export class Authority {
     return this.#ctx.audit.onRecord(listener)
   }
 
+  /**
+   * Delivery status of the webhook notifications: per endpoint (no secret, URL origin only) the
+   * pending, delivered and failed counts, last success and failure, and the recent failed messages.
+   */
+  notificationStatus(): Promise<NotificationStatus> {
+    return this.#safe(async () => this.#notifier ? this.#notifier.status() : { enabled: false, endpoints: [], recentFailures: [] })
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
     clearInterval(this.#timer)
+    try {
+      // requests in flight are aborted (their rows stay pending for the next start)
+      await this.#notifier?.close()
+    } catch {
+      // closing continues: the store must still be closed
+    }
     try {
       await this.#ctx.audit.close()
     } finally {

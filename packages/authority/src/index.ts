@@ -50,3 +50,6 @@ export type {
 export { ROLES } from './types.js'
 export { installDashboard } from './dashboard/index.js'
 export type { DashboardOptions, DashboardHandle, DashboardIdentity, DashboardAuthority } from './dashboard/index.js'
+export type * from './dashboard/api_types.js'
+export type { NotificationOptions, WebhookEndpointOptions, NotificationDeliveryOptions } from './notify/options.js'
+export type { NotificationStatus, NotificationEndpointStatus, FailedNotification } from './notify/dispatcher.js'

@@ -1,9 +1,11 @@
 /**
  * CLI-friendly entry point: an Authority on a SQLite file served over HTTP, with SIGINT/SIGTERM
- * handling left to the caller.
+ * handling left to the caller. Every option is checked before the SQLite file is opened: a
+ * misspelt option never leaves a new database (or a server without its policy) behind.
  */
-import { createAuthority, type AuthorityOptions } from './authority.js'
-import { createAuthorityServer, type AuthorityServer, type AuthorityServerOptions } from './http/server.js'
+import { MandateError } from '@mandate/core'
+import { createAuthority, resolveAuthorityOptions, type AuthorityOptions } from './authority.js'
+import { checkServerOptions, createAuthorityServer, type AuthorityServer, type AuthorityServerOptions } from './http/server.js'
 import { openSqliteStore, type SqliteStoreOptions } from './store/sqlite.js'
 
 export interface StartAuthorityServerOptions extends Omit<AuthorityOptions, 'issuer' | 'store'> {
@@ -17,12 +19,48 @@ export interface StartAuthorityServerOptions extends Omit<AuthorityOptions, 'iss
   extend?: AuthorityServerOptions['extend']
 }
 
+// the options of this function besides the Authority's (a key added to the interface but not here fails typecheck)
+const START_OPTIONS = {
+  dbPath: true, port: true, hostname: true, sqlite: true, extend: true,
+} as const satisfies Record<Exclude<keyof StartAuthorityServerOptions, keyof AuthorityOptions>, true>
+
+function checkSqliteOptions(o: unknown): void {
+  if (o === undefined) return
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new MandateError('CONFIG_INVALID', 'sqlite must be { synchronous?, busyTimeoutMs? }')
+  for (const k of Object.keys(o)) {
+    if (k !== 'synchronous' && k !== 'busyTimeoutMs') throw new MandateError('CONFIG_INVALID', `unknown sqlite option "${k.slice(0, 40)}" (known: synchronous, busyTimeoutMs)`, { detail: { option: k.slice(0, 40) } })
+  }
+  const { synchronous, busyTimeoutMs } = o as SqliteStoreOptions
+  if (synchronous !== undefined && synchronous !== 'FULL' && synchronous !== 'NORMAL') throw new MandateError('CONFIG_INVALID', 'sqlite.synchronous must be "FULL" or "NORMAL"')
+  if (busyTimeoutMs !== undefined && (typeof busyTimeoutMs !== 'number' || !Number.isFinite(busyTimeoutMs) || busyTimeoutMs < 0)) throw new MandateError('CONFIG_INVALID', 'sqlite.busyTimeoutMs must be a non-negative number')
+}
+
+/** Open (or create) the SQLite file and serve an Authority on it; every option is checked first. */
 export async function startAuthorityServer(options: StartAuthorityServerOptions): Promise<AuthorityServer> {
+  // checked before the database is opened: unknown or ill-typed options are CONFIG_INVALID, an
+  // invalid policy POLICY_INVALID, and no file is created for a server that cannot start
+  resolveAuthorityOptions(options, 'startAuthorityServer', START_OPTIONS, ['store'])
   const { dbPath, port, hostname, issuer, sqlite, extend, ...rest } = options
+  if (typeof dbPath !== 'string' || dbPath === '') throw new MandateError('CONFIG_INVALID', 'dbPath must be the path of a SQLite file (or ":memory:")')
+  checkSqliteOptions(sqlite)
+  const serverOptions: AuthorityServerOptions = { ...(port !== undefined ? { port } : {}), ...(hostname !== undefined ? { hostname } : {}), ...(extend ? { extend } : {}) }
+  checkServerOptions(serverOptions, 'startAuthorityServer')
   const store = openSqliteStore(dbPath, sqlite ?? {})
   if (issuer !== undefined) {
-    const authority = await createAuthority({ ...rest, issuer, store })
-    const server = await createAuthorityServer(authority, { ...(port !== undefined ? { port } : {}), ...(hostname !== undefined ? { hostname } : {}), ...(extend ? { extend } : {}) })
+    let authority
+    try {
+      authority = await createAuthority({ ...rest, issuer, store })
+    } catch (err) {
+      await store.close().catch(() => undefined)
+      throw err
+    }
+    let server: AuthorityServer
+    try {
+      server = await createAuthorityServer(authority, serverOptions)
+    } catch (err) {
+      await authority.close().catch(() => undefined)
+      throw err
+    }
     return {
       get url() { return server.url },
       get port() { return server.port },
@@ -34,5 +72,10 @@ export async function startAuthorityServer(options: StartAuthorityServerOptions)
       },
     }
   }
-  return createAuthorityServer({ ...(port !== undefined ? { port } : {}), ...(hostname !== undefined ? { hostname } : {}), ...(extend ? { extend } : {}), authority: { ...rest, store } })
+  try {
+    return await createAuthorityServer({ ...serverOptions, authority: { ...rest, store } })
+  } catch (err) {
+    await store.close().catch(() => undefined)
+    throw err
+  }
 }

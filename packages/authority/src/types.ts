@@ -55,6 +55,11 @@ export interface MandateRecord {
   subject: string
   /** `client_id`: the holder (current actor). */
   holder: string
+  /**
+   * did of the principal that granted the task (root mandates only). Revoking that principal revokes
+   * the task. Absent on derived mandates, and on root mandates stored before grantors were recorded.
+   */
+  grantor?: string
   kind: MandateKind
   depth: number
   /** seconds */

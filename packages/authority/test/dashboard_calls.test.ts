@@ -7,7 +7,7 @@
 import { decodeMandateUnverified, Ed25519Key, type MandateClaims } from '@mandate/core'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { createAuthority, createAuthorityApp, installDashboard, type Authority, type DashboardHandle } from '../src/index.js'
-import { APP_JS } from '../src/dashboard/assets/app_js.js'
+import { loadDashboardBundle } from '../src/dashboard/assets/bundle.js'
 import { AUD, TOOLS } from './helpers.js'
 
 const ISSUER = 'http://127.0.0.1:7498'
@@ -63,17 +63,20 @@ describe('dashboard calls view: issued is not verified', () => {
     const cookie = await session()
     const res = await app.request(`${ISSUER}/dashboard/api/calls`, { headers: { cookie } })
     expect(res.status).toBe(200)
-    const { calls } = (await res.json()) as { calls: Call[] }
-    const of = (id: string) => calls.find((c) => c.jti === id)
-    expect(of(jti.unpresented)).toMatchObject({ status: 'issued', label: 'issued, not presented' })
-    expect(of(jti.unpresented)?.by).toBeUndefined()
-    expect(of(jti.verified)).toMatchObject({ status: 'verified', label: 'verified by billing-guard', by: { name: 'billing-guard' }, outcome: 'success' })
-    expect(of(jti.refused)).toMatchObject({ status: 'refused', label: 'refused by billing-guard', code: 'ARGUMENTS_MISMATCH' })
-    expect(of(jti.self)).toMatchObject({ status: 'reported', label: 'reported by worker itself, not verified by a guard' })
-    expect(calls.find((c) => c.tool === 'email.send')).toMatchObject({ status: 'refused', label: 'refused by the Authority' })
+    // the paged API's CallView (docs/authority-api.md): outcome, and the guard that decided it
+    const { items } = (await res.json()) as { items: Array<{ id: string; tool: string; outcome: string; outcomeBy?: { name?: string }; code?: string }> }
+    const of = (id: string) => items.find((c) => c.id === id)
+    expect(of(jti.unpresented)).toMatchObject({ outcome: 'not_presented' })
+    expect(of(jti.unpresented)?.outcomeBy).toBeUndefined()
+    expect(of(jti.verified)).toMatchObject({ outcome: 'verified', outcomeBy: { name: 'billing-guard' } })
+    expect(of(jti.refused)).toMatchObject({ outcome: 'refused', outcomeBy: { name: 'billing-guard' }, code: 'ARGUMENTS_MISMATCH' })
+    // an agent's report about itself is not a verification
+    expect(of(jti.self)).toMatchObject({ outcome: 'not_presented' })
+    expect(of(jti.self)?.outcomeBy).toBeUndefined()
+    expect(items.find((c) => c.tool === 'email.send')).toMatchObject({ outcome: 'refused' })
     // one row per credential: a report never adds a second "call" for the same credential
-    expect(calls.filter((c) => c.jti === jti.verified)).toHaveLength(1)
-    expect(calls.filter((c) => c.status === 'verified')).toHaveLength(1)
+    expect(items.filter((c) => c.id === jti.verified)).toHaveLength(1)
+    expect(items.filter((c) => c.outcome === 'verified')).toHaveLength(1)
   })
 
   it('the page snapshot carries the same view; both need a session', async () => {
@@ -85,11 +88,12 @@ describe('dashboard calls view: issued is not verified', () => {
   })
 
   it('the page script renders the server view and no longer labels minted credentials as calls itself', async () => {
-    const res = await app.request(`${ISSUER}/dashboard/assets/app.js`)
+    const bundle = loadDashboardBundle()
+    if (!bundle) throw new Error('the dashboard bundle is not built (vitest globalSetup builds it)')
+    const res = await app.request(`${ISSUER}/dashboard/assets/${bundle.js.name}`)
     const js = await res.text()
-    expect(js).toBe(APP_JS)
-    expect(() => new Function(js)).not.toThrow()
-    expect(js).toContain('/api/calls')
+    expect(js).toBe(bundle.js.body)
+    expect(js).toContain('/calls')
     expect(js).toContain('issued, not presented')
     expect(js).not.toMatch(/decision: 'issued'/)
     expect(res.headers.get('content-security-policy')).toContain("script-src 'self'")

@@ -8,11 +8,13 @@ import type { Context, Env, Hono } from 'hono'
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
 import { streamSSE } from 'hono/streaming'
 import { MandateError } from '@mandate/core'
-import { APP_CSS } from './assets/app_css.js'
-import { APP_JS } from './assets/app_js.js'
-import { loginRequiredPage, dashboardPage } from './assets/page.js'
+import { installDashboardPages, loadDashboardBundle, loginRequiredPage } from './assets/serve.js'
+import { admitPrincipal } from '../exchange/principals.js'
+import type { AgentRecord } from '../types.js'
+import { DashboardApi } from './api.js'
+import { actionBody, pathId, strictQuery } from './params.js'
 import { SessionStore, type DashboardIdentity, type Session, type SessionOptions } from './sessions.js'
-import { agentView, approvalView, callViews, eventView, redact, type AuditVerification, type DashboardAuthority, type DashboardCall } from './source.js'
+import { agentView, approvalView, callViews, eventView, redact, redactAnswer, type AuditVerification, type DashboardAuthority } from './source.js'
 
 export interface DashboardOptions extends SessionOptions {
   /** Mount point (default `/dashboard`). */
@@ -36,7 +38,7 @@ export interface DashboardHandle {
 
 const COOKIE = 'mandate_dashboard'
 const SECURITY_HEADERS: Record<string, string> = {
-  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; require-trusted-types-for 'script'; trusted-types 'none'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   'x-frame-options': 'DENY',
@@ -70,21 +72,137 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
     }
   }
 
-  app.get(`${base}/assets/app.js`, (c) => {
+  const LOGIN_REQUIRED = { error: 'invalid_token', mandate_code: 'ACCESS_DENIED', error_description: 'login required' }
+  const stillAdmitted = async (did: string): Promise<boolean> => {
+    try {
+      await admitPrincipal(authority.store, did, { code: 'ACCESS_DENIED', as: 'dashboard user', roles: ['admin', 'approver'] })
+      return true
+    } catch {
+      return false
+    }
+  }
+  /**
+   * The session and its principal, re-admitted now: a session outlives nothing its principal lost.
+   * A principal disabled or revoked ends the session (401, cookie cleared); one that is not an admin
+   * or approver is refused (403) and its session ended too.
+   */
+  const admitted = async (c: Context): Promise<{ session: Session; principal: AgentRecord } | Response> => {
+    const session = sessionOf(c)
+    if (!session) return c.json(LOGIN_REQUIRED, 401)
+    let principal: AgentRecord
+    try {
+      principal = await admitPrincipal(authority.store, session.identity.did, { code: 'ACCESS_DENIED', as: 'dashboard user' })
+    } catch (err) {
+      if (!MandateError.is(err) || err.code !== 'ACCESS_DENIED') {
+        const e = MandateError.is(err) ? err : new MandateError('STORE_UNAVAILABLE', 'the store could not be read')
+        return c.json(e.toOAuthBody(), e.status as 503)
+      }
+      sessions.destroy(getCookie(c, COOKIE))
+      deleteCookie(c, COOKIE, { path: base })
+      return c.json({ error: 'invalid_token', mandate_code: 'ACCESS_DENIED', error_description: `${err.message}; the session has ended` }, 401)
+    }
+    if (principal.role !== 'admin' && principal.role !== 'approver') {
+      // enabled, but not someone the dashboard serves (e.g. an agent given a login link): refused, session dropped
+      sessions.destroy(getCookie(c, COOKIE))
+      deleteCookie(c, COOKIE, { path: base })
+      return c.json({ error: 'access_denied', mandate_code: 'ACCESS_DENIED', error_description: 'only admins and approvers can use the dashboard; the session has ended' }, 403)
+    }
+    return { session, principal }
+  }
+  /** Answer a request with `fn`'s JSON (redacted), or its MandateError as the OAuth error body. */
+  const answer = async (c: Context, fn: () => Promise<unknown>) => {
+    try {
+      return c.json(redactAnswer(await fn()) as Record<string, unknown>)
+    } catch (err) {
+      const e = MandateError.is(err) ? err : new MandateError('INTERNAL', 'the dashboard could not answer')
+      return c.json(e.toOAuthBody(), e.status as 400)
+    }
+  }
+  const api = new DashboardApi(authority, base, options.now ?? Date.now)
+  const read = (fn: (c: Context, principal: AgentRecord) => Promise<unknown>) => async (c: Context) => {
     secure(c)
-    c.header('cache-control', 'no-cache')
-    return c.body(APP_JS, 200, { 'content-type': 'text/javascript; charset=utf-8' })
+    const who = await admitted(c)
+    if (who instanceof Response) return who
+    return answer(c, () => fn(c, who.principal))
+  }
+  app.get(`${base}/api/overview`, read((c, me) => api.overview(c.req.url, me, () => verifySafely(authority))))
+  app.get(`${base}/api/tasks`, read((c) => api.tasks(c.req.url)))
+  app.get(`${base}/api/tasks/:txn`, read((c) => api.task(c.req.url, c.req.param('txn'))))
+  app.get(`${base}/api/agents`, read((c) => api.agents(c.req.url)))
+  app.get(`${base}/api/approvals`, read((c) => api.approvals(c.req.url)))
+  app.get(`${base}/api/approvals/:id`, read((c) => api.approval(c.req.url, c.req.param('id'))))
+  // calls as the log shows them: a credential no guard reported is "not presented", never a call
+  app.get(`${base}/api/calls`, read((c) => api.calls(c.req.url)))
+  app.get(`${base}/api/audit`, read((c) => api.audit(c.req.url)))
+
+  /**
+   * A state-changing action: admitted session, same origin, the session's CSRF token, one of
+   * `roles`, a JSON body with a reason. The action runs under the session's did (`by`).
+   */
+  const action = (roles: readonly string[], members: readonly string[], fn: (c: Context, me: AgentRecord, body: Record<string, unknown> & { reason: string }) => Promise<Record<string, unknown>>) => async (c: Context) => {
+    secure(c)
+    const who = await admitted(c)
+    if (who instanceof Response) return who
+    if (!sameOrigin(c)) return c.json({ error: 'access_denied', mandate_code: 'ACCESS_DENIED', error_description: 'cross-origin request refused' }, 403)
+    if (!SessionStore.csrfMatches(who.session, c.req.header('x-csrf-token'))) return c.json({ error: 'access_denied', mandate_code: 'ACCESS_DENIED', error_description: 'missing or wrong CSRF token' }, 403)
+    if (!roles.includes(who.principal.role)) return c.json({ error: 'access_denied', mandate_code: 'ACCESS_DENIED', error_description: `this action needs the role ${roles.join(' or ')}` }, 403)
+    return answer(c, async () => {
+      strictQuery(c.req.url, [])
+      const body = await actionBody(c.req, members)
+      return { ok: true, ...(await fn(c, who.principal, body)) }
+    })
+  }
+  const decide = (verb: 'approve' | 'deny') => action(['admin', 'approver'], [], async (c, me, { reason }) => {
+    const id = pathId(c.req.param('id'), 'approval id')
+    // the service refuses an approver in the requesting chain, and re-admits the approver itself
+    const decision = { approver: me.did, reason }
+    const a = verb === 'approve' ? await authority.approvals.approve(id, decision) : await authority.approvals.deny(id, decision)
+    return { id, status: (a as { status?: string } | undefined)?.status ?? (verb === 'approve' ? 'approved' : 'denied'), by: me.did }
   })
-  app.get(`${base}/assets/app.css`, (c) => {
-    secure(c)
-    c.header('cache-control', 'no-cache')
-    return c.body(APP_CSS, 200, { 'content-type': 'text/css; charset=utf-8' })
+  app.post(`${base}/api/approvals/:id/approve`, decide('approve'))
+  app.post(`${base}/api/approvals/:id/deny`, decide('deny'))
+  app.post(`${base}/api/revocations`, action(['admin'], ['mandate', 'txn', 'agent'], async (_c, me, body) => {
+    const targets = (['mandate', 'txn', 'agent'] as const).filter((k) => body[k] !== undefined)
+    if (targets.length !== 1) throw new MandateError('INVALID_REQUEST', 'name exactly one of mandate, txn or agent')
+    const key = targets[0] as 'mandate' | 'txn' | 'agent'
+    const id = body[key]
+    if (typeof id !== 'string') throw new MandateError('INVALID_REQUEST', `${key} must be a string`)
+    if (key === 'agent' && id === me.did) throw new MandateError('INVALID_REQUEST', 'revoking your own identity from the dashboard is refused; use the CLI')
+    const target = key === 'mandate' ? { mandate: id } : key === 'txn' ? { txn: id } : { agent: id }
+    const r = await authority.revoke(target, { by: me.did, reason: body.reason })
+    return { target: key, id, revoked: r.revoked.length }
+  }))
+  const agentChange = (verb: 'disable' | 'enable') => action(['admin'], [], async (c, me, { reason }) => {
+    const did = pathId(c.req.param('did'), 'agent did')
+    if (verb === 'disable' && did === me.did) throw new MandateError('INVALID_REQUEST', 'disabling your own identity from the dashboard is refused; use the CLI')
+    const a = verb === 'disable' ? await authority.disableAgent(did, { by: me.did, reason }) : await authority.enableAgent(did, { by: me.did, reason })
+    return { did: a.did, status: a.status }
+  })
+  app.post(`${base}/api/agents/:did/disable`, agentChange('disable'))
+  app.post(`${base}/api/agents/:did/enable`, agentChange('enable'))
+
+  // the bundled front end and the app shell under every client-side route (assets/serve.ts)
+  // the shell too re-admits the principal: a disabled, revoked or non-admin/approver principal's
+  // session gets the sign-in page and no CSRF token (the session itself ends at its next API call)
+  installDashboardPages(app, {
+    base,
+    secure,
+    session: async (c) => {
+      const session = sessionOf(c)
+      if (!session) return undefined
+      try {
+        const principal = await admitPrincipal(authority.store, session.identity.did, { code: 'ACCESS_DENIED', as: 'dashboard user' })
+        return principal.role === 'admin' || principal.role === 'approver' ? session : undefined
+      } catch {
+        return undefined
+      }
+    },
   })
 
   app.get(`${base}/login`, (c) => {
     secure(c)
     const redeemed = sessions.redeem(c.req.query('code'))
-    if (!redeemed) return c.html(loginRequiredPage(base, 'This login link is invalid, expired or already used.'), 401)
+    if (!redeemed) return c.html(loginRequiredPage(base, 'This login link is invalid, expired or already used.', loadDashboardBundle()), 401)
     setCookie(c, COOKIE, redeemed.id, {
       httpOnly: true,
       sameSite: 'Strict',
@@ -92,7 +210,10 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
       secure: new URL(c.req.url).protocol === 'https:',
       maxAge: Math.floor((redeemed.session.expiresAt - Date.now()) / 1000),
     })
-    return c.redirect(`${base}/`, 303)
+    // `next` (a deep link such as an approval's) must stay inside the dashboard: no host, no scheme, no `..`
+    const next = c.req.query('next')
+    const safe = next !== undefined && next.startsWith(`${base}/`) && /^[A-Za-z0-9/_:.%-]{1,512}$/.test(next) && !next.includes('..') && !next.includes('//')
+    return c.redirect(safe ? next : `${base}/`, 303)
   })
 
   app.post(`${base}/logout`, (c) => {
@@ -121,19 +242,13 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
     return c.json({ login_url: `${new URL(c.req.url).origin}${base}/login?code=${code}`, expires_at: Math.floor(expiresAt / 1000) })
   })
 
-  const page = (c: Context) => {
-    secure(c)
-    const session = sessionOf(c)
-    if (!session) return c.html(loginRequiredPage(base, 'Sign in with the one-time login URL printed by `mandate authority start`.'), 401)
-    return c.html(dashboardPage(base, session.csrf, session.identity))
-  }
-  app.get(base, page)
-  app.get(`${base}/`, page)
 
+  // the first page's snapshot (kept while pages move to the paged API below)
   app.get(`${base}/api/state`, async (c) => {
     secure(c)
-    const session = sessionOf(c)
-    if (!session) return c.json({ error: 'invalid_token', mandate_code: 'ACCESS_DENIED', error_description: 'login required' }, 401)
+    const who = await admitted(c)
+    if (who instanceof Response) return who
+    const { session } = who
     const [agents, approvals, events, verification] = await Promise.all([
       authority.listAgents(),
       authority.approvals.list({ limit: 200 }),
@@ -153,23 +268,18 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
     })
   })
 
-  // calls as the log shows them: a credential no guard reported is "issued, not presented", never a call
-  app.get(`${base}/api/calls`, async (c) => {
-    secure(c)
-    if (!sessionOf(c)) return c.json({ error: 'invalid_token', mandate_code: 'ACCESS_DENIED', error_description: 'login required' }, 401)
-    const [agents, events] = await Promise.all([authority.listAgents(), authority.audit.query({ limit: 100_000 })])
-    return c.json({ calls: recentCalls(callViews(events, agents)) })
-  })
-
   app.get(`${base}/api/verify`, async (c) => {
     secure(c)
-    if (!sessionOf(c)) return c.json({ error: 'invalid_token', mandate_code: 'ACCESS_DENIED', error_description: 'login required' }, 401)
+    const who = await admitted(c)
+    if (who instanceof Response) return who
     return c.json(await verifySafely(authority))
   })
 
-  app.get(`${base}/api/events`, (c) => {
+  app.get(`${base}/api/events`, async (c) => {
     secure(c)
-    if (!sessionOf(c)) return c.json({ error: 'invalid_token', mandate_code: 'ACCESS_DENIED', error_description: 'login required' }, 401)
+    const who = await admitted(c)
+    if (who instanceof Response) return who
+    const cookie = getCookie(c, COOKIE)
     // on reconnect the browser sends Last-Event-ID, which wins over the initial ?after=
     const after = Number(c.req.header('last-event-id') ?? c.req.query('after') ?? '0')
     let lastSeq = Number.isSafeInteger(after) && after >= 0 ? after : 0
@@ -191,6 +301,12 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
       try {
         await stream.writeSSE({ event: 'hello', data: JSON.stringify({ after: lastSeq }) })
         while (!closed) {
+          // an open stream is a standing request: its principal is re-admitted on every wake-up
+          if (!(await stillAdmitted(who.principal.did))) {
+            sessions.destroy(cookie)
+            await stream.writeSSE({ event: 'logout', data: JSON.stringify({ reason: 'the session has ended' }) })
+            break
+          }
           const records = await authority.audit.query({ afterSeq: lastSeq, limit: 500 })
           let approvalsChanged = false
           let agentsChanged = false
@@ -199,7 +315,7 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
             lastSeq = record.seq
             await stream.writeSSE({ event: 'audit', id: String(record.seq), data: JSON.stringify(eventView(record)) })
             if (record.type.startsWith('approval.')) approvalsChanged = true
-            if (record.type === 'agent.registered' || record.type === 'agent.disabled') agentsChanged = true
+            if (record.type.startsWith('agent.') || record.type === 'revocation') agentsChanged = true
           }
           if (approvalsChanged) await stream.writeSSE({ event: 'approvals', data: JSON.stringify((await authority.approvals.list({ limit: 200 })).map(approvalView)) })
           if (agentsChanged) await stream.writeSSE({ event: 'agents', data: JSON.stringify((await authority.listAgents()).map(agentView)) })
@@ -222,34 +338,6 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
     })
   })
 
-  const decide = (verb: 'approve' | 'deny') => async (c: Context) => {
-    secure(c)
-    const session = sessionOf(c)
-    if (!session) return c.json({ error: 'invalid_token', mandate_code: 'ACCESS_DENIED', error_description: 'login required' }, 401)
-    if (!sameOrigin(c)) return c.json({ error: 'access_denied', mandate_code: 'ACCESS_DENIED', error_description: 'cross-origin request refused' }, 403)
-    if (!SessionStore.csrfMatches(session, c.req.header('x-csrf-token'))) return c.json({ error: 'access_denied', mandate_code: 'ACCESS_DENIED', error_description: 'missing or wrong CSRF token' }, 403)
-    const id = c.req.param('id') ?? ''
-    if (!/^[A-Za-z0-9_-]{1,128}$/.test(id)) return c.json({ error: 'invalid_request', mandate_code: 'INVALID_REQUEST', error_description: 'malformed approval id' }, 400)
-    let reason: string | undefined
-    try {
-      const body = (await c.req.json()) as { reason?: unknown }
-      if (typeof body.reason === 'string') reason = body.reason.slice(0, 500)
-    } catch {
-      // an empty body is fine: no reason given
-    }
-    const decision = { approver: session.identity.did, ...(reason ? { reason } : {}) }
-    try {
-      if (verb === 'approve') await authority.approvals.approve(id, decision)
-      else await authority.approvals.deny(id, decision)
-    } catch (err) {
-      const e = MandateError.is(err) ? err : new MandateError('INTERNAL', 'could not record the decision')
-      return c.json(e.toOAuthBody(), e.status as 400)
-    }
-    return c.json({ ok: true, id, status: verb === 'approve' ? 'approved' : 'denied', by: session.identity.did })
-  }
-  app.post(`${base}/api/approvals/:id/approve`, decide('approve'))
-  app.post(`${base}/api/approvals/:id/deny`, decide('deny'))
-
   return {
     path: `${base}/`,
     createLoginPath(identity) {
@@ -263,7 +351,7 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
 }
 
 /** The newest calls, redacted like every other value sent to the browser. */
-function recentCalls(calls: DashboardCall[]): unknown[] {
+function recentCalls(calls: ReturnType<typeof callViews>): unknown[] {
   return calls.slice(-150).map((c) => redact(c))
 }
 

@@ -3,14 +3,25 @@
  * redaction applied to everything it sends to a browser.
  */
 import type { ApprovalView } from '../approvals/service.js'
+import type { RevocationResult, RevocationTarget } from '../revocation/revoke.js'
+import type { AuthorityStore } from '../store/store.js'
 import type { AgentRecord, ApprovalStatus, AuditQuery, AuditRecord } from '../types.js'
 
 export type AuditVerification = { ok: true; count: number; head?: unknown } | { ok: false; brokenAt: number; reason: string }
 
 export interface DashboardAuthority {
+  readonly issuer: string
+  /** Read directly for the paged, indexed dashboard queries and for re-admitting the session's principal. */
+  readonly store: AuthorityStore
   listAgents(): Promise<AgentRecord[]>
+  /** Revoke a mandate, task or agent (the dashboard passes the session's did as `by`, and the reason). */
+  revoke(target: RevocationTarget, meta: { by?: string; reason?: string }): Promise<RevocationResult>
+  disableAgent(did: string, meta: { by?: string; reason?: string }): Promise<AgentRecord>
+  enableAgent(did: string, meta: { by?: string; reason?: string }): Promise<AgentRecord>
   approvals: {
     list(filter?: { status?: ApprovalStatus; limit?: number }): Promise<ApprovalView[]>
+    /** Expire overdue approvals now. */
+    sweep?(): Promise<number>
     approve(id: string, decision: { approver: string; reason?: string }): Promise<unknown>
     deny(id: string, decision: { approver: string; reason?: string }): Promise<unknown>
   }
@@ -38,6 +49,23 @@ export function redact(value: unknown, depth = 0): unknown {
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {}
     for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEYS.has(k) ? '[redacted]' : redact(v, depth + 1)
+    return out
+  }
+  return value
+}
+
+/**
+ * `redact` for the paged API's answers: the same JWS and secret-key checks, without the size caps
+ * (pages are bounded by `limit`, and a delegation tree must not lose its deeper nodes or its
+ * 201st call). Depth is still bounded, far beyond any delegation depth.
+ */
+export function redactAnswer(value: unknown, depth = 0): unknown {
+  if (depth > 256) return '[…]'
+  if (typeof value === 'string') return JWT_LIKE.test(value) ? '[redacted]' : value
+  if (Array.isArray(value)) return value.map((v) => redactAnswer(v, depth + 1))
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEYS.has(k) ? '[redacted]' : redactAnswer(v, depth + 1)
     return out
   }
   return value
@@ -96,12 +124,14 @@ export interface DashboardEvent {
   seq: number
   time: number
   type: string
+  /** The task the record belongs to, if any (views of that task refresh). */
+  txn?: string
   hash: string
   fields: unknown
 }
 
 export function eventView(r: AuditRecord): DashboardEvent {
-  return { seq: r.seq, time: r.time, type: r.type, hash: r.hash, fields: redact(r.fields) }
+  return { seq: r.seq, time: r.time, type: r.type, ...(typeof r.fields.txn === 'string' ? { txn: r.fields.txn } : {}), hash: r.hash, fields: redact(r.fields) }
 }
 
 /**

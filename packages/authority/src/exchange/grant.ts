@@ -107,7 +107,8 @@ export async function grantRootMandate(ctx: AuthorityContext, input: GrantParams
   if (claims.budget !== undefined) fields.budget = { amount: claims.budget.amount, unit: claims.budget.unit }
   const result = await ctx.store.issueMandate({
     mandate: {
-      jti: claims.jti, txn, subject: claims.sub, holder: agent.did, kind: 'root', depth: 0, iat: claims.iat, exp: claims.exp,
+      // the grantor is kept with the task: revoking that principal revokes what it granted
+      jti: claims.jti, txn, subject: claims.sub, holder: agent.did, grantor: grantor.did, kind: 'root', depth: 0, iat: claims.iat, exp: claims.exp,
       tokenHash: tokenHash(token), uses: 0, claims, ...(claims.max_uses !== undefined ? { maxUses: claims.max_uses } : {}),
     },
     // re-checked in the transaction: the grantor revoked meanwhile grants nothing either

@@ -3,7 +3,8 @@ import { MandateError, type CallReport, type JsonObject } from '@mandate/core'
 import type { Hono } from 'hono'
 import type { Authority } from '../authority.js'
 import type { RevocationTarget } from '../revocation/revoke.js'
-import type { AuditQuery, RegisterAgentInput } from '../types.js'
+import type { RegisterAgentInput, RevocationEntry } from '../types.js'
+import { parseAuditFilter, parseRevocationFilter, readAuditPage } from './audit_query.js'
 import { principal } from './auth.js'
 import { readJson } from './body.js'
 import { jsonErrorAnswer, NO_STORE } from './errors.js'
@@ -11,12 +12,6 @@ import { send } from './oauth.js'
 
 function only(body: JsonObject, allowed: string[]): void {
   for (const k of Object.keys(body)) if (!allowed.includes(k)) throw new MandateError('INVALID_REQUEST', `unknown member "${k.slice(0, 32)}"`)
-}
-
-function msParam(v: string | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined
-  if (!/^[0-9]{1,15}$/.test(v)) throw new MandateError('INVALID_REQUEST', `${name} must be milliseconds since the epoch`)
-  return Number(v)
 }
 
 export function mountAdmin(app: Hono, authority: Authority): void {
@@ -72,6 +67,54 @@ export function mountAdmin(app: Hono, authority: Authority): void {
       return send(c, jsonErrorAnswer(err))
     }
   })
+  // the revocation entries with when, why and by whom, oldest first; `after` is the seq cursor of
+  // the revocation-status document (`next` when more may follow)
+  app.get(`${admin}/revocations`, async (c) => {
+    try {
+      await principal(c, authority, ['admin'])
+      const f = parseRevocationFilter(c.req.queries())
+      const revocations: RevocationEntry[] = []
+      let after = f.after
+      let scanned = 0
+      for (;;) {
+        const page = await authority.store.revocationsSince(after, 1000)
+        for (const e of page) {
+          const wanted = f.kind === undefined || e.kind === f.kind
+          if (wanted && revocations.length === f.limit) return c.json({ revocations, next: String(after) }, 200, NO_STORE)
+          if (wanted) revocations.push(e)
+          after = e.seq
+          scanned++
+        }
+        if (page.length < 1000) return c.json({ revocations }, 200, NO_STORE)
+        if (scanned >= 20_000) break
+      }
+      return c.json({ revocations, next: String(after) }, 200, NO_STORE)
+    } catch (err) {
+      return send(c, jsonErrorAnswer(err))
+    }
+  })
+  // store health for operators (`mandate doctor`): the store answers reads; the Authority's clock
+  app.get(`${admin}/health`, async (c) => {
+    try {
+      await principal(c, authority, ['admin'])
+      const started = Date.now()
+      const [head, revocationHead] = await Promise.all([authority.store.auditHead(), authority.store.revocationHead()])
+      return c.json({ ok: true, store: { ok: true, ms: Date.now() - started }, audit: { head: head?.seq ?? 0 }, revocations: { head: revocationHead }, time: new Date().toISOString() }, 200, NO_STORE)
+    } catch (err) {
+      return send(c, jsonErrorAnswer(err))
+    }
+  })
+  // webhook delivery status for operators: per endpoint (no secret; URL origin only) pending,
+  // delivered and failed counts, last success and failure, and the recent failed messages
+  app.get(`${admin}/notifications`, async (c) => {
+    try {
+      await principal(c, authority, ['admin'])
+      for (const k of Object.keys(c.req.queries())) throw new MandateError('INVALID_REQUEST', `unknown parameter "${k.slice(0, 32)}"`)
+      return c.json(await authority.notificationStatus(), 200, NO_STORE)
+    } catch (err) {
+      return send(c, jsonErrorAnswer(err))
+    }
+  })
   app.post(`${admin}/keys/rotate`, async (c) => {
     try {
       const who = await principal(c, authority, ['admin'])
@@ -95,21 +138,11 @@ export function mountAdmin(app: Hono, authority: Authority): void {
     }
   })
 
-  const query = (q: Record<string, string | undefined>): AuditQuery => {
-    const out: AuditQuery = {}
-    for (const k of ['txn', 'agent', 'subject'] as const) if (q[k] !== undefined) out[k] = q[k] as string
-    const since = msParam(q.since, 'since')
-    const until = msParam(q.until, 'until')
-    const limit = msParam(q.limit, 'limit')
-    if (since !== undefined) out.since = since
-    if (until !== undefined) out.until = until
-    if (limit !== undefined) out.limit = Math.min(limit, 10_000)
-    return out
-  }
   app.get(audit, async (c) => {
     try {
       await principal(c, authority, ['admin'])
-      return c.json({ records: await authority.audit.query(query(c.req.query())) }, 200, NO_STORE)
+      // strict: an unknown, repeated or malformed parameter is refused, never ignored (audit_query.ts)
+      return c.json(await readAuditPage(authority, parseAuditFilter(c.req.queries())), 200, NO_STORE)
     } catch (err) {
       return send(c, jsonErrorAnswer(err))
     }

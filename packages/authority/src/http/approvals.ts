@@ -5,10 +5,14 @@ import { streamSSE } from 'hono/streaming'
 import type { ApprovalView } from '../approvals/service.js'
 import type { Authority } from '../authority.js'
 import type { AgentRecord } from '../types.js'
+import { admitPrincipal } from '../exchange/principals.js'
 import { principal } from './auth.js'
 import { readJson } from './body.js'
 import { jsonErrorAnswer, NO_STORE } from './errors.js'
 import { send } from './oauth.js'
+
+/** Most `GET /approvals/events` streams open at once (each holds a connection and an audit listener). */
+const MAX_WATCHERS = 32
 
 const isFinal = (v: ApprovalView) => v.status !== 'pending'
 const isApprover = (a: AgentRecord) => a.role === 'approver' || a.role === 'admin'
@@ -41,6 +45,7 @@ function nextFinal(authority: Authority, id: string, ms: number, signal?: AbortS
 export function mountApprovals(app: Hono, authority: Authority): () => void {
   const base = new URL(authority.endpoints.approvals).pathname
   const streams = new Set<() => void>()
+  const watchers = new Set<() => void>()
 
   app.get(base, async (c) => {
     try {
@@ -51,6 +56,67 @@ export function mountApprovals(app: Hono, authority: Authority): () => void {
     } catch (err) {
       return send(c, jsonErrorAnswer(err))
     }
+  })
+
+  // Every new or changed approval, for approvers (`mandate approvals watch`): `event: approval`
+  // with { seq, change, at, approval }, `id:` the audit seq (a reconnect sends Last-Event-ID and
+  // misses nothing), a comment heartbeat, and a bounded number of streams. Registered before
+  // `/:id` so that "events" is never taken for an approval id.
+  app.get(`${base}/events`, async (c) => {
+    let after: number
+    let who: AgentRecord
+    try {
+      who = await principal(c, authority, ['approver', 'admin'])
+      for (const k of Object.keys(c.req.queries())) throw new MandateError('INVALID_REQUEST', `unknown query parameter "${k.slice(0, 32)}"`)
+      const head = (await authority.store.auditHead())?.seq ?? 0
+      const last = c.req.header('last-event-id')
+      if (last !== undefined && !/^(0|[1-9][0-9]{0,15})$/.test(last)) throw new MandateError('INVALID_REQUEST', 'Last-Event-ID must be an id this stream sent')
+      after = last === undefined ? head : Number(last)
+      if (after > head) throw new MandateError('INVALID_REQUEST', 'Last-Event-ID is ahead of this Authority')
+      if (watchers.size >= MAX_WATCHERS) throw new MandateError('CAPACITY_EXCEEDED', 'too many approval event streams are open; retry later')
+    } catch (err) {
+      return send(c, jsonErrorAnswer(err))
+    }
+    c.header('Cache-Control', 'no-store')
+    return streamSSE(c, async (stream) => {
+      // the audit listener only wakes the loop; records are read from the log by seq, so a record
+      // appended while we were writing (or inside a store transaction) is never missed
+      let wake: (() => void) | undefined
+      let closed = false
+      const poke = () => wake?.()
+      const close = () => {
+        closed = true
+        wake?.()
+      }
+      watchers.add(close)
+      const unsubscribe = authority.on('event', poke)
+      stream.onAbort(close)
+      const heartbeat = setInterval(() => void stream.write(': keep-alive\n\n').catch(close), 15_000)
+      try {
+        await stream.write(': approvals\n\n')
+        while (!closed) {
+          const records = await authority.audit.query({ afterSeq: after, limit: 500 })
+          for (const r of records) {
+            after = r.seq
+            const change = r.type.startsWith('approval.') ? r.type.slice('approval.'.length) : undefined
+            if (change === undefined || typeof r.fields.approval !== 'string') continue
+            // the stream outlives its request: a watcher disabled, revoked or demoted since is cut off
+            const still = await admitPrincipal(authority.store, who.did, { code: 'ACCESS_DENIED', roles: ['approver', 'admin'] }).then(() => true, () => false)
+            if (!still) return
+            const approval = await authority.approvals.get(r.fields.approval).catch(() => undefined)
+            if (!approval) continue
+            await stream.writeSSE({ event: 'approval', id: String(r.seq), data: JSON.stringify({ seq: r.seq, change, at: new Date(r.time).toISOString(), approval }) })
+          }
+          if (records.length === 500 || closed) continue
+          await new Promise<void>((resolve) => (wake = resolve))
+          wake = undefined
+        }
+      } finally {
+        clearInterval(heartbeat)
+        watchers.delete(close)
+        unsubscribe()
+      }
+    })
   })
 
   app.get(`${base}/:id`, async (c) => {
@@ -126,5 +192,6 @@ export function mountApprovals(app: Hono, authority: Authority): () => void {
 
   return () => {
     for (const f of [...streams]) f()
+    for (const f of [...watchers]) f()
   }
 }

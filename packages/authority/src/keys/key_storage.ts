@@ -12,6 +12,20 @@ export interface KeyStorage {
   save(keys: readonly StoredSigningKey[]): Promise<void>
 }
 
+/**
+ * The shape of stored signing keys (the key material itself is checked when it is imported). A
+ * refusal names where the keys came from and the index of the entry, never key material.
+ */
+export function checkStoredKeys(keys: readonly unknown[], where: string): StoredSigningKey[] {
+  keys.forEach((k, i) => {
+    const e = k as Partial<Record<keyof StoredSigningKey, unknown>> | null
+    const bad = typeof e !== 'object' || e === null || Array.isArray(e) || typeof e.kid !== 'string' || typeof e.privateJwk !== 'object' || e.privateJwk === null ||
+      typeof e.createdAt !== 'number' || (e.retiredAt !== undefined && typeof e.retiredAt !== 'number')
+    if (bad) throw new MandateError('STORE_ERROR', `${where}: key ${i} is not { kid, privateJwk, createdAt, retiredAt? }; restore it from a backup`, { detail: { index: i } })
+  })
+  return keys as StoredSigningKey[]
+}
+
 /** Keys kept in the Authority's store (the `signing_keys` table of a SQLite file). */
 export function storeKeyStorage(store: AuthorityStore): KeyStorage {
   return { load: () => store.loadSigningKeys(), save: (keys) => store.saveSigningKeys(keys) }
@@ -35,9 +49,17 @@ export function fileKeyStorage(path: string): KeyStorage {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
         throw err
       }
-      const doc = JSON.parse(text) as { keys?: unknown }
-      if (!Array.isArray(doc.keys)) throw new MandateError('KEY_INVALID', 'the key file has no keys array')
-      return doc.keys as StoredSigningKey[]
+      // a damaged file is a typed refusal naming the file; never the parser's message, which
+      // quotes the text around the error (the private keys)
+      let doc: unknown
+      try {
+        doc = JSON.parse(text)
+      } catch {
+        throw new MandateError('STORE_ERROR', `the signing key file ${path} is not valid JSON; restore it from a backup`, { detail: { file: path } })
+      }
+      const keys = typeof doc === 'object' && doc !== null && !Array.isArray(doc) ? (doc as { keys?: unknown }).keys : undefined
+      if (!Array.isArray(keys)) throw new MandateError('STORE_ERROR', `the signing key file ${path} has no "keys" array; restore it from a backup`, { detail: { file: path } })
+      return checkStoredKeys(keys, `the signing key file ${path}`)
     },
     async save(keys) {
       const tmp = `${path}.${process.pid}.tmp`

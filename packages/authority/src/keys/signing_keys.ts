@@ -23,7 +23,14 @@ export class SigningKeys {
   static async open(storage: KeyStorage, options: SigningKeysOptions): Promise<SigningKeys> {
     const keys = new SigningKeys(storage, options)
     const stored = await storage.load()
-    keys.#keys = stored.map((s) => ({ stored: s, key: Ed25519Key.fromPrivateJwk(s.privateJwk) }))
+    keys.#keys = stored.map((s, i) => {
+      try {
+        return { stored: s, key: Ed25519Key.fromPrivateJwk(s.privateJwk) }
+      } catch {
+        // named by index and kid (public); the key material never appears in the message
+        throw new MandateError('STORE_ERROR', `stored signing key ${i} (kid ${String(s.kid).slice(0, 64)}) is not a valid Ed25519 private key; restore the keys from a backup`, { detail: { index: i } })
+      }
+    })
     if (!keys.#keys.some((k) => k.stored.retiredAt === undefined)) await keys.rotate()
     keys.#rebuild()
     return keys

@@ -1,9 +1,11 @@
 /**
  * Revocation by mandate (cascading to every descendant through the stored parent links), by task, or
- * by agent; the incremental revocation-status document; and a RevocationSource for in-process guards.
+ * by agent (cascading to every task that agent granted); the incremental revocation-status document;
+ * and a RevocationSource for in-process guards.
  */
 import { MandateError, type JsonValue, type RevocationSource, type RevocationStatusDocument } from '@mandate/core'
 import type { AuthorityContext } from '../context.js'
+import { grantedTaskDraft } from '../store/store.js'
 import type { RevocationEntry } from '../types.js'
 
 export type RevocationTarget = { mandate: string } | { txn: string } | { agent: string }
@@ -20,7 +22,10 @@ export interface RevokeMeta {
 
 /** What a revocation did. */
 export interface RevocationResult {
-  /** Entries added now (empty when everything was already revoked). */
+  /**
+   * Entries added now (empty when everything was already revoked). Revoking an agent also lists the
+   * tasks it granted (`kind: 'task'`), revoked with it.
+   */
   revoked: RevocationEntry[]
   /** True when the target was unknown and revoked pre-emptively (`preemptive: true` was asked for). */
   preemptive: boolean
@@ -69,8 +74,12 @@ export async function revokeTarget(ctx: AuthorityContext, target: RevocationTarg
   if (meta.by !== undefined) fields.by = meta.by
   if (meta.reason !== undefined) fields.reason = meta.reason
   const at = ctx.now()
-  const { added, audit } = await ctx.store.revoke(entries, { at, ...(meta.by !== undefined ? { by: meta.by } : {}), ...(meta.reason !== undefined ? { reason: meta.reason } : {}) }, ctx.audit.draft('revocation', fields))
+  // revoking a principal also revokes every task it granted (the store finds them inside the same
+  // transaction): each gets its own audit record, naming the grantor it was revoked with
+  const grantedTask = (txn: string, grantor: string) => grantedTaskDraft(txn, grantor, meta, ctx.now())
+  const { added, audit, cascade } = await ctx.store.revoke(entries, { at, ...(meta.by !== undefined ? { by: meta.by } : {}), ...(meta.reason !== undefined ? { reason: meta.reason } : {}) }, ctx.audit.draft('revocation', fields), grantedTask)
   await ctx.audit.recorded(audit)
+  for (const rec of cascade) await ctx.audit.recorded(rec)
   return { revoked: added, preemptive }
 }
 

@@ -5,7 +5,9 @@ import type {
   AgentRecord, ApprovalRecord, ApprovalStatus, AuditDraft, AuditQuery, AuditRecord, MandateRecord,
   RevocationEntry, RevocationKind, StoredCheckpoint, StoredSigningKey,
 } from '../types.js'
-import type { ApprovalDecision, AuthorityStore, IssueMandateInput, IssueMandateResult } from './store.js'
+import { grantedTaskDraft, type ApprovalDecision, type ApprovalPageQuery, type AuditPageQuery, type AuthorityStore, type IssueMandateInput, type IssueMandateResult, type TaskPageQuery, type TaskRow } from './store.js'
+import { AuditIndexes } from './memory_indexes.js'
+import type { OutboxChange, OutboxEndpointStats, OutboxPlanner, OutboxRow } from './store.js'
 
 /**
  * Copy a stored record so no caller can reach the store's own objects. Records are JSON data
@@ -43,9 +45,14 @@ export class MemoryStore implements AuthorityStore {
   readonly #revoked = new Set<string>()
   readonly #approvals = new Map<string, ApprovalRecord>()
   readonly #audit: AuditRecord[] = []
+  /** Secondary indexes of the audit log, tasks and approvals (dashboard queries). */
+  readonly #idx = new AuditIndexes()
   #head: StoredCheckpoint | undefined
   readonly #seal = new SealState()
   #keys: StoredSigningKey[] = []
+  #planner: OutboxPlanner | undefined
+  readonly #outbox: OutboxRow[] = []
+  #outboxIds = 0
 
   /** Append drafts as one atomic step under one signed head (the memory store's "transaction"). */
   #appendAll(drafts: readonly AuditDraft[]): AuditRecord[] {
@@ -70,6 +77,17 @@ export class MemoryStore implements AuthorityStore {
       throw err
     }
     this.#seal.commit()
+    // indexed once committed, so a rolled-back group leaves no index entries behind
+    for (let i = start; i < this.#audit.length; i++) this.#idx.addAudit(i, this.#audit[i] as AuditRecord)
+    // notifications of these records, in the same atomic step (src/notify)
+    if (this.#planner) {
+      for (let i = start; i < this.#audit.length; i++) {
+        const rec = this.#audit[i] as AuditRecord
+        for (const e of this.#planner(rec)) {
+          this.#outbox.push({ ...e, id: ++this.#outboxIds, record: rec, status: 'pending', attempts: 0, nextAttemptAt: rec.time, createdAt: rec.time })
+        }
+      }
+    }
     return out
   }
 
@@ -132,6 +150,7 @@ export class MemoryStore implements AuthorityStore {
     this.#mandates.set(m.jti, clone(m))
     this.#byHash.set(m.tokenHash, m.jti)
     this.#tasks.add(m.txn)
+    this.#idx.addMandate(m)
     if (m.parent !== undefined) {
       const list = this.#children.get(m.parent) ?? []
       list.push(m.jti)
@@ -162,17 +181,24 @@ export class MemoryStore implements AuthorityStore {
     return out
   }
 
-  async revoke(entries: ReadonlyArray<{ kind: RevocationKind; id: string }>, meta: { at: number; reason?: string; by?: string }, audit: AuditDraft) {
+  async revoke(entries: ReadonlyArray<{ kind: RevocationKind; id: string }>, meta: { at: number; reason?: string; by?: string }, audit: AuditDraft, grantedTask = (txn: string, grantor: string) => grantedTaskDraft(txn, grantor, meta, audit.time)) {
     const added: RevocationEntry[] = []
-    for (const e of entries) {
-      const key = `${e.kind}:${e.id}`
-      if (this.#revoked.has(key)) continue
+    const add = (kind: RevocationKind, id: string): boolean => {
+      const key = `${kind}:${id}`
+      if (this.#revoked.has(key)) return false
       this.#revoked.add(key)
-      const entry: RevocationEntry = { seq: this.#revocations.length + 1, kind: e.kind, id: e.id, at: meta.at }
+      const entry: RevocationEntry = { seq: this.#revocations.length + 1, kind, id, at: meta.at }
       if (meta.reason !== undefined) entry.reason = meta.reason
       if (meta.by !== undefined) entry.by = meta.by
       this.#revocations.push(entry)
       added.push(clone(entry))
+      return true
+    }
+    const granted: Array<[string, string]> = []
+    for (const e of entries) {
+      // the tasks an agent granted stop with it (even when the agent itself was revoked before)
+      if (e.kind === 'agent') for (const txn of this.#grantedBy(e.id)) granted.push([txn, e.id])
+      if (!add(e.kind, e.id)) continue
       const agent = e.kind === 'agent' ? this.#agents.get(e.id) : undefined
       if (agent && agent.revokedAt === undefined) {
         // the registry reads truthfully: a revoked principal is also disabled, for good
@@ -185,7 +211,17 @@ export class MemoryStore implements AuthorityStore {
         }
       }
     }
-    return { added, audit: this.#append(audit) }
+    const drafts = granted.flatMap(([txn, grantor]) => (add('task', txn) ? [grantedTask(txn, grantor)] : []))
+    const [rec, ...cascade] = this.#appendAll([audit, ...drafts])
+    return { added, audit: rec as AuditRecord, cascade }
+  }
+  #grantedBy(did: string): string[] {
+    const out = new Set<string>()
+    for (const m of this.#mandates.values()) if (m.grantor === did) out.add(m.txn)
+    return [...out]
+  }
+  async tasksGrantedBy(did: string) {
+    return this.#grantedBy(did)
   }
   async isRevoked(q: RevocationQuery) {
     return this.#isRevoked(q)
@@ -201,6 +237,7 @@ export class MemoryStore implements AuthorityStore {
   }
 
   async insertApproval(approval: ApprovalRecord, audit: AuditDraft) {
+    if (!this.#approvals.has(approval.id)) this.#idx.addApproval(approval.id)
     this.#approvals.set(approval.id, clone(approval))
     return this.#append(audit)
   }
@@ -259,6 +296,91 @@ export class MemoryStore implements AuthorityStore {
   }
   async latestCheckpoint() {
     return this.#head && clone(this.#head)
+  }
+
+  async queryAuditPage(q: AuditPageQuery) {
+    return this.#idx.auditPage(this.#audit, q).map(clone)
+  }
+  async countAuditSince(since: number) {
+    return this.#idx.countSince(this.#audit, since)
+  }
+  async countTasks() {
+    return this.#idx.roots.length
+  }
+  async queryTasks(q: TaskPageQuery): Promise<TaskRow[]> {
+    return this.#idx.tasks(q, {
+      mandate: (jti) => this.#mandates.get(jti),
+      revoked: (kind, id) => this.#revoked.has(`${kind}:${id}`),
+    }).map((r) => ({ ...r, root: clone(r.root) }))
+  }
+  async taskMandates(txn: string, limit: number) {
+    const out: MandateRecord[] = []
+    for (const jti of this.#idx.taskJtis(txn)) {
+      if (out.length >= limit) break
+      const m = this.#mandates.get(jti)
+      if (m) out.push(clone(m))
+    }
+    return out
+  }
+  async queryApprovals(q: ApprovalPageQuery) {
+    return this.#idx.approvals(q, (id) => this.#approvals.get(id)).map((r) => ({ cursor: r.cursor, approval: clone(r.approval) }))
+  }
+
+  planOutboxWith(planner: OutboxPlanner | undefined): void {
+    this.#planner = planner
+  }
+  async outboxDue(q: { now: number; exclude: readonly number[]; limit: number }) {
+    const out: OutboxRow[] = []
+    const blocked = new Set<string>()
+    for (const r of this.#outbox) {
+      if (out.length >= q.limit) break
+      if (r.status !== 'pending') continue
+      const key = r.orderKey === undefined ? undefined : `${r.endpoint}\n${r.orderKey}`
+      // an earlier pending row of the same endpoint and key goes first
+      if (key !== undefined && blocked.has(key)) continue
+      if (key !== undefined) blocked.add(key)
+      if (r.nextAttemptAt > q.now || q.exclude.includes(r.id)) continue
+      out.push(clone(r))
+    }
+    return out
+  }
+  async outboxNextDue() {
+    let t: number | undefined
+    for (const r of this.#outbox) if (r.status === 'pending' && (t === undefined || r.nextAttemptAt < t)) t = r.nextAttemptAt
+    return t
+  }
+  async outboxUpdate(id: number, c: OutboxChange) {
+    const r = this.#outbox.find((x) => x.id === id)
+    if (!r) return
+    for (const [k, v] of Object.entries(c)) if (v !== undefined) (r as unknown as Record<string, unknown>)[k] = v
+  }
+  async outboxStats() {
+    const by = new Map<string, OutboxEndpointStats>()
+    for (const r of this.#outbox) {
+      let s = by.get(r.endpoint)
+      if (!s) by.set(r.endpoint, (s = { endpoint: r.endpoint, pending: 0, failed: 0, delivered: 0 }))
+      s[r.status]++
+      if (r.deliveredAt !== undefined && (s.lastSuccessAt === undefined || r.deliveredAt > s.lastSuccessAt)) s.lastSuccessAt = r.deliveredAt
+      if (r.lastFailureAt !== undefined && (s.lastFailureAt === undefined || r.lastFailureAt >= s.lastFailureAt)) {
+        s.lastFailureAt = r.lastFailureAt
+        if (r.lastError !== undefined) s.lastError = r.lastError
+      }
+    }
+    return [...by.values()].sort((a, b) => (a.endpoint < b.endpoint ? -1 : 1))
+  }
+  async outboxFailed(limit: number) {
+    return this.#outbox.filter((r) => r.status === 'failed').sort((a, b) => (b.lastFailureAt ?? 0) - (a.lastFailureAt ?? 0) || b.id - a.id).slice(0, limit).map(clone)
+  }
+  async outboxPrune(before: number) {
+    let n = 0
+    for (let i = this.#outbox.length - 1; i >= 0; i--) {
+      const r = this.#outbox[i] as OutboxRow
+      if (r.status === 'delivered' && (r.deliveredAt ?? 0) < before) {
+        this.#outbox.splice(i, 1)
+        n++
+      }
+    }
+    return n
   }
 
   async loadSigningKeys() {

@@ -11,14 +11,16 @@
  */
 import { closeSync, openSync } from 'node:fs'
 import Database from 'better-sqlite3'
-import type { RevocationQuery } from '@mandate/core'
+import { MandateError, type RevocationQuery } from '@mandate/core'
 import { auditIndex, chainRecord } from '../audit/hash.js'
+import { auditFacets } from './audit_facets.js'
 import { SealState, type AuditSealer, type ChainHead } from '../audit/seal.js'
 import type {
   AgentRecord, ApprovalRecord, ApprovalStatus, AuditDraft, AuditQuery, AuditRecord, MandateRecord,
   RevocationEntry, RevocationKind, Role, StoredCheckpoint, StoredSigningKey,
 } from '../types.js'
-import type { ApprovalDecision, AuthorityStore, IssueMandateInput, IssueMandateResult } from './store.js'
+import { grantedTaskDraft, type ApprovalDecision, type ApprovalPageQuery, type AuditPageQuery, type AuthorityStore, type IssueMandateInput, type IssueMandateResult, type TaskPageQuery, type TaskRow } from './store.js'
+import type { OutboxChange, OutboxEndpointStats, OutboxPlanner, OutboxRow, OutboxStatus } from './store.js'
 
 export interface SqliteStoreOptions {
   /** `FULL` (default): durable across power loss. `NORMAL`: durable across process crashes only. */
@@ -99,12 +101,70 @@ function migrateAgents(db: Database.Database): void {
       disabled = 1
     WHERE revoked_at IS NULL AND EXISTS (SELECT 1 FROM revocations r WHERE r.kind = 'agent' AND r.id = agents.did)`)
 }
+/**
+ * Dashboard query columns and indexes (schema 1 databases get them on open, idempotently): the
+ * audit facets tool / jti / decision / call (audit_facets.ts), filled in for existing records once,
+ * and indexes for the dashboard's filters. Each index keeps seq order within equal keys, so a
+ * filtered page walks an index newest-first from its cursor and stops at the limit (no OFFSET).
+ */
+function migrateDashboardIndexes(db: Database.Database): void {
+  const have = new Set((db.prepare('PRAGMA table_info(audit)').all() as Array<{ name: string }>).map((c) => c.name))
+  for (const [col, type] of [['tool', 'TEXT'], ['jti', 'TEXT'], ['decision', 'TEXT'], ['call', 'INTEGER NOT NULL DEFAULT 0']] as const) {
+    if (!have.has(col)) db.exec(`ALTER TABLE audit ADD COLUMN ${col} ${type}`)
+  }
+  db.exec(`
+    CREATE INDEX IF NOT EXISTS audit_type ON audit(type);
+    CREATE INDEX IF NOT EXISTS audit_agent_type ON audit(agent, type);
+    CREATE INDEX IF NOT EXISTS audit_tool ON audit(tool) WHERE tool IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS audit_jti ON audit(jti) WHERE jti IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS audit_decision ON audit(decision) WHERE decision IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS audit_calls ON audit(call) WHERE call = 1;
+    CREATE INDEX IF NOT EXISTS mandates_kind ON mandates(kind);
+    CREATE INDEX IF NOT EXISTS mandates_subject ON mandates(subject);
+    CREATE INDEX IF NOT EXISTS mandates_holder ON mandates(holder);
+    CREATE INDEX IF NOT EXISTS approvals_txn ON approvals(txn);
+    CREATE INDEX IF NOT EXISTS approvals_requested_by ON approvals(requested_by);
+  `)
+  if (db.prepare(`SELECT 1 AS x FROM meta WHERE key = 'audit_facets'`).get()) return
+  // records written before the facet columns existed: fill them in once, in one transaction
+  const update = db.prepare('UPDATE audit SET tool = ?, jti = ?, decision = ?, call = ? WHERE seq = ?')
+  const read = db.prepare('SELECT seq, type, fields FROM audit WHERE seq > ? ORDER BY seq LIMIT 5000')
+  db.transaction(() => {
+    for (let after = 0; ;) {
+      const rows = read.all(after) as Array<{ seq: number; type: string; fields: string }>
+      if (rows.length === 0) break
+      for (const r of rows) {
+        after = r.seq
+        let fields: AuditRecord['fields']
+        try {
+          fields = JSON.parse(r.fields) as AuditRecord['fields']
+        } catch {
+          continue // unreadable: verification reports it
+        }
+        const f = auditFacets(r.type, fields)
+        update.run(f.tool, f.jti, f.decision, f.call ? 1 : 0, r.seq)
+      }
+    }
+    db.prepare(`INSERT OR REPLACE INTO meta(key, value) VALUES ('audit_facets', '1')`).run()
+  })()
+}
+
+/**
+ * The grantor of each task (root mandates), added after schema 1. Tasks granted before it existed
+ * have no grantor recorded (NULL): revoking their grantor does not revoke them (revoke those by txn).
+ */
+function migrateGrantors(db: Database.Database): void {
+  const have = new Set((db.prepare('PRAGMA table_info(mandates)').all() as Array<{ name: string }>).map((c) => c.name))
+  if (!have.has('grantor')) db.exec('ALTER TABLE mandates ADD COLUMN grantor TEXT')
+  db.exec('CREATE INDEX IF NOT EXISTS mandates_grantor ON mandates(grantor) WHERE grantor IS NOT NULL')
+}
 function mandateFromRow(r: Row): MandateRecord {
   const m: MandateRecord = {
     jti: str(r.jti), txn: str(r.txn), subject: str(r.subject), holder: str(r.holder), kind: str(r.kind) as MandateRecord['kind'],
     depth: num(r.depth), iat: num(r.iat), exp: num(r.exp), tokenHash: str(r.token_hash), uses: num(r.uses), claims: JSON.parse(str(r.claims)) as MandateRecord['claims'],
   }
   if (r.parent !== null) m.parent = str(r.parent)
+  if (r.grantor !== null && r.grantor !== undefined) m.grantor = str(r.grantor)
   if (r.max_uses !== null) m.maxUses = num(r.max_uses)
   return m
 }
@@ -139,6 +199,50 @@ function revocationFromRow(r: Row): RevocationEntry {
   if (r.reason !== null) e.reason = str(r.reason)
   if (r.by_did !== null) e.by = str(r.by_did)
   return e
+}
+
+/** Whether the record itself (not its query columns) matches the exact filters of `q`. */
+function facetsMatch(r: AuditRecord, q: AuditPageQuery): boolean {
+  const f = auditFacets(r.type, r.fields)
+  return (q.txn === undefined || f.txn === q.txn) && (q.agent === undefined || f.agent === q.agent) && (q.subject === undefined || f.subject === q.subject)
+    && (q.tool === undefined || f.tool === q.tool) && (q.decision === undefined || f.decision === q.decision) && (!q.callsOnly || f.call)
+    && (q.types === undefined || q.types.includes(r.type)) && (q.jtis === undefined || (f.jti !== null && q.jtis.includes(f.jti)))
+}
+
+/** A WHERE clause built from optional filters (values always bound, never spliced into SQL). */
+class Where {
+  readonly parts: string[] = []
+  readonly args: Array<string | number> = []
+  add(sql: string, v: string | number | undefined): this {
+    if (v === undefined) return this
+    this.parts.push(sql)
+    this.args.push(v)
+    return this
+  }
+  raw(sql: string, ...args: Array<string | number>): this {
+    this.parts.push(sql)
+    this.args.push(...args)
+    return this
+  }
+  in(col: string, values: readonly string[] | undefined): this {
+    if (values === undefined) return this
+    if (values.length === 0) return this.raw('0')
+    return this.raw(`${col} IN (${values.map(() => '?').join(',')})`, ...values)
+  }
+  /** Case-insensitive (ASCII, as LIKE is) substring over `cols`, or `agentCol` among the dids whose names matched. */
+  search(cols: readonly string[], q: string, agentCol: string, agents: readonly string[] = []): this {
+    const pattern = `%${q.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`
+    const terms = cols.map((c) => `${c} LIKE ? ESCAPE '\\'`)
+    const args: string[] = cols.map(() => pattern)
+    if (agents.length) {
+      terms.push(`${agentCol} IN (${agents.map(() => '?').join(',')})`)
+      args.push(...agents)
+    }
+    return this.raw(`(${terms.join(' OR ')})`, ...args)
+  }
+  sql(): string {
+    return this.parts.length ? `WHERE ${this.parts.join(' AND ')}` : ''
+  }
 }
 
 /** Thrown inside a transaction to roll it back with a refusal result. */
@@ -180,10 +284,13 @@ export class SqliteStore implements AuthorityStore {
     this.db.exec(SCHEMA)
     this.db.prepare(`INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1')`).run()
     migrateAgents(this.db)
+    migrateDashboardIndexes(this.db)
+    migrateGrantors(this.db)
+    migrateOutbox(this.db)
     const p = (sql: string) => this.db.prepare(sql)
     this.#s = {
       auditHead: p('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'),
-      auditInsert: p('INSERT INTO audit(seq, time, type, fields, prev, hash, txn, agent, subject) VALUES (?,?,?,?,?,?,?,?,?)'),
+      auditInsert: p('INSERT INTO audit(seq, time, type, fields, prev, hash, txn, agent, subject, tool, jti, decision, call) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)'),
       agentInsert: p('INSERT OR IGNORE INTO agents(did, jkt, name, owner, role, metadata, disabled, created_at) VALUES (?,?,?,?,?,?,0,?)'),
       agentGet: p('SELECT * FROM agents WHERE did = ?'),
       agentList: p('SELECT * FROM agents ORDER BY created_at, did'),
@@ -191,7 +298,8 @@ export class SqliteStore implements AuthorityStore {
       agentEnable: p('UPDATE agents SET disabled = 0, disabled_at = NULL, disabled_reason = NULL WHERE did = ? AND disabled = 1 AND revoked_at IS NULL'),
       agentRevoke: p('UPDATE agents SET revoked_at = ?, revoked_reason = ?, disabled_at = CASE WHEN disabled = 1 THEN disabled_at ELSE ? END, disabled = 1 WHERE did = ? AND revoked_at IS NULL'),
       taskExists: p('SELECT 1 AS x FROM mandates WHERE txn = ? LIMIT 1'),
-      mandateInsert: p('INSERT OR IGNORE INTO mandates(jti, parent, txn, subject, holder, kind, depth, iat, exp, token_hash, max_uses, uses, claims) VALUES (?,?,?,?,?,?,?,?,?,?,?,0,?)'),
+      mandateInsert: p('INSERT OR IGNORE INTO mandates(jti, parent, txn, subject, holder, grantor, kind, depth, iat, exp, token_hash, max_uses, uses, claims) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,0,?)'),
+      tasksGrantedBy: p('SELECT txn FROM mandates WHERE grantor = ? GROUP BY txn ORDER BY MIN(rowid)'),
       mandateGet: p('SELECT * FROM mandates WHERE jti = ?'),
       mandateByHash: p('SELECT * FROM mandates WHERE token_hash = ?'),
       mandateCount: p('SELECT COUNT(*) AS n FROM mandates'),
@@ -218,18 +326,21 @@ export class SqliteStore implements AuthorityStore {
       headPut: p('INSERT INTO audit_head(id, seq, hash, time, jws) VALUES (1,?,?,?,?) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, time = excluded.time, jws = excluded.jws'),
       headGet: p('SELECT seq, hash, time, jws FROM audit_head WHERE id = 1'),
       legacyCheckpoint: p('SELECT seq, hash, time, jws FROM checkpoints ORDER BY seq DESC, rowid DESC LIMIT 1'),
+      outboxInsert: p(`INSERT INTO outbox(endpoint, seq, event, message_id, order_key, status, next_at, created_at) VALUES (?,?,?,?,?,'pending',?,?)`),
       keysAll: p('SELECT * FROM signing_keys ORDER BY created_at'),
       keyUpsert: p('INSERT INTO signing_keys(kid, private_jwk, created_at, retired_at) VALUES (?,?,?,?) ON CONFLICT(kid) DO UPDATE SET retired_at = excluded.retired_at'),
     }
   }
 
   readonly #seal = new SealState()
+  #planner: OutboxPlanner | undefined
   /** The last record appended inside the open transaction (sealed when the transaction ends). */
   #last: ChainHead | undefined
 
   #insertAudit(rec: AuditRecord): void {
     const idx = auditIndex(rec.fields)
-    this.#s.auditInsert!.run(rec.seq, rec.time, rec.type, JSON.stringify(rec.fields), rec.prev, rec.hash, idx.txn, idx.agent, idx.subject)
+    const f = auditFacets(rec.type, rec.fields)
+    this.#s.auditInsert!.run(rec.seq, rec.time, rec.type, JSON.stringify(rec.fields), rec.prev, rec.hash, idx.txn, idx.agent, idx.subject, f.tool, f.jti, f.decision, f.call ? 1 : 0)
   }
 
   #append(draft: AuditDraft): AuditRecord {
@@ -243,6 +354,10 @@ export class SqliteStore implements AuthorityStore {
     }
     const rec = chainRecord(head, draft)
     this.#insertAudit(rec)
+    // notifications of this record are written in its transaction: committed together or not at all
+    if (this.#planner) {
+      for (const e of this.#planner(rec)) this.#s.outboxInsert!.run(e.endpoint, rec.seq, e.event, e.messageId, e.orderKey ?? null, rec.time, rec.time)
+    }
     this.#pendingFrom ??= rec.seq
     this.#last = rec
     return rec
@@ -372,7 +487,7 @@ export class SqliteStore implements AuthorityStore {
         if (input.consumeApproval !== undefined && this.#s.approvalUse!.run(input.consumeApproval).changes === 0) {
           throw new Abort({ ok: false, reason: 'approval_unusable' })
         }
-        const r = this.#s.mandateInsert!.run(m.jti, m.parent ?? null, m.txn, m.subject, m.holder, m.kind, m.depth, m.iat, m.exp, m.tokenHash, m.maxUses ?? null, JSON.stringify(m.claims))
+        const r = this.#s.mandateInsert!.run(m.jti, m.parent ?? null, m.txn, m.subject, m.holder, m.grantor ?? null, m.kind, m.depth, m.iat, m.exp, m.tokenHash, m.maxUses ?? null, JSON.stringify(m.claims))
         if (r.changes === 0) throw new Abort({ ok: false, reason: 'duplicate' })
         return { ok: true as const, audit: this.#append(input.audit) }
       })
@@ -396,17 +511,32 @@ export class SqliteStore implements AuthorityStore {
     return (this.#s.descendants!.all(jti) as Array<{ jti: string }>).map((r) => r.jti)
   }
 
-  async revoke(entries: ReadonlyArray<{ kind: RevocationKind; id: string }>, meta: { at: number; reason?: string; by?: string }, audit: AuditDraft) {
+  async revoke(entries: ReadonlyArray<{ kind: RevocationKind; id: string }>, meta: { at: number; reason?: string; by?: string }, audit: AuditDraft, grantedTask = (txn: string, grantor: string) => grantedTaskDraft(txn, grantor, meta, audit.time)) {
     return this.#tx(() => {
       const added: RevocationEntry[] = []
-      for (const e of entries) {
-        const r = this.#s.revInsert!.run(e.kind, e.id, meta.at, meta.reason ?? null, meta.by ?? null)
-        if (r.changes) added.push(revocationFromRow(this.#s.revGet!.get(e.kind, e.id) as Row))
-        // the registry reads truthfully: a revoked principal is also disabled, for good
-        if (e.kind === 'agent') this.#s.agentRevoke!.run(meta.at, meta.reason ?? null, meta.at, e.id)
+      const add = (kind: RevocationKind, id: string): boolean => {
+        if (!this.#s.revInsert!.run(kind, id, meta.at, meta.reason ?? null, meta.by ?? null).changes) return false
+        added.push(revocationFromRow(this.#s.revGet!.get(kind, id) as Row))
+        return true
       }
-      return { added, audit: this.#append(audit) }
+      const granted: Array<[string, string]> = []
+      for (const e of entries) {
+        add(e.kind, e.id)
+        if (e.kind !== 'agent') continue
+        // the registry reads truthfully: a revoked principal is also disabled, for good
+        this.#s.agentRevoke!.run(meta.at, meta.reason ?? null, meta.at, e.id)
+        // and everything it authorized stops with it: the tasks it granted, read inside this
+        // transaction so a grant committed just before is included
+        for (const { txn } of this.#s.tasksGrantedBy!.all(e.id) as Array<{ txn: string }>) granted.push([txn, e.id])
+      }
+      const rec = this.#append(audit)
+      const cascade: AuditRecord[] = []
+      for (const [txn, grantor] of granted) if (add('task', txn)) cascade.push(this.#append(grantedTask(txn, grantor)))
+      return { added, audit: rec, cascade }
     })
+  }
+  async tasksGrantedBy(did: string) {
+    return (this.#s.tasksGrantedBy!.all(did) as Array<{ txn: string }>).map((r) => r.txn)
   }
   async isRevoked(q: RevocationQuery) {
     return this.#revoked(q)
@@ -491,9 +621,147 @@ export class SqliteStore implements AuthorityStore {
     return this.#storedHead()
   }
 
+  /** Dashboard queries are built from their filters: each shape is prepared once (bounded cache). */
+  readonly #statements = new Map<string, Database.Statement>()
+  #prepared(sql: string): Database.Statement {
+    let s = this.#statements.get(sql)
+    if (!s) {
+      if (this.#statements.size >= 256) this.#statements.clear()
+      s = this.db.prepare(sql)
+      this.#statements.set(sql, s)
+    }
+    return s
+  }
+
+  async queryAuditPage(q: AuditPageQuery) {
+    const w = new Where()
+    w.add('seq < ?', q.beforeSeq)
+    w.add('seq < ?', this.#pendingFrom)
+    w.add('txn = ?', q.txn)
+    w.add('agent = ?', q.agent)
+    w.add('subject = ?', q.subject)
+    w.add('tool = ?', q.tool)
+    // the planner has no statistics: steer it to the most selective index. An exact key (jti, task,
+    // agent, subject, tool) beats the broad facets; those are then tested row by row (unary +)
+    const narrow = q.jtis !== undefined || q.txn !== undefined || q.agent !== undefined || q.subject !== undefined || q.tool !== undefined
+    w.in(narrow && q.agent === undefined ? '+type' : 'type', q.types)
+    w.add(narrow || q.types !== undefined ? '+decision = ?' : 'decision = ?', q.decision)
+    w.in('jti', q.jtis)
+    if (q.callsOnly) w.add(narrow || q.types !== undefined || q.decision !== undefined ? '+call = ?' : 'call = ?', 1)
+    // unary + keeps the planner off the time index: pages walk seq order and stop at the limit
+    w.add('+time >= ?', q.since)
+    w.add('+time < ?', q.until)
+    if (q.q !== undefined) w.search(['txn', 'agent', 'subject', 'type', 'tool', 'jti'], q.q, 'agent', q.qAgents)
+    const sql = `SELECT * FROM audit ${w.sql()} ORDER BY seq DESC LIMIT ?`
+    const rows = (this.#prepared(sql).all(...w.args, Math.max(1, Math.min(q.limit, 10_000))) as Row[]).map(auditFromRow)
+    // the query columns sit beside the hashed record: a row whose record does not say what its
+    // columns say (a tampered column) is not returned as matching
+    return rows.filter((r) => facetsMatch(r, q))
+  }
+  async countAuditSince(since: number) {
+    const r = this.#prepared('SELECT COALESCE(SUM(call = 1), 0) AS calls, COALESCE(SUM(decision = \'refused\'), 0) AS refused FROM audit WHERE time >= ? AND seq < ?').get(since, this.#visible()) as { calls: number; refused: number }
+    return { calls: r.calls, refused: r.refused }
+  }
+  async countTasks() {
+    return (this.#prepared(`SELECT COUNT(*) AS n FROM mandates WHERE kind = 'root'`).get() as { n: number }).n
+  }
+  async queryTasks(q: TaskPageQuery): Promise<TaskRow[]> {
+    const revoked = `(EXISTS (SELECT 1 FROM revocations r WHERE r.kind = 'task' AND r.id = m.txn) OR EXISTS (SELECT 1 FROM revocations r WHERE r.kind = 'mandate' AND r.id = m.jti))`
+    const w = new Where()
+    w.add(`m.kind = ?`, 'root')
+    w.add('m.rowid < ?', q.before)
+    w.add('m.subject = ?', q.subject)
+    w.add('m.txn IN (SELECT txn FROM mandates WHERE holder = ?)', q.agent)
+    w.add('m.iat * 1000 >= ?', q.since)
+    w.add('m.iat * 1000 < ?', q.until)
+    if (q.q !== undefined) w.search(['m.txn', 'm.subject', 'm.holder', `json_extract(m.claims, '$.purpose')`], q.q, 'm.holder', q.qAgents)
+    const nowSec = Math.floor(q.now / 1000)
+    if (q.status === 'revoked') w.raw(revoked)
+    else if (q.status === 'expired') w.raw(`NOT ${revoked}`).add('m.exp <= ?', nowSec)
+    else if (q.status === 'active') w.raw(`NOT ${revoked}`).add('m.exp > ?', nowSec)
+    const rows = this.#prepared(`SELECT m.rowid AS cursor, m.*, ${revoked} AS revoked FROM mandates m ${w.sql()} ORDER BY m.rowid DESC LIMIT ?`).all(...w.args, Math.max(1, Math.min(q.limit, 1000))) as Row[]
+    const counts = this.#prepared(`SELECT COALESCE(SUM(kind = 'call'), 0) AS calls, COUNT(*) AS n FROM mandates WHERE txn = ?`)
+    return rows.map((r) => {
+      const c = counts.get(r.txn) as { calls: number; n: number }
+      return { cursor: num(r.cursor), root: mandateFromRow(r), revoked: r.revoked === 1, mandates: c.n - c.calls, calls: c.calls }
+    })
+  }
+  async taskMandates(txn: string, limit: number) {
+    return (this.#prepared('SELECT * FROM mandates WHERE txn = ? ORDER BY rowid LIMIT ?').all(txn, limit) as Row[]).map(mandateFromRow)
+  }
+  async queryApprovals(q: ApprovalPageQuery) {
+    const w = new Where()
+    w.add('rowid < ?', q.before)
+    w.add('status = ?', q.status)
+    w.add('txn = ?', q.txn)
+    if (q.agent !== undefined) w.raw('(requested_by = ? OR instr(actor_chain, ?) > 0)', q.agent, JSON.stringify(q.agent))
+    w.add('tool = ?', q.tool)
+    w.add('created_at >= ?', q.since)
+    w.add('created_at < ?', q.until)
+    if (q.q !== undefined) w.search(['id', 'tool', 'audience', 'subject', 'txn', 'requested_by', 'reason'], q.q, 'requested_by', q.qAgents)
+    const rows = this.#prepared(`SELECT rowid AS cursor, * FROM approvals ${w.sql()} ORDER BY rowid DESC LIMIT ?`).all(...w.args, Math.max(1, Math.min(q.limit, 1000))) as Row[]
+    return rows.map((r) => ({ cursor: num(r.cursor), approval: approvalFromRow(r) }))
+  }
+
+  planOutboxWith(planner: OutboxPlanner | undefined): void {
+    this.#planner = planner
+  }
+  async outboxDue(q: { now: number; exclude: readonly number[]; limit: number }) {
+    const w = new Where()
+    w.raw(`o.status = 'pending'`)
+    w.add('o.next_at <= ?', q.now)
+    // rows of the open (uncommitted) group are not delivered: that group may still roll back
+    w.add('o.seq < ?', this.#pendingFrom)
+    if (q.exclude.length) w.raw(`o.id NOT IN (${q.exclude.map(() => '?').join(',')})`, ...q.exclude)
+    w.raw(`NOT EXISTS (SELECT 1 FROM outbox e WHERE e.endpoint = o.endpoint AND e.order_key = o.order_key AND e.status = 'pending' AND e.id < o.id)`)
+    const rows = this.db.prepare(`${OUTBOX_SELECT} ${w.sql()} ORDER BY o.id LIMIT ?`).all(...w.args, Math.max(1, Math.min(q.limit, 1000))) as Row[]
+    return rows.map(outboxFromRow)
+  }
+  async outboxNextDue() {
+    const r = this.db.prepare(`SELECT MIN(next_at) AS t FROM outbox WHERE status = 'pending' AND seq < ?`).get(this.#visible()) as { t: number | null }
+    return r.t ?? undefined
+  }
+  async outboxUpdate(id: number, c: OutboxChange) {
+    await this.#tx(() => {
+      this.db.prepare(`UPDATE outbox SET status = ?, attempts = ?, next_at = ?, body = COALESCE(?, body), last_error = COALESCE(?, last_error),
+        last_status = COALESCE(?, last_status), last_failure_at = COALESCE(?, last_failure_at), delivered_at = COALESCE(?, delivered_at) WHERE id = ?`)
+        .run(c.status, c.attempts, c.nextAttemptAt, c.body ?? null, c.lastError ?? null, c.lastStatus ?? null, c.lastFailureAt ?? null, c.deliveredAt ?? null, id)
+    })
+  }
+  async outboxStats(): Promise<OutboxEndpointStats[]> {
+    const rows = this.db.prepare(`SELECT endpoint, COALESCE(SUM(status = 'pending'), 0) AS pending, COALESCE(SUM(status = 'failed'), 0) AS failed,
+      COALESCE(SUM(status = 'delivered'), 0) AS delivered, MAX(delivered_at) AS last_success, MAX(last_failure_at) AS last_failure
+      FROM outbox WHERE seq < ? GROUP BY endpoint ORDER BY endpoint`).all(this.#visible()) as Row[]
+    const lastError = this.db.prepare('SELECT last_error FROM outbox WHERE endpoint = ? AND last_failure_at IS NOT NULL ORDER BY last_failure_at DESC, id DESC LIMIT 1')
+    return rows.map((r) => {
+      const s: OutboxEndpointStats = { endpoint: str(r.endpoint), pending: num(r.pending), failed: num(r.failed), delivered: num(r.delivered) }
+      if (r.last_success !== null) s.lastSuccessAt = num(r.last_success)
+      if (r.last_failure !== null) {
+        s.lastFailureAt = num(r.last_failure)
+        const e = lastError.get(r.endpoint) as { last_error: string | null } | undefined
+        if (e?.last_error) s.lastError = e.last_error
+      }
+      return s
+    })
+  }
+  async outboxFailed(limit: number) {
+    const rows = this.db.prepare(`${OUTBOX_SELECT} WHERE o.status = 'failed' ORDER BY o.last_failure_at DESC, o.id DESC LIMIT ?`).all(Math.max(1, Math.min(limit, 1000))) as Row[]
+    return rows.map(outboxFromRow)
+  }
+  async outboxPrune(before: number) {
+    return this.#tx(() => this.db.prepare(`DELETE FROM outbox WHERE status = 'delivered' AND delivered_at < ?`).run(before).changes)
+  }
+
   async loadSigningKeys() {
     return (this.#s.keysAll!.all() as Row[]).map((r) => {
-      const k: StoredSigningKey = { kid: str(r.kid), privateJwk: JSON.parse(str(r.private_jwk)) as StoredSigningKey['privateJwk'], createdAt: num(r.created_at) }
+      let privateJwk: StoredSigningKey['privateJwk']
+      try {
+        privateJwk = JSON.parse(str(r.private_jwk)) as StoredSigningKey['privateJwk']
+      } catch {
+        // never the parser's message: it quotes the text around the error (the private key)
+        throw new MandateError('STORE_ERROR', `the stored signing key ${String(r.kid).slice(0, 64)} is not valid JSON; restore the database from a backup`)
+      }
+      const k: StoredSigningKey = { kid: str(r.kid), privateJwk, createdAt: num(r.created_at) }
       if (r.retired_at !== null) k.retiredAt = num(r.retired_at)
       return k
     })
@@ -509,3 +777,34 @@ export class SqliteStore implements AuthorityStore {
     if (this.db.open) this.db.close()
   }
 }
+
+/**
+ * The notification outbox (src/notify): a row per (endpoint, audit record), written in the
+ * transaction of its audit record. `order_key` keeps the deliveries of one approval in order.
+ */
+function migrateOutbox(db: Database.Database): void {
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS outbox (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, endpoint TEXT NOT NULL, seq INTEGER NOT NULL, event TEXT NOT NULL,
+      message_id TEXT NOT NULL, order_key TEXT, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+      next_at INTEGER NOT NULL, created_at INTEGER NOT NULL, body TEXT, last_error TEXT, last_status INTEGER,
+      last_failure_at INTEGER, delivered_at INTEGER);
+    CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(status, next_at);
+    CREATE INDEX IF NOT EXISTS outbox_order ON outbox(endpoint, order_key, status);
+  `)
+}
+function outboxFromRow(r: Row): OutboxRow {
+  const o: OutboxRow = {
+    id: num(r.id), endpoint: str(r.endpoint), event: str(r.event), messageId: str(r.message_id), status: str(r.status) as OutboxStatus,
+    attempts: num(r.attempts), nextAttemptAt: num(r.next_at), createdAt: num(r.created_at),
+    record: auditFromRow({ seq: r.seq, time: r.a_time, type: r.a_type, fields: r.a_fields, prev: '', hash: '' }),
+  }
+  if (r.order_key !== null) o.orderKey = str(r.order_key)
+  if (r.body !== null) o.body = str(r.body)
+  if (r.last_error !== null) o.lastError = str(r.last_error)
+  if (r.last_status !== null) o.lastStatus = num(r.last_status)
+  if (r.last_failure_at !== null) o.lastFailureAt = num(r.last_failure_at)
+  if (r.delivered_at !== null) o.deliveredAt = num(r.delivered_at)
+  return o
+}
+const OUTBOX_SELECT = 'SELECT o.*, a.time AS a_time, a.type AS a_type, a.fields AS a_fields FROM outbox o JOIN audit a ON a.seq = o.seq'

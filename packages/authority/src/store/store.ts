@@ -6,8 +6,9 @@
  */
 import type { RevocationQuery } from '@mandate/core'
 import type { AuditSealer, ChainHead } from '../audit/seal.js'
+import type { AuditDecision } from './audit_facets.js'
 import type {
-  AgentRecord, ApprovalRecord, ApprovalStatus, AuditDraft, AuditQuery, AuditRecord, MandateRecord,
+  AgentRecord, ApprovalRecord, ApprovalStatus, AuditDraft, AuditQuery, AuditRecord, AuditType, MandateRecord,
   RevocationEntry, RevocationKind, StoredCheckpoint, StoredSigningKey,
 } from '../types.js'
 
@@ -31,6 +32,154 @@ export interface ApprovalDecision {
   decidedBy?: string
   decidedAt: number
   decisionReason?: string
+}
+
+/** Filters of a dashboard audit page (all exact but `q`; every given filter must match). */
+export interface AuditPageQuery {
+  txn?: string
+  agent?: string
+  subject?: string
+  tool?: string
+  types?: readonly AuditType[]
+  decision?: AuditDecision
+  /** Only records whose jti facet is one of these (at most 500). */
+  jtis?: readonly string[]
+  /** Only call-start records (AuditFacets.call). */
+  callsOnly?: boolean
+  /** ms, inclusive */
+  since?: number
+  /** ms, exclusive */
+  until?: number
+  /** Case-insensitive substring of txn, agent, subject, type, tool or jti, or an agent in `qAgents`. */
+  q?: string
+  /** dids whose registered name matched `q` (the caller resolves names). */
+  qAgents?: readonly string[]
+  /** Keyset cursor: only records with seq below this. */
+  beforeSeq?: number
+  /** 1..10 000 */
+  limit: number
+}
+
+/** Filters of a task page. */
+export interface TaskPageQuery {
+  subject?: string
+  /** Tasks in which this did holds a mandate. */
+  agent?: string
+  status?: 'active' | 'revoked' | 'expired'
+  /** ms; on the root mandate's issue time (inclusive / exclusive) */
+  since?: number
+  until?: number
+  /** Case-insensitive substring of txn, subject, purpose or root holder did, or a root holder in `qAgents`. */
+  q?: string
+  qAgents?: readonly string[]
+  /** Now (ms) for `expired`. */
+  now: number
+  /** Keyset cursor: only tasks with cursor below this. */
+  before?: number
+  limit: number
+}
+
+/** A task as a store sees it. */
+export interface TaskRow {
+  /** Keyset position (store-specific, increasing with creation). */
+  cursor: number
+  root: MandateRecord
+  /** The task or its root mandate is revoked. */
+  revoked: boolean
+  /** Mandates (root and delegations) and call credentials of the task. */
+  mandates: number
+  calls: number
+}
+
+/** Filters of an approval page. */
+export interface ApprovalPageQuery {
+  status?: ApprovalStatus
+  txn?: string
+  /** Requested by, or in the actor chain of the request. */
+  agent?: string
+  tool?: string
+  /** ms on createdAt */
+  since?: number
+  until?: number
+  /** Case-insensitive substring of id, tool, audience, subject, txn, requester or reason, or a requester in `qAgents`. */
+  q?: string
+  qAgents?: readonly string[]
+  before?: number
+  limit: number
+}
+
+/** One outbox row to write for an audit record (notifications: src/notify). */
+export interface OutboxEntry {
+  /** Endpoint id (notifications.webhooks[].id). */
+  endpoint: string
+  /** Notification event type (`approval.requested`, `revocation.task`, ...). */
+  event: string
+  /** The `webhook-id` of the message: the same on every retry. */
+  messageId: string
+  /** Deliveries with the same endpoint and key go out in order (e.g. `approval:<id>`). */
+  orderKey?: string
+}
+
+/**
+ * Called inside the transaction that appends `record`, for every record appended; the rows it returns
+ * are written to the outbox in that transaction. Must be synchronous and must not throw.
+ */
+export type OutboxPlanner = (record: AuditRecord) => readonly OutboxEntry[]
+
+export type OutboxStatus = 'pending' | 'delivered' | 'failed'
+
+/** A stored outbox row, with the audit record it notifies of. */
+export interface OutboxRow extends OutboxEntry {
+  id: number
+  /** The audit record (seq, time, type, fields). */
+  record: AuditRecord
+  status: OutboxStatus
+  attempts: number
+  /** ms: not attempted before this */
+  nextAttemptAt: number
+  /** ms */
+  createdAt: number
+  /** The body as first sent: retries send the very same bytes. */
+  body?: string
+  lastError?: string
+  lastStatus?: number
+  /** ms */
+  lastFailureAt?: number
+  /** ms */
+  deliveredAt?: number
+}
+
+/** How a delivery attempt changes its row. */
+export interface OutboxChange {
+  status: OutboxStatus
+  attempts: number
+  nextAttemptAt: number
+  body?: string
+  lastError?: string
+  lastStatus?: number
+  lastFailureAt?: number
+  deliveredAt?: number
+}
+
+/** Per-endpoint counts of the outbox. */
+export interface OutboxEndpointStats {
+  endpoint: string
+  pending: number
+  failed: number
+  delivered: number
+  /** ms */
+  lastSuccessAt?: number
+  /** ms */
+  lastFailureAt?: number
+  lastError?: string
+}
+
+/** The audit draft of a task revoked with the principal that granted it (the grantor cascade). */
+export function grantedTaskDraft(txn: string, grantor: string, meta: { reason?: string; by?: string }, time: number): AuditDraft {
+  return {
+    time, type: 'revocation',
+    fields: { target: 'task', txn, granted_by: grantor, cascade: 'grantor', ...(meta.by !== undefined ? { by: meta.by } : {}), ...(meta.reason !== undefined ? { reason: meta.reason } : {}) },
+  }
 }
 
 export interface AuthorityStore {
@@ -62,9 +211,19 @@ export interface AuthorityStore {
   /**
    * Add revocation entries (duplicates are skipped) with their audit record, atomically. An `agent`
    * entry also marks that principal's registry record revoked and disabled (`revokedAt`,
-   * `revokedReason`; `disabledAt` unless already disabled) in the same transaction.
+   * `revokedReason`; `disabledAt` unless already disabled), and revokes every task whose root
+   * mandate that principal granted (`MandateRecord.grantor`), each with its own audit record from
+   * `grantedTask(txn, grantor)` (default: `grantedTaskDraft`) appended after `audit`, all in the
+   * same transaction. The task entries are part of `added`.
    */
-  revoke(entries: ReadonlyArray<{ kind: RevocationKind; id: string }>, meta: { at: number; reason?: string; by?: string }, audit: AuditDraft): Promise<{ added: RevocationEntry[]; audit: AuditRecord }>
+  revoke(
+    entries: ReadonlyArray<{ kind: RevocationKind; id: string }>,
+    meta: { at: number; reason?: string; by?: string },
+    audit: AuditDraft,
+    grantedTask?: (txn: string, grantor: string) => AuditDraft,
+  ): Promise<{ added: RevocationEntry[]; audit: AuditRecord; cascade: AuditRecord[] }>
+  /** The tasks (txn) whose root mandate this principal granted, in the order they were granted. */
+  tasksGrantedBy(did: string): Promise<string[]>
   isRevoked(query: RevocationQuery): Promise<boolean>
   /** Whether any mandate of this task (txn) was issued (revoking an unknown task is refused). */
   hasTask(txn: string): Promise<boolean>
@@ -102,8 +261,40 @@ export interface AuthorityStore {
    */
   readAuditIndex?(afterSeq: number, limit: number): Promise<Array<{ seq: number; txn: string | null; agent: string | null; subject: string | null }>>
   queryAudit(query: AuditQuery): Promise<AuditRecord[]>
+  /**
+   * Dashboard reads (indexed in every built-in store; optional for other stores, which the
+   * dashboard then serves by bounded scans of queryAudit): one page of records, NEWEST FIRST.
+   */
+  queryAuditPage?(query: AuditPageQuery): Promise<AuditRecord[]>
+  /** Counts of records since `since` (ms): call starts, and refusals (Authority or guard). */
+  countAuditSince?(since: number): Promise<{ calls: number; refused: number }>
+  /** One page of tasks (root mandates), newest first, with what the summary needs. */
+  queryTasks?(query: TaskPageQuery): Promise<TaskRow[]>
+  /** How many tasks (root mandates) exist. */
+  countTasks?(): Promise<number>
+  /** Mandates of one task, in issuance order (the delegation tree). */
+  taskMandates?(txn: string, limit: number): Promise<MandateRecord[]>
+  /** One page of approvals, newest first. */
+  queryApprovals?(query: ApprovalPageQuery): Promise<Array<{ cursor: number; approval: ApprovalRecord }>>
   /** The latest signed head of the chain (stored by the sealed transactions). */
   latestCheckpoint(): Promise<StoredCheckpoint | undefined>
+
+  // notification outbox (src/notify; optional for other stores: notifications then refuse to start)
+  /** From now on, offer every appended audit record to `planner` inside its transaction (undefined: stop). */
+  planOutboxWith?(planner: OutboxPlanner | undefined): void
+  /**
+   * Pending rows due at `now` (ms), oldest first, leaving out `exclude` (in flight) and any row with
+   * an earlier pending row of the same endpoint and order key. Only committed rows.
+   */
+  outboxDue?(query: { now: number; exclude: readonly number[]; limit: number }): Promise<OutboxRow[]>
+  /** The earliest `nextAttemptAt` of a pending row, or undefined when none is pending. */
+  outboxNextDue?(): Promise<number | undefined>
+  outboxUpdate?(id: number, change: OutboxChange): Promise<void>
+  outboxStats?(): Promise<OutboxEndpointStats[]>
+  /** The most recently failed rows (status `failed`), newest first. */
+  outboxFailed?(limit: number): Promise<OutboxRow[]>
+  /** Delete delivered rows delivered before `before` (ms); how many. */
+  outboxPrune?(before: number): Promise<number>
 
   // signing keys
   loadSigningKeys(): Promise<StoredSigningKey[]>

@@ -1,40 +1,61 @@
+/**
+ * The dashboard's two HTML documents: the sign-in notice and the application shell. Neither holds
+ * an inline script or style (the CSP forbids both); the shell carries the session's CSRF token and
+ * the mount point in <meta> tags for the bundled script, and everything else is drawn by the script.
+ */
 import type { DashboardIdentity } from '../sessions.js'
+import type { DashboardBundle } from './bundle.js'
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`)
 }
 
-function shell(base: string, body: string, meta = ''): string {
+function shell(base: string, bundle: DashboardBundle | undefined, body: string, meta = ''): string {
+  const css = bundle ? `\n<link rel="stylesheet" href="${escapeHtml(base)}/assets/${escapeHtml(bundle.css.name)}">` : ''
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Mandate — Authority dashboard</title>${meta}
-<link rel="stylesheet" href="${escapeHtml(base)}/assets/app.css"></head>
+<title>Mandate — Authority dashboard</title>${meta}${css}</head>
 <body>${body}</body></html>`
 }
 
-export function loginRequiredPage(base: string, message: string): string {
-  return shell(base, `<main class="login"><h1>Mandate dashboard</h1><p>${escapeHtml(message)}</p>
-<p>Get a new login link with <code>mandate authority start</code> (printed at start-up).</p></main>`)
-}
-
-export function dashboardPage(base: string, csrf: string, identity: DashboardIdentity): string {
-  const who = identity.name ? `${identity.name} (${identity.did})` : identity.did
-  const meta = `<meta name="mandate-csrf" content="${escapeHtml(csrf)}"><meta name="mandate-base" content="${escapeHtml(base)}">`
+/** The page a visitor without a session (or with a spent login code) sees. */
+export function loginRequiredPage(base: string, message: string, bundle?: DashboardBundle): string {
   return shell(
     base,
-    `<header><h1>Mandate <span>Authority dashboard</span></h1>
-<div class="status"><span id="live" class="badge off">connecting…</span><span id="verify" class="badge">audit: checking…</span>
+    bundle,
+    `<main class="login"><h1>Mandate dashboard</h1><p>${escapeHtml(message)}</p>
+<p>Get a one-time login link with <code>mandate dashboard login --url &lt;authority URL&gt; --key &lt;admin or approver key&gt;</code>
+(<code>mandate authority start</code> also prints one at start-up).</p></main>`,
+  )
+}
+
+/** Served when the front-end bundle was never built (running from a fresh checkout without `pnpm build`). */
+export function bundleMissingPage(base: string): string {
+  return shell(
+    base,
+    undefined,
+    `<main class="login"><h1>Mandate dashboard</h1><p>The dashboard front end is not built.</p>
+<p>Build it with <code>pnpm --filter @mandate/authority build</code> (or <code>node packages/authority/scripts/build_dashboard.mjs</code>).</p></main>`,
+  )
+}
+
+/** The application shell; the bundled script renders the views into #view and routes client-side. */
+export function dashboardPage(base: string, csrf: string, identity: DashboardIdentity, bundle: DashboardBundle): string {
+  const who = identity.name ? `${identity.name} (${identity.did})` : identity.did
+  const b = escapeHtml(base)
+  const meta = `<meta name="mandate-csrf" content="${escapeHtml(csrf)}"><meta name="mandate-base" content="${b}">`
+  const link = (path: string, label: string) => `<li><a href="${b}${path}" data-nav="${path}">${label}</a></li>`
+  return shell(
+    base,
+    bundle,
+    `<a class="skip" href="#view">Skip to content</a>
+<header class="top"><p class="brand"><a href="${b}/">Mandate <span>Authority</span></a></p>
+<nav aria-label="Dashboard"><ul>${link('/', 'Overview')}${link('/tasks', 'Tasks')}${link('/approvals', 'Approvals')}${link('/calls', 'Calls')}${link('/agents', 'Agents')}${link('/audit', 'Audit')}</ul></nav>
+<div class="status"><span id="live" class="badge off" role="status">connecting…</span><span id="verify" class="badge">audit: checking…</span>
 <span class="who" title="${escapeHtml(identity.did)}">signed in as ${escapeHtml(who)}</span></div></header>
-<main>
-<section id="approvals-section" class="wide"><h2>Pending approvals</h2><div id="approvals"></div></section>
-<section class="wide"><h2>Timeline</h2><div id="timeline"></div></section>
-<section class="wide"><h2>Tasks and delegation trees</h2><div id="tasks"></div></section>
-<section class="wide"><h2>Tool calls</h2><div id="calls"></div></section>
-<section><h2>Agents</h2><div id="agents"></div></section>
-<section><h2>Revocations</h2><div id="revocations"></div></section>
-<section class="wide"><h2>Audit trail</h2><div id="audit"></div></section>
-</main>
-<script src="${escapeHtml(base)}/assets/app.js" defer></script>`,
+<main id="view" tabindex="-1"><p class="empty">Loading…</p></main>
+<div id="toast" role="status" aria-live="polite"></div>
+<script type="module" src="${b}/assets/${escapeHtml(bundle.js.name)}"></script>`,
     meta,
   )
 }

@@ -1,0 +1,113 @@
+/**
+ * The dashboard's pages and assets (Hono `app.request` against a real in-process Authority): the
+ * esbuild bundle is served under content-hashed, immutable URLs; the app shell answers every
+ * client-side route (deep links) only with a session; the login `next` deep link cannot leave the
+ * dashboard; the CSP forbids inline script, inline style, eval and HTML string sinks (Trusted
+ * Types); and the bundle itself carries no eval, no Function constructor and no innerHTML.
+ */
+import { Ed25519Key } from '@mandate/core'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { createAuthority, createAuthorityApp, installDashboard, type DashboardHandle } from '../src/index.js'
+import { loadDashboardBundle } from '../src/dashboard/assets/bundle.js'
+
+const ISSUER = 'http://127.0.0.1:7497'
+let app: ReturnType<typeof createAuthorityApp>['app']
+let authority: Awaited<ReturnType<typeof createAuthority>>
+let dashboard: DashboardHandle
+const admin = Ed25519Key.generate()
+const req = (path: string, init: RequestInit = {}) => app.request(`${ISSUER}${path}`, init)
+
+async function login(next?: string): Promise<{ cookie: string; location: string }> {
+  const { path } = dashboard.createLoginPath({ did: admin.did, name: 'root' })
+  const res = await req(`${path}${next === undefined ? '' : `&next=${encodeURIComponent(next)}`}`)
+  expect(res.status).toBe(303)
+  return { cookie: (res.headers.get('set-cookie') ?? '').split(';')[0] as string, location: res.headers.get('location') ?? '' }
+}
+
+beforeAll(async () => {
+  authority = await createAuthority({ issuer: ISSUER })
+  app = createAuthorityApp(authority).app
+  dashboard = installDashboard(app, authority)
+  await authority.registerAgent({ did: admin.did, name: 'root', role: 'admin' })
+})
+
+describe('dashboard pages and assets', () => {
+  it('serves the bundle under its content-hashed name, immutable; nothing else under /assets', async () => {
+    const bundle = loadDashboardBundle()
+    if (!bundle) throw new Error('bundle not built (the vitest globalSetup builds it)')
+    expect(bundle.js.name).toMatch(/^app\.[A-Z0-9]+\.js$/)
+    for (const asset of [bundle.js, bundle.css]) {
+      const res = await req(`/dashboard/assets/${asset.name}`)
+      expect(res.status).toBe(200)
+      expect(res.headers.get('cache-control')).toBe('public, max-age=31536000, immutable')
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff')
+      expect(await res.text()).toBe(asset.body)
+    }
+    for (const name of ['app.js', 'app.css', 'manifest.json', '..%2Fpackage.json', 'app.AAAAAAAA.js']) expect((await req(`/dashboard/assets/${name}`)).status).toBe(404)
+  })
+
+  it('the bundle needs no eval, no Function constructor and never assigns HTML strings', () => {
+    const js = loadDashboardBundle()?.js.body ?? ''
+    expect(js.length).toBeGreaterThan(1000)
+    expect(js).not.toMatch(/\beval\s*\(|new Function\s*\(|\bFunction\s*\(/)
+    expect(js).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write/)
+  })
+
+  it('answers every client-side route with the app shell, only with a session', async () => {
+    const { cookie } = await login()
+    const bundle = loadDashboardBundle()!
+    for (const route of ['/dashboard', '/dashboard/', '/dashboard/tasks', '/dashboard/tasks/abc', '/dashboard/approvals', '/dashboard/approvals/xyz', '/dashboard/calls', '/dashboard/agents', '/dashboard/audit']) {
+      expect((await req(route)).status).toBe(401)
+      const res = await req(route, { headers: { cookie } })
+      expect(res.status).toBe(200)
+      const html = await res.text()
+      expect(html).toContain(`<script type="module" src="/dashboard/assets/${bundle.js.name}"></script>`)
+      expect(html).toContain(`href="/dashboard/assets/${bundle.css.name}"`)
+      expect(html).toMatch(/<meta name="mandate-csrf" content="[A-Za-z0-9_-]+">/)
+      // no inline script or style anywhere in the document
+      expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>|<style|\sstyle=|\son[a-z]+=/i)
+    }
+    expect((await req('/dashboard/unknown', { headers: { cookie } })).status).toBe(404)
+  })
+
+  it('a strict CSP: self-only scripts and styles, no inline, Trusted Types required, no framing', async () => {
+    const csp = (await req('/dashboard/')).headers.get('content-security-policy') ?? ''
+    for (const d of ["default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "require-trusted-types-for 'script'", "trusted-types 'none'"]) expect(csp).toContain(d)
+    expect(csp).not.toMatch(/unsafe-|data:|\*/)
+  })
+
+  it('the sign-in page names the command that prints a login link', async () => {
+    const html = await (await req('/dashboard/approvals/abc')).text()
+    expect(html).toContain('mandate dashboard login')
+  })
+
+  it('the shell re-admits the principal: a disabled approver\'s open session gets the sign-in page', async () => {
+    const approver = Ed25519Key.generate()
+    await authority.registerAgent({ did: approver.did, name: 'temp', role: 'approver' })
+    const res = await req(dashboard.createLoginPath({ did: approver.did }).path)
+    const cookie = (res.headers.get('set-cookie') ?? '').split(';')[0] as string
+    expect((await req('/dashboard/approvals', { headers: { cookie } })).status).toBe(200)
+    await authority.disableAgent(approver.did, { reason: 'left' })
+    const after = await req('/dashboard/approvals', { headers: { cookie } })
+    expect(after.status).toBe(401)
+    expect(await after.text()).not.toContain('mandate-csrf')
+  })
+
+  it('the shell is only for admins and approvers: an agent given a login link gets no CSRF token', async () => {
+    const agent = Ed25519Key.generate()
+    await authority.registerAgent({ did: agent.did, name: 'worker', role: 'agent' })
+    const res = await req(dashboard.createLoginPath({ did: agent.did }).path)
+    const cookie = (res.headers.get('set-cookie') ?? '').split(';')[0] as string
+    const page = await req('/dashboard/', { headers: { cookie } })
+    expect(page.status).toBe(401)
+    expect(await page.text()).not.toContain('mandate-csrf')
+  })
+
+  it('login follows a deep link inside the dashboard and nothing else', async () => {
+    expect((await login('/dashboard/approvals/AbC_12-x')).location).toBe('/dashboard/approvals/AbC_12-x')
+    expect((await login('/dashboard/tasks/t1')).location).toBe('/dashboard/tasks/t1')
+    for (const next of ['https://evil.example/', '//evil.example/dashboard/', '/dashboard//evil.example', '/dashboard/../admin', '/elsewhere', '/dashboard/x?y=<script>', 'javascript:alert(1)', '/dashboard/\\evil']) {
+      expect((await login(next)).location).toBe('/dashboard/')
+    }
+  })
+})
