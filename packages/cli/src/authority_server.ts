@@ -2,7 +2,7 @@
  * Runs the Authority for `mandate authority start`: SQLite store, HTTP server, admin principal,
  * and the dashboard mounted through the server's `extend` hook.
  */
-import { installDashboard, startAuthorityServer, type DashboardHandle, type PolicyRule } from '@mandate/authority'
+import { installDashboard, startAuthorityServer, type DashboardHandle, type PolicyRule, type StartAuthorityServerOptions } from '@mandate/authority'
 import { MandateError, type Ed25519Key } from '@mandate/core'
 import { createServer } from 'node:net'
 import { CliError, refused } from './cli_error.js'
@@ -56,7 +56,7 @@ export async function probeListen(host: string, port: number): Promise<void> {
   }))
 }
 
-export async function startServer(options: { db: string; host: string; port: number; issuer?: string; policy?: unknown; adminKey: Ed25519Key }): Promise<RunningAuthority> {
+export async function startServer(options: { db: string; host: string; port: number; issuer?: string; policy?: unknown; adminKey: Ed25519Key; auditWitnessFile?: string; notifications?: unknown }): Promise<RunningAuthority> {
   let dashboard: DashboardHandle | undefined
   // the database holds approvals and audit data: keep every file the server creates owner-only
   process.umask(0o077)
@@ -68,6 +68,10 @@ export async function startServer(options: { db: string; host: string; port: num
     hostname: options.host,
     ...(options.issuer ? { issuer: options.issuer } : options.port !== 0 ? { issuer: `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.port}` } : {}),
     ...(options.policy ? { policy: options.policy as PolicyRule[] } : {}),
+    // every signed audit head is also appended to this file, a copy kept outside the database (docs/audit.md)
+    ...(options.auditWitnessFile !== undefined ? { auditWitness: { file: options.auditWitnessFile } } : {}),
+    // signed webhooks from the database's outbox (validated by the command before anything was created)
+    ...(options.notifications !== undefined ? { notifications: options.notifications as StartAuthorityServerOptions['notifications'] } : {}),
     extend: (app, authority) => void (dashboard = installDashboard(app, authority)),
   }).catch((err: unknown) => {
     throw storeError(err, options.db)

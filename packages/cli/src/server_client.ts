@@ -1,4 +1,5 @@
 import { createClientAssertion, CLIENT_ASSERTION_TYPE, type Ed25519Key } from '@mandate/core'
+import { readBoundedText } from './bounded_body.js'
 import { refused, usageError } from './cli_error.js'
 
 const MAX_BODY = 8 * 1024 * 1024
@@ -62,19 +63,21 @@ export class ServerClient {
   /**
    * GET a body to be read as a stream (the JSONL export): resolves with the headers once the status
    * is OK; `body` yields the bytes as they arrive, so nothing is buffered whole. A stream that stays
-   * silent for the timeout, or breaks off, fails with INVALID_RESPONSE.
+   * silent for `idleMs` (default 15 s), or breaks off, fails with INVALID_RESPONSE; `signal` ends it
+   * from outside (Ctrl-C). `accept` and extra `headers` serve other streams (SSE, `Last-Event-ID`).
    */
-  async openStream(path: string): Promise<{ headers: Headers; body: AsyncIterable<Uint8Array> }> {
+  async openStream(path: string, options: { accept?: string; headers?: Record<string, string>; idleMs?: number; signal?: AbortSignal } = {}): Promise<{ headers: Headers; body: AsyncIterable<Uint8Array> }> {
+    const idleMs = options.idleMs ?? TIMEOUT_MS
     const idle = new AbortController()
-    let timer = setTimeout(() => idle.abort(), TIMEOUT_MS)
+    let timer = setTimeout(() => idle.abort(), idleMs)
     const touch = () => {
       clearTimeout(timer)
-      timer = setTimeout(() => idle.abort(), TIMEOUT_MS)
+      timer = setTimeout(() => idle.abort(), idleMs)
     }
-    const headers: Record<string, string> = { accept: 'application/x-ndjson, application/json', authorization: `MandateAssertion ${await this.assertion()}` }
+    const headers: Record<string, string> = { ...options.headers, accept: options.accept ?? 'application/x-ndjson, application/json', authorization: `MandateAssertion ${await this.assertion()}` }
     let res: Response
     try {
-      res = await this.send(`${this.baseUrl}${path}`, { method: 'GET', headers }, idle.signal)
+      res = await this.send(`${this.baseUrl}${path}`, { method: 'GET', headers }, options.signal ? AbortSignal.any([idle.signal, options.signal]) : idle.signal)
     } catch (err) {
       clearTimeout(timer)
       throw err
@@ -143,15 +146,14 @@ export class ServerClient {
     try {
       return await fetch(url, { ...init, redirect: 'error', signal })
     } catch {
-      throw refused(`cannot reach the Authority at ${this.baseUrl}`, 'UNREACHABLE')
+      throw refused(`cannot reach the Authority at ${this.baseUrl}`, 'AUTHORITY_UNREACHABLE')
     }
   }
 }
 
-async function readBounded(res: Response): Promise<string> {
-  const text = await res.text()
-  if (text.length > MAX_BODY) throw refused('Authority answer too large', 'INVALID_RESPONSE')
-  return text
+/** The answer's text, refused as soon as more than MAX_BODY bytes arrive (never buffered whole first). */
+function readBounded(res: Response): Promise<string> {
+  return readBoundedText(res, MAX_BODY, "the Authority's answer")
 }
 
 function parseJson(text: string): unknown {
