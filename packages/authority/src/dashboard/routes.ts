@@ -37,6 +37,9 @@ export interface DashboardHandle {
 }
 
 const COOKIE = 'mandate_dashboard'
+/** Open `/api/events` streams per session and in all (each polls the store). */
+const MAX_STREAMS_PER_SESSION = 4
+const MAX_STREAMS = 64
 const SECURITY_HEADERS: Record<string, string> = {
   'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; require-trusted-types-for 'script'; trusted-types 'none'",
   'x-content-type-options': 'nosniff',
@@ -56,6 +59,7 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
   const heartbeatMs = options.heartbeatMs ?? 15_000
   const pollMs = options.pollMs ?? 1_000
   const closers = new Set<() => void>()
+  const streamsPerSession = new Map<string, number>()
 
   const sessionOf = (c: Context): Session | undefined => sessions.get(getCookie(c, COOKIE))
 
@@ -203,6 +207,14 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
     secure(c)
     const redeemed = sessions.redeem(c.req.query('code'))
     if (!redeemed) return c.html(loginRequiredPage(base, 'This login link is invalid, expired or already used.', loadDashboardBundle()), 401)
+    // a login link is a GET anyone can make a browser follow: never replace the session of another
+    // identity with it (that would make the victim act, and be audited, as the link's owner)
+    const current = sessionOf(c)
+    if (current && current.identity.did !== redeemed.session.identity.did) {
+      sessions.destroy(redeemed.id)
+      return c.html(loginRequiredPage(base, 'You are already signed in as someone else; sign out first, then open the login link again.', loadDashboardBundle()), 409)
+    }
+    if (current) sessions.destroy(getCookie(c, COOKIE))
     setCookie(c, COOKIE, redeemed.id, {
       httpOnly: true,
       sameSite: 'Strict',
@@ -249,13 +261,15 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
     const who = await admitted(c)
     if (who instanceof Response) return who
     const { session } = who
+    // only the newest `historyLimit` records: this snapshot never reads the whole log
+    const head = (await authority.store.auditHead())?.seq ?? 0
     const [agents, approvals, events, verification] = await Promise.all([
       authority.listAgents(),
       authority.approvals.list({ limit: 200 }),
-      authority.audit.query({ limit: 100_000 }),
+      authority.audit.query({ afterSeq: Math.max(0, head - historyLimit), limit: historyLimit }),
       verifySafely(authority),
     ])
-    const recent = events.slice(-historyLimit)
+    const recent = events
     return c.json({
       identity: session.identity,
       agents: agents.map(agentView),
@@ -280,6 +294,11 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
     const who = await admitted(c)
     if (who instanceof Response) return who
     const cookie = getCookie(c, COOKIE)
+    // each stream polls the store: bound them per session and in all
+    const mine = streamsPerSession.get(cookie ?? '') ?? 0
+    if (mine >= MAX_STREAMS_PER_SESSION || closers.size >= MAX_STREAMS) {
+      return c.json({ error: 'temporarily_unavailable', mandate_code: 'CAPACITY_EXCEEDED', error_description: 'too many open event streams' }, 429)
+    }
     // on reconnect the browser sends Last-Event-ID, which wins over the initial ?after=
     const after = Number(c.req.header('last-event-id') ?? c.req.query('after') ?? '0')
     let lastSeq = Number.isSafeInteger(after) && after >= 0 ? after : 0
@@ -294,6 +313,7 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
         wake?.()
       }
       closers.add(close)
+      streamsPerSession.set(cookie ?? '', (streamsPerSession.get(cookie ?? '') ?? 0) + 1)
       const unsubscribe = authority.on('event', poke)
       stream.onAbort(close)
       const timer = setInterval(poke, pollMs)
@@ -302,6 +322,8 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
         await stream.writeSSE({ event: 'hello', data: JSON.stringify({ after: lastSeq }) })
         while (!closed) {
           // an open stream is a standing request: its principal is re-admitted on every wake-up
+          // a signed-out or expired session ends its streams too
+          if (!sessions.get(cookie)) break
           if (!(await stillAdmitted(who.principal.did))) {
             sessions.destroy(cookie)
             await stream.writeSSE({ event: 'logout', data: JSON.stringify({ reason: 'the session has ended' }) })
@@ -333,6 +355,9 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
       } finally {
         clearInterval(timer)
         closers.delete(close)
+        const left = (streamsPerSession.get(cookie ?? '') ?? 1) - 1
+        if (left > 0) streamsPerSession.set(cookie ?? '', left)
+        else streamsPerSession.delete(cookie ?? '')
         unsubscribe()
       }
     })

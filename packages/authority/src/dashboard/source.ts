@@ -36,7 +36,9 @@ export interface DashboardAuthority {
 }
 
 const JWT_LIKE = /^[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}$/
-const SECRET_KEYS = new Set(['token', 'access_token', 'subject_token', 'assertion', 'client_assertion', 'proof', 'dpop', 'd', 'privateJwk', 'secret'])
+// any member whose name sounds like a credential, in any case (client_secret, refresh_token, apiKey, Authorization…)
+const SECRET_NAME = /token$|secret|assertion|^proof$|^dpop|password|passwd|^authorization$|private|api[_-]?key|^d$/i
+const SECRET_KEYS = { has: (k: string): boolean => SECRET_NAME.test(k) }
 
 /**
  * Defence in depth: audit records never hold tokens, but the dashboard still strips anything that
