@@ -304,12 +304,15 @@ function printCalls(n: Narrator, records: AuditRecordView[], who: (did: string) 
     const chain = [String(f.subject ?? '?'), ...actors.map(who)]
     if (r.type === 'exchange' && f.operation === 'call') {
       const approval = typeof f.approval === 'object' && f.approval !== null ? ` ${c.green(`approved by ${who(String((f.approval as { approver?: unknown }).approver))}`)}` : ''
-      n.ok(`#${r.seq} ${[...chain, c.bold(String(f.tool))].join(' → ')}  ${c.dim(`credential ${String(f.jti).slice(0, 8)}…, args #${String(f.args).slice(0, 8)}…`)}${approval}`)
+      // issued is not verified: the ✔ belongs to the guard's report of the call, below
+      n.detail(`   #${r.seq} ${[...chain, c.bold(String(f.tool))].join(' → ')}  ${c.dim(`credential issued ${String(f.jti).slice(0, 8)}…, args #${String(f.args).slice(0, 8)}…`)}${approval}`)
     } else if (r.type === 'refusal') {
       const refusedChain = actors.length ? chain : [String(f.subject ?? ALICE), who(String(f.agent ?? '?'))]
       n.refused(`#${r.seq} ${[...refusedChain, c.bold(String(f.tool ?? 'its next call'))].join(' → ')}  ${c.red(String(f.code))}`)
     } else if (r.type === 'call.report') {
-      n.detail(c.dim(`   #${r.seq} ${String(f.tool)} reported by the guard: ${String(f.decision)}${f.outcome ? `/${String(f.outcome)}` : ''}`))
+      const line = `#${r.seq} ${c.bold(String(f.tool))} ${f.decision === 'allowed' ? 'verified' : 'refused'} by the guard${f.outcome ? ` (${String(f.outcome)})` : ''}${f.error ? ` ${String(f.error)}` : ''}`
+      if (f.decision === 'allowed') n.ok(line)
+      else n.refused(line)
     } else if (r.type === 'exchange' && f.operation === 'delegation') {
       n.detail(`   #${r.seq} delegation ${chain.join(' → ')}`)
     } else if (r.type === 'grant') {

@@ -51,10 +51,13 @@ function expectWholeStory(r: { code: number; stdout: string; stderr: string; ms:
     /revokes the whole task/,
     /billing\.get_invoice → Refused by Mandate \(REVOKED\)/,
     /audit log verified: \d+ records, hash chain intact/,
-    /✔ #\d+ alice@example\.com → orchestrator → billing-agent → billing\.get_invoice/,
-    /✔ #\d+ alice@example\.com → orchestrator → billing-agent → tickets\.open/,
+    /#\d+ alice@example\.com → orchestrator → billing-agent → billing\.get_invoice\s+credential issued/,
+    /✔ #\d+ billing\.get_invoice verified by the guard \(success\)/,
+    /#\d+ alice@example\.com → orchestrator → billing-agent → tickets\.open\s+credential issued/,
+    /✔ #\d+ tickets\.open verified by the guard/,
     /✘ #\d+ alice@example\.com → orchestrator → billing-agent → payments\.export_customers\s+NARROWING_TOOL/,
-    /✔ #\d+ alice@example\.com → orchestrator → billing-agent → billing\.refund .* approved by bob \(approver\)/,
+    /#\d+ alice@example\.com → orchestrator → billing-agent → billing\.refund .* approved by bob \(approver\)/,
+    /✔ #\d+ billing\.refund verified by the guard/,
   ]
   for (const beat of beats) expect(out).toMatch(beat)
   // order of the story: refusal before approval before revocation before audit
