@@ -2,8 +2,11 @@
  * The one admission check for principals. Every action a registered principal takes — client
  * authentication at every HTTP endpoint, in-process exchanges, task grants, approval decisions,
  * call reports — asks here whether that principal may act: registered, not disabled, not revoked.
- * The registry record and the revocation list are both read, so a store that holds an agent
- * revocation without the registry mark still refuses (fail closed).
+ * Only the registry record is read: revoking an agent marks it `revoked` in the same transaction
+ * as the revocation entry, a pre-emptively revoked did can never be registered, and opening an
+ * older database back-fills the mark, so a second lookup of the revocation list on every
+ * authenticated request would only repeat what the record says (the exchange still checks the
+ * whole actor chain against the revocation list).
  */
 import { MandateError, type MandateErrorCode } from '@mandate/core'
 import type { AuthorityStore } from '../store/store.js'
@@ -34,7 +37,7 @@ export async function admitPrincipal(store: AuthorityStore, did: unknown, option
   if (typeof did !== 'string' || did.length === 0 || did.length > 2048) throw new MandateError(code, `${as} must be a registered principal's did`)
   const agent = await store.getAgent(did)
   if (!agent) throw new MandateError(code, `unknown ${as}`)
-  if (agent.status === 'revoked' || agent.revokedAt !== undefined || (await agentRevoked(store, did))) {
+  if (agent.status === 'revoked' || agent.revokedAt !== undefined) {
     throw new MandateError(code, `${as} has been revoked`)
   }
   if (agent.disabled || agent.status !== 'enabled') throw new MandateError(code, `${as} is disabled`)

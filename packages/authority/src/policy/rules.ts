@@ -30,30 +30,11 @@ export interface RulePolicyOptions {
 
 const OPTION_MEMBERS = ['defaultEffect', 'registry', 'source']
 
-interface CompiledRule {
-  id: string
-  index: number
-  effect: PolicyEffect
-  on: ReadonlySet<PolicyOperation>
-  subject?: readonly string[]
-  agent?: readonly string[]
-  actor?: readonly string[]
-  recipient?: readonly string[]
-  audience?: readonly string[]
-  tool?: readonly string[]
-  when?: ConstraintMap
-  reason?: string
-}
+/** A validated rule with its operations as a set (matched on every request). */
+type CompiledRule = Omit<ValidatedRule, 'explicitId' | 'pointer' | 'operations'> & { on: ReadonlySet<PolicyOperation> }
 
-function compile(r: ValidatedRule): CompiledRule {
-  const out: CompiledRule = { id: r.id, index: r.index, effect: r.effect, on: new Set(r.operations) }
-  for (const k of ['subject', 'agent', 'actor', 'recipient', 'audience', 'tool'] as const) {
-    const v = r[k]
-    if (v) out[k] = v
-  }
-  if (r.when) out.when = r.when
-  if (r.reason !== undefined) out.reason = r.reason
-  return out
+function compile({ explicitId: _explicit, pointer: _pointer, operations, ...rule }: ValidatedRule): CompiledRule {
+  return { ...rule, on: new Set(operations) }
 }
 
 const anyIn = (selector: readonly string[] | undefined, values: readonly string[]) => selector === undefined || selector.includes('*') || values.some((v) => selector.includes(v))
