@@ -57,13 +57,24 @@ export function parseCommandArgs(command: Command, argv: string[]): { values: Op
   for (const [name, spec] of Object.entries(options)) {
     config[name] = { type: spec.type, ...(spec.short ? { short: spec.short } : {}), ...(spec.multiple ? { multiple: true } : {}) }
   }
+  const known = Object.keys(options)
+  // Random ids (approval ids, txns) may begin with "-": a one-dash word that is not a short flag
+  // and resembles no option is an argument, not a bundle of short options (`-json` stays a typo).
+  const held = new Map<string, string>()
+  const args = argv.map((arg, i) => {
+    if (!/^-[^-]{2,}/.test(arg) || arg.includes('=')) return arg
+    const word = arg.slice(1)
+    if (known.includes(word) || closest(word, known).length > 0) return arg
+    const placeholder = `\u0000arg${i}`
+    held.set(placeholder, arg)
+    return placeholder
+  })
   let parsed
   try {
-    parsed = parseArgs({ args: argv, options: config, allowPositionals: true, strict: false, tokens: true })
+    parsed = parseArgs({ args, options: config, allowPositionals: true, strict: false, tokens: true })
   } catch {
     throw usageError('cannot parse the arguments')
   }
-  const known = Object.keys(options)
   const seen = new Set<string>()
   for (const token of parsed.tokens) {
     if (token.kind !== 'option') continue
@@ -88,7 +99,9 @@ export function parseCommandArgs(command: Command, argv: string[]): { values: Op
       seen.add(token.name)
     }
   }
-  return { values: parsed.values as OptionValues, positionals: parsed.positionals }
+  const restore = (v: string): string => held.get(v) ?? v
+  const values = Object.fromEntries(Object.entries(parsed.values).map(([k, v]) => [k, typeof v === 'string' ? restore(v) : Array.isArray(v) ? v.map((x) => (typeof x === 'string' ? restore(x) : x)) : v]))
+  return { values: values as OptionValues, positionals: parsed.positionals.map(restore) }
 }
 
 function unknownOption(arg: string, rawName: string, known: readonly string[]): string {
