@@ -103,6 +103,15 @@ export const ERROR_CODES = {
   CONFIG_INVALID: { oauth: 'invalid_request', status: 400 },
   /** A backing store (database, replay store) is unreachable: fail closed. */
   STORE_UNAVAILABLE: { oauth: 'temporarily_unavailable', status: 503 },
+  /** The replay (single-use) store is unreachable or failed: single-use credentials are refused, never accepted. */
+  REPLAY_STORE_UNAVAILABLE: { oauth: 'temporarily_unavailable', status: 503 },
+  // call modes and offline attenuation
+  /** This tool (or a policy rule) needs an Authority-minted per-call credential; an audience-level or offline-attenuated one is refused. */
+  CALL_CREDENTIAL_REQUIRED: { oauth: 'insufficient_scope', status: 403 },
+  /** An offline attenuation chain is malformed, mis-signed, mis-linked, widening or beyond its hop limit. */
+  ATTENUATION_INVALID: { oauth: 'invalid_token', status: 401 },
+  /** The mandate does not allow offline attenuation (or no hops are left). */
+  ATTENUATION_NOT_ALLOWED: { oauth: 'invalid_grant', status: 400 },
 } as const satisfies Record<string, { oauth: string; status: number }>
 
 export type MandateErrorCode = keyof typeof ERROR_CODES
