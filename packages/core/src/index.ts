@@ -24,13 +24,14 @@ export type { JsonWebKeySet, KeyResolver, VerificationKey, RemoteKeySetOptions }
 export {
   MANDATE_TYP, TOOL_ACCESS_TYPE, MAX_DEPTH_LIMIT, MAX_MANDATE_LENGTH,
   parseMandateClaims, parseToolGrant, parseBudget, assertAudience, audienceList, actorChain, actorDepth,
+  AUDIENCE_CREDENTIAL, MAX_OFFLINE_HOPS, parseOfflineClaim,
 } from './mandate/claims.js'
-export type { MandateClaims, ActorClaim, ToolGrant, DelegationRecord, CallBinding, ApprovalClaim, Budget } from './mandate/claims.js'
+export type { MandateClaims, ActorClaim, ToolGrant, DelegationRecord, CallBinding, ApprovalClaim, Budget, OfflineClaim } from './mandate/claims.js'
 export { verifyMandate, signMandate, decodeMandateUnverified, checkTimes, nowSeconds, MAX_SKEW_SECONDS, DEFAULT_SKEW_SECONDS } from './mandate/verify.js'
 export type { VerifyMandateOptions, VerifiedMandate } from './mandate/verify.js'
 export { argumentsDigest, tokenHash } from './mandate/args_digest.js'
 export { snapshotArguments, DEFAULT_ARGUMENT_LIMITS } from './mandate/args_snapshot.js'
-export { assertChainConsistent, assertLifetimeWithin, didKeyThumbprint, DEFAULT_LIFETIME_CAPS } from './mandate/chain_rules.js'
+export { assertChainConsistent, assertLifetimeWithin, didKeyThumbprint, DEFAULT_LIFETIME_CAPS, lifetimeCaps, lifetimeKind } from './mandate/chain_rules.js'
 export type { LifetimeCaps } from './mandate/chain_rules.js'
 export type { ArgumentLimits } from './mandate/args_snapshot.js'
 export { randomId } from './mandate/ids.js'
@@ -42,8 +43,15 @@ export {
   assertConstraintsNarrow, assertArgumentsSatisfy, argumentAt, isSafePath,
 } from './narrowing/constraints.js'
 export type { Constraint, ConstraintMap, ConstraintComparator, ConstraintRegistry } from './narrowing/constraints.js'
-export { narrowMandate, buildRootMandate, DEFAULT_CALL_LIFETIME, DEFAULT_MAX_MANDATE_LIFETIME } from './narrowing/narrow.js'
-export type { NarrowingRequest, DelegationRequest, CallRequest, NarrowingContext, RootGrantRequest } from './narrowing/narrow.js'
+export { narrowMandate, buildRootMandate, DEFAULT_CALL_LIFETIME, DEFAULT_MAX_MANDATE_LIFETIME, DEFAULT_AUDIENCE_LIFETIME } from './narrowing/narrow.js'
+export type { NarrowingRequest, DelegationRequest, CallRequest, AudienceRequest, NarrowingContext, RootGrantRequest } from './narrowing/narrow.js'
+export {
+  attenuateMandate, verifyOfflineChain, decodeOfflineChainUnverified, isOfflineChain, createOfflineChainCache,
+  HOP_TYP, CHAIN_SEPARATOR, MAX_CHAIN_HOPS, MAX_CHAIN_LENGTH, DEFAULT_CHAIN_CACHE_ENTRIES,
+} from './attenuation/index.js'
+export type {
+  AttenuateOptions, VerifyOfflineChainOptions, VerifiedOfflineChain, OfflineHop, DecodedLink, HopKind, OfflineChainCache,
+} from './attenuation/index.js'
 
 export { createProof, verifyProof, normalizeHtu, PROOF_TYP, MAX_PROOF_LENGTH, DEFAULT_PROOF_MAX_AGE } from './proof/proof.js'
 export type { CreateProofOptions, VerifyProofOptions, VerifiedProof } from './proof/proof.js'
@@ -62,15 +70,23 @@ export type { BoundedFetchOptions, BoundedResponse } from './http/bounded_fetch.
 export { createGuard } from './guard/guard.js'
 export { createRemoteGuard } from './guard/remote_guard.js'
 export type { RemoteGuardOptions } from './guard/remote_guard.js'
-export type { Guard, GuardOptions, VerifiedCall, HttpCallInput, ToolCallInput, HeaderBag } from './guard/guard.js'
+export type { Guard, GuardOptions, VerifiedCall, HttpCallInput, ToolCallInput, HeaderBag, CallMode } from './guard/guard.js'
+export { MandateCache, DEFAULT_MANDATE_CACHE_ENTRIES, DEFAULT_MANDATE_CACHE_BYTES } from './guard/mandate_cache.js'
+export type { CachedMandate, MandateCacheOptions } from './guard/mandate_cache.js'
 export { createNonceSource } from './guard/nonce.js'
 export type { NonceSource } from './guard/nonce.js'
+export { createSharedNonceSource } from './guard/shared_nonce.js'
+export type { SharedNonceSourceOptions, NonceSecret } from './guard/shared_nonce.js'
 export { challengeFor } from './guard/challenge.js'
+export { traceGuard } from './observability/trace_guard.js'
+export type { TracerLike, SpanLike } from './observability/trace_guard.js'
 export type { ChallengeOptions } from './guard/challenge.js'
 export { backend as cryptoBackend } from './crypto/backend.js'
 export type { PublicKeyHandle } from './crypto/backend.js'
-export type { AuthorityClient, DelegateParams, CallCredentialParams, IssuedToken, CallCredentialResult, ApprovalOutcome, CallReport } from './client/authority_client.js'
-export { createHttpAuthorityClient } from './client/http_client.js'
+export type { AuthorityClient, DelegateParams, CallCredentialParams, AudienceCredentialParams, OfflineHopSummary, IssuedToken, CallCredentialResult, ApprovalOutcome, CallReport } from './client/authority_client.js'
+export { createHttpAuthorityClient, AUDIENCE_CREDENTIAL_TOKEN_TYPE } from './client/http_client.js'
+export { createAudienceCredentialCache, grantRequiresPerCall } from './client/audience_cache.js'
+export type { AudienceCredentialCache, AudienceCredentialCacheOptions, CachedAudienceCredential } from './client/audience_cache.js'
 export type { HttpAuthorityClientOptions } from './client/http_client.js'
 export { metadataUrl, fetchAuthorityMetadata } from './client/metadata.js'
 export type { AuthorityMetadata, FetchAuthorityMetadataOptions } from './client/metadata.js'

@@ -159,7 +159,7 @@ describe('verifyToolCall results and replay', () => {
     const guard = auth.guard({ requireCallBinding: true })
     const args = { path: '/data/x', amount: 1 }
     const p = createProof(a, { accessToken: root.token, audience: 'https://tools.example/mcp', tool: 'files.read', arguments: args })
-    await expectReject(guard.verifyToolCall({ mandate: root.token, proof: p, tool: 'files.read', arguments: args }), 'TOOL_NOT_ALLOWED')
+    await expectReject(guard.verifyToolCall({ mandate: root.token, proof: p, tool: 'files.read', arguments: args }), 'CALL_CREDENTIAL_REQUIRED')
     // the same proof is still usable at a guard that accepts audience-level mandates: nothing was burnt
     await auth.guard({ replay: new MemoryReplayStore() }).verifyToolCall({ mandate: root.token, proof: p, tool: 'files.read', arguments: args })
   })

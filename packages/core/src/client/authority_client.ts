@@ -1,3 +1,4 @@
+import type { OfflineHop } from '../attenuation/verify_chain.js'
 import type { Budget, ToolGrant } from '../mandate/claims.js'
 
 /**
@@ -11,6 +12,14 @@ export interface AuthorityClient {
   delegate(request: DelegateParams): Promise<IssuedToken>
   /** Exchange the holder's mandate for a call credential for one audience, tool and argument set. */
   callCredential(request: CallCredentialParams): Promise<CallCredentialResult>
+  /**
+   * Exchange the holder's mandate for an audience credential (`"credential": "audience"`): the same
+   * actor and key binding, narrowed to one audience, reusable for many calls there, each with a fresh
+   * proof bound to the tool and argument digest (the cached call mode). Optional: a client without
+   * it, or an Authority that does not issue them (`UNSUPPORTED_TOKEN_TYPE`), leaves the adapters to
+   * their per-call exchange or to failing, as configured.
+   */
+  audienceCredential?(request: AudienceCredentialParams): Promise<IssuedToken>
   /** Resolve when the approval reaches a final state (by event, not by polling). */
   waitForApproval(approvalId: string, options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<ApprovalOutcome>
   /** Record the outcome of a guarded or wrapped call in the audit log (never includes tokens). */
@@ -42,6 +51,18 @@ export interface CallCredentialParams {
   approvalId?: string
 }
 
+export interface AudienceCredentialParams {
+  /** The holder's current mandate. */
+  mandate: string
+  /** The one audience (canonical resource URI) the credential is for. */
+  audience: string
+  /** Narrower tool grants (default: the mandate's grants that apply to this audience). */
+  tools?: ToolGrant[]
+  scopes?: string[]
+  /** Lifetime in seconds (never past the mandate's, capped by the Authority, 900 s by default). */
+  expiresIn?: number
+}
+
 export interface IssuedToken {
   token: string
   /** Seconds since the epoch. */
@@ -66,4 +87,12 @@ export interface CallReport {
   errorCode?: string
   actorChain: string[]
   subject: string
+  /**
+   * When the call presented an offline chain: a summary of each holder-signed hop (never a token),
+   * so the Authority's audit shows delegations it never minted. Recorded as `offline_hops`.
+   */
+  offlineHops?: OfflineHopSummary[]
 }
+
+/** One offline hop as reported: core's `OfflineHop` (ids, holder, kind, times, tools; never a token). */
+export type OfflineHopSummary = OfflineHop

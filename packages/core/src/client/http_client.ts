@@ -1,7 +1,7 @@
 /**
  * The AuthorityClient over HTTP (docs/protocol.md, client side): RFC 8414 discovery with an exact
  * issuer check, a fresh private_key_jwt client assertion and DPoP proof per request, one retry on
- * `use_dpop_nonce`, `approval_required` mapped to a result, and waitForApproval over the SSE event
+ * `use_dpop_nonce`, `authorization_pending` (approval required) mapped to a result, and waitForApproval over the SSE event
  * stream (long poll as the fallback). Runs on any runtime with fetch and streams.
  */
 import { createClientAssertion, CLIENT_ASSERTION_TYPE } from '../client_auth/assertion.js'
@@ -12,7 +12,7 @@ import { createProof } from '../proof/proof.js'
 import { fetchAuthorityMetadata, type AuthorityMetadata } from './metadata.js'
 import { fetchBounded, readBounded, safeUrl, type BoundedResponse } from '../http/bounded_fetch.js'
 import type {
-  ApprovalOutcome, AuthorityClient, CallCredentialParams, CallCredentialResult, CallReport, DelegateParams, IssuedToken,
+  ApprovalOutcome, AudienceCredentialParams, AuthorityClient, CallCredentialParams, CallCredentialResult, CallReport, DelegateParams, IssuedToken,
 } from './authority_client.js'
 
 export { metadataUrl, type AuthorityMetadata } from './metadata.js'
@@ -32,6 +32,8 @@ export interface HttpAuthorityClientOptions {
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange'
 const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token'
 const CALL_CREDENTIAL = 'urn:mandate:token-type:call-credential'
+/** RFC 8693 `requested_token_type` of an audience credential (the cached call mode). */
+export const AUDIENCE_CREDENTIAL_TOKEN_TYPE = 'urn:mandate:token-type:audience-credential'
 const MAX_RESPONSE = 256 * 1024
 
 const OAUTH_TO_CODE: Record<string, MandateErrorCode> = {
@@ -139,7 +141,10 @@ export function createHttpAuthorityClient(options: HttpAuthorityClientOptions): 
         return { status: 'issued', token: json.access_token, expiresAt: exp }
       }
       if (json.error === 'use_dpop_nonce' && fresh && attempt === 0) continue
-      if (res.status === 403 && json.error === 'approval_required' && typeof json.approval_id === 'string') return { status: 'approval', body: json }
+      // a pending human decision: `authorization_pending` with Mandate's detail in extension members
+      // (earlier Authorities answered 403 `approval_required`; both are understood)
+      if (typeof json.approval_id === 'string' && (json.mandate_code === 'APPROVAL_REQUIRED' || json.error === 'approval_required') &&
+        (json.error === 'authorization_pending' || json.error === 'approval_required')) return { status: 'approval', body: json }
       throw errorFromBody(res.status, json, m.token_endpoint)
     }
   }
@@ -236,6 +241,20 @@ export function createHttpAuthorityClient(options: HttpAuthorityClientOptions): 
         reason: typeof b.error_description === 'string' ? b.error_description : 'approval required',
         expiresAt: Math.floor(Date.now() / 1000) + (typeof b.expires_in === 'number' ? b.expires_in : 0),
       }
+    },
+
+    async audienceCredential(r: AudienceCredentialParams): Promise<IssuedToken> {
+      const form: Record<string, string | string[]> = {
+        grant_type: TOKEN_EXCHANGE, subject_token: r.mandate, subject_token_type: ACCESS_TOKEN, requested_token_type: AUDIENCE_CREDENTIAL_TOKEN_TYPE,
+        resource: r.audience,
+      }
+      if (r.tools) form.authorization_details = JSON.stringify(r.tools)
+      if (r.scopes) form.scope = r.scopes.join(' ')
+      if (r.expiresIn !== undefined) form.expires_in = String(r.expiresIn)
+      const res = await tokenRequest(form)
+      // approvals concern one call; an audience credential never waits for one
+      if (res.status !== 'issued') throw new MandateError('POLICY_DENIED', 'an audience credential cannot wait for an approval')
+      return { token: res.token, expiresAt: res.expiresAt }
     },
 
     async waitForApproval(approvalId: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<ApprovalOutcome> {

@@ -1,7 +1,10 @@
 import { backend, type PublicKeyHandle } from '../crypto/backend.js'
 import { MandateError } from '../errors.js'
 import type { Ed25519Key } from '../identity/key.js'
-import { parseCompactJws, signCompactJws } from '../jws/compact.js'
+import { asciiBytes, b64uDecode, b64uDecodeText } from '../encoding/base64url.js'
+import { DEFAULT_JSON_LIMITS, parseStrictJsonObject } from '../encoding/strict_json.js'
+import { hasSmallOrderR } from '../identity/point.js'
+import { ACCEPTED_ALGS, parseCompactJws, signCompactJws, type ParsedJws } from '../jws/compact.js'
 import { randomId } from '../mandate/ids.js'
 import type { ReplayStore } from '../stores/replay.js'
 
@@ -20,6 +23,39 @@ export function createClientAssertion(key: Ed25519Key, options: { clientId: stri
   )
 }
 
+const MAX_ASSERTION_LENGTH = 4096
+
+/**
+ * Claims that only a mandate, a call credential or a hop carries. RFC 7523 assertions need no `typ`
+ * (oauth4webapi's stock PrivateKeyJwt sends none), so an untyped JWT is accepted only when its
+ * claims are an assertion's and none of these: an untyped mandate-shaped JWT signed by an agent's
+ * key is never taken for a client assertion (cross-JWT confusion, RFC 8725 §2.8).
+ */
+const FOREIGN_CLAIMS = ['cnf', 'act', 'txn', 'authorization_details', 'delegation', 'call', 'credential', 'offline', 'client_id', 'scope', 'htm', 'htu', 'ath'] as const
+
+/**
+ * Parse an assertion: a typed one must be typed `client-authentication+jwt` (a mandate's `at+jwt`,
+ * a proof's `dpop+jwt`, a hop's `mandate-hop+jwt` or any other `typ` is refused); an untyped one
+ * gets the same strict parse (alg allowlist, only `alg`/`kid` headers, strict JSON, 64-byte
+ * signature without a small-order R).
+ */
+function parseAssertion(assertion: unknown): ParsedJws {
+  if (typeof assertion !== 'string') throw new MandateError('TOKEN_MALFORMED', 'client assertion must be a string')
+  if (assertion.length > MAX_ASSERTION_LENGTH) throw new MandateError('TOKEN_TOO_LARGE', 'client assertion exceeds the size limit')
+  const d1 = assertion.indexOf('.')
+  const d2 = d1 === -1 ? -1 : assertion.indexOf('.', d1 + 1)
+  if (d1 <= 0 || d2 === -1 || d2 === d1 + 1 || assertion.indexOf('.', d2 + 1) !== -1) throw new MandateError('TOKEN_MALFORMED', 'client assertion is not a compact JWS')
+  const header = parseStrictJsonObject(b64uDecodeText(assertion.slice(0, d1), 'TOKEN_MALFORMED', 'header', 'INVALID_UTF8'), DEFAULT_JSON_LIMITS)
+  if (header.typ !== undefined) return parseCompactJws(assertion, { typ: CLIENT_ASSERTION_TYP, maxLength: MAX_ASSERTION_LENGTH })
+  for (const name of Object.keys(header)) if (name !== 'alg' && name !== 'kid') throw new MandateError('HEADER_NOT_ALLOWED', `header "${name.slice(0, 32)}" is not allowed`)
+  if (typeof header.alg !== 'string' || !ACCEPTED_ALGS.has(header.alg)) throw new MandateError('ALG_NOT_ALLOWED', 'alg must be EdDSA or Ed25519')
+  if (header.kid !== undefined && (typeof header.kid !== 'string' || header.kid.length === 0 || header.kid.length > 128)) throw new MandateError('TOKEN_MALFORMED', 'kid must be a short string')
+  const payload = parseStrictJsonObject(b64uDecodeText(assertion.slice(d1 + 1, d2), 'TOKEN_MALFORMED', 'payload', 'INVALID_UTF8'), DEFAULT_JSON_LIMITS)
+  const signature = b64uDecode(assertion.slice(d2 + 1), 'TOKEN_MALFORMED', 'signature')
+  if (signature.length !== 64 || hasSmallOrderR(signature)) throw new MandateError('SIGNATURE_INVALID', 'client assertion signature is invalid')
+  return { header, payload, signingInput: asciiBytes(assertion.slice(0, d2)), signature }
+}
+
 export interface VerifyClientAssertionOptions {
   /** Accepted `aud` values (the issuer identifier, and optionally the token endpoint URL). */
   audiences: readonly string[]
@@ -30,11 +66,17 @@ export interface VerifyClientAssertionOptions {
   skew?: number
 }
 
-/** Verify a client assertion and return the authenticated client id. Every failure is INVALID_CLIENT. */
+/**
+ * Verify a client assertion and return the authenticated client id. Every failure is INVALID_CLIENT.
+ * `typ` is optional (RFC 7523 §3 does not require it); when present it must be
+ * `client-authentication+jwt`. Typed or not, the claims must be an assertion's: iss = sub, an
+ * accepted `aud`, a short `exp`, a `jti`, and none of a mandate's, a call credential's or a proof's claims.
+ */
 export async function verifyClientAssertion(assertion: unknown, options: VerifyClientAssertionOptions): Promise<string> {
   try {
-    const jws = parseCompactJws(assertion, { typ: CLIENT_ASSERTION_TYP, maxLength: 4096 })
+    const jws = parseAssertion(assertion)
     const p = jws.payload
+    for (const c of FOREIGN_CLAIMS) if (p[c] !== undefined) throw new MandateError('INVALID_CLIENT', `a client assertion does not carry "${c}" (this JWT is not a client assertion)`)
     if (typeof p.iss !== 'string' || p.iss !== p.sub) throw new MandateError('INVALID_CLIENT', 'assertion iss and sub must both be the client id')
     const key = await options.resolveClientKey(p.iss)
     if (!backend.verify(key, jws.signingInput, jws.signature)) throw new MandateError('INVALID_CLIENT', 'client assertion signature is invalid')

@@ -10,7 +10,7 @@ import { ed25519 } from '@noble/curves/ed25519.js'
 import { sha256 as nobleSha256, sha512 as nobleSha512 } from '@noble/hashes/sha2.js'
 import { bytesToNumberLE, concatBytes } from '@noble/curves/utils.js'
 import { randomBytes as nobleRandomBytes } from '@noble/hashes/utils.js'
-import { b64uDecode, b64uEncode } from '../encoding/base64url.js'
+import { b64uDecode, b64uEncode, utf8Encode } from '../encoding/base64url.js'
 
 /** An imported public key, opaque to callers. */
 export interface PublicKeyHandle {
@@ -31,6 +31,8 @@ export interface CryptoBackend {
   sign(key: PrivateKeyHandle, data: Uint8Array): Uint8Array
   verify(key: PublicKeyHandle, data: Uint8Array, signature: Uint8Array): boolean
   sha256(data: Uint8Array): Uint8Array
+  /** base64url(SHA-256(UTF-8(text))): token hashes (`ath`, `parent_hash`, cache keys) in one step. */
+  sha256Base64url(text: string): string
   randomBytes(n: number): Uint8Array
 }
 
@@ -40,7 +42,7 @@ const getBuiltin: GetBuiltin | undefined = (globalThis as { process?: { getBuilt
 function nodeBackend(c: typeof NodeCrypto): CryptoBackend {
   const b64 = b64uEncode
   // crypto.hash (Node ≥ 20.12) is a one-shot digest without the Hash object's setup cost
-  const oneShotHash = (c as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Buffer }).hash
+  const oneShotHash = (c as { hash?: (alg: string, data: Uint8Array | string, enc: 'buffer' | 'base64url') => Buffer | string }).hash
   return {
     name: 'node',
     importPublic(raw) {
@@ -64,10 +66,14 @@ function nodeBackend(c: typeof NodeCrypto): CryptoBackend {
     },
     sha256: oneShotHash
       ? (data) => {
-          const out = oneShotHash('sha256', data, 'buffer')
+          const out = oneShotHash('sha256', data, 'buffer') as Buffer
           return new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
         }
       : (data) => new Uint8Array(c.createHash('sha256').update(data).digest()),
+    // hashing the string directly skips a UTF-8 Buffer and a base64url pass in JS (~3x faster)
+    sha256Base64url: oneShotHash
+      ? (text) => oneShotHash('sha256', text, 'base64url') as string
+      : (text) => c.createHash('sha256').update(text, 'utf8').digest('base64url'),
     randomBytes(n) {
       return new Uint8Array(c.randomBytes(n))
     },
@@ -86,6 +92,7 @@ function nobleBackend(): CryptoBackend {
     sign: (key, data) => ed25519.sign(data, key.native as Uint8Array),
     verify: (key, data, signature) => cofactorlessVerify(key.raw, data, signature),
     sha256: (data) => nobleSha256(data),
+    sha256Base64url: (text) => b64uEncode(nobleSha256(utf8Encode(text))),
     randomBytes: (n) => nobleRandomBytes(n),
   }
 }

@@ -1,18 +1,23 @@
 import type { JsonValue } from '../encoding/strict_json.js'
 import { MandateError } from '../errors.js'
 import { createLocalKeySet, createRemoteKeySet, type JsonWebKeySet, type KeyResolver } from '../keys/key_set.js'
-import { digestOfSnapshot } from '../mandate/args_digest.js'
+import { digestOfSnapshot, tokenHash } from '../mandate/args_digest.js'
 import { snapshotArguments, type ArgumentLimits } from '../mandate/args_snapshot.js'
-import { actorChain, audienceList, MAX_MANDATE_LENGTH, type ApprovalClaim, type MandateClaims } from '../mandate/claims.js'
-import { checkSkew, verifyMandate } from '../mandate/verify.js'
+import { actorChain, AUDIENCE_CREDENTIAL, MAX_MANDATE_LENGTH, type ApprovalClaim, type MandateClaims, type ToolGrant } from '../mandate/claims.js'
+import { checkSkew, checkTimes, verifyMandateFast, type VerifiedMandate } from '../mandate/verify.js'
 import { assertLifetimeWithin, lifetimeCaps, type LifetimeCaps } from '../mandate/chain_rules.js'
 import { assertArgumentsSatisfy, defaultConstraintRegistry, type ConstraintRegistry } from '../narrowing/constraints.js'
-import { parseScope } from '../narrowing/scopes.js'
 import { assertToolName, toolMatches } from '../narrowing/tools.js'
-import { DEFAULT_PROOF_MAX_AGE, verifyProof } from '../proof/proof.js'
+import { checkProof, DEFAULT_PROOF_MAX_AGE, type VerifiedProof, type VerifyProofOptions } from '../proof/proof.js'
 import { MemoryReplayStore, type ReplayStore } from '../stores/replay.js'
 import type { RevocationSource } from '../stores/revocation.js'
 import type { NonceSource } from './nonce.js'
+import { MandateCache, type CachedMandate, type MandateCacheOptions } from './mandate_cache.js'
+import { verifyOfflineChain, type OfflineHop, type VerifiedOfflineChain } from '../attenuation/verify_chain.js'
+import { MAX_CHAIN_LENGTH } from '../attenuation/format.js'
+import type { PublicKeyHandle } from '../crypto/backend.js'
+import { b64uDecode, utf8Decode } from '../encoding/base64url.js'
+import { parseStrictJsonObject } from '../encoding/strict_json.js'
 
 export interface GuardOptions {
   /** Exact `iss` to accept. */
@@ -33,7 +38,10 @@ export interface GuardOptions {
   proofMaxAge?: number
   /** Demand server-provided DPoP nonces. */
   nonce?: NonceSource
-  /** Require every credential to be bound to one call (reject audience-level mandates). Default false. */
+  /**
+   * Require every credential to be an Authority call credential (refuse audience credentials, plain
+   * mandates and offline chains with CALL_CREDENTIAL_REQUIRED). Default false.
+   */
   requireCallBinding?: boolean
   /** Scopes every call must carry, in addition to the mandate's tool grants. */
   requiredScopes?: readonly string[]
@@ -46,7 +54,26 @@ export interface GuardOptions {
   maxLifetime?: Partial<LifetimeCaps>
   /** Size and shape limits for tool arguments (default `DEFAULT_ARGUMENT_LIMITS`, as the Authority's). */
   argumentLimits?: Partial<ArgumentLimits>
+  /**
+   * Cache of verified tokens that are not bound to one call (audience credentials, plain mandates,
+   * offline chains), keyed by the SHA-256 of the presented string: a later call with the same token
+   * costs one proof verification plus the claim checks, not a second signature verification. Time,
+   * issuer key, revocation, proof, tool, arguments and replay are checked on every call. Bounded
+   * (default 1024 entries, 16 MiB); `false` turns it off.
+   */
+  mandateCache?: MandateCacheOptions | false
 }
+
+/** How the presented credential authorizes the call. */
+export type CallMode =
+  /** An Authority-minted call credential (`call` claim): bound to this one call, single use. */
+  | 'call'
+  /** An audience credential (`credential: "audience"`), reused with a fresh proof per call. */
+  | 'audience'
+  /** A mandate presented directly (audience-level). */
+  | 'mandate'
+  /** A mandate followed by holder-signed offline hops (`<root>~<hop>…`). */
+  | 'offline'
 
 /** What the guard proved about a call. */
 export interface VerifiedCall {
@@ -72,8 +99,12 @@ export interface VerifiedCall {
   /** Ancestor mandate ids, root first. */
   ancestors: string[]
   audience: string
-  /** True when the credential was minted for exactly this call (single use). */
+  /** True when the credential was minted by the Authority for exactly this call (single use). */
   callBound: boolean
+  /** How the credential authorizes the call. */
+  mode: CallMode
+  /** The holder-signed hops of an offline chain, root side first (summaries for audit; never tokens). */
+  offlineHops?: OfflineHop[]
   /** Thumbprint of the key that signed the proof. */
   jkt: string
   claims: MandateClaims
@@ -108,6 +139,8 @@ export interface Guard {
   readonly issuer: string
   verifyRequest(input: HttpCallInput): Promise<VerifiedCall>
   verifyToolCall(input: ToolCallInput): Promise<VerifiedCall>
+  /** The cache of verified audience-level tokens (undefined when turned off). */
+  readonly mandateCache?: MandateCache
 }
 
 function header(headers: HeaderBag, name: string): string | undefined {
@@ -125,7 +158,7 @@ function header(headers: HeaderBag, name: string): string | undefined {
     if (v.length !== 1) throw new MandateError('TOKEN_MALFORMED', `exactly one ${name} header is allowed`)
     v = v[0] as string
   }
-  if (v.length > MAX_MANDATE_LENGTH + 16) throw new MandateError('TOKEN_TOO_LARGE', `${name} header is too large`)
+  if (v.length > MAX_CHAIN_LENGTH + 16) throw new MandateError('TOKEN_TOO_LARGE', `${name} header is too large`)
   // Headers joins repeated fields with ", "; a JWT never contains either character
   if (v.includes(',')) throw new MandateError('TOKEN_MALFORMED', `exactly one ${name} header is allowed`)
   return v
@@ -141,6 +174,64 @@ function assertSingleLines(raw: readonly string[]): void {
     if (name === 'authorization' && ++authorization > 1) throw new MandateError('TOKEN_MALFORMED', 'exactly one authorization header is allowed')
     if (name === 'dpop' && ++dpop > 1) throw new MandateError('TOKEN_MALFORMED', 'exactly one dpop header is allowed')
   }
+}
+
+/** Scopes of verified claims: parseMandateClaims has validated the string strictly, so a split is exact. */
+function scopeList(scope: string | undefined): string[] {
+  return scope ? scope.split(' ') : []
+}
+
+function sameKey(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/** The cached entry while its kid still resolves to the key that verified it; evicted (undefined) otherwise. */
+function stillSignedByTrustedKey(cache: MandateCache, hit: CachedMandate, key: PublicKeyHandle): CachedMandate | undefined {
+  if (key === hit.key || sameKey(key.raw, hit.key.raw)) return hit
+  cache.delete(hit.token)
+  return undefined
+}
+
+/** Cached claims are shared by every later call: frozen, so no caller can change what the next one sees. */
+function deepFreeze(v: unknown): void {
+  if (typeof v !== 'object' || v === null || Object.isFrozen(v)) return
+  Object.freeze(v)
+  for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k])
+}
+
+/** A grant names the tool (a loop: no closure per grant per call). */
+function grantCoversTool(g: ToolGrant, tool: string): boolean {
+  const tools = g.tools
+  for (let i = 0; i < tools.length; i++) if (toolMatches(tools[i] as string, tool)) return true
+  return false
+}
+
+/** `aud` contains this audience (without building a list for a single-string `aud`). */
+function audienceIncludes(aud: string | string[], audience: string): boolean {
+  return typeof aud === 'string' ? aud === audience : aud.includes(audience)
+}
+
+function copyHop(h: OfflineHop): OfflineHop {
+  return { ...h, tools: [...h.tools] }
+}
+
+/** What one call carries from stage to stage of {@link createGuard}'s verification (fixed shape). */
+class CallState {
+  cached = false
+  v: CachedMandate | undefined = undefined
+  verified: VerifiedProof | undefined = undefined
+  toolName: string | undefined = undefined
+  digest: string | undefined = undefined
+  constructor(
+    readonly token: string,
+    readonly proof: string | undefined,
+    readonly tool: string | undefined,
+    readonly snapshot: JsonValue | undefined,
+    readonly now: number,
+    readonly http: { method: string; url: string | URL } | undefined,
+  ) {}
 }
 
 /** Create the verifier a tool-side service uses for every call. */
@@ -164,127 +255,311 @@ export function createGuard(options: GuardOptions): Guard {
   const caps = lifetimeCaps(options.maxLifetime)
   if (argumentLimits !== undefined) snapshotArguments({}, argumentLimits) // validates the limits now, not at the first call
 
-  async function verify(mandate: string, proof: string | undefined, tool: string | undefined, args: unknown, http: { method: string; url: string | URL } | undefined): Promise<VerifiedCall> {
+  const cache = options.mandateCache === false ? undefined : new MandateCache(options.mandateCache ?? {})
+  const nonceCheck = options.nonce ? (n: string | undefined) => (options.nonce as NonceSource).check(n) : undefined
+
+  /** Full verification of a token not seen before (or whose cached result no longer holds). */
+  function verifyFresh(token: string, hash: string, now: number): CachedMandate | Promise<CachedMandate> {
+    if (token.includes('~')) return verifyOfflineFresh(token, hash, now)
+    const m = verifyMandateFast(token, { issuer: options.issuer, keys, audience, now, skew, registry })
+    // a synchronous key resolver costs no microtask
+    return m instanceof Promise ? m.then((r) => mandateEntry(token, hash, r)) : mandateEntry(token, hash, m)
+  }
+
+  async function verifyOfflineFresh(token: string, hash: string, now: number): Promise<CachedMandate> {
+    const chain: VerifiedOfflineChain & { kid?: string; key?: PublicKeyHandle } = await verifyOfflineChain(token, { issuer: options.issuer, keys, audience, now, skew, registry, caps })
+    // the root's key, for re-checking on cache hits that it is still trusted (already verified: the header is sound)
+    const kid = chain.kid ?? (parseStrictJsonObject(utf8Decode(b64uDecode(token.slice(0, token.indexOf('.'))))).kid as string)
+    let key = chain.key
+    if (key === undefined) {
+      const resolved = keys.resolve(kid)
+      key = resolved instanceof Promise ? await resolved : resolved
+    }
+    const ids = new Set<string>([chain.root.jti, ...chain.root.delegation.ancestors])
+    for (const h of chain.hops) ids.add(h.jti)
+    ids.add(chain.claims.jti)
+    for (const a of chain.claims.delegation.ancestors) ids.add(a)
+    let exp = chain.root.exp
+    let nbf = chain.root.nbf
+    let iat = chain.root.iat
+    for (const h of chain.hops) {
+      exp = Math.min(exp, h.exp)
+      iat = Math.max(iat, h.iat)
+    }
+    exp = Math.min(exp, chain.claims.exp)
+    nbf = Math.max(nbf, chain.claims.nbf)
+    iat = Math.max(iat, chain.claims.iat)
+    const actors = new Set([...actorChain(chain.root.act), ...actorChain(chain.claims.act)])
+    return {
+      token, hash, claims: chain.claims, kid, key, holderJkt: chain.holderJkt, revocationIds: [...ids], actors: [...actors],
+      actorChain: actorChain(chain.claims.act), scopes: scopeList(chain.claims.scope),
+      exp, nbf, iat, mode: 'offline', offlineHops: chain.hops,
+    }
+  }
+
+  function mandateEntry(token: string, hash: string, m: VerifiedMandate): CachedMandate {
+    const { claims, kid, key } = m
+    const actors = actorChain(claims.act)
+    return {
+      token, hash, claims, kid, key, holderJkt: claims.cnf.jkt, revocationIds: [claims.jti, ...claims.delegation.ancestors], actors,
+      actorChain: actors, scopes: scopeList(claims.scope),
+      exp: claims.exp, nbf: claims.nbf, iat: claims.iat, mode: claims.call ? 'call' : claims.credential === AUDIENCE_CREDENTIAL ? 'audience' : 'mandate',
+    }
+  }
+
+  /**
+   * A cached result, re-checked for what can change since it was cached: time (it never outlives
+   * the token) and the issuer key (rotated out of the JWKS → evicted and refused; a different key
+   * under the same kid → verified again from scratch). Undefined means "verify afresh".
+   */
+  function revalidate(hit: CachedMandate, now: number): CachedMandate | undefined | Promise<CachedMandate | undefined> {
+    const c = cache as MandateCache
+    try {
+      checkTimes(hit, now, skew)
+      const resolved = keys.resolve(hit.kid)
+      // a synchronous resolver (local set, warm remote set) costs no microtask on the hot path
+      if (resolved instanceof Promise) {
+        return resolved.then(
+          (key) => stillSignedByTrustedKey(c, hit, key),
+          (err: unknown) => {
+            c.delete(hit.token)
+            throw err
+          },
+        )
+      }
+      return stillSignedByTrustedKey(c, hit, resolved)
+    } catch (err) {
+      c.delete(hit.token)
+      throw err
+    }
+  }
+
+  /**
+   * One call's verification, run without a microtask while every answer is synchronous (a local or
+   * warm key set, the in-memory replay store, a synchronous revocation source): each stage returns
+   * its result, or a promise when a store answered with one, and the next stage continues from
+   * either. The checks and their order are exactly those of a straight async function.
+   */
+  function verify(token: unknown, proof: string | undefined, tool: string | undefined, args: unknown, http: { method: string; url: string | URL } | undefined): VerifiedCall | Promise<VerifiedCall> {
     // size and shape first: an oversized argument set costs at most about the limit to refuse
     const snapshot = tool !== undefined ? snapshotArguments(args, argumentLimits) : undefined
     const now = Math.floor(clock() / 1000)
-    const { claims } = await verifyMandate(mandate, { issuer: options.issuer, keys, audience, now, skew, registry })
+    if (typeof token !== 'string') throw new MandateError('TOKEN_MALFORMED', 'token must be a string')
+    const limit = token.includes('~') ? MAX_CHAIN_LENGTH : MAX_MANDATE_LENGTH
+    if (token.length > limit) throw new MandateError('TOKEN_TOO_LARGE', 'token exceeds the size limit', { detail: { limit } })
+    const s = new CallState(token, proof, tool, snapshot, now, http)
+    // a hit knows the token's hash (the proof's `ath`); a miss computes it once
+    const hit = cache?.get(token)
+    if (hit !== undefined) {
+      const r = revalidate(hit, now)
+      if (r instanceof Promise) return r.then((cached) => withCredential(s, cached))
+      return withCredential(s, r)
+    }
+    return withCredential(s, undefined)
+  }
+
+  function withCredential(s: CallState, cached: CachedMandate | undefined): VerifiedCall | Promise<VerifiedCall> {
+    if (cached !== undefined) {
+      s.cached = true
+      return checkCall(s, cached)
+    }
+    const v = verifyFresh(s.token, tokenHash(s.token), s.now)
+    if (v instanceof Promise) return v.then((fresh) => checkCall(s, fresh))
+    return checkCall(s, v)
+  }
+
+  /** Every check of the call against the verified credential, up to revocation. */
+  function checkCall(s: CallState, v: CachedMandate): VerifiedCall | Promise<VerifiedCall> {
+    s.v = v
+    const claims = v.claims
+    const tool = s.tool
     // signed by the trusted key is not enough: re-check what the Authority should have capped
     assertLifetimeWithin(claims, caps)
-    if (proof === undefined) throw new MandateError('PROOF_MISSING', 'a proof of possession is required for this credential')
+    if (!audienceIncludes(claims.aud, audience)) throw new MandateError('AUDIENCE_MISMATCH', 'mandate is not for this audience')
+    if (s.proof === undefined) throw new MandateError('PROOF_MISSING', 'a proof of possession is required for this credential')
     const toolName = tool ?? claims.call?.tool
     if (toolName !== undefined) assertToolName(toolName)
-    const digest = snapshot !== undefined ? digestOfSnapshot(snapshot) : undefined
-    const verified = await verifyProof(proof, {
-      accessToken: mandate,
-      jkt: claims.cnf.jkt,
-      ...(http ? { method: http.method.toUpperCase(), url: http.url } : { audience }),
-      ...(tool !== undefined ? { tool, argumentsDigest: digest as string } : {}),
-      ...(options.nonce ? { nonce: (n: string | undefined) => (options.nonce as NonceSource).check(n) } : {}),
-      now,
-      maxAge,
-      skew,
-    })
-    const scopes = claims.scope ? parseScope(claims.scope) : []
-    for (const s of options.requiredScopes ?? []) {
-      if (!scopes.includes(s)) throw new MandateError('INSUFFICIENT_SCOPE', `scope "${s}" is required`, { detail: { scope: s } })
+    s.toolName = toolName
+    const digest = s.snapshot !== undefined ? digestOfSnapshot(s.snapshot) : undefined
+    s.digest = digest
+    // the proof's own single use is recorded last, below, after every other check
+    // one object of fixed shape (spreading optional parts costs a clone per call on the hot path)
+    const proofOptions: VerifyProofOptions = { accessTokenHash: v.hash, jkt: v.holderJkt, now: s.now, maxAge, skew }
+    if (s.http) {
+      proofOptions.method = s.http.method.toUpperCase()
+      proofOptions.url = s.http.url
+    } else proofOptions.audience = audience
+    if (tool !== undefined) {
+      proofOptions.tool = tool
+      proofOptions.argumentsDigest = digest as string
     }
+    if (nonceCheck) proofOptions.nonce = nonceCheck
+    s.verified = checkProof(s.proof, proofOptions)
+    const scopes = v.scopes
+    const requiredScopes = options.requiredScopes
+    if (requiredScopes !== undefined) {
+      for (const sc of requiredScopes) {
+        if (!scopes.includes(sc)) throw new MandateError('INSUFFICIENT_SCOPE', `scope "${sc}" is required`, { detail: { scope: sc } })
+      }
+    }
+    const callBound = v.mode === 'call'
     if (claims.call) {
+      // an Authority call credential, or an offline chain ending in a holder-signed call hop
       if (tool !== undefined && claims.call.tool !== tool) throw new MandateError('TOOL_NOT_ALLOWED', 'credential is bound to another tool')
       if (digest !== undefined && claims.call.args !== digest) throw new MandateError('ARGUMENTS_MISMATCH', 'credential is bound to other arguments')
-    } else if (options.requireCallBinding) {
-      throw new MandateError('TOOL_NOT_ALLOWED', 'this resource accepts only per-call credentials')
     }
-    if (tool !== undefined) checkToolGrant(claims, tool, snapshot as JsonValue)
+    if (!callBound && options.requireCallBinding) {
+      // the same refusal as a per_call grant: a client in cached mode falls back to a per-call exchange on it
+      throw new MandateError('CALL_CREDENTIAL_REQUIRED', 'this resource accepts only per-call credentials')
+    }
+    if (tool !== undefined) checkToolGrant(claims, tool, s.snapshot as JsonValue, callBound)
+    else if (!callBound) assertNotPerCallOnly(claims)
     if (options.revocation) {
-      const revoked = await options.revocation.isRevoked({ ids: [claims.jti, ...claims.delegation.ancestors], txn: claims.txn, actors: actorChain(claims.act) })
-      if (revoked) throw new MandateError('REVOKED', 'the credential or one of its ancestors has been revoked')
+      const answer = options.revocation.isRevoked({ ids: v.revocationIds, txn: claims.txn, actors: v.actors })
+      if (answer instanceof Promise) return answer.then((revoked) => afterRevocation(s, revoked))
+      return afterRevocation(s, answer)
+    }
+    return afterRevocation(s, false)
+  }
+
+  function afterRevocation(s: CallState, revoked: boolean): VerifiedCall | Promise<VerifiedCall> {
+    if (revoked) {
+      cache?.delete(s.token)
+      throw new MandateError('REVOKED', 'the credential or one of its ancestors has been revoked')
     }
     // single use last, so a refused call does not burn a credential
-    if (!(await replay.use(`proof:${verified.jkt}:${verified.jti}`, verified.iat + maxAge + skew))) {
-      throw new MandateError('PROOF_REPLAYED', 'proof has already been used')
+    // (a store that answers synchronously, like the in-memory one, costs no microtask)
+    const verified = s.verified as VerifiedProof
+    const p = replay.use(`proof:${verified.jkt}:${verified.jti}`, verified.iat + maxAge + skew)
+    if (p instanceof Promise) return p.then((fresh) => afterProofUse(s, fresh))
+    return afterProofUse(s, p)
+  }
+
+  function afterProofUse(s: CallState, fresh: boolean): VerifiedCall | Promise<VerifiedCall> {
+    if (!fresh) throw new MandateError('PROOF_REPLAYED', 'proof has already been used')
+    const claims = (s.v as CachedMandate).claims
+    if (claims.call) {
+      const c = replay.use(`cred:${claims.jti}`, claims.exp + skew)
+      if (c instanceof Promise) return c.then((unused) => finishCall(s, unused))
+      return finishCall(s, c)
     }
-    if (claims.call && !(await replay.use(`cred:${claims.jti}`, claims.exp + skew))) {
-      throw new MandateError('TOKEN_REPLAYED', 'call credential has already been used')
+    return finishCall(s, true)
+  }
+
+  function finishCall(s: CallState, unused: boolean): VerifiedCall {
+    const v = s.v as CachedMandate
+    const claims = v.claims
+    if (!unused) throw new MandateError('TOKEN_REPLAYED', 'call credential has already been used')
+    // reusable tokens only: a call-bound one (Authority call credential or offline call hop) is single use
+    if (cache && !s.cached && !claims.call) {
+      deepFreeze(claims)
+      cache.set(v)
     }
+    const digest = s.digest
     const out: VerifiedCall = {
       subject: claims.sub,
       actor: claims.act.sub,
-      actorChain: actorChain(claims.act),
+      actorChain: v.actorChain.slice(),
       task: claims.purpose !== undefined ? { id: claims.txn, purpose: claims.purpose } : { id: claims.txn },
-      scopes,
-      tool: toolName ?? '',
+      scopes: v.scopes.slice(),
+      tool: s.toolName ?? '',
       argumentsDigest: digest ?? claims.call?.args ?? '',
-      expiresAt: claims.exp,
+      expiresAt: Math.min(claims.exp, v.exp),
       mandateId: claims.jti,
-      ancestors: [...claims.delegation.ancestors],
+      ancestors: claims.delegation.ancestors.slice(),
       audience,
-      callBound: claims.call !== undefined,
-      jkt: verified.jkt,
+      callBound: v.mode === 'call',
+      mode: v.mode,
+      jkt: (s.verified as VerifiedProof).jkt,
       claims,
     }
-    if (snapshot !== undefined) out.arguments = snapshot
+    if (v.offlineHops) out.offlineHops = v.offlineHops.map(copyHop)
+    if (s.snapshot !== undefined) out.arguments = s.snapshot
     if (claims.approval) out.approval = claims.approval
     return out
   }
 
-  function checkToolGrant(claims: MandateClaims, tool: string, args: JsonValue): void {
+  function grantApplies(g: ToolGrant): boolean {
+    return !g.locations || g.locations.includes(audience)
+  }
+
+  /**
+   * The tool must be granted at this audience with constraints the arguments satisfy. A credential
+   * not minted for this one call cannot use a tool that any applicable grant marks `per_call`
+   * (fail closed: one per_call grant covering the tool is enough to demand a call credential).
+   */
+  function checkToolGrant(claims: MandateClaims, tool: string, args: JsonValue, callBound: boolean): void {
     let constraintError: unknown
+    let authorized = false
     for (const g of claims.authorization_details) {
-      if (g.locations && !g.locations.includes(audience)) continue
-      if (!g.tools.some((p) => toolMatches(p, tool))) continue
+      if (!grantApplies(g)) continue
+      if (!grantCoversTool(g, tool)) continue
+      if (!callBound && g.per_call === true) {
+        throw new MandateError('CALL_CREDENTIAL_REQUIRED', `tool "${tool}" may only be called with a per-call credential from the Authority`, { detail: { tool } })
+      }
+      if (authorized) continue
       try {
         assertArgumentsSatisfy(g.constraints, args, registry)
-        return
+        authorized = true
       } catch (err) {
         constraintError ??= err
       }
     }
+    if (authorized) return
     if (constraintError) throw constraintError
     throw new MandateError('TOOL_NOT_ALLOWED', `tool "${tool}" is not allowed by this credential`, { detail: { tool } })
   }
 
-  async function withNonce<T>(p: Promise<T>): Promise<T> {
-    try {
-      return await p
-    } catch (err) {
-      if (MandateError.is(err) && err.code === 'NONCE_REQUIRED' && options.nonce) {
-        throw new MandateError('NONCE_REQUIRED', err.message, { detail: { dpop_nonce: options.nonce.current() } })
-      }
-      if (!MandateError.is(err)) throw new MandateError('INTERNAL', 'verification failed', { cause: err })
-      throw err
+  /** A request that names no tool: refused when every grant for this audience demands call credentials. */
+  function assertNotPerCallOnly(claims: MandateClaims): void {
+    const applicable = claims.authorization_details.filter(grantApplies)
+    if (applicable.length > 0 && applicable.every((g) => g.per_call === true)) {
+      throw new MandateError('CALL_CREDENTIAL_REQUIRED', 'this credential\u2019s tools may only be called with per-call credentials from the Authority')
     }
+  }
+
+  /** The guard's error contract: a fresh nonce with NONCE_REQUIRED, anything unexpected as INTERNAL. */
+  function guardError(err: unknown): unknown {
+    if (MandateError.is(err) && err.code === 'NONCE_REQUIRED' && options.nonce) {
+      return new MandateError('NONCE_REQUIRED', err.message, { detail: { dpop_nonce: options.nonce.current() } })
+    }
+    if (!MandateError.is(err)) return new MandateError('INTERNAL', 'verification failed', { cause: err })
+    return err
   }
 
   return {
     audience,
     issuer: options.issuer,
-    verifyRequest(input) {
-      return withNonce(
-        (async () => {
-          if (input.rawHeaders !== undefined) assertSingleLines(input.rawHeaders)
-          const authz = header(input.headers, 'authorization')
-          if (authz === undefined) throw new MandateError('PROOF_MISSING', 'an Authorization: DPoP credential is required')
-          const sp = authz.indexOf(' ')
-          const scheme = sp === -1 ? authz : authz.slice(0, sp)
-          if (scheme.toLowerCase() !== 'dpop') {
-            // a bound credential is never accepted as a bearer token (no downgrade)
-            throw new MandateError('PROOF_MISSING', 'credentials must use the DPoP scheme')
-          }
-          const token = authz.slice(sp + 1)
-          const proof = header(input.headers, 'dpop')
-          if (!input.method || !input.url) throw new MandateError('INVALID_REQUEST', 'method and url are required')
-          return verify(token, proof, input.tool, input.arguments, { method: input.method, url: input.url })
-        })(),
-      )
+    ...(cache ? { mandateCache: cache } : {}),
+    // one async frame per call: verify itself answers synchronously while every store does
+    async verifyRequest(input) {
+      try {
+        if (input.rawHeaders !== undefined) assertSingleLines(input.rawHeaders)
+        const authz = header(input.headers, 'authorization')
+        if (authz === undefined) throw new MandateError('PROOF_MISSING', 'an Authorization: DPoP credential is required')
+        const sp = authz.indexOf(' ')
+        const scheme = sp === -1 ? authz : authz.slice(0, sp)
+        if (scheme.toLowerCase() !== 'dpop') {
+          // a bound credential is never accepted as a bearer token (no downgrade)
+          throw new MandateError('PROOF_MISSING', 'credentials must use the DPoP scheme')
+        }
+        const token = authz.slice(sp + 1)
+        const proof = header(input.headers, 'dpop')
+        if (!input.method || !input.url) throw new MandateError('INVALID_REQUEST', 'method and url are required')
+        const r = verify(token, proof, input.tool, input.arguments, { method: input.method, url: input.url })
+        return r instanceof Promise ? await r : r
+      } catch (err) {
+        throw guardError(err)
+      }
     },
-    verifyToolCall(input) {
-      return withNonce(
-        (async () => {
-          if (typeof input.tool !== 'string') throw new MandateError('TOOL_NOT_ALLOWED', 'tool name is required')
-          return verify(input.mandate, typeof input.proof === 'string' ? input.proof : undefined, input.tool, input.arguments, undefined)
-        })(),
-      )
+    async verifyToolCall(input) {
+      try {
+        if (typeof input.tool !== 'string') throw new MandateError('TOOL_NOT_ALLOWED', 'tool name is required')
+        const r = verify(input.mandate, typeof input.proof === 'string' ? input.proof : undefined, input.tool, input.arguments, undefined)
+        return r instanceof Promise ? await r : r
+      } catch (err) {
+        throw guardError(err)
+      }
     },
   }
 }

@@ -1,4 +1,4 @@
-import { b64uDecode, b64uEncode, utf8Decode, utf8Encode } from '../encoding/base64url.js'
+import { asciiBytes, b64uDecode, b64uDecodeText, b64uEncode, utf8Encode } from '../encoding/base64url.js'
 import { DEFAULT_JSON_LIMITS, parseStrictJsonObject, type JsonObject, type JsonValue, type StrictJsonLimits } from '../encoding/strict_json.js'
 import { MandateError } from '../errors.js'
 import type { Ed25519Key } from '../identity/key.js'
@@ -45,31 +45,50 @@ export function parseCompactJws(token: unknown, policy: CompactJwsPolicy): Parse
     throw new MandateError('TOKEN_MALFORMED', 'token is not a compact JWS')
   }
   const limits = policy.limits ?? DEFAULT_JSON_LIMITS
-  const header = parseHeader(token.slice(0, d1), limits)
-  checkHeader(header, policy)
-  const payload = parseStrictJsonObject(utf8Decode(b64uDecode(token.slice(d1 + 1, d2), 'TOKEN_MALFORMED', 'payload'), 'INVALID_UTF8'), limits)
+  const header = parseHeader(token.slice(0, d1), limits, policy)
+  const payload = parseStrictJsonObject(b64uDecodeText(token.slice(d1 + 1, d2), 'TOKEN_MALFORMED', 'payload', 'INVALID_UTF8'), limits)
   const signature = b64uDecode(token.slice(d2 + 1), 'TOKEN_MALFORMED', 'signature')
   if (signature.length !== 64) throw new MandateError('SIGNATURE_INVALID', 'Ed25519 signature must be 64 bytes')
   if (hasSmallOrderR(signature)) throw new MandateError('SIGNATURE_INVALID', 'signature uses a small-order R')
-  return { header, payload, signingInput: utf8Encode(token.slice(0, d2)), signature }
+  // both segments decoded strictly above (or the header matched a cached, once-decoded segment), so the
+  // signing input is base64url ASCII: one byte per character
+  return { header, payload, signingInput: asciiBytes(token.slice(0, d2)), signature }
 }
 
 // Headers repeat (one per signing key and kind), so their strict parse is cached by exact segment
 // text. The policy checks still run on every token; cached objects are frozen so no caller can
 // change what the next token sees.
-const headerCache = new Map<string, JsonObject>()
+// The policy check is a pure function of the header and three policy fields, so a cached header
+// also remembers the last policy it passed: the same call site (same typ, jwk and kid rules) skips
+// the re-check; any other policy runs it.
+interface CachedHeader {
+  header: JsonObject
+  typ: string | undefined
+  allowJwk: boolean | undefined
+  requireKid: boolean | undefined
+}
+const headerCache = new Map<string, CachedHeader>()
 const HEADER_CACHE_MAX = 256
 const HEADER_CACHE_SEGMENT_MAX = 1024
 
-function parseHeader(segment: string, limits: StrictJsonLimits): JsonObject {
+function parseHeader(segment: string, limits: StrictJsonLimits, policy: CompactJwsPolicy): JsonObject {
   const cacheable = limits === DEFAULT_JSON_LIMITS && segment.length <= HEADER_CACHE_SEGMENT_MAX
   const hit = cacheable ? headerCache.get(segment) : undefined
-  if (hit) return hit
-  const header = parseStrictJsonObject(utf8Decode(b64uDecode(segment, 'TOKEN_MALFORMED', 'header'), 'INVALID_UTF8'), limits)
+  if (hit) {
+    if (hit.typ !== policy.typ || hit.allowJwk !== policy.allowJwk || hit.requireKid !== policy.requireKid) {
+      checkHeader(hit.header, policy)
+      hit.typ = policy.typ
+      hit.allowJwk = policy.allowJwk
+      hit.requireKid = policy.requireKid
+    }
+    return hit.header
+  }
+  const header = parseStrictJsonObject(b64uDecodeText(segment, 'TOKEN_MALFORMED', 'header', 'INVALID_UTF8'), limits)
+  checkHeader(header, policy)
   if (cacheable) {
     deepFreeze(header)
     if (headerCache.size >= HEADER_CACHE_MAX) headerCache.delete(headerCache.keys().next().value as string)
-    headerCache.set(segment, header)
+    headerCache.set(segment, { header, typ: policy.typ, allowJwk: policy.allowJwk, requireKid: policy.requireKid })
   }
   return header
 }
@@ -102,6 +121,7 @@ function checkHeader(header: JsonObject, policy: CompactJwsPolicy): void {
 
 /** RFC 8725 §3.11 / RFC 9068 §4: compare media types case-insensitively, `application/` optional. */
 export function typMatches(actual: string, expected: string): boolean {
+  if (actual === expected) return true
   const a = actual.toLowerCase()
   const e = expected.toLowerCase()
   return a === e || a === `application/${e}`

@@ -15,6 +15,14 @@ export interface JsonWebKeySet {
 
 /** Resolves a `kid` to a verification key of the trusted issuer. */
 export interface KeyResolver {
+  /**
+   * The key for `kid`, or throw (KEY_NOT_FOUND, JWKS_UNAVAILABLE) when it is not trusted now. The
+   * guard also calls it on every hit of its mandate cache, to learn whether the key that verified a
+   * cached token is still in the set (a rotation that withdrew it evicts the entry): so it must be
+   * cheap for a known kid (a map lookup; return synchronously when you can) and must stop returning
+   * a key once it is withdrawn. Returning the same handle object for an unchanged key is cheapest;
+   * a new handle with the same key bytes is recognised too.
+   */
   resolve(kid: string): PublicKeyHandle | Promise<PublicKeyHandle>
 }
 

@@ -42,7 +42,9 @@ function refuse(message: string, limit?: string, path?: string): never {
 }
 
 function checkLimits(l: Partial<ArgumentLimits> | undefined): ArgumentLimits {
-  const out = { ...DEFAULT_ARGUMENT_LIMITS, ...(l ?? {}) }
+  // the common case (no limits given) needs neither a copy nor a check
+  if (l === undefined) return DEFAULT_ARGUMENT_LIMITS
+  const out = { ...DEFAULT_ARGUMENT_LIMITS, ...l }
   for (const k of ['maxBytes', 'maxDepth', 'maxMembers', 'maxArray'] as const) {
     const v = out[k]
     if (!Number.isSafeInteger(v) || v < 1) throw new MandateError('CONFIG_INVALID', `argument limit ${k} must be a positive integer`)
@@ -85,116 +87,132 @@ function jsonStringBytes(s: string): number {
  * (`maxBytes`, `maxDepth`, `maxMembers`, `maxArray`) or `detail.path` the offending member.
  */
 export function snapshotArguments(value: unknown, limits?: Partial<ArgumentLimits>): JsonValue {
-  const l = checkLimits(limits)
-  let budget = l.maxBytes
-  const onPath = new Set<object>()
-  // the JSON pointer of the value being copied, built only when refusing
-  const at: (string | number)[] = []
-  const pointer = (): string => at.map((p) => `/${String(p).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('')
-  // explicitly typed so that calls narrow control flow like `throw`
-  const bad: (message: string) => never = (message) => refuse(message, undefined, pointer())
-  const tooLarge: () => never = () => refuse(`larger than ${l.maxBytes} bytes of JSON`, 'maxBytes')
+  const st: Snapshot = { l: checkLimits(limits), budget: 0, onPath: [], at: [] }
+  st.budget = st.l.maxBytes
+  return copy(st, value === undefined ? {} : value, 1)
+}
 
-  const str = (s: string): string => {
-    // s.length is a lower bound of the encoded size: refuse a huge string before scanning it
-    if (s.length + 2 > budget) tooLarge()
-    if (hasLoneSurrogate(s)) bad('a string has a lone surrogate')
-    budget -= PLAIN_ASCII.test(s) ? s.length + 2 : jsonStringBytes(s)
-    if (budget < 0) tooLarge()
-    return s
+/**
+ * One snapshot in progress. Module-level functions over this state (rather than closures made per
+ * call) keep the common small-argument call cheap: the guard takes a snapshot on every call.
+ */
+interface Snapshot {
+  readonly l: ArgumentLimits
+  /** Bytes of JSON still allowed. */
+  budget: number
+  /** Containers being copied, outermost first (cycle detection; at most maxDepth long). */
+  readonly onPath: object[]
+  /** The JSON pointer of the value being copied, as tokens; turned into text only when refusing. */
+  readonly at: (string | number)[]
+}
+
+function pointer(st: Snapshot): string {
+  return st.at.map((p) => `/${String(p).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('')
+}
+function bad(st: Snapshot, message: string): never {
+  refuse(message, undefined, pointer(st))
+}
+function tooLarge(st: Snapshot): never {
+  refuse(`larger than ${st.l.maxBytes} bytes of JSON`, 'maxBytes')
+}
+
+function str(st: Snapshot, s: string): string {
+  // s.length is a lower bound of the encoded size: refuse a huge string before scanning it
+  if (s.length + 2 > st.budget) tooLarge(st)
+  if (hasLoneSurrogate(s)) bad(st, 'a string has a lone surrogate')
+  st.budget -= PLAIN_ASCII.test(s) ? s.length + 2 : jsonStringBytes(s)
+  if (st.budget < 0) tooLarge(st)
+  return s
+}
+
+function copy(st: Snapshot, v: unknown, depth: number): JsonValue {
+  switch (typeof v) {
+    case 'string':
+      return str(st, v)
+    case 'number':
+      if (!Number.isFinite(v)) bad(st, 'a number is not finite')
+      st.budget -= String(v).length
+      if (st.budget < 0) tooLarge(st)
+      return Object.is(v, -0) ? 0 : v
+    case 'boolean':
+      st.budget -= v ? 4 : 5
+      if (st.budget < 0) tooLarge(st)
+      return v
+    case 'object':
+      break
+    default:
+      bad(st, `a ${typeof v} is not JSON data`)
   }
-
-  const copy = (v: unknown, depth: number): JsonValue => {
-    switch (typeof v) {
-      case 'string':
-        return str(v)
-      case 'number':
-        if (!Number.isFinite(v)) bad('a number is not finite')
-        budget -= String(v).length
-        if (budget < 0) tooLarge()
-        return Object.is(v, -0) ? 0 : v
-      case 'boolean':
-        budget -= v ? 4 : 5
-        if (budget < 0) tooLarge()
-        return v
-      case 'object':
-        break
-      default:
-        bad(`a ${typeof v} is not JSON data`)
-    }
-    if (v === null) {
-      budget -= 4
-      if (budget < 0) tooLarge()
-      return null
-    }
-    if (depth > l.maxDepth) refuse(`nested deeper than ${l.maxDepth}`, 'maxDepth', pointer())
-    if (isProxy(v)) bad('a proxy is not plain data')
-    if (onPath.has(v)) bad('arguments contain a cycle')
-    onPath.add(v)
-    const out = Array.isArray(v) ? copyArray(v as unknown[], depth) : copyObject(v, depth)
-    onPath.delete(v)
-    return out
+  if (v === null) {
+    st.budget -= 4
+    if (st.budget < 0) tooLarge(st)
+    return null
   }
+  if (depth > st.l.maxDepth) refuse(`nested deeper than ${st.l.maxDepth}`, 'maxDepth', pointer(st))
+  if (isProxy(v)) bad(st, 'a proxy is not plain data')
+  if (st.onPath.includes(v)) bad(st, 'arguments contain a cycle')
+  st.onPath.push(v)
+  const out = Array.isArray(v) ? copyArray(st, v as unknown[], depth) : copyObject(st, v, depth)
+  st.onPath.pop()
+  return out
+}
 
-  const copyArray = (a: unknown[], depth: number): JsonValue[] => {
-    if (Object.getPrototypeOf(a) !== Array.prototype) bad('an array has a foreign prototype')
-    const n = a.length
-    if (n > l.maxArray) refuse(`an array has more than ${l.maxArray} elements`, 'maxArray', pointer())
-    // own keys are exactly the indices plus `length`; anything else (holes, extra or symbol members) is not JSON data
-    if (Reflect.ownKeys(a).length !== n + 1) bad('an array is sparse or has extra members')
-    budget -= 2 + Math.max(0, n - 1)
-    if (budget < 0) tooLarge()
-    const out: JsonValue[] = new Array<JsonValue>(n)
-    for (let i = 0; i < n; i++) {
-      at.push(i)
-      const d = Object.getOwnPropertyDescriptor(a, i)
-      if (d === undefined) bad('a sparse array is not JSON data')
-      if (!('value' in d)) bad('an accessor (getter) is not JSON data')
-      if (!d.enumerable) bad('a non-enumerable member is not JSON data')
-      if (d.value === undefined) bad('undefined is not JSON data in an array')
-      out[i] = copy(d.value, depth + 1)
-      at.pop()
-    }
-    return out
+function copyArray(st: Snapshot, a: unknown[], depth: number): JsonValue[] {
+  if (Object.getPrototypeOf(a) !== Array.prototype) bad(st, 'an array has a foreign prototype')
+  const n = a.length
+  if (n > st.l.maxArray) refuse(`an array has more than ${st.l.maxArray} elements`, 'maxArray', pointer(st))
+  // own keys are exactly the indices plus `length`; anything else (holes, extra or symbol members) is not JSON data
+  if (Reflect.ownKeys(a).length !== n + 1) bad(st, 'an array is sparse or has extra members')
+  st.budget -= 2 + Math.max(0, n - 1)
+  if (st.budget < 0) tooLarge(st)
+  const out: JsonValue[] = new Array<JsonValue>(n)
+  for (let i = 0; i < n; i++) {
+    st.at.push(i)
+    const d = Object.getOwnPropertyDescriptor(a, i)
+    if (d === undefined) bad(st, 'a sparse array is not JSON data')
+    if (!('value' in d)) bad(st, 'an accessor (getter) is not JSON data')
+    if (!d.enumerable) bad(st, 'a non-enumerable member is not JSON data')
+    if (d.value === undefined) bad(st, 'undefined is not JSON data in an array')
+    out[i] = copy(st, d.value, depth + 1)
+    st.at.pop()
   }
+  return out
+}
 
-  const copyObject = (o: object, depth: number): JsonObject => {
-    const proto: unknown = Object.getPrototypeOf(o)
-    if (proto !== Object.prototype && proto !== null) bad('an object is not a plain object (class instance, Date, Map, …)')
-    if (proto === Object.prototype && Object.hasOwn(Object.prototype, 'toJSON')) bad('Object.prototype has a toJSON method')
-    // Object.keys is the cheapest count V8 offers (a 100,000-member object costs a few ms); the
-    // full own-key check runs only on objects already within the member limit
-    const keys = Object.keys(o)
-    if (keys.length > l.maxMembers) refuse(`an object has more than ${l.maxMembers} members`, 'maxMembers', pointer())
-    if (Reflect.ownKeys(o).length !== keys.length) bad('a non-enumerable or symbol-keyed member is not JSON data')
-    budget -= 2
-    const out: JsonObject = {}
-    let written = 0
-    for (const k of keys) {
-      at.push(k)
-      const d = Object.getOwnPropertyDescriptor(o, k)
-      if (d !== undefined) {
-        // undefined only if removed while we read (only a proxy could): nothing to copy
-        if (!('value' in d)) bad('an accessor (getter) is not JSON data')
-        if (!d.enumerable) bad('a non-enumerable member is not JSON data')
-        if (k === 'toJSON' && typeof d.value === 'function') bad('a toJSON method is not JSON data')
-        // JSON leaves undefined members out; so does the snapshot
-        if (d.value !== undefined) {
-          if (written > 0) budget -= 1
-          str(k)
-          budget -= 1
-          const copied = copy(d.value, depth + 1)
-          // a member named __proto__ must stay data (assignment would set the prototype)
-          if (k === '__proto__') Object.defineProperty(out, k, { value: copied, enumerable: true, writable: true, configurable: true })
-          else out[k] = copied
-          written++
-        }
+function copyObject(st: Snapshot, o: object, depth: number): JsonObject {
+  const proto: unknown = Object.getPrototypeOf(o)
+  if (proto !== Object.prototype && proto !== null) bad(st, 'an object is not a plain object (class instance, Date, Map, …)')
+  if (proto === Object.prototype && Object.hasOwn(Object.prototype, 'toJSON')) bad(st, 'Object.prototype has a toJSON method')
+  // Object.keys is the cheapest count V8 offers (a 100,000-member object costs a few ms); the
+  // full own-key check runs only on objects already within the member limit
+  const keys = Object.keys(o)
+  if (keys.length > st.l.maxMembers) refuse(`an object has more than ${st.l.maxMembers} members`, 'maxMembers', pointer(st))
+  if (Reflect.ownKeys(o).length !== keys.length) bad(st, 'a non-enumerable or symbol-keyed member is not JSON data')
+  st.budget -= 2
+  const out: JsonObject = {}
+  let written = 0
+  for (const k of keys) {
+    st.at.push(k)
+    const d = Object.getOwnPropertyDescriptor(o, k)
+    if (d !== undefined) {
+      // undefined only if removed while we read (only a proxy could): nothing to copy
+      if (!('value' in d)) bad(st, 'an accessor (getter) is not JSON data')
+      if (!d.enumerable) bad(st, 'a non-enumerable member is not JSON data')
+      if (k === 'toJSON' && typeof d.value === 'function') bad(st, 'a toJSON method is not JSON data')
+      // JSON leaves undefined members out; so does the snapshot
+      if (d.value !== undefined) {
+        if (written > 0) st.budget -= 1
+        str(st, k)
+        st.budget -= 1
+        const copied = copy(st, d.value, depth + 1)
+        // a member named __proto__ must stay data (assignment would set the prototype)
+        if (k === '__proto__') Object.defineProperty(out, k, { value: copied, enumerable: true, writable: true, configurable: true })
+        else out[k] = copied
+        written++
       }
-      at.pop()
     }
-    if (budget < 0) tooLarge()
-    return out
+    st.at.pop()
   }
-
-  return copy(value === undefined ? {} : value, 1)
+  if (st.budget < 0) tooLarge(st)
+  return out
 }

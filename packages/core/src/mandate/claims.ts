@@ -12,6 +12,10 @@ export const TOOL_ACCESS_TYPE = 'tool_access'
 /** Hard cap on delegation depth and on the nesting of `act`. */
 export const MAX_DEPTH_LIMIT = 16
 export const MAX_MANDATE_LENGTH = 16 * 1024
+/** Value of the `credential` claim of an audience credential (cached mode; docs/protocol.md). */
+export const AUDIENCE_CREDENTIAL = 'audience'
+/** Most offline (holder-signed) hops a mandate can allow, and the most a presented chain may carry. */
+export const MAX_OFFLINE_HOPS = 8
 
 /** The actor chain (RFC 8693 §4.1): `sub` is the current actor; nested `act` are earlier actors. */
 export interface ActorClaim {
@@ -28,6 +32,18 @@ export interface ToolGrant {
   constraints?: ConstraintMap
   /** Audiences this entry applies to; absent means every audience of the mandate. */
   locations?: string[]
+  /**
+   * Tools of this entry may only be called with an Authority-minted call credential (`call` claim):
+   * a guard refuses them when presented with an audience credential, a plain mandate or an offline
+   * chain. Only `true` is valid; a child covered only by such grants must keep it.
+   */
+  per_call?: true
+}
+
+/** Offline attenuation allowance (set by the Authority only): how many holder-signed hops may follow. */
+export interface OfflineClaim {
+  /** 1..8; each offline hop decrements it, and a hop that would leave 0 carries no `offline` claim. */
+  max_hops: number
 }
 
 /** Where a mandate sits in its delegation tree. */
@@ -85,15 +101,38 @@ export interface MandateClaims {
   approval?: ApprovalClaim
   budget?: Budget
   max_uses?: number
+  /**
+   * `"audience"`: an audience credential (cached mode): one audience, not call-bound, reusable with a
+   * fresh proof per call, cannot be delegated or narrowed further. Absent on every other token.
+   */
+  credential?: typeof AUDIENCE_CREDENTIAL
+  /** The holder may attenuate this mandate offline (holder-signed hops); absent = not allowed. */
+  offline?: OfflineClaim
 }
 
 const KNOWN_CLAIMS = new Set([
   'iss', 'sub', 'aud', 'iat', 'nbf', 'exp', 'jti', 'client_id', 'scope', 'act', 'txn', 'purpose',
-  'authorization_details', 'cnf', 'delegation', 'call', 'approval', 'budget', 'max_uses',
+  'authorization_details', 'cnf', 'delegation', 'call', 'approval', 'budget', 'max_uses', 'credential', 'offline',
 ])
 
-const B64U_ID = /^[A-Za-z0-9_-]{22,64}$/
-const DIGEST = /^[A-Za-z0-9_-]{43}$/
+/**
+ * Every character in `[A-Za-z0-9_-]` and the length within [min, max]: exactly what
+ * `/^[A-Za-z0-9_-]{min,max}$/` tests, without a regex call for each of the ids and digests of every
+ * token.
+ */
+function isB64u(s: string, min: number, max: number): boolean {
+  const n = s.length
+  if (n < min || n > max) return false
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i)
+    if (!((c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45 || c === 95)) return false
+  }
+  return true
+}
+/** `jti`: 128 to 384 bits of base64url (22..64 characters). */
+const B64U_ID = { test: (s: string): boolean => isB64u(s, 22, 64) }
+/** A base64url SHA-256 digest (43 characters). */
+const DIGEST = { test: (s: string): boolean => isB64u(s, 43, 43) }
 
 function fail(claim: string, reason: string): never {
   throw new MandateError('CLAIM_INVALID', `claim "${claim}" ${reason}`, { detail: { claim } })
@@ -108,6 +147,15 @@ function int(v: unknown, claim: string): number {
 }
 function strList(v: unknown, claim: string, maxItems: number): string[] {
   if (!Array.isArray(v) || v.length > maxItems) fail(claim, 'must be a bounded array')
+  // short lists (every list of a usual token) compare pairwise: no Set allocated per list per token
+  if (v.length <= 16) {
+    for (let i = 0; i < v.length; i++) {
+      const s: unknown = v[i]
+      str(s, claim)
+      for (let j = 0; j < i; j++) if (v[j] === s) fail(claim, 'has a duplicate entry')
+    }
+    return v as string[]
+  }
   const seen = new Set<string>()
   for (const s of v) {
     str(s, claim)
@@ -116,6 +164,15 @@ function strList(v: unknown, claim: string, maxItems: number): string[] {
   }
   return v as string[]
 }
+// allowed member names, one array each (not a fresh literal per parsed object)
+const MEMBERS_ACT: readonly string[] = ['sub', 'act']
+const MEMBERS_AUTHORIZATION_DETAILS: readonly string[] = ['type', 'tools', 'constraints', 'locations', 'per_call']
+const MEMBERS_CNF: readonly string[] = ['jkt']
+const MEMBERS_CALL: readonly string[] = ['tool', 'args']
+const MEMBERS_APPROVAL: readonly string[] = ['id', 'approver', 'approved_at']
+const MEMBERS_OFFLINE: readonly string[] = ['max_hops']
+const MEMBERS_BUDGET: readonly string[] = ['amount', 'unit']
+const MEMBERS_DELEGATION: readonly string[] = ['depth', 'max_depth', 'parent', 'parent_hash', 'ancestors']
 function members(obj: JsonObject, allowed: readonly string[], claim: string): void {
   for (const k of Object.keys(obj)) if (!allowed.includes(k)) fail(claim, `has unknown member "${k.slice(0, 32)}"`)
 }
@@ -150,7 +207,7 @@ export function audienceList(aud: string | string[]): string[] {
 function parseActor(v: unknown, depth: number): ActorClaim {
   if (depth > MAX_DEPTH_LIMIT + 1) throw new MandateError('CLAIM_INVALID', 'act chain too deep', { detail: { claim: 'act' } })
   if (!isPlainObject(v)) fail('act', 'must be an object')
-  members(v, ['sub', 'act'], 'act')
+  members(v, MEMBERS_ACT, 'act')
   const out: ActorClaim = { sub: str(v.sub, 'act.sub') }
   if (v.act !== undefined) out.act = parseActor(v.act, depth + 1)
   return out
@@ -162,7 +219,7 @@ export function parseToolGrant(v: unknown, registry: ConstraintRegistry = defaul
   if (v.type !== TOOL_ACCESS_TYPE) {
     throw new MandateError('CLAIM_UNKNOWN', 'unknown authorization_details type', { detail: { claim: 'authorization_details' } })
   }
-  members(v, ['type', 'tools', 'constraints', 'locations'], 'authorization_details')
+  members(v, MEMBERS_AUTHORIZATION_DETAILS, 'authorization_details')
   const tools = strList(v.tools, 'authorization_details.tools', 64)
   if (tools.length === 0) fail('authorization_details.tools', 'must not be empty')
   tools.forEach(assertToolPattern)
@@ -170,6 +227,11 @@ export function parseToolGrant(v: unknown, registry: ConstraintRegistry = defaul
   if (v.constraints !== undefined) out.constraints = parseConstraintMap(v.constraints, registry)
   if (v.locations !== undefined) {
     out.locations = strList(v.locations, 'authorization_details.locations', 16).map((l) => assertAudience(l, 'authorization_details.locations'))
+  }
+  if (v.per_call !== undefined) {
+    // only `true`: `false` would be a second spelling of "absent", which canonical comparison of hops must not see
+    if (v.per_call !== true) fail('authorization_details.per_call', 'must be true when present')
+    out.per_call = true
   }
   return out
 }
@@ -196,7 +258,7 @@ export function parseMandateClaims(payload: JsonObject, registry: ConstraintRegi
   const act = parseActor(payload.act, 1)
   const clientId = str(payload.client_id, 'client_id')
   if (!isPlainObject(payload.cnf)) fail('cnf', 'must be an object')
-  members(payload.cnf, ['jkt'], 'cnf')
+  members(payload.cnf, MEMBERS_CNF, 'cnf')
   const jkt = str(payload.cnf.jkt, 'cnf.jkt', 43)
   if (!DIGEST.test(jkt)) fail('cnf.jkt', 'must be a SHA-256 JWK thumbprint')
   if (!Array.isArray(payload.authorization_details) || payload.authorization_details.length > 32) {
@@ -225,7 +287,7 @@ export function parseMandateClaims(payload: JsonObject, registry: ConstraintRegi
   if (payload.purpose !== undefined) claims.purpose = str(payload.purpose, 'purpose', 1024)
   if (payload.call !== undefined) {
     if (!isPlainObject(payload.call)) fail('call', 'must be an object')
-    members(payload.call, ['tool', 'args'], 'call')
+    members(payload.call, MEMBERS_CALL, 'call')
     assertToolName(payload.call.tool)
     const args = str(payload.call.args, 'call.args', 43)
     if (!DIGEST.test(args)) fail('call.args', 'must be a SHA-256 digest')
@@ -233,7 +295,7 @@ export function parseMandateClaims(payload: JsonObject, registry: ConstraintRegi
   }
   if (payload.approval !== undefined) {
     if (!isPlainObject(payload.approval)) fail('approval', 'must be an object')
-    members(payload.approval, ['id', 'approver', 'approved_at'], 'approval')
+    members(payload.approval, MEMBERS_APPROVAL, 'approval')
     claims.approval = { id: str(payload.approval.id, 'approval.id', 128), approver: str(payload.approval.approver, 'approval.approver'), approved_at: int(payload.approval.approved_at, 'approval.approved_at') }
   }
   if (payload.budget !== undefined) claims.budget = parseBudget(payload.budget)
@@ -241,21 +303,35 @@ export function parseMandateClaims(payload: JsonObject, registry: ConstraintRegi
     claims.max_uses = int(payload.max_uses, 'max_uses')
     if (claims.max_uses < 1) fail('max_uses', 'must be at least 1')
   }
-  // ancestry vs depth, actor chain vs depth, actor = bound key, no repeated actor
+  if (payload.credential !== undefined) {
+    if (payload.credential !== AUDIENCE_CREDENTIAL) fail('credential', 'must be "audience" when present')
+    claims.credential = AUDIENCE_CREDENTIAL
+  }
+  if (payload.offline !== undefined) claims.offline = parseOfflineClaim(payload.offline)
+  // ancestry vs depth, actor chain vs depth, actor = bound key, no repeated actor, credential shapes
   assertChainConsistent(claims)
   return claims
 }
 
+/** Parse the `offline` claim: exactly `{ "max_hops": 1..8 }`. */
+export function parseOfflineClaim(v: unknown): OfflineClaim {
+  if (!isPlainObject(v)) fail('offline', 'must be an object')
+  members(v, MEMBERS_OFFLINE, 'offline')
+  const n = int(v.max_hops, 'offline.max_hops')
+  if (n < 1 || n > MAX_OFFLINE_HOPS) fail('offline.max_hops', `must be 1..${MAX_OFFLINE_HOPS}`)
+  return { max_hops: n }
+}
+
 export function parseBudget(v: unknown): Budget {
   if (!isPlainObject(v)) fail('budget', 'must be an object')
-  members(v, ['amount', 'unit'], 'budget')
+  members(v, MEMBERS_BUDGET, 'budget')
   if (typeof v.amount !== 'number' || !Number.isFinite(v.amount) || v.amount < 0) fail('budget.amount', 'must be a non-negative number')
   return { amount: v.amount, unit: str(v.unit, 'budget.unit', 32) }
 }
 
 function parseDelegation(v: JsonValue | undefined): DelegationRecord {
   if (!isPlainObject(v)) fail('delegation', 'must be an object')
-  members(v, ['depth', 'max_depth', 'parent', 'parent_hash', 'ancestors'], 'delegation')
+  members(v, MEMBERS_DELEGATION, 'delegation')
   const depth = int(v.depth, 'delegation.depth')
   const maxDepth = int(v.max_depth, 'delegation.max_depth')
   if (maxDepth > MAX_DEPTH_LIMIT) fail('delegation.max_depth', `must be at most ${MAX_DEPTH_LIMIT}`)
@@ -279,7 +355,8 @@ export function actorDepth(act: ActorClaim): number {
 
 /** The actor chain in chronological order: first delegate first, current actor last. */
 export function actorChain(act: ActorClaim): string[] {
+  // innermost actor first: collect outermost-first, then reverse in place (unshift moves every element)
   const out: string[] = []
-  for (let a: ActorClaim | undefined = act; a; a = a.act) out.unshift(a.sub)
-  return out
+  for (let a: ActorClaim | undefined = act; a; a = a.act) out.push(a.sub)
+  return out.reverse()
 }

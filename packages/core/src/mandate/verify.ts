@@ -1,8 +1,8 @@
 import { DEFAULT_JSON_LIMITS, hasLoneSurrogate, type JsonObject, type JsonValue } from '../encoding/strict_json.js'
-import { backend } from '../crypto/backend.js'
+import { backend, type PublicKeyHandle } from '../crypto/backend.js'
 import { MandateError } from '../errors.js'
 import { b64uEncode } from '../encoding/base64url.js'
-import { parseCompactJws, signEncodedJws } from '../jws/compact.js'
+import { parseCompactJws, signEncodedJws, type ParsedJws } from '../jws/compact.js'
 import type { Ed25519Key } from '../identity/key.js'
 import type { KeyResolver } from '../keys/key_set.js'
 import { defaultConstraintRegistry, type ConstraintRegistry } from '../narrowing/constraints.js'
@@ -27,6 +27,10 @@ export interface VerifyMandateOptions {
 export interface VerifiedMandate {
   claims: MandateClaims
   header: JsonObject
+  /** `kid` of the issuer key that verified the signature. */
+  kid: string
+  /** That key (a verifier that caches the result re-resolves `kid` and compares). */
+  key: PublicKeyHandle
 }
 
 export function nowSeconds(): number {
@@ -46,8 +50,33 @@ export function checkSkew(skew: number | undefined): number {
  */
 export async function verifyMandate(token: unknown, options: VerifyMandateOptions): Promise<VerifiedMandate> {
   const skew = checkSkew(options.skew)
-  const jws = parseCompactJws(token, { typ: MANDATE_TYP, requireKid: true, maxLength: MAX_MANDATE_LENGTH })
-  const key = await options.keys.resolve(jws.header.kid as string)
+  const jws = parseMandateJws(token)
+  const kid = jws.header.kid as string
+  const resolved = options.keys.resolve(kid)
+  // a local key set answers synchronously: skip the microtask an await would cost
+  const key = resolved instanceof Promise ? await resolved : resolved
+  return finishMandate(jws, kid, key, options, skew)
+}
+
+/**
+ * The same as {@link verifyMandate} without a microtask when the key resolver answers
+ * synchronously (a local key set, a warm remote one): returns the result itself, or a promise
+ * when the resolver returned one. For the guard's hot path. @internal
+ */
+export function verifyMandateFast(token: unknown, options: VerifyMandateOptions): VerifiedMandate | Promise<VerifiedMandate> {
+  const skew = checkSkew(options.skew)
+  const jws = parseMandateJws(token)
+  const kid = jws.header.kid as string
+  const resolved = options.keys.resolve(kid)
+  if (resolved instanceof Promise) return resolved.then((key) => finishMandate(jws, kid, key, options, skew))
+  return finishMandate(jws, kid, resolved, options, skew)
+}
+
+function parseMandateJws(token: unknown): ParsedJws {
+  return parseCompactJws(token, { typ: MANDATE_TYP, requireKid: true, maxLength: MAX_MANDATE_LENGTH })
+}
+
+function finishMandate(jws: ParsedJws, kid: string, key: PublicKeyHandle, options: VerifyMandateOptions, skew: number): VerifiedMandate {
   if (!backend.verify(key, jws.signingInput, jws.signature)) throw new MandateError('SIGNATURE_INVALID', 'mandate signature is invalid')
   const claims = parseMandateClaims(jws.payload, options.registry ?? defaultConstraintRegistry)
   if (claims.iss !== options.issuer) throw new MandateError('ISSUER_MISMATCH', 'mandate was not issued by the expected issuer')
@@ -55,7 +84,7 @@ export async function verifyMandate(token: unknown, options: VerifyMandateOption
     throw new MandateError('AUDIENCE_MISMATCH', 'mandate is not for this audience')
   }
   checkTimes(claims, options.now ?? nowSeconds(), skew)
-  return { claims, header: jws.header }
+  return { claims, header: jws.header, kid, key }
 }
 
 export function checkTimes(claims: Pick<MandateClaims, 'exp' | 'nbf' | 'iat'>, now: number, skew: number): void {

@@ -3,8 +3,8 @@ import { MandateError } from '../errors.js'
 import { digestOfSnapshot, tokenHash } from '../mandate/args_digest.js'
 import { snapshotArguments } from '../mandate/args_snapshot.js'
 import {
-  actorChain, assertAudience, audienceList, MAX_DEPTH_LIMIT, parseToolGrant, TOOL_ACCESS_TYPE,
-  type ApprovalClaim, type Budget, type MandateClaims, type ToolGrant,
+  actorChain, assertAudience, AUDIENCE_CREDENTIAL, audienceList, MAX_DEPTH_LIMIT, MAX_OFFLINE_HOPS, parseToolGrant, TOOL_ACCESS_TYPE,
+  type ApprovalClaim, type Budget, type MandateClaims, type OfflineClaim, type ToolGrant,
 } from '../mandate/claims.js'
 import {
   assertArgumentsSatisfy, assertConstraintsNarrow, defaultConstraintRegistry, type ConstraintRegistry,
@@ -14,6 +14,9 @@ import { assertToolName, patternCovers, toolMatches } from './tools.js'
 
 export const DEFAULT_MAX_MANDATE_LIFETIME = 24 * 3600
 export const DEFAULT_CALL_LIFETIME = 60
+/** Default and usual cap of an audience credential's lifetime (seconds). */
+export const DEFAULT_AUDIENCE_LIFETIME = 900
+const DIGEST = /^[A-Za-z0-9_-]{43}$/
 
 /** Ask for a child mandate for another agent (delegation; the chain grows by that agent). */
 export interface DelegationRequest {
@@ -33,6 +36,11 @@ export interface DelegationRequest {
   maxDepth?: number
   budget?: Budget
   maxUses?: number
+  /**
+   * How many offline hops the child may still make (its `offline.max_hops`); 0 drops the claim.
+   * Default: all the parent allows (unchanged at the Authority, one fewer at an offline hop). Never more.
+   */
+  offlineHops?: number
 }
 
 /** Ask for a call credential: one audience, one tool, one argument digest, short-lived, single use. */
@@ -41,12 +49,36 @@ export interface CallRequest {
   audience: string
   tool: string
   /** The exact arguments; checked against the constraints and digested into the credential. */
-  arguments: unknown
+  arguments?: unknown
+  /**
+   * Offline hops only (`ctx.offlineHop`), instead of `arguments`: the argument digest already in a
+   * hop being re-derived by a verifier. The constraints are then checked by the guard at the call.
+   */
+  argsDigest?: string
+  /**
+   * Offline hops only: the exact grant the credential carries (one tool, the tool's constraints,
+   * `per_call`), which must narrow a parent grant. Default: the parent grant the arguments satisfy.
+   */
+  grant?: ToolGrant
   scopes?: string[]
   expiresIn?: number
 }
 
-export type NarrowingRequest = DelegationRequest | CallRequest
+/**
+ * Ask for an audience credential (cached mode): the same holder and key, one audience, not bound
+ * to a call, reusable with a fresh proof per call; it cannot be delegated or narrowed further.
+ */
+export interface AudienceRequest {
+  kind: 'audience'
+  audience: string
+  /** Default: the parent's grants that apply to this audience. */
+  tools?: ToolGrant[]
+  scopes?: string[]
+  /** Seconds; at most `maxAudienceLifetime` and never past the parent's `exp`. */
+  expiresIn?: number
+}
+
+export type NarrowingRequest = DelegationRequest | CallRequest | AudienceRequest
 
 export interface NarrowingContext {
   issuer: string
@@ -56,12 +88,22 @@ export interface NarrowingContext {
   jti: string
   /** The parent's compact serialization (its hash is recorded in the child). */
   parentToken: string
+  /** tokenHash(parentToken) when the caller has it already (a verifier that just checked it). */
+  parentHash?: string
   /** The authenticated caller: must be the parent's current actor, holding the parent's key. */
   caller: { id: string; jkt: string }
   /** Approval to record in a call credential (set by the Authority only). */
   approval?: ApprovalClaim
   maxMandateLifetime?: number
   maxCallLifetime?: number
+  /** Cap on an audience credential's lifetime; default {@link DEFAULT_AUDIENCE_LIFETIME}. */
+  maxAudienceLifetime?: number
+  /**
+   * This child is an offline hop signed by the parent's holder, not minted by the Authority: the
+   * parent must allow offline attenuation and the child's `offline.max_hops` is one fewer. Set by
+   * attenuateMandate and verifyOfflineChain only.
+   */
+  offlineHop?: boolean
   registry?: ConstraintRegistry
 }
 
@@ -73,6 +115,12 @@ export function narrowMandate(parent: MandateClaims, request: NarrowingRequest, 
   const registry = ctx.registry ?? defaultConstraintRegistry
   assertKnownRequestMembers(request)
   if (parent.call) throw new MandateError('NARROWING_CHAIN', 'a call credential cannot be exchanged further')
+  // terminal: its holder still holds the mandate it came from, and narrows that one instead
+  if (parent.credential !== undefined) throw new MandateError('NARROWING_CHAIN', 'an audience credential cannot be exchanged or narrowed further')
+  if (ctx.offlineHop) {
+    if (!parent.offline) throw new MandateError('ATTENUATION_NOT_ALLOWED', 'the mandate does not allow offline attenuation')
+    if (ctx.approval) throw new MandateError('NARROWING_CLAIM', 'an offline hop cannot carry an approval')
+  }
   if (ctx.caller.id !== parent.client_id || ctx.caller.jkt !== parent.cnf.jkt) {
     throw new MandateError('NARROWING_CHAIN', 'only the current holder of a mandate can exchange it')
   }
@@ -81,7 +129,7 @@ export function narrowMandate(parent: MandateClaims, request: NarrowingRequest, 
   const parentAud = audienceList(parent.aud)
   const parentScopes = parent.scope === undefined ? [] : parseScope(parent.scope)
   const requestedScopes = request.scopes ?? parentScopes
-  requestedScopes.forEach((s) => parseScope(s))
+  for (let i = 0; i < requestedScopes.length; i++) parseScope(requestedScopes[i])
   assertScopesNarrow(parentScopes, requestedScopes)
 
   const { nbf, exp } = childTimes(parent, request, ctx)
@@ -89,7 +137,7 @@ export function narrowMandate(parent: MandateClaims, request: NarrowingRequest, 
     depth: parent.delegation.depth,
     max_depth: parent.delegation.max_depth,
     parent: parent.jti,
-    parent_hash: tokenHash(ctx.parentToken),
+    parent_hash: ctx.parentHash ?? tokenHash(ctx.parentToken),
     ancestors: [...parent.delegation.ancestors, parent.jti],
   }
   const purpose = parent.purpose
@@ -99,11 +147,7 @@ export function narrowMandate(parent: MandateClaims, request: NarrowingRequest, 
     const audience = assertAudience(request.audience, 'resource')
     if (!parentAud.includes(audience)) throw new MandateError('NARROWING_AUDIENCE', 'the audience is not allowed by the parent mandate')
     assertToolName(request.tool)
-    // one snapshot for the constraint check and the digest: a live object cannot answer twice
-    const args = snapshotArguments(request.arguments)
-    const grant = grantForCall(parent, audience, request.tool, args, registry)
-    const detail: ToolGrant = { type: TOOL_ACCESS_TYPE, tools: [request.tool] }
-    if (grant.constraints) detail.constraints = grant.constraints
+    const { grant, args } = callGrant(parent, parentAud, audience, request, ctx, registry)
     // one literal in claim order (the signed JSON keeps this order), optional members added after
     const claims: MandateClaims = {
       iss: ctx.issuer, sub: parent.sub, iat: ctx.now, nbf, exp, jti: ctx.jti, txn: parent.txn,
@@ -112,14 +156,40 @@ export function narrowMandate(parent: MandateClaims, request: NarrowingRequest, 
       aud: audience,
       client_id: parent.client_id,
       act: parent.act,
-      authorization_details: [detail],
+      authorization_details: [grant],
       cnf: { jkt: parent.cnf.jkt },
       delegation,
-      call: { tool: request.tool, args: digestOfSnapshot(args) },
+      call: { tool: request.tool, args },
       max_uses: 1,
     }
     if (parent.budget) claims.budget = parent.budget
     if (ctx.approval) claims.approval = ctx.approval
+    return claims
+  }
+
+  if (request.kind === 'audience') {
+    const audience = assertAudience(request.audience, 'resource')
+    if (!parentAud.includes(audience)) throw new MandateError('NARROWING_AUDIENCE', 'the audience is not allowed by the parent mandate')
+    const only = [audience]
+    const tools = request.tools
+      ? boundedGrants(request.tools).map((t) => assertGrantNarrows(parent, parentAud, only, t, registry))
+      : inheritGrants(parent.authorization_details, only)
+    if (tools.length === 0) throw new MandateError('NARROWING_TOOL', 'the parent mandate grants no tool at this audience')
+    const claims: MandateClaims = {
+      iss: ctx.issuer, sub: parent.sub, iat: ctx.now, nbf, exp, jti: ctx.jti, txn: parent.txn,
+      ...(purpose !== undefined ? { purpose } : {}),
+      ...(scope !== undefined ? { scope } : {}),
+      aud: audience,
+      client_id: parent.client_id,
+      act: parent.act,
+      authorization_details: tools,
+      cnf: { jkt: parent.cnf.jkt },
+      // like a call credential's (same depth, parent recorded), and nothing can be delegated below it
+      delegation: { ...delegation, max_depth: delegation.depth },
+      credential: AUDIENCE_CREDENTIAL,
+    }
+    if (parent.budget) claims.budget = parent.budget
+    if (parent.max_uses !== undefined) claims.max_uses = parent.max_uses
     return claims
   }
 
@@ -151,8 +221,9 @@ export function narrowMandate(parent: MandateClaims, request: NarrowingRequest, 
     if (!parentAud.includes(a)) throw new MandateError('NARROWING_AUDIENCE', 'an audience is not allowed by the parent mandate', { detail: { audience: a } })
   }
   const tools = request.tools
-    ? request.tools.map((t) => assertGrantNarrows(parent, parentAud, audiences, t, registry))
+    ? boundedGrants(request.tools).map((t) => assertGrantNarrows(parent, parentAud, audiences, t, registry))
     : inheritGrants(parent.authorization_details, audiences)
+  const offline = narrowOffline(parent.offline, request.offlineHops, ctx.offlineHop === true)
 
   const claims: MandateClaims = {
     iss: ctx.issuer, sub: parent.sub, iat: ctx.now, nbf, exp, jti: ctx.jti, txn: parent.txn,
@@ -169,12 +240,89 @@ export function narrowMandate(parent: MandateClaims, request: NarrowingRequest, 
   if (budget) claims.budget = budget
   const uses = narrowUses(parent.max_uses, request.maxUses)
   if (uses !== undefined) claims.max_uses = uses
+  if (offline) claims.offline = offline
   return claims
 }
 
 const REQUEST_MEMBERS: Record<NarrowingRequest['kind'], ReadonlySet<string>> = {
-  delegation: new Set(['kind', 'actor', 'audiences', 'scopes', 'tools', 'expiresIn', 'maxDepth', 'budget', 'maxUses']),
-  call: new Set(['kind', 'audience', 'tool', 'arguments', 'scopes', 'expiresIn']),
+  delegation: new Set(['kind', 'actor', 'audiences', 'scopes', 'tools', 'expiresIn', 'maxDepth', 'budget', 'maxUses', 'offlineHops']),
+  call: new Set(['kind', 'audience', 'tool', 'arguments', 'argsDigest', 'grant', 'scopes', 'expiresIn']),
+  audience: new Set(['kind', 'audience', 'tools', 'scopes', 'expiresIn']),
+}
+
+/**
+ * The child's `offline` claim. Minted by the Authority, a delegation keeps what the parent allows
+ * (the count is task-wide along any path: the Authority never resets it); at an offline hop the
+ * parent must allow one and the child keeps one fewer; a request may only lower it, and 0 drops it.
+ */
+function narrowOffline(parent: OfflineClaim | undefined, requested: number | undefined, offlineHop: boolean): OfflineClaim | undefined {
+  if (requested !== undefined && (!Number.isSafeInteger(requested) || requested < 0 || requested > MAX_OFFLINE_HOPS)) {
+    throw new MandateError('NARROWING_CLAIM', `offline hops must be an integer 0..${MAX_OFFLINE_HOPS}`)
+  }
+  const allowed = parent ? parent.max_hops - (offlineHop ? 1 : 0) : 0
+  if (requested !== undefined && requested > allowed) {
+    throw new MandateError('NARROWING_CLAIM', `offline attenuation cannot grow: at most ${allowed} offline hop(s) are left`, { detail: { rule: 'offline', remaining: allowed } })
+  }
+  const n = requested ?? allowed
+  return n > 0 ? { max_hops: n } : undefined
+}
+
+function boundedGrants(tools: unknown): ToolGrant[] {
+  if (!Array.isArray(tools) || tools.length > 32) throw new MandateError('NARROWING_CLAIM', 'tools must be an array of at most 32 grants')
+  return tools as ToolGrant[]
+}
+
+/**
+ * The single grant and the argument digest of a call credential. With arguments (the Authority,
+ * or a holder attenuating): the first parent grant that covers the tool at the audience and whose
+ * constraints the arguments satisfy, preferring one without `per_call`; its constraints and
+ * `per_call` are copied. With a digest (a verifier re-deriving an offline call hop): the requested
+ * grant must narrow a parent grant at this audience; the guard checks the arguments at the call.
+ */
+function callGrant(parent: MandateClaims, parentAud: string[], audience: string, request: CallRequest, ctx: NarrowingContext, registry: ConstraintRegistry): { grant: ToolGrant; args: string } {
+  const hasDigest = request.argsDigest !== undefined
+  if ((hasDigest || request.grant !== undefined) && !ctx.offlineHop) {
+    throw new MandateError('NARROWING_CLAIM', 'argsDigest and grant are only for offline hops')
+  }
+  // absent arguments are `{}` (an MCP call without arguments), so only both together are ambiguous
+  if (hasDigest && request.arguments !== undefined) throw new MandateError('NARROWING_CLAIM', 'a call request names either its arguments or (offline) their digest')
+  let args: string
+  let snapshot: JsonValue | undefined
+  if (hasDigest) {
+    if (typeof request.argsDigest !== 'string' || !DIGEST.test(request.argsDigest)) throw new MandateError('NARROWING_CLAIM', 'argsDigest must be a SHA-256 digest')
+    args = request.argsDigest
+  } else {
+    // one snapshot for the constraint check and the digest: a live object cannot answer twice
+    snapshot = snapshotArguments(request.arguments)
+    args = digestOfSnapshot(snapshot)
+  }
+  if (request.grant !== undefined) {
+    const g = assertGrantNarrows(parent, parentAud, [audience], request.grant, registry)
+    if (g.tools.length !== 1 || g.tools[0] !== request.tool || g.locations !== undefined) {
+      throw new MandateError('NARROWING_CLAIM', 'a call credential grants exactly its tool, with no locations')
+    }
+    if (snapshot !== undefined) assertArgumentsSatisfy(g.constraints, snapshot, registry)
+    return { grant: g, args }
+  }
+  const chosen = snapshot !== undefined ? grantForCall(parent, audience, request.tool, snapshot, registry) : grantForTool(parent, audience, request.tool)
+  const detail: ToolGrant = { type: TOOL_ACCESS_TYPE, tools: [request.tool] }
+  if (chosen.constraints) detail.constraints = chosen.constraints
+  if (chosen.per_call) detail.per_call = true
+  return { grant: detail, args }
+}
+
+/** Without arguments: the first grant covering the tool at the audience, preferring one without `per_call`. */
+function grantForTool(parent: MandateClaims, audience: string, tool: string): ToolGrant {
+  const parentAud = audienceList(parent.aud)
+  let perCall: ToolGrant | undefined
+  for (const g of parent.authorization_details) {
+    if (!grantLocations(g, parentAud).includes(audience)) continue
+    if (!g.tools.some((p) => toolMatches(p, tool))) continue
+    if (!g.per_call) return g
+    perCall ??= g
+  }
+  if (perCall) return perCall
+  throw new MandateError('NARROWING_TOOL', `tool "${tool}" is not granted for this audience`, { detail: { tool } })
 }
 
 /** Fail closed on request members we do not understand (e.g. an attempt to set `sub`, `txn` or `approval`). */
@@ -188,7 +336,11 @@ function assertKnownRequestMembers(request: NarrowingRequest): void {
 }
 
 function childTimes(parent: MandateClaims, request: NarrowingRequest, ctx: NarrowingContext): { nbf: number; exp: number } {
-  const cap = request.kind === 'call' ? (ctx.maxCallLifetime ?? DEFAULT_CALL_LIFETIME) : (ctx.maxMandateLifetime ?? DEFAULT_MAX_MANDATE_LIFETIME)
+  const cap = request.kind === 'call'
+    ? (ctx.maxCallLifetime ?? DEFAULT_CALL_LIFETIME)
+    : request.kind === 'audience'
+      ? (ctx.maxAudienceLifetime ?? DEFAULT_AUDIENCE_LIFETIME)
+      : (ctx.maxMandateLifetime ?? DEFAULT_MAX_MANDATE_LIFETIME)
   const nbf = Math.max(ctx.now, parent.nbf)
   let exp: number
   if (request.expiresIn !== undefined) {
@@ -211,17 +363,21 @@ function grantLocations(grant: ToolGrant, aud: readonly string[]): string[] {
 function grantForCall(parent: MandateClaims, audience: string, tool: string, args: JsonValue, registry: ConstraintRegistry): ToolGrant {
   const parentAud = audienceList(parent.aud)
   let constraintError: MandateError | undefined
+  let perCall: ToolGrant | undefined
   for (const g of parent.authorization_details) {
     if (!grantLocations(g, parentAud).includes(audience)) continue
     if (!g.tools.some((p) => toolMatches(p, tool))) continue
     try {
       assertArgumentsSatisfy(g.constraints, args, registry)
-      return g
+      // a grant without per_call authorizes more ways of calling: prefer it
+      if (!g.per_call) return g
+      perCall ??= g
     } catch (err) {
       if (!MandateError.is(err)) throw err
       constraintError ??= new MandateError('NARROWING_CONSTRAINT', err.message, { detail: err.detail ?? {} })
     }
   }
+  if (perCall) return perCall
   throw constraintError ?? new MandateError('NARROWING_TOOL', `tool "${tool}" is not granted for this audience`, { detail: { tool } })
 }
 
@@ -237,6 +393,11 @@ function assertGrantNarrows(parent: MandateClaims, parentAud: string[], childAud
     const pl = grantLocations(p, parentAud)
     if (!locations.every((l) => pl.includes(l))) continue
     if (!child.tools.every((c) => p.tools.some((pp) => patternCovers(pp, c)))) continue
+    // dropping per_call would let a cached or offline credential call what needed the Authority
+    if (p.per_call && !child.per_call) {
+      firstError ??= new MandateError('NARROWING_TOOL', 'the parent grant requires per-call credentials (per_call) and the child must keep it', { detail: { rule: 'per-call' } })
+      continue
+    }
     try {
       assertConstraintsNarrow(p.constraints, child.constraints, registry)
       return child
@@ -294,6 +455,8 @@ export interface RootGrantRequest {
   maxDepth?: number
   budget?: Budget
   maxUses?: number
+  /** Allow the agent to attenuate offline, at most `maxHops` (1..8) holder-signed hops. Authority only. */
+  offline?: { maxHops: number }
 }
 
 /** Build the claims of a root task mandate (depth 0; the agent is the first actor). */
@@ -325,5 +488,10 @@ export function buildRootMandate(req: RootGrantRequest, ctx: { issuer: string; n
   if (req.purpose !== undefined) claims.purpose = req.purpose
   if (req.budget) claims.budget = narrowBudget(undefined, req.budget) as Budget
   if (req.maxUses !== undefined) claims.max_uses = narrowUses(undefined, req.maxUses) as number
+  if (req.offline !== undefined) {
+    const n = req.offline?.maxHops
+    if (!Number.isSafeInteger(n) || n < 1 || n > MAX_OFFLINE_HOPS) throw new MandateError('NARROWING_CLAIM', `offline max hops must be 1..${MAX_OFFLINE_HOPS}`)
+    claims.offline = { max_hops: n }
+  }
   return claims
 }

@@ -61,6 +61,8 @@ export function createProof(key: Ed25519Key, options: CreateProofOptions): strin
 export interface VerifyProofOptions {
   /** The access token presented with the proof; `ath` must match. */
   accessToken?: string
+  /** Its hash (`tokenHash(accessToken)`), when the caller already computed it; takes precedence. */
+  accessTokenHash?: string
   /** Expected key thumbprint (`cnf.jkt` of the access token). */
   jkt?: string
   /** HTTP request method and URL; when set, `htm`/`htu` must match. */
@@ -137,6 +139,20 @@ function parseOptionalMembers(jwk: JsonObject): void {
  * `nonce`, tool and argument digest, and finally single use of its `jti`.
  */
 export async function verifyProof(proof: unknown, options: VerifyProofOptions): Promise<VerifiedProof> {
+  const verified = checkProof(proof, options)
+  if (options.replay) {
+    const fresh = await options.replay.use(`proof:${verified.jkt}:${verified.jti}`, verified.iat + (options.maxAge ?? DEFAULT_PROOF_MAX_AGE) + (options.skew ?? 5))
+    if (!fresh) throw new MandateError('PROOF_REPLAYED', 'proof has already been used')
+  }
+  return verified
+}
+
+/**
+ * Everything {@link verifyProof} checks except single use (`options.replay` is ignored): for a
+ * caller that records the `jti` itself, last, after its own checks (the guard). Synchronous.
+ * @internal
+ */
+export function checkProof(proof: unknown, options: VerifyProofOptions): VerifiedProof {
   const jws = parseCompactJws(proof, { typ: PROOF_TYP, allowJwk: true, maxLength: MAX_PROOF_LENGTH })
   const jwk = jws.header.jwk
   if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) throw new MandateError('PROOF_INVALID', 'proof jwk must be an object')
@@ -163,8 +179,8 @@ export async function verifyProof(proof: unknown, options: VerifyProofOptions): 
     if (typeof p.htu !== 'string' || htu !== normalizeHtu(options.url as string | URL)) throw new MandateError('PROOF_INVALID', 'proof htu does not match the request URL')
   }
   if (options.audience !== undefined && p.aud !== options.audience) throw new MandateError('PROOF_INVALID', 'proof aud does not match this resource')
-  if (options.accessToken !== undefined) {
-    if (p.ath !== tokenHash(options.accessToken)) throw new MandateError('PROOF_INVALID', 'proof ath does not match the access token')
+  if (options.accessTokenHash !== undefined || options.accessToken !== undefined) {
+    if (p.ath !== (options.accessTokenHash ?? tokenHash(options.accessToken as string))) throw new MandateError('PROOF_INVALID', 'proof ath does not match the access token')
   } else if (p.ath !== undefined && typeof p.ath !== 'string') {
     throw new MandateError('PROOF_INVALID', 'proof ath must be a string')
   }
@@ -174,10 +190,6 @@ export async function verifyProof(proof: unknown, options: VerifyProofOptions): 
   if (options.tool !== undefined) {
     if (p.tool !== options.tool) throw new MandateError('PROOF_INVALID', 'proof is not bound to this tool')
     if (p.args !== options.argumentsDigest) throw new MandateError('ARGUMENTS_MISMATCH', 'proof is not bound to these arguments')
-  }
-  if (options.replay) {
-    const fresh = await options.replay.use(`proof:${jkt}:${p.jti}`, p.iat + maxAge + skew)
-    if (!fresh) throw new MandateError('PROOF_REPLAYED', 'proof has already been used')
   }
   return { jkt, jti: p.jti, iat: p.iat, payload: p }
 }

@@ -1,0 +1,11 @@
+/** Offline attenuation: holder-signed hops appended to an Authority-signed mandate (docs/protocol.md). */
+export { attenuateMandate } from './attenuate.js'
+export type { AttenuateOptions } from './attenuate.js'
+export { verifyOfflineChain } from './verify_chain.js'
+export type { VerifyOfflineChainOptions, VerifiedOfflineChain, OfflineHop } from './verify_chain.js'
+export { createOfflineChainCache, DEFAULT_CHAIN_CACHE_ENTRIES } from './chain_cache.js'
+export type { OfflineChainCache } from './chain_cache.js'
+export { decodeOfflineChainUnverified } from './decode.js'
+export type { DecodedLink } from './decode.js'
+export { isOfflineChain, HOP_TYP, CHAIN_SEPARATOR, MAX_CHAIN_HOPS, MAX_CHAIN_LENGTH } from './format.js'
+export type { HopKind } from './hop_request.js'

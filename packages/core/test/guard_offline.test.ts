@@ -1,0 +1,99 @@
+// Offline attenuation chains at the guard: the chain verified by the shared core code, then the same
+// proof / tool / per_call / revocation / replay logic as every credential, against the last link;
+// verified chains are cached like audience-level mandates, a chain ending in a call hop is single use.
+import { describe, expect, it } from 'vitest'
+import { attenuateMandate, createProof, Ed25519Key, MemoryRevocationList, type Guard } from '@mandate/core'
+import { AUD, expectReject, TestAuthority } from './helpers.js'
+import { afterEach, beforeEach, vi } from 'vitest'
+import { cryptoBackend } from '@mandate/core'
+
+const args = { path: '/data/a.txt', amount: 5 }
+const call = (g: Guard, holder: Ed25519Key, presented: string, tool = 'files.read', a: unknown = args) =>
+  g.verifyToolCall({ mandate: presented, proof: createProof(holder, { accessToken: presented, audience: AUD, tool, arguments: a }), tool, arguments: a })
+
+let verifies: ReturnType<typeof vi.spyOn>
+beforeEach(() => {
+  verifies = vi.spyOn(cryptoBackend, 'verify')
+})
+afterEach(() => verifies.mockRestore())
+
+describe('offline chains at the guard', () => {
+  const auth = new TestAuthority()
+  const agent = Ed25519Key.generate()
+  const worker = Ed25519Key.generate()
+  const helper = Ed25519Key.generate()
+
+  function chain(revocation?: MemoryRevocationList) {
+    const root = auth.root(agent, { offline: { maxHops: 3 }, tools: [{ type: 'tool_access', tools: ['files.*'], constraints: { path: { type: 'path_prefix', prefix: '/data' } } }, { type: 'tool_access', tools: ['billing.*'], per_call: true }] })
+    const one = attenuateMandate(root.token, agent, auth.delegate(worker), { now: auth.now })
+    const two = attenuateMandate(one, worker, auth.delegate(helper, { tools: [{ type: 'tool_access', tools: ['files.read'], constraints: { path: { type: 'path_prefix', prefix: '/data' } } }] }), { now: auth.now })
+    return { root, one, two, guard: auth.guard(revocation ? { revocation } : {}) }
+  }
+
+  it('verifies a two-hop chain: mode "offline", hop summaries, the last holder is the actor; then served from the cache', async () => {
+    const { root, two, guard } = chain()
+    const before = verifies.mock.calls.length
+    const v = await call(guard, helper, two)
+    expect(verifies.mock.calls.length - before).toBe(4) // root + 2 hops + proof
+    expect(v).toMatchObject({ mode: 'offline', callBound: false, actor: helper.did, actorChain: [agent.did, worker.did, helper.did] })
+    expect(v.offlineHops?.map((h) => [h.holder, h.kind])).toEqual([[worker.did, 'delegation'], [helper.did, 'delegation']])
+    expect(v.ancestors[0]).toBe(root.claims.jti)
+    const again = verifies.mock.calls.length
+    await call(guard, helper, two)
+    expect(verifies.mock.calls.length - again).toBe(1)
+    expect(guard.mandateCache?.size).toBe(1)
+  })
+
+  it('the proof must come from the LAST holder; the last link\u2019s grants decide', async () => {
+    const { two, guard } = chain()
+    await expectReject(call(guard, worker, two), 'PROOF_BINDING_MISMATCH')
+    await expectReject(call(guard, helper, two, 'files.write'), 'TOOL_NOT_ALLOWED')
+    await expectReject(call(guard, helper, two, 'files.read', { path: '/etc/x' }), 'CONSTRAINT_VIOLATED')
+  })
+
+  it('per_call tools are refused for offline chains, even a chain that keeps the per_call grant', async () => {
+    const { one, guard } = chain()
+    await expectReject(call(guard, worker, one, 'billing.refund', { invoice: 'i' }), 'CALL_CREDENTIAL_REQUIRED')
+  })
+
+  it('revocation of the root, a hop, the task or any actor refuses the chain, also when cached', async () => {
+    for (const pick of ['root', 'hop1', 'hop2', 'task', 'agent', 'worker'] as const) {
+      const revocation = new MemoryRevocationList()
+      const { root, one, two, guard } = chain(revocation)
+      await call(guard, helper, two)
+      const hopJti = (t: string) => (JSON.parse(Buffer.from((t.split('~').pop() as string).split('.')[1] as string, 'base64url').toString()) as { jti: string }).jti
+      if (pick === 'root') revocation.revokeMandate(root.claims.jti)
+      if (pick === 'hop1') revocation.revokeMandate(hopJti(one))
+      if (pick === 'hop2') revocation.revokeMandate(hopJti(two))
+      if (pick === 'task') revocation.revokeTask(root.claims.txn)
+      if (pick === 'agent') revocation.revokeAgent(agent.did)
+      if (pick === 'worker') revocation.revokeAgent(worker.did)
+      await expectReject(call(guard, helper, two), 'REVOKED')
+      expect(guard.mandateCache?.size, pick).toBe(0)
+    }
+  })
+
+  it('a chain ending in an offline call hop is single use and never cached', async () => {
+    const { one, guard } = chain()
+    const c = attenuateMandate(one, worker, { kind: 'call', audience: AUD, tool: 'files.read', arguments: args }, { now: auth.now })
+    const v = await call(guard, worker, c)
+    expect(v).toMatchObject({ mode: 'offline', callBound: false })
+    expect(guard.mandateCache?.size).toBe(0)
+    await expectReject(call(guard, worker, c), 'TOKEN_REPLAYED')
+    // bound to its tool and arguments
+    const d = attenuateMandate(one, worker, { kind: 'call', audience: AUD, tool: 'files.read', arguments: args }, { now: auth.now })
+    await expectReject(call(guard, worker, d, 'files.read', { path: '/data/other' }), 'ARGUMENTS_MISMATCH')
+  })
+
+  it('a guard that accepts only call credentials refuses offline chains', async () => {
+    const { two } = chain()
+    await expectReject(call(auth.guard({ requireCallBinding: true }), helper, two), 'CALL_CREDENTIAL_REQUIRED')
+  })
+
+  it('a tampered hop never hits the cache and is refused', async () => {
+    const { two, guard } = chain()
+    await call(guard, helper, two)
+    const forged = `${two.slice(0, -3)}${two.slice(-3) === 'AAA' ? 'BBB' : 'AAA'}`
+    await expect(call(guard, helper, forged)).rejects.toMatchObject({ name: 'MandateError' })
+  })
+})
