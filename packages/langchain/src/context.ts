@@ -20,11 +20,14 @@ export interface CallContext {
   readonly audience: string
   readonly argumentsDigest: string
   readonly scopes: readonly string[]
-  /** Mandate id (`jti`) of the call credential. */
+  /**
+   * Mandate id (`jti`) of the credential presented: the call credential, or in the cached mode the
+   * audience credential (the same for every call it serves) or the last link of an offline chain.
+   */
   readonly mandateId: string
   /** Ancestor mandate ids, root first. */
   readonly ancestors: readonly string[]
-  /** Expiry of the call credential, seconds since the epoch. */
+  /** Expiry of the credential presented, seconds since the epoch. */
   readonly expiresAt: number
   readonly approval?: Readonly<ApprovalClaim>
   readonly toolCallId?: string
@@ -33,7 +36,8 @@ export interface CallContext {
 /** Internal: the active call. Holds the credential and the holder key; never exported from the package root. */
 export interface ActiveCall {
   readonly context: CallContext
-  readonly token: string
+  /** The credential presented (replaced once when a cached-mode call falls back to a call credential). */
+  token: string
   readonly key: Ed25519Key
   readonly tool: string
   readonly arguments: unknown
@@ -50,6 +54,11 @@ export interface ActiveCall {
    * wraps or swallows the error it got.
    */
   refusal?: MandateError
+  /**
+   * Cached mode only: obtain a call credential for exactly this call, for when the remote guard
+   * refused the audience credential with `CALL_CREDENTIAL_REQUIRED` before running anything.
+   */
+  readonly perCallFallback?: () => Promise<string>
 }
 
 const storage = new AsyncLocalStorage<ActiveCall>()

@@ -1,4 +1,4 @@
-import { createProof, MandateError } from '@mandate/core'
+import { createProof, MandateError, readBounded } from '@mandate/core'
 import { configError } from './config_check.js'
 import { activeCall, type ActiveCall } from './context.js'
 import { createResourceCheck } from './resource_check.js'
@@ -111,14 +111,44 @@ export function createMandateFetch(options: MandateFetchOptions = {}): FetchFunc
     const method = (init?.method ?? request?.method ?? 'GET').toUpperCase()
     const headers = new Headers(request?.headers)
     new Headers(init?.headers).forEach((value, name) => headers.set(name, value))
-    const proof = createProof(call.key, { method, url: url.href, accessToken: call.token, tool: call.tool, arguments: call.arguments })
-    headers.set('authorization', `DPoP ${call.token}`)
-    headers.set('dpop', proof)
-    call.sent = true
     // never follow a redirect with the credential attached
     const redirect: RequestRedirect = init?.redirect === 'manual' ? 'manual' : 'error'
-    if (request) return base(new Request(request, { ...init, method, headers, redirect }))
-    return base(url, { ...init, method, headers, redirect })
+    const send = (): Promise<Response> => {
+      // a fresh proof for every request: bound to method, URL, credential, tool and argument digest
+      const proof = createProof(call.key, { method, url: url.href, accessToken: call.token, tool: call.tool, arguments: call.arguments })
+      headers.set('authorization', `DPoP ${call.token}`)
+      headers.set('dpop', proof)
+      call.sent = true
+      if (request) return base(new Request(request, { ...init, method, headers, redirect }))
+      return base(url, { ...init, method, headers, redirect })
+    }
+    const res = await send()
+    // cached mode: the server wants an Authority-minted call credential for this tool. It refused
+    // before running anything, so the same request goes once more with a call credential.
+    if (call.perCallFallback && !request && resendable(init?.body) && (await demandsCallCredential(res))) {
+      await res.body?.cancel().catch(() => undefined)
+      call.token = await call.perCallFallback()
+      return send()
+    }
+    return res
+  }
+}
+
+/** A body that can be sent a second time as is (not a stream). */
+function resendable(body: BodyInit | null | undefined): boolean {
+  return body === undefined || body === null || typeof body === 'string' || body instanceof URLSearchParams || body instanceof ArrayBuffer || ArrayBuffer.isView(body)
+}
+
+/** Does a refusal say `CALL_CREDENTIAL_REQUIRED` (a guard's JSON error body, read bounded from a clone)? */
+async function demandsCallCredential(res: Response): Promise<boolean> {
+  if (res.status !== 403) return false
+  if (!(res.headers.get('content-type') ?? '').toLowerCase().includes('json')) return false
+  try {
+    const text = await readBounded(res.clone(), res.url || 'about:blank', { maxBytes: 8192, timeoutMs: 5_000, invalid: 'INVALID_RESPONSE', what: 'refusal' })
+    const body = JSON.parse(text) as { mandate_code?: unknown; error?: { data?: { mandate_code?: unknown } } }
+    return body.mandate_code === 'CALL_CREDENTIAL_REQUIRED' || body.error?.data?.mandate_code === 'CALL_CREDENTIAL_REQUIRED'
+  } catch {
+    return false
   }
 }
 

@@ -1,4 +1,7 @@
-import { MandateError, isToolName, type AuthorityClient, type Ed25519Key, type Guard, type MandateErrorCode } from '@mandate/core'
+import {
+  createAudienceCredentialCache, MandateError, isToolName,
+  type AudienceCredentialCache, type AuthorityClient, type Ed25519Key, type Guard, type MandateErrorCode,
+} from '@mandate/core'
 import { audienceProblem, configError, displayAudience, isCleartextRemote } from './config_check.js'
 
 /** The holder's mandate: a token, or a function returning the current one (e.g. after a refresh). */
@@ -16,6 +19,38 @@ export interface ApprovalOptions {
   mode?: 'auto' | 'interrupt' | 'wait'
   /** How long the waiting path waits for a human, in milliseconds (default 120 000). */
   timeoutMs?: number
+}
+
+/**
+ * How a call gets its credential (see the README, "Call modes").
+ * - `per-call` (default): one exchange at the Authority per call, for a call credential bound to the
+ *   tool and the exact arguments (single use). Approvals and per-call policy need this.
+ * - `cached`: one audience credential per (mandate, audience) from the Authority, cached until shortly
+ *   before it expires, reused with a fresh proof bound to the tool and argument digest per call — no
+ *   Authority round trip per call. A tool whose grant says `per_call` (or that a guard refused with
+ *   `CALL_CREDENTIAL_REQUIRED`) still goes per-call, approvals included: the mandate decides, not
+ *   the agent. A held offline chain (`<root>~<hop>…`) is presented as is.
+ */
+export type CallMode = 'per-call' | 'cached'
+
+/** Tuning of the `cached` call mode. */
+export interface CachedModeOptions {
+  /** Audience credential lifetime to request, in seconds (default: the Authority's; at most 900). */
+  expiresIn?: number
+  /** Replace the credential this many seconds before it expires (default 60, at most half its lifetime). */
+  refreshAheadSeconds?: number
+  /**
+   * When the Authority (or its client) does not issue audience credentials (`UNSUPPORTED_TOKEN_TYPE`):
+   * `per-call` (default) falls back to the per-call exchange for every call; `fail` refuses the calls.
+   */
+  whenUnavailable?: 'per-call' | 'fail'
+  /**
+   * Report each call verified by a local guard to the Authority's audit log, as the per-call mode
+   * does (default false: that would be one Authority request per call, which the cached mode exists
+   * to avoid; the Authority still records the audience credential it issued, and calls that fall
+   * back to per-call are reported). Remote tools are reported by their server's guard either way.
+   */
+  reportCalls?: boolean
 }
 
 /** What the middleware and the tool wrapper need: who holds which mandate, and how calls are verified. */
@@ -52,6 +87,9 @@ export interface MandateOptions {
   /** Map a LangChain tool name to its name in the mandate (e.g. `billing_refund` → `billing.refund`). */
   toolName?: (name: string) => string
   approval?: ApprovalOptions
+  /** How calls get their credentials: `per-call` (default) or `cached`; see {@link CallMode}. */
+  mode?: CallMode
+  cached?: CachedModeOptions
   /** Scopes to request in each call credential (default: the mandate's). */
   scopes?: readonly string[]
   /** Call credential lifetime in seconds (≤ 60; default: the Authority's). */
@@ -117,6 +155,12 @@ export interface Settings {
   readonly expiresIn: number | undefined
   readonly onReportError: ((error: MandateError) => void) | undefined
   readonly stopOnTerminal: boolean
+  /** Set in the cached mode: the audience credentials of this adapter. */
+  readonly cache: AudienceCredentialCache | undefined
+  /** Cached mode, Authority without audience credentials: fall back to per-call (true) or refuse. */
+  readonly cacheFallback: boolean
+  /** Cached mode: still report calls made with the audience credential (`cached.reportCalls`). */
+  readonly cacheReports: boolean
 }
 
 /**
@@ -230,6 +274,26 @@ export function resolveSettings(options: MandateOptions): Settings {
   if (options.onReportError !== undefined && typeof options.onReportError !== 'function') throw configError('onReportError must be a function')
   const terminal = options.onTerminalRefusal ?? 'report'
   if (terminal !== 'report' && terminal !== 'stop') throw configError('onTerminalRefusal must be report or stop')
+  const callMode = options.mode ?? 'per-call'
+  if (callMode !== 'per-call' && callMode !== 'cached') throw configError('mode must be per-call or cached')
+  const cachedOptions = options.cached ?? {}
+  if (typeof cachedOptions !== 'object' || cachedOptions === null) throw configError('cached must be an object')
+  const whenUnavailable = cachedOptions.whenUnavailable ?? 'per-call'
+  if (whenUnavailable !== 'per-call' && whenUnavailable !== 'fail') throw configError('cached.whenUnavailable must be per-call or fail')
+  if (cachedOptions.reportCalls !== undefined && typeof cachedOptions.reportCalls !== 'boolean') throw configError('cached.reportCalls must be a boolean')
+  let cache: AudienceCredentialCache | undefined
+  if (callMode === 'cached') {
+    try {
+      cache = createAudienceCredentialCache({
+        client,
+        ...(cachedOptions.expiresIn !== undefined ? { expiresIn: cachedOptions.expiresIn } : {}),
+        ...(cachedOptions.refreshAheadSeconds !== undefined ? { refreshAheadSeconds: cachedOptions.refreshAheadSeconds } : {}),
+        ...(options.scopes ? { scopes: [...options.scopes] } : {}),
+      })
+    } catch (err) {
+      throw MandateError.is(err) ? configError(`cached: ${err.message}`) : err
+    }
+  }
   return Object.freeze({
     client,
     key,
@@ -241,5 +305,8 @@ export function resolveSettings(options: MandateOptions): Settings {
     expiresIn: options.expiresIn,
     onReportError: options.onReportError,
     stopOnTerminal: terminal === 'stop',
+    cache,
+    cacheFallback: whenUnavailable === 'per-call',
+    cacheReports: cachedOptions.reportCalls === true,
   })
 }

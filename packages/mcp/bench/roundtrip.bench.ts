@@ -2,6 +2,8 @@
 // Run: pnpm --filter @mandate/mcp bench   (node --conditions=@mandate/source --import tsx bench/roundtrip.bench.ts)
 // The guarded path includes, per call: a call-credential exchange at an in-process Authority
 // (verify parent + narrow + sign), a DPoP proof, and the guard (mandate + proof verify, replay, revocation).
+// The cached path: one audience credential for the run (first call only), then per call a fresh DPoP
+// proof bound to the tool and argument digest and the guard (cached mandate, proof verify, replay, revocation).
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { randomUUID } from 'node:crypto'
@@ -51,7 +53,8 @@ await plainClient.connect(new StreamableHTTPClientTransport(new URL(`http://127.
 const authority = await createAuthority({ issuer: 'http://authority.bench' })
 const g = await listen(() => undefined)
 const url = `http://127.0.0.1:${g.port}/mcp`
-const guard = createGuard({ issuer: authority.issuer, jwks: authority.jwks(), audience: url, requireCallBinding: true, revocation: authority.revocationSource() })
+// no requireCallBinding: the same guard verifies per-call and cached-mode calls
+const guard = createGuard({ issuer: authority.issuer, jwks: authority.jwks(), audience: url, revocation: authority.revocationSource() })
 const handler = createMcpHttpHandler({
   guard,
   createServer: () => {
@@ -68,22 +71,33 @@ await authority.registerAgent({ did: agent.did, name: 'bench-agent', role: 'agen
 const { token } = await authority.grant({ grantor: grantor.did, subject: 'bench@example.com', agent: agent.did, purpose: 'bench', audiences: [url], tools: [{ type: 'tool_access', tools: ['echo'] }], expiresIn: 3600, maxDepth: 1 })
 const guardedClient = new Client({ name: 'bench', version: '1' })
 await guardedClient.connect(createMandateHttpTransport(url, { authority: authority.clientFor(agent), key: agent, mandate: token }))
+const cachedClient = new Client({ name: 'bench', version: '1' })
+await cachedClient.connect(createMandateHttpTransport(url, { authority: authority.clientFor(agent), key: agent, mandate: token, mode: 'cached' }))
 
 // interleave the two runs to share machine noise
 const a1 = await measure(plainClient)
 const b1 = await measure(guardedClient)
+const c1 = await measure(cachedClient)
 const a2 = await measure(plainClient)
 const b2 = await measure(guardedClient)
+const c2 = await measure(cachedClient)
 const unguarded = [...a1, ...a2]
 const guarded = [...b1, ...b2]
-const row = (name: string, xs: number[]) => `${name.padEnd(10)} p50 ${pct(xs, 50).toFixed(3)} ms   p99 ${pct(xs, 99).toFixed(3)} ms`
+const cached = [...c1, ...c2]
+const row = (name: string, xs: number[]) => `${name.padEnd(18)} p50 ${pct(xs, 50).toFixed(3)} ms   p99 ${pct(xs, 99).toFixed(3)} ms`
+const ratio = (name: string, xs: number[]) =>
+  `${name.padEnd(18)} p50 ${(pct(xs, 50) / pct(unguarded, 50)).toFixed(2)}x   p99 ${(pct(xs, 99) / pct(unguarded, 99)).toFixed(2)}x   overhead p50 ${(pct(xs, 50) - pct(unguarded, 50)).toFixed(3)} ms`
 console.log(`MCP tools/call round trip over Streamable HTTP, loopback, ${unguarded.length} calls each (node ${process.version})`)
 console.log(row('unguarded', unguarded))
-console.log(row('guarded', guarded))
-console.log(`ratio      p50 ${(pct(guarded, 50) / pct(unguarded, 50)).toFixed(2)}x   p99 ${(pct(guarded, 99) / pct(unguarded, 99)).toFixed(2)}x   overhead p50 ${(pct(guarded, 50) - pct(unguarded, 50)).toFixed(3)} ms`)
+console.log(row('guarded per-call', guarded))
+console.log(row('guarded cached', cached))
+console.log(ratio('per-call ratio', guarded))
+console.log(ratio('cached ratio', cached))
+console.log(`cached / per-call  p50 ${(pct(cached, 50) / pct(guarded, 50)).toFixed(2)}x   p99 ${(pct(cached, 99) / pct(guarded, 99)).toFixed(2)}x`)
 
 await plainClient.close()
 await guardedClient.close()
+await cachedClient.close()
 await handler.close()
 await plain.close()
 for (const s of [p.http, g.http]) {

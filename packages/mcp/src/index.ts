@@ -12,7 +12,7 @@ export type { RefusalData } from './shared/rpc_errors.js'
 
 // client
 export { createCallCredentialSource } from './client/credentials.js'
-export type { CallCredentialOptions, CallCredentialRequest, CallCredentialSource, MandateProvider, ApprovalMode } from './client/credentials.js'
+export type { CallCredentialOptions, CallCredentialRequest, CallCredentialSource, CachedCredentialOptions, MandateProvider, ApprovalMode } from './client/credentials.js'
 export { discoverProtectedResource, protectedResourceMetadataUrl } from './client/discovery.js'
 export type { ProtectedResourceMetadata, DiscoverOptions } from './client/discovery.js'
 export { createMandateFetch } from './client/fetch_with_credentials.js'

@@ -1,4 +1,4 @@
-import { MandateError, safeUrl, type AuthorityClient } from '@mandate/core'
+import { createAudienceCredentialCache, MandateError, safeUrl, type AudienceCredentialCache, type AuthorityClient } from '@mandate/core'
 
 /** Where the holder's current mandate comes from: a fixed token, or a function (e.g. reading an agent's context). */
 export type MandateProvider = string | (() => string | Promise<string>)
@@ -20,6 +20,46 @@ export interface CallCredentialOptions {
   approvalTimeoutMs?: number
   /** Credential lifetime in seconds (the Authority caps it at 60). */
   expiresIn?: number
+  /**
+   * How calls get their credentials. `per-call` (default): one exchange at the Authority per call
+   * (a single-use call credential bound to the tool and arguments). `cached`: one audience
+   * credential per (mandate, audience), cached until shortly before it expires and reused with a
+   * fresh proof bound to the tool and argument digest per call — no Authority round trip per call.
+   * Tools whose grant is marked `per_call`, or that the server refuses with
+   * `CALL_CREDENTIAL_REQUIRED`, still go per-call (approvals included). A held offline chain
+   * (`<root>~<hop>…`) is presented as is.
+   */
+  mode?: 'per-call' | 'cached'
+  cached?: CachedCredentialOptions
+}
+
+/** Tuning of the `cached` mode. */
+export interface CachedCredentialOptions {
+  /** Audience credential lifetime to request, in seconds (default: the Authority's; at most 900). */
+  expiresIn?: number
+  /** Replace the credential this many seconds before it expires (default 60, at most half its lifetime). */
+  refreshAheadSeconds?: number
+  /**
+   * When the Authority does not issue audience credentials (`UNSUPPORTED_TOKEN_TYPE`): `per-call`
+   * (default) falls back to the per-call exchange; `fail` refuses the call.
+   */
+  whenUnavailable?: 'per-call' | 'fail'
+}
+
+/** A credential for one call: a call credential, or the cached audience credential (reused; fresh proof per call). */
+export interface CallCredential {
+  token: string
+  cached: boolean
+}
+
+/** Internal: what the client transports use in both modes. */
+export interface CredentialProvider {
+  /** The credential for this call: cached when the mode and the mandate allow it, else per-call. */
+  credential(request: CallCredentialRequest): Promise<CallCredential>
+  /** A per-call credential (after a guard refused the cached one with CALL_CREDENTIAL_REQUIRED); remembers the tool. */
+  perCall(request: CallCredentialRequest): Promise<string>
+  /** A guard refused the cached credential as dead (revoked, expired): ask the Authority next time. */
+  refused(request: CallCredentialRequest, code: string): void
 }
 
 export interface CallCredentialRequest {
@@ -87,5 +127,53 @@ export function createCallCredentialSource(options: CallCredentialOptions): Call
     const resumed = await ask(() => authority.callCredential({ ...params, approvalId }))
     if (resumed.status !== 'issued') throw new MandateError('APPROVAL_REQUIRED', 'the Authority still requires approval', { detail: { approval_id: resumed.approvalId } })
     return resumed.token
+  }
+}
+
+/** Build the {@link CredentialProvider} of a client transport (per-call or cached mode). */
+export function createCredentialProvider(options: CallCredentialOptions): CredentialProvider {
+  const perCallSource = createCallCredentialSource(options)
+  const mode = options.mode ?? 'per-call'
+  if (mode !== 'per-call' && mode !== 'cached') throw new TypeError('mode must be "per-call" or "cached"')
+  if (mode === 'per-call') {
+    return { credential: async (r) => ({ token: await perCallSource(r), cached: false }), perCall: perCallSource, refused: () => undefined }
+  }
+  const c = options.cached ?? {}
+  const fallback = (c.whenUnavailable ?? 'per-call') === 'per-call'
+  if (c.whenUnavailable !== undefined && c.whenUnavailable !== 'per-call' && c.whenUnavailable !== 'fail') throw new TypeError('cached.whenUnavailable must be "per-call" or "fail"')
+  const cache: AudienceCredentialCache = createAudienceCredentialCache({
+    client: options.authority,
+    ...(c.expiresIn !== undefined ? { expiresIn: c.expiresIn } : {}),
+    ...(c.refreshAheadSeconds !== undefined ? { refreshAheadSeconds: c.refreshAheadSeconds } : {}),
+  })
+  const authority = options.authority
+  const currentMandate = async (): Promise<string> => {
+    const m = typeof options.mandate === 'function' ? await options.mandate() : options.mandate
+    if (typeof m !== 'string' || m.length === 0) throw new MandateError('PROOF_MISSING', 'no mandate is available for this call')
+    return m
+  }
+  return {
+    async credential(r) {
+      const mandate = await currentMandate()
+      let cred
+      try {
+        cred = await cache.get(mandate, r.audience)
+      } catch (err) {
+        if (fallback && MandateError.is(err) && err.code === 'UNSUPPORTED_TOKEN_TYPE') return { token: await perCallSource(r), cached: false }
+        if (MandateError.is(err)) throw err
+        throw new MandateError('AUTHORITY_UNREACHABLE', `the Authority at ${safeUrl(authority.issuer)} could not be reached`, { detail: { url: safeUrl(authority.issuer) }, cause: err })
+      }
+      // the mandate decides: a per_call grant is called with an Authority-minted call credential
+      if (cred.requiresPerCall(r.tool)) return { token: await perCallSource(r), cached: false }
+      return { token: cred.token, cached: true }
+    },
+    async perCall(r) {
+      cache.markPerCall(await currentMandate(), r.audience, r.tool)
+      return perCallSource(r)
+    },
+    refused(r, code) {
+      if (code !== 'REVOKED' && code !== 'TOKEN_EXPIRED' && code !== 'SIGNATURE_INVALID' && code !== 'KEY_NOT_FOUND') return
+      void currentMandate().then((m) => cache.invalidate(m, r.audience), () => undefined)
+    },
   }
 }

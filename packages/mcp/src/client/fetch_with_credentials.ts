@@ -1,6 +1,6 @@
 import { createProof, isMandateErrorCode, MandateError, readBounded, safeUrl, snapshotArguments, type Ed25519Key, type MandateErrorCode } from '@mandate/core'
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js'
-import { createCallCredentialSource, type CallCredentialOptions, type CallCredentialSource } from './credentials.js'
+import { createCredentialProvider, type CallCredentialOptions } from './credentials.js'
 import { discoverProtectedResource, type ProtectedResourceMetadata } from './discovery.js'
 
 export interface MandateFetchOptions extends CallCredentialOptions {
@@ -154,7 +154,7 @@ export function createMandateFetch(options: MandateFetchOptions): FetchLike {
   const endpoint = canonicalUrl(options.serverUrl)
   const key = options.key
   if (!key || typeof key.sign !== 'function') throw new TypeError('key must be an Ed25519Key')
-  const credentials: CallCredentialSource = createCallCredentialSource(options)
+  const credentials = createCredentialProvider(options)
   const audience = resourceDiscovery({ endpoint, issuer: options.authority.issuer, fetch: base, discover: options.discover, onDiscovered: options.onDiscovered })
   let nonce: string | undefined
 
@@ -173,13 +173,28 @@ export function createMandateFetch(options: MandateFetchOptions): FetchLike {
   return async (url, init) => {
     const call = await toolCallFor(endpoint, audience, url, init)
     if (!call || !init) return base(url, init)
-    const credential = await credentials({ audience: endpoint, tool: call.name, arguments: call.arguments, ...(init.signal ? { signal: init.signal } : {}) })
-    let res = await send(url, init, credential, call)
-    if (res.status === 401 && challengeError(res) === 'use_dpop_nonce' && res.headers.get('dpop-nonce')) {
-      await res.body?.cancel()
-      res = await send(url, init, credential, call)
+    const request = { audience: endpoint, tool: call.name, arguments: call.arguments, ...(init.signal ? { signal: init.signal } : {}) }
+    const { token, cached } = await credentials.credential(request)
+    const attempt = async (credential: string): Promise<Response> => {
+      let res = await send(url, init, credential, call)
+      if (res.status === 401 && challengeError(res) === 'use_dpop_nonce' && res.headers.get('dpop-nonce')) {
+        await res.body?.cancel()
+        res = await send(url, init, credential, call)
+      }
+      return res
     }
-    if (res.status === 401 || res.status === 403) throw await refusalFrom(res, url)
-    return res
+    const res = await attempt(token)
+    if (res.status !== 401 && res.status !== 403) return res
+    const refusal = await refusalFrom(res, url)
+    if (!cached) throw refusal
+    // the server refused before running anything: this tool needs an Authority-minted call
+    // credential (the mandate's or the server's rule, not the agent's choice), so ask for one
+    if (refusal.code === 'CALL_CREDENTIAL_REQUIRED') {
+      const again = await attempt(await credentials.perCall(request))
+      if (again.status === 401 || again.status === 403) throw await refusalFrom(again, url)
+      return again
+    }
+    credentials.refused(request, refusal.code)
+    throw refusal
   }
 }

@@ -1,9 +1,10 @@
-import { assertAudience, createProof, MandateError, snapshotArguments, type Ed25519Key } from '@mandate/core'
+import { asMandateError, assertAudience, createProof, MandateError, snapshotArguments, type Ed25519Key } from '@mandate/core'
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js'
 import type { JSONRPCMessage, MessageExtraInfo, RequestId } from '@modelcontextprotocol/sdk/types.js'
 import { readGuardCapability, GUARD_CAPABILITY, type GuardCapability } from '../shared/guard_marker.js'
 import { CREDENTIAL_META_KEY, type MetaCredential } from '../shared/meta.js'
-import { createCallCredentialSource, type CallCredentialOptions } from './credentials.js'
+import { refusalResponse } from '../shared/rpc_errors.js'
+import { createCredentialProvider, type CallCredentialOptions, type CredentialProvider } from './credentials.js'
 
 export interface MetaCredentialOptions extends CallCredentialOptions {
   /** The server's canonical resource URI (its guard's audience); stdio servers have no URL to discover. */
@@ -18,6 +19,9 @@ export interface MetaCredentialOptions extends CallCredentialOptions {
    */
   sendCredentialsToUnadvertisedServer?: boolean
 }
+
+/** Cached-mode calls awaiting an answer that are remembered for a per-call retry. */
+const MAX_PENDING = 1024
 
 type ToolCall = JSONRPCMessage & { id: RequestId; method: 'tools/call'; params: { name: string; arguments?: unknown; _meta?: Record<string, unknown> } }
 
@@ -44,7 +48,12 @@ type ServerGuard = { state: 'unknown' } | { state: 'advertised'; marker: GuardCa
  */
 export class MetaCredentialTransport implements Transport {
   readonly #inner: Transport
-  readonly #credentials: ReturnType<typeof createCallCredentialSource>
+  readonly #credentials: CredentialProvider
+  /**
+   * Cached mode: tool calls sent with the audience credential and not yet answered, by request id.
+   * A `CALL_CREDENTIAL_REQUIRED` answer (the server ran nothing) is resent once with a call credential.
+   */
+  readonly #cachedPending = new Map<RequestId, { message: ToolCall; args: unknown; options: TransportSendOptions | undefined }>()
   readonly #resource: string
   readonly #key: Ed25519Key
   readonly #unadvertisedOk: boolean
@@ -62,11 +71,15 @@ export class MetaCredentialTransport implements Transport {
     if (optOut !== undefined && typeof optOut !== 'boolean') throw new TypeError('sendCredentialsToUnadvertisedServer must be a boolean')
     this.#unadvertisedOk = optOut === true
     this.#key = options.key
-    this.#credentials = createCallCredentialSource(options)
-    inner.onclose = () => this.onclose?.()
+    this.#credentials = createCredentialProvider(options)
+    inner.onclose = () => {
+      this.#cachedPending.clear()
+      this.onclose?.()
+    }
     inner.onerror = (e) => this.onerror?.(e)
     inner.onmessage = (m, extra) => {
       this.#observe(m)
+      if (this.#retried(m)) return
       this.onmessage?.(m, extra)
     }
   }
@@ -98,11 +111,46 @@ export class MetaCredentialTransport implements Transport {
     this.#assertServerVerifies()
     // one plain copy: what is digested, proven and sent cannot differ (getters, toJSON, proxies)
     const args = snapshotArguments(params.arguments ?? {})
-    const mandate = await this.#credentials({ audience: this.#resource, tool: params.name, arguments: args })
+    const { token, cached } = await this.#credentials.credential({ audience: this.#resource, tool: params.name, arguments: args })
+    if (cached && this.#cachedPending.size < MAX_PENDING) this.#cachedPending.set(message.id, { message, args, options })
+    return this.#sendWith(message, args, token, options)
+  }
+
+  /** Send the call with `mandate` and a fresh proof bound to the resource, the tool and the argument digest. */
+  #sendWith(message: ToolCall, args: unknown, mandate: string, options: TransportSendOptions | undefined): Promise<void> {
+    const params = message.params
     const proof = createProof(this.#key, { accessToken: mandate, audience: this.#resource, tool: params.name, arguments: args })
     const credential: MetaCredential = { mandate, proof }
     const out = { ...message, params: { ...params, arguments: args, _meta: { ...(params._meta ?? {}), [CREDENTIAL_META_KEY]: credential } } }
     return this.#inner.send(out as JSONRPCMessage, options)
+  }
+
+  /**
+   * The answer to a call sent with the cached credential: a `CALL_CREDENTIAL_REQUIRED` refusal is
+   * swallowed and the call resent once with a call credential from the Authority (true); anything
+   * else is delivered as is (false).
+   */
+  #retried(m: JSONRPCMessage): boolean {
+    if (!('id' in m) || 'method' in m) return false
+    const id = m.id as RequestId | undefined
+    if (id === undefined || !this.#cachedPending.has(id)) return false
+    const pending = this.#cachedPending.get(id)
+    this.#cachedPending.delete(id)
+    const error = (m as { error?: { data?: { mandate_code?: unknown } } }).error
+    const code = error?.data?.mandate_code
+    if (!pending || typeof code !== 'string') return false
+    const request = { audience: this.#resource, tool: pending.message.params.name, arguments: pending.args }
+    if (code !== 'CALL_CREDENTIAL_REQUIRED') {
+      this.#credentials.refused(request, code)
+      return false
+    }
+    this.#credentials.perCall(request).then(
+      (token) => this.#sendWith(pending.message, pending.args, token, pending.options),
+    ).catch((err: unknown) => {
+      // the caller waits for an answer to its request id: give it the refusal
+      this.onmessage?.(refusalResponse(pending.message.id, asMandateError(err)))
+    })
+    return true
   }
 
   /** Learn from the initialize result whether the server verifies call credentials, and for which resource. */

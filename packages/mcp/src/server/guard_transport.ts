@@ -116,6 +116,8 @@ export class GuardedServerTransport implements Transport {
           outcome: failed ? 'error' : 'success',
           actorChain: call.actorChain,
           subject: call.subject,
+          // the holder-signed hops of an offline chain, so that the Authority's audit shows them
+          ...(call.offlineHops?.length ? { offlineHops: call.offlineHops.map((h) => ({ ...h, tools: [...h.tools] })) } : {}),
         })
       }
     }
