@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-const packages = ['core', 'authority', 'langchain', 'mcp', 'cli']
+const packages = ['core', 'authority', 'langchain', 'mcp', 'redis', 'postgres', 'cli']
 const work = mkdtempSync(join(tmpdir(), 'mandate-pack-'))
 const tgzDir = join(work, 'tgz')
 const app = join(work, 'app')

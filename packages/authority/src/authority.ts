@@ -33,6 +33,12 @@ import { MemoryStore } from './store/memory.js'
 import { NotificationDispatcher, type NotificationStatus } from './notify/dispatcher.js'
 import { resolveNotificationOptions, type NotificationOptions, type ResolvedNotifications } from './notify/options.js'
 import type { AuthorityStore } from './store/store.js'
+import { resolveCallModes, type CallModesOptions, type ResolvedCallModes } from './exchange/call_modes.js'
+import { parseOfflineHops } from './audit/offline_hops.js'
+import { instrumentStore } from './observability/instrument_store.js'
+import { AuthorityMetrics } from './observability/metrics.js'
+import { readiness, type ReadinessReport } from './observability/readiness.js'
+import { traced } from './observability/tracing.js'
 import { ROLES, type AgentRecord, type ApprovalStatus, type AuditQuery, type AuditRecord, type RegisterAgentInput, type StoredCheckpoint } from './types.js'
 
 export interface AuthorityOptions {
@@ -75,8 +81,12 @@ export interface AuthorityOptions {
    * per head, append-only) and/or a webhook (POST). Never blocks a request; see docs/audit.md.
    */
   auditWitness?: AuditWitnessOptions
-  /** Demand server-provided DPoP nonces at the token endpoint (RFC 9449 §8). Default false. */
-  requireDpopNonce?: boolean
+  /**
+   * Demand server-provided DPoP nonces at the token endpoint (RFC 9449 §8). Default false. `true`
+   * uses random nonces of this process; with many instances give a shared source
+   * (`createSharedNonceSource` from @mandate/core) so each accepts the nonces of the others.
+   */
+  requireDpopNonce?: boolean | NonceSource
   /** `refresh_interval` advertised in the revocation-status document, seconds. Default 5. */
   revocationRefreshSeconds?: number
   /** Keep call arguments in approvals so approvers can read them. Default true. */
@@ -87,7 +97,10 @@ export interface AuthorityOptions {
    * bounds apply. Default: an in-memory store evicting by expiry, bounded per principal (`singleUse`).
    */
   replay?: ReplayStore
-  /** Bounds of the default in-memory single-use store (not with `replay`). */
+  /**
+   * Bounds of the default in-memory single-use store. With `replay`, only `perPrincipal` applies:
+   * this instance's budget of live entries per principal in front of the shared store.
+   */
   singleUse?: SingleUseLimits
   /**
    * Signed webhooks (Standard Webhooks; optionally Slack-shaped) on approvals requested, decided and
@@ -95,6 +108,20 @@ export interface AuthorityOptions {
    * Validated strictly (CONFIG_INVALID). See docs/notifications.md.
    */
   notifications?: NotificationOptions
+  /**
+   * Call modes the Authority issues for (docs/authority-api.md, "Call modes"): `audience` — audience
+   * credentials for the cached mode (default true; false refuses them with UNSUPPORTED_TOKEN_TYPE);
+   * `offline` — grants that allow holder-signed offline attenuation (default false: a grant asking
+   * for `offline` is refused with ATTENUATION_NOT_ALLOWED).
+   */
+  callModes?: CallModesOptions
+  /** Most offline hops a grant may allow (1..8). Default 3; a grant asking for more is refused. */
+  maxOfflineHops?: number
+  /**
+   * Tool patterns that always need an Authority-minted call credential (e.g. for per-call audit at
+   * the Authority): grants covering any tool they match are issued with `per_call`.
+   */
+  perCallTools?: string[]
 }
 
 export interface GrantResult extends IssuedMandate {}
@@ -136,7 +163,7 @@ const AUTHORITY_OPTIONS = {
   issuer: true, store: true, policy: true, approvalTtlSeconds: true, unattributedRefusals: true, now: true, keyFile: true,
   keyOverlapSeconds: true, maxMandateLifetime: true, maxCallLifetime: true, skew: true, checkpointEvery: true,
   requireDpopNonce: true, revocationRefreshSeconds: true, storeApprovalArguments: true, replay: true, singleUse: true,
-  auditWitness: true, notifications: true,
+  auditWitness: true, notifications: true, callModes: true, maxOfflineHops: true, perCallTools: true,
 } as const satisfies Record<keyof AuthorityOptions, true>
 
 function auditWitnessOption(w: unknown): AuditWitnessOptions {
@@ -220,6 +247,7 @@ interface ResolvedAuthorityOptions {
   policy: PolicyEngine
   witness: AuditWitnessOptions | undefined
   notifications: ResolvedNotifications | undefined
+  callModes: ResolvedCallModes
 }
 
 function resolveKnownOptions(options: Omit<AuthorityOptions, 'issuer'> & { issuer?: string }): ResolvedAuthorityOptions {
@@ -241,19 +269,29 @@ function resolveKnownOptions(options: Omit<AuthorityOptions, 'issuer'> & { issue
   if (!Number.isFinite(skew) || skew < 0 || skew > 60) throw new MandateError('CONFIG_INVALID', 'skew must be 0..60 seconds')
   const ttl = options.approvalTtlSeconds ?? 600
   if (!Number.isFinite(ttl) || ttl <= 0) throw new MandateError('CONFIG_INVALID', 'approvalTtlSeconds must be positive')
-  if (options.replay !== undefined && options.singleUse !== undefined) throw new MandateError('CONFIG_INVALID', 'give replay or singleUse, not both')
+  if (options.replay !== undefined && options.singleUse?.maxEntries !== undefined) throw new MandateError('CONFIG_INVALID', 'singleUse.maxEntries bounds the in-memory store: with a shared replay store give only singleUse.perPrincipal')
   if (options.replay !== undefined && (typeof options.replay !== 'object' || options.replay === null || typeof options.replay.use !== 'function')) throw new MandateError('CONFIG_INVALID', 'replay must be a ReplayStore { use(key, expiresAt) }')
   if (options.singleUse !== undefined) {
     if (typeof options.singleUse !== 'object' || options.singleUse === null) throw new MandateError('CONFIG_INVALID', 'singleUse must be { perPrincipal?, maxEntries? }')
     refuseUnknownOptions(options.singleUse, { perPrincipal: true, maxEntries: true }, 'singleUse')
   }
   const singleUse = options.replay
-    ? replayStoreSingleUse(options.replay)
+    ? replayStoreSingleUse(options.replay, options.singleUse ?? {}, () => Math.floor(now() / 1000))
     : new MemorySingleUse(options.singleUse ?? {}, () => Math.floor(now() / 1000))
   const policy: PolicyEngine = resolvePolicyOption(options.policy)
   const witness = options.auditWitness === undefined ? undefined : auditWitnessOption(options.auditWitness)
   const notifications = options.notifications === undefined ? undefined : resolveNotificationOptions(options.notifications, options.issuer)
-  return { endpoints, now, maxMandateLifetime, maxCallLifetime, skew, ttl, singleUse, policy, witness, notifications }
+  const callModes = resolveCallModes(options.callModes, options.perCallTools, options.maxOfflineHops)
+  return { endpoints, now, maxMandateLifetime, maxCallLifetime, skew, ttl, singleUse, policy, witness, notifications, callModes }
+}
+
+function resolveNonceOption(option: boolean | NonceSource | undefined, now: () => number): NonceSource | undefined {
+  if (option === undefined || option === false) return undefined
+  if (option === true) return createNonceSource({ now })
+  if (typeof option !== 'object' || option === null || typeof option.current !== 'function' || typeof option.check !== 'function') {
+    throw new MandateError('CONFIG_INVALID', 'requireDpopNonce must be a boolean or a NonceSource { current(), check(nonce) }')
+  }
+  return option
 }
 
 export class Authority {
@@ -267,9 +305,18 @@ export class Authority {
   #closed = false
   /** The webhook delivery worker, when notifications are configured. */
   #notifier: NotificationDispatcher | undefined
+  /** Stops hearing the store's cross-instance changes. */
+  #unsubscribeStore: (() => void) | undefined
+  /** Hear audit records committed by other instances sharing the store (`onRemoteAudit`). */
+  readonly #remoteAudit = new Set<(seq: number | undefined) => void>()
+  /** Prometheus metrics of this Authority (its own registry; served by the HTTP server's `/metrics`). */
+  readonly metrics: AuthorityMetrics
+  /** The shared replay store given as `replay`, for readiness. */
+  #replay: ReplayStore | undefined
 
-  private constructor(ctx: AuthorityContext) {
+  private constructor(ctx: AuthorityContext, metrics: AuthorityMetrics) {
     this.#ctx = ctx
+    this.metrics = metrics
     this.issuer = ctx.issuer
     this.endpoints = ctx.endpoints
     this.store = ctx.store
@@ -305,9 +352,11 @@ export class Authority {
   /** @internal */
   static async create(options: AuthorityOptions): Promise<Authority> {
     // every input is checked before anything is created or opened (signing keys, audit records)
-    const { endpoints: resolvedEndpoints, now, maxMandateLifetime, maxCallLifetime, skew, ttl, singleUse, policy, witness, notifications } = resolveAuthorityOptions(options)
+    const { endpoints: resolvedEndpoints, now, maxMandateLifetime, maxCallLifetime, skew, ttl, singleUse, policy, witness, notifications, callModes } = resolveAuthorityOptions(options)
     const endpoints = resolvedEndpoints ?? endpointsFor(options.issuer)
-    const store = options.store ?? new MemoryStore()
+    const metrics = new AuthorityMetrics()
+    // audit append latency and store errors are measured around the store's own methods
+    const store = instrumentStore(options.store ?? new MemoryStore(), metrics)
     // refused for a store without an outbox, before any key is created
     const notifier = notifications ? new NotificationDispatcher(store, notifications) : undefined
     const keys = await SigningKeys.open(options.keyFile ? fileKeyStorage(options.keyFile) : storeKeyStorage(store), {
@@ -323,7 +372,7 @@ export class Authority {
       return true
     }
     const approvals = new ApprovalService(store, audit, now, ttl, isApprover)
-    const nonce: NonceSource | undefined = options.requireDpopNonce ? createNonceSource({ now }) : undefined
+    const nonce: NonceSource | undefined = resolveNonceOption(options.requireDpopNonce, now)
     const ctx: AuthorityContext = {
       issuer: options.issuer, endpoints, tokenUrl: new URL(endpoints.token), store, keys, audit, approvals, policy, now,
       singleUse,
@@ -331,8 +380,25 @@ export class Authority {
       limits: { maxMandateLifetime, maxCallLifetime, skew, revocationRefresh: options.revocationRefreshSeconds ?? 5 },
       storeApprovalArguments: options.storeApprovalArguments ?? true,
       unattributedRefusals: new RefusalAuditLimiter(options.unattributedRefusals?.burst ?? 100, options.unattributedRefusals?.perSecond ?? 10, now),
+      callModes,
     }
-    const authority = new Authority(ctx)
+    const authority = new Authority(ctx, metrics)
+    authority.#replay = options.replay
+    // a store shared by several instances tells of their changes: an approval decided elsewhere
+    // wakes its waiters here; keys rotated elsewhere are loaded (awaited: a head they signed is
+    // checked against them); revocations are read from the store on every request anyway
+    authority.#unsubscribeStore = store.subscribe?.((change) => {
+      if (change.kind === 'approval') return approvals.refresh(change.id)
+      if (change.kind === 'keys') return keys.reload()
+      // records another instance appended: event streams here (approvers', dashboard) re-read the log
+      if (change.kind === 'audit') return authority.#wakeRemoteAudit(change.seq)
+      if (change.kind === 'resync') {
+        authority.#wakeRemoteAudit(undefined)
+        return Promise.all([keys.reload(), approvals.refresh()]).then(() => undefined)
+      }
+      return undefined
+    })
+    metrics.countPendingWith(async () => (await store.listApprovals({ status: 'pending', limit: 100_000 })).length)
     if (notifier) {
       authority.#notifier = notifier
       // from here on every notifiable audit record gets its outbox rows in its own transaction;
@@ -344,13 +410,38 @@ export class Authority {
   }
 
   async #refusable<T>(endpoint: string, info: RefusalFields, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn()
-    } catch (err) {
-      // a policy refusal's audit record names the rule that refused (the message also gives its index)
-      if (MandateError.is(err) && err.code === 'POLICY_DENIED') info.policy_rule = typeof err.detail?.rule === 'string' ? err.detail.rule : null
-      throw await auditRefusal(this.#ctx, endpoint, err, info)
-    }
+    // one span per operation (no-op without an OpenTelemetry SDK); attributes from `info` only
+    return traced(`mandate.${endpoint}`, info, async () => {
+      try {
+        const value = await fn()
+        if (endpoint !== 'approvals' && endpoint !== 'revoke') this.metrics.exchanges.inc({ endpoint, outcome: 'issued', code: '' })
+        return value
+      } catch (err) {
+        // a policy refusal's audit record names the rule that refused (the message also gives its index)
+        if (MandateError.is(err) && err.code === 'POLICY_DENIED') info.policy_rule = typeof err.detail?.rule === 'string' ? err.detail.rule : null
+        const refusal = await auditRefusal(this.#ctx, endpoint, err, info)
+        const code = MandateError.is(refusal) ? refusal.code : 'INTERNAL'
+        if (code === 'REPLAY_STORE_UNAVAILABLE') this.metrics.replayStoreErrors.inc()
+        if (endpoint !== 'approvals' && endpoint !== 'revoke') this.metrics.exchanges.inc({ endpoint, outcome: code === 'APPROVAL_REQUIRED' ? 'approval_required' : 'refused', code })
+        throw refusal
+      }
+    })
+  }
+
+  /**
+   * Readiness of this instance: the store answers, the replay store (when one was given and can be
+   * pinged) answers, a signing key is loaded. Codes only, never driver messages.
+   */
+  ready(options: { timeoutMs?: number } = {}): Promise<ReadinessReport> {
+    return readiness({
+      store: this.store,
+      ...(this.#replay !== undefined ? { replay: this.#replay } : {}),
+      keys: () => {
+        if (this.#closed) throw new MandateError('STORE_UNAVAILABLE', 'closed')
+        if (this.jwks().keys.length === 0) throw new MandateError('INTERNAL', 'no signing key')
+      },
+      ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+    })
   }
 
   // ---- principals
@@ -465,8 +556,8 @@ export class Authority {
    * The token endpoint without HTTP: form parameters plus the DPoP header. Used by the HTTP route and
    * by `clientFor`, so both take one code path. Refusals are audited and thrown as MandateError.
    */
-  token(params: FormParams | URLSearchParams | Record<string, string | string[] | undefined>, headers: { dpop?: string } = {}): Promise<TokenResponse> {
-    const info: RefusalFields = {}
+  token(params: FormParams | URLSearchParams | Record<string, string | string[] | undefined>, headers: { dpop?: string } = {}, info: RefusalFields = {}): Promise<TokenResponse> {
+    // `info` (optional) is filled with the request's identifiers (agent did, txn, ...) for the HTTP request log
     return this.#refusable('token', info, () => handleTokenRequest(this.#ctx, { params: FormParams.from(params), ...(headers.dpop !== undefined ? { dpop: headers.dpop } : {}) }, info))
   }
 
@@ -596,7 +687,8 @@ export class Authority {
       revocation_endpoint_auth_methods_supported: ['private_key_jwt'],
       revocation_endpoint_auth_signing_alg_values_supported: ['EdDSA', 'Ed25519'],
       dpop_signing_alg_values_supported: ['EdDSA', 'Ed25519'],
-      response_types_supported: ['token'],
+      // RFC 8414 requires the member; there is no authorization endpoint, so no response type is supported
+      response_types_supported: [],
       authorization_details_types_supported: ['tool_access'],
       revocation_status_endpoint: e.revocationStatus,
       approvals_endpoint: e.approvals,
@@ -638,6 +730,8 @@ export class Authority {
     if (actors.length) fields.agent = actors[actors.length - 1] as string
     if (report.outcome !== undefined) fields.outcome = report.outcome
     if (report.errorCode !== undefined) fields.error = s(report.errorCode, 'errorCode', 64)
+    // an offline chain's holder-signed hops, which the Authority never minted (audit/offline_hops.ts)
+    if (report.offlineHops !== undefined) fields.offline_hops = parseOfflineHops(report.offlineHops, fields.jti as string)
     if (meta.reporter !== undefined) fields.reporter = meta.reporter
     return this.#ctx.audit.append('call.report', fields)
   }
@@ -646,6 +740,27 @@ export class Authority {
   on(event: 'event', listener: AuditListener): () => void {
     if (event !== 'event') throw new MandateError('INVALID_REQUEST', 'unknown event (only "event")')
     return this.#ctx.audit.onRecord(listener)
+  }
+
+  /**
+   * Hear that audit records were committed by ANOTHER instance sharing the store (its cross-instance
+   * events; never for this instance's own records, which `on('event')` delivers). `seq`: the log's
+   * new head there, or undefined when events may have been missed (resync). A wake-up only, without
+   * records: read them from the store by seq (`audit.query({ afterSeq })`). Returns unsubscribe.
+   */
+  onRemoteAudit(listener: (seq: number | undefined) => void): () => void {
+    this.#remoteAudit.add(listener)
+    return () => void this.#remoteAudit.delete(listener)
+  }
+
+  #wakeRemoteAudit(seq: number | undefined): void {
+    for (const l of [...this.#remoteAudit]) {
+      try {
+        l(seq)
+      } catch {
+        // one listener's failure never keeps the others asleep
+      }
+    }
   }
 
   /**
@@ -660,6 +775,7 @@ export class Authority {
     if (this.#closed) return
     this.#closed = true
     clearInterval(this.#timer)
+    this.#unsubscribeStore?.()
     try {
       // requests in flight are aborted (their rows stay pending for the next start)
       await this.#notifier?.close()

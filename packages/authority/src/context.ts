@@ -4,6 +4,7 @@ import type { ApprovalService } from './approvals/service.js'
 import type { AuditLog } from './audit/chain.js'
 import type { RefusalAuditLimiter } from './audit/refusal_limiter.js'
 import type { SingleUse } from './exchange/single_use.js'
+import type { ResolvedCallModes } from './exchange/call_modes.js'
 import type { SigningKeys } from './keys/signing_keys.js'
 import type { PolicyEngine } from './policy/engine.js'
 import type { AuthorityStore } from './store/store.js'
@@ -51,6 +52,8 @@ export interface AuthorityContext {
   storeApprovalArguments: boolean
   /** Bounds the audit records of refusals that no authenticated principal can be held to. */
   unattributedRefusals: RefusalAuditLimiter
+  /** Audience credentials and offline grants on or off, per-call tools, offline hop cap (exchange/call_modes.ts). */
+  callModes: ResolvedCallModes
 }
 
 /** Endpoint URLs derived from the issuer (RFC 8414 §3: metadata path inserted before the issuer path). */

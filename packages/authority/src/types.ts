@@ -45,7 +45,8 @@ export interface RegisterAgentInput {
   metadata?: Record<string, JsonValue>
 }
 
-export type MandateKind = 'root' | 'delegation' | 'call'
+/** `audience`: an audience credential (cached call mode), same holder as its parent, one audience. */
+export type MandateKind = 'root' | 'delegation' | 'audience' | 'call'
 
 /** A mandate the Authority issued: its claims and ancestry, never the token itself. */
 export interface MandateRecord {

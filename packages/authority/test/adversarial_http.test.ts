@@ -13,9 +13,10 @@ import { generateProof } from 'dpop'
 import fc from 'fast-check'
 import * as oauth from 'oauth4webapi'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createAuthority, createAuthorityServer, MemoryStore, openSqliteStore, type AuthorityServer } from '../src/index.js'
+import { createAuthority, createAuthorityServer, MemoryStore, type AuthorityServer } from '../src/index.js'
 import type { AuditType } from '../src/types.js'
 import { AUD, AUD2, principal, tempDir, type Principal } from './helpers.js'
+import { adversarialStore } from './fixtures/adversarial_store.js'
 
 const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange'
 const TASK = 'urn:mandate:grant-type:task'
@@ -42,7 +43,7 @@ beforeAll(async () => {
   server = await createAuthorityServer({
     port: 0, hostname: '127.0.0.1',
     authority: {
-      store: openSqliteStore(`${tmp.dir}/authority.db`),
+      store: await adversarialStore(tmp.dir),
       policy: [
         { id: 'big-refunds', effect: 'require_approval', tool: 'billing.refund', when: { amount: { type: 'min', value: 100 } } },
         { id: 'no-delete', effect: 'deny', tool: 'billing.delete' },
@@ -519,7 +520,19 @@ describe('adversarial HTTP client against the Authority', () => {
         ['ES256 claim', assertion(a, { header: { alg: 'ES256' } })],
         ['typ JWT', assertion(a, { header: { typ: 'JWT' } })],
         ['typ dpop+jwt', assertion(a, { header: { typ: 'dpop+jwt' } })],
-        ['no typ', assertion(a, { header: { typ: undefined } })],
+        // an untyped assertion is RFC 7523's default (oauth4webapi sends one; accepted in standard_client.test.ts),
+        // but an untyped JWT with a mandate's, a call credential's or a proof's claims is no assertion
+        ['typ at+jwt (a mandate)', assertion(a, { header: { typ: 'at+jwt' } })],
+        ['typ mandate-hop+jwt', assertion(a, { header: { typ: 'mandate-hop+jwt' } })],
+        ['no typ, carrying cnf', assertion(a, { header: { typ: undefined }, payload: { cnf: { jkt: a.key.jkt } } })],
+        ['no typ, carrying act', assertion(a, { header: { typ: undefined }, payload: { act: { sub: b.key.did } } })],
+        ['no typ, carrying txn', assertion(a, { header: { typ: undefined }, payload: { txn: 'txn-1' } })],
+        ['no typ, carrying authorization_details', assertion(a, { header: { typ: undefined }, payload: { authorization_details: [] } })],
+        ['no typ, carrying delegation', assertion(a, { header: { typ: undefined }, payload: { delegation: { depth: 0 } } })],
+        ['no typ, wrong aud', assertion(a, { header: { typ: undefined }, payload: { aud: 'https://evil.example' } })],
+        ['no typ, no jti', assertion(a, { header: { typ: undefined }, payload: { jti: undefined } })],
+        ['no typ, embedded jwk', assertion(a, { header: { typ: undefined, jwk: a.key.publicJwk } })],
+        ['no typ, alg none', forged({ alg: 'none' }, { ...claims, jti: randomId() }, () => '')],
         ['wrong aud', assertion(a, { payload: { aud: 'https://evil.example' } })],
         ['aud of the introspection endpoint', assertion(a, { payload: { aud: `${server.url}/introspect` } })],
         ['aud missing', assertion(a, { payload: { aud: undefined } })],
@@ -786,14 +799,15 @@ describe('adversarial HTTP client against the Authority', () => {
       const m0 = await mark()
       const big = '{"amount":200}'
       const pending = await tokenAs(a, callFields(root, 'billing.refund', big))
-      const pend = await refused(pending, { status: 403, error: 'approval_required', code: 'APPROVAL_REQUIRED' }, [root])
+      // a pending human decision is the registered authorization_pending (CIBA, RFC 8628), not the unregistered approval_required
+      const pend = await refused(pending, { status: 400, error: 'authorization_pending', code: 'APPROVAL_REQUIRED' }, [root])
       const id = String(pend.approval_id)
       expect(pend.approval_uri).toBe(`${server.url}/approvals/${encodeURIComponent(id)}`)
       await nothingIssued(m0, ['approval.requested'])
 
       const m = await mark()
-      // resuming while pending is still approval_required, never a token
-      await refused(await tokenAs(a, callFields(root, 'billing.refund', big, [['approval_id', id]])), { status: 403, error: 'approval_required' })
+      // resuming while pending is still authorization_pending, never a token
+      await refused(await tokenAs(a, callFields(root, 'billing.refund', big, [['approval_id', id]])), { status: 400, error: 'authorization_pending' })
       // the requester, a grantor, a resource: not approvers
       for (const p of [a, grantor, rs, b]) {
         await refused(await jsonCall('POST', `/approvals/${encodeURIComponent(id)}/approve`, { authz: as_(p), body: '{}' }), { status: 403, error: 'access_denied' })

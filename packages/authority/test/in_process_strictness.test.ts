@@ -125,7 +125,7 @@ describe('in-process errors are MandateErrors with stable codes', () => {
 
   it('bad options to createAuthority are CONFIG_INVALID', async () => {
     const issuer = 'http://127.0.0.1:7400'
-    for (const options of [{ skew: 99 }, { maxCallLifetime: 61 }, { maxMandateLifetime: 0 }, { approvalTtlSeconds: -1 }, { singleUse: { perPrincipal: 0 } }, { singleUse: { perPrincipl: 5 } }, { singleUse: {}, replay: { use: () => true } }, { replay: {} }]) {
+    for (const options of [{ skew: 99 }, { maxCallLifetime: 61 }, { maxMandateLifetime: 0 }, { approvalTtlSeconds: -1 }, { singleUse: { perPrincipal: 0 } }, { singleUse: { perPrincipl: 5 } }, { singleUse: { maxEntries: 5 }, replay: { use: () => true } }, { replay: {} }]) {
       expect(await code(createAuthority({ issuer, ...options } as never)), JSON.stringify(options)).toBe('CONFIG_INVALID')
     }
     for (const bad of ['not a url', 'ftp://example.com/', 'https://example.com/?q=1', 42]) {

@@ -185,7 +185,7 @@ describe('valid documents', () => {
 
   it('rules with `when` and require_approval rules apply to calls only, as before', () => {
     const p = parsePolicyDocument([{ effect: 'deny', when: { a: { type: 'max', value: 1 } } }, { effect: 'require_approval' }, { effect: 'allow' }])
-    expect(p.rules.map((r) => r.operations)).toEqual([['call'], ['call'], ['grant', 'delegation', 'call']])
+    expect(p.rules.map((r) => r.operations)).toEqual([['call'], ['call'], ['grant', 'delegation', 'audience', 'call']])
   })
 
   it('createRulePolicy refuses unknown options and a defaultEffect that contradicts the document', () => {

@@ -1,9 +1,9 @@
 /**
- * Runs the Authority for `mandate authority start`: SQLite store, HTTP server, admin principal,
- * and the dashboard mounted through the server's `extend` hook.
+ * Runs the Authority for `mandate authority start`: SQLite or a given store (Postgres), HTTP server,
+ * admin principal, and the dashboard mounted through the server's `extend` hook.
  */
-import { installDashboard, startAuthorityServer, type DashboardHandle, type PolicyRule, type StartAuthorityServerOptions } from '@mandate/authority'
-import { MandateError, type Ed25519Key } from '@mandate/core'
+import { installDashboard, startAuthorityServer, type AuthorityStore, type DashboardHandle, type PolicyRule, type StartAuthorityServerOptions } from '@mandate/authority'
+import { MandateError, type Ed25519Key, type NonceSource, type ReplayStore } from '@mandate/core'
 import { createServer } from 'node:net'
 import { CliError, refused } from './cli_error.js'
 
@@ -14,7 +14,32 @@ export interface RunningAuthority {
   readonly dashboardPath: string | undefined
   /** A fresh one-time dashboard login URL for the admin. */
   loginUrl(): string | undefined
+  /** Graceful: drain requests in flight (bounded), flush audit and outbox, close the store. */
   close(): Promise<void>
+}
+
+/** What `startServer` runs besides the store: everything resolved and validated by the command. */
+export interface StartServerOptions {
+  /** SQLite file (signing keys in `<db>.signing-keys.json`), or */
+  db?: string
+  /** an opened store (signing keys in the store, shared by every instance). */
+  store?: AuthorityStore
+  /** Shown in messages instead of the store's connection string. */
+  storeLabel?: string
+  host: string
+  port: number
+  issuer?: string
+  policy?: unknown
+  adminKey: Ed25519Key
+  auditWitnessFile?: string
+  notifications?: unknown
+  replay?: ReplayStore
+  logger?: StartAuthorityServerOptions['logger']
+  metrics?: StartAuthorityServerOptions['metrics']
+  drainTimeoutMs?: number
+  dashboard?: boolean
+  requireDpopNonce?: boolean | NonceSource
+  limits?: { maxMandateLifetime?: number; maxCallLifetime?: number; skew?: number; approvalTtlSeconds?: number; revocationRefreshSeconds?: number }
 }
 
 /** Turn a failed bind into a refusal that names the address (never Node's `listen EADDRINUSE …`). */
@@ -33,7 +58,7 @@ async function listening<T>(host: string, port: number, start: () => Promise<T>)
 }
 
 /** A database file SQLite cannot open (not a database, locked, unreadable) is named, not `[INTERNAL]`. */
-function storeError(err: unknown, db: string): unknown {
+function storeError(err: unknown, db: string | undefined): unknown {
   if (err instanceof CliError || MandateError.is(err)) return err
   const code = (err as { code?: unknown } | undefined)?.code
   if (typeof code === 'string' && code.startsWith('SQLITE_')) {
@@ -56,14 +81,25 @@ export async function probeListen(host: string, port: number): Promise<void> {
   }))
 }
 
-export async function startServer(options: { db: string; host: string; port: number; issuer?: string; policy?: unknown; adminKey: Ed25519Key; auditWitnessFile?: string; notifications?: unknown }): Promise<RunningAuthority> {
+export async function startServer(options: StartServerOptions): Promise<RunningAuthority> {
   let dashboard: DashboardHandle | undefined
   // the database holds approvals and audit data: keep every file the server creates owner-only
   process.umask(0o077)
+  const limits = options.limits ?? {}
   const server = await listening(options.host, options.port, () => startAuthorityServer({
-    dbPath: options.db,
-    // signing keys live in their own 0600 file next to the database, not inside it
-    keyFile: `${options.db}.signing-keys.json`,
+    // a SQLite file keeps its signing keys in their own 0600 file next to it; a shared store keeps
+    // them in the database, so that every instance signs with and serves the same keys
+    ...(options.store ? { store: options.store } : { dbPath: options.db as string, keyFile: `${options.db}.signing-keys.json` }),
+    ...(options.replay ? { replay: options.replay } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
+    ...(options.drainTimeoutMs !== undefined ? { drainTimeoutMs: options.drainTimeoutMs } : {}),
+    ...(options.requireDpopNonce ? { requireDpopNonce: options.requireDpopNonce } : {}),
+    ...(limits.maxMandateLifetime !== undefined ? { maxMandateLifetime: limits.maxMandateLifetime } : {}),
+    ...(limits.maxCallLifetime !== undefined ? { maxCallLifetime: limits.maxCallLifetime } : {}),
+    ...(limits.skew !== undefined ? { skew: limits.skew } : {}),
+    ...(limits.approvalTtlSeconds !== undefined ? { approvalTtlSeconds: limits.approvalTtlSeconds } : {}),
+    ...(limits.revocationRefreshSeconds !== undefined ? { revocationRefreshSeconds: limits.revocationRefreshSeconds } : {}),
     port: options.port,
     hostname: options.host,
     ...(options.issuer ? { issuer: options.issuer } : options.port !== 0 ? { issuer: `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.port}` } : {}),
@@ -72,14 +108,20 @@ export async function startServer(options: { db: string; host: string; port: num
     ...(options.auditWitnessFile !== undefined ? { auditWitness: { file: options.auditWitnessFile } } : {}),
     // signed webhooks from the database's outbox (validated by the command before anything was created)
     ...(options.notifications !== undefined ? { notifications: options.notifications as StartAuthorityServerOptions['notifications'] } : {}),
-    extend: (app, authority) => void (dashboard = installDashboard(app, authority)),
+    ...(options.dashboard !== false ? { extend: (app, authority) => void (dashboard = installDashboard(app, authority)) } : {}),
   }).catch((err: unknown) => {
     throw storeError(err, options.db)
   }))
   const authority = server.authority
-  const existing = await authority.getAgent(options.adminKey.did)
-  if (!existing) await authority.registerAgent({ did: options.adminKey.did, name: 'admin', role: 'admin' })
-  else if (existing.role !== 'admin' || existing.disabled) {
+  let existing = await authority.getAgent(options.adminKey.did)
+  if (!existing) {
+    // instances sharing one store may start together: the one that lost the race finds it registered
+    await authority.registerAgent({ did: options.adminKey.did, name: 'admin', role: 'admin' }).catch(async (err: unknown) => {
+      existing = await authority.getAgent(options.adminKey.did)
+      if (!existing) throw err
+    })
+  }
+  if (existing && (existing.role !== 'admin' || existing.disabled)) {
     await server.close()
     throw refused('the admin key of this database is registered without the admin role, or is disabled', 'ACCESS_DENIED')
   }

@@ -41,7 +41,7 @@ describe('mandate policy check', () => {
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toContain('valid policy, 4 rules')
     expect(r.stdout).toContain('rule 0 "no-admin": deny')
-    expect(r.stdout).toContain('at a call, the tool matches "admin.*"; at a grant or delegation, every granted tool falls under "admin.*"')
+    expect(r.stdout).toContain('at a call, the tool matches "admin.*"; at a grant, delegation or audience credential, every granted tool falls under "admin.*"')
     expect(r.stdout).toContain('rule 1 "big-refunds": require_approval')
     expect(r.stdout).toContain('argument "amount" is a number ≥ 100')
     expect(r.stdout).toContain('the subject (the user or system the work is for) is "alice"')
@@ -56,7 +56,7 @@ describe('mandate policy check', () => {
     expect(out.ok).toBe(true)
     expect(out.defaultEffect).toBe('deny')
     expect(out.rules.map((x) => [x.id, x.effect, x.operations])).toEqual([
-      ['no-admin', 'deny', ['grant', 'delegation', 'call']], ['big-refunds', 'require_approval', ['call']], ['billing', 'allow', ['grant', 'delegation', 'call']], ['rule-3', 'allow', ['grant', 'delegation', 'call']],
+      ['no-admin', 'deny', ['grant', 'delegation', 'audience', 'call']], ['big-refunds', 'require_approval', ['call']], ['billing', 'allow', ['grant', 'delegation', 'audience', 'call']], ['rule-3', 'allow', ['grant', 'delegation', 'audience', 'call']],
     ])
   })
 

@@ -152,6 +152,19 @@ export class ApprovalService {
     }
   }
 
+  /**
+   * Another Authority instance on the same store changed approval `id` (or, without an id, events
+   * may have been missed): re-read what is being waited on here and tell its listeners, so an agent
+   * waiting on this instance wakes on a decision made on another.
+   */
+  async refresh(id?: string): Promise<void> {
+    const ids = id === undefined ? [...this.#listeners.keys()] : this.#listeners.has(id) ? [id] : []
+    for (const one of ids) {
+      const a = await this.store.getApproval(one)
+      if (a) this.#emit(a)
+    }
+  }
+
   #emit(a: ApprovalRecord): void {
     const view = approvalView(a)
     for (const l of [...(this.#listeners.get(a.id) ?? [])]) {

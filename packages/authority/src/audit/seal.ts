@@ -105,14 +105,23 @@ export class SealState {
     return this.#pending
   }
 
-  /** The transaction committed. */
-  commit(): void {
+  /**
+   * The transaction committed. Its head is published (to the witness) at once, unless `publish` is
+   * false: a store that makes the commit durable later publishes it then, with `published`.
+   */
+  commit(options: { publish?: boolean } = {}): StoredCheckpoint | undefined {
     const p = this.#pending
     this.#pending = undefined
-    if (!p) return
+    if (!p) return undefined
     this.#trusted = { seq: p.seq, hash: p.hash }
+    if (options.publish !== false) this.published(p)
+    return p
+  }
+
+  /** A committed head is durable: publish it (best effort; never fails the committed write). */
+  published(head: StoredCheckpoint): void {
     try {
-      this.#sealer?.committed?.(p)
+      this.#sealer?.committed?.(head)
     } catch {
       // publishing is best effort and never fails a committed write
     }

@@ -5,12 +5,12 @@
  */
 import {
   createClientAssertion, createProof, decodeMandateUnverified, MandateError,
-  type ApprovalOutcome, type AuthorityClient, type CallCredentialParams, type CallCredentialResult, type CallReport,
+  type ApprovalOutcome, type AudienceCredentialParams, type AuthorityClient, type CallCredentialParams, type CallCredentialResult, type CallReport,
   type DelegateParams, type Ed25519Key, type IssuedToken, type JsonValue,
 } from '@mandate/core'
 import type { ApprovalView } from '../approvals/service.js'
 import type { Authority } from '../authority.js'
-import { ACCESS_TOKEN_TYPE, CALL_CREDENTIAL_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT_TYPE } from '../exchange/token_endpoint.js'
+import { ACCESS_TOKEN_TYPE, AUDIENCE_CREDENTIAL_TOKEN_TYPE, CALL_CREDENTIAL_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT_TYPE } from '../exchange/token_endpoint.js'
 import type { ExchangeParams } from '../exchange/token_exchange.js'
 
 export interface InProcessClientOptions {
@@ -75,6 +75,17 @@ export function createInProcessClient(authority: Authority, key: Ed25519Key, opt
         ...(r.audiences ? { audiences: r.audiences } : {}), ...(r.scopes ? { scopes: r.scopes } : {}), ...(r.tools ? { tools: r.tools } : {}),
         ...(r.expiresIn !== undefined ? { expiresIn: r.expiresIn } : {}), ...(r.maxDepth !== undefined ? { maxDepth: r.maxDepth } : {}),
         ...(r.budget ? { budget: r.budget } : {}), ...(r.maxUses !== undefined ? { maxUses: r.maxUses } : {}),
+      }, form)
+    },
+
+    async audienceCredential(r: AudienceCredentialParams): Promise<IssuedToken> {
+      const form: Record<string, string | string[]> = { requested_token_type: AUDIENCE_CREDENTIAL_TOKEN_TYPE, resource: r.audience }
+      if (r.tools) form.authorization_details = JSON.stringify(r.tools)
+      if (r.scopes) form.scope = r.scopes.join(' ')
+      if (r.expiresIn !== undefined) form.expires_in = String(r.expiresIn)
+      return issue({
+        kind: 'audience', subjectToken: r.mandate, audience: r.audience,
+        ...(r.tools ? { tools: r.tools } : {}), ...(r.scopes ? { scopes: r.scopes } : {}), ...(r.expiresIn !== undefined ? { expiresIn: r.expiresIn } : {}),
       }, form)
     },
 

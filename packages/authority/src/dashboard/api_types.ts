@@ -103,6 +103,13 @@ export interface TreeNode {
   /** jti of the mandate or credential; the approval id for a call waiting for (or denied) approval; `seq:<n>` for a call the Authority refused. */
   id: string
   kind: 'mandate' | 'call'
+  /**
+   * A holder-signed offline hop (a delegation, audience or call narrowing the Authority never
+   * minted), as reported by the guard that verified the chain. Absent on Authority-minted nodes.
+   */
+  offline?: { kind: 'delegation' | 'audience' | 'call'; reportedBy?: Actor }
+  /** `audience`: an audience credential (cached call mode: one audience, reused with a fresh proof per call). */
+  credential?: 'audience'
   /** The principal the node was issued to (the one who asked, for a refused or pending call). */
   holder: Actor
   /** Full actor chain, first delegate first. */

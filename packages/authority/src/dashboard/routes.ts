@@ -6,6 +6,7 @@
  */
 import type { Context, Env, Hono } from 'hono'
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
+import { noteRequest } from '../observability/request_info.js'
 import { streamSSE } from 'hono/streaming'
 import { MandateError } from '@mandate/core'
 import { installDashboardPages, loadDashboardBundle, loginRequiredPage } from './assets/serve.js'
@@ -111,6 +112,8 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
       deleteCookie(c, COOKIE, { path: base })
       return c.json({ error: 'access_denied', mandate_code: 'ACCESS_DENIED', error_description: 'only admins and approvers can use the dashboard; the session has ended' }, 403)
     }
+    // the request log names the dashboard user (never the session cookie)
+    noteRequest(c.req.raw, { principal: principal.did })
     return { session, principal }
   }
   /** Answer a request with `fn`'s JSON (redacted), or its MandateError as the OAuth error body. */
@@ -303,11 +306,18 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
     const after = Number(c.req.header('last-event-id') ?? c.req.query('after') ?? '0')
     let lastSeq = Number.isSafeInteger(after) && after >= 0 ? after : 0
     return streamSSE(c, async (stream) => {
-      // The event listener is only a wake-up signal; records are read from the log by seq, so a
-      // record appended inside a store transaction (or while we were busy) is never missed.
+      // The event listeners are only wake-up signals; records are read from the log by seq, so a
+      // record appended inside a store transaction (or while we were busy) is never missed. This
+      // instance's records wake it through `on('event')`, those another instance sharing the store
+      // committed through its cross-instance events (`onRemoteAudit`); the poll is the fallback.
+      // `dirty` keeps a wake-up that arrives while the loop is busy writing.
       let wake: (() => void) | undefined
       let closed = false
-      const poke = () => wake?.()
+      let dirty = false
+      const poke = () => {
+        dirty = true
+        wake?.()
+      }
       const close = () => {
         closed = true
         wake?.()
@@ -315,6 +325,9 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
       closers.add(close)
       streamsPerSession.set(cookie ?? '', (streamsPerSession.get(cookie ?? '') ?? 0) + 1)
       const unsubscribe = authority.on('event', poke)
+      const unsubscribeRemote = authority.onRemoteAudit?.((seq) => {
+        if (seq === undefined || seq > lastSeq) poke()
+      })
       stream.onAbort(close)
       const timer = setInterval(poke, pollMs)
       let sincePing = Date.now()
@@ -329,6 +342,7 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
             await stream.writeSSE({ event: 'logout', data: JSON.stringify({ reason: 'the session has ended' }) })
             break
           }
+          dirty = false
           const records = await authority.audit.query({ afterSeq: lastSeq, limit: 500 })
           let approvalsChanged = false
           let agentsChanged = false
@@ -347,6 +361,7 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
             sincePing = Date.now()
           }
           if (closed) break
+          if (dirty) continue
           await new Promise<void>((resolve) => {
             wake = resolve
           })
@@ -359,6 +374,7 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
         if (left > 0) streamsPerSession.set(cookie ?? '', left)
         else streamsPerSession.delete(cookie ?? '')
         unsubscribe()
+        unsubscribeRemote?.()
       }
     })
   })

@@ -31,6 +31,12 @@ export interface DashboardAuthority {
   }
   /** Subscribe to appended audit records; returns the unsubscribe function. */
   on(event: 'event', listener: (record: AuditRecord) => void): () => void
+  /**
+   * Hear that another instance sharing the store committed audit records up to `seq` (undefined:
+   * events may have been missed); the live feed then re-reads the log from the store. Optional: an
+   * Authority on a store of one process has none.
+   */
+  onRemoteAudit?(listener: (seq: number | undefined) => void): () => void
   /** Authenticate a client assertion (`Authorization: MandateAssertion …`); throws INVALID_CLIENT. */
   authenticate?(assertion: string, endpoint?: string): Promise<AgentRecord>
 }

@@ -70,11 +70,14 @@ export function describe(r: AuditRecord, actors: Actors): string {
     case 'grant':
       return `task granted to ${who} for ${s(x.subject) ?? '?'} by ${actors.name(s(x.grantor))}${s(x.purpose) ? ` (${s(x.purpose)})` : ''}`
     case 'exchange':
+      if (x.operation === 'audience') return `audience credential for ${strings(x.audiences)[0] ?? '?'} issued to ${who}`
       return s(x.tool) !== undefined ? `call credential for ${s(x.tool)} issued to ${actors.name(s(x.recipient) ?? s(x.agent))}` : `mandate delegated by ${who} to ${actors.name(s(x.recipient))}`
     case 'refusal':
       return `refused ${s(x.endpoint) ?? s(x.operation) ?? 'request'}${s(x.tool) ? ` for ${s(x.tool)}` : ''} of ${who}: ${s(x.code) ?? 'refused'}`
-    case 'call.report':
-      return `${s(x.tool) ?? 'call'} ${x.decision === 'refused' ? 'refused' : 'allowed'}, reported by ${s(x.reporter) ? actors.name(s(x.reporter)) : "a guard in the Authority's process"}${s(x.error) ? ` (${s(x.error)})` : ''}`
+    case 'call.report': {
+      const hops = Array.isArray(x.offline_hops) ? x.offline_hops.length : 0
+      return `${s(x.tool) ?? 'call'} ${x.decision === 'refused' ? 'refused' : 'allowed'}, reported by ${s(x.reporter) ? actors.name(s(x.reporter)) : "a guard in the Authority's process"}${s(x.error) ? ` (${s(x.error)})` : ''}${hops ? ` (offline chain of ${hops} hop${hops > 1 ? 's' : ''})` : ''}`
+    }
     case 'approval.requested':
       return `approval asked by ${who} for ${s(x.tool) ?? '?'}${why}`
     case 'approval.approved':
@@ -177,6 +180,47 @@ export function callCounts(records: readonly AuditRecord[], actors: Actors): { c
   return { calls, verified, refused, notPresented }
 }
 
+/**
+ * Holder-signed offline hops, which the Authority never minted: from the guards' call reports
+ * (`offline_hops`, validated when recorded), each under the node it narrows. A hop reported again
+ * (every call over one chain reports it) is one node; a call hop takes the outcome of its report.
+ */
+function offlineHops(input: TreeInput, nodes: Map<string, TreeNode>, attach: (parent: string | undefined, node: TreeNode) => void, actors: Actors): void {
+  for (const r of input.records) {
+    const x = r.fields
+    const list = x.offline_hops
+    if (r.type !== 'call.report' || !Array.isArray(list)) continue
+    const reportedBy = s(x.reporter) !== undefined ? actors.actor(s(x.reporter) as string) : undefined
+    for (const h of list) {
+      if (typeof h !== 'object' || h === null || Array.isArray(h)) continue
+      const jti = s(h.jti)
+      const holder = s(h.holder)
+      const kind = h.kind === 'delegation' || h.kind === 'audience' || h.kind === 'call' ? h.kind : undefined
+      if (jti === undefined || holder === undefined || kind === undefined || nodes.has(jti)) continue
+      const parentId = s(h.parent)
+      const parent = parentId !== undefined ? nodes.get(parentId) : undefined
+      const exp = typeof h.exp === 'number' ? h.exp : 0
+      const node: TreeNode = {
+        id: jti, kind: kind === 'call' ? 'call' : 'mandate', offline: { kind, ...(reportedBy ? { reportedBy } : {}) }, holder: actors.actor(holder),
+        actorChain: parent ? (kind === 'delegation' ? [...parent.actorChain, actors.actor(holder)] : parent.actorChain) : [actors.actor(holder)],
+        audiences: kind === 'delegation' && parent ? parent.audiences : s(x.audience) !== undefined ? [s(x.audience) as string] : [],
+        // a revoked ancestor kills the hop (revocation cascades to what the Authority never saw)
+        state: input.revoked.has(jti) || parent?.state === 'revoked' ? 'revoked' : exp * 1000 <= input.now ? 'expired' : 'issued',
+        issuedAt: iso((typeof h.iat === 'number' ? h.iat : 0) * 1000), expiresAt: iso(exp * 1000), children: [],
+      }
+      if (kind === 'call') {
+        node.tool = strings(h.tools)[0] ?? s(x.tool) ?? ''
+        if (jti === s(x.jti) && s(x.args) !== undefined) node.argumentsDigest = s(x.args) as string
+        node.state = x.decision === 'refused' ? 'refused' : 'verified'
+        if (reportedBy) node.stateBy = reportedBy
+        if (s(x.error) !== undefined) node.code = s(x.error) as string
+      }
+      nodes.set(jti, node)
+      attach(parentId, node)
+    }
+  }
+}
+
 export interface TreeInput {
   mandates: readonly MandateRecord[]
   /** The task's call starts and reports, ascending. */
@@ -207,6 +251,7 @@ export function taskTree(input: TreeInput, actors: Actors): TreeNode[] {
       id: m.jti, kind: m.kind === 'call' ? 'call' : 'mandate', holder: actors.actor(m.holder), actorChain: chain.map((d) => actors.actor(d)),
       audiences: audienceList(m.claims.aud), state: 'issued', issuedAt: iso(m.iat * 1000), expiresAt: iso(m.exp * 1000), children: [],
     }
+    if (m.claims.credential === 'audience') node.credential = 'audience'
     if (m.claims.call) {
       node.tool = m.claims.call.tool
       node.argumentsDigest = m.claims.call.args
@@ -229,6 +274,7 @@ export function taskTree(input: TreeInput, actors: Actors): TreeNode[] {
     nodes.set(m.jti, node)
     attach(m.parent, node)
   }
+  offlineHops(input, nodes, attach, actors)
   // calls the Authority refused (no credential exists): under the mandate they were asked from
   for (const r of input.records) {
     if (r.type !== 'refusal' || !auditFacets(r.type, r.fields).call) continue

@@ -10,6 +10,7 @@ import { nowSec, type AuthorityContext } from '../context.js'
 import type { IssuedMandate, RefusalFields } from './issued.js'
 import { budgetParam, intParam, LIMITS, onlyMembers, resourceList, scopeList, toolList } from './params.js'
 import { admitPrincipal } from './principals.js'
+import { markPerCallGrants, perCallTools } from './call_modes.js'
 
 export interface GrantParams {
   /** did of the grantor (role grantor or admin). */
@@ -29,10 +30,16 @@ export interface GrantParams {
   maxUses?: number
   /** Task id; generated when absent. */
   txn?: string
+  /**
+   * Allow the holder to attenuate the mandate offline, by at most `maxHops` holder-signed hops
+   * (1..8, and at most the Authority's `maxOfflineHops`). Refused unless the Authority enables
+   * `callModes.offline` (ATTENUATION_NOT_ALLOWED).
+   */
+  offline?: { maxHops: number }
 }
 
 const TXN = /^[A-Za-z0-9._:-]{1,128}$/
-const GRANT_MEMBERS = ['grantor', 'subject', 'agent', 'purpose', 'audiences', 'scopes', 'tools', 'expiresIn', 'maxDepth', 'budget', 'maxUses', 'txn'] as const
+const GRANT_MEMBERS = ['grantor', 'subject', 'agent', 'purpose', 'audiences', 'scopes', 'tools', 'expiresIn', 'maxDepth', 'budget', 'maxUses', 'txn', 'offline'] as const
 
 /**
  * Check grant parameters as strictly as the task grant's form parse (same bounds and element
@@ -57,7 +64,23 @@ export function checkGrantParams(v: unknown): GrantParams {
   if (p.maxDepth !== undefined) out.maxDepth = intParam(p.maxDepth, 'maxDepth', ...LIMITS.maxDepth)
   if (p.budget !== undefined) out.budget = budgetParam(p.budget)
   if (p.maxUses !== undefined) out.maxUses = intParam(p.maxUses, 'maxUses', ...LIMITS.maxUses)
+  if (p.offline !== undefined) {
+    const o = p.offline
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new MandateError('INVALID_REQUEST', 'offline must be { maxHops }')
+    onlyMembers(o, ['maxHops'], 'grant offline')
+    out.offline = { maxHops: intParam((o as { maxHops?: unknown }).maxHops, 'offline.maxHops', ...LIMITS.offlineHops) }
+  }
   return out
+}
+
+/** The `offline` claim a grant asks for, if the Authority allows it (ATTENUATION_NOT_ALLOWED otherwise). */
+function offlineClaim(ctx: AuthorityContext, offline: GrantParams['offline']): { max_hops: number } | undefined {
+  if (offline === undefined) return undefined
+  if (!ctx.callModes.offline) throw new MandateError('ATTENUATION_NOT_ALLOWED', 'this Authority does not grant offline attenuation (callModes.offline is off)')
+  if (offline.maxHops > ctx.callModes.maxOfflineHops) {
+    throw new MandateError('ATTENUATION_NOT_ALLOWED', `at most ${ctx.callModes.maxOfflineHops} offline hop(s) can be granted`, { detail: { max_offline_hops: ctx.callModes.maxOfflineHops } })
+  }
+  return { max_hops: offline.maxHops }
 }
 
 export async function grantRootMandate(ctx: AuthorityContext, input: GrantParams, info: RefusalFields = {}): Promise<IssuedMandate> {
@@ -89,6 +112,8 @@ export async function grantRootMandate(ctx: AuthorityContext, input: GrantParams
   for (const g of claims.authorization_details) {
     for (const l of g.locations ?? []) if (!audienceList(claims.aud).includes(l)) throw new MandateError('NARROWING_AUDIENCE', 'a tool grant names an audience outside the mandate')
   }
+  const offline = offlineClaim(ctx, params.offline)
+  if (offline) claims.offline = offline
   const decision = await ctx.policy.evaluate({
     operation: 'grant', subject: claims.sub, agent: grantor.did, actorChain: [], recipient: agent.did, txn,
     audiences: audienceList(claims.aud), tools: claims.authorization_details.flatMap((g) => g.tools), scopes,
@@ -96,6 +121,7 @@ export async function grantRootMandate(ctx: AuthorityContext, input: GrantParams
   if (decision.effect !== 'allow') {
     throw new MandateError('POLICY_DENIED', decision.reason ?? (decision.effect === 'deny' ? 'policy denies this grant' : 'policy requires approval, which applies to call credentials only'), { detail: decision.rule ? { rule: decision.rule } : {} })
   }
+  await markPerCallGrants(ctx.policy, ctx.callModes, claims, { agent: grantor.did, recipient: agent.did, actorChain: [] })
   const token = signMandate(claims, ctx.keys.current)
   const fields: Record<string, JsonValue> = {
     jti: claims.jti, txn, subject: claims.sub, agent: agent.did, grantor: grantor.did, audiences: audienceList(claims.aud),
@@ -105,6 +131,9 @@ export async function grantRootMandate(ctx: AuthorityContext, input: GrantParams
   if (claims.purpose !== undefined) fields.purpose = claims.purpose
   if (claims.max_uses !== undefined) fields.max_uses = claims.max_uses
   if (claims.budget !== undefined) fields.budget = { amount: claims.budget.amount, unit: claims.budget.unit }
+  const perCall = perCallTools(claims)
+  if (perCall.length) fields.per_call_tools = perCall
+  if (claims.offline) fields.offline_max_hops = claims.offline.max_hops
   const result = await ctx.store.issueMandate({
     mandate: {
       // the grantor is kept with the task: revoking that principal revokes what it granted

@@ -71,6 +71,10 @@ export const LIMITS = {
   callExpiresIn: [1, 86_400],
   maxDepth: [0, 64],
   maxUses: [1, Number.MAX_SAFE_INTEGER],
+  /** offline hops a grant may allow (core's MAX_OFFLINE_HOPS; the Authority's maxOfflineHops caps it further) */
+  offlineHops: [1, 8],
+  /** audience credential lifetime (the Authority caps it at maxAudienceLifetime) */
+  audienceExpiresIn: [1, 86_400],
 } as const satisfies Record<string, readonly [number, number]>
 
 export function optJson(params: FormParams, name: string): JsonValue | undefined {
@@ -101,7 +105,24 @@ export function optBudget(params: FormParams): Budget | undefined {
 
 export function resources(params: FormParams): string[] | undefined {
   const list = params.many('resource')
-  return list.length === 0 ? undefined : resourceList(list)
+  const named = params.many('audience')
+  if (named.length === 0) return list.length === 0 ? undefined : resourceList(list)
+  // RFC 8693 §2.1 `audience` is the logical name of the target service. A mandate's audience is the
+  // resource server's identifier, an absolute URI (RFC 8707 / RFC 9068 `aud`), so an `audience`
+  // that is such a URI means exactly a `resource`; any other name cannot be mapped and is refused.
+  const audiences = named.map((a) => {
+    try {
+      return assertAudience(a, 'audience')
+    } catch (err) {
+      throw new MandateError('NARROWING_AUDIENCE', 'audience must be the absolute URI that identifies the resource server (this Authority names targets by URI; use resource)', { cause: err })
+    }
+  })
+  if (list.length === 0) return resourceList(audiences)
+  const res = resourceList(list)
+  if (audiences.length !== res.length || new Set(audiences).size !== audiences.length || audiences.some((a) => !res.includes(a))) {
+    throw new MandateError('NARROWING_AUDIENCE', 'audience and resource name different targets; send one of them, or the same URIs in both')
+  }
+  return res
 }
 
 // ---- the same strictness for in-process callers (typed objects instead of form parameters)

@@ -15,6 +15,11 @@ export const TASK_GRANT_TYPE = 'urn:mandate:grant-type:task'
 export const TOKEN_EXCHANGE_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:token-exchange'
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token'
 export const CALL_CREDENTIAL_TOKEN_TYPE = 'urn:mandate:token-type:call-credential'
+/**
+ * `requested_token_type` (and `issued_token_type`) of an audience credential: the subject mandate
+ * narrowed to one `resource`, same holder, reusable there with a fresh proof per call (cached mode).
+ */
+export const AUDIENCE_CREDENTIAL_TOKEN_TYPE = 'urn:mandate:token-type:audience-credential'
 
 export interface TokenRequest {
   params: FormParams
@@ -25,7 +30,8 @@ export interface TokenRequest {
 /** RFC 6749 §5.1 / RFC 8693 §2.2.1 success body. */
 export interface TokenResponse {
   access_token: string
-  issued_token_type: typeof ACCESS_TOKEN_TYPE
+  /** What was issued: an access token (a mandate, root or delegated), a call credential or an audience credential. */
+  issued_token_type: typeof ACCESS_TOKEN_TYPE | typeof CALL_CREDENTIAL_TOKEN_TYPE | typeof AUDIENCE_CREDENTIAL_TOKEN_TYPE
   token_type: 'DPoP'
   expires_in: number
   scope?: string
@@ -33,19 +39,38 @@ export interface TokenResponse {
 }
 
 function answer(issued: IssuedMandate): TokenResponse {
-  const out: TokenResponse = { access_token: issued.token, issued_token_type: ACCESS_TOKEN_TYPE, token_type: 'DPoP', expires_in: issued.expiresIn, txn: issued.claims.txn }
+  // RFC 8693 §2.2.1: issued_token_type names what was issued (the type the client asked for)
+  const type = issued.claims.call !== undefined ? CALL_CREDENTIAL_TOKEN_TYPE : issued.claims.credential === 'audience' ? AUDIENCE_CREDENTIAL_TOKEN_TYPE : ACCESS_TOKEN_TYPE
+  const out: TokenResponse = { access_token: issued.token, issued_token_type: type, token_type: 'DPoP', expires_in: issued.expiresIn, txn: issued.claims.txn }
   if (issued.claims.scope !== undefined) out.scope = issued.claims.scope
   return out
+}
+
+/** `actor_token_type` of an actor token: a JWT (here: the client's own assertion). */
+export const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt'
+
+/**
+ * RFC 8693 §2.1 `actor_token`: the acting party. At this Authority the actor is always the
+ * authenticated client (its client assertion, and its DPoP key for the issued token), so an actor
+ * token adds nothing it could prove: it is accepted only when it is that same principal's
+ * assertion (byte for byte the `client_assertion`, `actor_token_type` jwt) and refused otherwise,
+ * so that no client believes a different actor was recorded.
+ */
+function actorToken(p: FormParams): void {
+  const token = p.one('actor_token')
+  const type = p.one('actor_token_type')
+  if (token === undefined && type === undefined) return
+  if (token === undefined || type === undefined) throw new MandateError('INVALID_REQUEST', 'actor_token and actor_token_type go together (RFC 8693 §2.1)')
+  if (type !== JWT_TOKEN_TYPE || token !== p.one('client_assertion')) {
+    throw new MandateError('INVALID_REQUEST', `the actor is the authenticated client: actor_token may only repeat its client_assertion (actor_token_type ${JWT_TOKEN_TYPE}); to act for another party, delegate to it with requested_actor`)
+  }
 }
 
 /** Parse the RFC 8693 parameters of an exchange. */
 export function parseExchange(p: FormParams): ExchangeParams {
   const subjectToken = p.required('subject_token')
   if (p.required('subject_token_type') !== ACCESS_TOKEN_TYPE) throw new MandateError('INVALID_REQUEST', `subject_token_type must be ${ACCESS_TOKEN_TYPE}`)
-  if (p.one('actor_token') !== undefined || p.one('actor_token_type') !== undefined) {
-    throw new MandateError('INVALID_REQUEST', 'actor_token is not supported: the actor is the authenticated client')
-  }
-  if (p.many('audience').length) throw new MandateError('NARROWING_AUDIENCE', 'use the resource parameter (RFC 8707), not audience')
+  actorToken(p)
   const requestedType = p.one('requested_token_type')
   const actor = p.one('requested_actor')
   const scopes = optScopes(p)
@@ -61,8 +86,20 @@ export function parseExchange(p: FormParams): ExchangeParams {
       ...(scopes !== undefined ? { scopes } : {}), ...(expiresIn !== undefined ? { expiresIn } : {}), ...(approvalId !== undefined ? { approvalId } : {}),
     }
   }
+  if (requestedType === AUDIENCE_CREDENTIAL_TOKEN_TYPE) {
+    if (actor !== undefined) throw new MandateError('INVALID_REQUEST', 'requested_actor cannot be combined with an audience credential (it stays with its holder)')
+    for (const n of ['tool', 'tool_arguments', 'approval_id', 'max_depth', 'budget', 'max_uses']) if (p.one(n) !== undefined) throw new MandateError('INVALID_REQUEST', `${n} does not apply to an audience credential`)
+    const res = resources(p)
+    if (!res || res.length !== 1) throw new MandateError('NARROWING_AUDIENCE', 'an audience credential needs exactly one resource')
+    const tools = optTools(p)
+    const expiresIn = optInt(p, 'expires_in', ...LIMITS.audienceExpiresIn)
+    return {
+      kind: 'audience', subjectToken, audience: res[0] as string,
+      ...(tools !== undefined ? { tools } : {}), ...(scopes !== undefined ? { scopes } : {}), ...(expiresIn !== undefined ? { expiresIn } : {}),
+    }
+  }
   if (requestedType !== undefined && requestedType !== ACCESS_TOKEN_TYPE) throw new MandateError('INVALID_REQUEST', 'unsupported requested_token_type')
-  if (actor === undefined) throw new MandateError('INVALID_REQUEST', 'requested_actor (delegation) or requested_token_type=call-credential is required')
+  if (actor === undefined) throw new MandateError('INVALID_REQUEST', 'requested_actor (delegation) or requested_token_type=call-credential or audience-credential is required')
   for (const n of ['tool', 'tool_arguments', 'approval_id']) if (p.one(n) !== undefined) throw new MandateError('INVALID_REQUEST', `${n} applies to call credentials only`)
   const audiences = resources(p)
   const tools = optTools(p)
@@ -90,11 +127,13 @@ async function taskGrant(ctx: AuthorityContext, client: AgentRecord, p: FormPara
   const purpose = p.one('purpose')
   const txn = p.one('txn')
   const scope = p.one('scope')
+  const offlineHops = optInt(p, 'offline_max_hops', ...LIMITS.offlineHops)
   return grantRootMandate(ctx, {
     grantor: client.did, subject: p.required('subject'), agent: p.required('agent'), audiences, tools,
     ...(scope !== undefined ? { scopes: parseScope(scope) } : {}), ...(purpose !== undefined ? { purpose } : {}), ...(txn !== undefined ? { txn } : {}),
     ...(expiresIn !== undefined ? { expiresIn } : {}), ...(maxDepth !== undefined ? { maxDepth } : {}),
     ...(budget !== undefined ? { budget } : {}), ...(maxUses !== undefined ? { maxUses } : {}),
+    ...(offlineHops !== undefined ? { offline: { maxHops: offlineHops } } : {}),
   }, info)
 }
 

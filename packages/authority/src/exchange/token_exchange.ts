@@ -13,6 +13,7 @@ import { pooledRandomId } from '../internal/random_id.js'
 import type { AgentRecord, ApprovalRecord } from '../types.js'
 import type { IssuedMandate, RefusalFields } from './issued.js'
 import { budgetParam, intParam, LIMITS, onlyMembers, resourceList, scopeList, strParam, toolList } from './params.js'
+import { keepPerCall, markPerCallGrants, perCallTools } from './call_modes.js'
 
 export interface DelegationParams {
   kind: 'delegation'
@@ -39,10 +40,28 @@ export interface CallParams {
   approvalId?: string
 }
 
-export type ExchangeParams = DelegationParams | CallParams
+/**
+ * An audience credential (cached call mode): the caller's own mandate narrowed to one audience, not
+ * bound to one call, reused with a fresh proof per call (docs/authority-api.md, "Call modes").
+ */
+export interface AudienceParams {
+  kind: 'audience'
+  subjectToken: string
+  audience: string
+  /** Narrower tool grants; default: the mandate's grants that apply at this audience. */
+  tools?: ToolGrant[]
+  scopes?: string[]
+  expiresIn?: number
+}
+
+export type ExchangeParams = DelegationParams | CallParams | AudienceParams
 
 const DELEGATION_MEMBERS = ['kind', 'subjectToken', 'requestedActor', 'audiences', 'scopes', 'tools', 'expiresIn', 'maxDepth', 'budget', 'maxUses'] as const
 const CALL_MEMBERS = ['kind', 'subjectToken', 'audience', 'tool', 'arguments', 'scopes', 'expiresIn', 'approvalId'] as const
+const AUDIENCE_MEMBERS = ['kind', 'subjectToken', 'audience', 'tools', 'scopes', 'expiresIn'] as const
+
+/** Longest audience credential the Authority issues, seconds (core's default cap; never above maxMandateLifetime). */
+export const MAX_AUDIENCE_LIFETIME = 900
 
 /**
  * Check in-process exchange parameters as strictly as the token endpoint parses its form (the same
@@ -66,7 +85,16 @@ export function checkExchangeParams(v: unknown): ExchangeParams {
       ...(scopes !== undefined ? { scopes } : {}), ...(expiresIn !== undefined ? { expiresIn } : {}), ...(approvalId !== undefined ? { approvalId } : {}),
     }
   }
-  if (p.kind !== 'delegation') throw new MandateError('INVALID_REQUEST', 'kind must be delegation or call')
+  if (p.kind === 'audience') {
+    onlyMembers(p, AUDIENCE_MEMBERS, 'audience credential request')
+    const [audience] = resourceList([p.audience])
+    const out: AudienceParams = { kind: 'audience', subjectToken, audience: audience as string }
+    if (p.tools !== undefined) out.tools = toolList(p.tools)
+    if (scopes !== undefined) out.scopes = scopes
+    if (p.expiresIn !== undefined) out.expiresIn = intParam(p.expiresIn, 'expiresIn', ...LIMITS.audienceExpiresIn)
+    return out
+  }
+  if (p.kind !== 'delegation') throw new MandateError('INVALID_REQUEST', 'kind must be delegation, audience or call')
   onlyMembers(p, DELEGATION_MEMBERS, 'delegation request')
   const out: DelegationParams = { kind: 'delegation', subjectToken, requestedActor: strParam(p.requestedActor, 'requestedActor') }
   if (p.audiences !== undefined) out.audiences = resourceList(p.audiences)
@@ -130,6 +158,8 @@ function checkApproval(a: ApprovalRecord | undefined, caller: AgentRecord, paren
 export async function exchangeMandate(ctx: AuthorityContext, caller: AgentRecord, params: ExchangeParams, info: RefusalFields = {}): Promise<IssuedMandate> {
   info.agent = caller.did
   info.operation = params.kind
+  // an operator who turned the cached mode off: clients fall back to per-call exchange on this code
+  if (params.kind === 'audience' && !ctx.callModes.audience) throw new MandateError('UNSUPPORTED_TOKEN_TYPE', 'this Authority does not issue audience credentials (callModes.audience is off)')
   const { claims: parent, storedHash } = await loadSubject(ctx, caller, params.subjectToken, info)
   const now = nowSec(ctx)
   let request: NarrowingRequest
@@ -146,18 +176,28 @@ export async function exchangeMandate(ctx: AuthorityContext, caller: AgentRecord
       kind: 'delegation', actor: { id: delegate.did, jkt: delegate.jkt },
       ...(params.audiences !== undefined ? { audiences: params.audiences } : {}),
       ...(params.scopes !== undefined ? { scopes: params.scopes } : {}),
-      ...(params.tools !== undefined ? { tools: params.tools } : {}),
+      ...(params.tools !== undefined ? { tools: keepPerCall(parent, params.tools) } : {}),
       ...(params.expiresIn !== undefined ? { expiresIn: params.expiresIn } : {}),
       ...(params.maxDepth !== undefined ? { maxDepth: params.maxDepth } : {}),
       ...(params.budget !== undefined ? { budget: params.budget } : {}),
       ...(params.maxUses !== undefined ? { maxUses: params.maxUses } : {}),
+      // an operator who turned offline attenuation off: delegations no longer pass it on
+      ...(!ctx.callModes.offline && parent.offline ? { offlineHops: 0 } : {}),
+    }
+  } else if (params.kind === 'audience') {
+    info.audience = params.audience
+    request = {
+      kind: 'audience', audience: params.audience,
+      ...(params.tools !== undefined ? { tools: keepPerCall(parent, params.tools) } : {}),
+      ...(params.scopes !== undefined ? { scopes: params.scopes } : {}),
+      ...(params.expiresIn !== undefined ? { expiresIn: params.expiresIn } : {}),
     }
   } else {
-    digest = argumentsDigest(params.arguments)
     info.tool = params.tool
-    info.args = digest
     info.audience = params.audience
     if (params.approvalId !== undefined) {
+      digest = argumentsDigest(params.arguments)
+      info.args = digest
       // reading an approval may expire it (a write): check the token against its record first
       if (tokenHash(params.subjectToken) !== storedHash) throw new MandateError('INVALID_GRANT', 'the subject token was not issued by this Authority')
       approval = checkApproval(await ctx.approvals.get(params.approvalId).catch(() => undefined), caller, parent, params, digest)
@@ -169,11 +209,30 @@ export async function exchangeMandate(ctx: AuthorityContext, caller: AgentRecord
     }
   }
   const jti = pooledRandomId()
-  const child = narrowMandate(parent, request, {
-    issuer: ctx.issuer, now, jti, parentToken: params.subjectToken, caller: { id: caller.did, jkt: caller.jkt },
-    ...(approval ? { approval } : {}),
-    maxMandateLifetime: ctx.limits.maxMandateLifetime, maxCallLifetime: ctx.limits.maxCallLifetime,
-  })
+  let child: MandateClaims
+  try {
+    child = narrowMandate(parent, request, {
+      issuer: ctx.issuer, now, jti, parentToken: params.subjectToken, caller: { id: caller.did, jkt: caller.jkt },
+      ...(approval ? { approval } : {}),
+      maxMandateLifetime: ctx.limits.maxMandateLifetime, maxCallLifetime: ctx.limits.maxCallLifetime,
+      maxAudienceLifetime: Math.min(MAX_AUDIENCE_LIFETIME, ctx.limits.maxMandateLifetime),
+    })
+  } catch (err) {
+    // a refused call still names its arguments' digest (only computed here: refusals are the rare path)
+    if (params.kind === 'call' && info.args === undefined) {
+      try {
+        info.args = argumentsDigest(params.arguments)
+      } catch {
+        // arguments the narrowing refused as such: the refusal names no digest
+      }
+    }
+    throw err
+  }
+  // a call credential's digest is the one narrowMandate computed from the same snapshot (no second pass)
+  if (params.kind === 'call' && child.call) {
+    digest = child.call.args
+    info.args = digest
+  }
   // The stored record must be for this very token (same jti is not enough). narrowMandate has just
   // hashed the presented token into the child's delegation.parent_hash, so compare with that rather
   // than hash it twice; this runs before policy, approvals or anything else that writes.
@@ -190,7 +249,7 @@ export async function exchangeMandate(ctx: AuthorityContext, caller: AgentRecord
   })
   if (decision.effect === 'deny') throw new MandateError('POLICY_DENIED', decision.reason ?? 'policy denies this request', { detail: decision.rule ? { rule: decision.rule } : {} })
   if (decision.effect === 'require_approval' && !approval) {
-    if (params.kind !== 'call') throw new MandateError('POLICY_DENIED', decision.reason ?? 'policy requires approval, which applies to call credentials only')
+    if (params.kind !== 'call') throw new MandateError('POLICY_DENIED', decision.reason ?? 'policy requires approval, which applies to call credentials only', { detail: decision.rule ? { rule: decision.rule } : {} })
     const a = await ctx.approvals.request({
       requestedBy: caller.did, parent: parent.jti, subject: parent.sub, txn: parent.txn, actorChain: chain, audience: params.audience,
       tool: params.tool, argumentsDigest: digest as string, reason: decision.reason ?? `policy rule ${decision.rule ?? ''} requires approval`.trim(),
@@ -200,6 +259,8 @@ export async function exchangeMandate(ctx: AuthorityContext, caller: AgentRecord
     throw new MandateError('APPROVAL_REQUIRED', 'this call needs a human approval', { detail: { approval_id: a.id, expires_at: Math.floor(a.expiresAt / 1000), reason: a.reason } })
   }
 
+  // tools whose calls the Authority must decide one by one (call credentials are call-bound already)
+  if (params.kind !== 'call') await markPerCallGrants(ctx.policy, ctx.callModes, child, { agent: caller.did, recipient, actorChain: chain })
   const token = signMandate(child, ctx.keys.current)
   const hash = tokenHash(token)
   const fields: Record<string, JsonValue> = {
@@ -212,7 +273,10 @@ export async function exchangeMandate(ctx: AuthorityContext, caller: AgentRecord
     fields.args = child.call.args
   } else {
     fields.tools = child.authorization_details.flatMap((g) => g.tools)
+    const perCall = perCallTools(child)
+    if (perCall.length) fields.per_call_tools = perCall
   }
+  if (params.kind === 'audience') fields.credential = 'audience'
   if (approval) fields.approval = { id: approval.id, approver: approval.approver, approved_at: approval.approved_at }
   if (decision.rule) fields.policy_rule = decision.rule
   if (child.max_uses !== undefined) fields.max_uses = child.max_uses

@@ -79,24 +79,36 @@ export function mountApprovals(app: Hono, authority: Authority): () => void {
     }
     c.header('Cache-Control', 'no-store')
     return streamSSE(c, async (stream) => {
-      // the audit listener only wakes the loop; records are read from the log by seq, so a record
-      // appended while we were writing (or inside a store transaction) is never missed
+      // the audit listeners only wake the loop; records are read from the log by seq, so a record
+      // appended while we were writing (or inside a store transaction) is never missed. Records of
+      // this instance wake it through `on('event')`, those committed by another instance sharing
+      // the store through its cross-instance events (`onRemoteAudit`). `dirty` keeps a wake-up that
+      // arrives while the loop is busy writing (it would otherwise be lost until the next record).
       let wake: (() => void) | undefined
       let closed = false
-      const poke = () => wake?.()
+      let dirty = false
+      const poke = () => {
+        dirty = true
+        wake?.()
+      }
       const close = () => {
         closed = true
         wake?.()
       }
       watchers.add(close)
       const unsubscribe = authority.on('event', poke)
+      const unsubscribeRemote = authority.onRemoteAudit((seq) => {
+        if (seq === undefined || seq > after) poke()
+      })
       stream.onAbort(close)
       const heartbeat = setInterval(() => void stream.write(': keep-alive\n\n').catch(close), 15_000)
       try {
         await stream.write(': approvals\n\n')
         while (!closed) {
+          dirty = false
           const records = await authority.audit.query({ afterSeq: after, limit: 500 })
           for (const r of records) {
+            if (r.seq <= after) continue
             after = r.seq
             const change = r.type.startsWith('approval.') ? r.type.slice('approval.'.length) : undefined
             if (change === undefined || typeof r.fields.approval !== 'string') continue
@@ -107,7 +119,7 @@ export function mountApprovals(app: Hono, authority: Authority): () => void {
             if (!approval) continue
             await stream.writeSSE({ event: 'approval', id: String(r.seq), data: JSON.stringify({ seq: r.seq, change, at: new Date(r.time).toISOString(), approval }) })
           }
-          if (records.length === 500 || closed) continue
+          if (records.length === 500 || closed || dirty) continue
           await new Promise<void>((resolve) => (wake = resolve))
           wake = undefined
         }
@@ -115,6 +127,7 @@ export function mountApprovals(app: Hono, authority: Authority): () => void {
         clearInterval(heartbeat)
         watchers.delete(close)
         unsubscribe()
+        unsubscribeRemote()
       }
     })
   })

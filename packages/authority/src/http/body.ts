@@ -1,10 +1,14 @@
 /** Strict request bodies: exact media types, bounded size, strict JSON, strict forms. */
+import type { IncomingMessage } from 'node:http'
 import { MandateError, parseStrictJsonObject, type JsonObject } from '@mandate/core'
 import type { Context } from 'hono'
 import { FormParams } from '../exchange/params.js'
 
 export const MAX_FORM_BYTES = 64 * 1024
 export const MAX_JSON_BYTES = 64 * 1024
+
+// stateless with { fatal: true } and no `stream` option: one decoder serves every request
+const utf8 = new TextDecoder('utf-8', { fatal: true })
 
 function mediaType(c: Context): string {
   return (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase()
@@ -38,6 +42,59 @@ async function readAtMost(body: ReadableStream<Uint8Array> | null, max: number):
   return out
 }
 
+/**
+ * The Node request behind a Hono context on @hono/node-server (`c.env.incoming`), when its body has
+ * not been touched yet. Reading it directly skips building a WHATWG Request and a web stream over
+ * it for every request (measured: a sizeable share of the token endpoint's CPU time).
+ */
+function untouchedIncoming(c: Context): IncomingMessage | undefined {
+  const inc = (c.env as { incoming?: unknown } | undefined)?.incoming as IncomingMessage | undefined
+  if (!inc || typeof inc.on !== 'function' || typeof inc.headers !== 'object') return undefined
+  if (inc.readableDidRead || inc.readableEnded || inc.destroyed || inc.readableFlowing) return undefined
+  return inc
+}
+
+/** Read a Node request body; undefined as soon as it passes `max` bytes (the rest is left to the server to drain). */
+function readIncomingAtMost(inc: IncomingMessage, max: number): Promise<Uint8Array | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let total = 0
+    const done = () => {
+      inc.off('data', onData)
+      inc.off('end', onEnd)
+      inc.off('error', onError)
+      inc.off('close', onClose)
+    }
+    const onData = (d: Buffer) => {
+      total += d.byteLength
+      if (total > max) {
+        done()
+        // not read further: @hono/node-server drains (bounded) or closes it once answered
+        inc.pause()
+        resolve(undefined)
+        return
+      }
+      chunks.push(d)
+    }
+    const onEnd = () => {
+      done()
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, total))
+    }
+    const onError = (err: unknown) => {
+      done()
+      reject(new MandateError('INVALID_REQUEST', 'the request body could not be read', { cause: err }))
+    }
+    const onClose = () => {
+      done()
+      reject(new MandateError('INVALID_REQUEST', 'the request body ended early'))
+    }
+    inc.on('data', onData)
+    inc.on('end', onEnd)
+    inc.on('error', onError)
+    inc.on('close', onClose)
+  })
+}
+
 function tooLarge(c: Context): MandateError {
   // the rest of the body is never read: the connection cannot carry another request
   c.header('Connection', 'close')
@@ -47,10 +104,11 @@ function tooLarge(c: Context): MandateError {
 async function boundedText(c: Context, max: number): Promise<string> {
   const len = c.req.header('content-length')
   if (len !== undefined && (!/^[0-9]{1,12}$/.test(len) || Number(len) > max)) throw tooLarge(c)
-  const buf = await readAtMost(c.req.raw.body, max)
+  const inc = untouchedIncoming(c)
+  const buf = inc ? await readIncomingAtMost(inc, max) : await readAtMost(c.req.raw.body, max)
   if (buf === undefined) throw tooLarge(c)
   try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(buf)
+    return utf8.decode(buf)
   } catch {
     throw new MandateError('INVALID_REQUEST', 'request body is not valid UTF-8')
   }

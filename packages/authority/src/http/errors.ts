@@ -1,9 +1,11 @@
 /**
  * The one mapping from MandateError to HTTP answers. Token-endpoint specifics: a subject token that
  * fails verification is `invalid_request` (RFC 8693 §2.2.2), an invalid proof `invalid_dpop_proof`
- * (RFC 9449 §5), a nonce demand `use_dpop_nonce` with `DPoP-Nonce`, an approval need a 403
- * `approval_required`. `mandate_code` always keeps the precise code. Unknown errors become a bare
- * `server_error`: no message, no stack.
+ * (RFC 9449 §5), a nonce demand `use_dpop_nonce` with `DPoP-Nonce`, an approval need a 400
+ * `authorization_pending` (the registered code for a pending human decision: OpenID CIBA §11,
+ * RFC 8628 §3.5) with Mandate's detail in extension members (`mandate_code: APPROVAL_REQUIRED`,
+ * `approval_id`, `approval_uri`, `expires_in`). `mandate_code` always keeps the precise code.
+ * Unknown errors become a bare `server_error`: no message, no stack.
  */
 import { MandateError } from '@mandate/core'
 
@@ -34,9 +36,9 @@ export function tokenErrorAnswer(err: unknown, ctx: { approvalsUrl: string; nowS
       const id = String(e.detail?.approval_id ?? '')
       const exp = Number(e.detail?.expires_at ?? ctx.nowSec)
       return {
-        status: 403,
+        status: 400,
         headers,
-        body: { error: 'approval_required', error_description: e.message, mandate_code: e.code, approval_id: id, approval_uri: `${ctx.approvalsUrl}/${encodeURIComponent(id)}`, expires_in: Math.max(0, exp - ctx.nowSec) },
+        body: { error: 'authorization_pending', error_description: e.message, mandate_code: e.code, approval_id: id, approval_uri: `${ctx.approvalsUrl}/${encodeURIComponent(id)}`, expires_in: Math.max(0, exp - ctx.nowSec) },
       }
     }
     case 'NONCE_REQUIRED':
@@ -54,11 +56,29 @@ export function tokenErrorAnswer(err: unknown, ctx: { approvalsUrl: string; nowS
   return bare(e)
 }
 
-/** An error at a JSON or other non-token endpoint. */
+/**
+ * An error at a form-authenticated OAuth endpoint (introspection RFC 7662 §2.3, revocation
+ * RFC 7009 §2.2.1): the RFC 6749 §5.2 JSON body, `invalid_client` as a 401. The client
+ * authenticated in the body (private_key_jwt), so there is no HTTP authentication scheme to
+ * challenge: `WWW-Authenticate` is sent only when the client used one (`usedScheme`, the scheme of
+ * its Authorization header), naming that scheme as RFC 6749 §5.2 requires.
+ */
+export function formErrorAnswer(err: unknown, usedScheme?: string): ErrorAnswer {
+  const e = safe(err)
+  if (e.oauthError === 'invalid_client' && e.status === 401) {
+    const scheme = usedScheme !== undefined && /^[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]{0,31}$/.test(usedScheme) ? usedScheme : undefined
+    return { status: 401, body: e.toOAuthBody(), headers: { ...NO_STORE, ...(scheme ? { 'WWW-Authenticate': `${scheme} error="invalid_client"` } : {}) } }
+  }
+  return bare(e)
+}
+
+/** An error at a JSON endpoint authenticated by `Authorization: MandateAssertion` (so a 401 challenges that scheme). */
 export function jsonErrorAnswer(err: unknown): ErrorAnswer {
   const e = safe(err)
   if (e.oauthError === 'invalid_client' && e.status === 401) {
-    return { status: 401, body: e.toOAuthBody(), headers: { ...NO_STORE, 'WWW-Authenticate': 'MandateAssertion error="invalid_client"' } }
+    // a request that sent no credential at all gets a bare challenge, without an error code (RFC 6750 §3.1)
+    const challenge = e.detail?.credentials === 'absent' ? 'MandateAssertion' : 'MandateAssertion error="invalid_client"'
+    return { status: 401, body: e.toOAuthBody(), headers: { ...NO_STORE, 'WWW-Authenticate': challenge } }
   }
   return bare(e)
 }

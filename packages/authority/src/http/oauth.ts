@@ -3,10 +3,25 @@ import { MandateError } from '@mandate/core'
 import type { Context, Hono } from 'hono'
 import type { Authority } from '../authority.js'
 import { readForm, singleJwtHeader } from './body.js'
-import { jsonErrorAnswer, NO_STORE, tokenErrorAnswer, type ErrorAnswer } from './errors.js'
+import { formErrorAnswer, jsonErrorAnswer, NO_STORE, tokenErrorAnswer, type ErrorAnswer } from './errors.js'
+import { noteRequest } from '../observability/request_info.js'
+import type { RefusalFields } from '../exchange/issued.js'
 
 export function send(c: Context, a: ErrorAnswer): Response {
+  // the request log names the refusal by its code
+  if (typeof a.body.mandate_code === 'string') noteRequest(c.req.raw, { code: a.body.mandate_code })
   return c.json(a.body, a.status as 400, a.headers)
+}
+
+/** The principal an operation authenticated (filled in by the Authority), for the request log. */
+function notePrincipal(c: Context, info: RefusalFields): void {
+  if (typeof info.agent === 'string') noteRequest(c.req.raw, { principal: info.agent })
+}
+
+/** The scheme of the request's Authorization header, if it has one (for an RFC 6749 §5.2 challenge). */
+function usedScheme(c: Context): string | undefined {
+  const h = c.req.header('authorization')
+  return h === undefined ? undefined : h.trim().split(/\s/, 1)[0]
 }
 
 export function mountOAuth(app: Hono, authority: Authority, now: () => number): void {
@@ -17,16 +32,19 @@ export function mountOAuth(app: Hono, authority: Authority, now: () => number): 
   app.get(jwksPath, (c) => c.json(authority.jwks(), 200, { 'Cache-Control': 'public, max-age=60', 'Content-Type': 'application/jwk-set+json' }))
 
   app.post(new URL(e.token).pathname, async (c) => {
+    const info: RefusalFields = {}
     try {
       if (c.req.header('authorization') !== undefined) throw new MandateError('INVALID_REQUEST', 'use exactly one client authentication method (private_key_jwt), not an Authorization header')
       const dpop = singleJwtHeader(c, 'dpop')
       const params = await readForm(c)
-      const res = await authority.token(params, dpop !== undefined ? { dpop } : {})
+      const res = await authority.token(params, dpop !== undefined ? { dpop } : {}, info)
+      notePrincipal(c, info)
       const headers: Record<string, string> = { ...NO_STORE }
       const nonce = authority.dpopNonce()
       if (nonce) headers['DPoP-Nonce'] = nonce
       return c.json(res, 200, headers)
     } catch (err) {
+      notePrincipal(c, info)
       const nonce = authority.dpopNonce()
       return send(c, tokenErrorAnswer(err, { approvalsUrl: e.approvals, nowSec: Math.floor(now() / 1000), ...(nonce ? { dpopNonce: nonce } : {}) }))
     }
@@ -36,10 +54,11 @@ export function mountOAuth(app: Hono, authority: Authority, now: () => number): 
     try {
       const params = await readForm(c)
       const caller = await authority.authenticateForm(params, e.introspection)
+      noteRequest(c.req.raw, { principal: caller.did })
       const token = params.required('token')
       return c.json(await authority.introspect(token, caller), 200, NO_STORE)
     } catch (err) {
-      return send(c, jsonErrorAnswer(err))
+      return send(c, formErrorAnswer(err, usedScheme(c)))
     }
   })
 
@@ -47,12 +66,13 @@ export function mountOAuth(app: Hono, authority: Authority, now: () => number): 
     try {
       const params = await readForm(c)
       const caller = await authority.authenticateForm(params, e.revocation)
+      noteRequest(c.req.raw, { principal: caller.did })
       const token = params.required('token')
       const hint = params.one('token_type_hint')
       await authority.revokeToken(token, caller, hint)
       return c.body(null, 200, NO_STORE)
     } catch (err) {
-      return send(c, jsonErrorAnswer(err))
+      return send(c, formErrorAnswer(err, usedScheme(c)))
     }
   })
 

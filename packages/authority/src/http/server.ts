@@ -9,6 +9,8 @@ import type { Hono } from 'hono'
 import { MandateError } from '@mandate/core'
 import { createAuthority, resolveAuthorityOptions, type Authority, type AuthorityOptions } from '../authority.js'
 import { createAuthorityApp } from './app.js'
+import type { MetricsRouteOptions } from './metrics_route.js'
+import type { RequestLogger } from '../observability/logger.js'
 
 export interface AuthorityServerOptions {
   port?: number
@@ -16,6 +18,12 @@ export interface AuthorityServerOptions {
   hostname?: string
   /** Mount extra routes (e.g. the dashboard) before the server starts answering. */
   extend?: (app: Hono, authority: Authority) => void
+  /** One JSON log line per request (a pino Logger; see `createLogger`). Default: no request log. */
+  logger?: RequestLogger
+  /** Serve Prometheus metrics at `/metrics` (true: defaults; `{ bearerToken }` to protect it). Default: off. */
+  metrics?: boolean | MetricsRouteOptions
+  /** ms `close()` waits for requests in flight before cutting their connections. Default 10 000. */
+  drainTimeoutMs?: number
 }
 
 export interface AuthorityServerBootstrap extends AuthorityServerOptions {
@@ -29,13 +37,20 @@ export interface AuthorityServer {
   readonly port: number
   readonly app: Hono
   readonly authority: Authority
-  /** Stop accepting connections, end event streams. Does not close the Authority unless it created it. */
-  close(): Promise<void>
+  /**
+   * Graceful stop: `/readyz` turns 503, the listener closes (new connections are refused), event
+   * streams end, requests in flight complete (each answer closes its connection) for up to
+   * `drainTimeoutMs`, then remaining connections are cut. Closes the Authority (flushing its audit
+   * writes and notification worker, closing its store) only when this server created it.
+   */
+  close(options?: { drainTimeoutMs?: number }): Promise<void>
+  /** Requests being answered now. */
+  readonly inFlight: number
 }
 
 // Every option by name: a misspelt one (`authorty: { policy }`) is refused instead of silently
 // serving an Authority without it. A key added to the interfaces but not here fails typecheck.
-const SERVER_OPTIONS = { port: true, hostname: true, extend: true } as const satisfies Record<keyof AuthorityServerOptions, true>
+const SERVER_OPTIONS = { port: true, hostname: true, extend: true, logger: true, metrics: true, drainTimeoutMs: true } as const satisfies Record<keyof AuthorityServerOptions, true>
 const BOOTSTRAP_OPTIONS = { ...SERVER_OPTIONS, authority: true } as const satisfies Record<keyof AuthorityServerBootstrap, true>
 
 /**
@@ -47,13 +62,21 @@ export function checkServerOptions(options: unknown, where: string, known: Reado
   for (const k of Object.keys(options)) {
     if (!Object.hasOwn(known, k)) throw new MandateError('CONFIG_INVALID', `unknown ${where} option "${k.slice(0, 40)}" (known: ${Object.keys(known).join(', ')})`, { detail: { option: k.slice(0, 40) } })
   }
-  const { port, hostname, extend } = options as AuthorityServerOptions
+  const { port, hostname, extend, logger, metrics, drainTimeoutMs } = options as AuthorityServerOptions
   if (port !== undefined && (!Number.isSafeInteger(port) || port < 0 || port > 65535)) throw new MandateError('CONFIG_INVALID', 'port must be an integer 0..65535')
   if (hostname !== undefined && (typeof hostname !== 'string' || hostname === '')) throw new MandateError('CONFIG_INVALID', 'hostname must be a host name or address')
   if (extend !== undefined && typeof extend !== 'function') throw new MandateError('CONFIG_INVALID', 'extend must be a function (app, authority) => void')
+  if (logger !== undefined && (typeof logger !== 'object' || logger === null || typeof logger.info !== 'function' || typeof logger.error !== 'function')) throw new MandateError('CONFIG_INVALID', 'logger must be a pino Logger (info, warn, error)')
+  if (metrics !== undefined && typeof metrics !== 'boolean') {
+    if (typeof metrics !== 'object' || metrics === null || Array.isArray(metrics)) throw new MandateError('CONFIG_INVALID', 'metrics must be true or { path?, bearerToken?, processMetrics? }')
+    for (const k of Object.keys(metrics)) if (k !== 'path' && k !== 'bearerToken' && k !== 'processMetrics') throw new MandateError('CONFIG_INVALID', `unknown metrics option "${k.slice(0, 40)}" (known: path, bearerToken, processMetrics)`)
+    if (metrics.path !== undefined && (typeof metrics.path !== 'string' || !/^\/[A-Za-z0-9._~/-]{0,127}$/.test(metrics.path))) throw new MandateError('CONFIG_INVALID', 'metrics.path must be a path like /metrics')
+    if (metrics.bearerToken !== undefined && (typeof metrics.bearerToken !== 'string' || metrics.bearerToken.length < 16)) throw new MandateError('CONFIG_INVALID', 'metrics.bearerToken must be a string of at least 16 characters')
+  }
+  if (drainTimeoutMs !== undefined && (!Number.isSafeInteger(drainTimeoutMs) || drainTimeoutMs < 0 || drainTimeoutMs > 600_000)) throw new MandateError('CONFIG_INVALID', 'drainTimeoutMs must be an integer 0..600000')
 }
 
-function listen(fetchHandler: (req: Request) => Response | Promise<Response>, port: number, hostname: string): Promise<Server> {
+function listen(fetchHandler: (req: Request, env?: unknown) => Response | Promise<Response>, port: number, hostname: string): Promise<Server> {
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: fetchHandler, port, hostname }) as Server
     server.once('error', reject)
@@ -70,8 +93,9 @@ export async function createAuthorityServer(a: Authority | AuthorityServerBootst
   checkServerOptions(opts, 'createAuthorityServer', given ? SERVER_OPTIONS : BOOTSTRAP_OPTIONS)
   if (!given && opts.authority !== undefined) resolveAuthorityOptions(opts.authority, 'createAuthorityServer authority')
   const hostname = opts.hostname ?? '127.0.0.1'
-  let handler: ((req: Request) => Response | Promise<Response>) | undefined
-  const server = await listen((req) => (handler ? handler(req) : new Response('starting', { status: 503 })), opts.port ?? 0, hostname)
+  // node-server's env ({ incoming, outgoing }) goes through so body.ts can read the Node request directly
+  let handler: ((req: Request, env?: unknown) => Response | Promise<Response>) | undefined
+  const server = await listen((req, env) => (handler ? handler(req, env) : new Response('starting', { status: 503 })), opts.port ?? 0, hostname)
   const port = (server.address() as AddressInfo).port
   const host = hostname.includes(':') ? `[${hostname}]` : hostname
   const url = `http://${host}:${port}`
@@ -83,21 +107,51 @@ export async function createAuthorityServer(a: Authority | AuthorityServerBootst
     throw err
   }
   const now = (opts.authority?.now ?? Date.now)
-  const { app, closeStreams } = createAuthorityApp(authority, { now })
+  let draining = false
+  // requests counted from arrival until their response is finished or their connection is gone
+  let inFlight = 0
+  let drained: (() => void) | undefined
+  server.on('request', (_req, res) => {
+    inFlight++
+    res.once('close', () => {
+      inFlight--
+      if (inFlight === 0) drained?.()
+    })
+  })
+  const { app, closeStreams } = createAuthorityApp(authority, {
+    now, draining: () => draining,
+    ...(opts.logger ? { logger: opts.logger } : {}), ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}),
+  })
   opts.extend?.(app, authority)
-  handler = (req) => app.fetch(req)
-  let closed = false
+  handler = (req, env) => app.fetch(req, env as Record<string, unknown> | undefined)
+  let closing: Promise<void> | undefined
+  const drainDefault = opts.drainTimeoutMs ?? 10_000
   return {
     url, port, app, authority,
-    async close() {
-      if (closed) return
-      closed = true
-      closeStreams()
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve())
+    get inFlight() { return inFlight },
+    close(options = {}) {
+      closing ??= (async () => {
+        draining = true
+        const listenerClosed = new Promise<void>((resolve) => server.close(() => resolve()))
+        // event streams never end by themselves; idle keep-alive connections hold no request
+        closeStreams()
+        server.closeIdleConnections?.()
+        if (inFlight > 0) {
+          const timeout = options.drainTimeoutMs ?? drainDefault
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, timeout)
+            timer.unref?.()
+            drained = () => {
+              clearTimeout(timer)
+              resolve()
+            }
+          })
+        }
         server.closeAllConnections?.()
-      })
-      if (!given) await authority.close()
+        await listenerClosed
+        if (!given) await authority.close()
+      })()
+      return closing
     },
   }
 }

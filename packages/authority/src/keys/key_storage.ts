@@ -10,6 +10,12 @@ import type { StoredSigningKey } from '../types.js'
 export interface KeyStorage {
   load(): Promise<StoredSigningKey[]>
   save(keys: readonly StoredSigningKey[]): Promise<void>
+  /**
+   * Shared by several Authority instances (optional): run `fn` holding the storage-wide key lock, so
+   * that no two instances rotate (or create the first key) at once. Storage with it is also reloaded
+   * when a mandate names a kid not loaded here (a key rotated in by another instance).
+   */
+  exclusive?<T>(fn: () => Promise<T>): Promise<T>
 }
 
 /**
@@ -28,7 +34,9 @@ export function checkStoredKeys(keys: readonly unknown[], where: string): Stored
 
 /** Keys kept in the Authority's store (the `signing_keys` table of a SQLite file). */
 export function storeKeyStorage(store: AuthorityStore): KeyStorage {
-  return { load: () => store.loadSigningKeys(), save: (keys) => store.saveSigningKeys(keys) }
+  const storage: KeyStorage = { load: () => store.loadSigningKeys(), save: (keys) => store.saveSigningKeys(keys) }
+  if (store.withSigningKeyLock) storage.exclusive = (fn) => store.withSigningKeyLock!(fn)
+  return storage
 }
 
 /**

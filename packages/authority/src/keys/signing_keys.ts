@@ -22,8 +22,30 @@ export class SigningKeys {
 
   static async open(storage: KeyStorage, options: SigningKeysOptions): Promise<SigningKeys> {
     const keys = new SigningKeys(storage, options)
-    const stored = await storage.load()
-    keys.#keys = stored.map((s, i) => {
+    await keys.#load()
+    if (!keys.#hasCurrent()) {
+      // instances starting together on an empty shared store create ONE first key: under the lock,
+      // the one that comes second finds the first one's key and uses it
+      await keys.#exclusive(async () => {
+        await keys.#load()
+        if (!keys.#hasCurrent()) await keys.#rotateLoaded()
+      })
+    }
+    keys.#rebuild()
+    return keys
+  }
+
+  #hasCurrent(): boolean {
+    return this.#keys.some((k) => k.stored.retiredAt === undefined)
+  }
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return this.storage.exclusive ? this.storage.exclusive(fn) : fn()
+  }
+
+  async #load(): Promise<void> {
+    const stored = await this.storage.load()
+    this.#keys = stored.map((s, i) => {
       try {
         return { stored: s, key: Ed25519Key.fromPrivateJwk(s.privateJwk) }
       } catch {
@@ -31,9 +53,35 @@ export class SigningKeys {
         throw new MandateError('STORE_ERROR', `stored signing key ${i} (kid ${String(s.kid).slice(0, 64)}) is not a valid Ed25519 private key; restore the keys from a backup`, { detail: { index: i } })
       }
     })
-    if (!keys.#keys.some((k) => k.stored.retiredAt === undefined)) await keys.rotate()
-    keys.#rebuild()
-    return keys
+  }
+
+  /**
+   * Re-read the keys from storage (another instance rotated): the JWKS, the signing key and the
+   * resolvers follow the stored set. Keeps the loaded keys if the stored set has no current key.
+   */
+  async reload(): Promise<void> {
+    const before = this.#keys
+    await this.#load()
+    if (!this.#hasCurrent()) {
+      this.#keys = before
+      return
+    }
+    this.#rebuild()
+  }
+
+  /** Last reload for an unknown kid (ms): at most one per second, so random kids cannot hammer the store. */
+  #lastMiss = 0
+  #missReload: Promise<void> | undefined
+
+  async #resolveUnknown(kid: string) {
+    const now = Date.now()
+    if (!this.#missReload && now - this.#lastMiss >= 1000) {
+      this.#lastMiss = now
+      this.#missReload = this.reload().finally(() => (this.#missReload = undefined))
+    }
+    await this.#missReload?.catch(() => undefined)
+    if (!this.#isLive(kid)) throw new MandateError('KEY_NOT_FOUND', 'no trusted key with this kid')
+    return this.#resolver.resolve(kid)
   }
 
   /** The key that signs new mandates and checkpoints. */
@@ -68,7 +116,11 @@ export class SigningKeys {
   /** Resolver over the published keys (verifies mandates). Re-evaluates the overlap window on every call. */
   readonly resolver: KeyResolver = {
     resolve: (kid) => {
-      if (!this.#isLive(kid)) throw new MandateError('KEY_NOT_FOUND', 'no trusted key with this kid')
+      if (!this.#isLive(kid)) {
+        // shared storage: the kid may be a key another instance rotated in since we loaded
+        if (this.storage.exclusive && typeof kid === 'string' && kid.length > 0 && kid.length <= 128) return this.#resolveUnknown(kid)
+        throw new MandateError('KEY_NOT_FOUND', 'no trusted key with this kid')
+      }
       return this.#resolver.resolve(kid)
     },
   }
@@ -90,6 +142,14 @@ export class SigningKeys {
 
   /** Create a new current key; the previous one is retired but stays published for the overlap. */
   async rotate(): Promise<{ kid: string; previous?: string }> {
+    // on shared storage: one rotation at a time across instances, from the stored (not the loaded) set
+    return this.#exclusive(async () => {
+      if (this.storage.exclusive) await this.#load()
+      return this.#rotateLoaded()
+    })
+  }
+
+  async #rotateLoaded(): Promise<{ kid: string; previous?: string }> {
     const now = this.options.now()
     const fresh = Ed25519Key.generate()
     const previous = this.#keys.find((e) => e.stored.retiredAt === undefined)

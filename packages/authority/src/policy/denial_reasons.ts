@@ -5,9 +5,9 @@
  * for the built-in rules and any PolicyEngine alike. The author's own reason is kept after it.
  * Decisions asking for an approval of a call are left as they are (the approval names the rule).
  */
-import type { PolicyContext, PolicyDecision, PolicyEngine, PolicyOperation } from './engine.js'
+import type { PerCallContext, PolicyContext, PolicyDecision, PolicyEngine, PolicyOperation } from './engine.js'
 
-const WHAT: Readonly<Record<PolicyOperation, string>> = { grant: 'this grant', delegation: 'this delegation', call: 'this call credential' }
+const WHAT: Readonly<Record<PolicyOperation, string>> = { grant: 'this grant', delegation: 'this delegation', audience: 'this audience credential', call: 'this call credential' }
 
 function ruleName(d: PolicyDecision): string | undefined {
   if (d.rule === undefined) return undefined
@@ -35,7 +35,10 @@ const EFFECTS = new Set(['allow', 'deny', 'require_approval'])
  * is a denial, never an allow by omission.
  */
 export function withDenialReasons(engine: PolicyEngine): PolicyEngine {
+  const needsPerCall = engine.needsPerCall
   return {
+    // kept only when the engine has it: its absence is what marks every grant per_call
+    ...(typeof needsPerCall === 'function' ? { needsPerCall: (ctx: PerCallContext) => needsPerCall.call(engine, ctx) } : {}),
     async evaluate(ctx: PolicyContext): Promise<PolicyDecision> {
       const d: unknown = await engine.evaluate(ctx)
       if (typeof d !== 'object' || d === null || !EFFECTS.has((d as PolicyDecision).effect)) {

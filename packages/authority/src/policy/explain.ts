@@ -28,7 +28,7 @@ export interface PolicyExplanation {
   otherwise: string
 }
 
-const OP_WORDS: Readonly<Record<PolicyOperation, string>> = { grant: 'grants', delegation: 'delegations', call: 'call credentials' }
+const OP_WORDS: Readonly<Record<PolicyOperation, string>> = { grant: 'grants', delegation: 'delegations', audience: 'audience credentials', call: 'call credentials' }
 
 function words(list: readonly string[], conj = 'or'): string {
   const q = list.map((v) => `"${v}"`)
@@ -71,7 +71,7 @@ function matchSentences(r: ValidatedRule): string[] {
   if (r.tool && !r.tool.includes('*')) {
     const parts: string[] = []
     if (r.operations.includes('call')) parts.push(`at a call, the tool matches ${words(r.tool)}`)
-    if (r.operations.some((o) => o !== 'call')) parts.push(`at a grant or delegation, every granted tool falls under ${words(r.tool)}`)
+    if (r.operations.some((o) => o !== 'call')) parts.push(`at a grant, delegation or audience credential, every granted tool falls under ${words(r.tool)}`)
     out.push(parts.join('; '))
   }
   if (r.when) {
@@ -113,6 +113,6 @@ export function explainPolicy(policy: ValidatedPolicy): PolicyExplanation {
     ? 'allow: the mandate alone bounds what can be done'
     : d === 'deny'
       ? 'deny: POLICY_DENIED, saying that no rule matched'
-      : 'calls need a human approval; grants and delegations are allowed'
+      : 'calls need a human approval; grants, delegations and audience credentials are allowed'
   return { ...(policy.source !== undefined ? { source: policy.source } : {}), rules, defaultEffect: d, otherwise }
 }

@@ -19,7 +19,7 @@ export const RULE_MEMBERS = ['id', 'effect', 'on', ...SELECTORS, 'when', 'reason
 export const RULE_REQUIRED = ['effect'] as const
 
 export const EFFECTS: readonly PolicyEffect[] = ['allow', 'deny', 'require_approval']
-export const OPERATIONS: readonly PolicyOperation[] = ['grant', 'delegation', 'call']
+export const OPERATIONS: readonly PolicyOperation[] = ['grant', 'delegation', 'audience', 'call']
 
 /** The built-in constraint types (core's defaultConstraintRegistry) and their members besides `type`; all are required. */
 export const CONSTRAINT_MEMBERS = {

@@ -9,7 +9,7 @@ import {
   argumentAt, defaultConstraintRegistry, MandateError, patternCovers, toolMatches,
   type ConstraintMap, type ConstraintRegistry,
 } from '@mandate/core'
-import type { PolicyContext, PolicyEffect, PolicyEngine, PolicyOperation } from './engine.js'
+import type { PerCallContext, PolicyContext, PolicyEffect, PolicyEngine, PolicyOperation } from './engine.js'
 import { parsePolicyDocument, type PolicyDocument, type ValidatedPolicy, type ValidatedRule } from './document.js'
 import { EFFECTS } from './format.js'
 
@@ -18,7 +18,8 @@ export type { PolicyRule, PolicyFile, PolicyDocument } from './document.js'
 export interface RulePolicyOptions {
   /**
    * Effect when no rule matches. Default 'allow' (mandates already bound what can be done).
-   * 'require_approval' applies to calls; grants and delegations are then allowed. A document that
+   * 'require_approval' applies to calls; grants, delegations and audience credentials are then allowed
+   * (and every grant they carry is marked `per_call`). A document that
    * sets `defaultEffect` itself must agree with this option.
    */
   defaultEffect?: PolicyEffect
@@ -38,6 +39,15 @@ function compile({ explicitId: _explicit, pointer: _pointer, operations, ...rule
 }
 
 const anyIn = (selector: readonly string[] | undefined, values: readonly string[]) => selector === undefined || selector.includes('*') || values.some((v) => selector.includes(v))
+const anyone = (selector: readonly string[] | undefined) => selector === undefined || selector.includes('*')
+
+/**
+ * Could one tool name match both patterns? Tool patterns are `*`, a name, or `prefix.*` on segment
+ * boundaries, so two of them share a tool exactly when one covers the other.
+ */
+export function patternsOverlap(a: string, b: string): boolean {
+  return patternCovers(a, b) || patternCovers(b, a)
+}
 
 function checkOptions(options: RulePolicyOptions): void {
   if (typeof options !== 'object' || options === null) throw new MandateError('CONFIG_INVALID', 'createRulePolicy options must be an object')
@@ -78,7 +88,32 @@ export function compileValidatedPolicy(policy: ValidatedPolicy, registry: Constr
     return true
   }
 
+  /**
+   * Could a call under this grant be decided other than allow? Walks the rules as a call would (first
+   * match wins) but without arguments or later holders: a non-allow rule that could match some call
+   * under the grant says yes; an allow rule that surely matches every such call (no conditions, no
+   * agent selectors, covering tools and audiences) decides them all; otherwise the default decides.
+   */
+  // only rules that apply to calls can hold one (filtered once, not at every issuance)
+  const callRules = compiled.filter((r) => r.on.has('call'))
+  function needsPerCall(ctx: PerCallContext): boolean {
+    for (const r of callRules) {
+      if (r.subject && !anyone(r.subject) && !r.subject.includes(ctx.subject)) continue
+      const audience = r.audience
+      if (audience && !ctx.audiences.some((a) => audience.includes(a))) continue
+      const tool = r.tool
+      if (tool && !ctx.tools.some((g) => tool.some((p) => patternsOverlap(p, g)))) continue
+      if (r.effect !== 'allow') return true
+      const surely = !r.when && anyone(r.agent) && anyone(r.actor) && anyone(r.recipient) &&
+        (!audience || ctx.audiences.every((a) => audience.includes(a))) &&
+        (!tool || ctx.tools.every((g) => tool.some((p) => patternCovers(p, g))))
+      if (surely) return false
+    }
+    return defaultEffect !== 'allow'
+  }
+
   return {
+    needsPerCall,
     evaluate(ctx) {
       for (const r of compiled) {
         if (matches(r, ctx)) return { effect: r.effect, rule: r.id, ruleIndex: r.index, ...(r.reason !== undefined ? { reason: r.reason } : {}) }

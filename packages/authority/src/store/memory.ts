@@ -54,9 +54,25 @@ export class MemoryStore implements AuthorityStore {
   readonly #outbox: OutboxRow[] = []
   #outboxIds = 0
 
-  /** Append drafts as one atomic step under one signed head (the memory store's "transaction"). */
+  /**
+   * Group sealing. The appends of one event-loop turn form one group under one signed head: the
+   * chain check runs at the group's first append, and the head is signed once, over the group's last
+   * record, at the end of the turn (setImmediate) — or earlier, the moment anything reads the signed
+   * head (`latestCheckpoint`, hence `verify` and the audit-head endpoints) or the store closes. So no
+   * reader ever sees a record that no signed head covers, while a burst of exchanges pays one
+   * signature instead of one each. (This store holds nothing across a crash, so there is no unsigned
+   * tail a crash could leave behind; the durable stores sign inside their commit instead.)
+   */
+  #groupOpen = false
+  #flushScheduled = false
+
+  /** Append drafts as one atomic step (the memory store's "transaction"), sealed with its group. */
   #appendAll(drafts: readonly AuditDraft[]): AuditRecord[] {
-    this.#seal.begin()
+    if (!this.#groupOpen) {
+      this.#seal.begin()
+      this.#groupOpen = true
+    }
+    const checked = this.#seal.snapshot()
     const start = this.#audit.length
     const out: AuditRecord[] = []
     try {
@@ -68,16 +84,23 @@ export class MemoryStore implements AuthorityStore {
         this.#audit.push(rec)
         out.push({ ...rec, fields: draft.fields })
       }
-      const last = this.#audit[this.#audit.length - 1]
-      const cp = last && out.length ? this.#seal.seal(last) : undefined
-      if (cp) this.#head = cp
     } catch (err) {
       this.#audit.length = start
-      this.#seal.rollback()
+      this.#seal.restore(checked)
       throw err
     }
-    this.#seal.commit()
-    // indexed once committed, so a rolled-back group leaves no index entries behind
+    if (out.length && !this.#flushScheduled) {
+      this.#flushScheduled = true
+      setImmediate(() => {
+        this.#flushScheduled = false
+        try {
+          this.#flush()
+        } catch {
+          // the group stays open: the next read of the signed head retries (and throws), as does the next turn
+        }
+      })
+    }
+    // indexed at once, so a rolled-back append leaves no index entries behind
     for (let i = start; i < this.#audit.length; i++) this.#idx.addAudit(i, this.#audit[i] as AuditRecord)
     // notifications of these records, in the same atomic step (src/notify)
     if (this.#planner) {
@@ -89,6 +112,24 @@ export class MemoryStore implements AuthorityStore {
       }
     }
     return out
+  }
+
+  /** Sign the open group's head (over the last record), once; a failure leaves the group open. */
+  #flush(): void {
+    if (!this.#groupOpen) return
+    const last = this.#audit[this.#audit.length - 1]
+    if (last && (this.#head === undefined || this.#head.seq !== last.seq || this.#head.hash !== last.hash)) {
+      let cp: StoredCheckpoint | undefined
+      try {
+        cp = this.#seal.seal(last)
+      } catch (err) {
+        this.#seal.rollback()
+        throw err
+      }
+      if (cp) this.#head = cp
+    }
+    this.#groupOpen = false
+    this.#seal.commit()
   }
 
   #append(draft: AuditDraft): AuditRecord {
@@ -268,6 +309,8 @@ export class MemoryStore implements AuthorityStore {
     return this.#appendAll(drafts)
   }
   sealAuditWith(sealer: AuditSealer, trusted: ChainHead | undefined): void {
+    // records appended before the sealer was attached are not signed by it: close their group first
+    this.#flush()
     this.#seal.attach(sealer, trusted)
   }
   async auditHead() {
@@ -295,6 +338,8 @@ export class MemoryStore implements AuthorityStore {
     return out
   }
   async latestCheckpoint() {
+    // a reader of the signed head sees one covering every record appended so far
+    this.#flush()
     return this.#head && clone(this.#head)
   }
 
@@ -389,5 +434,9 @@ export class MemoryStore implements AuthorityStore {
   async saveSigningKeys(keys: readonly StoredSigningKey[]) {
     this.#keys = keys.map(clone)
   }
-  async close() {}
+  /** Readiness: an in-process store is always reachable. */
+  async ping(): Promise<void> {}
+  async close() {
+    this.#flush()
+  }
 }

@@ -4,12 +4,16 @@
  * writes of one event-loop turn share that transaction (group commit, each in its own savepoint):
  * one signature and one commit for the group, and no operation resolves before the group commits.
  *
- * Durability: `synchronous=FULL` (the default here) makes SQLite fsync the WAL on every commit, so a
- * request answered 200 survives a process kill AND a power loss. `NORMAL` in WAL mode survives a
- * process crash (SIGKILL) but may lose the last commits on power loss; it is offered for
- * throughput-sensitive deployments that accept that.
+ * Durability: `synchronous=FULL` (the default here) fsyncs the WAL after every group commit before
+ * any operation of the group is answered, so a request answered 200 survives a process kill AND a
+ * power loss. That fsync runs on the libuv thread pool, off the event loop (see #commit): SQLite
+ * itself commits at `synchronous=NORMAL` (which in WAL mode writes the frames but syncs only before
+ * a checkpoint), and the store then fsyncs the WAL file; other requests are served meanwhile and
+ * the next group can commit behind it. `NORMAL` in WAL mode survives a process crash (SIGKILL) but
+ * may lose the last commits on power loss; it is offered for throughput-sensitive deployments that
+ * accept that.
  */
-import { closeSync, openSync } from 'node:fs'
+import { closeSync, fsync, fsyncSync, openSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import { MandateError, type RevocationQuery } from '@mandate/core'
 import { auditIndex, chainRecord } from '../audit/hash.js'
@@ -278,8 +282,12 @@ export class SqliteStore implements AuthorityStore {
   constructor(path: string, options: SqliteStoreOptions = {}) {
     createPrivateFile(path)
     this.db = new Database(path)
-    this.db.pragma('journal_mode = WAL')
-    this.db.pragma(`synchronous = ${options.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL'}`)
+    const wal = String(this.db.pragma('journal_mode = WAL', { simple: true })).toLowerCase() === 'wal'
+    // FULL on a WAL file: SQLite commits at NORMAL and the store fsyncs the WAL itself, off the
+    // event loop (#commit). Anything else (an in-memory database) keeps SQLite's own FULL.
+    const full = options.synchronous !== 'NORMAL'
+    this.#walPath = full && wal && !this.db.memory ? `${this.db.name}-wal` : undefined
+    this.db.pragma(`synchronous = ${!full || this.#walPath !== undefined ? 'NORMAL' : 'FULL'}`)
     this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`)
     this.db.exec(SCHEMA)
     this.db.prepare(`INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1')`).run()
@@ -333,6 +341,12 @@ export class SqliteStore implements AuthorityStore {
   }
 
   readonly #seal = new SealState()
+  /** The WAL file this store fsyncs after each commit (synchronous=FULL), and its descriptor once open. */
+  readonly #walPath: string | undefined
+  #walFd: number | undefined
+  /** Committed groups waiting for the next WAL fsync, and whether one is running. */
+  #unsynced: Array<{ waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }>; head: StoredCheckpoint | undefined }> = []
+  #syncing = false
   #planner: OutboxPlanner | undefined
   /** The last record appended inside the open transaction (sealed when the transaction ends). */
   #last: ChainHead | undefined
@@ -344,7 +358,9 @@ export class SqliteStore implements AuthorityStore {
   }
 
   #append(draft: AuditDraft): AuditRecord {
-    let head = this.#s.auditHead!.get() as ChainHead | undefined
+    // inside the open group (its IMMEDIATE transaction holds the write lock) the head is the record
+    // this store appended last; only the group's first append reads it from the database
+    let head = this.#last ?? (this.#s.auditHead!.get() as ChainHead | undefined)
     const unsealed = this.#seal.check(head, () => this.#storedHead())
     if (unsealed) {
       const marker = chainRecord(head, unsealed)
@@ -430,8 +446,70 @@ export class SqliteStore implements AuthorityStore {
       for (const w of batch.waiters) w.reject(err)
       return
     }
-    this.#seal.commit()
-    for (const w of batch.waiters) w.resolve()
+    if (this.#walPath === undefined) {
+      this.#seal.commit()
+      for (const w of batch.waiters) w.resolve()
+      return
+    }
+    // committed, not yet durable: answered (and its head published) after the next WAL fsync
+    this.#unsynced.push({ waiters: batch.waiters, head: this.#seal.commit({ publish: false }) })
+    this.#syncWal()
+  }
+
+  /**
+   * fsync the WAL on the thread pool, then answer every group committed before it started. Groups
+   * committed while it runs wait for the next one, so one fsync covers all of them.
+   */
+  #syncWal(): void {
+    if (this.#syncing || this.#unsynced.length === 0) return
+    let fd: number
+    try {
+      fd = this.#walFd ??= openSync(this.#walPath as string, 'r')
+    } catch (err) {
+      this.#failUnsynced(err)
+      return
+    }
+    const groups = this.#unsynced
+    this.#unsynced = []
+    this.#syncing = true
+    fsync(fd, (err) => {
+      this.#syncing = false
+      // closed meanwhile: close() left this descriptor to the fsync that was still using it
+      if (this.#walFd === undefined) closeSync(fd)
+      if (err) {
+        for (const g of groups) for (const w of g.waiters) w.reject(new MandateError('STORE_UNAVAILABLE', 'the audit log could not be made durable (fsync failed)', { cause: err }))
+      } else {
+        for (const g of groups) {
+          if (g.head) this.#seal.published(g.head)
+          for (const w of g.waiters) w.resolve()
+        }
+      }
+      this.#syncWal()
+    })
+  }
+
+  #failUnsynced(err: unknown): void {
+    const groups = this.#unsynced
+    this.#unsynced = []
+    for (const g of groups) for (const w of g.waiters) w.reject(new MandateError('STORE_UNAVAILABLE', 'the audit log could not be made durable', { cause: err }))
+  }
+
+  /** Synchronous WAL fsync for close(): every committed group is durable and answered before the file closes. */
+  #syncWalNow(): void {
+    if (this.#unsynced.length === 0) return
+    const groups = this.#unsynced
+    this.#unsynced = []
+    try {
+      fsyncSync(this.#walFd ??= openSync(this.#walPath as string, 'r'))
+    } catch (err) {
+      this.#unsynced = groups
+      this.#failUnsynced(err)
+      return
+    }
+    for (const g of groups) {
+      if (g.head) this.#seal.published(g.head)
+      for (const w of g.waiters) w.resolve()
+    }
   }
 
   /** Audit reads stop before the open group's records (they are neither committed nor signed yet). */
@@ -771,9 +849,18 @@ export class SqliteStore implements AuthorityStore {
       for (const k of keys) this.#s.keyUpsert!.run(k.kid, JSON.stringify(k.privateJwk), k.createdAt, k.retiredAt ?? null)
     })
   }
+  /** Readiness: the database file is open and answers a query. */
+  async ping(): Promise<void> {
+    if (!this.db.open) throw new MandateError('STORE_UNAVAILABLE', 'the SQLite database is closed')
+    this.db.prepare('SELECT 1').get()
+  }
   async close() {
-    // an open group is committed (and answered) first
+    // an open group is committed (and answered) first, once durable
     this.#commit()
+    this.#syncWalNow()
+    // an fsync still running on the thread pool closes the descriptor when it is done
+    if (this.#walFd !== undefined && !this.#syncing) closeSync(this.#walFd)
+    this.#walFd = undefined
     if (this.db.open) this.db.close()
   }
 }

@@ -182,9 +182,38 @@ export function grantedTaskDraft(txn: string, grantor: string, meta: { reason?: 
   }
 }
 
+/**
+ * A change committed by ANOTHER Authority instance sharing the store (a networked store's
+ * cross-instance events, e.g. Postgres LISTEN/NOTIFY). `audit`: audit records up to `seq` were
+ * committed there (a wake-up only: readers re-read the log from the store by seq). `resync`: events
+ * may have been missed (the event connection was lost and is back): re-read whatever is being
+ * waited on.
+ */
+export type StoreChange =
+  | { kind: 'approval'; id: string }
+  | { kind: 'audit'; seq: number }
+  | { kind: 'revocation' }
+  | { kind: 'keys' }
+  | { kind: 'resync' }
+
+/** Hears StoreChanges; a returned promise is awaited where the store needs the reaction first (keys). */
+export type StoreChangeListener = (change: StoreChange) => void | Promise<void>
+
 export interface AuthorityStore {
-  /** A short name for diagnostics ('memory', 'sqlite'). */
+  /** A short name for diagnostics ('memory', 'sqlite', 'postgres'). */
   readonly kind: string
+
+  /**
+   * Cross-instance events (optional; stores used by one process only need none): the listener hears
+   * changes committed by other instances, so that an approval decided elsewhere wakes a waiting
+   * agent here and signing keys rotated elsewhere are reloaded. Returns the unsubscribe function.
+   */
+  subscribe?(listener: StoreChangeListener): () => void
+  /**
+   * Run `fn` holding the store-wide signing-key lock (optional): no two instances rotate (or create
+   * the first key) at once; `fn` reloads the keys inside it before deciding.
+   */
+  withSigningKeyLock?<T>(fn: () => Promise<T>): Promise<T>
 
   // principals
   /** Insert a principal; the appended audit record, or undefined (and nothing written) when the did is already registered. */
@@ -299,6 +328,13 @@ export interface AuthorityStore {
   // signing keys
   loadSigningKeys(): Promise<StoredSigningKey[]>
   saveSigningKeys(keys: readonly StoredSigningKey[]): Promise<void>
+
+  /**
+   * Readiness (`GET /readyz`): resolve once the backend answered a trivial round trip, reject
+   * (STORE_UNAVAILABLE, no connection details in the message) otherwise. Optional: without it the
+   * Authority reads `auditHead()` instead.
+   */
+  ping?(): Promise<void>
 
   close(): Promise<void>
 }

@@ -5,6 +5,7 @@ import { approvalsWatch } from './approvals_watch.js'
 import { auditCheckpoint, auditExport, auditVerify } from './audit.js'
 import { auditQuery } from './audit_query.js'
 import { authorityStart } from './authority_start.js'
+import { authorityMigrate } from './authority_migrate.js'
 import { dashboardLogin } from './dashboard_login.js'
 import { doctor } from './doctor.js'
 import { grant } from './grant.js'
@@ -21,6 +22,7 @@ export const COMMANDS: readonly Command[] = [
   init,
   keygen,
   authorityStart,
+  authorityMigrate,
   keysRotate,
   policyCheck,
   agentRegister,

@@ -1,6 +1,9 @@
-import { createRemoteKeySet, decodeMandateUnverified, MandateError, verifyMandate, type JsonObject } from '@mandate/core'
-import { open } from 'node:fs/promises'
-import { CliError, EXIT, refused, usageError } from '../cli_error.js'
+import {
+  createLocalKeySet, createRemoteKeySet, decodeMandateUnverified, decodeOfflineChainUnverified, isOfflineChain, MandateError, verifyMandate,
+  verifyOfflineChain, type JsonObject, type JsonWebKeySet, type KeyResolver, type OfflineHop,
+} from '@mandate/core'
+import { open, readFile } from 'node:fs/promises'
+import { CliError, EXIT, refused, usageError, type ExitCode } from '../cli_error.js'
 import { readBoundedText } from '../bounded_body.js'
 import { chainOf, formatChain, type ChainView } from '../chain.js'
 import { onePositional, requiredStr, str, type Command } from '../command.js'
@@ -86,6 +89,64 @@ function printClaims(target: Io, header: JsonObject, payload: JsonObject, chain:
   }
   if (p.budget) io.out(`budget    ${JSON.stringify(p.budget)}`)
   if (p.max_uses !== undefined) io.out(`max uses  ${String(p.max_uses)}`)
+  if (p.credential !== undefined) io.out(`credential ${String(p.credential)} (reusable at its one audience with a fresh proof per call)`)
+  if (p.offline && typeof p.offline === 'object') io.out(`offline   up to ${String((p.offline as Record<string, unknown>).max_hops)} holder-signed hop(s)`)
+  if (Array.isArray(p.authorization_details)) {
+    const perCall = (p.authorization_details as Record<string, unknown>[]).filter((g) => g.per_call === true).flatMap((g) => (Array.isArray(g.tools) ? g.tools : []))
+    if (perCall.length) io.out(`per call  ${perCall.join(', ')} (only with an Authority-minted call credential)`)
+  }
+}
+
+/** What one link of an offline chain shows: kind, holder, tools, expiry (of a possibly hostile token). */
+interface HopLine {
+  kind: string
+  holder: string
+  tools: string[]
+  exp: number | undefined
+  jti: string
+}
+
+function hopKindOf(p: Record<string, unknown>, previousHolder: unknown): string {
+  if (p.call !== undefined) return 'call'
+  if (p.credential !== undefined) return 'audience'
+  return p.client_id !== previousHolder ? 'delegation' : 'narrowing'
+}
+
+function hopLines(root: JsonObject, hops: readonly JsonObject[]): HopLine[] {
+  const out: HopLine[] = []
+  let previous = (root as Record<string, unknown>).client_id
+  for (const h of hops) {
+    const p = h as Record<string, unknown>
+    const tools = Array.isArray(p.authorization_details)
+      ? (p.authorization_details as Record<string, unknown>[]).flatMap((g) => (Array.isArray(g.tools) ? g.tools.map(String) : []))
+      : []
+    out.push({ kind: hopKindOf(p, previous), holder: String(p.client_id), tools, exp: typeof p.exp === 'number' ? p.exp : undefined, jti: String(p.jti) })
+    previous = p.client_id
+  }
+  return out
+}
+
+function printHops(target: Io, lines: readonly HopLine[]): void {
+  const io = { out: (line: string) => target.out(printable(line).replace(/\n/g, '\\n')) }
+  lines.forEach((h, i) => {
+    io.out(`hop ${i + 1}     ${h.kind} → ${shortDid(h.holder)}  tools ${h.tools.join(', ') || '(none)'}  expires ${isoTime(h.exp)}  jti ${h.jti}`)
+  })
+}
+
+/** A JWKS file (the Authority's `/jwks` document) as a local key set, for offline verification. */
+async function jwksFile(path: string): Promise<KeyResolver> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch {
+    throw usageError(`cannot read ${path}`)
+  }
+  if (text.length > MAX_METADATA) throw usageError(`${path} is too large for a JWKS`)
+  try {
+    return createLocalKeySet(JSON.parse(text) as JsonWebKeySet)
+  } catch (err) {
+    throw usageError(`${path} is not a JWKS: ${MandateError.is(err) ? err.message : 'not JSON'}`)
+  }
 }
 
 function decode(token: string): { header: JsonObject; payload: JsonObject } {
@@ -99,20 +160,88 @@ function decode(token: string): { header: JsonObject; payload: JsonObject } {
 
 export const tokenInspect: Command = {
   path: ['token', 'inspect'],
-  summary: 'Decode a mandate or call credential and show its claims and delegation chain. Does NOT verify it.',
+  summary: 'Decode a mandate, call credential or offline chain (root~hop~…) and show its claims, hops and delegation chain. Does NOT verify it unless --jwks is given.',
   args: '<token|-|@FILE>',
-  details: 'Examples:\n  mandate token inspect eyJhbGciOi...\n  pbpaste | mandate token inspect - --json',
-  options: {},
-  async run({ positionals, io }) {
-    const { header, payload } = decode(await tokenArg(positionals))
-    const chain = chainOf(payload)
-    if (io.json) {
-      io.out(JSON.stringify({ verified: false, header, claims: payload, chain }, null, 2))
+  details:
+    'An offline chain shows the root mandate, then one line per holder-signed hop (kind, holder, tools, expiry)\n' +
+    'and the claims of its last link. With --jwks FILE (the Authority\'s JWKS document) the chain is verified\n' +
+    'offline: the root\'s signature, every hop\'s signature, link and narrowing, the hop limit and lifetimes.\n\n' +
+    'Examples:\n  mandate token inspect eyJhbGciOi...\n  pbpaste | mandate token inspect - --json\n  mandate token inspect @chain.txt --jwks jwks.json',
+  options: {
+    jwks: { type: 'string', value: 'FILE', description: "verify offline against this JWKS (the Authority's /jwks document)" },
+    issuer: { type: 'string', value: 'URL', description: "with --jwks: the expected issuer (default: the root's iss)" },
+  },
+  async run({ values, positionals, io }) {
+    const token = await tokenArg(positionals)
+    const jwks = str(values, 'jwks')
+    if (str(values, 'issuer') !== undefined && jwks === undefined) throw usageError('--issuer applies with --jwks')
+    if (!isOfflineChain(token)) {
+      const { header, payload } = decode(token)
+      const chain = chainOf(payload)
+      if (jwks !== undefined) return verifyAndPrint(io, token, header, payload, await jwksFile(jwks), str(values, 'issuer') ?? String(payload.iss))
+      if (io.json) {
+        io.out(JSON.stringify({ verified: false, header, claims: payload, chain }, null, 2))
+        return EXIT.OK
+      }
+      printClaims(io, header, payload, chain, 'UNVERIFIED (decoded only; use `mandate token verify` to check it)')
       return EXIT.OK
     }
-    printClaims(io, header, payload, chain, 'UNVERIFIED (decoded only; use `mandate token verify` to check it)')
+    let decoded: ReturnType<typeof decodeOfflineChainUnverified>
+    try {
+      decoded = decodeOfflineChainUnverified(token)
+    } catch (err) {
+      throw refused(`not an offline chain: ${MandateError.is(err) ? err.message : 'cannot decode'}`, MandateError.is(err) ? err.code : 'ATTENUATION_INVALID')
+    }
+    const last = decoded.hops[decoded.hops.length - 1] ?? decoded.root
+    const lines = hopLines(decoded.root.payload, decoded.hops.map((h) => h.payload))
+    let verified: { hops: OfflineHop[] } | undefined
+    if (jwks !== undefined) {
+      const keys = await jwksFile(jwks)
+      const issuer = str(values, 'issuer') ?? String(decoded.root.payload.iss)
+      try {
+        verified = await verifyOfflineChain(token, { issuer, keys })
+      } catch (err) {
+        const e = MandateError.is(err) ? err : new MandateError('INTERNAL', 'verification failed')
+        const hop = typeof e.detail?.hop === 'number' ? ` (hop ${e.detail.hop})` : ''
+        if (io.json) {
+          io.out(JSON.stringify({ valid: false, code: e.code, message: e.message, ...(e.detail ? { detail: e.detail } : {}), hops: lines }, null, 2))
+          return EXIT.REFUSED
+        }
+        throw refused(`INVALID${hop}: ${e.message}`, e.code)
+      }
+    }
+    if (io.json) {
+      io.out(JSON.stringify({
+        ...(verified ? { valid: true } : { verified: false }), root: { header: decoded.root.header, claims: decoded.root.payload, chain: chainOf(decoded.root.payload) },
+        hops: verified ? verified.hops : lines, last: { header: last.header, claims: last.payload, chain: chainOf(last.payload) },
+      }, null, 2))
+      return EXIT.OK
+    }
+    const status = verified
+      ? `VALID offline chain of ${decoded.hops.length} hop(s): root signed by a key in ${jwks ?? ''}, every hop by the key the link before it is bound to`
+      : `UNVERIFIED offline chain of ${decoded.hops.length} hop(s) (decoded only; give --jwks FILE to verify it offline)`
+    io.out(printable(status))
+    io.out(`root      ${shortDid(String(decoded.root.payload.client_id))}  jti ${printable(String(decoded.root.payload.jti))}  expires ${isoTime(typeof decoded.root.payload.exp === 'number' ? decoded.root.payload.exp : undefined)}`)
+    printHops(io, lines)
+    printClaims(io, last.header, last.payload, chainOf(last.payload), 'last link:')
     return EXIT.OK
   },
+}
+
+async function verifyAndPrint(io: Io, token: string, header: JsonObject, payload: JsonObject, keys: KeyResolver, issuer: string): Promise<ExitCode> {
+  try {
+    const { claims } = await verifyMandate(token, { issuer, keys })
+    if (io.json) io.out(JSON.stringify({ valid: true, header, claims, chain: chainOf(payload) }, null, 2))
+    else printClaims(io, header, payload, chainOf(payload), `VALID  signed by a key of the given JWKS (issuer ${issuer})`)
+    return EXIT.OK
+  } catch (err) {
+    const e = MandateError.is(err) ? err : new MandateError('INTERNAL', 'verification failed')
+    if (io.json) {
+      io.out(JSON.stringify({ valid: false, code: e.code, message: e.message }, null, 2))
+      return EXIT.REFUSED
+    }
+    throw refused(`INVALID: ${e.message}`, e.code)
+  }
 }
 
 export const tokenVerify: Command = {

@@ -4,7 +4,11 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const PACKAGE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
-export const BIN = join(PACKAGE_DIR, 'dist', 'bin.js')
+/**
+ * The built binary; with MANDATE_CLI_SOURCE=1 (and NODE_OPTIONS="--conditions=@mandate/source
+ * --import=<tsx>") the sources instead, to run the end-to-end tests against a tree that is not built.
+ */
+export const BIN = process.env.MANDATE_CLI_SOURCE === '1' ? join(PACKAGE_DIR, 'src', 'bin.ts') : join(PACKAGE_DIR, 'dist', 'bin.js')
 
 /** Build the CLI with tsc when dist is missing (the root pipeline builds before testing). */
 export async function ensureBuilt(): Promise<void> {

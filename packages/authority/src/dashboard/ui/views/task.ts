@@ -25,7 +25,8 @@ const STATE_TEXT: Record<TreeNode['state'], string> = {
 
 function node(n: TreeNode, ctx: ViewContext, depth: number): HTMLElement {
   const by = n.stateBy ? [' by ', actor(n.stateBy)] : []
-  const canRevoke = ctx.viewer.canAdmin && n.kind === 'mandate' && n.state !== 'revoked' && n.state !== 'expired'
+  // an offline hop is not in the Authority's store; revoking its parent revokes it
+  const canRevoke = ctx.viewer.canAdmin && n.kind === 'mandate' && !n.offline && n.state !== 'revoked' && n.state !== 'expired'
   const details: Child[] = [
     n.tool ? [h('dt', { text: 'Tool' }), h('dd', null, h('code', { text: n.tool }))] : null,
     [h('dt', { text: 'Audience' }), h('dd', null, n.audiences.length ? n.audiences.map((a, i) => [i ? ', ' : '', h('code', { text: a })]) : '—')],
@@ -50,11 +51,11 @@ function node(n: TreeNode, ctx: ViewContext, depth: number): HTMLElement {
   ]
   return h(
     'li',
-    { class: `node kind-${n.kind} state-${n.state}`, 'data-node': n.id, 'data-state': n.state },
+    { class: `node kind-${n.kind} state-${n.state}${n.offline ? ' offline' : ''}`, 'data-node': n.id, 'data-state': n.state, ...(n.offline ? { 'data-offline': n.offline.kind } : {}) },
     h(
       'div',
       { class: 'node-head' },
-      h('span', { class: 'kind', text: n.kind === 'call' ? 'call' : depth === 0 ? 'root mandate' : 'delegated mandate' }),
+      h('span', { class: 'kind', text: n.offline ? `offline ${n.offline.kind === 'delegation' ? 'delegation' : n.offline.kind === 'audience' ? 'audience narrowing' : 'call'} hop (holder-signed; not minted by the Authority)` : n.kind === 'call' ? 'call' : n.credential === 'audience' ? 'audience credential' : depth === 0 ? 'root mandate' : 'delegated mandate' }),
       ' ',
       actor(n.holder),
       ' ',

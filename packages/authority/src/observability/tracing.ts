@@ -1,0 +1,78 @@
+/**
+ * OpenTelemetry spans through `@opentelemetry/api` only: without an SDK installed by the host the
+ * tracer is a no-op. Attributes are identifiers (task id, dids, tool names, codes) copied from an
+ * allowlist of the refusal/audit fields — never a token, proof, assertion or key.
+ */
+import { SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api'
+import type { JsonValue } from '@mandate/core'
+
+// a ProxyTracer: it follows whatever provider the host registers later, so it can be kept
+const tracer = trace.getTracer('@mandate/authority')
+
+/** Fields of an operation's audit info that may become span attributes (and under which name). */
+const ATTRIBUTES: Readonly<Record<string, string>> = {
+  txn: 'mandate.task_id',
+  agent: 'mandate.agent',
+  subject: 'mandate.subject',
+  operation: 'mandate.operation',
+  grant_type: 'mandate.grant_type',
+  recipient: 'mandate.recipient',
+  tool: 'mandate.tool',
+  audience: 'mandate.audience',
+  parent: 'mandate.parent_jti',
+  approval: 'mandate.approval_id',
+  approver: 'mandate.approver',
+}
+
+// defence in depth: a value shaped like a JWS or a JWK is never exported, whatever field it came from
+const JWS_LIKE = /[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/
+
+function safeString(v: unknown): string | undefined {
+  if (typeof v !== 'string' || v.length > 2048 || JWS_LIKE.test(v) || v.startsWith('eyJ')) return undefined
+  return v
+}
+
+/** Span attributes of an operation's info object (allowlisted fields; `actors` as the actor chain). */
+export function spanAttributes(info: Readonly<Record<string, JsonValue>>): Attributes {
+  const out: Attributes = {}
+  for (const [field, name] of Object.entries(ATTRIBUTES)) {
+    const v = safeString(info[field])
+    if (v !== undefined) out[name] = v
+  }
+  const actors = info.actors
+  if (Array.isArray(actors)) {
+    const chain = actors.map((a) => safeString(a)).filter((a): a is string => a !== undefined)
+    if (chain.length > 0) out['mandate.actor_chain'] = chain
+  }
+  return out
+}
+
+/**
+ * Run `fn` in an active span `name`; the attributes of `info` are read when it settles (the
+ * operation fills them in as it learns the task and actors). A refusal sets `mandate.code` and status ERROR.
+ */
+export async function traced<T>(name: string, info: Readonly<Record<string, JsonValue>>, fn: () => Promise<T>): Promise<T> {
+  return tracer.startActiveSpan(name, async (span: Span) => {
+    // without an SDK the span is a no-op: nothing to compute
+    if (!span.isRecording()) {
+      try {
+        return await fn()
+      } finally {
+        span.end()
+      }
+    }
+    try {
+      const value = await fn()
+      span.setAttributes({ ...spanAttributes(info), 'mandate.outcome': 'ok' })
+      return value
+    } catch (err) {
+      const code = typeof (err as { code?: unknown } | null)?.code === 'string' ? (err as { code: string }).code : 'INTERNAL'
+      span.setAttributes({ ...spanAttributes(info), 'mandate.outcome': 'refused', 'mandate.code': code })
+      // the message may quote request values: only the code is exported
+      span.setStatus({ code: SpanStatusCode.ERROR, message: code })
+      throw err
+    } finally {
+      span.end()
+    }
+  })
+}

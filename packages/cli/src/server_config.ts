@@ -1,0 +1,129 @@
+/**
+ * `mandate authority start|migrate` configuration: the config file (--config / $MANDATE_CONFIG),
+ * MANDATE_* variables, then flags (flags > env > file > defaults), and the shared stores it names
+ * (@mandate/postgres, @mandate/redis). Connection strings are never printed with their password.
+ */
+import { readFile } from 'node:fs/promises'
+import { configFromEnv, mergeConfig, parseAuthorityConfigText, redactUrl, type AuthorityConfig, type AuthorityStore, type LogLevel } from '@mandate/authority'
+import { MandateError, type ReplayStore } from '@mandate/core'
+import { createPostgresReplayStore, createPostgresStore } from '@mandate/postgres'
+import { createRedisReplayStore } from '@mandate/redis'
+import { refused, usageError } from './cli_error.js'
+import { bool, int, str, type CommandContext, type OptionSpec } from './command.js'
+import { fileError } from './files.js'
+
+/** Flags of `authority start` that map onto config members besides the historical ones. */
+export const configFlagOptions: Readonly<Record<string, OptionSpec>> = {
+  'log-level': { type: 'string', value: 'LEVEL', description: 'request log level: fatal, error, warn, info (default), debug, trace, silent' },
+  metrics: { type: 'boolean', description: 'serve Prometheus metrics at GET /metrics (own registry)' },
+  'metrics-token-file': { type: 'string', value: 'FILE', description: 'file holding the bearer token GET /metrics requires (≥ 16 characters)' },
+  'drain-timeout-ms': { type: 'string', value: 'MS', description: 'on SIGTERM/SIGINT, how long requests in flight may take to complete (default 10000)' },
+  'no-dashboard': { type: 'boolean', description: 'do not mount the dashboard' },
+}
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+function configErrorToUsage(err: unknown): never {
+  if (MandateError.is(err) && err.code === 'CONFIG_INVALID') throw refused(err.message, 'CONFIG_INVALID')
+  throw err
+}
+
+/** The flags as a config layer (only the flags given). */
+function flagsLayer(ctx: CommandContext): AuthorityConfig {
+  const v = ctx.values
+  const out: AuthorityConfig = {}
+  const port = int(v, 'port', 0, 65535)
+  const host = str(v, 'host')
+  if (port !== undefined || host !== undefined) out.listen = { ...(port !== undefined ? { port } : {}), ...(host !== undefined ? { host } : {}) }
+  const db = str(v, 'db')
+  const store = str(v, 'store')
+  if (db !== undefined && store !== undefined) throw usageError('give --db FILE or --store STORE, not both')
+  if (db !== undefined) out.store = `sqlite:${db}`
+  if (store !== undefined) out.store = store
+  const simple: Array<[string, 'issuer' | 'replay' | 'policy' | 'adminKey' | 'auditWitness' | 'notifications']> = [
+    ['issuer', 'issuer'], ['replay', 'replay'], ['policy', 'policy'], ['admin-key', 'adminKey'], ['audit-witness', 'auditWitness'], ['notifications', 'notifications'],
+  ]
+  for (const [flag, member] of simple) {
+    const s = str(v, flag)
+    if (s !== undefined) out[member] = s
+  }
+  if (bool(v, 'migrate')) out.migrate = true
+  const level = str(v, 'log-level')
+  if (level !== undefined) {
+    if (!LEVELS.includes(level)) throw usageError(`--log-level must be one of ${LEVELS.join(', ')}`)
+    out.log = { level: level as LogLevel }
+  }
+  const tokenFile = str(v, 'metrics-token-file')
+  if (bool(v, 'metrics') || tokenFile !== undefined) out.metrics = { enabled: true, ...(tokenFile !== undefined ? { tokenFile } : {}) }
+  const drain = int(v, 'drain-timeout-ms', 0, 600_000)
+  if (drain !== undefined) out.shutdown = { drainTimeoutMs: drain }
+  if (bool(v, 'no-dashboard')) out.dashboard = false
+  return out
+}
+
+/** The effective configuration of `authority start`: file < env < flags (each validated). */
+export async function resolveStartConfig(ctx: CommandContext): Promise<AuthorityConfig> {
+  const file = str(ctx.values, 'config') ?? (ctx.env.MANDATE_CONFIG || undefined)
+  let fileLayer: AuthorityConfig | undefined
+  if (file !== undefined) {
+    const text = await readFile(file, 'utf8').catch((err: unknown) => {
+      throw fileError(err, file, 'read')
+    })
+    try {
+      fileLayer = parseAuthorityConfigText(text, file)
+    } catch (err) {
+      configErrorToUsage(err)
+    }
+  }
+  let envLayer: AuthorityConfig
+  try {
+    envLayer = configFromEnv(ctx.env)
+  } catch (err) {
+    configErrorToUsage(err)
+  }
+  return mergeConfig(fileLayer, envLayer, flagsLayer(ctx))
+}
+
+/** What a `store` string names. */
+export type StoreTarget = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string }
+
+export function storeTarget(store: string): StoreTarget {
+  if (/^postgres(ql)?:\/\//.test(store)) return { kind: 'postgres', url: store }
+  if (store.startsWith('sqlite:')) {
+    const path = store.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '')
+    if (path === '') throw usageError('--store sqlite:PATH needs a PATH')
+    return { kind: 'sqlite', path }
+  }
+  if (store.includes('://')) throw usageError(`--store ${redactUrl(store)}: use sqlite:PATH or postgres://…`)
+  return { kind: 'sqlite', path: store }
+}
+
+/** A failure to reach a database or Redis, named without its password. */
+function unreachable(err: unknown, what: string, url: string): never {
+  if (MandateError.is(err) && err.code !== 'STORE_UNAVAILABLE' && err.code !== 'REPLAY_STORE_UNAVAILABLE') throw refused(`${what} ${redactUrl(url)}: ${err.message}`, err.code)
+  throw refused(`cannot reach ${what} ${redactUrl(url)}`, MandateError.is(err) ? err.code : 'STORE_UNAVAILABLE')
+}
+
+/** Open the Postgres store (`migrate`: apply pending migrations first). */
+export async function openSharedStore(url: string, migrate: boolean): Promise<AuthorityStore> {
+  try {
+    return await createPostgresStore({ connectionString: url, migrate })
+  } catch (err) {
+    unreachable(err, 'the database', url)
+  }
+}
+
+/** The shared replay store a `replay` URL names, with its close. */
+export async function openReplay(url: string): Promise<{ store: ReplayStore; close(): Promise<void> }> {
+  try {
+    if (/^rediss?:\/\//.test(url)) {
+      const r = createRedisReplayStore({ url })
+      await r.ping()
+      return { store: r, close: async () => void (await r.close()) }
+    }
+    const r = await createPostgresReplayStore({ connectionString: url })
+    return { store: r, close: async () => void (await r.close()) }
+  } catch (err) {
+    unreachable(err, 'the replay store', url)
+  }
+}
