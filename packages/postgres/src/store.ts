@@ -13,7 +13,7 @@
  */
 import { MandateError, type RevocationQuery } from '@mandate/core'
 import {
-  auditFacets, auditIndex, chainRecord, grantedTaskDraft, SealState,
+  auditFacets, auditIndex, auditRecordFromRow, chainRecord, grantedTaskDraft, SealState,
   type AgentRecord, type ApprovalDecision, type ApprovalPageQuery, type ApprovalRecord, type ApprovalStatus, type AuditDraft,
   type AuditPageQuery, type AuditQuery, type AuditRecord, type AuditSealer, type AuthorityStore, type ChainHead, type IssueMandateInput,
   type IssueMandateResult, type MandateRecord, type OutboxChange, type OutboxEndpointStats, type OutboxPlanner, type OutboxRow,
@@ -117,16 +117,6 @@ function approvalFromRow(r: Row): ApprovalRecord {
   if (nn(r.decision_reason)) a.decisionReason = str(r.decision_reason)
   return a
 }
-function auditFromRow(r: Row): AuditRecord {
-  let fields: AuditRecord['fields']
-  try {
-    fields = JSON.parse(str(r.fields)) as AuditRecord['fields']
-  } catch {
-    // an unreadable record is reported by verification (its hash cannot match), not thrown
-    fields = { unreadable: String(r.fields).slice(0, 64) }
-  }
-  return { seq: num(r.seq), time: num(r.time), type: str(r.type) as AuditRecord['type'], fields, prev: str(r.prev), hash: str(r.hash) }
-}
 function revocationFromRow(r: Row): RevocationEntry {
   const e: RevocationEntry = { seq: num(r.seq), kind: str(r.kind) as RevocationKind, id: str(r.id), at: num(r.at) }
   if (nn(r.reason)) e.reason = str(r.reason)
@@ -137,7 +127,7 @@ function outboxFromRow(r: Row): OutboxRow {
   const o: OutboxRow = {
     id: num(r.id), endpoint: str(r.endpoint), event: str(r.event), messageId: str(r.message_id), status: str(r.status) as OutboxStatus,
     attempts: num(r.attempts), nextAttemptAt: num(r.next_at), createdAt: num(r.created_at),
-    record: auditFromRow({ seq: r.seq, time: r.a_time, type: r.a_type, fields: r.a_fields, prev: '', hash: '' }),
+    record: auditRecordFromRow({ seq: r.seq, time: r.a_time, type: r.a_type, fields: r.a_fields, prev: '', hash: '' }),
   }
   if (nn(r.order_key)) o.orderKey = str(r.order_key)
   if (nn(r.body)) o.body = str(r.body)
@@ -902,7 +892,7 @@ export class PostgresStore implements AuthorityStore {
     return r && { seq: num(r.seq), hash: str(r.hash) }
   }
   async readAudit(afterSeq: number, limit: number) {
-    return (await this.#q('SELECT * FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2', [afterSeq, limit], 'reading the audit log')).map(auditFromRow)
+    return (await this.#q('SELECT * FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2', [afterSeq, limit], 'reading the audit log')).map(auditRecordFromRow)
   }
   async readAuditIndex(afterSeq: number, limit: number) {
     const rows = await this.#q('SELECT seq, txn, agent, subject FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2', [afterSeq, limit], 'reading the audit log')
@@ -919,7 +909,7 @@ export class PostgresStore implements AuthorityStore {
     w.add((p) => `time >= ${p}`, q.since)
     w.add((p) => `time < ${p}`, q.until)
     const limit = w.param(Math.min(Math.max(1, q.limit ?? 1000), 10_000))
-    return (await this.#q(`SELECT * FROM audit ${w.sql()} ORDER BY seq LIMIT ${limit}`, w.args, 'querying the audit log')).map(auditFromRow)
+    return (await this.#q(`SELECT * FROM audit ${w.sql()} ORDER BY seq LIMIT ${limit}`, w.args, 'querying the audit log')).map(auditRecordFromRow)
   }
   async latestCheckpoint() {
     const r = (await this.#q('SELECT seq, hash, time, jws FROM audit_head WHERE id = 1', [], 'reading the signed head'))[0]
@@ -941,7 +931,7 @@ export class PostgresStore implements AuthorityStore {
     w.add((p) => `time < ${p}`, q.until)
     if (q.q !== undefined) w.search(['txn', 'agent', 'subject', 'type', 'tool', 'jti'], q.q, 'agent', q.qAgents)
     const limit = w.param(Math.max(1, Math.min(q.limit, 10_000)))
-    const rows = (await this.#q(`SELECT * FROM audit ${w.sql()} ORDER BY seq DESC LIMIT ${limit}`, w.args, 'querying the audit log')).map(auditFromRow)
+    const rows = (await this.#q(`SELECT * FROM audit ${w.sql()} ORDER BY seq DESC LIMIT ${limit}`, w.args, 'querying the audit log')).map(auditRecordFromRow)
     // the query columns sit beside the hashed record: a row whose record does not say what its
     // columns say (a tampered column) is not returned as matching
     return rows.filter((r) => facetsMatch(r, q))

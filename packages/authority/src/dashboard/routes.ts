@@ -12,6 +12,7 @@ import { MandateError } from '@mandate/core'
 import { installDashboardPages, loadDashboardBundle, loginRequiredPage } from './assets/serve.js'
 import { admitPrincipal } from '../exchange/principals.js'
 import type { AgentRecord } from '../types.js'
+import { createAuditWaker } from '../http/audit_waker.js'
 import { DashboardApi } from './api.js'
 import { actionBody, pathId, strictQuery } from './params.js'
 import { SessionStore, type DashboardIdentity, type Session, type SessionOptions } from './sessions.js'
@@ -306,34 +307,19 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
     const after = Number(c.req.header('last-event-id') ?? c.req.query('after') ?? '0')
     let lastSeq = Number.isSafeInteger(after) && after >= 0 ? after : 0
     return streamSSE(c, async (stream) => {
-      // The event listeners are only wake-up signals; records are read from the log by seq, so a
-      // record appended inside a store transaction (or while we were busy) is never missed. This
-      // instance's records wake it through `on('event')`, those another instance sharing the store
-      // committed through its cross-instance events (`onRemoteAudit`); the poll is the fallback.
-      // `dirty` keeps a wake-up that arrives while the loop is busy writing.
-      let wake: (() => void) | undefined
-      let closed = false
-      let dirty = false
-      const poke = () => {
-        dirty = true
-        wake?.()
-      }
-      const close = () => {
-        closed = true
-        wake?.()
-      }
+      // woken by this instance's and other instances' audit records, and by the poll (the fallback);
+      // records are read by seq (audit_waker.ts)
+      const waker = createAuditWaker(authority, () => lastSeq)
+      const close = () => waker.close()
+      const poke = () => waker.poke()
       closers.add(close)
       streamsPerSession.set(cookie ?? '', (streamsPerSession.get(cookie ?? '') ?? 0) + 1)
-      const unsubscribe = authority.on('event', poke)
-      const unsubscribeRemote = authority.onRemoteAudit?.((seq) => {
-        if (seq === undefined || seq > lastSeq) poke()
-      })
       stream.onAbort(close)
       const timer = setInterval(poke, pollMs)
       let sincePing = Date.now()
       try {
         await stream.writeSSE({ event: 'hello', data: JSON.stringify({ after: lastSeq }) })
-        while (!closed) {
+        while (!waker.closed) {
           // an open stream is a standing request: its principal is re-admitted on every wake-up
           // a signed-out or expired session ends its streams too
           if (!sessions.get(cookie)) break
@@ -342,7 +328,7 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
             await stream.writeSSE({ event: 'logout', data: JSON.stringify({ reason: 'the session has ended' }) })
             break
           }
-          dirty = false
+          waker.begin()
           const records = await authority.audit.query({ afterSeq: lastSeq, limit: 500 })
           let approvalsChanged = false
           let agentsChanged = false
@@ -360,12 +346,7 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
             await stream.writeSSE({ event: 'ping', data: '{}' })
             sincePing = Date.now()
           }
-          if (closed) break
-          if (dirty) continue
-          await new Promise<void>((resolve) => {
-            wake = resolve
-          })
-          wake = undefined
+          await waker.idle()
         }
       } finally {
         clearInterval(timer)
@@ -373,8 +354,7 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
         const left = (streamsPerSession.get(cookie ?? '') ?? 1) - 1
         if (left > 0) streamsPerSession.set(cookie ?? '', left)
         else streamsPerSession.delete(cookie ?? '')
-        unsubscribe()
-        unsubscribeRemote?.()
+        waker.dispose()
       }
     })
   })

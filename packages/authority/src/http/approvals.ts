@@ -6,6 +6,7 @@ import type { ApprovalView } from '../approvals/service.js'
 import type { Authority } from '../authority.js'
 import type { AgentRecord } from '../types.js'
 import { admitPrincipal } from '../exchange/principals.js'
+import { createAuditWaker } from './audit_waker.js'
 import { principal } from './auth.js'
 import { readJson } from './body.js'
 import { jsonErrorAnswer, NO_STORE } from './errors.js'
@@ -79,33 +80,16 @@ export function mountApprovals(app: Hono, authority: Authority): () => void {
     }
     c.header('Cache-Control', 'no-store')
     return streamSSE(c, async (stream) => {
-      // the audit listeners only wake the loop; records are read from the log by seq, so a record
-      // appended while we were writing (or inside a store transaction) is never missed. Records of
-      // this instance wake it through `on('event')`, those committed by another instance sharing
-      // the store through its cross-instance events (`onRemoteAudit`). `dirty` keeps a wake-up that
-      // arrives while the loop is busy writing (it would otherwise be lost until the next record).
-      let wake: (() => void) | undefined
-      let closed = false
-      let dirty = false
-      const poke = () => {
-        dirty = true
-        wake?.()
-      }
-      const close = () => {
-        closed = true
-        wake?.()
-      }
+      // woken by this instance's and other instances' audit records; records are read by seq (audit_waker.ts)
+      const waker = createAuditWaker(authority, () => after)
+      const close = () => waker.close()
       watchers.add(close)
-      const unsubscribe = authority.on('event', poke)
-      const unsubscribeRemote = authority.onRemoteAudit((seq) => {
-        if (seq === undefined || seq > after) poke()
-      })
       stream.onAbort(close)
       const heartbeat = setInterval(() => void stream.write(': keep-alive\n\n').catch(close), 15_000)
       try {
         await stream.write(': approvals\n\n')
-        while (!closed) {
-          dirty = false
+        while (!waker.closed) {
+          waker.begin()
           const records = await authority.audit.query({ afterSeq: after, limit: 500 })
           for (const r of records) {
             if (r.seq <= after) continue
@@ -119,15 +103,13 @@ export function mountApprovals(app: Hono, authority: Authority): () => void {
             if (!approval) continue
             await stream.writeSSE({ event: 'approval', id: String(r.seq), data: JSON.stringify({ seq: r.seq, change, at: new Date(r.time).toISOString(), approval }) })
           }
-          if (records.length === 500 || closed || dirty) continue
-          await new Promise<void>((resolve) => (wake = resolve))
-          wake = undefined
+          if (records.length === 500) continue
+          await waker.idle()
         }
       } finally {
         clearInterval(heartbeat)
         watchers.delete(close)
-        unsubscribe()
-        unsubscribeRemote()
+        waker.dispose()
       }
     })
   })

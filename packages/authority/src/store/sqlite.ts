@@ -18,6 +18,7 @@ import Database from 'better-sqlite3'
 import { MandateError, type RevocationQuery } from '@mandate/core'
 import { auditIndex, chainRecord } from '../audit/hash.js'
 import { auditFacets } from './audit_facets.js'
+import { auditRecordFromRow } from './audit_row.js'
 import { SealState, type AuditSealer, type ChainHead } from '../audit/seal.js'
 import type {
   AgentRecord, ApprovalRecord, ApprovalStatus, AuditDraft, AuditQuery, AuditRecord, MandateRecord,
@@ -187,16 +188,6 @@ function approvalFromRow(r: Row): ApprovalRecord {
   const why = opt(r.decision_reason, str)
   if (why !== undefined) a.decisionReason = why
   return a
-}
-function auditFromRow(r: Row): AuditRecord {
-  let fields: AuditRecord['fields']
-  try {
-    fields = JSON.parse(str(r.fields)) as AuditRecord['fields']
-  } catch {
-    // an unreadable record is reported by verification (its hash cannot match), not thrown
-    fields = { unreadable: String(r.fields).slice(0, 64) }
-  }
-  return { seq: num(r.seq), time: num(r.time), type: str(r.type) as AuditRecord['type'], fields, prev: str(r.prev), hash: str(r.hash) }
 }
 function revocationFromRow(r: Row): RevocationEntry {
   const e: RevocationEntry = { seq: num(r.seq), kind: str(r.kind) as RevocationKind, id: str(r.id), at: num(r.at) }
@@ -672,7 +663,7 @@ export class SqliteStore implements AuthorityStore {
     return this.#s.auditHeadVisible!.get(this.#visible()) as { seq: number; hash: string } | undefined
   }
   async readAudit(afterSeq: number, limit: number) {
-    return (this.#s.auditRead!.all(afterSeq, this.#visible(), limit) as Row[]).map(auditFromRow)
+    return (this.#s.auditRead!.all(afterSeq, this.#visible(), limit) as Row[]).map(auditRecordFromRow)
   }
   async queryAudit(q: AuditQuery) {
     const where: string[] = []
@@ -693,7 +684,7 @@ export class SqliteStore implements AuthorityStore {
     add('time < ?', q.until)
     args.push(Math.min(Math.max(1, q.limit ?? 1000), 10_000))
     const sql = `SELECT * FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq LIMIT ?`
-    return (this.db.prepare(sql).all(...args) as Row[]).map(auditFromRow)
+    return (this.db.prepare(sql).all(...args) as Row[]).map(auditRecordFromRow)
   }
   async latestCheckpoint() {
     return this.#storedHead()
@@ -731,7 +722,7 @@ export class SqliteStore implements AuthorityStore {
     w.add('+time < ?', q.until)
     if (q.q !== undefined) w.search(['txn', 'agent', 'subject', 'type', 'tool', 'jti'], q.q, 'agent', q.qAgents)
     const sql = `SELECT * FROM audit ${w.sql()} ORDER BY seq DESC LIMIT ?`
-    const rows = (this.#prepared(sql).all(...w.args, Math.max(1, Math.min(q.limit, 10_000))) as Row[]).map(auditFromRow)
+    const rows = (this.#prepared(sql).all(...w.args, Math.max(1, Math.min(q.limit, 10_000))) as Row[]).map(auditRecordFromRow)
     // the query columns sit beside the hashed record: a row whose record does not say what its
     // columns say (a tampered column) is not returned as matching
     return rows.filter((r) => facetsMatch(r, q))
@@ -884,7 +875,7 @@ function outboxFromRow(r: Row): OutboxRow {
   const o: OutboxRow = {
     id: num(r.id), endpoint: str(r.endpoint), event: str(r.event), messageId: str(r.message_id), status: str(r.status) as OutboxStatus,
     attempts: num(r.attempts), nextAttemptAt: num(r.next_at), createdAt: num(r.created_at),
-    record: auditFromRow({ seq: r.seq, time: r.a_time, type: r.a_type, fields: r.a_fields, prev: '', hash: '' }),
+    record: auditRecordFromRow({ seq: r.seq, time: r.a_time, type: r.a_type, fields: r.a_fields, prev: '', hash: '' }),
   }
   if (r.order_key !== null) o.orderKey = str(r.order_key)
   if (r.body !== null) o.body = str(r.body)
