@@ -2,7 +2,7 @@
 // measured in the same process, interleaved batch by batch with every variant, reported as medians
 // of per-batch ratios to the adjacent floor batch (robust to the other processes on a 2-core box).
 //
-//   node --experimental-wasm-modules --conditions=@mandate/source --import tsx bench/guard.bench.ts
+//   node --expose-gc --experimental-wasm-modules --conditions=@mandate/source --import tsx bench/guard.bench.ts
 //   (pnpm --filter @mandate/core bench). The biscuit-wasm peer needs `npm install --prefix
 //   packages/core/bench/peers --engine-strict=false` once; without it that part is skipped.
 //
@@ -188,28 +188,40 @@ async function main(): Promise<void> {
   // items (single-use credentials, fresh proofs) are made right before their batch, outside the
   // timed region, so none goes stale (proofs live 60 s) however slow the host is
   const offItem = (h: number, n: number) => reuse((offline[h] as { holder: Ed25519Key }).holder, (offline[h] as { presented: string }).presented, n)
-  for (let r = 0; r < ROUNDS; r++) {
-    for (let off = 0; off + BATCH <= N; off += BATCH) {
-      for (const d of depths) {
-        const items = mintCalls(chains[d] as Link, BATCH)
-        rec(`call d${d}`, await timeItems(callGuard, items), fl2())
-      }
-      const cached = reuse(d3.holder, audToken, BATCH)
-      rec('cached', await timeItems(cachedGuard, cached), fl2())
-      const offCached = offItem(3, BATCH)
-      rec('offline cached', await timeItems(offlineCachedGuard, offCached), fl2())
-      const h2 = BATCH / 2
-      const baseItems = reuse(base.holder, base.token, h2)
-      rec('plain mandate (no cache)', await timeItems(freshGuard, baseItems), fl2(h2))
-      for (const h of hopCounts) {
-        const items = offItem(h, h2)
-        rec(`offline h${h}`, await timeItems(freshGuard, items), fl2(h2))
-      }
+  // One batch per variant per step, in an order rotated every step: whichever variant runs right
+  // after the allocation-heavy call-credential batches pays for their garbage collection, so no
+  // variant may always be that one. With --expose-gc, a collection before each batch (untimed)
+  // takes that debt out of every measurement.
+  const gc = (globalThis as { gc?: () => void }).gc
+  const timed = async (name: string, make: () => Item[], g: Guard, floorN = BATCH) => {
+    const items = make()
+    gc?.()
+    rec(name, await timeItems(g, items), fl2(floorN))
+  }
+  const h2 = BATCH / 2
+  const variants: Array<() => Promise<void>> = [
+    ...depths.map((d) => () => timed(`call d${d}`, () => mintCalls(chains[d] as Link, BATCH), callGuard)),
+    () => timed('cached', () => reuse(d3.holder, audToken, BATCH), cachedGuard),
+    () => timed('offline cached', () => offItem(3, BATCH), offlineCachedGuard),
+    () => timed('plain mandate (no cache)', () => reuse(base.holder, base.token, h2), freshGuard, h2),
+    ...hopCounts.map((h) => () => timed(`offline h${h}`, () => offItem(h, h2), freshGuard, h2)),
+    async () => {
       const jo = mintCalls(chains[1] as Link, BATCH / 4)
+      gc?.()
       const tj = clock()
       for (const it of jo) await jose(it)
       rec('jose', since(tj, jo.length), fl2(BATCH / 4))
-      if (biscuits) for (const h of hopCounts) rec(`biscuit h${h}`, timeSync((biscuits[h] as { verify(): void }).verify, 10), fl2(10))
+    },
+    ...(biscuits ? hopCounts.map((h) => async () => {
+      gc?.()
+      rec(`biscuit h${h}`, timeSync((biscuits[h] as { verify(): void }).verify, 10), fl2(10))
+    }) : []),
+  ]
+  let step = 0
+  for (let r = 0; r < ROUNDS; r++) {
+    for (let off = 0; off + BATCH <= N; off += BATCH) {
+      for (let i = 0; i < variants.length; i++) await (variants[(i + step) % variants.length] as () => Promise<void>)()
+      step++
     }
   }
 
@@ -223,7 +235,7 @@ async function main(): Promise<void> {
   const f = (x: number, w = 7) => x.toFixed(1).padStart(w)
   const r3 = (x: number) => x.toFixed(3)
   const ok = (x: number, target: number) => (x <= target ? 'ok' : 'MISSED')
-  console.log(`node ${process.version} · N=${N} × ${ROUNDS} rounds · batches of ${BATCH} interleaved with floor batches · CPU-time ratios (wall-time ratio in brackets)`)
+  console.log(`node ${process.version} · GC before each batch: ${gc ? 'yes' : 'no (run with --expose-gc)'} · N=${N} × ${ROUNDS} rounds · batches of ${BATCH} interleaved with floor batches · CPU-time ratios (wall-time ratio in brackets)`)
   console.log(`floor: 2 raw node:crypto Ed25519 verifies ${f(floorUs)} µs CPU (1 verify ≈ ${f(floorUs / 2)} µs; wall ${f(floorWall)} µs) · mandate ${sample.mandate.length} B, proof ${sample.proof.length} B`)
   console.log('guard, Authority call credential (target ≤ 1.15× floor, depth-independent)')
   for (const d of depths) {

@@ -82,6 +82,22 @@ describe('verifyRequest behind a real HTTP server', () => {
     expect(r.body.code).toBe('PROOF_MISSING')
     expect(r.headers['www-authenticate']).toMatch(/^DPoP /)
   })
+  it('a request without any credential gets a challenge with no error code (RFC 6750 §3.1)', async () => {
+    const r = await send('/files', {})
+    expect(r.status).toBe(401)
+    const challenge = r.headers['www-authenticate'] as string
+    expect(challenge).toMatch(/^DPoP /)
+    expect(challenge).not.toMatch(/error=/)
+    expect(challenge).toContain('algs=')
+  })
+  it('another scheme counts as no credential (no error code); a DPoP credential without its proof does get one', async () => {
+    const bearer = await send('/files', { authorization: `Bearer ${token}` })
+    expect(bearer.status).toBe(401)
+    expect(bearer.headers['www-authenticate']).not.toMatch(/error=/)
+    const noProof = await send('/files', { authorization: `DPoP ${token}` })
+    expect(noProof.status).toBe(401)
+    expect(noProof.headers['www-authenticate']).toContain('error="invalid_token"')
+  })
   it('refuses htm, htu and ath mismatches → PROOF_INVALID (invalid_dpop_proof)', async () => {
     for (const [path, p] of [['/files', proof('/files', 'POST')], ['/files', proof('/other')], ['/files', proof('/files', 'GET', { token: `${token}x` })]] as const) {
       const r = await send(path, { authorization: `DPoP ${token}`, dpop: p })

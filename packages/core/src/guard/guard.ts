@@ -217,6 +217,12 @@ function copyHop(h: OfflineHop): OfflineHop {
   return { ...h, tools: [...h.tools] }
 }
 
+/**
+ * Marks a refusal of a request that carried no credential this guard understands (no Authorization
+ * header, or another scheme): RFC 6750 §3.1 says its challenge carries no error code.
+ */
+const NO_CREDENTIALS = { detail: { credentials: 'absent' } } as const
+
 /** What one call carries from stage to stage of {@link createGuard}'s verification (fixed shape). */
 class CallState {
   cached = false
@@ -536,12 +542,12 @@ export function createGuard(options: GuardOptions): Guard {
       try {
         if (input.rawHeaders !== undefined) assertSingleLines(input.rawHeaders)
         const authz = header(input.headers, 'authorization')
-        if (authz === undefined) throw new MandateError('PROOF_MISSING', 'an Authorization: DPoP credential is required')
+        if (authz === undefined) throw new MandateError('PROOF_MISSING', 'an Authorization: DPoP credential is required', NO_CREDENTIALS)
         const sp = authz.indexOf(' ')
         const scheme = sp === -1 ? authz : authz.slice(0, sp)
         if (scheme.toLowerCase() !== 'dpop') {
           // a bound credential is never accepted as a bearer token (no downgrade)
-          throw new MandateError('PROOF_MISSING', 'credentials must use the DPoP scheme')
+          throw new MandateError('PROOF_MISSING', 'credentials must use the DPoP scheme', NO_CREDENTIALS)
         }
         const token = authz.slice(sp + 1)
         const proof = header(input.headers, 'dpop')
