@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// One entry point for a fresh clone: `npm run demo` and `npm test` need only Node >= 20.19 and the
-// npm registry. It installs the pinned pnpm through npx when pnpm is missing, installs the
+// One entry point for a fresh clone: `npm run demo` and `npm test` need only Node 22 (>= 22.13) or
+// 24 and the npm registry. It installs the pinned pnpm through npx when pnpm is missing, installs the
 // workspace from the lockfile, builds, then runs the demo or every test.
 import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -12,15 +12,17 @@ if (task !== 'demo' && task !== 'test') {
   console.error('usage: node scripts/bootstrap.mjs demo|test')
   process.exit(2)
 }
+// 22.13 is the first release with node:sqlite (the Authority's SQLite driver) without a flag
 const [major, minor] = process.versions.node.split('.').map(Number)
-if (major < 20 || (major === 20 && minor < 19)) {
-  console.error(`Mandate needs Node >= 20.19 (this is ${process.versions.node}).`)
+if (major < 22 || (major === 22 && minor < 13)) {
+  console.error(`Mandate needs Node 22 (>= 22.13) or Node 24; this is Node ${process.versions.node} (${process.execPath}).\n` +
+    'Install an LTS release from https://nodejs.org (or with nvm: nvm install 22) and run this command again.')
   process.exit(1)
 }
 
 const env = { TURBO_TELEMETRY_DISABLED: '1', ...process.env }
-// better-sqlite3 compiles from source where no prebuilt binary can be downloaded; point node-gyp at
-// the headers installed next to this Node so it does not try to download them either.
+// A dependency that compiles a native addon (node-gyp) uses the headers installed next to the
+// running Node instead of downloading them: it is built for this Node, offline.
 const nodeDir = dirname(dirname(process.execPath))
 if (!env.npm_config_nodedir && existsSync(join(nodeDir, 'include', 'node', 'node.h'))) env.npm_config_nodedir = nodeDir
 

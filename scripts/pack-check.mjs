@@ -4,6 +4,8 @@
 // package's README examples there: examples/*.mjs with plain node, examples/*.ts type-checked
 // with tsc against the published .d.ts files and run through scripts/consumer/run_examples.ts; plus
 // the `mandate` binary. This is how users get the packages, so it is part of the test run.
+// Everything runs on the Node that runs this script (npm, pnpm and the `mandate` binary included:
+// its directory comes first on PATH), so `.ci/run` checks the packages on each Node it tests.
 import { spawnSync } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -11,14 +13,14 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-const packages = ['core', 'authority', 'langchain', 'mcp', 'redis', 'postgres', 'cli']
+const packages = ['core', 'authority', 'langchain', 'mcp', 'ai-sdk', 'redis', 'postgres', 'cli']
 const work = mkdtempSync(join(tmpdir(), 'mandate-pack-'))
 const tgzDir = join(work, 'tgz')
 const app = join(work, 'app')
 mkdirSync(tgzDir)
 mkdirSync(app)
 
-const env = { ...process.env }
+const env = { ...process.env, PATH: [dirname(process.execPath), process.env.PATH].filter(Boolean).join(':') }
 const nodeDir = dirname(dirname(process.execPath))
 if (!env.npm_config_nodedir && existsSync(join(nodeDir, 'include', 'node', 'node.h'))) env.npm_config_nodedir = nodeDir
 
@@ -31,7 +33,8 @@ function run(cmd, args, cwd, extra = {}) {
   return r.stdout
 }
 
-const pnpm = spawnSync('pnpm', ['--version'], { stdio: 'ignore' }).status === 0 ? ['pnpm', []] : ['npx', ['--yes', 'pnpm@12.21.0']]
+console.log(`pack-check on Node ${process.versions.node} (${process.execPath})`)
+const pnpm = spawnSync('pnpm', ['--version'], { stdio: 'ignore', env }).status === 0 ? ['pnpm', []] : ['npx', ['--yes', 'pnpm@12.21.0']]
 const deps = {}
 for (const p of packages) {
   const dir = join(root, 'packages', p)
@@ -75,6 +78,17 @@ for (const p of packages) {
     cpSync(join(ex, f), join(app, 'examples', p, f))
   }
 }
+// the README examples (between `<!-- example:start examples/FILE.ts -->` markers): run_examples.ts
+// has dedicated checks for some; every other one is imported and its exported main() awaited
+const readmeExamples = []
+for (const p of packages) {
+  const readme = join(root, 'packages', p, 'README.md')
+  if (!existsSync(readme)) continue
+  for (const m of readFileSync(readme, 'utf8').matchAll(/<!-- example:start examples\/([\w.-]+\.ts) -->/g)) {
+    if (existsSync(join(root, 'packages', p, 'examples', m[1]))) readmeExamples.push(`${p}/${m[1]}`)
+  }
+}
+writeFileSync(join(app, 'readme-examples.json'), JSON.stringify(readmeExamples))
 run(process.execPath, [join(app, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], app)
 console.log('✓ tsc: the TypeScript examples type-check against the published types')
 const consumer = run(process.execPath, ['--import', 'tsx', 'run_examples.ts'], app, { timeout: 180_000 })

@@ -2,10 +2,11 @@
 // empty project (scripts/pack-check.mjs copies this file and the examples there), after `tsc`
 // has type-checked them against the published .d.ts files. This is what a user gets from npm.
 import { strict as assert } from 'node:assert'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { createAuthorityServer } from '@mandate/authority'
 import { Ed25519Key } from '@mandate/core'
 import { embedded } from './examples/authority/embedded.js'
@@ -63,6 +64,20 @@ const checks: Array<[string, () => Promise<void>]> = [
     }
   }],
 ]
+
+// README examples without a dedicated check above (pack-check lists them in readme-examples.json):
+// each exports `main()`, which throws if the example did not do what its README says
+const dedicated = new Set(['authority/embedded.ts', 'authority/server.ts', 'langchain/quickstart.ts', 'mcp/protect_server.ts', 'mcp/call_server.ts'])
+for (const example of JSON.parse(readFileSync('readme-examples.json', 'utf8')) as string[]) {
+  if (dedicated.has(example)) continue
+  const [pkg, file] = example.split('/') as [string, string]
+  checks.push([`${pkg}/examples/${file}`, async () => {
+    const mod = (await import(pathToFileURL(join(process.cwd(), 'examples', pkg, file)).href)) as { main?: () => unknown }
+    assert.equal(typeof mod.main, 'function', `${example} exports no main()`)
+    const out = await mod.main!()
+    if (out !== undefined) console.log(`  ${JSON.stringify(out).slice(0, 300)}`)
+  }])
+}
 
 let failed = 0
 for (const [name, check] of checks) {

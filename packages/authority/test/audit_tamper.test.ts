@@ -4,7 +4,7 @@
  * found; what only a copy held outside the database can reveal is tested against such a copy.
  */
 import { copyFileSync } from 'node:fs'
-import Database from 'better-sqlite3'
+import { DatabaseSync, type SqliteDatabase } from '../src/store/sqlite_driver.js'
 import { Ed25519Key } from '@mandate/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { auditHash, createAuthority, openSqliteStore, signCheckpoint, type AuditRecord, type AuditVerification } from '../src/index.js'
@@ -34,7 +34,7 @@ beforeAll(async () => {
     await c.callCredential({ mandate: root.token, audience: AUD, tool: 'billing.get', arguments: { amount: i } })
     if (i === 11) {
       exportedEarly = (await authority.audit.checkpoint())!.jws
-      ;(authority.store as unknown as { db: Database.Database }).db.pragma('wal_checkpoint(TRUNCATE)')
+      ;(authority.store as unknown as { db: SqliteDatabase }).db.exec('PRAGMA wal_checkpoint(TRUNCATE)')
       copyFileSync(pristine, earlier)
     }
   }
@@ -53,28 +53,28 @@ async function verifyFile(file: string, checkpoint?: string): Promise<AuditVerif
   }
 }
 
-async function tamper(edit: (db: Database.Database) => void, options: { checkpoint?: string; from?: string } = {}): Promise<AuditVerification> {
+async function tamper(edit: (db: SqliteDatabase) => void, options: { checkpoint?: string; from?: string } = {}): Promise<AuditVerification> {
   const file = `${tmp.dir}/copy-${n++}.db`
   copyFileSync(options.from ?? pristine, file)
-  const db = new Database(file)
+  const db = new DatabaseSync(file)
   edit(db)
   db.close()
   return verifyFile(file, options.checkpoint)
 }
 
-function row(db: Database.Database, seq: number): AuditRecord {
+function row(db: SqliteDatabase, seq: number): AuditRecord {
   const r = db.prepare('SELECT seq, time, type, fields, prev, hash FROM audit WHERE seq = ?').get(seq) as { seq: number; time: number; type: AuditRecord['type']; fields: string; prev: string; hash: string }
   return { ...r, fields: JSON.parse(r.fields) as AuditRecord['fields'] }
 }
 
-function put(db: Database.Database, r: AuditRecord): void {
+function put(db: SqliteDatabase, r: AuditRecord): void {
   const idx = auditIndex(r.fields)
   db.prepare('UPDATE audit SET time = ?, type = ?, fields = ?, prev = ?, hash = ?, txn = ?, agent = ?, subject = ? WHERE seq = ?')
     .run(r.time, r.type, JSON.stringify(r.fields), r.prev, r.hash, idx.txn, idx.agent, idx.subject, r.seq)
 }
 
 /** Edit record `from`, then recompute every hash and link after it, as a careful attacker would. */
-function rewriteChain(db: Database.Database, from: number, edit: (r: AuditRecord) => void): AuditRecord {
+function rewriteChain(db: SqliteDatabase, from: number, edit: (r: AuditRecord) => void): AuditRecord {
   const last = (db.prepare('SELECT MAX(seq) AS n FROM audit').get() as { n: number }).n
   let prev = row(db, from - 1).hash
   let r = row(db, from)
@@ -90,7 +90,7 @@ function rewriteChain(db: Database.Database, from: number, edit: (r: AuditRecord
 }
 
 /** The Authority's private key, read from the database (the library default keeps it there). */
-function stolenKey(db: Database.Database): Ed25519Key {
+function stolenKey(db: SqliteDatabase): Ed25519Key {
   const k = db.prepare('SELECT private_jwk FROM signing_keys WHERE retired_at IS NULL').get() as { private_jwk: string }
   return Ed25519Key.fromPrivateJwk(JSON.parse(k.private_jwk) as Parameters<typeof Ed25519Key.fromPrivateJwk>[0])
 }
@@ -198,7 +198,7 @@ describe('audit log tamper detection (SQLite file, database write access)', () =
   })
 
   it('14. rewriting the chain and re-signing its head with the key read from the database: the exported head tells', async () => {
-    const rewrite = (db: Database.Database) => {
+    const rewrite = (db: SqliteDatabase) => {
       const last = rewriteChain(db, 4, (r) => void (r.fields.tool = 'billing.refund'))
       const jws = signCheckpoint({ iss: ISSUER, seq: last.seq, hash: last.hash, iat: Math.floor(Date.now() / 1000) }, stolenKey(db))
       db.prepare('UPDATE audit_head SET seq = ?, hash = ?, jws = ?').run(last.seq, last.hash, jws)
@@ -239,7 +239,7 @@ describe('audit log tamper detection (SQLite file, database write access)', () =
   })
 
   it('19. wiping every record and the signed head: only a copy held elsewhere tells', async () => {
-    const wipe = (db: Database.Database) => {
+    const wipe = (db: SqliteDatabase) => {
       db.prepare('DELETE FROM audit').run()
       db.prepare('DELETE FROM audit_head').run()
       db.prepare('DELETE FROM checkpoints').run()
@@ -266,7 +266,7 @@ describe('upgrade from a database written before every commit was sealed', () =>
   it('its last checkpoint (signed at close) stands for the head: it verifies and keeps verifying after new writes', async () => {
     const file = `${tmp.dir}/legacy.db`
     copyFileSync(pristine, file)
-    const db = new Database(file)
+    const db = new DatabaseSync(file)
     // the old layout: heads only in the checkpoints table
     db.prepare('INSERT INTO checkpoints(seq, hash, time, jws) SELECT seq, hash, time, jws FROM audit_head').run()
     db.prepare('DELETE FROM audit_head').run()
@@ -286,7 +286,7 @@ describe('a running Authority never signs over records it did not write', () => 
     copyFileSync(pristine, file)
     const authority = await createAuthority({ issuer: ISSUER, store: openSqliteStore(file) })
     // another writer appends a well-linked forged record while the Authority runs
-    const db = new Database(file)
+    const db = new DatabaseSync(file)
     const prev = row(db, 20)
     const forged = { seq: 21, time: prev.time + 1, type: 'approval.approved' as const, fields: { approval: 'x' }, prev: prev.hash }
     db.prepare('INSERT INTO audit(seq, time, type, fields, prev, hash) VALUES (?,?,?,?,?,?)').run(21, forged.time, forged.type, JSON.stringify(forged.fields), forged.prev, auditHash(forged))
@@ -302,7 +302,7 @@ describe('a running Authority never signs over records it did not write', () => 
     const file = `${tmp.dir}/running-cut.db`
     copyFileSync(pristine, file)
     const authority = await createAuthority({ issuer: ISSUER, store: openSqliteStore(file) })
-    const db = new Database(file)
+    const db = new DatabaseSync(file)
     db.prepare('DELETE FROM audit WHERE seq > 17').run()
     db.close()
     await authority.registerAgent({ did: Ed25519Key.generate().did, name: 'late' })

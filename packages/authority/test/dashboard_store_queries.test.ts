@@ -3,7 +3,7 @@
  * the same pages for the same log (every filter, search, keyset paging), and an existing SQLite
  * database without the dashboard columns gets them, filled in, on open — once, idempotently.
  */
-import Database from 'better-sqlite3'
+import { DatabaseSync } from '../src/store/sqlite_driver.js'
 import { afterAll, describe, expect, it } from 'vitest'
 import { MemoryStore, openSqliteStore, type AuthorityStore } from '../src/index.js'
 import type { AuditPageQuery } from '../src/store/store.js'
@@ -94,7 +94,7 @@ describe('dashboard store queries', () => {
     await store.appendAuditBatch(drafts(12))
     const before = await pages(store, { tool: 'email.send' }, 500)
     expect(before).not.toContain(1)
-    const db = new Database(file)
+    const db = new DatabaseSync(file)
     db.prepare(`UPDATE audit SET tool = 'email.send', decision = 'refused' WHERE seq = 1`).run()
     db.close()
     expect(await pages(store, { tool: 'email.send' }, 500)).toEqual(before)
@@ -109,7 +109,7 @@ describe('dashboard store queries', () => {
     const expected = await pages(store, { tool: 'email.send', types: ['exchange'] }, 500)
     await store.close()
     // make it look like a database written before the columns existed
-    const db = new Database(file)
+    const db = new DatabaseSync(file)
     for (const i of ['audit_type', 'audit_agent_type', 'audit_tool', 'audit_jti', 'audit_decision', 'audit_calls']) db.exec(`DROP INDEX ${i}`)
     for (const c of ['tool', 'jti', 'decision', 'call']) db.exec(`ALTER TABLE audit DROP COLUMN ${c}`)
     db.exec(`DELETE FROM meta WHERE key = 'audit_facets'`)
@@ -121,7 +121,7 @@ describe('dashboard store queries', () => {
       expect((await again.queryAuditPage!({ jtis: ['j0'], limit: 10 })).map((r) => r.type)).toEqual(['exchange'])
       await again.close()
     }
-    const check = new Database(file, { readonly: true })
+    const check = new DatabaseSync(file, { readOnly: true })
     const indexes = (check.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit'`).all() as Array<{ name: string }>).map((r) => r.name)
     check.close()
     expect(indexes).toEqual(expect.arrayContaining(['audit_type', 'audit_agent_type', 'audit_tool', 'audit_jti', 'audit_decision', 'audit_calls']))

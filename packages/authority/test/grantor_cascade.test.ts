@@ -5,7 +5,7 @@
  * keep working. Databases from before grantors were recorded are migrated (those tasks have none).
  * Real HTTP server on 127.0.0.1 with a SQLite file.
  */
-import Database from 'better-sqlite3'
+import { DatabaseSync } from '../src/store/sqlite_driver.js'
 import { createClientAssertion, createProof, createRemoteGuard, decodeMandateUnverified, Ed25519Key, randomId, type Guard } from '@mandate/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createAuthority } from '../src/authority.js'
@@ -170,7 +170,7 @@ describe('databases from before grantors were recorded', () => {
     const old = await first.grant({ grantor: g.did, subject: 'alice', agent: a.did, audiences: [AUD], tools: TOOLS })
     await first.close()
     // make it a database of the schema before: no grantor column
-    const raw = new Database(db)
+    const raw = new DatabaseSync(db)
     raw.exec('DROP INDEX IF EXISTS mandates_grantor; ALTER TABLE mandates DROP COLUMN grantor')
     raw.close()
 

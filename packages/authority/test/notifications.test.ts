@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { createClientAssertion, Ed25519Key } from '@mandate/core'
-import Database from 'better-sqlite3'
+import { DatabaseSync } from '../src/store/sqlite_driver.js'
 import { Webhook } from 'standardwebhooks'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createAuthority, createAuthorityServer, openSqliteStore, type Authority, type AuthorityOptions } from '../src/index.js'
@@ -251,7 +251,7 @@ describe('webhook notifications', () => {
     expect((await first.notificationStatus()).endpoints[0]).toMatchObject({ id: 'ops', pending: 3, delivered: 0 })
     await first.close()
     // one outbox row per notifiable audit record, each naming its record (written in its transaction)
-    const db = new Database(file, { readonly: true })
+    const db = new DatabaseSync(file, { readOnly: true })
     const rows = db.prepare(`SELECT o.event, o.status, a.type FROM outbox o JOIN audit a ON a.seq = o.seq ORDER BY o.id`).all() as Array<{ event: string; status: string; type: string }>
     const notifiable = db.prepare(`SELECT type FROM audit WHERE type LIKE 'approval.%' OR type = 'revocation' ORDER BY seq`).all() as Array<{ type: string }>
     db.close()

@@ -6,7 +6,7 @@
  */
 import { existsSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import Database from 'better-sqlite3'
+import { DatabaseSync } from '../src/store/sqlite_driver.js'
 import { MandateError } from '@mandate/core'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createAuthority } from '../src/authority.js'
@@ -117,7 +117,7 @@ describe('damaged signing keys', () => {
   it('a damaged signing-key row in the SQLite store is STORE_ERROR without key material', async () => {
     const db = join(tmp.dir, 'damaged-row.db')
     await (await createAuthority({ issuer: ISSUER, store: openSqliteStore(db) })).close()
-    const raw = new Database(db)
+    const raw = new DatabaseSync(db)
     raw.prepare('UPDATE signing_keys SET private_jwk = ?').run(`{"kty":"OKP","d":"${SECRET}"`)
     raw.close()
     const store = openSqliteStore(db)

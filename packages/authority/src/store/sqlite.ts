@@ -1,7 +1,8 @@
 /**
- * SQLite store (better-sqlite3): one file, WAL journal, every state change plus its audit record in
- * one IMMEDIATE transaction, together with a head of the audit chain signed over that record. The
- * writes of one event-loop turn share that transaction (group commit, each in its own savepoint):
+ * SQLite store (Node's built-in `node:sqlite`, loaded by sqlite_driver.ts): one file, WAL journal,
+ * every state change plus its audit record in one IMMEDIATE transaction, together with a head of
+ * the audit chain signed over that record. The writes of one event-loop turn share that transaction
+ * (group commit, each in its own savepoint):
  * one signature and one commit for the group, and no operation resolves before the group commits.
  *
  * Durability: `synchronous=FULL` (the default here) fsyncs the WAL after every group commit before
@@ -14,7 +15,7 @@
  * accept that.
  */
 import { closeSync, fsync, fsyncSync, openSync } from 'node:fs'
-import Database from 'better-sqlite3'
+import { DatabaseSync, sqliteError, type SqliteDatabase, type SqliteStatement } from './sqlite_driver.js'
 import { MandateError, type RevocationQuery } from '@mandate/core'
 import { auditIndex, chainRecord } from '../audit/hash.js'
 import { auditFacets } from './audit_facets.js'
@@ -94,7 +95,7 @@ function agentFromRow(r: Row): AgentRecord {
  * Agent columns added after schema 1 (databases created before them get them on open), and the
  * registry marks of agents revoked before revocation marked the registry.
  */
-function migrateAgents(db: Database.Database): void {
+function migrateAgents(db: SqliteDatabase): void {
   const have = new Set((db.prepare('PRAGMA table_info(agents)').all() as Array<{ name: string }>).map((c) => c.name))
   for (const [col, type] of [['disabled_reason', 'TEXT'], ['revoked_at', 'INTEGER'], ['revoked_reason', 'TEXT']] as const) {
     if (!have.has(col)) db.exec(`ALTER TABLE agents ADD COLUMN ${col} ${type}`)
@@ -112,7 +113,7 @@ function migrateAgents(db: Database.Database): void {
  * and indexes for the dashboard's filters. Each index keeps seq order within equal keys, so a
  * filtered page walks an index newest-first from its cursor and stops at the limit (no OFFSET).
  */
-function migrateDashboardIndexes(db: Database.Database): void {
+function migrateDashboardIndexes(db: SqliteDatabase): void {
   const have = new Set((db.prepare('PRAGMA table_info(audit)').all() as Array<{ name: string }>).map((c) => c.name))
   for (const [col, type] of [['tool', 'TEXT'], ['jti', 'TEXT'], ['decision', 'TEXT'], ['call', 'INTEGER NOT NULL DEFAULT 0']] as const) {
     if (!have.has(col)) db.exec(`ALTER TABLE audit ADD COLUMN ${col} ${type}`)
@@ -134,7 +135,8 @@ function migrateDashboardIndexes(db: Database.Database): void {
   // records written before the facet columns existed: fill them in once, in one transaction
   const update = db.prepare('UPDATE audit SET tool = ?, jti = ?, decision = ?, call = ? WHERE seq = ?')
   const read = db.prepare('SELECT seq, type, fields FROM audit WHERE seq > ? ORDER BY seq LIMIT 5000')
-  db.transaction(() => {
+  db.exec('BEGIN IMMEDIATE')
+  try {
     for (let after = 0; ;) {
       const rows = read.all(after) as Array<{ seq: number; type: string; fields: string }>
       if (rows.length === 0) break
@@ -151,14 +153,18 @@ function migrateDashboardIndexes(db: Database.Database): void {
       }
     }
     db.prepare(`INSERT OR REPLACE INTO meta(key, value) VALUES ('audit_facets', '1')`).run()
-  })()
+    db.exec('COMMIT')
+  } catch (err) {
+    db.exec('ROLLBACK')
+    throw err
+  }
 }
 
 /**
  * The grantor of each task (root mandates), added after schema 1. Tasks granted before it existed
  * have no grantor recorded (NULL): revoking their grantor does not revoke them (revoke those by txn).
  */
-function migrateGrantors(db: Database.Database): void {
+function migrateGrantors(db: SqliteDatabase): void {
   const have = new Set((db.prepare('PRAGMA table_info(mandates)').all() as Array<{ name: string }>).map((c) => c.name))
   if (!have.has('grantor')) db.exec('ALTER TABLE mandates ADD COLUMN grantor TEXT')
   db.exec('CREATE INDEX IF NOT EXISTS mandates_grantor ON mandates(grantor) WHERE grantor IS NOT NULL')
@@ -267,19 +273,39 @@ function createPrivateFile(path: string): void {
 
 export class SqliteStore implements AuthorityStore {
   readonly kind = 'sqlite'
-  readonly db: Database.Database
-  readonly #s: Record<string, Database.Statement>
+  /** The open connection (tests and operators' tools reach the raw database through it). */
+  readonly db: SqliteDatabase
+  readonly #s: Record<string, SqliteStatement>
+  /** Tracked here: `DatabaseSync#isOpen` only exists from Node 22.15 (the floor is 22.13). */
+  #open = true
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
     createPrivateFile(path)
-    this.db = new Database(path)
-    const wal = String(this.db.pragma('journal_mode = WAL', { simple: true })).toLowerCase() === 'wal'
+    try {
+      this.db = new DatabaseSync(path)
+    } catch (err) {
+      throw sqliteError(err)
+    }
+    try {
+      this.#s = this.#init(path, options)
+    } catch (err) {
+      this.db.close()
+      this.#open = false
+      throw sqliteError(err)
+    }
+  }
+
+  /** Journal, pragmas, schema and migrations; the prepared statements. */
+  #init(path: string, options: SqliteStoreOptions): Record<string, SqliteStatement> {
+    const mode = this.db.prepare('PRAGMA journal_mode = WAL').get() as { journal_mode?: unknown } | undefined
+    const wal = String(mode?.journal_mode).toLowerCase() === 'wal'
+    const memory = path === '' || path === ':memory:'
     // FULL on a WAL file: SQLite commits at NORMAL and the store fsyncs the WAL itself, off the
     // event loop (#commit). Anything else (an in-memory database) keeps SQLite's own FULL.
     const full = options.synchronous !== 'NORMAL'
-    this.#walPath = full && wal && !this.db.memory ? `${this.db.name}-wal` : undefined
-    this.db.pragma(`synchronous = ${!full || this.#walPath !== undefined ? 'NORMAL' : 'FULL'}`)
-    this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`)
+    this.#walPath = full && wal && !memory ? `${path}-wal` : undefined
+    this.db.exec(`PRAGMA synchronous = ${!full || this.#walPath !== undefined ? 'NORMAL' : 'FULL'}`)
+    this.db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`)
     this.db.exec(SCHEMA)
     this.db.prepare(`INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1')`).run()
     migrateAgents(this.db)
@@ -287,7 +313,7 @@ export class SqliteStore implements AuthorityStore {
     migrateGrantors(this.db)
     migrateOutbox(this.db)
     const p = (sql: string) => this.db.prepare(sql)
-    this.#s = {
+    return {
       auditHead: p('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'),
       auditInsert: p('INSERT INTO audit(seq, time, type, fields, prev, hash, txn, agent, subject, tool, jti, decision, call) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)'),
       agentInsert: p('INSERT OR IGNORE INTO agents(did, jkt, name, owner, role, metadata, disabled, created_at) VALUES (?,?,?,?,?,?,0,?)'),
@@ -333,7 +359,7 @@ export class SqliteStore implements AuthorityStore {
 
   readonly #seal = new SealState()
   /** The WAL file this store fsyncs after each commit (synchronous=FULL), and its descriptor once open. */
-  readonly #walPath: string | undefined
+  #walPath: string | undefined
   #walFd: number | undefined
   /** Committed groups waiting for the next WAL fsync, and whether one is running. */
   #unsynced: Array<{ waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }>; head: StoredCheckpoint | undefined }> = []
@@ -420,7 +446,7 @@ export class SqliteStore implements AuthorityStore {
   /** End the open group: sign its head, commit, then answer its operations. */
   #commit(): void {
     const batch = this.#batch
-    if (!batch || !this.db.open) return
+    if (!batch || !this.#open) return
     this.#batch = undefined
     const last = this.#last
     this.#last = undefined
@@ -432,7 +458,12 @@ export class SqliteStore implements AuthorityStore {
       }
       this.#s.commit!.run()
     } catch (err) {
-      if (this.db.inTransaction) this.#s.rollback!.run()
+      // a failed COMMIT may already have rolled back (`isTransaction` only exists from Node 22.16)
+      try {
+        this.#s.rollback!.run()
+      } catch {
+        // no transaction was active
+      }
       this.#seal.rollback()
       for (const w of batch.waiters) w.reject(err)
       return
@@ -691,8 +722,8 @@ export class SqliteStore implements AuthorityStore {
   }
 
   /** Dashboard queries are built from their filters: each shape is prepared once (bounded cache). */
-  readonly #statements = new Map<string, Database.Statement>()
-  #prepared(sql: string): Database.Statement {
+  readonly #statements = new Map<string, SqliteStatement>()
+  #prepared(sql: string): SqliteStatement {
     let s = this.#statements.get(sql)
     if (!s) {
       if (this.#statements.size >= 256) this.#statements.clear()
@@ -751,7 +782,7 @@ export class SqliteStore implements AuthorityStore {
     const rows = this.#prepared(`SELECT m.rowid AS cursor, m.*, ${revoked} AS revoked FROM mandates m ${w.sql()} ORDER BY m.rowid DESC LIMIT ?`).all(...w.args, Math.max(1, Math.min(q.limit, 1000))) as Row[]
     const counts = this.#prepared(`SELECT COALESCE(SUM(kind = 'call'), 0) AS calls, COUNT(*) AS n FROM mandates WHERE txn = ?`)
     return rows.map((r) => {
-      const c = counts.get(r.txn) as { calls: number; n: number }
+      const c = counts.get(str(r.txn)) as { calls: number; n: number }
       return { cursor: num(r.cursor), root: mandateFromRow(r), revoked: r.revoked === 1, mandates: c.n - c.calls, calls: c.calls }
     })
   }
@@ -807,7 +838,7 @@ export class SqliteStore implements AuthorityStore {
       if (r.last_success !== null) s.lastSuccessAt = num(r.last_success)
       if (r.last_failure !== null) {
         s.lastFailureAt = num(r.last_failure)
-        const e = lastError.get(r.endpoint) as { last_error: string | null } | undefined
+        const e = lastError.get(str(r.endpoint)) as { last_error: string | null } | undefined
         if (e?.last_error) s.lastError = e.last_error
       }
       return s
@@ -818,7 +849,7 @@ export class SqliteStore implements AuthorityStore {
     return rows.map(outboxFromRow)
   }
   async outboxPrune(before: number) {
-    return this.#tx(() => this.db.prepare(`DELETE FROM outbox WHERE status = 'delivered' AND delivered_at < ?`).run(before).changes)
+    return this.#tx(() => Number(this.db.prepare(`DELETE FROM outbox WHERE status = 'delivered' AND delivered_at < ?`).run(before).changes))
   }
 
   async loadSigningKeys() {
@@ -842,7 +873,7 @@ export class SqliteStore implements AuthorityStore {
   }
   /** Readiness: the database file is open and answers a query. */
   async ping(): Promise<void> {
-    if (!this.db.open) throw new MandateError('STORE_UNAVAILABLE', 'the SQLite database is closed')
+    if (!this.#open) throw new MandateError('STORE_UNAVAILABLE', 'the SQLite database is closed')
     this.db.prepare('SELECT 1').get()
   }
   async close() {
@@ -852,7 +883,10 @@ export class SqliteStore implements AuthorityStore {
     // an fsync still running on the thread pool closes the descriptor when it is done
     if (this.#walFd !== undefined && !this.#syncing) closeSync(this.#walFd)
     this.#walFd = undefined
-    if (this.db.open) this.db.close()
+    if (this.#open) {
+      this.#open = false
+      this.db.close()
+    }
   }
 }
 
@@ -860,7 +894,7 @@ export class SqliteStore implements AuthorityStore {
  * The notification outbox (src/notify): a row per (endpoint, audit record), written in the
  * transaction of its audit record. `order_key` keeps the deliveries of one approval in order.
  */
-function migrateOutbox(db: Database.Database): void {
+function migrateOutbox(db: SqliteDatabase): void {
   db.exec(`
     CREATE TABLE IF NOT EXISTS outbox (
       id INTEGER PRIMARY KEY AUTOINCREMENT, endpoint TEXT NOT NULL, seq INTEGER NOT NULL, event TEXT NOT NULL,

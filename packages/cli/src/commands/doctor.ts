@@ -99,7 +99,7 @@ async function checkDatabase(db: string): Promise<DoctorCheck[]> {
   try {
     const store = openSqliteStore(db, { busyTimeoutMs: 2000 })
     try {
-      const result = store.db.pragma('quick_check', { simple: true })
+      const result = (store.db.prepare('PRAGMA quick_check').get() as { quick_check?: unknown } | undefined)?.quick_check
       const head = await store.auditHead()
       if (result !== 'ok') out.push({ check: 'store', status: 'fail', reason: `${db}: SQLite quick_check says ${printable(String(result)).slice(0, 120)}`, code: 'STORE_UNAVAILABLE' })
       else {
