@@ -40,6 +40,8 @@ export interface ActiveCall {
   sent: boolean
   /** Why the adapter's own transport refused to send it. */
   refusal?: MandateError
+  /** The resource's own refusal of the presented credential (401/403 with a Mandate code). */
+  serverRefusal?: MandateError
 }
 
 const storage = new AsyncLocalStorage<ActiveCall>()

@@ -295,10 +295,14 @@ export function createBridge(options: MandateToolsOptions): Bridge {
       result = await runInCallContext(active, () => fn(p.args))
     } catch (err) {
       if (p.plan.remote && !active.sent) throw await notPresented(claims, p, digest, active.refusal ?? err)
+      // the resource's guard refused the presented credential: that typed refusal, not the transport's text
+      if (p.plan.remote && active.serverRefusal) throw markTerminal(active.serverRefusal)
       if (!p.plan.remote) await report(claims, p.plan, digest, 'allowed', 'error', MandateError.is(err) ? err.code : undefined)
       throw err
     }
     if (p.plan.remote && !active.sent) throw await notPresented(claims, p, digest, active.refusal)
+    // an MCP client may hand a refused call back as a result rather than throw: still a refusal
+    if (p.plan.remote && active.serverRefusal) throw markTerminal(active.serverRefusal)
     if (!p.plan.remote) await report(claims, p.plan, digest, 'allowed', 'success')
     return result
   }

@@ -1,4 +1,4 @@
-import { createProof, MandateError } from '@mandate/core'
+import { createProof, isMandateErrorCode, MandateError, type MandateErrorCode } from '@mandate/core'
 import { audienceProblemOf, configError } from './config.js'
 import { activeCall, type ActiveCall } from './context.js'
 
@@ -77,7 +77,11 @@ export function mandateMcpTransport(url: string, options: MandateMcpTransportOpt
     headers.set('dpop', createProof(call.key, { method: 'POST', url: target.href, accessToken: call.token, tool: call.tool, arguments: call.arguments }))
     call.sent = true
     // never follow a redirect with the credential attached
-    return base(target, { ...init, method: 'POST', headers, redirect: 'error' })
+    const res = await base(target, { ...init, method: 'POST', headers, redirect: 'error' })
+    // the server's guard refused the credential: keep its typed refusal for the wrapper, which
+    // reports it to the model as a Mandate refusal (and can stop the run on a terminal one)
+    if (res.status === 401 || res.status === 403) call.serverRefusal = await serverRefusal(res)
+    return res
   }
   return { type: 'http', url, fetch, redirect: 'error' }
 }
@@ -109,6 +113,23 @@ function toolsCallName(init: RequestInit | undefined): string | undefined {
 
 function isToolsCall(m: unknown): boolean {
   return typeof m === 'object' && m !== null && (m as { method?: unknown }).method === 'tools/call'
+}
+
+/** A short OAuth error body is read (bounded, from a clone); anything else keeps the status alone. */
+async function serverRefusal(res: Response): Promise<MandateError> {
+  let body: Record<string, unknown> = {}
+  try {
+    const text = await res.clone().text()
+    if (text.length <= 8192) {
+      const parsed: unknown = JSON.parse(text)
+      if (typeof parsed === 'object' && parsed !== null) body = parsed as Record<string, unknown>
+    }
+  } catch {
+    // not JSON or unreadable: the status still says the call was refused
+  }
+  const code: MandateErrorCode = isMandateErrorCode(body.mandate_code) ? body.mandate_code : body.error === 'insufficient_scope' ? 'INSUFFICIENT_SCOPE' : 'ACCESS_DENIED'
+  const description = typeof body.error_description === 'string' ? body.error_description.slice(0, 300) : `the MCP server refused the call (HTTP ${res.status})`
+  return new MandateError(code, description, { detail: { source: 'resource', status: res.status } })
 }
 
 /** Remember why the call's credential was not sent (the first reason), and return the refusal. */

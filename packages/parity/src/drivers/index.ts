@@ -24,13 +24,7 @@ export const DRIVERS: readonly DriverEntry[] = [
     },
   },
   { driver: aiSdkDriver },
-  {
-    driver: aiSdkMcpDriver,
-    gaps: {
-      'revocation-in-flight':
-        "a refusal by the remote MCP server's guard reaches the model as '@ai-sdk/mcp' 'MCP HTTP Transport Error: POSTing to endpoint (HTTP 401): {…\"mandate_code\":\"REVOKED\"}', not 'Refused by Mandate (REVOKED)': no MandateError code for the model or for stopOnTerminalRefusal",
-    },
-  },
+  { driver: aiSdkMcpDriver },
   {
     driver: langchainMcpDriver,
     gaps: {
