@@ -101,10 +101,14 @@ export async function runMandatedCall<T>(s: Settings, spec: CallSpec, run: (args
   } catch (err) {
     if (isGraphInterrupt(err)) throw err
     if (remote && !active.sent) throw await notPresented(s, context, spec.name, active.refusal ?? err)
+    // the resource's guard refused the presented credential: that typed refusal, not the MCP client's text
+    if (remote && active.serverRefusal) throw markTerminal(active.serverRefusal)
     if (!remote && reports(s, credential)) await report(s, context.claims, audience, tool, 'allowed', digest, 'error', MandateError.is(err) ? err.code : undefined, context.offlineHops)
     throw err
   }
   if (remote && !active.sent) throw await notPresented(s, context, spec.name, active.refusal)
+  // a client that hands a refused call back as a result (not an error) still gets the refusal
+  if (remote && active.serverRefusal) throw markTerminal(active.serverRefusal)
   if (!remote && reports(s, credential)) await report(s, context.claims, audience, tool, 'allowed', digest, outcomeOf(result), undefined, context.offlineHops)
   return result
 }

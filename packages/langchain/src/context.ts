@@ -55,6 +55,11 @@ export interface ActiveCall {
    */
   refusal?: MandateError
   /**
+   * The resource's own refusal of the presented credential (a 401/403 carrying a Mandate code): the
+   * call fails with it, typed, even when the tool (an MCP client) turns the answer into its own text.
+   */
+  serverRefusal?: MandateError
+  /**
    * Cached mode only: obtain a call credential for exactly this call, for when the remote guard
    * refused the audience credential with `CALL_CREDENTIAL_REQUIRED` before running anything.
    */

@@ -1,4 +1,4 @@
-import { createProof, MandateError, readBounded } from '@mandate/core'
+import { createProof, isMandateErrorCode, MandateError, readBounded, type MandateErrorCode } from '@mandate/core'
 import { configError } from './config_check.js'
 import { activeCall, type ActiveCall } from './context.js'
 import { createResourceCheck } from './resource_check.js'
@@ -128,10 +128,38 @@ export function createMandateFetch(options: MandateFetchOptions = {}): FetchFunc
     if (call.perCallFallback && !request && resendable(init?.body) && (await demandsCallCredential(res))) {
       await res.body?.cancel().catch(() => undefined)
       call.token = await call.perCallFallback()
-      return send()
+      const again = await send()
+      call.serverRefusal = await serverRefusalOf(again)
+      return again
     }
+    call.serverRefusal = await serverRefusalOf(res)
     return res
   }
+}
+
+/**
+ * The resource's refusal of the credential as a MandateError: a 401/403 with a Mandate code (top
+ * level, or a JSON-RPC error's `data`) or a DPoP challenge, read bounded from a clone so the caller
+ * still gets the untouched response. Any other answer (a 403 of the application's own) is the
+ * tool's business: undefined.
+ */
+async function serverRefusalOf(res: Response): Promise<MandateError | undefined> {
+  if (res.status !== 401 && res.status !== 403) return undefined
+  const challenged = /^\s*dpop\b/i.test(res.headers.get('www-authenticate') ?? '')
+  let body: { mandate_code?: unknown; error?: unknown; error_description?: unknown } = {}
+  try {
+    const text = await readBounded(res.clone(), res.url || 'about:blank', { maxBytes: 8192, timeoutMs: 5_000, invalid: 'INVALID_RESPONSE', what: 'refusal' })
+    const parsed: unknown = JSON.parse(text)
+    if (typeof parsed === 'object' && parsed !== null) body = parsed as typeof body
+  } catch {
+    // not JSON, too large or too slow: the status alone says the call was refused
+  }
+  const rpc = typeof body.error === 'object' && body.error !== null ? (body.error as { data?: { mandate_code?: unknown }; message?: unknown }) : undefined
+  const raw = body.mandate_code ?? rpc?.data?.mandate_code
+  if (!isMandateErrorCode(raw) && !challenged) return undefined
+  const code: MandateErrorCode = isMandateErrorCode(raw) ? raw : body.error === 'insufficient_scope' ? 'INSUFFICIENT_SCOPE' : 'ACCESS_DENIED'
+  const text = typeof body.error_description === 'string' ? body.error_description : typeof rpc?.message === 'string' ? rpc.message : `the resource refused the call (HTTP ${res.status})`
+  return new MandateError(code, text.slice(0, 300), { detail: { source: 'resource', status: res.status } })
 }
 
 /** A body that can be sent a second time as is (not a stream). */

@@ -25,13 +25,7 @@ export const DRIVERS: readonly DriverEntry[] = [
   },
   { driver: aiSdkDriver },
   { driver: aiSdkMcpDriver },
-  {
-    driver: langchainMcpDriver,
-    gaps: {
-      'revocation-in-flight':
-        "a refusal by the remote MCP server's guard reaches the model as 'ToolException: Error calling tool get_invoice: MandateError: …revoked' (@langchain/mcp-adapters wraps it), not 'Refused by Mandate (REVOKED)': no stable code for the model or for onTerminalRefusal",
-    },
-  },
+  { driver: langchainMcpDriver },
 ]
 
 /**
