@@ -323,6 +323,33 @@ describe('DPoP nonce and approvals', () => {
     await a.close()
   })
 
+  it("approval 'throw': the same call made again redeems the approval it opened (one approval, no second request)", async () => {
+    const a = await createTestAuthority({ policy: [{ effect: 'require_approval', tool: 'refund', on: 'call' }] })
+    const s = await startHttpServer(a)
+    const k = await a.agent('agent')
+    const g = await a.grant(k, { audiences: [s.url], scopes: ['tools:read', 'tools:write'], tools: [{ type: 'tool_access', tools: ['refund'] }] })
+    const c = new Client({ name: 't', version: '1' })
+    await c.connect(createMandateHttpTransport(s.url, { authority: a.clientFor(k), key: k, mandate: g.token }))
+    const first = await refused(c.callTool({ name: 'refund', arguments: { amount: 10 } }), 'APPROVAL_REQUIRED')
+    const id = first.detail?.approval_id as string
+    // not decided yet: the same approval again, nothing new opened, nothing ran
+    const still = await refused(c.callTool({ name: 'refund', arguments: { amount: 10 } }), 'APPROVAL_REQUIRED')
+    expect(still.detail?.approval_id).toBe(id)
+    expect((await a.authority.approvals.list({ status: 'pending' })).map((v) => v.id)).toEqual([id])
+    // other arguments are another call: they need their own approval
+    const other = await refused(c.callTool({ name: 'refund', arguments: { amount: 11 } }), 'APPROVAL_REQUIRED')
+    expect(other.detail?.approval_id).not.toBe(id)
+    expect(s.log.count).toBe(0)
+    await a.authority.approvals.approve(id, { approver: a.approver.did })
+    const res = await c.callTool({ name: 'refund', arguments: { amount: 10 } })
+    expect(res.content).toEqual([{ type: 'text', text: 'refunded 10' }])
+    expect(s.log.calls.at(-1)?.call.approval?.id).toBe(id)
+    expect(s.log.count).toBe(1)
+    await c.close()
+    await s.close()
+    await a.close()
+  })
+
   it('surfaces approval_required as a typed error, or waits for the decision', async () => {
     const a = await createTestAuthority({ policy: [{ effect: 'require_approval', tool: 'refund', on: 'call' }] })
     const s = await startHttpServer(a)

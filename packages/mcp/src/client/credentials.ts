@@ -1,4 +1,4 @@
-import { createAudienceCredentialCache, MandateError, safeUrl, type AudienceCredentialCache, type AuthorityClient } from '@mandate/core'
+import { argumentsDigest, createAudienceCredentialCache, MandateError, safeUrl, type AudienceCredentialCache, type AuthorityClient, type JsonValue } from '@mandate/core'
 
 /** Where the holder's current mandate comes from: a fixed token, or a function (e.g. reading an agent's context). */
 export type MandateProvider = string | (() => string | Promise<string>)
@@ -87,6 +87,16 @@ export function createCallCredentialSource(options: CallCredentialOptions): Call
   const mode = options.approval ?? 'throw'
   if (mode !== 'throw' && mode !== 'wait') throw new TypeError('approval must be "throw" or "wait"')
   const timeoutMs = options.approvalTimeoutMs ?? 300_000
+  // 'throw' mode: the approval each refused call opened, by mandate, audience, tool and argument
+  // digest, so the same call made again (after the human decided) redeems that approval instead of
+  // opening a second one. Bounded; an entry lives until its approval expires or is redeemed.
+  const pending = new Map<string, { id: string; expiresAt: number }>()
+  const MAX_PENDING = 1024
+  const remember = (key: string, id: string, expiresAt: number | undefined) => {
+    pending.delete(key)
+    if (pending.size >= MAX_PENDING) pending.delete(pending.keys().next().value as string)
+    pending.set(key, { id, expiresAt: expiresAt ?? Math.floor(Date.now() / 1000) + 600 })
+  }
 
   async function currentMandate(): Promise<string> {
     const m = typeof options.mandate === 'function' ? await options.mandate() : options.mandate
@@ -113,10 +123,33 @@ export function createCallCredentialSource(options: CallCredentialOptions): Call
       arguments: req.arguments ?? {},
       ...(options.expiresIn !== undefined ? { expiresIn: options.expiresIn } : {}),
     }
+    const key = mode === 'throw' ? `${mandate}\n${req.audience}\n${req.tool}\n${argumentsDigest(params.arguments as JsonValue)}` : ''
+    const held = mode === 'throw' ? pending.get(key) : undefined
+    if (held !== undefined && held.expiresAt > Date.now() / 1000) {
+      // the same call again: redeem the approval it opened (approved → issued; still pending → the
+      // same approval id; denied or expired → that refusal, and the next attempt starts afresh)
+      let again: Awaited<ReturnType<typeof authority.callCredential>>
+      try {
+        again = await ask(() => authority.callCredential({ ...params, approvalId: held.id }))
+      } catch (err) {
+        pending.delete(key)
+        throw err
+      }
+      if (again.status === 'issued') {
+        pending.delete(key)
+        return again.token
+      }
+      remember(key, again.approvalId, again.expiresAt)
+      throw new MandateError('APPROVAL_REQUIRED', 'this call is still waiting for a human approval', {
+        detail: { approval_id: again.approvalId, tool: req.tool, expires_at: again.expiresAt },
+      })
+    }
+    if (held !== undefined) pending.delete(key)
     const first = await ask(() => authority.callCredential(params))
     if (first.status === 'issued') return first.token
     const approvalId = first.approvalId
     if (mode === 'throw') {
+      remember(key, approvalId, first.expiresAt)
       throw new MandateError('APPROVAL_REQUIRED', 'this call needs a human approval', {
         detail: { approval_id: approvalId, tool: req.tool, expires_at: first.expiresAt },
       })

@@ -16,13 +16,7 @@ export interface DriverEntry {
 export const DRIVERS: readonly DriverEntry[] = [
   { driver: langchainAgentDriver },
   { driver: langgraphToolNodeDriver },
-  {
-    driver: mcpClientDriver,
-    gaps: {
-      'approval-resume':
-        "@mandate/mcp client: approval 'throw' has no resume path; calling again after the approver approved requests a second approval (APPROVAL_REQUIRED), only approval 'wait' completes",
-    },
-  },
+  { driver: mcpClientDriver },
   { driver: aiSdkDriver },
   { driver: aiSdkMcpDriver },
   { driver: langchainMcpDriver },
