@@ -71,9 +71,13 @@ function waitForPort(port, timeoutMs) {
   })
 }
 
+// runuser lives in /usr/sbin (or /sbin), which a minimal PATH may leave out
+const RUNUSER = ['/usr/sbin/runuser', '/sbin/runuser', '/usr/bin/runuser'].find((p) => existsSync(p)) ?? 'runuser'
+
 function runAs(cmd, args, opts = {}) {
-  const [c, a] = isRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args]
+  const [c, a] = isRoot ? [RUNUSER, ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args]
   const r = spawnSync(c, a, { encoding: 'utf8', ...opts })
+  if (r.error) throw new Error(`${c} could not be started: ${r.error.message}`)
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr || r.stdout}`)
   return r.stdout
 }
