@@ -1,4 +1,4 @@
-import { createProof, isMandateErrorCode, MandateError, type MandateErrorCode } from '@mandate/core'
+import { createProof, isMandateErrorCode, MandateError, readBounded, type MandateErrorCode } from '@mandate/core'
 import { audienceProblemOf, configError } from './config.js'
 import { activeCall, type ActiveCall } from './context.js'
 
@@ -119,11 +119,10 @@ function isToolsCall(m: unknown): boolean {
 async function serverRefusal(res: Response): Promise<MandateError> {
   let body: Record<string, unknown> = {}
   try {
-    const text = await res.clone().text()
-    if (text.length <= 8192) {
-      const parsed: unknown = JSON.parse(text)
-      if (typeof parsed === 'object' && parsed !== null) body = parsed as Record<string, unknown>
-    }
+    // bounded in size and time: a refusal body that never ends must not hang the call
+    const text = await readBounded(res.clone(), res.url || 'about:blank', { maxBytes: 8192, timeoutMs: 5_000, invalid: 'INVALID_RESPONSE', what: 'refusal' })
+    const parsed: unknown = JSON.parse(text)
+    if (typeof parsed === 'object' && parsed !== null) body = parsed as Record<string, unknown>
   } catch {
     // not JSON or unreadable: the status still says the call was refused
   }
