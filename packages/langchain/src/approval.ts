@@ -1,7 +1,6 @@
 import { interrupt } from '@langchain/langgraph'
-import { argumentsDigest, MandateError, type CallCredentialParams, type IssuedToken } from '@mandate/core'
-import { atAuthority, authorityFailure } from './authority_errors.js'
-import type { Settings } from './options.js'
+import { MandateError } from '@mandate/core'
+import type { ApprovalDecision, ApprovalRequest, ApprovalStrategy } from '@mandate/core/kernel'
 
 /** Marks an interrupt raised by Mandate (the value of `result.__interrupt__[i].value`). */
 export const APPROVAL_INTERRUPT = 'mandate/approval_required'
@@ -62,7 +61,6 @@ export interface RunInfo {
   toolCallId?: string | undefined
 }
 
-const MAX_ROUNDS = 3
 const PENDING_MAX = 1024
 /**
  * Pending approvals by (thread, tool call). LangGraph re-runs an interrupted task from the top on
@@ -81,99 +79,49 @@ function hasCheckpointer(run: RunInfo): boolean {
   return run.configurable?.__pregel_checkpointer !== undefined && run.configurable?.__pregel_checkpointer !== null
 }
 
-/**
- * Ask the Authority for a call credential; when it answers "approval required", get the human's
- * decision (LangGraph interrupt, or wait for the approval event) and ask again with the approval id.
- */
-export async function obtainCredential(s: Settings, request: CallCredentialParams, run: RunInfo): Promise<IssuedToken> {
-  const mode = s.approvalMode === 'auto' ? (hasCheckpointer(run) ? 'interrupt' : 'wait') : s.approvalMode
-  const digest = argumentsDigest(request.arguments)
-  const key = mode === 'interrupt' ? pendingKey(run) : undefined
-  const remembered = key !== undefined ? pending.get(key) : undefined
-  let approvalId: string | undefined
-  let replay: ApprovalInterrupt | undefined = remembered && remembered.digest === digest ? remembered.payload : undefined
-
-  for (let round = 0; round < MAX_ROUNDS; round++) {
-    let payload: ApprovalInterrupt
-    if (replay) {
-      payload = replay
-      replay = undefined
-    } else {
-      const res = await atAuthority(s.client.issuer, 'requesting a call credential', () =>
-        s.client.callCredential(approvalId === undefined ? request : { ...request, approvalId }))
-      if (res.status === 'issued') {
-        if (key !== undefined) pending.delete(key)
-        if (typeof res.token !== 'string' || res.token.length === 0) throw new MandateError('INVALID_RESPONSE', 'the Authority returned no credential')
-        return { token: res.token, expiresAt: res.expiresAt }
-      }
-      if (res.status !== 'approval_required' || typeof res.approvalId !== 'string') {
-        throw new MandateError('INVALID_RESPONSE', 'unexpected answer from the Authority')
-      }
-      payload = {
-        type: APPROVAL_INTERRUPT,
-        approvalId: res.approvalId,
-        tool: request.tool,
-        audience: request.audience,
-        arguments: request.arguments,
-        argumentsDigest: digest,
-        reason: String(res.reason ?? 'approval required').slice(0, 500),
-        expiresAt: res.expiresAt,
-        ...(run.toolCallId ? { toolCallId: run.toolCallId } : {}),
-      }
-    }
-
-    if (mode === 'interrupt') {
-      if (key !== undefined) {
-        if (pending.size >= PENDING_MAX) pending.delete(pending.keys().next().value as string)
-        pending.set(key, { digest, payload })
-      }
-      // throws GraphInterrupt on the first pass; returns the resume value when the graph resumes
-      const decision = parseResume(interrupt<ApprovalInterrupt, unknown>(payload))
-      if (decision.decision === 'denied') {
-        if (key !== undefined) pending.delete(key)
-        throw new MandateError('APPROVAL_DENIED', decision.reason ? `the call was denied: ${decision.reason}` : 'the call was denied')
-      }
-      approvalId = decision.approvalId ?? payload.approvalId
-      continue
-    }
-
-    const outcome = await waitWithTimeout(s, payload.approvalId, run.signal)
-    if (outcome === 'approved') {
-      approvalId = payload.approvalId
-      continue
-    }
-    if (outcome === 'denied') throw new MandateError('APPROVAL_DENIED', 'the call was denied by an approver')
-    throw new MandateError('APPROVAL_EXPIRED', 'no approval arrived in time')
-  }
-  throw new MandateError('APPROVAL_REQUIRED', 'the call still requires an approval')
+/** How one call meets approvals: the kernel's strategy, an approval already decided, and a cleanup. */
+export interface CallApproval {
+  readonly strategy: ApprovalStrategy
+  /** Set when a resumed graph re-runs this call: the approval the human decided on. */
+  readonly approvalId?: string
+  /** Forget the pending approval of this call (issued or refused). */
+  settle(): void
 }
 
-async function waitWithTimeout(s: Settings, approvalId: string, signal: AbortSignal | undefined): Promise<'approved' | 'denied' | 'expired'> {
-  const controller = new AbortController()
-  const onAbort = () => controller.abort(signal?.reason)
-  if (signal?.aborted) throw new MandateError('APPROVAL_EXPIRED', 'the run was aborted while waiting for approval')
-  signal?.addEventListener('abort', onAbort, { once: true })
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const timeout = new Promise<'expired'>((resolve) => {
-    timer = setTimeout(() => {
-      controller.abort()
-      resolve('expired')
-    }, s.approvalTimeoutMs)
-  })
-  try {
-    const outcome = await Promise.race([
-      s.client.waitForApproval(approvalId, { timeoutMs: s.approvalTimeoutMs, signal: controller.signal }).then((o) => o.status),
-      timeout,
-    ])
-    return outcome === 'approved' || outcome === 'denied' ? outcome : 'expired'
-  } catch (err) {
-    if (MandateError.is(err) && (err.code === 'APPROVAL_DENIED' || err.code === 'APPROVAL_EXPIRED')) throw err
-    // a client whose own wait timed out reports the approval as still pending
-    if (MandateError.is(err) && err.code === 'APPROVAL_REQUIRED') return 'expired'
-    if (controller.signal.aborted) return 'expired'
-    throw authorityFailure(err, s.client.issuer, 'waiting for an approval')
-  } finally {
-    if (timer) clearTimeout(timer)
-    signal?.removeEventListener('abort', onAbort)
+/**
+ * The approval path of one call: a LangGraph `interrupt()` (the run has a checkpointer, or
+ * `mode: 'interrupt'`), or waiting for the approval event. On a resumed run, the interrupt asked
+ * before answers with the human's decision without opening a second approval at the Authority.
+ */
+export function approvalFor(mode: 'auto' | 'interrupt' | 'wait', run: RunInfo, digest: string): CallApproval {
+  const effective = mode === 'auto' ? (hasCheckpointer(run) ? 'interrupt' : 'wait') : mode
+  if (effective === 'wait') return { strategy: 'wait', settle: () => {} }
+  const key = pendingKey(run)
+  const settle = () => {
+    if (key !== undefined) pending.delete(key)
   }
+  const ask = (payload: ApprovalInterrupt): ApprovalDecision => {
+    if (key !== undefined) {
+      if (pending.size >= PENDING_MAX) pending.delete(pending.keys().next().value as string)
+      pending.set(key, { digest, payload })
+    }
+    // throws GraphInterrupt on the first pass; returns the resume value when the graph resumes
+    const decision = parseResume(interrupt<ApprovalInterrupt, unknown>(payload))
+    if (decision.decision === 'denied') {
+      settle()
+      return { decision: 'denied', ...(decision.reason ? { reason: decision.reason } : {}) }
+    }
+    return { decision: 'approved', ...(decision.approvalId ? { approvalId: decision.approvalId } : {}) }
+  }
+  const strategy: ApprovalStrategy = (req: ApprovalRequest) => ask({
+    type: APPROVAL_INTERRUPT, approvalId: req.approvalId, tool: req.tool, audience: req.audience, arguments: req.arguments,
+    argumentsDigest: req.argumentsDigest, reason: req.reason, expiresAt: req.expiresAt, ...(req.toolCallId ? { toolCallId: req.toolCallId } : {}),
+  })
+  const remembered = key !== undefined ? pending.get(key) : undefined
+  if (remembered && remembered.digest === digest) {
+    const decision = ask(remembered.payload)
+    if (decision.decision === 'denied') throw new MandateError('APPROVAL_DENIED', decision.reason ? `the call was denied: ${decision.reason}` : 'the call was denied')
+    return { strategy, approvalId: decision.approvalId ?? remembered.payload.approvalId, settle }
+  }
+  return { strategy, settle }
 }

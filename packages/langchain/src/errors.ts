@@ -1,6 +1,6 @@
 import { ToolMessage } from '@langchain/core/messages'
 import { MandateError } from '@mandate/core'
-import { TERMINAL_REFUSALS } from './options.js'
+import { isTerminalRefusal } from '@mandate/core/kernel'
 
 const MAX_TEXT = 1000
 
@@ -16,21 +16,9 @@ export function refusalText(err: MandateError): string {
   return `Refused by Mandate (${err.code}): ${err.message}`
 }
 
-const terminal = new WeakSet<MandateError>()
-
-/**
- * Mark a refusal from the Authority or the adapter itself (before the tool ran) as terminal when its
- * code says no retry in this run can succeed. Only those: a remote server's own refusal of one call
- * credential (e.g. expired in transit) is not about the task, and a fresh credential may pass.
- */
-export function markTerminal(err: unknown): unknown {
-  if (MandateError.is(err) && TERMINAL_REFUSALS.has(err.code)) terminal.add(err)
-  return err
-}
-
-/** A refusal no retry within this run can fix (see `onTerminalRefusal`). */
+/** A refusal no retry within this run can fix (see `onTerminalRefusal`): the kernel marks them. */
 export function isTerminal(err: unknown): err is MandateError {
-  return MandateError.is(err) && terminal.has(err)
+  return isTerminalRefusal(err)
 }
 
 /** The text the model reads when a tool failed; any credential is scrubbed out. */

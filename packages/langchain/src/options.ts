@@ -1,8 +1,5 @@
-import {
-  createAudienceCredentialCache, MandateError, isToolName,
-  type AudienceCredentialCache, type AuthorityClient, type Ed25519Key, type Guard, type MandateErrorCode,
-} from '@mandate/core'
-import { audienceProblem, configError, displayAudience, isCleartextRemote } from './config_check.js'
+import type { AuthorityClient, Ed25519Key, Guard, MandateError } from '@mandate/core'
+import { configError, createKernel, type Kernel, type ToolPlan } from '@mandate/core/kernel'
 
 /** The holder's mandate: a token, or a function returning the current one (e.g. after a refresh). */
 export type MandateSource = string | (() => string | Promise<string>)
@@ -112,201 +109,33 @@ export interface MandateOptions {
   onTerminalRefusal?: 'report' | 'stop'
 }
 
-/**
- * Refusal codes after which no call of this run can succeed, when the Authority or the local guard
- * answers them: `onTerminalRefusal: 'stop'` ends the run on them. Only codes that speak about the
- * task or the agent itself and that nobody else can cause: a revoked or expired task or chain, a
- * disabled or unknown agent.
- *
- * Not among them: `INVALID_CLIENT` (it also answers failures an outsider can provoke or that pass —
- * a client-assertion single-use store filled by strangers, a clock skew — so stopping on it would let
- * a stranger end every run); `AUTHORITY_UNREACHABLE` (often transient); and a remote server's own
- * refusal (it concerns one call credential, and a fresh one may pass).
- */
-export const TERMINAL_REFUSALS: ReadonlySet<MandateErrorCode> = new Set<MandateErrorCode>([
-  'REVOKED', 'TOKEN_EXPIRED', 'AGENT_DISABLED', 'AGENT_UNKNOWN',
-])
+export { TERMINAL_REFUSALS } from '@mandate/core/kernel'
 
-/** Internal: how one call of a tool is guarded, resolved once. */
-export interface ToolPlan {
-  /** The tool's name in the mandate. */
-  readonly tool: string
-  readonly audience: string
-  readonly remote: boolean
-  /** The local guard for the audience (never set for a remote tool). */
-  readonly guard: Guard | undefined
-}
-
-/** Internal: validated options. */
+/** Internal: validated options, and the kernel every call of this adapter goes through. */
 export interface Settings {
-  readonly client: AuthorityClient
-  readonly key: Ed25519Key
-  readonly mandate: () => Promise<string>
+  readonly kernel: Kernel
   /**
    * Resolve how the tool is guarded — its mandate name, audience, and local guard or remote side —
-   * reading the user's resolvers exactly once; throw CONFIG_INVALID (naming the tool) unless it can
-   * be guarded as configured. A call uses the plan it got, so a resolver answering differently on
-   * each read cannot make the checked audience differ from the one used.
+   * reading the user's resolvers once; throw CONFIG_INVALID (naming the tool) unless it can be
+   * guarded as configured.
    */
   readonly checkTool: (name: string) => ToolPlan
   readonly approvalMode: 'auto' | 'interrupt' | 'wait'
-  readonly approvalTimeoutMs: number
-  readonly scopes: readonly string[] | undefined
-  readonly expiresIn: number | undefined
-  readonly onReportError: ((error: MandateError) => void) | undefined
   readonly stopOnTerminal: boolean
-  /** Set in the cached mode: the audience credentials of this adapter. */
-  readonly cache: AudienceCredentialCache | undefined
-  /** Cached mode, Authority without audience credentials: fall back to per-call (true) or refuse. */
-  readonly cacheFallback: boolean
-  /** Cached mode: still report calls made with the audience credential (`cached.reportCalls`). */
-  readonly cacheReports: boolean
 }
 
 /**
- * Validate options once and freeze them into Settings. Every mistake found here is a
- * MandateError `CONFIG_INVALID`: thrown where the adapter is built, not sent to a model later.
+ * Validate options once. Every mistake found here is a MandateError `CONFIG_INVALID`: thrown where
+ * the adapter is built, not sent to a model later.
  */
 export function resolveSettings(options: MandateOptions): Settings {
   if (typeof options !== 'object' || options === null) throw configError('options are required')
-  const { client, key } = options
-  if (!client || typeof client.callCredential !== 'function' || typeof client.issuer !== 'string') throw configError('client must be an AuthorityClient')
-  if (!key || typeof key.did !== 'string' || typeof key.sign !== 'function') throw configError('key must be an Ed25519Key')
-  const source = options.mandate
-  if (typeof source !== 'string' && typeof source !== 'function') throw configError('mandate must be a token or a function returning one')
-  if (typeof source === 'string' && source.length === 0) throw configError('mandate must not be empty')
-  const mandate = async (): Promise<string> => {
-    let token: unknown
-    try {
-      token = typeof source === 'string' ? source : await source()
-    } catch (err) {
-      if (MandateError.is(err)) throw err
-      throw new MandateError('INVALID_GRANT', 'the mandate source failed: no mandate is available for this agent', { cause: err })
-    }
-    if (typeof token !== 'string' || token.length === 0) throw new MandateError('INVALID_GRANT', 'no mandate is available for this agent')
-    return token
-  }
-
-  const aud = options.audience
-  let audienceOf: (tool: string) => unknown
-  let mapped: string[] = []
-  if (typeof aud === 'string') audienceOf = () => aud
-  else if (typeof aud === 'function') audienceOf = aud
-  else if (typeof aud === 'object' && aud !== null) {
-    const map = new Map(Object.entries(aud))
-    mapped = [...map.keys()]
-    audienceOf = (tool) => map.get(tool)
-  } else throw configError('audience must be a string, a map of tool name to audience, or a function')
-  const audienceFor = (tool: string): string => {
-    let a: unknown
-    try {
-      a = audienceOf(tool)
-    } catch (err) {
-      throw new MandateError('CONFIG_INVALID', `the audience resolver failed for tool "${tool}"`, { cause: err, detail: { tool: tool.slice(0, 128) } })
-    }
-    if (typeof a !== 'string' || a.length === 0) throw configError(`no audience is configured for tool "${tool}"`, tool)
-    const problem = audienceProblem(a)
-    if (problem) throw configError(`the audience "${displayAudience(a)}" of tool "${tool}" ${problem}`, tool)
-    return a
-  }
-
-  const guards = options.guard === undefined ? [] : Array.isArray(options.guard) ? [...(options.guard as readonly Guard[])] : [options.guard as Guard]
-  const byAudience = new Map<string, Guard>()
-  for (const g of guards) {
-    if (!g || typeof g.verifyToolCall !== 'function' || typeof g.audience !== 'string') throw configError('guard must be a core Guard')
-    if (byAudience.has(g.audience)) throw configError(`two guards are configured for the audience "${displayAudience(g.audience)}"`)
-    byAudience.set(g.audience, g)
-  }
-  const remote = options.remote ?? false
-  if (typeof remote !== 'boolean' && !(Array.isArray(remote) && remote.every((n) => typeof n === 'string'))) {
-    throw configError('remote must be a boolean or a list of tool names')
-  }
-  const remoteSet = new Set(typeof remote === 'boolean' ? [] : (remote as readonly string[]))
-  const isRemote = (tool: string) => remote === true || remoteSet.has(tool)
-
-  const rename = options.toolName ?? ((n: string) => n)
-  if (typeof rename !== 'function') throw configError('toolName must be a function')
-  const mandateToolName = (name: string): string => {
-    let m: unknown
-    try {
-      m = rename(name)
-    } catch (err) {
-      throw new MandateError('CONFIG_INVALID', `toolName failed for tool "${name}"`, { cause: err, detail: { tool: String(name).slice(0, 128) } })
-    }
-    if (!isToolName(m)) throw configError(`tool "${String(name).slice(0, 128)}" has no valid Mandate tool name (toolName gave ${JSON.stringify(String(m).slice(0, 128))})`, String(name))
-    return m
-  }
-
-  const checkTool = (name: string): ToolPlan => {
-    const tool = mandateToolName(name)
-    const a = audienceFor(name)
-    if (isRemote(name)) {
-      if (isCleartextRemote(a)) throw configError(`tool "${name}" is remote, but its audience ${displayAudience(a)} is plain http off this machine: its credentials would travel in clear`, name)
-      return Object.freeze({ tool, audience: a, remote: true, guard: undefined })
-    }
-    const guard = byAudience.get(a)
-    if (!guard) {
-      throw configError(`tool "${name}" is not remote and no guard is configured for its audience ${displayAudience(a)}: nothing would verify its credentials (add a Guard for that audience, or list the tool in remote)`, name)
-    }
-    return Object.freeze({ tool, audience: a, remote: false, guard })
-  }
-
-  // what can be checked without the tool list: every mapped tool, and a single audience
-  for (const name of mapped) checkTool(name)
-  if (typeof aud === 'string') {
-    const problem = audienceProblem(aud)
-    if (problem) throw configError(`the audience "${displayAudience(aud)}" ${problem}`)
-    if (remote !== true && remoteSet.size === 0 && !byAudience.has(aud)) {
-      throw configError(`no guard is configured for the audience ${displayAudience(aud)} and no tool is remote: nothing would verify the credentials`)
-    }
-  }
-
-  const mode = options.approval?.mode ?? 'auto'
+  const approval: unknown = options.approval ?? {}
+  if (typeof approval !== 'object' || approval === null) throw configError('approval must be an object')
+  const mode: unknown = (approval as { mode?: unknown }).mode ?? 'auto'
   if (mode !== 'auto' && mode !== 'interrupt' && mode !== 'wait') throw configError('approval.mode must be auto, interrupt or wait')
-  const timeout = options.approval?.timeoutMs ?? 120_000
-  if (!Number.isFinite(timeout) || timeout <= 0) throw configError('approval.timeoutMs must be a positive number')
-  if (options.expiresIn !== undefined && (!Number.isSafeInteger(options.expiresIn) || options.expiresIn <= 0 || options.expiresIn > 60)) {
-    throw configError('expiresIn must be 1..60 seconds')
-  }
-  if (options.scopes !== undefined && !(Array.isArray(options.scopes) && options.scopes.every((x) => typeof x === 'string' && x.length > 0))) {
-    throw configError('scopes must be a list of scope strings')
-  }
-  if (options.onReportError !== undefined && typeof options.onReportError !== 'function') throw configError('onReportError must be a function')
-  const terminal = options.onTerminalRefusal ?? 'report'
-  if (terminal !== 'report' && terminal !== 'stop') throw configError('onTerminalRefusal must be report or stop')
-  const callMode = options.mode ?? 'per-call'
-  if (callMode !== 'per-call' && callMode !== 'cached') throw configError('mode must be per-call or cached')
-  const cachedOptions = options.cached ?? {}
-  if (typeof cachedOptions !== 'object' || cachedOptions === null) throw configError('cached must be an object')
-  const whenUnavailable = cachedOptions.whenUnavailable ?? 'per-call'
-  if (whenUnavailable !== 'per-call' && whenUnavailable !== 'fail') throw configError('cached.whenUnavailable must be per-call or fail')
-  if (cachedOptions.reportCalls !== undefined && typeof cachedOptions.reportCalls !== 'boolean') throw configError('cached.reportCalls must be a boolean')
-  let cache: AudienceCredentialCache | undefined
-  if (callMode === 'cached') {
-    try {
-      cache = createAudienceCredentialCache({
-        client,
-        ...(cachedOptions.expiresIn !== undefined ? { expiresIn: cachedOptions.expiresIn } : {}),
-        ...(cachedOptions.refreshAheadSeconds !== undefined ? { refreshAheadSeconds: cachedOptions.refreshAheadSeconds } : {}),
-        ...(options.scopes ? { scopes: [...options.scopes] } : {}),
-      })
-    } catch (err) {
-      throw MandateError.is(err) ? configError(`cached: ${err.message}`) : err
-    }
-  }
-  return Object.freeze({
-    client,
-    key,
-    mandate,
-    checkTool,
-    approvalMode: mode,
-    approvalTimeoutMs: timeout,
-    scopes: options.scopes ? [...options.scopes] : undefined,
-    expiresIn: options.expiresIn,
-    onReportError: options.onReportError,
-    stopOnTerminal: terminal === 'stop',
-    cache,
-    cacheFallback: whenUnavailable === 'per-call',
-    cacheReports: cachedOptions.reportCalls === true,
+  const kernel = createKernel(options, {
+    presentHint: 'Send its requests through createMandateFetch (or an MCP transport built on it), or give it a local guard instead of listing it as remote',
   })
+  return Object.freeze({ kernel, checkTool: (name: string) => kernel.checkTool(name), approvalMode: mode, stopOnTerminal: kernel.stopOnTerminal })
 }
