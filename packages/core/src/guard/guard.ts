@@ -390,7 +390,7 @@ export function createGuard(options: GuardOptions): Guard {
     s.digest = digest
     // the proof's own single use is recorded last, below, after every other check
     // one object of fixed shape (spreading optional parts costs a clone per call on the hot path)
-    const proofOptions: VerifyProofOptions = { accessTokenHash: v.hash, jkt: v.holderJkt, now: s.now, maxAge, skew }
+    const proofOptions: VerifyProofOptions = { accessTokenHash: v.hash, jkt: v.holderJkt, now: s.now, maxAge, skew, toolBindingOptional: false }
     if (s.http) {
       proofOptions.method = s.http.method.toUpperCase()
       proofOptions.url = s.http.url
@@ -398,6 +398,10 @@ export function createGuard(options: GuardOptions): Guard {
     if (tool !== undefined) {
       proofOptions.tool = tool
       proofOptions.argumentsDigest = digest as string
+      // an Authority call credential binds the tool and argument digest itself (checked below) and
+      // is single use, and `ath` binds the proof to it: over HTTP a plain RFC 9449 proof (standard
+      // DPoP clients) is then enough. Reusable credentials still need the proof's own tool binding.
+      if (s.http && v.mode === 'call') proofOptions.toolBindingOptional = true
     }
     if (nonceCheck) proofOptions.nonce = nonceCheck
     s.verified = checkProof(s.proof, proofOptions)

@@ -73,6 +73,13 @@ export interface VerifyProofOptions {
   /** When set, the proof must be bound to this tool and argument digest. */
   tool?: string
   argumentsDigest?: string
+  /**
+   * With `tool`: also accept a proof that carries neither `tool` nor `args` (a plain RFC 9449
+   * proof). Only for an access token that itself binds the tool and argument digest (an Authority
+   * call credential, which the caller checks against the call): the proof's `ath` then binds it to
+   * that call. A proof that carries either claim must still match both.
+   */
+  toolBindingOptional?: boolean
   /** Nonce check; return false to demand a fresh nonce. */
   nonce?: (nonce: string | undefined) => boolean
   replay?: ReplayStore
@@ -187,7 +194,8 @@ export function checkProof(proof: unknown, options: VerifyProofOptions): Verifie
   if (options.nonce && !options.nonce(typeof p.nonce === 'string' ? p.nonce : undefined)) {
     throw new MandateError('NONCE_REQUIRED', 'a fresh DPoP nonce is required')
   }
-  if (options.tool !== undefined) {
+  const plain = p.tool === undefined && p.args === undefined
+  if (options.tool !== undefined && !(plain && options.toolBindingOptional === true)) {
     if (p.tool !== options.tool) throw new MandateError('PROOF_INVALID', 'proof is not bound to this tool')
     if (p.args !== options.argumentsDigest) throw new MandateError('ARGUMENTS_MISMATCH', 'proof is not bound to these arguments')
   }
