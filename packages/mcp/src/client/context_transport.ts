@@ -38,7 +38,9 @@ export interface ContextCredentialFetchOptions {
  * redirect, and a 401/403 becomes a MandateError with the server's code. Fail closed: a `tools/call`
  * the attach hook did not give a DPoP credential and proof is never sent (`PROOF_MISSING`).
  * A server that demands DPoP nonces is answered with `NONCE_REQUIRED`: a context credential is
- * single use, so the call is not retried.
+ * single use, so the call is not retried. For the same reason there is no scope step-up here: a
+ * `403 insufficient_scope` is `INSUFFICIENT_SCOPE` with `detail.scope` (the scopes the server
+ * requires), for the caller's framework to ask for a credential with them.
  */
 export function createContextCredentialFetch(options: ContextCredentialFetchOptions): FetchLike {
   if (typeof options?.attach !== 'function') throw new TypeError('attach must wrap a fetch')

@@ -1,4 +1,4 @@
-import { argumentsDigest, createAudienceCredentialCache, MandateError, safeUrl, type AudienceCredentialCache, type AuthorityClient, type JsonValue } from '@mandate/core'
+import { argumentsDigest, createAudienceCredentialCache, formatScope, MandateError, safeUrl, type AudienceCredentialCache, type AuthorityClient, type JsonValue } from '@mandate/core'
 
 /** Where the holder's current mandate comes from: a fixed token, or a function (e.g. reading an agent's context). */
 export type MandateProvider = string | (() => string | Promise<string>)
@@ -31,6 +31,21 @@ export interface CallCredentialOptions {
    */
   mode?: 'per-call' | 'cached'
   cached?: CachedCredentialOptions
+  /**
+   * Scopes to ask for in every credential (least privilege; a non-empty list). Default: none named,
+   * so a credential carries every scope the mandate grants. Must be scopes the mandate grants: the
+   * Authority refuses anything wider (`NARROWING_SCOPE`).
+   */
+  scopes?: readonly string[]
+  /**
+   * Scope step-up (MCP authorization): when an HTTP server refuses a call with
+   * `403 insufficient_scope` and names the scopes it requires (`WWW-Authenticate: … scope="…"`), ask
+   * the Authority once for a fresh call credential with {@link scopes} plus the challenged ones and
+   * resend the call once. The Authority never issues a scope the mandate does not grant; that
+   * refusal surfaces as `INSUFFICIENT_SCOPE` (with `detail.scope`, the required scopes, and
+   * `detail.step_up: 'refused'`). A second refusal is never retried. Default true.
+   */
+  stepUp?: boolean
 }
 
 /** Tuning of the `cached` mode. */
@@ -60,6 +75,12 @@ export interface CredentialProvider {
   perCall(request: CallCredentialRequest): Promise<string>
   /** A guard refused the cached credential as dead (revoked, expired): ask the Authority next time. */
   refused(request: CallCredentialRequest, code: string): void
+  /** A fresh per-call credential for a step-up (`request.scopes`), leaving the cached-mode bookkeeping alone. */
+  stepUpCredential(request: CallCredentialRequest): Promise<string>
+  /** The scopes credentials are asked with (undefined: none named, i.e. all the mandate grants). */
+  readonly scopes: readonly string[] | undefined
+  /** Whether scope step-up is on. */
+  readonly stepUp: boolean
 }
 
 export interface CallCredentialRequest {
@@ -67,6 +88,8 @@ export interface CallCredentialRequest {
   tool: string
   arguments: unknown
   signal?: AbortSignal
+  /** Scopes for this one credential (a step-up), instead of the configured `scopes`. */
+  scopes?: readonly string[]
 }
 
 /** Obtains one call credential per tool call (RFC 8693 exchange at the Authority). */
@@ -87,15 +110,18 @@ export function createCallCredentialSource(options: CallCredentialOptions): Call
   const mode = options.approval ?? 'throw'
   if (mode !== 'throw' && mode !== 'wait') throw new TypeError('approval must be "throw" or "wait"')
   const timeoutMs = options.approvalTimeoutMs ?? 300_000
+  const configured = scopeOption(options.scopes)
   // 'throw' mode: the approval each refused call opened, by mandate, audience, tool and argument
   // digest, so the same call made again (after the human decided) redeems that approval instead of
-  // opening a second one. Bounded; an entry lives until its approval expires or is redeemed.
-  const pending = new Map<string, { id: string; expiresAt: number }>()
+  // opening a second one. Bounded; an entry lives until its approval expires or is redeemed. It keeps
+  // the scopes it was opened with: a call whose step-up needed the approval redeems it with the
+  // stepped-up scopes (asking with the configured ones would only be refused again, and step up again).
+  const pending = new Map<string, { id: string; expiresAt: number; scopes: readonly string[] | undefined }>()
   const MAX_PENDING = 1024
-  const remember = (key: string, id: string, expiresAt: number | undefined) => {
+  const remember = (key: string, id: string, expiresAt: number | undefined, scopes: readonly string[] | undefined) => {
     pending.delete(key)
     if (pending.size >= MAX_PENDING) pending.delete(pending.keys().next().value as string)
-    pending.set(key, { id, expiresAt: expiresAt ?? Math.floor(Date.now() / 1000) + 600 })
+    pending.set(key, { id, expiresAt: expiresAt ?? Math.floor(Date.now() / 1000) + 600, scopes })
   }
 
   async function currentMandate(): Promise<string> {
@@ -116,21 +142,25 @@ export function createCallCredentialSource(options: CallCredentialOptions): Call
 
   return async (req) => {
     const mandate = await currentMandate()
-    const params = {
+    const scopes = req.scopes !== undefined ? scopeOption(req.scopes) : configured
+    const call = {
       mandate,
       audience: req.audience,
       tool: req.tool,
       arguments: req.arguments ?? {},
       ...(options.expiresIn !== undefined ? { expiresIn: options.expiresIn } : {}),
     }
+    const params = { ...call, ...(scopes !== undefined ? { scopes: [...scopes] } : {}) }
     const key = mode === 'throw' ? `${mandate}\n${req.audience}\n${req.tool}\n${argumentsDigest(params.arguments as JsonValue)}` : ''
     const held = mode === 'throw' ? pending.get(key) : undefined
     if (held !== undefined && held.expiresAt > Date.now() / 1000) {
       // the same call again: redeem the approval it opened (approved → issued; still pending → the
-      // same approval id; denied or expired → that refusal, and the next attempt starts afresh)
+      // same approval id; denied or expired → that refusal, and the next attempt starts afresh),
+      // with the scopes it was opened with
+      const redeem = { ...call, ...(held.scopes !== undefined ? { scopes: [...held.scopes] } : {}), approvalId: held.id }
       let again: Awaited<ReturnType<typeof authority.callCredential>>
       try {
-        again = await ask(() => authority.callCredential({ ...params, approvalId: held.id }))
+        again = await ask(() => authority.callCredential(redeem))
       } catch (err) {
         pending.delete(key)
         throw err
@@ -139,7 +169,7 @@ export function createCallCredentialSource(options: CallCredentialOptions): Call
         pending.delete(key)
         return again.token
       }
-      remember(key, again.approvalId, again.expiresAt)
+      remember(key, again.approvalId, again.expiresAt, held.scopes)
       throw new MandateError('APPROVAL_REQUIRED', 'this call is still waiting for a human approval', {
         detail: { approval_id: again.approvalId, tool: req.tool, expires_at: again.expiresAt },
       })
@@ -149,7 +179,7 @@ export function createCallCredentialSource(options: CallCredentialOptions): Call
     if (first.status === 'issued') return first.token
     const approvalId = first.approvalId
     if (mode === 'throw') {
-      remember(key, approvalId, first.expiresAt)
+      remember(key, approvalId, first.expiresAt, scopes)
       throw new MandateError('APPROVAL_REQUIRED', 'this call needs a human approval', {
         detail: { approval_id: approvalId, tool: req.tool, expires_at: first.expiresAt },
       })
@@ -163,13 +193,36 @@ export function createCallCredentialSource(options: CallCredentialOptions): Call
   }
 }
 
+/** RFC 6749 §3.3 scope-token. */
+const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/
+
+/** A `scopes` option, checked (RFC 6749 scope tokens, no duplicates); undefined when not given. */
+function scopeOption(scopes: readonly string[] | undefined): readonly string[] | undefined {
+  if (scopes === undefined) return undefined
+  const invalid = () => new MandateError('CONFIG_INVALID', 'scopes must be a non-empty array of distinct RFC 6749 scope tokens (omit it for every scope the mandate grants)')
+  // an empty list would reach the Authority as no scope named at all, i.e. every scope the mandate grants
+  if (!Array.isArray(scopes) || scopes.length === 0) throw invalid()
+  for (const s of scopes) {
+    // one token each: "a b" is two scopes, not one
+    if (typeof s !== 'string' || s.length === 0 || !SCOPE_TOKEN.test(s)) throw invalid()
+  }
+  try {
+    return Object.freeze(formatScope(scopes).split(' '))
+  } catch (err) {
+    throw new MandateError('CONFIG_INVALID', 'scopes must be an array of distinct RFC 6749 scope tokens', { cause: err })
+  }
+}
+
 /** Build the {@link CredentialProvider} of a client transport (per-call or cached mode). */
 export function createCredentialProvider(options: CallCredentialOptions): CredentialProvider {
   const perCallSource = createCallCredentialSource(options)
+  const scopes = scopeOption(options.scopes)
+  if (options.stepUp !== undefined && typeof options.stepUp !== 'boolean') throw new MandateError('CONFIG_INVALID', 'stepUp must be a boolean')
+  const stepUp = options.stepUp !== false
   const mode = options.mode ?? 'per-call'
   if (mode !== 'per-call' && mode !== 'cached') throw new TypeError('mode must be "per-call" or "cached"')
   if (mode === 'per-call') {
-    return { credential: async (r) => ({ token: await perCallSource(r), cached: false }), perCall: perCallSource, refused: () => undefined }
+    return { credential: async (r) => ({ token: await perCallSource(r), cached: false }), perCall: perCallSource, refused: () => undefined, stepUpCredential: perCallSource, scopes, stepUp }
   }
   const c = options.cached ?? {}
   const fallback = (c.whenUnavailable ?? 'per-call') === 'per-call'
@@ -178,6 +231,7 @@ export function createCredentialProvider(options: CallCredentialOptions): Creden
     client: options.authority,
     ...(c.expiresIn !== undefined ? { expiresIn: c.expiresIn } : {}),
     ...(c.refreshAheadSeconds !== undefined ? { refreshAheadSeconds: c.refreshAheadSeconds } : {}),
+    ...(scopes !== undefined ? { scopes } : {}),
   })
   const authority = options.authority
   const currentMandate = async (): Promise<string> => {
@@ -208,5 +262,8 @@ export function createCredentialProvider(options: CallCredentialOptions): Creden
       if (code !== 'REVOKED' && code !== 'TOKEN_EXPIRED' && code !== 'SIGNATURE_INVALID' && code !== 'KEY_NOT_FOUND') return
       void currentMandate().then((m) => cache.invalidate(m, r.audience), () => undefined)
     },
+    stepUpCredential: perCallSource,
+    scopes,
+    stepUp,
   }
 }

@@ -2,6 +2,7 @@ import { createProof, isMandateErrorCode, MandateError, readBounded, safeUrl, sn
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js'
 import { createCredentialProvider, type CallCredentialOptions } from './credentials.js'
 import { discoverProtectedResource, type ProtectedResourceMetadata } from './discovery.js'
+import { challengeParams, stepUpRefused, stepUpScopes } from './step_up.js'
 
 export interface MandateFetchOptions extends CallCredentialOptions {
   /** The MCP endpoint (Streamable HTTP). Credentials are only ever sent to exactly this URL. */
@@ -48,11 +49,9 @@ export function parseToolCall(body: string): ToolCallMessage | undefined {
   return { name, arguments: snapshotArguments((params as { arguments?: unknown }).arguments ?? {}) }
 }
 
-/** Parse `WWW-Authenticate: DPoP error="…"` (only the `error` parameter is needed here). */
+/** The `error` parameter of the answer's `WWW-Authenticate` challenge. */
 export function challengeError(res: Response): string | undefined {
-  const h = res.headers.get('www-authenticate')
-  const m = h?.match(/\berror="([^"\\]*)"/)
-  return m?.[1]
+  return challengeParams(res.headers.get('www-authenticate')).error
 }
 
 /** A refusal body is a short OAuth error object; anything bigger or slower is not read. */
@@ -68,7 +67,8 @@ export async function refusalFrom(res: Response, url: string | URL = res.url || 
   } catch {
     // too large, too slow or not JSON: the status and challenge below still say what happened
   }
-  const oauth = typeof body.error === 'string' ? body.error : challengeError(res)
+  const challenge = challengeParams(res.headers.get('www-authenticate'))
+  const oauth = typeof body.error === 'string' ? body.error : challenge.error
   const code: MandateErrorCode = isMandateErrorCode(body.mandate_code)
     ? body.mandate_code
     : oauth === 'insufficient_scope'
@@ -78,7 +78,9 @@ export async function refusalFrom(res: Response, url: string | URL = res.url || 
         : 'ACCESS_DENIED'
   const description = typeof body.error_description === 'string' ? body.error_description.slice(0, 300) : `the server refused the call (HTTP ${res.status})`
   const detail: Record<string, string | number> = { source: 'resource', status: res.status }
-  if (typeof body.scope === 'string') detail.scope = body.scope
+  // the scopes a 403 insufficient_scope requires: the challenge says (RFC 6750 §3), a Mandate guard's body repeats it
+  const scope = challenge.scope ?? (typeof body.scope === 'string' ? body.scope : undefined)
+  if (scope !== undefined) detail.scope = scope.slice(0, 2048)
   return new MandateError(code, description, { detail })
 }
 
@@ -144,8 +146,10 @@ export function resourceDiscovery(o: { endpoint: string; issuer: string; fetch: 
  *
  * The credential is requested for the server's canonical resource (RFC 8707), learned from its
  * RFC 9728 metadata, and is sent only to that exact URL (no redirects are followed with it).
- * A `use_dpop_nonce` challenge is answered once with the server's nonce; any other 401/403 becomes a
- * MandateError with the server's code.
+ * A `use_dpop_nonce` challenge is answered once with the server's nonce. A `403 insufficient_scope`
+ * that names the scopes the tool requires is answered once with a fresh call credential for them
+ * (scope step-up, see `CallCredentialOptions.stepUp`). Any other 401/403 becomes a MandateError
+ * with the server's code.
  *
  * @throws MandateError — see {@link createCallCredentialSource}, plus the server's refusal codes.
  */
@@ -186,6 +190,20 @@ export function createMandateFetch(options: MandateFetchOptions): FetchLike {
     const res = await attempt(token)
     if (res.status !== 401 && res.status !== 403) return res
     const refusal = await refusalFrom(res, url)
+    // scope step-up: once per call, with a fresh credential (the refused one is spent), never wider
+    // than the mandate (the Authority refuses that), and a second refusal is the caller's answer
+    const scopes = credentials.stepUp ? stepUpScopes(refusal, credentials.scopes) : undefined
+    if (scopes) {
+      let fresh: string
+      try {
+        fresh = await credentials.stepUpCredential({ ...request, scopes })
+      } catch (err) {
+        throw stepUpRefused(err, refusal)
+      }
+      const again = await attempt(fresh)
+      if (again.status === 401 || again.status === 403) throw await refusalFrom(again, url)
+      return again
+    }
     if (!cached) throw refusal
     // the server refused before running anything: this tool needs an Authority-minted call
     // credential (the mandate's or the server's rule, not the agent's choice), so ask for one

@@ -5,6 +5,7 @@ import { readGuardCapability, GUARD_CAPABILITY, type GuardCapability } from '../
 import { CREDENTIAL_META_KEY, type MetaCredential } from '../shared/meta.js'
 import { refusalResponse } from '../shared/rpc_errors.js'
 import { createCredentialProvider, type CallCredentialOptions, type CredentialProvider } from './credentials.js'
+import { stepUpRefused, stepUpScopes } from './step_up.js'
 
 export interface MetaCredentialOptions extends CallCredentialOptions {
   /** The server's canonical resource URI (its guard's audience); stdio servers have no URL to discover. */
@@ -20,8 +21,17 @@ export interface MetaCredentialOptions extends CallCredentialOptions {
   sendCredentialsToUnadvertisedServer?: boolean
 }
 
-/** Cached-mode calls awaiting an answer that are remembered for a per-call retry. */
+/** Calls awaiting an answer that are remembered for one retry (cached mode, scope step-up). */
 const MAX_PENDING = 1024
+
+/** A sent call remembered until its answer: it may be resent once, with a fresh credential. */
+interface PendingCall {
+  message: ToolCall
+  args: unknown
+  options: TransportSendOptions | undefined
+  /** Sent with the cached audience credential (a `CALL_CREDENTIAL_REQUIRED` answer is retried per call). */
+  cached: boolean
+}
 
 type ToolCall = JSONRPCMessage & { id: RequestId; method: 'tools/call'; params: { name: string; arguments?: unknown; _meta?: Record<string, unknown> } }
 
@@ -45,15 +55,22 @@ type ServerGuard = { state: 'unknown' } | { state: 'advertised'; marker: GuardCa
  *
  * The arguments are snapshot once (`snapshotArguments`): the credential, the proof and the message
  * sent are all made from that one plain copy.
+ *
+ * Scope step-up (`stepUp`, default on): an `INSUFFICIENT_SCOPE` refusal that names the scopes the
+ * tool requires (`error.data.scope`) is answered once with a fresh credential for the configured
+ * `scopes` plus those, and the call resent with the same request id; the Authority refusing to widen
+ * is delivered as `INSUFFICIENT_SCOPE`, and the resent call's answer is final.
  */
 export class MetaCredentialTransport implements Transport {
   readonly #inner: Transport
   readonly #credentials: CredentialProvider
   /**
-   * Cached mode: tool calls sent with the audience credential and not yet answered, by request id.
-   * A `CALL_CREDENTIAL_REQUIRED` answer (the server ran nothing) is resent once with a call credential.
+   * Tool calls sent and not yet answered, by request id, each resent at most once: in cached mode a
+   * `CALL_CREDENTIAL_REQUIRED` answer (the server ran nothing) with a call credential; with scope
+   * step-up an `INSUFFICIENT_SCOPE` answer naming the required scopes with a credential for them.
+   * A resent call is not remembered again, so its answer is the caller's.
    */
-  readonly #cachedPending = new Map<RequestId, { message: ToolCall; args: unknown; options: TransportSendOptions | undefined }>()
+  readonly #pending = new Map<RequestId, PendingCall>()
   readonly #resource: string
   readonly #key: Ed25519Key
   readonly #unadvertisedOk: boolean
@@ -73,7 +90,7 @@ export class MetaCredentialTransport implements Transport {
     this.#key = options.key
     this.#credentials = createCredentialProvider(options)
     inner.onclose = () => {
-      this.#cachedPending.clear()
+      this.#pending.clear()
       this.onclose?.()
     }
     inner.onerror = (e) => this.onerror?.(e)
@@ -112,7 +129,7 @@ export class MetaCredentialTransport implements Transport {
     // one plain copy: what is digested, proven and sent cannot differ (getters, toJSON, proxies)
     const args = snapshotArguments(params.arguments ?? {})
     const { token, cached } = await this.#credentials.credential({ audience: this.#resource, tool: params.name, arguments: args })
-    if (cached && this.#cachedPending.size < MAX_PENDING) this.#cachedPending.set(message.id, { message, args, options })
+    if ((cached || this.#credentials.stepUp) && this.#pending.size < MAX_PENDING) this.#pending.set(message.id, { message, args, options, cached })
     return this.#sendWith(message, args, token, options)
   }
 
@@ -126,20 +143,39 @@ export class MetaCredentialTransport implements Transport {
   }
 
   /**
-   * The answer to a call sent with the cached credential: a `CALL_CREDENTIAL_REQUIRED` refusal is
-   * swallowed and the call resent once with a call credential from the Authority (true); anything
-   * else is delivered as is (false).
+   * The answer to a remembered call: a refusal that one retry can meet is swallowed and the call
+   * resent once (true): `INSUFFICIENT_SCOPE` naming the scopes the tool requires, with a fresh
+   * credential for them (scope step-up), or, for the cached credential, `CALL_CREDENTIAL_REQUIRED`
+   * with a call credential from the Authority. Anything else is delivered as is (false).
    */
   #retried(m: JSONRPCMessage): boolean {
     if (!('id' in m) || 'method' in m) return false
     const id = m.id as RequestId | undefined
-    if (id === undefined || !this.#cachedPending.has(id)) return false
-    const pending = this.#cachedPending.get(id)
-    this.#cachedPending.delete(id)
-    const error = (m as { error?: { data?: { mandate_code?: unknown } } }).error
+    if (id === undefined || !this.#pending.has(id)) return false
+    const pending = this.#pending.get(id)
+    this.#pending.delete(id)
+    const error = (m as { error?: { message?: unknown; data?: { mandate_code?: unknown; scope?: unknown; status?: unknown } } }).error
     const code = error?.data?.mandate_code
     if (!pending || typeof code !== 'string') return false
     const request = { audience: this.#resource, tool: pending.message.params.name, arguments: pending.args }
+    if (code === 'INSUFFICIENT_SCOPE' && this.#credentials.stepUp && typeof error?.data?.scope === 'string') {
+      const refusal = new MandateError('INSUFFICIENT_SCOPE', typeof error.message === 'string' ? error.message.slice(0, 300) : 'insufficient scope', {
+        detail: { scope: error.data.scope.slice(0, 2048), source: 'resource', status: error.data.status === 403 ? 403 : 0 },
+      })
+      const scopes = stepUpScopes(refusal, this.#credentials.scopes)
+      if (scopes) {
+        this.#credentials.stepUpCredential({ ...request, scopes }).then(
+          (token) => this.#sendWith(pending.message, pending.args, token, pending.options),
+          (err: unknown) => {
+            throw stepUpRefused(err, refusal)
+          },
+        ).catch((err: unknown) => {
+          this.onmessage?.(refusalResponse(pending.message.id, asMandateError(err)))
+        })
+        return true
+      }
+    }
+    if (!pending.cached) return false
     if (code !== 'CALL_CREDENTIAL_REQUIRED') {
       this.#credentials.refused(request, code)
       return false

@@ -62,6 +62,8 @@ export async function authorizeHttpMessage(options: HttpAuthorizeOptions, req: H
   let args: unknown = {}
   let credential: string | undefined
   let verifiedCall: VerifiedCall | undefined
+  // read once: what is enforced and what a refusal's challenge names are the same requirements
+  let requirements: ToolRequirements | undefined
   try {
     if (req.rawHeaders) assertSingleHeaderLines(req.rawHeaders)
     if (Array.isArray(msg)) throw new MandateError('INVALID_REQUEST', 'tools/call cannot be batched')
@@ -69,22 +71,36 @@ export async function authorizeHttpMessage(options: HttpAuthorizeOptions, req: H
     if (typeof call.id !== 'string' && typeof call.id !== 'number') throw new MandateError('INVALID_REQUEST', 'tools/call must be a request')
     tool = typeof call.params?.name === 'string' ? call.params.name : ''
     args = call.params?.arguments ?? {}
+    requirements = options.requirements?.(tool)
     credential = credentialOf(req.headers)
     const verified = await options.guard.verifyRequest({ method: req.method, url: req.url, headers: req.headers, ...(req.rawHeaders ? { rawHeaders: req.rawHeaders } : {}), tool, arguments: args })
     verifiedCall = verified
     // the guard's snapshot is what was digested; requirements and the tool see exactly it
     const snapshot = verified.arguments
     if (snapshot === undefined) throw new MandateError('ARGUMENTS_MISMATCH', 'the verified call carries no arguments snapshot')
-    enforceToolRequirements(verified, options.requirements?.(tool), snapshot)
+    enforceToolRequirements(verified, requirements, snapshot)
     return { ok: true, authInfo: verifiedAuthInfo({ call: verified, requestId: call.id as RequestId, tool, arguments: snapshot }) }
   } catch (err) {
     const refusal = asMandateError(err)
     // recorded off the request path: the answer never waits on the audit sink (or the Authority)
     if (options.audit) refusalAuditFor(options.audit, options.guard).record(refusal, { tool, arguments: args, credential, verified: verifiedCall }, options.onError)
-    const scope = typeof refusal.detail?.scope === 'string' ? refusal.detail.scope : undefined
+    const scope = requiredScope(refusal, requirements)
     const c = challengeFor(refusal, { resourceMetadata: options.resourceMetadataUrl, ...(scope ? { scope } : {}) })
     return { ok: false, status: c.status, headers: c.headers, body: { ...c.body, mandate_code: refusal.code, ...(scope ? { scope } : {}) } }
   }
+}
+
+/**
+ * The `scope` of an `insufficient_scope` challenge: every scope the call needs, in one challenge
+ * (MCP authorization, scope step-up), i.e. the one the refusal names plus the tool's declared ones,
+ * so a client that steps up once is not refused again for the next missing scope.
+ */
+function requiredScope(refusal: MandateError, requirements: ToolRequirements | undefined): string | undefined {
+  const named = typeof refusal.detail?.scope === 'string' ? refusal.detail.scope : undefined
+  if (refusal.code !== 'INSUFFICIENT_SCOPE') return named
+  const all = new Set<string>(named ? named.split(' ').filter((s) => s.length > 0) : [])
+  for (const s of requirements?.scopes ?? []) all.add(s)
+  return all.size ? [...all].join(' ') : undefined
 }
 
 /** The presented credential, attributed in the audit log only once the guard has verified it (a Bearer downgrade of a valid credential is too). */

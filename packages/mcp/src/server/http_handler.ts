@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { challengeFor, MandateError, type Guard } from '@mandate/core'
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js'
+import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js'
 import type { AuditSink } from './audit.js'
 import type { GuardedMcpServer } from './guard_server.js'
 import { authorizeHttpMessage } from './http_authorize.js'
@@ -115,6 +116,25 @@ function normalizeOrigin(value: string): string | undefined {
   }
 }
 
+/**
+ * Whether a request names an `MCP-Protocol-Version` this server does not speak (MCP transports:
+ * "an invalid or unsupported MCP-Protocol-Version" gets 400). A request without the header is
+ * accepted (the version negotiated at initialize, or 2025-03-26, applies).
+ */
+function unsupportedProtocolVersion(req: IncomingMessage): boolean {
+  const v = req.headers['mcp-protocol-version']
+  return v !== undefined && !(typeof v === 'string' && SUPPORTED_PROTOCOL_VERSIONS.includes(v))
+}
+
+function unsupportedVersionAnswer(res: ServerResponse): void {
+  rpcError(res, 400, -32000, `Bad Request: Unsupported protocol version (supported versions: ${SUPPORTED_PROTOCOL_VERSIONS.join(', ')})`)
+}
+
+/** Whether a POST body is (or, batched, contains) an initialize request: the SDK's test for skipping the version header check. */
+function hasInitialize(msg: unknown): boolean {
+  return Array.isArray(msg) ? msg.some(isInitialize) : isInitialize(msg)
+}
+
 function isInitialize(msg: unknown): boolean {
   return typeof msg === 'object' && msg !== null && !Array.isArray(msg) && (msg as { method?: unknown }).method === 'initialize'
 }
@@ -130,7 +150,9 @@ function isInitialize(msg: unknown): boolean {
  * protection; see `allowedHosts` / `allowedOrigins`). Bodies over `maxBodyBytes` are answered 413
  * (`PAYLOAD_TOO_LARGE`) and bodies not received within `bodyTimeoutMs` 408, before the connection is
  * closed; the unread rest of a refused request's body is discarded within bounds; open sessions are
- * bounded (`sessionLimits`).
+ * bounded (`sessionLimits`). A request after `initialize` whose `MCP-Protocol-Version` is not one of
+ * the SDK's `SUPPORTED_PROTOCOL_VERSIONS` is answered 400 before it is authorized (its credential is
+ * never spent).
  */
 export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHandler {
   const guard = options.guard
@@ -252,6 +274,10 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
       const sid = req.headers['mcp-session-id']
       const sessionId = typeof sid === 'string' ? sid : undefined
       if (req.method !== 'POST') {
+        if (unsupportedProtocolVersion(req)) {
+          closeAfterUnreadBody(req, res, bodyTimeout)
+          return unsupportedVersionAnswer(res)
+        }
         const session = sessionId ? sessions.touch(sessionId) : undefined
         if (!session) {
           closeAfterUnreadBody(req, res, bodyTimeout)
@@ -273,6 +299,10 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
       } catch {
         return rpcError(res, 400, -32700, 'Parse error')
       }
+      // before any session work or authorization: a call in a version this server does not speak is
+      // answered 400 without the guard ever seeing (and spending) its single-use credential;
+      // initialize is exempt (it negotiates the version in its body, as the SDK does)
+      if (!hasInitialize(body) && unsupportedProtocolVersion(req)) return unsupportedVersionAnswer(res)
       let session = sessionId ? sessions.touch(sessionId) : undefined
       let address = ''
       if (sessionId && !session) return rpcError(res, 404, -32001, 'Session not found')
