@@ -13,7 +13,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-const packages = ['core', 'authority', 'langchain', 'mcp', 'ai-sdk', 'redis', 'postgres', 'cli']
+const packages = ['core', 'authority', 'langchain', 'mcp', 'ai-sdk', 'openai-agents', 'redis', 'postgres', 'cli']
 const work = mkdtempSync(join(tmpdir(), 'mandate-pack-'))
 const tgzDir = join(work, 'tgz')
 const app = join(work, 'app')

@@ -19,7 +19,7 @@ export interface GuardedMcp {
 }
 
 /** Start the guarded server, for an Authority that is set up later (the URL is known first). */
-export async function startGuardedMcp(world: () => World): Promise<GuardedMcp> {
+export async function startGuardedMcp(world: () => World, options: { requireCallBinding?: boolean } = {}): Promise<GuardedMcp> {
   const http: Server = createServer()
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r))
   const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`
@@ -29,7 +29,7 @@ export async function startGuardedMcp(world: () => World): Promise<GuardedMcp> {
   http.on('request', (req, res) => {
     if (!handler) {
       const w = world()
-      const guard = createGuard({ issuer: w.authority.issuer, jwks: w.authority.jwks(), audience: url, requireCallBinding: true, revocation: w.authority.revocationSource() })
+      const guard = createGuard({ issuer: w.authority.issuer, jwks: w.authority.jwks(), audience: url, requireCallBinding: options.requireCallBinding ?? true, revocation: w.authority.revocationSource() })
       const audit = w.authority.clientFor(w.resource)
       handler = createMcpHttpHandler({
         guard,

@@ -6,6 +6,8 @@ import { langchainAgentDriver } from './langchain_agent.js'
 import { langchainMcpDriver } from './langchain_mcp.js'
 import { langgraphToolNodeDriver } from './langgraph_toolnode.js'
 import { mcpClientDriver } from './mcp_client.js'
+import { multiServerMcpDriver } from './multi_server_mcp.js'
+import { openAiAgentsDriver, openAiAgentsMcpDriver } from './openai_agents.js'
 
 export interface DriverEntry {
   driver: Driver
@@ -20,6 +22,9 @@ export const DRIVERS: readonly DriverEntry[] = [
   { driver: aiSdkDriver },
   { driver: aiSdkMcpDriver },
   { driver: langchainMcpDriver },
+  { driver: multiServerMcpDriver },
+  { driver: openAiAgentsDriver },
+  { driver: openAiAgentsMcpDriver },
 ]
 
 /**
@@ -27,9 +32,4 @@ export const DRIVERS: readonly DriverEntry[] = [
  * suite was written): listed as skipped tests with the reason, so the gap shows in every run.
  */
 export const PENDING_DRIVERS: readonly { name: string; reason: string }[] = [
-  { name: 'OpenAI Agents SDK (@mandate/openai-agents)', reason: '@mandate/openai-agents exported nothing yet (src/index.ts is `export {}`); no driver' },
-  {
-    name: 'LangChain MultiServerMCPClient',
-    reason: 'needs the Mandate integration (@mandate/mcp/langchain is `export {}`); MultiServerMCPClient takes no custom fetch/transport, so no credential can be attached without it',
-  },
 ]
