@@ -99,6 +99,8 @@ export interface KernelProfile {
 interface Credential {
   token: string
   cached: boolean
+  /** Its claims as issued, decoded once. */
+  claims?: MandateClaims
 }
 
 interface PreparedState {
@@ -107,6 +109,8 @@ interface PreparedState {
   readonly args: JsonValue
   readonly mandate: string
   readonly secrets: string[]
+  /** The argument snapshot's digest, computed once. */
+  readonly digest: string
   credential: Credential
   used: boolean
 }
@@ -137,12 +141,12 @@ export function createKernel(options: KernelOptions, profile: KernelProfile = {}
       const credential = (await cachedCredential(s, mandate, plan)) ?? (await perCallCredential(s, mandate, plan, args, call))
       sink.push(credential.token)
       secrets.push(credential.token)
-      const claims = claimsOf(credential.token)
+      const digest = argumentsDigest(args)
       const prepared: PreparedCall = Object.freeze({
         name: call.name, tool: plan.tool, audience: plan.audience, remote: plan.remote,
-        argumentsDigest: argumentsDigest(args), expiresAt: claims.exp,
+        argumentsDigest: digest, expiresAt: claimsFor(credential).exp,
       })
-      states.set(prepared, { request: call, plan, args, mandate, secrets, credential, used: false })
+      states.set(prepared, { request: call, plan, args, mandate, secrets, digest, credential, used: false })
       return prepared
     } catch (err) {
       throw markTerminal(err)
@@ -184,20 +188,20 @@ export function createKernel(options: KernelOptions, profile: KernelProfile = {}
             continue
           }
           if (st.credential.cached) forgetOn(s, refusal, mandate, plan.audience)
-          if (reports(s, st.credential)) await report(s, claimsOf(st.credential.token), plan, 'refused', digestOf(st.credential, args), undefined, refusal.code)
+          if (reports(s, st.credential)) await report(s, claimsFor(st.credential), plan, 'refused', digestOf(st.credential, st.digest), undefined, refusal.code)
           throw markTerminal(refusal)
         }
       }
       context = fromVerified(verified, st.request.toolCallId)
     } else {
-      context = fromClaims(claimsOf(st.credential.token), plan, digestOf(st.credential, args), st.request.toolCallId)
+      context = fromClaims(claimsFor(st.credential), plan, digestOf(st.credential, st.digest), st.request.toolCallId)
     }
 
     const active: ActiveCall = {
       context, token: st.credential.token, key: s.key, tool: plan.tool, arguments: args, issuer: s.client.issuer, sent: false,
       ...(st.credential.cached ? { perCallFallback: remoteFallback(s, mandate, plan, args, remember) } : {}),
     }
-    const digest = digestOf(st.credential, args)
+    const digest = digestOf(st.credential, st.digest)
     let result: T
     try {
       result = await runInCallContext(active, () => fn(args))
@@ -253,8 +257,13 @@ function reports(s: Settings, credential: Credential): boolean {
 }
 
 /** The argument digest of this call (a cached credential binds none; the proof carries it). */
-function digestOf(credential: Credential, args: JsonValue): string {
-  return credential.cached ? argumentsDigest(args) : (claimsOf(credential.token).call?.args ?? argumentsDigest(args))
+function digestOf(credential: Credential, snapshotDigest: string): string {
+  return credential.cached ? snapshotDigest : (claimsFor(credential).call?.args ?? snapshotDigest)
+}
+
+/** A credential's claims as issued (unverified), decoded once per credential. */
+function claimsFor(credential: Credential): MandateClaims {
+  return (credential.claims ??= claimsOf(credential.token))
 }
 
 /**
