@@ -41,7 +41,10 @@ export function mandateMcpTransport(url: string, options: MandateMcpTransportOpt
   if (problem) throw configError(`the MCP server URL ${problem}`)
   if (!/^https?:/.test(url)) throw configError('the MCP server URL must be an http(s) URL (Streamable HTTP)')
   if (typeof options !== 'object' || options === null) throw configError('mandateMcpTransport options must be an object')
-  const base: FetchFunction = options.fetch ?? ((input, init) => globalThis.fetch(input, init))
+  const raw: FetchFunction = options.fetch ?? ((input, init) => globalThis.fetch(input, init))
+  // a dependent signal per request: undici's per-Request abort listeners never pile up on the
+  // transport's one long-lived signal (see @mandate/mcp's reachingPeer)
+  const base: FetchFunction = (input, init) => raw(input, init?.signal ? { ...init, signal: AbortSignal.any([init.signal]) } : init)
   if (typeof base !== 'function') throw configError('fetch must be a function')
   const ttlMs = options.discoveryTtlMs ?? 300_000
   const timeoutMs = options.discoveryTimeoutMs ?? 10_000

@@ -71,6 +71,9 @@ await authority.registerAgent({ did: agent.did, name: 'bench-agent', role: 'agen
 const { token } = await authority.grant({ grantor: grantor.did, subject: 'bench@example.com', agent: agent.did, purpose: 'bench', audiences: [url], tools: [{ type: 'tool_access', tools: ['echo'] }], expiresIn: 3600, maxDepth: 1 })
 const guardedClient = new Client({ name: 'bench', version: '1' })
 await guardedClient.connect(createMandateHttpTransport(url, { authority: authority.clientFor(agent), key: agent, mandate: token }))
+// the same per-call path with the in-process key-authenticated client (no client assertion or DPoP at the exchange)
+const keyClient = new Client({ name: 'bench', version: '1' })
+await keyClient.connect(createMandateHttpTransport(url, { authority: authority.clientFor(agent, { authentication: 'key' }), key: agent, mandate: token }))
 const cachedClient = new Client({ name: 'bench', version: '1' })
 await cachedClient.connect(createMandateHttpTransport(url, { authority: authority.clientFor(agent), key: agent, mandate: token, mode: 'cached' }))
 
@@ -78,26 +81,32 @@ await cachedClient.connect(createMandateHttpTransport(url, { authority: authorit
 const a1 = await measure(plainClient)
 const b1 = await measure(guardedClient)
 const c1 = await measure(cachedClient)
+const k1 = await measure(keyClient)
 const a2 = await measure(plainClient)
 const b2 = await measure(guardedClient)
 const c2 = await measure(cachedClient)
+const k2 = await measure(keyClient)
 const unguarded = [...a1, ...a2]
 const guarded = [...b1, ...b2]
 const cached = [...c1, ...c2]
+const keyAuth = [...k1, ...k2]
 const row = (name: string, xs: number[]) => `${name.padEnd(18)} p50 ${pct(xs, 50).toFixed(3)} ms   p99 ${pct(xs, 99).toFixed(3)} ms`
 const ratio = (name: string, xs: number[]) =>
   `${name.padEnd(18)} p50 ${(pct(xs, 50) / pct(unguarded, 50)).toFixed(2)}x   p99 ${(pct(xs, 99) / pct(unguarded, 99)).toFixed(2)}x   overhead p50 ${(pct(xs, 50) - pct(unguarded, 50)).toFixed(3)} ms`
 console.log(`MCP tools/call round trip over Streamable HTTP, loopback, ${unguarded.length} calls each (node ${process.version})`)
 console.log(row('unguarded', unguarded))
 console.log(row('guarded per-call', guarded))
+console.log(row('per-call, key auth', keyAuth))
 console.log(row('guarded cached', cached))
 console.log(ratio('per-call ratio', guarded))
+console.log(ratio('key-auth ratio', keyAuth))
 console.log(ratio('cached ratio', cached))
 console.log(`cached / per-call  p50 ${(pct(cached, 50) / pct(guarded, 50)).toFixed(2)}x   p99 ${(pct(cached, 99) / pct(guarded, 99)).toFixed(2)}x`)
 
 await plainClient.close()
 await guardedClient.close()
 await cachedClient.close()
+await keyClient.close()
 await handler.close()
 await plain.close()
 for (const s of [p.http, g.http]) {

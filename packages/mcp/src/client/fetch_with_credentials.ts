@@ -91,7 +91,12 @@ export async function refusalFrom(res: Response, url: string | URL = res.url || 
 export function reachingPeer(base: FetchLike): FetchLike {
   return async (url, init) => {
     try {
-      return await base(url, init)
+      // The MCP transport hands every request the same long-lived signal, and undici adds an abort
+      // listener to it per Request that only goes away when that Request is collected: thousands of
+      // calls pile up listeners (MaxListenersExceededWarning). A dependent signal per request follows
+      // the caller's abort without adding a listener to it.
+      const signal = init?.signal ? AbortSignal.any([init.signal]) : undefined
+      return await base(url, signal ? { ...init, signal } : init)
     } catch (err) {
       if (MandateError.is(err) || init?.signal?.aborted || (err instanceof Error && err.name === 'AbortError')) throw err
       const cause = (err as { cause?: { code?: unknown } } | undefined)?.cause
