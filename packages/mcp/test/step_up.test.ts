@@ -282,15 +282,29 @@ describe('the client: one step-up with a fresh credential, never wider than the 
     }
   })
 
-  it('without a scopes option (the credential carried all the mandate grants) it asks for the challenged scopes and fails closed the same way', async () => {
+  it('without a scopes option (the credential carried all the mandate grants) it does not step up: no exchange that could only be refused', async () => {
     const { token: mandate } = await world.grant(agent, { audiences: [server.url], scopes: ['tools:read'], tools: TOOLS })
     const { client, exchanges } = await connect(server, mandate)
     try {
       const posts = server.calls.length
       const err = await refusal(client.callTool({ name: 'refund', arguments: { amount: 1 } }))
       expect(err.code).toBe('INSUFFICIENT_SCOPE')
-      expect(err.detail).toMatchObject({ scope: 'tools:write', step_up: 'refused' })
+      expect(err.detail).toMatchObject({ scope: 'tools:write', source: 'resource', status: 403 })
+      expect(err.detail?.step_up).toBeUndefined()
       expect(server.calls.length).toBe(posts + 1)
+      expect(exchanges.map((e) => [e.scopes, e.outcome])).toEqual([[undefined, 'issued']])
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('stepUp: true without scopes asks for the challenged scopes and fails closed when the mandate lacks them', async () => {
+    const { token: mandate } = await world.grant(agent, { audiences: [server.url], scopes: ['tools:read'], tools: TOOLS })
+    const { client, exchanges } = await connect(server, mandate, { stepUp: true })
+    try {
+      const err = await refusal(client.callTool({ name: 'refund', arguments: { amount: 1 } }))
+      expect(err.code).toBe('INSUFFICIENT_SCOPE')
+      expect(err.detail).toMatchObject({ scope: 'tools:write', step_up: 'refused' })
       expect(exchanges.map((e) => [e.scopes, e.outcome])).toEqual([[undefined, 'issued'], [['tools:write'], 'NARROWING_SCOPE']])
     } finally {
       await client.close()

@@ -144,6 +144,8 @@ describe('kernel: approval strategies', () => {
     const args = { invoice: 'inv_4', amount: 50 }
     expect(await code(kernel.prepare({ name: 'refund', arguments: args, approval: () => ({ decision: 'denied', reason: 'no' }) }))).toBe('APPROVAL_DENIED')
     expect(await code(kernel.prepare({ name: 'refund', arguments: args, approval: () => ({ decision: 'yes please' }) as never }))).toBe('APPROVAL_DENIED')
+    // an unknown strategy is refused up front, even for a call that needs no approval
+    expect(await code(kernel.prepare({ name: 'get_invoice', arguments: { id: 'x' }, approval: 'ask-later' as never }))).toBe('CONFIG_INVALID')
     const pause = new Error('graph interrupt')
     await expect(kernel.prepare({ name: 'refund', arguments: args, approval: () => { throw pause } })).rejects.toBe(pause)
   })

@@ -132,6 +132,8 @@ export function createKernel(options: KernelOptions, profile: KernelProfile = {}
     const sink = call.secrets ?? []
     try {
       if (typeof call !== 'object' || call === null || typeof call.name !== 'string') throw new MandateError('INVALID_REQUEST', 'a tool call needs a name')
+      // checked before anything reaches the Authority, not only once an approval is needed
+      if (call.approval !== 'throw' && call.approval !== 'wait' && typeof call.approval !== 'function') throw new MandateError('CONFIG_INVALID', 'the approval strategy must be throw, wait or a function')
       const plan = s.checkTool(call.name)
       // read the arguments exactly once: getters, toJSON and proxies cannot make digest and run differ
       const args = snapshotArguments(call.arguments)

@@ -43,7 +43,13 @@ export interface CallCredentialOptions {
    * the Authority once for a fresh call credential with {@link scopes} plus the challenged ones and
    * resend the call once. The Authority never issues a scope the mandate does not grant; that
    * refusal surfaces as `INSUFFICIENT_SCOPE` (with `detail.scope`, the required scopes, and
-   * `detail.step_up: 'refused'`). A second refusal is never retried. Default true.
+   * `detail.step_up: 'refused'`). A second refusal is never retried.
+   *
+   * Step-up can take a credential **beyond {@link scopes}** (never beyond the mandate, and only for
+   * the server that asked, for that one call): `scopes` is then where each call starts, not a
+   * ceiling. Default: on when `scopes` is set; off without it (a credential then already carries
+   * every scope the mandate grants, so a step-up could only be refused). `stepUp: false` makes
+   * `scopes` a hard ceiling.
    */
   stepUp?: boolean
 }
@@ -218,7 +224,8 @@ export function createCredentialProvider(options: CallCredentialOptions): Creden
   const perCallSource = createCallCredentialSource(options)
   const scopes = scopeOption(options.scopes)
   if (options.stepUp !== undefined && typeof options.stepUp !== 'boolean') throw new MandateError('CONFIG_INVALID', 'stepUp must be a boolean')
-  const stepUp = options.stepUp !== false
+  // without `scopes` a credential already has all the mandate grants: a step-up could only be refused
+  const stepUp = options.stepUp ?? scopes !== undefined
   const mode = options.mode ?? 'per-call'
   if (mode !== 'per-call' && mode !== 'cached') throw new TypeError('mode must be "per-call" or "cached"')
   if (mode === 'per-call') {
