@@ -1,21 +1,8 @@
-import { MandateError } from '@mandate/core'
+import type { MandateApproval } from '@mandate/core/kernel'
 
-/**
- * What a human is asked to decide, for one AI SDK `tool-approval-request` that Mandate raised: the
- * approval waits at the Authority, bound to this tool and this exact argument digest.
- */
-export interface MandateApproval {
-  /** The Authority's approval id: decide it there (`authority.approvals.approve(id, { approver })`, CLI, dashboard). */
-  readonly approvalId: string
-  /** The tool's name in the mandate. */
-  readonly tool: string
-  readonly audience: string
-  readonly argumentsDigest: string
-  /** Why the Authority asks (its policy's words). */
-  readonly reason: string
-  /** When the approval expires, seconds since the epoch. */
-  readonly expiresAt: number
-}
+// The pending-approval bookkeeping is the kernel's, shared with the OpenAI Agents adapter.
+export { approvalOf, CallStash } from '@mandate/core/kernel'
+export type { MandateApproval, StashEntry } from '@mandate/core/kernel'
 
 /** One pending SDK approval request with the Mandate approval behind it. */
 export interface MandateApprovalRequest {
@@ -27,58 +14,3 @@ export interface MandateApprovalRequest {
   readonly input: unknown
   readonly mandate: MandateApproval
 }
-
-/** The approval payload of an APPROVAL_REQUIRED refusal (as the kernel raises it), or undefined. */
-export function approvalOf(err: unknown): MandateApproval | undefined {
-  if (!MandateError.is(err) || err.code !== 'APPROVAL_REQUIRED') return undefined
-  const d = (err.detail ?? {}) as Record<string, unknown>
-  const approvalId = d.approval_id ?? d.approvalId
-  if (typeof approvalId !== 'string') return undefined
-  return Object.freeze({
-    approvalId,
-    tool: typeof d.tool === 'string' ? d.tool : '',
-    audience: typeof d.audience === 'string' ? d.audience : '',
-    argumentsDigest: typeof d.arguments_digest === 'string' ? d.arguments_digest : typeof d.argumentsDigest === 'string' ? d.argumentsDigest : '',
-    reason: typeof d.reason === 'string' ? d.reason.slice(0, 500) : err.message.slice(0, 500),
-    expiresAt: typeof d.expires_at === 'number' ? d.expires_at : typeof d.expiresAt === 'number' ? d.expiresAt : 0,
-  })
-}
-
-const MAX_ENTRIES = 1024
-
-/**
- * What the approval hook learned about a call, until `execute` (or a resume) picks it up: a
- * credential obtained in advance, a pending approval, or a refusal. Keyed by tool call id and
- * argument digest (a resumed call with other arguments is another call). Bounded: the oldest entry
- * goes first; an entry nobody picks up (the user denied in the app, the run was dropped) simply
- * ages out, and its credential (single use, ≤ 60 s) expires unused.
- */
-export class CallStash<P> {
-  readonly #entries = new Map<string, StashEntry<P>>()
-
-  static key(toolCallId: string, digest: string): string {
-    return `${toolCallId}\u0000${digest}`
-  }
-
-  set(key: string, entry: StashEntry<P>): void {
-    this.#entries.delete(key)
-    if (this.#entries.size >= MAX_ENTRIES) this.#entries.delete(this.#entries.keys().next().value as string)
-    this.#entries.set(key, entry)
-  }
-
-  get(key: string): StashEntry<P> | undefined {
-    return this.#entries.get(key)
-  }
-
-  /** Remove and return the entry (a prepared credential is used once). */
-  take(key: string): StashEntry<P> | undefined {
-    const e = this.#entries.get(key)
-    if (e) this.#entries.delete(key)
-    return e
-  }
-}
-
-export type StashEntry<P> =
-  | { readonly kind: 'prepared'; readonly prepared: P }
-  | { readonly kind: 'pending'; readonly approval: MandateApproval }
-  | { readonly kind: 'refused'; readonly error: unknown }

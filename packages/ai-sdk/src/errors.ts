@@ -1,30 +1,8 @@
 import { MandateError, type MandateErrorCode } from '@mandate/core'
+import { mentionsSecret, scrubSecrets as scrub } from '@mandate/core/kernel'
 import type { StopCondition, ToolSet } from 'ai'
 
 const MAX_TEXT = 1000
-
-/** Replace every secret (credential, mandate) in `text` with a placeholder. */
-function scrub(text: string, secrets: readonly string[]): string {
-  let out = text
-  for (const s of secrets) if (s.length >= 16) out = out.split(s).join('[credential]')
-  return out
-}
-
-function mentionsSecret(value: unknown, secrets: readonly string[], depth = 0): boolean {
-  if (depth > 4 || value === null || value === undefined) return false
-  if (typeof value === 'string') return secrets.some((s) => s.length >= 16 && value.includes(s))
-  if (value instanceof Error) {
-    return mentionsSecret(value.message, secrets, depth) || mentionsSecret(value.stack, secrets, depth) || mentionsSecret((value as { cause?: unknown }).cause, secrets, depth + 1)
-  }
-  if (typeof value === 'object') {
-    try {
-      return mentionsSecret(JSON.stringify(value), secrets, depth + 1)
-    } catch {
-      return true // cannot tell: treat as tainted
-    }
-  }
-  return false
-}
 
 const terminal = new WeakSet<Error>()
 

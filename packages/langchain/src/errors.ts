@@ -1,15 +1,8 @@
 import { ToolMessage } from '@langchain/core/messages'
 import { MandateError } from '@mandate/core'
-import { isTerminalRefusal } from '@mandate/core/kernel'
+import { isTerminalRefusal, scrubSecrets } from '@mandate/core/kernel'
 
 const MAX_TEXT = 1000
-
-/** Replace every secret in `text` (credentials, mandates) with a placeholder. */
-export function redact(text: string, secrets: readonly string[]): string {
-  let out = text
-  for (const s of secrets) if (s.length >= 16) out = out.split(s).join('[credential]')
-  return out
-}
 
 /** The text the model reads when a call was refused: stable code and safe message only. */
 export function refusalText(err: MandateError): string {
@@ -24,13 +17,13 @@ export function isTerminal(err: unknown): err is MandateError {
 /** The text the model reads when a tool failed; any credential is scrubbed out. */
 export function toolErrorText(err: unknown, secrets: readonly string[]): string {
   const raw = err instanceof Error ? `${err.name}: ${err.message}` : 'tool failed'
-  return redact(raw, secrets).slice(0, MAX_TEXT)
+  return scrubSecrets(raw, secrets).slice(0, MAX_TEXT)
 }
 
 /** An error ToolMessage for a refusal or a tool failure. */
 export function errorToolMessage(err: unknown, call: { id?: string | undefined; name: string }, secrets: readonly string[]): ToolMessage {
   // refusal messages are safe by contract; scrub and bound them anyway (one may quote a remote peer)
-  const content = MandateError.is(err) ? redact(refusalText(err), secrets).slice(0, MAX_TEXT) : toolErrorText(err, secrets)
+  const content = MandateError.is(err) ? scrubSecrets(refusalText(err), secrets).slice(0, MAX_TEXT) : toolErrorText(err, secrets)
   return new ToolMessage({
     content,
     tool_call_id: call.id ?? '',

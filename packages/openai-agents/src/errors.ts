@@ -1,34 +1,7 @@
 import { MandateError } from '@mandate/core'
+import { mentionsSecret, scrubSecrets as scrub } from '@mandate/core/kernel'
 
 const MAX_TEXT = 1000
-
-/** Replace every secret (credential, mandate) in `text` with a placeholder. */
-export function scrub(text: string, secrets: readonly string[]): string {
-  let out = text
-  for (const s of secrets) {
-    if (s.length < 16) continue
-    // a chain (`<mandate>~<hop>`) leaks by any of its links too
-    for (const part of [s, ...s.split('~')]) if (part.length >= 16) out = out.split(part).join('[credential]')
-  }
-  return out
-}
-
-/** Does `value` (a string, an Error and its causes, or anything JSON) mention a secret? */
-export function mentionsSecret(value: unknown, secrets: readonly string[], depth = 0): boolean {
-  if (depth > 4 || value === null || value === undefined) return false
-  if (typeof value === 'string') return secrets.some((s) => s.length >= 16 && [s, ...s.split('~')].some((p) => p.length >= 16 && value.includes(p)))
-  if (value instanceof Error) {
-    return mentionsSecret(value.message, secrets, depth) || mentionsSecret(value.stack, secrets, depth) || mentionsSecret((value as { cause?: unknown }).cause, secrets, depth + 1)
-  }
-  if (typeof value === 'object') {
-    try {
-      return mentionsSecret(JSON.stringify(value), secrets, depth + 1)
-    } catch {
-      return true // cannot tell: treat as tainted
-    }
-  }
-  return false
-}
 
 const terminal = new WeakSet<Error>()
 

@@ -1,8 +1,8 @@
 import { argumentsDigest, MandateError, snapshotArguments, type JsonValue } from '@mandate/core'
-import { configError, createKernel, type Kernel, type KernelOptions, type PreparedCall as Prepared } from '@mandate/core/kernel'
+import { configError, createKernel, mentionsSecret, scrubSecrets as scrub, type Kernel, type KernelOptions, type PreparedCall as Prepared } from '@mandate/core/kernel'
 import { getCurrentSpan, type FunctionTool, type RunContext, type RunToolApprovalItem, type Tool } from '@openai/agents'
 import { approvalOf, CallStash, type MandateApproval } from './approval.js'
-import { mentionsSecret, modelSafeError, modelSafeRefusal, refusalText, scrub } from './errors.js'
+import { modelSafeError, modelSafeRefusal, refusalText } from './errors.js'
 import type { MandateToolsOptions } from './options.js'
 
 const WRAPPED = Symbol.for('@mandate/openai-agents/wrapped')
@@ -24,17 +24,15 @@ interface Settings {
   readonly stopOnTerminal: boolean
 }
 
-function settingsOf(options: MandateToolsOptions): { settings: Settings; kernelOptions: KernelOptions } {
+function settingsOf(options: MandateToolsOptions): { approvalMode: Settings['approvalMode']; kernelOptions: KernelOptions } {
   if (typeof options !== 'object' || options === null) throw configError('options are required')
   const approval = options.approval ?? {}
   if (typeof approval !== 'object' || approval === null) throw configError('approval must be an object')
   const mode = approval.mode ?? 'sdk'
   if (mode !== 'sdk' && mode !== 'wait') throw configError('approval.mode must be sdk or wait')
-  const onTerminal = options.onTerminalRefusal ?? 'report'
-  if (onTerminal !== 'report' && onTerminal !== 'stop') throw configError('onTerminalRefusal must be report or stop')
   const { approval: _a, ...rest } = options
   const kernelOptions = { ...rest, ...(approval.timeoutMs !== undefined ? { approval: { timeoutMs: approval.timeoutMs } } : {}) }
-  return { settings: Object.freeze({ approvalMode: mode, stopOnTerminal: onTerminal === 'stop' }), kernelOptions }
+  return { approvalMode: mode, kernelOptions }
 }
 
 /**
@@ -70,11 +68,13 @@ function settingsOf(options: MandateToolsOptions): { settings: Settings; kernelO
  * Mandate cannot guard) — here, before any model call.
  */
 export function mandateTools<T extends Tool<never>>(tools: readonly T[], options: MandateToolsOptions): T[] {
-  const { settings, kernelOptions } = settingsOf(options)
+  const { approvalMode, kernelOptions } = settingsOf(options)
   const kernel = createKernel(kernelOptions, {
     checkEagerly: false,
     presentHint: 'Connect its MCP server through mandateMcpServer, send its HTTP requests through a Mandate fetch, or give it a local guard instead of listing it as remote',
   })
+  // onTerminalRefusal is validated (and read) by the kernel
+  const settings: Settings = Object.freeze({ approvalMode, stopOnTerminal: kernel.stopOnTerminal })
   if (!Array.isArray(tools)) throw configError('tools must be a list of Agents SDK tools')
   const names = new Set<string>()
   return tools.map((t) => {
