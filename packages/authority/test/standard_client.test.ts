@@ -7,6 +7,7 @@
  */
 import { webcrypto } from 'node:crypto'
 import { generateProof } from 'dpop'
+import { createLocalJWKSet, jwtVerify } from 'jose'
 import * as oauth from 'oauth4webapi'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createAuthorityServer, openSqliteStore, type AuthorityServer } from '../src/index.js'
@@ -114,6 +115,24 @@ describe('a standard OAuth client (oauth4webapi + dpop, no Mandate code)', () =>
     for (const list of [as.token_endpoint_auth_signing_alg_values_supported, as.introspection_endpoint_auth_signing_alg_values_supported, as.revocation_endpoint_auth_signing_alg_values_supported, as.dpop_signing_alg_values_supported]) {
       expect(list).toEqual(expect.arrayContaining(['EdDSA', 'Ed25519']))
     }
+  })
+
+  it('a plain RFC 9068 resource server reads a mandate signed alg Ed25519 (RFC 9864): jose with the JWKS, oauth4webapi with jwks_uri', async () => {
+    const root = await rootMandate()
+    // the JWKS says the same alg as the headers: jose and oauth4webapi pick a key only when they agree
+    const jwks = (await (await fetch(as.jwks_uri as string)).json()) as { keys: { alg?: string; kid?: string }[] }
+    expect(jwks.keys.length).toBeGreaterThan(0)
+    expect(jwks.keys.every((k) => k.alg === 'Ed25519')).toBe(true)
+    const { protectedHeader, payload } = await jwtVerify(root, createLocalJWKSet(jwks as never), { typ: 'at+jwt', issuer: as.issuer, audience: AUD })
+    expect(protectedHeader).toMatchObject({ alg: 'Ed25519', typ: 'at+jwt', kid: jwks.keys[0]?.kid })
+    expect(payload.sub).toBe('alice@example.com')
+    // oauth4webapi as the resource server, default algorithms: the access token from jwks_uri over HTTP, then the holder's stock dpop proof
+    const request = async (token: string) => new Request(AUD, { headers: { authorization: `DPoP ${token}`, dpop: await generateProof(a.pair as never, AUD, 'GET', undefined, token) } })
+    const claims = await oauth.validateJwtAccessToken(as, await request(root), AUD, insecure)
+    expect(claims).toMatchObject({ iss: as.issuer, sub: 'alice@example.com', client_id: a.did })
+    // not a rubber stamp: a token whose signature is not the Authority's is refused
+    const forged = `${root.slice(0, root.lastIndexOf('.'))}.${Buffer.alloc(64, 1).toString('base64url')}`
+    await expect(oauth.validateJwtAccessToken(as, await request(forged), AUD, insecure)).rejects.toThrow()
   })
 
   it('authenticates with the stock PrivateKeyJwt (no typ) for a grant, a delegation and a call, each naming its issued_token_type', async () => {

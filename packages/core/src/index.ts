@@ -16,7 +16,7 @@ export { jwkThumbprint, jwkThumbprintUri } from './identity/thumbprint.js'
 export { didKeyFromPublicJwk, didKeyFromRaw, publicJwkFromDidKey, isDidKey } from './identity/did_key.js'
 export { assertStrongPublicKey } from './identity/point.js'
 
-export { parseCompactJws, signCompactJws, typMatches, ACCEPTED_ALGS } from './jws/compact.js'
+export { parseCompactJws, signCompactJws, typMatches, ACCEPTED_ALGS, EMITTED_ALG } from './jws/compact.js'
 export type { CompactJwsPolicy, ParsedJws } from './jws/compact.js'
 export { importJwks, createLocalKeySet, createRemoteKeySet } from './keys/key_set.js'
 export type { JsonWebKeySet, KeyResolver, VerificationKey, RemoteKeySetOptions } from './keys/key_set.js'

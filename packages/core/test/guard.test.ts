@@ -4,7 +4,7 @@
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { importJWK, jwtVerify } from 'jose'
+import { createLocalJWKSet, importJWK, jwtVerify } from 'jose'
 import { calculateThumbprint, generateKeyPair, generateProof } from 'dpop'
 import {
   argumentsDigest, buildRootMandate, challengeFor, createGuard, createNonceSource, createProof, createRemoteKeySet, createRevocationStatusClient,
@@ -299,20 +299,20 @@ describe('createRevocationStatusClient against a real status server', () => {
 })
 
 describe('interop: jose.jwtVerify accepts our mandates', () => {
-  it('typ at+jwt, algorithms EdDSA/Ed25519, issuer and audience', async () => {
+  it('typ at+jwt, alg Ed25519 (RFC 9864), issuer and audience, key from a JWKS of the published key', async () => {
     const auth = new TestAuthority()
     const a = Ed25519Key.generate()
     const root = auth.root(a)
     const child = await auth.narrow(root.token, a, auth.delegate(Ed25519Key.generate()))
     for (const t of [root.token, child.token]) {
-      const { payload, protectedHeader } = await jwtVerify(t, await importJWK(auth.key.publicJwk, 'EdDSA'), {
+      const { payload, protectedHeader } = await jwtVerify(t, createLocalJWKSet({ keys: [auth.key.publicJwk] }), {
         typ: 'at+jwt', algorithms: ['EdDSA', 'Ed25519'], issuer: ISSUER, audience: 'https://tools.example/mcp', currentDate: new Date(auth.now * 1000),
       })
-      expect(protectedHeader).toMatchObject({ alg: 'EdDSA', typ: 'at+jwt', kid: auth.key.kid })
+      expect(protectedHeader).toMatchObject({ alg: 'Ed25519', typ: 'at+jwt', kid: auth.key.kid })
       expect(payload.sub).toBe('alice')
     }
     // and jose refuses what we refuse: a token signed by another key
     const other = new TestAuthority()
-    await expect(jwtVerify(other.root(a).token, await importJWK(auth.key.publicJwk, 'EdDSA'), { typ: 'at+jwt', algorithms: ['EdDSA'] })).rejects.toThrow()
+    await expect(jwtVerify(other.root(a).token, await importJWK(auth.key.publicJwk), { typ: 'at+jwt', algorithms: ['Ed25519'] })).rejects.toThrow()
   })
 })

@@ -1,7 +1,7 @@
 import { createProof, isMandateErrorCode, MandateError, readBounded, type MandateErrorCode } from '@mandate/core'
 import { configError } from './config_check.js'
 import { activeCall, type ActiveCall } from './context.js'
-import { createResourceCheck } from './resource_check.js'
+import { createResourceCheck, type ProofAlg } from './resource_check.js'
 
 /** A fetch-compatible function. */
 export type FetchFunction = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
@@ -99,9 +99,10 @@ export function createMandateFetch(options: MandateFetchOptions = {}): FetchFunc
       throw refuse(call, new MandateError('AUDIENCE_MISMATCH', `refusing to send the call credential to ${url.origin}${url.pathname}: it is for another audience`))
     }
     if (call.sent) throw new MandateError('TOKEN_REPLAYED', 'the call credential was already sent; call credentials are single use')
+    let alg: ProofAlg = 'Ed25519'
     if (!unchecked) {
       try {
-        await checkResource(audience, call.issuer, init?.signal ?? request?.signal ?? undefined)
+        alg = await checkResource(audience, call.issuer, init?.signal ?? request?.signal ?? undefined)
       } catch (err) {
         throw MandateError.is(err) ? refuse(call, err) : err
       }
@@ -115,7 +116,7 @@ export function createMandateFetch(options: MandateFetchOptions = {}): FetchFunc
     const redirect: RequestRedirect = init?.redirect === 'manual' ? 'manual' : 'error'
     const send = (): Promise<Response> => {
       // a fresh proof for every request: bound to method, URL, credential, tool and argument digest
-      const proof = createProof(call.key, { method, url: url.href, accessToken: call.token, tool: call.tool, arguments: call.arguments })
+      const proof = createProof(call.key, { method, url: url.href, accessToken: call.token, tool: call.tool, arguments: call.arguments, alg })
       headers.set('authorization', `DPoP ${call.token}`)
       headers.set('dpop', proof)
       call.sent = true

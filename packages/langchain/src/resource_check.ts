@@ -13,7 +13,9 @@ export interface ResourceCheckOptions {
 }
 
 /** Checks that `audience` advertises protection by `issuer`; resolves, or throws a MandateError. */
-export type ResourceCheck = (audience: string, issuer: string, signal?: AbortSignal) => Promise<void>
+/** The proof `alg` a resource takes: RFC 9864 `Ed25519`, or `EdDSA` where it advertises only that name. */
+export type ProofAlg = 'Ed25519' | 'EdDSA'
+export type ResourceCheck = (audience: string, issuer: string, signal?: AbortSignal) => Promise<ProofAlg>
 
 /** A metadata document is a few hundred bytes; anything past this is not read. */
 const MAX_METADATA_BYTES = 64 * 1024
@@ -49,31 +51,32 @@ export function protectedResourceMetadataUrl(resource: string): URL {
  * slow, too large, a 5xx, 408 or 429). `detail.resource` names the audience.
  */
 export function createResourceCheck(options: ResourceCheckOptions): ResourceCheck {
-  const verifiedUntil = new Map<string, number>()
-  const inFlight = new Map<string, Promise<void>>()
+  const verifiedUntil = new Map<string, { until: number; alg: ProofAlg }>()
+  const inFlight = new Map<string, Promise<ProofAlg>>()
 
   return async (audience, issuer, signal) => {
     const key = `${issuer}\n${audience}`
-    const until = verifiedUntil.get(key)
-    if (until !== undefined) {
-      if (until > Date.now()) return
+    const cached = verifiedUntil.get(key)
+    if (cached !== undefined) {
+      if (cached.until > Date.now()) return cached.alg
       verifiedUntil.delete(key)
     }
     let pending = inFlight.get(key)
     if (!pending) {
       // shared by every caller, so one caller's abort must not fail the others: only the deadline applies
-      const p = discover(options, audience, issuer).then(() => {
+      const p = discover(options, audience, issuer).then((alg) => {
         if (verifiedUntil.size >= MAX_CACHED) verifiedUntil.delete(verifiedUntil.keys().next().value as string)
-        verifiedUntil.set(key, Date.now() + options.ttlMs)
+        verifiedUntil.set(key, { until: Date.now() + options.ttlMs, alg })
+        return alg
       })
       pending = p.finally(() => inFlight.delete(key))
       inFlight.set(key, pending)
     }
-    await withAbort(pending, signal)
+    return withAbort(pending, signal)
   }
 }
 
-async function discover(options: ResourceCheckOptions, audience: string, issuer: string): Promise<void> {
+async function discover(options: ResourceCheckOptions, audience: string, issuer: string): Promise<ProofAlg> {
   const where = safeUrl(audience)
   const notProtected = (why: string, reason: string, status?: number) =>
     new MandateError(
@@ -119,6 +122,7 @@ async function discover(options: ResourceCheckOptions, audience: string, issuer:
   if (algs !== undefined && !(Array.isArray(algs) && algs.some((a) => a === 'EdDSA' || a === 'Ed25519'))) {
     throw notProtected('it does not accept EdDSA proofs', 'alg_not_supported')
   }
+  return Array.isArray(algs) && !algs.includes('Ed25519') ? 'EdDSA' : 'Ed25519'
 }
 
 /** Wait for `p`, or reject as soon as `signal` aborts (with its reason, as fetch does). */

@@ -156,6 +156,24 @@ describe('a guarded MCP server that advertises its protection', () => {
   })
 })
 
+describe('the proof alg follows what the resource advertises (RFC 9864)', () => {
+  const proofAlgs = (algs: string[]): typeof fetch => (async (input: string | URL | Request, init?: RequestInit) => {
+    const proof = new Headers(init?.headers).get('dpop')
+    if (proof) algs.push((JSON.parse(Buffer.from(proof.split('.')[0] as string, 'base64url').toString()) as { alg: string }).alg)
+    return globalThis.fetch(input, init)
+  }) as typeof fetch
+  for (const [advertised, expected] of [[undefined, 'Ed25519'], [['EdDSA', 'Ed25519'], 'Ed25519'], [['EdDSA'], 'EdDSA']] as const) {
+    it(`metadata advertising ${advertised ? advertised.join(', ') : 'no algs'} gets ${expected} proofs`, async () => {
+      const { srv, opts } = await unguarded({ metadata: (resource, req, res) => json({ resource, authorization_servers: [ISSUER], ...(advertised ? { dpop_signing_alg_values_supported: advertised } : {}) })(resource, req, res) })
+      const algs: string[] = []
+      const [t] = withMandateAll(await loadMcpTools('billing', await recipeClient(srv.url, { fetch: proofAlgs(algs) })), opts)
+      await (t as NonNullable<typeof t>).invoke({ invoice: 'inv_1' })
+      expect(srv.authorizations).toEqual(['credential'])
+      expect(algs).toEqual([expected])
+    })
+  }
+})
+
 describe('the cached answer expires', () => {
   it('a server that stops advertising is refused once discoveryTtlMs has passed', async () => {
     let advertise = true

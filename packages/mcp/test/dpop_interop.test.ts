@@ -2,7 +2,7 @@
 // HTTP) and the real in-process Authority:
 //
 // 1. The MCP SDK v2 client (`@modelcontextprotocol/client`) with its OWN DPoP machinery: a
-//    `DpopSession` built from the agent's Ed25519 key (alg EdDSA, WebCrypto) and `withDpop`, which
+//    `DpopSession` built from the agent's Ed25519 key (alg EdDSA or RFC 9864 Ed25519, WebCrypto) and `withDpop`, which
 //    signs plain RFC 9449 proofs (htm, htu, ath, nonce; no Mandate `tool`/`args` claims). The guard
 //    accepts such a proof only where the credential itself binds the call: an Authority call
 //    credential (tool + argument digest in its `call` claim, single use, `ath` tying the proof to
@@ -43,13 +43,15 @@ let reusable: RunningServer
 let mandate: string
 
 /** The agent's Ed25519 key as a WebCrypto key pair (private half non-extractable), in the shape the v2 SDK takes. */
-async function dpopKeyPairOf(key: Ed25519Key): Promise<DpopKeyPair> {
+// The SDK's DpopKeyPair type (DPOP_SUPPORTED_ALGS, 2.4.0) names `EdDSA` but not RFC 9864's `Ed25519`; its
+// DpopSession signs with whatever alg the pair names (jose SignJWT), so `Ed25519` works at run time.
+async function dpopKeyPairOf(key: Ed25519Key, alg: 'EdDSA' | 'Ed25519' = 'EdDSA'): Promise<DpopKeyPair> {
   const { kty, crv, x, d } = key.exportPrivateJwk()
   const privateKey = await webcrypto.subtle.importKey('jwk', { kty, crv, x, d }, { name: 'Ed25519' }, false, ['sign'])
   const publicJwk = { kty, crv, x }
   const publicKey = await webcrypto.subtle.importKey('jwk', publicJwk, { name: 'Ed25519' }, true, ['verify'])
   // the thumbprint from an independent implementation: it must be the agent key's (the credentials' cnf.jkt)
-  return { privateKey, publicKey, publicJwk, thumbprint: await calculateThumbprint(publicKey), alg: 'EdDSA' }
+  return { privateKey, publicKey, publicJwk, thumbprint: await calculateThumbprint(publicKey), alg: alg as DpopKeyPair['alg'] }
 }
 
 interface Exchange {
@@ -205,6 +207,18 @@ describe('SDK v2 client, its own DpopSession (Ed25519 agent key) + withDpop, car
       [403, 'ARGUMENTS_MISMATCH'],
       [403, 'TOOL_NOT_ALLOWED'],
     ])
+    await client.close()
+  })
+
+  it('a DpopSession signing with RFC 9864\u2019s alg Ed25519 (what Mandate itself emits) interoperates as well', async () => {
+    const session = await DpopSession.create({ keyPair: await dpopKeyPairOf(agent, 'Ed25519') })
+    const source = createCallCredentialSource({ authority: world.clientFor(agent), mandate })
+    const { client, log } = await connectV2(perCall, session, (c) => source({ audience: perCall.url, tool: c.name, arguments: c.arguments }))
+    const r = await client.callTool({ name: 'echo', arguments: { text: 'Ed25519' } })
+    expect(r.content).toEqual([{ type: 'text', text: 'echo:Ed25519' }])
+    const [call] = toolCalls(log)
+    expect(decodePart(call?.headers.get('dpop') as string, 0)).toMatchObject({ alg: 'Ed25519', typ: 'dpop+jwt' })
+    expect(decodePart((call?.headers.get('authorization') as string).replace(/^DPoP /, ''), 0)).toMatchObject({ alg: 'Ed25519', typ: 'at+jwt' })
     await client.close()
   })
 

@@ -1,12 +1,12 @@
 /**
- * Signed heads of the audit chain ("checkpoints"): a JWS (`typ: mandate-checkpoint+jwt`, EdDSA,
+ * Signed heads of the audit chain ("checkpoints"): a JWS (`typ: mandate-checkpoint+jwt`, Ed25519,
  * `kid`) over `{iss, seq, hash, iat}`. Every store transaction that appends audit records also
  * stores a head signed over its last record, so every answered record is covered by a signature of
  * the Authority from the moment it commits. A head kept outside the database (exported, or
  * published to a witness) proves how long the log was and what it said, so truncating or rewriting
  * it is detected even when the attacker also rewrote the heads inside the database.
  */
-import { cryptoBackend, MandateError, parseCompactJws, signCompactJws, type Ed25519Key, type KeyResolver } from '@mandate/core'
+import { cryptoBackend, EMITTED_ALG, MandateError, parseCompactJws, signCompactJws, type Ed25519Key, type KeyResolver } from '@mandate/core'
 import type { StoredCheckpoint } from '../types.js'
 
 export const CHECKPOINT_TYP = 'mandate-checkpoint+jwt'
@@ -21,7 +21,7 @@ export interface CheckpointClaims {
 
 /** Sign a head. */
 export function signCheckpoint(claims: CheckpointClaims, key: Ed25519Key): string {
-  return signCompactJws({ alg: 'EdDSA', typ: CHECKPOINT_TYP, kid: key.kid }, { ...claims }, key)
+  return signCompactJws({ alg: EMITTED_ALG, typ: CHECKPOINT_TYP, kid: key.kid }, { ...claims }, key)
 }
 
 type Handle = Awaited<ReturnType<KeyResolver['resolve']>>

@@ -4,6 +4,7 @@
  * round trip; the guard re-derives and checks every hop (verifyOfflineChain).
  */
 import { b64uEncode, utf8Encode } from '../encoding/base64url.js'
+import { EMITTED_ALG } from '../jws/compact.js'
 import type { JsonObject } from '../encoding/strict_json.js'
 import { MandateError } from '../errors.js'
 import { Ed25519Key } from '../identity/key.js'
@@ -31,7 +32,7 @@ const headers = new Map<string, string>()
 function hopHeader(holder: Ed25519Key): string {
   let h = headers.get(holder.publicJwk.x)
   if (h === undefined) {
-    h = b64uEncode(JSON.stringify({ alg: 'EdDSA', typ: HOP_TYP, jwk: { kty: 'OKP', crv: 'Ed25519', x: holder.publicJwk.x } }))
+    h = b64uEncode(JSON.stringify({ alg: EMITTED_ALG, typ: HOP_TYP, jwk: { kty: 'OKP', crv: 'Ed25519', x: holder.publicJwk.x } }))
     if (headers.size >= 64) headers.clear()
     headers.set(holder.publicJwk.x, h)
   }

@@ -4,7 +4,7 @@ import type { Ed25519Key } from '../identity/key.js'
 import { asciiBytes, b64uDecode, b64uDecodeText } from '../encoding/base64url.js'
 import { DEFAULT_JSON_LIMITS, parseStrictJsonObject } from '../encoding/strict_json.js'
 import { hasSmallOrderR } from '../identity/point.js'
-import { ACCEPTED_ALGS, parseCompactJws, signCompactJws, type ParsedJws } from '../jws/compact.js'
+import { ACCEPTED_ALGS, EMITTED_ALG, parseCompactJws, signCompactJws, type ParsedJws } from '../jws/compact.js'
 import { randomId } from '../mandate/ids.js'
 import type { ReplayStore } from '../stores/replay.js'
 
@@ -17,7 +17,7 @@ export const MAX_ASSERTION_LIFETIME = 300
 export function createClientAssertion(key: Ed25519Key, options: { clientId: string; audience: string; now?: number; lifetime?: number }): string {
   const now = options.now ?? Math.floor(Date.now() / 1000)
   return signCompactJws(
-    { alg: 'EdDSA', typ: CLIENT_ASSERTION_TYP, kid: key.kid },
+    { alg: EMITTED_ALG, typ: CLIENT_ASSERTION_TYP, kid: key.kid },
     { iss: options.clientId, sub: options.clientId, aud: options.audience, jti: randomId(), iat: now, exp: now + Math.min(options.lifetime ?? 60, MAX_ASSERTION_LIFETIME) },
     key,
   )

@@ -3,6 +3,7 @@ import { b64uDecode, b64uEncode } from '../encoding/base64url.js'
 import { didKeyFromRaw } from './did_key.js'
 import { parsePrivateJwk, publicJwkFromRaw, type Ed25519PrivateJwk, type Ed25519PublicJwk } from './jwk.js'
 import { jwkThumbprint } from './thumbprint.js'
+import { EMITTED_ALG } from '../jws/compact.js'
 import { ed25519 } from '@noble/curves/ed25519.js'
 
 const SECRET = new WeakMap<Ed25519Key, { handle: PrivateKeyHandle; seed: Uint8Array }>()
@@ -13,7 +14,7 @@ const SECRET = new WeakMap<Ed25519Key, { handle: PrivateKeyHandle; seed: Uint8Ar
  * `exportPrivateJwk` reveals it.
  */
 export class Ed25519Key {
-  /** Public JWK (RFC 8037) with `kid` set to the thumbprint. */
+  /** Public JWK (RFC 8037) with `kid` set to the thumbprint and `alg` {@link EMITTED_ALG}, the `alg` of what this key signs (jose and oauth4webapi match the two). */
   readonly publicJwk: Ed25519PublicJwk
   /** RFC 7638 thumbprint: the `cnf.jkt` of mandates bound to this key, and its `kid`. */
   readonly jkt: string
@@ -23,7 +24,7 @@ export class Ed25519Key {
   private constructor(seed: Uint8Array, publicRaw: Uint8Array) {
     const pub = publicJwkFromRaw(publicRaw)
     this.jkt = jwkThumbprint(pub)
-    this.publicJwk = { ...pub, kid: this.jkt, alg: 'EdDSA', use: 'sig' }
+    this.publicJwk = { ...pub, kid: this.jkt, alg: EMITTED_ALG, use: 'sig' }
     this.did = didKeyFromRaw(publicRaw)
     SECRET.set(this, { handle: backend.importPrivate(seed, publicRaw), seed })
   }

@@ -7,6 +7,17 @@ import { hasSmallOrderR } from '../identity/point.js'
 /** Algorithms accepted for every token kind: EdDSA (RFC 8037) and its fully specified name (RFC 9864). */
 export const ACCEPTED_ALGS: ReadonlySet<string> = new Set(['EdDSA', 'Ed25519'])
 
+/**
+ * The `alg` Mandate writes into every JWS it signs (mandates, call and audience credentials, client
+ * assertions, DPoP proofs, offline hops, audit checkpoints) and into the `alg` member of the public
+ * JWKs it publishes (the Authority's JWKS, agent keys): RFC 9864's fully specified `Ed25519`, which
+ * deprecates the polymorphic `EdDSA`. One value for both on purpose: jose and oauth4webapi select a
+ * JWKS key only when its `alg`, if present, equals the JWS header's, so a JWK saying `EdDSA` would
+ * make them refuse an `Ed25519` token (and the other way round). Verification still accepts both
+ * names ({@link ACCEPTED_ALGS}), so tokens from earlier releases and third-party `EdDSA` proofs work.
+ */
+export const EMITTED_ALG = 'Ed25519' as const
+
 /** Header members each token kind may carry. Key-carrying and key-URL headers are never allowed, except a proof's own `jwk`. */
 const BASE_HEADER_MEMBERS = new Set(['alg', 'typ', 'kid'])
 
@@ -127,7 +138,7 @@ export function typMatches(actual: string, expected: string): boolean {
   return a === e || a === `application/${e}`
 }
 
-/** Sign a compact JWS with EdDSA. */
+/** Sign a compact JWS with Ed25519 (the header's `alg` is the caller's; Mandate's own signers use {@link EMITTED_ALG}). */
 export function signCompactJws(header: Record<string, unknown>, payload: Record<string, unknown>, key: Ed25519Key): string {
   return signEncodedJws(b64uEncode(JSON.stringify(header)), JSON.stringify(payload), key)
 }

@@ -2,7 +2,7 @@ import { DEFAULT_JSON_LIMITS, hasLoneSurrogate, type JsonObject, type JsonValue 
 import { backend, type PublicKeyHandle } from '../crypto/backend.js'
 import { MandateError } from '../errors.js'
 import { b64uEncode } from '../encoding/base64url.js'
-import { parseCompactJws, signEncodedJws, type ParsedJws } from '../jws/compact.js'
+import { EMITTED_ALG, parseCompactJws, signEncodedJws, type ParsedJws } from '../jws/compact.js'
 import type { Ed25519Key } from '../identity/key.js'
 import type { KeyResolver } from '../keys/key_set.js'
 import { defaultConstraintRegistry, type ConstraintRegistry } from '../narrowing/constraints.js'
@@ -99,7 +99,7 @@ const headerSegments = new Map<string, string>()
 function headerSegment(kid: string): string {
   let h = headerSegments.get(kid)
   if (h === undefined) {
-    h = b64uEncode(JSON.stringify({ alg: 'EdDSA', typ: MANDATE_TYP, kid }))
+    h = b64uEncode(JSON.stringify({ alg: EMITTED_ALG, typ: MANDATE_TYP, kid }))
     if (headerSegments.size >= 64) headerSegments.clear()
     headerSegments.set(kid, h)
   }

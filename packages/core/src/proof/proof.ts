@@ -4,7 +4,7 @@ import { MandateError } from '../errors.js'
 import { parsePublicJwk, rawFromPublicJwk } from '../identity/jwk.js'
 import type { Ed25519Key } from '../identity/key.js'
 import { jwkThumbprint } from '../identity/thumbprint.js'
-import { parseCompactJws, signCompactJws } from '../jws/compact.js'
+import { EMITTED_ALG, parseCompactJws, signCompactJws } from '../jws/compact.js'
 import { argumentsDigest, tokenHash } from '../mandate/args_digest.js'
 import { randomId } from '../mandate/ids.js'
 import type { ReplayStore } from '../stores/replay.js'
@@ -27,7 +27,7 @@ export interface CreateProofOptions {
   /** Binds the proof to one tool call: tool name and the digest of these arguments. */
   tool?: string
   arguments?: unknown
-  /** Signing algorithm name in the header; EdDSA by default (RFC 9864 `Ed25519` also accepted by verifiers). */
+  /** Signing algorithm name in the header: RFC 9864 `Ed25519` by default ({@link EMITTED_ALG}); `EdDSA` for a verifier that knows only RFC 8037's name. */
   alg?: 'EdDSA' | 'Ed25519'
   /** Issue time in seconds (tests). */
   now?: number
@@ -55,7 +55,7 @@ export function createProof(key: Ed25519Key, options: CreateProofOptions): strin
     payload.args = argumentsDigest(options.arguments)
   }
   const { kid: _kid, alg: _alg, use: _use, ...jwk } = key.publicJwk
-  return signCompactJws({ typ: PROOF_TYP, alg: options.alg ?? 'EdDSA', jwk }, payload, key)
+  return signCompactJws({ typ: PROOF_TYP, alg: options.alg ?? EMITTED_ALG, jwk }, payload, key)
 }
 
 export interface VerifyProofOptions {

@@ -164,13 +164,22 @@ export function createMandateFetch(options: MandateFetchOptions): FetchLike {
   const key = options.key
   if (!key || typeof key.sign !== 'function') throw new TypeError('key must be an Ed25519Key')
   const credentials = createCredentialProvider(options)
-  const audience = resourceDiscovery({ endpoint, issuer: options.authority.issuer, fetch: base, discover: options.discover, onDiscovered: options.onDiscovered })
+  // RFC 9864: proofs say Ed25519; a resource that advertises only the older EdDSA name gets that
+  let proofAlg: 'Ed25519' | 'EdDSA' = 'Ed25519'
+  const audience = resourceDiscovery({
+    endpoint, issuer: options.authority.issuer, fetch: base, discover: options.discover,
+    onDiscovered: (prm) => {
+      const algs = prm.dpop_signing_alg_values_supported
+      if (Array.isArray(algs) && !algs.includes('Ed25519') && algs.includes('EdDSA')) proofAlg = 'EdDSA'
+      options.onDiscovered?.(prm)
+    },
+  })
   let nonce: string | undefined
 
   async function send(url: string | URL, init: RequestInit, credential: string, call: ToolCallMessage): Promise<Response> {
     const headers = new Headers(init.headers)
     // RFC 9449 proof (htm, htu, ath, nonce) also bound to the tool and the argument digest
-    const proof = createProof(key, { method: 'POST', url: endpoint, accessToken: credential, tool: call.name, arguments: call.arguments, ...(nonce !== undefined ? { nonce } : {}) })
+    const proof = createProof(key, { method: 'POST', url: endpoint, accessToken: credential, tool: call.name, arguments: call.arguments, alg: proofAlg, ...(nonce !== undefined ? { nonce } : {}) })
     headers.set('authorization', `DPoP ${credential}`)
     headers.set('dpop', proof)
     const res = await base(url, { ...init, headers, redirect: 'manual' })
