@@ -15,6 +15,7 @@ import { createInProcessClient, type InProcessClientOptions } from './client/in_
 import { endpointsFor, type AuthorityContext, type AuthorityEndpoints } from './context.js'
 import { authenticateClient } from './exchange/client_auth.js'
 import { grantRootMandate, type GrantParams } from './exchange/grant.js'
+import { federatedGrantParams, ID_JAG_GRANT_PROFILE, JWT_BEARER_GRANT_TYPE, jwtBearerGrant, type FederatedGrantInput } from './exchange/federated_grant.js'
 import type { IssuedMandate, RefusalFields } from './exchange/issued.js'
 import { FormParams } from './exchange/params.js'
 import { auditRefusal, handleTokenRequest, type TokenResponse } from './exchange/token_endpoint.js'
@@ -38,6 +39,11 @@ import { parseOfflineHops } from './audit/offline_hops.js'
 import { instrumentStore } from './observability/instrument_store.js'
 import { AuthorityMetrics } from './observability/metrics.js'
 import { readiness, type ReadinessReport } from './observability/readiness.js'
+import { FederationRegistry } from './federation/registry.js'
+import { IssuerKeys, type IssuerKeysOptions } from './federation/issuer_keys.js'
+import { parseFederationRule, parseFederationRules } from './federation/rule.js'
+import { selectRule } from './federation/select.js'
+import type { FederationExplanation, FederationRule } from './federation/types.js'
 import { traced } from './observability/tracing.js'
 import { ROLES, type AgentRecord, type ApprovalStatus, type AuditQuery, type AuditRecord, type RegisterAgentInput, type StoredCheckpoint } from './types.js'
 
@@ -122,6 +128,20 @@ export interface AuthorityOptions {
    * the Authority): grants covering any tool they match are issued with `per_call`.
    */
   perCallTools?: string[]
+  /**
+   * Federation (docs/federation.md): `rules` trusted from configuration (read-only at runtime;
+   * more can be added to the store with the admin API or `mandate federation add`), and how the
+   * external issuers' key sets are cached. Validated strictly (CONFIG_INVALID naming the pointer).
+   */
+  federation?: FederationOptions
+}
+
+/** Federation options of an Authority. */
+export interface FederationOptions {
+  /** Rules (FederationRule shape; federation.schema.json). */
+  rules?: unknown[]
+  /** External key sets: refetch no more often than `cooldownSeconds` on an unknown kid (default 30), cache for `cacheMaxAgeSeconds` (default 600), give up after `timeoutMs` (default 5000). */
+  keys?: { cooldownSeconds?: number; cacheMaxAgeSeconds?: number; timeoutMs?: number }
 }
 
 export interface GrantResult extends IssuedMandate {}
@@ -163,7 +183,7 @@ const AUTHORITY_OPTIONS = {
   issuer: true, store: true, policy: true, approvalTtlSeconds: true, unattributedRefusals: true, now: true, keyFile: true,
   keyOverlapSeconds: true, maxMandateLifetime: true, maxCallLifetime: true, skew: true, checkpointEvery: true,
   requireDpopNonce: true, revocationRefreshSeconds: true, storeApprovalArguments: true, replay: true, singleUse: true,
-  auditWitness: true, notifications: true, callModes: true, maxOfflineHops: true, perCallTools: true,
+  auditWitness: true, notifications: true, callModes: true, maxOfflineHops: true, perCallTools: true, federation: true,
 } as const satisfies Record<keyof AuthorityOptions, true>
 
 function auditWitnessOption(w: unknown): AuditWitnessOptions {
@@ -248,6 +268,30 @@ interface ResolvedAuthorityOptions {
   witness: AuditWitnessOptions | undefined
   notifications: ResolvedNotifications | undefined
   callModes: ResolvedCallModes
+  federationRules: FederationRule[]
+  issuerKeys: IssuerKeysOptions
+}
+
+/** The federation option, checked before anything is opened (CONFIG_INVALID naming the pointer). */
+function resolveFederationOption(f: unknown, maxMandateLifetime: number): { rules: FederationRule[]; keys: IssuerKeysOptions } {
+  if (f === undefined) return { rules: [], keys: {} }
+  if (typeof f !== 'object' || f === null || Array.isArray(f)) throw new MandateError('CONFIG_INVALID', 'federation must be { rules?, keys? }')
+  refuseUnknownOptions(f, { rules: true, keys: true }, 'federation')
+  const o = f as FederationOptions
+  const rules = o.rules === undefined ? [] : parseFederationRules(o.rules, { maxMandateLifetime })
+  const keys: IssuerKeysOptions = {}
+  if (o.keys !== undefined) {
+    if (typeof o.keys !== 'object' || o.keys === null) throw new MandateError('CONFIG_INVALID', 'federation.keys must be { cooldownSeconds?, cacheMaxAgeSeconds?, timeoutMs? }')
+    refuseUnknownOptions(o.keys, { cooldownSeconds: true, cacheMaxAgeSeconds: true, timeoutMs: true }, 'federation.keys')
+    const n = (v: unknown, name: string, max: number): number => {
+      if (!Number.isSafeInteger(v) || (v as number) < 0 || (v as number) > max) throw new MandateError('CONFIG_INVALID', `federation.keys.${name} must be an integer 0..${max}`)
+      return v as number
+    }
+    if (o.keys.cooldownSeconds !== undefined) keys.cooldownMs = n(o.keys.cooldownSeconds, 'cooldownSeconds', 86_400) * 1000
+    if (o.keys.cacheMaxAgeSeconds !== undefined) keys.cacheMaxAgeMs = n(o.keys.cacheMaxAgeSeconds, 'cacheMaxAgeSeconds', 86_400) * 1000
+    if (o.keys.timeoutMs !== undefined) keys.timeoutMs = n(o.keys.timeoutMs, 'timeoutMs', 60_000)
+  }
+  return { rules, keys }
 }
 
 function resolveKnownOptions(options: Omit<AuthorityOptions, 'issuer'> & { issuer?: string }): ResolvedAuthorityOptions {
@@ -282,7 +326,8 @@ function resolveKnownOptions(options: Omit<AuthorityOptions, 'issuer'> & { issue
   const witness = options.auditWitness === undefined ? undefined : auditWitnessOption(options.auditWitness)
   const notifications = options.notifications === undefined ? undefined : resolveNotificationOptions(options.notifications, options.issuer)
   const callModes = resolveCallModes(options.callModes, options.perCallTools, options.maxOfflineHops)
-  return { endpoints, now, maxMandateLifetime, maxCallLifetime, skew, ttl, singleUse, policy, witness, notifications, callModes }
+  const federation = resolveFederationOption(options.federation, maxMandateLifetime)
+  return { endpoints, now, maxMandateLifetime, maxCallLifetime, skew, ttl, singleUse, policy, witness, notifications, callModes, federationRules: federation.rules, issuerKeys: federation.keys }
 }
 
 function resolveNonceOption(option: boolean | NonceSource | undefined, now: () => number): NonceSource | undefined {
@@ -313,6 +358,11 @@ export class Authority {
   readonly metrics: AuthorityMetrics
   /** The shared replay store given as `replay`, for readiness. */
   #replay: ReplayStore | undefined
+  /**
+   * Federation rules: those of the configuration (read-only) and those in the store (`add`,
+   * `remove`, audited). Every grant reads them, so instances sharing a store agree.
+   */
+  readonly federation: FederationRegistry
 
   private constructor(ctx: AuthorityContext, metrics: AuthorityMetrics) {
     this.#ctx = ctx
@@ -320,6 +370,7 @@ export class Authority {
     this.issuer = ctx.issuer
     this.endpoints = ctx.endpoints
     this.store = ctx.store
+    this.federation = ctx.federation.registry as FederationRegistry
     const svc = ctx.approvals
     this.approvals = {
       list: async (f) => (await this.#safe(() => svc.list(approvalFilter(f)))).map(approvalView),
@@ -352,7 +403,7 @@ export class Authority {
   /** @internal */
   static async create(options: AuthorityOptions): Promise<Authority> {
     // every input is checked before anything is created or opened (signing keys, audit records)
-    const { endpoints: resolvedEndpoints, now, maxMandateLifetime, maxCallLifetime, skew, ttl, singleUse, policy, witness, notifications, callModes } = resolveAuthorityOptions(options)
+    const { endpoints: resolvedEndpoints, now, maxMandateLifetime, maxCallLifetime, skew, ttl, singleUse, policy, witness, notifications, callModes, federationRules, issuerKeys } = resolveAuthorityOptions(options)
     const endpoints = resolvedEndpoints ?? endpointsFor(options.issuer)
     const metrics = new AuthorityMetrics()
     // audit append latency and store errors are measured around the store's own methods
@@ -368,7 +419,7 @@ export class Authority {
     })
     await audit.open()
     const isApprover = async (did: string) => {
-      await admitPrincipal(store, did, { code: 'ACCESS_DENIED', as: 'approver', roles: ['approver', 'admin'] })
+      await admitPrincipal(store, did, { code: 'ACCESS_DENIED', as: 'approver', roles: ['approver', 'admin'], now: now() })
       return true
     }
     const approvals = new ApprovalService(store, audit, now, ttl, isApprover)
@@ -381,6 +432,10 @@ export class Authority {
       storeApprovalArguments: options.storeApprovalArguments ?? true,
       unattributedRefusals: new RefusalAuditLimiter(options.unattributedRefusals?.burst ?? 100, options.unattributedRefusals?.perSecond ?? 10, now),
       callModes,
+      federation: {
+        registry: new FederationRegistry({ store, configRules: federationRules, parse: (input) => parseFederationRule(input, { maxMandateLifetime }), now, audit }),
+        keys: new IssuerKeys(issuerKeys),
+      },
     }
     const authority = new Authority(ctx, metrics)
     authority.#replay = options.replay
@@ -553,6 +608,39 @@ export class Authority {
   }
 
   /**
+   * Redeem a person's external token (an OpenID Connect ID token, an IdP access token or an
+   * ID-JAG) for a root task mandate under a federation rule, in process: the host app names its
+   * grantor as with `grant`; every check of the HTTP jwt-bearer grant applies (the token fully
+   * validated, its `jti` single use, the task within the rule's template). The mandate's subject is
+   * `<issuer>#<sub>`. Omitted task members take the rule's template.
+   */
+  grantFederated(input: FederatedGrantInput): Promise<GrantResult> {
+    const info: RefusalFields = { operation: 'grant', grant_type: JWT_BEARER_GRANT_TYPE }
+    return this.#refusable('grant', info, async () => {
+      if (typeof input !== 'object' || input === null) throw new MandateError('INVALID_REQUEST', 'grantFederated needs { grantor, assertion, agent, ... }')
+      if (typeof input.grantor !== 'string') throw new MandateError('INVALID_REQUEST', 'grantor must be a did')
+      return jwtBearerGrant(this.#ctx, FormParams.from(federatedGrantParams(input)), undefined, info, input.grantor)
+    })
+  }
+
+  /**
+   * Which federation rule accepts an external token and, for every other rule, why not
+   * (`mandate federation test`). Issues nothing, spends no `jti`, records nothing.
+   */
+  explainFederation(token: string, nonce?: string): Promise<FederationExplanation> {
+    return this.#safe(async () => {
+      if (typeof token !== 'string' || token.length === 0) throw new MandateError('INVALID_REQUEST', 'token must be a non-empty string')
+      if (nonce !== undefined && typeof nonce !== 'string') throw new MandateError('INVALID_REQUEST', 'nonce must be a string')
+      const ctx = this.#ctx
+      const { explanation } = await selectRule(token, await ctx.federation.registry.rules(), {
+        authorityIssuer: ctx.issuer, tokenEndpoint: ctx.endpoints.token, now: ctx.now, skew: ctx.limits.skew, keys: ctx.federation.keys,
+        ...(nonce !== undefined ? { nonce } : {}),
+      })
+      return explanation
+    })
+  }
+
+  /**
    * The token endpoint without HTTP: form parameters plus the DPoP header. Used by the HTTP route and
    * by `clientFor`, so both take one code path. Refusals are audited and thrown as MandateError.
    */
@@ -583,7 +671,7 @@ export class Authority {
     // possession of the key object is the authentication here: a look-alike with the same
     // did and jkt (public values) is not a key
     if (!Ed25519Key.holdsPrivateKey(holder)) throw new MandateError('INVALID_CLIENT', 'the holder must be an Ed25519Key holding its private key')
-    const caller = await admitPrincipal(this.store, holder.did)
+    const caller = await admitPrincipal(this.store, holder.did, { now: this.#ctx.now() })
     if (caller.jkt !== holder.jkt) throw new MandateError('INVALID_CLIENT', 'the holder key is not the registered key of this did')
     return caller
   }
@@ -621,12 +709,12 @@ export class Authority {
 
   /** RFC 7662 introspection for `caller`, re-admitted by its did (a stale record of a revoked principal is refused). */
   introspect(token: string, caller: AgentRecord): Promise<IntrospectionResponse> {
-    return this.#safe(async () => introspectToken(this.#ctx, token, await admitPrincipal(this.store, caller?.did)))
+    return this.#safe(async () => introspectToken(this.#ctx, token, await admitPrincipal(this.store, caller?.did, { now: this.#ctx.now() })))
   }
 
   /** RFC 7009 revocation by `caller`, re-admitted by its did. Unknown tokens are a no-op (200 over HTTP). */
   revokeToken(token: string, caller: AgentRecord, hint?: string): Promise<void> {
-    return this.#refusable('revoke', typeof caller?.did === 'string' ? { agent: caller.did.slice(0, 2048) } : {}, async () => revokeToken(this.#ctx, token, await admitPrincipal(this.store, caller?.did), hint))
+    return this.#refusable('revoke', typeof caller?.did === 'string' ? { agent: caller.did.slice(0, 2048) } : {}, async () => revokeToken(this.#ctx, token, await admitPrincipal(this.store, caller?.did, { now: this.#ctx.now() }), hint))
   }
 
   /**
@@ -679,14 +767,16 @@ export class Authority {
       jwks_uri: e.jwks,
       introspection_endpoint: e.introspection,
       revocation_endpoint: e.revocation,
-      grant_types_supported: ['urn:ietf:params:oauth:grant-type:token-exchange', 'urn:mandate:grant-type:task'],
+      grant_types_supported: ['urn:ietf:params:oauth:grant-type:token-exchange', JWT_BEARER_GRANT_TYPE, 'urn:mandate:grant-type:task'],
+      // ID-JAG redemption (draft-ietf-oauth-identity-assertion-authz-grant; MCP enterprise-managed authorization)
+      authorization_grant_profiles_supported: [ID_JAG_GRANT_PROFILE],
       token_endpoint_auth_methods_supported: ['private_key_jwt'],
-      token_endpoint_auth_signing_alg_values_supported: ['EdDSA', 'Ed25519'],
+      token_endpoint_auth_signing_alg_values_supported: ['Ed25519', 'EdDSA'],
       introspection_endpoint_auth_methods_supported: ['private_key_jwt'],
-      introspection_endpoint_auth_signing_alg_values_supported: ['EdDSA', 'Ed25519'],
+      introspection_endpoint_auth_signing_alg_values_supported: ['Ed25519', 'EdDSA'],
       revocation_endpoint_auth_methods_supported: ['private_key_jwt'],
-      revocation_endpoint_auth_signing_alg_values_supported: ['EdDSA', 'Ed25519'],
-      dpop_signing_alg_values_supported: ['EdDSA', 'Ed25519'],
+      revocation_endpoint_auth_signing_alg_values_supported: ['Ed25519', 'EdDSA'],
+      dpop_signing_alg_values_supported: ['Ed25519', 'EdDSA'],
       // RFC 8414 requires the member; there is no authorization endpoint, so no response type is supported
       response_types_supported: [],
       authorization_details_types_supported: ['tool_access'],
@@ -714,7 +804,7 @@ export class Authority {
     if (typeof report !== 'object' || report === null) throw new MandateError('INVALID_REQUEST', 'report must be an object')
     if (typeof meta !== 'object' || meta === null) throw new MandateError('INVALID_REQUEST', 'meta must be an object')
     if (meta.reporter !== undefined) {
-      const who = await admitPrincipal(this.store, meta.reporter, { as: 'reporter', roles: ['resource', 'admin', 'agent'] })
+      const who = await admitPrincipal(this.store, meta.reporter, { as: 'reporter', roles: ['resource', 'admin', 'agent'], now: this.#ctx.now() })
       if (who.role === 'agent' && (!Array.isArray(report.actorChain) || report.actorChain[report.actorChain.length - 1] !== who.did)) {
         throw new MandateError('ACCESS_DENIED', 'an agent can report only its own calls')
       }

@@ -8,6 +8,8 @@ import type { ResolvedCallModes } from './exchange/call_modes.js'
 import type { SigningKeys } from './keys/signing_keys.js'
 import type { PolicyEngine } from './policy/engine.js'
 import type { AuthorityStore } from './store/store.js'
+import type { IssuerKeys } from './federation/issuer_keys.js'
+import type { FederationRule, RuleSource } from './federation/types.js'
 
 export interface AuthorityEndpoints {
   issuer: string
@@ -54,6 +56,11 @@ export interface AuthorityContext {
   unattributedRefusals: RefusalAuditLimiter
   /** Audience credentials and offline grants on or off, per-call tools, offline hop cap (exchange/call_modes.ts). */
   callModes: ResolvedCallModes
+  /** Federation rules (config file and store) and the external issuers' key sets (jwt-bearer grants). */
+  federation: {
+    registry: { rules(): Promise<Array<{ rule: FederationRule; source: RuleSource }>> }
+    keys: IssuerKeys
+  }
 }
 
 /** Endpoint URLs derived from the issuer (RFC 8414 §3: metadata path inserted before the issuer path). */

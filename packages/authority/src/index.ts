@@ -65,10 +65,15 @@ export type { ReadinessReport, ReadinessCheck } from './observability/readiness.
 export type { MetricsRouteOptions } from './http/metrics_route.js'
 export type { AuthorityAppOptions } from './http/app.js'
 export type {
-  Role, AgentRecord, AgentStatus, RegisterAgentInput, MandateRecord, MandateKind, RevocationEntry, RevocationKind, ApprovalRecord,
+  Role, AgentRecord, AgentBinding, AgentStatus, RegisterAgentInput, MandateRecord, MandateKind, RevocationEntry, RevocationKind, ApprovalRecord,
   ApprovalStatus, AuditType, AuditDraft, AuditRecord, AuditQuery, StoredCheckpoint, StoredSigningKey,
 } from './types.js'
 export { ROLES } from './types.js'
+// federation (docs/federation.md): rules, their validation and registry, the foreign-token checks, the jwt-bearer grant
+export * from './federation/index.js'
+export { FederationRegistry, type FederationRegistryOptions, type ListedFederationRule } from './federation/registry.js'
+export { JWT_BEARER_GRANT_TYPE, ID_JAG_GRANT_PROFILE, federatedSubject, type FederatedGrantInput } from './exchange/federated_grant.js'
+export type { FederationOptions } from './authority.js'
 export { installDashboard } from './dashboard/index.js'
 export type { DashboardOptions, DashboardHandle, DashboardIdentity, DashboardAuthority } from './dashboard/index.js'
 export type * from './dashboard/api_types.js'

@@ -34,6 +34,22 @@ export interface AgentRecord {
   /** ms since the epoch */
   revokedAt?: number
   revokedReason?: string
+  /** The workload identity this key is bound to (an agent admitted by a federation rule). */
+  binding?: AgentBinding
+  /** ms since the epoch: after it the principal can do nothing (registered for a bounded time). */
+  expiresAt?: number
+}
+
+/**
+ * The external workload identity a registered key is bound to: the platform token's issuer and
+ * subject, the federation rule that admitted it, and the few matched claims worth showing
+ * (repository/ref, namespace/serviceaccount...). Never a token.
+ */
+export interface AgentBinding {
+  iss: string
+  sub: string
+  rule: string
+  claims?: Record<string, string>
 }
 
 export interface RegisterAgentInput {
@@ -43,6 +59,10 @@ export interface RegisterAgentInput {
   /** Default `agent`. */
   role?: Role
   metadata?: Record<string, JsonValue>
+  /** The workload identity the key is bound to (federation; not accepted from the admin API). */
+  binding?: AgentBinding
+  /** ms since the epoch: the registration ends then. */
+  expiresAt?: number
 }
 
 /** `audience`: an audience credential (cached call mode), same holder as its parent, one audience. */
@@ -129,6 +149,8 @@ export type AuditType =
   | 'revocation'
   | 'call.report'
   | 'key.rotated'
+  | 'federation.rule.added'
+  | 'federation.rule.removed'
   /** Written by the Authority when it found the stored chain differing from the head it last signed. */
   | 'audit.unsealed'
 

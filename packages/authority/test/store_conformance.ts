@@ -7,6 +7,8 @@ import { Ed25519Key, type JsonValue } from '@mandate/core'
 import { describe, expect, it } from 'vitest'
 import { createAuthority, type Authority, type AuthorityStore, type MandateRecord } from '../src/index.js'
 import type { AuditDraft } from '../src/types.js'
+import type { FederationRule } from '../src/federation/types.js'
+import { sampleRule } from './fixtures/federation_rules.js'
 import type { OutboxPlanner } from '../src/store/store.js'
 
 export interface StoreUnderTest {
@@ -129,6 +131,64 @@ export function storeConformance(name: string, factory: () => Promise<StoreUnder
         expect(since.map((e) => e.id)).toEqual([agent.did, 't-a', 't-b'])
         expect(await store.revocationHead()).toBe(since[2]!.seq)
         expect((await store.revocationsSince(since[0]!.seq, 10)).map((e) => e.id)).toEqual(['t-a', 't-b'])
+      })
+    })
+
+    it('federation rules: stored with their audit record in creation order, a duplicate id refused (nothing written), deleted once', async () => {
+      await withStore(async (store) => {
+        expect(await store.listFederationRules()).toEqual([])
+        const b = sampleRule('zeta-ci', { description: 'second by name, first by creation', claims: { sub: { oneOf: ['a', 'b', 1, true] } } })
+        const { agent: _agent, ...subjectRule } = sampleRule('alpha.k8s', { kind: 'subject', token: 'id_token', subject: { claim: 'email' } })
+        const a: FederationRule = subjectRule
+        const added = await store.putFederationRule({ rule: b, createdAt: 1000, createdBy: 'did:key:zAdmin' }, draft('federation.rule.added', { rule: b.id, issuer: b.trust.issuer, kind: b.kind }))
+        expect(added).toMatchObject({ type: 'federation.rule.added', fields: { rule: 'zeta-ci' } })
+        await store.putFederationRule({ rule: a, createdAt: 2000 }, draft('federation.rule.added', { rule: a.id }))
+        expect(await store.listFederationRules()).toEqual([{ rule: b, createdAt: 1000, createdBy: 'did:key:zAdmin' }, { rule: a, createdAt: 2000 }])
+        const head = await store.auditHead()
+        // a duplicate id: refused, and neither the rule nor its audit record is written
+        await expect(store.putFederationRule({ rule: { ...b, description: 'replacement' }, createdAt: 3000 }, draft('federation.rule.added', { rule: b.id })))
+          .rejects.toMatchObject({ name: 'MandateError', code: 'INVALID_REQUEST' })
+        expect(await store.auditHead()).toEqual(head)
+        expect((await store.listFederationRules())[0]!.rule.description).toBe('second by name, first by creation')
+        // what callers get back is a copy: changing it changes nothing stored
+        const listed = await store.listFederationRules()
+        listed[0]!.rule.trust.algorithms.push('ES256')
+        expect((await store.listFederationRules())[0]!.rule.trust.algorithms).toEqual(['RS256'])
+        const removed = await store.deleteFederationRule('zeta-ci', draft('federation.rule.removed', { rule: 'zeta-ci' }))
+        expect(removed).toMatchObject({ type: 'federation.rule.removed', seq: head!.seq + 1 })
+        expect(await store.deleteFederationRule('zeta-ci', draft('federation.rule.removed', { rule: 'zeta-ci' }))).toBeUndefined()
+        expect(await store.deleteFederationRule('never\u0000there', draft('federation.rule.removed'))).toBeUndefined()
+        expect((await store.auditHead())?.seq).toBe(head!.seq + 1)
+        expect((await store.listFederationRules()).map((r) => r.rule.id)).toEqual(['alpha.k8s'])
+        // the id is free again; a rule added now comes after the older one
+        await store.putFederationRule({ rule: b, createdAt: 4000 }, draft('federation.rule.added', { rule: b.id }))
+        expect((await store.listFederationRules()).map((r) => r.rule.id)).toEqual(['alpha.k8s', 'zeta-ci'])
+        expect((await store.queryAudit({ type: 'federation.rule.added' })).map((r) => r.fields.rule)).toEqual(['zeta-ci', 'alpha.k8s', 'zeta-ci'])
+        expect((await store.queryAudit({ type: 'federation.rule.removed' })).map((r) => r.fields.rule)).toEqual(['zeta-ci'])
+      })
+    })
+
+    it('principals: the workload binding and expiry are kept and read back (absent when not set)', async () => {
+      await withStore(async (store) => {
+        const base = { jkt: 'jkt', role: 'agent' as const, status: 'enabled' as const, disabled: false, createdAt: 1_700_000_000_000 }
+        const bound = {
+          ...base, did: 'did:key:zBound', name: 'ci:acme/deploy@refs/heads/main', expiresAt: 1_700_000_900_000,
+          binding: { iss: 'https://token.actions.githubusercontent.com', sub: 'repo:acme/deploy:ref:refs/heads/main', rule: 'github-deploy', claims: { repository: 'acme/deploy', ref: 'refs/heads/main' } },
+        }
+        const plain = { ...base, did: 'did:key:zPlain', name: 'plain', createdAt: base.createdAt + 1 }
+        const noClaims = { ...base, did: 'did:key:zNoClaims', name: 'k8s', createdAt: base.createdAt + 2, binding: { iss: 'https://kubernetes.default.svc', sub: 'system:serviceaccount:ns:sa', rule: 'k8s' } }
+        for (const a of [bound, plain, noClaims]) expect(await store.insertAgent(a, draft('agent.registered', { agent: a.did }))).toBeDefined()
+        expect(await store.getAgent(bound.did)).toEqual(bound)
+        const p = await store.getAgent(plain.did)
+        expect(p).toEqual(plain)
+        expect(p && 'binding' in p).toBe(false)
+        expect(p && 'expiresAt' in p).toBe(false)
+        expect(await store.getAgent(noClaims.did)).toEqual(noClaims)
+        expect(await store.listAgents()).toEqual([bound, plain, noClaims])
+        // disabling and revoking keep the binding (the registry says what the key was bound to)
+        await store.disableAgent(bound.did, 5, draft('agent.disabled'))
+        await store.revoke([{ kind: 'agent', id: bound.did }], { at: 6 }, draft('revocation', { agent: bound.did }))
+        expect(await store.getAgent(bound.did)).toMatchObject({ status: 'revoked', binding: bound.binding, expiresAt: bound.expiresAt })
       })
     })
 

@@ -33,6 +33,8 @@ export interface StartServerOptions {
   adminKey: Ed25519Key
   auditWitnessFile?: string
   notifications?: unknown
+  /** Federation rules (validated by the command before anything was created). */
+  federation?: unknown[]
   replay?: ReplayStore
   logger?: StartAuthorityServerOptions['logger']
   metrics?: StartAuthorityServerOptions['metrics']
@@ -108,6 +110,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningA
     ...(options.auditWitnessFile !== undefined ? { auditWitness: { file: options.auditWitnessFile } } : {}),
     // signed webhooks from the database's outbox (validated by the command before anything was created)
     ...(options.notifications !== undefined ? { notifications: options.notifications as StartAuthorityServerOptions['notifications'] } : {}),
+    ...(options.federation !== undefined ? { federation: { rules: options.federation } } : {}),
     ...(options.dashboard !== false ? { extend: (app, authority) => void (dashboard = installDashboard(app, authority)) } : {}),
   }).catch((err: unknown) => {
     throw storeError(err, options.db)

@@ -60,6 +60,11 @@ export class ServerClient {
     return this.request('POST', path, { auth: true, body }) as Promise<T>
   }
 
+  /** DELETE (an empty answer, e.g. 204, resolves with `{}`). */
+  delete<T = unknown>(path: string): Promise<T> {
+    return this.request('DELETE', path, { auth: true }) as Promise<T>
+  }
+
   /**
    * GET a body to be read as a stream (the JSONL export): resolves with the headers once the status
    * is OK; `body` yields the bytes as they arrive, so nothing is buffered whole. A stream that stays
@@ -124,14 +129,14 @@ export class ServerClient {
     return parseJson(text)
   }
 
-  private async request(method: 'GET' | 'POST', path: string, options: { auth: boolean; body?: unknown }): Promise<unknown> {
+  private async request(method: 'GET' | 'POST' | 'DELETE', path: string, options: { auth: boolean; body?: unknown }): Promise<unknown> {
     const res = await this.fetch(method, path, options)
     const text = await readBounded(res)
     if (!res.ok) throw errorFromBody(res.status, text)
     return text === '' ? {} : parseJson(text)
   }
 
-  private async fetch(method: 'GET' | 'POST', path: string, options: { auth: boolean; body?: unknown }): Promise<Response> {
+  private async fetch(method: 'GET' | 'POST' | 'DELETE', path: string, options: { auth: boolean; body?: unknown }): Promise<Response> {
     const headers: Record<string, string> = { accept: 'application/json' }
     if (options.auth) headers.authorization = `MandateAssertion ${await this.assertion()}`
     let body: string | undefined

@@ -40,8 +40,9 @@ function flagsLayer(ctx: CommandContext): AuthorityConfig {
   if (db !== undefined && store !== undefined) throw usageError('give --db FILE or --store STORE, not both')
   if (db !== undefined) out.store = `sqlite:${db}`
   if (store !== undefined) out.store = store
-  const simple: Array<[string, 'issuer' | 'replay' | 'policy' | 'adminKey' | 'auditWitness' | 'notifications']> = [
+  const simple: Array<[string, 'issuer' | 'replay' | 'policy' | 'adminKey' | 'auditWitness' | 'notifications' | 'federation']> = [
     ['issuer', 'issuer'], ['replay', 'replay'], ['policy', 'policy'], ['admin-key', 'adminKey'], ['audit-witness', 'auditWitness'], ['notifications', 'notifications'],
+    ['federation', 'federation'],
   ]
   for (const [flag, member] of simple) {
     const s = str(v, flag)

@@ -112,6 +112,11 @@ export const ERROR_CODES = {
   ATTENUATION_INVALID: { oauth: 'invalid_token', status: 401 },
   /** The mandate does not allow offline attenuation (or no hops are left). */
   ATTENUATION_NOT_ALLOWED: { oauth: 'invalid_grant', status: 400 },
+  // federation (RFC 7523 jwt-bearer grants of external tokens)
+  /** An external token (ID token, ID-JAG, workload token) failed a check; `detail.reason` names which. Nothing is issued. */
+  FOREIGN_TOKEN_INVALID: { oauth: 'invalid_grant', status: 400 },
+  /** An external token is valid for no federation rule (or a rule's client or template refuses the request). */
+  FEDERATION_NO_MATCH: { oauth: 'invalid_grant', status: 400 },
 } as const satisfies Record<string, { oauth: string; status: number }>
 
 export type MandateErrorCode = keyof typeof ERROR_CODES

@@ -44,6 +44,8 @@ export {
 } from './narrowing/constraints.js'
 export type { Constraint, ConstraintMap, ConstraintComparator, ConstraintRegistry } from './narrowing/constraints.js'
 export { narrowMandate, buildRootMandate, DEFAULT_CALL_LIFETIME, DEFAULT_MAX_MANDATE_LIFETIME, DEFAULT_AUDIENCE_LIFETIME } from './narrowing/narrow.js'
+export { narrowToTemplate } from './narrowing/template.js'
+export type { GrantTemplate, TemplateRequest, TemplatedGrant } from './narrowing/template.js'
 export type { NarrowingRequest, DelegationRequest, CallRequest, AudienceRequest, NarrowingContext, RootGrantRequest } from './narrowing/narrow.js'
 export {
   attenuateMandate, verifyOfflineChain, decodeOfflineChainUnverified, isOfflineChain, createOfflineChainCache,

@@ -129,6 +129,17 @@ END
 $fn$;
 `,
   },
+  {
+    version: 4,
+    name: 'federation: the stored federation rules, and the workload binding and expiry of agents',
+    // `pos` keeps creation order (ids are chosen by admins); agents keep what they hold (NULL: unbound, no expiry)
+    sql: `
+CREATE TABLE federation_rules (
+  pos BIGSERIAL UNIQUE, id TEXT PRIMARY KEY, rule TEXT NOT NULL, created_at BIGINT NOT NULL, created_by TEXT);
+ALTER TABLE agents ADD COLUMN binding TEXT;
+ALTER TABLE agents ADD COLUMN expires_at BIGINT;
+`,
+  },
 ]
 
 /** The schema version this package writes. */

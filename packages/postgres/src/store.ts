@@ -14,11 +14,11 @@
 import { MandateError, type RevocationQuery } from '@mandate/core'
 import {
   auditFacets, auditIndex, auditRecordFromRow, chainRecord, grantedTaskDraft, SealState,
-  type AgentRecord, type ApprovalDecision, type ApprovalPageQuery, type ApprovalRecord, type ApprovalStatus, type AuditDraft,
+  type AgentBinding, type AgentRecord, type ApprovalDecision, type ApprovalPageQuery, type ApprovalRecord, type ApprovalStatus, type AuditDraft,
   type AuditPageQuery, type AuditQuery, type AuditRecord, type AuditSealer, type AuthorityStore, type ChainHead, type IssueMandateInput,
   type IssueMandateResult, type MandateRecord, type OutboxChange, type OutboxEndpointStats, type OutboxPlanner, type OutboxRow,
   type OutboxStatus, type RevocationEntry, type RevocationKind, type Role, type StoredCheckpoint, type StoredSigningKey,
-  type StoreChange, type StoreChangeListener, type TaskPageQuery, type TaskRow,
+  type StoreChange, type StoreChangeListener, type StoredFederationRule, type FederationRule, type TaskPageQuery, type TaskRow,
 } from '@mandate/authority'
 import pg from 'pg'
 import { isTransient, storeError } from './errors.js'
@@ -93,7 +93,14 @@ function agentFromRow(r: Row): AgentRecord {
   if (nn(r.disabled_reason)) a.disabledReason = str(r.disabled_reason)
   if (revoked) a.revokedAt = num(r.revoked_at)
   if (nn(r.revoked_reason)) a.revokedReason = str(r.revoked_reason)
+  if (nn(r.binding)) a.binding = parseStored<AgentBinding>(r.binding, `binding of agent ${String(r.did).slice(0, 80)}`)
+  if (nn(r.expires_at)) a.expiresAt = num(r.expires_at)
   return a
+}
+function federationRuleFromRow(r: Row): StoredFederationRule {
+  const out: StoredFederationRule = { rule: parseStored<FederationRule>(r.rule, `federation rule ${String(r.id).slice(0, 64)}`), createdAt: num(r.created_at) }
+  if (nn(r.created_by)) out.createdBy = str(r.created_by)
+  return out
 }
 function mandateFromRow(r: Row): MandateRecord {
   const m: MandateRecord = {
@@ -652,8 +659,8 @@ export class PostgresStore implements AuthorityStore {
   async insertAgent(a: AgentRecord, audit: AuditDraft) {
     return this.#tx(async (tx) => {
       const r = await tx.client.query(
-        'INSERT INTO agents(did, jkt, name, owner, role, metadata, disabled, created_at) VALUES ($1,$2,$3,$4,$5,$6,FALSE,$7) ON CONFLICT (did) DO NOTHING',
-        [a.did, a.jkt, a.name, a.owner ?? null, a.role, a.metadata ? JSON.stringify(a.metadata) : null, a.createdAt],
+        'INSERT INTO agents(did, jkt, name, owner, role, metadata, disabled, created_at, binding, expires_at) VALUES ($1,$2,$3,$4,$5,$6,FALSE,$7,$8,$9) ON CONFLICT (did) DO NOTHING',
+        [a.did, a.jkt, a.name, a.owner ?? null, a.role, a.metadata ? JSON.stringify(a.metadata) : null, a.createdAt, a.binding ? JSON.stringify(a.binding) : null, a.expiresAt ?? null],
       )
       if (r.rowCount === 0) return undefined
       return this.#append(tx, audit)
@@ -678,6 +685,31 @@ export class PostgresStore implements AuthorityStore {
       // an agent revocation entry without the registry mark (a custom writer) still blocks enabling
       if ((await tx.client.query(`SELECT 1 FROM revocations WHERE kind = 'agent' AND id = $1`, [did])).rows.length) return undefined
       const r = await tx.client.query('UPDATE agents SET disabled = FALSE, disabled_at = NULL, disabled_reason = NULL WHERE did = $1 AND disabled AND revoked_at IS NULL', [did])
+      if (r.rowCount === 0) return undefined
+      return this.#append(tx, audit)
+    })
+  }
+
+  // ---------------------------------------------------------------- federation rules
+
+  async putFederationRule(rec: StoredFederationRule, audit: AuditDraft) {
+    return this.#tx(async (tx) => {
+      const r = await tx.client.query(
+        'INSERT INTO federation_rules(id, rule, created_at, created_by) VALUES ($1,$2,$3,$4) ON CONFLICT (id) DO NOTHING',
+        [rec.rule.id, JSON.stringify(rec.rule), rec.createdAt, rec.createdBy ?? null],
+      )
+      if (r.rowCount === 0) throw new MandateError('INVALID_REQUEST', `a federation rule with the id ${String(rec.rule.id).slice(0, 64)} already exists; remove it first`)
+      return this.#append(tx, audit)
+    })
+  }
+  async listFederationRules() {
+    return (await this.#q('SELECT * FROM federation_rules ORDER BY pos', [], 'listing federation rules')).map(federationRuleFromRow)
+  }
+  async deleteFederationRule(id: string, audit: AuditDraft) {
+    // no stored id holds NUL (Postgres text cannot): nothing to delete
+    if (hasNul(id)) return undefined
+    return this.#tx(async (tx) => {
+      const r = await tx.client.query('DELETE FROM federation_rules WHERE id = $1', [id])
       if (r.rowCount === 0) return undefined
       return this.#append(tx, audit)
     })

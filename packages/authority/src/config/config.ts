@@ -30,6 +30,8 @@ export interface AuthorityConfig {
   auditWitness?: string
   /** Notifications config file (JSON, docs/notifications.md). */
   notifications?: string
+  /** Federation rules file (JSON `{ "rules": [...] }`, federation.schema.json, docs/federation.md). */
+  federation?: string
   requireDpopNonce?: boolean
   /**
    * File holding the secret of stateless DPoP nonces shared by every instance (≥ 32 bytes; one per
@@ -96,6 +98,7 @@ const CONFIG: Check = object({
   adminKey: str('a file path'),
   auditWitness: str('a file path'),
   notifications: str('a file path'),
+  federation: str('a file path'),
   requireDpopNonce: bool,
   dpopNonceSecretFile: str('a file path'),
   limits: object({
@@ -154,6 +157,7 @@ export const CONFIG_ENV: Readonly<Record<string, string>> = {
   MANDATE_ADMIN_KEY: '/adminKey',
   MANDATE_AUDIT_WITNESS: '/auditWitness',
   MANDATE_NOTIFICATIONS: '/notifications',
+  MANDATE_FEDERATION: '/federation',
   MANDATE_REQUIRE_DPOP_NONCE: '/requireDpopNonce',
   MANDATE_DPOP_NONCE_SECRET_FILE: '/dpopNonceSecretFile',
   MANDATE_LOG_LEVEL: '/log/level',

@@ -8,7 +8,7 @@ import { MandateError } from '@mandate/core'
 import type { AuthorityStore, TaskRow } from '../store/store.js'
 import type { AgentRecord, ApprovalRecord, AuditRecord } from '../types.js'
 import type {
-  AgentView, ApprovalView, AuditView, CallView, Overview, Page, TaskDetail, TaskSummary,
+  AgentView, ApprovalView, AuditView, CallView, Overview, Page, SubjectIdentity, TaskDetail, TaskSummary,
 } from './api_types.js'
 import { AUDIT_TYPES, DECISIONS, cursor, encodeCursor, limit, oneOf, pathId, search, strictQuery, text, time } from './params.js'
 import type { AuditVerification, DashboardAuthority } from './source.js'
@@ -24,6 +24,16 @@ const TASK_MANDATES = 5_000
 /** Call-start records one calls page may scan when an outcome filter drops rows. */
 const CALL_SCAN = 5_000
 const CALL_RECORD_TYPES = ['exchange', 'refusal', 'approval.requested', 'call.report'] as const
+
+/**
+ * The external identity of a federated subject (`<issuer>#<sub>`: only federated grants issue a
+ * subject with `#`, the task grant refuses one). Name and e-mail stay in the grant's audit record.
+ */
+function subjectIdentity(subject: string): { subjectIdentity?: SubjectIdentity } {
+  const i = subject.indexOf('#')
+  if (i <= 0) return {}
+  return { subjectIdentity: { issuer: subject.slice(0, i), sub: subject.slice(i + 1) } }
+}
 
 /** The store, if it implements the dashboard queries (both built-in stores do). */
 function dashboardStore(store: AuthorityStore): DashboardStore {
@@ -124,7 +134,7 @@ export class DashboardApi {
     const created = root.iat * 1000
     const purpose = root.claims.purpose
     return {
-      txn: root.txn, ...(typeof purpose === 'string' ? { purpose } : {}), subject: root.subject, rootAgent: actors.actor(root.holder),
+      txn: root.txn, ...(typeof purpose === 'string' ? { purpose } : {}), subject: root.subject, ...subjectIdentity(root.subject), rootAgent: actors.actor(root.holder),
       createdAt: new Date(created).toISOString(), lastActivityAt: new Date(Math.max(created, last[0]?.time ?? created)).toISOString(),
       status: row.revoked ? 'revoked' : root.exp * 1000 <= this.#now() ? 'expired' : 'active',
       counts: { mandates: row.mandates, calls: calls.calls, verified: calls.verified, refused: calls.refused, notPresented: calls.notPresented, pendingApprovals: pending.length },
@@ -150,6 +160,15 @@ export class DashboardApi {
     let calls = 0
     for (const m of mandates) if (m.kind === 'call') calls++
     const task = await this.#summary(store, { cursor: 0, root, revoked: rootRevoked, mandates: mandates.length - calls, calls }, actors, records)
+    if (task.subjectIdentity) {
+      // the name and e-mail the IdP gave stay in the grant's audit record, not in any token
+      const [grant] = await store.queryAuditPage({ txn, types: ['grant'], limit: 1 })
+      const f = grant?.fields.federation
+      if (typeof f === 'object' && f !== null && !Array.isArray(f)) {
+        if (typeof f.name === 'string') task.subjectIdentity.name = f.name
+        if (typeof f.email === 'string') task.subjectIdentity.email = f.email
+      }
+    }
     const tree = taskTree({ mandates, records, approvals: approvals.map((a) => a.approval).reverse(), revoked, now: this.#now() }, actors)
     const page = audit.slice(0, 50)
     return { task, tree, audit: { items: page.map((r) => auditView(r, actors)), ...(audit.length > 50 ? { next: encodeCursor('audit', (page[page.length - 1] as AuditRecord).seq) } : {}) } }

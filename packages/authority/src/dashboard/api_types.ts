@@ -155,6 +155,10 @@ export interface AgentView {
   since?: string
   /** Why it was disabled or revoked. */
   reason?: string
+  /** The workload identity the key is bound to (an agent admitted by a federation rule). */
+  binding?: { iss: string; sub: string; rule: string; claims?: Record<string, string> }
+  /** When its registration ends (ISO 8601); after it the principal can do nothing. */
+  expiresAt?: string
 }
 
 /** Approval status. */

@@ -11,6 +11,7 @@ import type { AuditDecision } from '../store/audit_facets.js'
 export const AUDIT_TYPES: readonly AuditType[] = [
   'agent.registered', 'agent.disabled', 'agent.enabled', 'grant', 'exchange', 'refusal', 'approval.requested',
   'approval.approved', 'approval.denied', 'approval.expired', 'revocation', 'call.report', 'key.rotated', 'audit.unsealed',
+  'federation.rule.added', 'federation.rule.removed',
 ]
 export const DECISIONS: readonly AuditDecision[] = ['allowed', 'refused', 'pending', 'approved', 'denied', 'expired']
 

@@ -45,7 +45,16 @@ export function agentView(a: AgentRecord): AgentView {
   return {
     did: a.did, name: a.name, role: a.role, ...(a.owner !== undefined ? { owner: a.owner } : {}), status: a.status, createdAt: iso(a.createdAt),
     ...(since !== undefined ? { since: iso(since) } : {}), ...(reason !== undefined ? { reason: clean(reason) } : {}),
+    ...(a.binding !== undefined ? { binding: bindingView(a.binding) } : {}),
+    ...(a.expiresAt !== undefined ? { expiresAt: iso(a.expiresAt) } : {}),
   }
+}
+
+/** The binding as shown: every string cleaned (it comes from a foreign token's claims). */
+function bindingView(b: NonNullable<AgentRecord['binding']>): NonNullable<AgentView['binding']> {
+  const out: NonNullable<AgentView['binding']> = { iss: clean(b.iss), sub: clean(b.sub), rule: clean(b.rule) }
+  if (b.claims !== undefined) out.claims = Object.fromEntries(Object.entries(b.claims).slice(0, 16).map(([k, v]) => [clean(k), clean(v)]))
+  return out
 }
 
 export function approvalView(a: ApprovalRecord, actors: Actors, base: string): ApprovalView {
@@ -96,6 +105,9 @@ export function describe(r: AuditRecord, actors: Actors): string {
       return 'signing key rotated'
     case 'audit.unsealed':
       return 'the stored log differed from the head last signed'
+    case 'federation.rule.added':
+    case 'federation.rule.removed':
+      return `federation rule ${s(x.rule) ?? '?'}${s(x.issuer) ? ` (${s(x.issuer)})` : ''} ${r.type === 'federation.rule.added' ? 'added' : 'removed'}${s(x.by) ? ` by ${actors.name(s(x.by))}` : ''}`
     default:
       return r.type
   }

@@ -56,7 +56,7 @@ export async function authenticateClient(ctx: AuthorityContext, creds: ClientCre
       // core calls this last, after the signature, audience, times and jti shape passed
       replay: {
         use: async (k, expiresAt) => {
-          agent = await admitPrincipal(ctx.store, claimed).catch((err: unknown) => {
+          agent = await admitPrincipal(ctx.store, claimed, { now: ctx.now() }).catch((err: unknown) => {
             // a store that cannot be read is not the client's fault: 503, not invalid_client
             if (MandateError.is(err) && (err.code === 'STORE_UNAVAILABLE' || err.code === 'STORE_ERROR')) capacity = err
             throw err

@@ -11,6 +11,8 @@ import type { IssuedMandate, RefusalFields } from './issued.js'
 import { budgetParam, intParam, LIMITS, onlyMembers, resourceList, scopeList, toolList } from './params.js'
 import { admitPrincipal } from './principals.js'
 import { markPerCallGrants, perCallTools } from './call_modes.js'
+import type { FederatedIdentity } from '../federation/types.js'
+import type { AgentRecord } from '../types.js'
 
 export interface GrantParams {
   /** did of the grantor (role grantor or admin). */
@@ -45,11 +47,14 @@ const GRANT_MEMBERS = ['grantor', 'subject', 'agent', 'purpose', 'audiences', 's
  * Check grant parameters as strictly as the task grant's form parse (same bounds and element
  * parsers, params.ts); members a grant does not define are refused. Both paths run it.
  */
-export function checkGrantParams(v: unknown): GrantParams {
+export function checkGrantParams(v: unknown, federated = false): GrantParams {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new MandateError('INVALID_REQUEST', 'grant parameters must be an object')
   const p = v as Record<string, unknown>
   onlyMembers(p, GRANT_MEMBERS, 'grant')
   if (typeof p.subject !== 'string' || p.subject.length === 0 || p.subject.length > 512) throw new MandateError('INVALID_REQUEST', 'subject must be a non-empty string of at most 512 characters')
+  // `<issuer>#<sub>` is how federated grants name an external identity: a grantor asserting a
+  // subject by itself cannot take that form (it would pass for an IdP-verified identity)
+  if (!federated && p.subject.includes('#')) throw new MandateError('INVALID_REQUEST', 'subject must not contain "#" (reserved for identities verified under a federation rule: use the jwt-bearer grant)')
   if (typeof p.agent !== 'string' || p.agent.length === 0) throw new MandateError('INVALID_REQUEST', 'agent is required')
   if (p.txn !== undefined && (typeof p.txn !== 'string' || !TXN.test(p.txn))) throw new MandateError('INVALID_REQUEST', 'txn must be 1..128 characters of [A-Za-z0-9._:-]')
   if (p.purpose !== undefined && (typeof p.purpose !== 'string' || p.purpose.length > 1024)) throw new MandateError('INVALID_REQUEST', 'purpose must be a string of at most 1024 characters')
@@ -87,12 +92,30 @@ export async function grantRootMandate(ctx: AuthorityContext, input: GrantParams
   if (typeof input === 'object' && input !== null && typeof input.grantor === 'string') info.agent = input.grantor.slice(0, 2048)
   // the grantor is admitted here for both paths (HTTP clients were authenticated already; the
   // in-process grant names its grantor): a revoked or disabled grantor grants nothing
-  const grantor = await admitPrincipal(ctx.store, input?.grantor, { code: 'UNAUTHORIZED_CLIENT', as: 'grantor', roles: ['grantor', 'admin'] })
+  const grantor = await admitPrincipal(ctx.store, input?.grantor, { code: 'UNAUTHORIZED_CLIENT', as: 'grantor', roles: ['grantor', 'admin'], now: ctx.now() })
   if (typeof input.subject === 'string') info.subject = input.subject.slice(0, 512)
   if (typeof input.agent === 'string') info.recipient = input.agent.slice(0, 2048)
-  const params = checkGrantParams(input)
+  return issueRootMandate(ctx, input, { grantor }, info)
+}
+
+/** Who stands behind a root mandate: a registered grantor, an external identity under a federation rule, or both. */
+export interface RootAuthority {
+  /** The registered grantor (host app); absent for a workload agent admitted by its own platform token. */
+  grantor?: AgentRecord
+  /** The external identity the task is for (subject rules) or the workload the agent runs as (agent rules). */
+  federation?: FederatedIdentity & { kind: 'subject' | 'agent' }
+}
+
+/**
+ * Issue a root mandate (parameters checked here, by checkGrantParams): policy, per-call marking, signature, the stored
+ * record and its audit record in one transaction. The caller has admitted whoever stands behind it.
+ */
+export async function issueRootMandate(ctx: AuthorityContext, params: GrantParams, by: RootAuthority, info: RefusalFields = {}): Promise<IssuedMandate> {
+  const { grantor, federation } = by
+  params = checkGrantParams(params, federation !== undefined)
   const agent = await ctx.store.getAgent(params.agent)
   if (!agent || agent.disabled || agent.role !== 'agent') throw new MandateError('INVALID_REQUEST', 'agent must be a registered, enabled agent')
+  if (agent.expiresAt !== undefined && agent.expiresAt <= ctx.now()) throw new MandateError('INVALID_REQUEST', 'the agent\'s registration has expired')
   const tools = params.tools
   const scopes = params.scopes ?? []
   const now = nowSec(ctx)
@@ -109,24 +132,28 @@ export async function grantRootMandate(ctx: AuthorityContext, input: GrantParams
     },
     { issuer: ctx.issuer, now, jti: randomId(), txn, maxMandateLifetime: ctx.limits.maxMandateLifetime },
   )
+  // an agent registered for a bounded time holds nothing that outlives its registration
+  if (agent.expiresAt !== undefined && claims.exp > Math.floor(agent.expiresAt / 1000)) claims.exp = Math.floor(agent.expiresAt / 1000)
   for (const g of claims.authorization_details) {
     for (const l of g.locations ?? []) if (!audienceList(claims.aud).includes(l)) throw new MandateError('NARROWING_AUDIENCE', 'a tool grant names an audience outside the mandate')
   }
   const offline = offlineClaim(ctx, params.offline)
   if (offline) claims.offline = offline
+  const requester = grantor?.did ?? agent.did
   const decision = await ctx.policy.evaluate({
-    operation: 'grant', subject: claims.sub, agent: grantor.did, actorChain: [], recipient: agent.did, txn,
+    operation: 'grant', subject: claims.sub, agent: requester, actorChain: [], recipient: agent.did, txn,
     audiences: audienceList(claims.aud), tools: claims.authorization_details.flatMap((g) => g.tools), scopes,
   })
   if (decision.effect !== 'allow') {
     throw new MandateError('POLICY_DENIED', decision.reason ?? (decision.effect === 'deny' ? 'policy denies this grant' : 'policy requires approval, which applies to call credentials only'), { detail: decision.rule ? { rule: decision.rule } : {} })
   }
-  await markPerCallGrants(ctx.policy, ctx.callModes, claims, { agent: grantor.did, recipient: agent.did, actorChain: [] })
+  await markPerCallGrants(ctx.policy, ctx.callModes, claims, { agent: requester, recipient: agent.did, actorChain: [] })
   const token = signMandate(claims, ctx.keys.current)
   const fields: Record<string, JsonValue> = {
-    jti: claims.jti, txn, subject: claims.sub, agent: agent.did, grantor: grantor.did, audiences: audienceList(claims.aud),
+    jti: claims.jti, txn, subject: claims.sub, agent: agent.did, ...(grantor ? { grantor: grantor.did } : {}), audiences: audienceList(claims.aud),
     tools: claims.authorization_details.flatMap((g) => g.tools), exp: claims.exp, max_depth: claims.delegation.max_depth, token_hash: tokenHash(token),
   }
+  if (federation) fields.federation = federationFields(federation)
   if (claims.scope !== undefined) fields.scope = claims.scope
   if (claims.purpose !== undefined) fields.purpose = claims.purpose
   if (claims.max_uses !== undefined) fields.max_uses = claims.max_uses
@@ -137,14 +164,22 @@ export async function grantRootMandate(ctx: AuthorityContext, input: GrantParams
   const result = await ctx.store.issueMandate({
     mandate: {
       // the grantor is kept with the task: revoking that principal revokes what it granted
-      jti: claims.jti, txn, subject: claims.sub, holder: agent.did, grantor: grantor.did, kind: 'root', depth: 0, iat: claims.iat, exp: claims.exp,
+      jti: claims.jti, txn, subject: claims.sub, holder: agent.did, ...(grantor ? { grantor: grantor.did } : {}), kind: 'root', depth: 0, iat: claims.iat, exp: claims.exp,
       tokenHash: tokenHash(token), uses: 0, claims, ...(claims.max_uses !== undefined ? { maxUses: claims.max_uses } : {}),
     },
     // re-checked in the transaction: the grantor revoked meanwhile grants nothing either
-    revocation: { ids: [], txn, actors: [agent.did, grantor.did] },
+    revocation: { ids: [], txn, actors: grantor ? [agent.did, grantor.did] : [agent.did] },
     audit: ctx.audit.draft('grant', fields),
   })
   if (!result.ok) throw new MandateError('REVOKED', 'the task, the agent or the grantor has been revoked')
   await ctx.audit.recorded(result.audit)
   return { token, claims, expiresIn: claims.exp - now }
+}
+
+/** The audit form of an external identity (never the external token itself). */
+export function federationFields(f: FederatedIdentity & { kind: 'subject' | 'agent' }): Record<string, JsonValue> {
+  const out: Record<string, JsonValue> = { kind: f.kind, iss: f.iss, sub: f.sub, rule: f.rule }
+  if (f.name !== undefined) out.name = f.name
+  if (f.email !== undefined) out.email = f.email
+  return out
 }

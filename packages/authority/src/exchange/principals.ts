@@ -1,7 +1,8 @@
 /**
  * The one admission check for principals. Every action a registered principal takes — client
  * authentication at every HTTP endpoint, in-process exchanges, task grants, approval decisions,
- * call reports — asks here whether that principal may act: registered, not disabled, not revoked.
+ * call reports — asks here whether that principal may act: registered, not disabled, not revoked,
+ * and, for one registered for a bounded time, not expired.
  * Only the registry record is read: revoking an agent marks it `revoked` in the same transaction
  * as the revocation entry, a pre-emptively revoked did can never be registered, and opening an
  * older database back-fills the mark, so a second lookup of the revocation list on every
@@ -24,11 +25,13 @@ export interface AdmitOptions {
   as?: string
   /** Roles allowed to take this action (checked after the status). */
   roles?: readonly Role[]
+  /** Now, ms since the epoch (default Date.now()): a registration whose `expiresAt` is not after it has ended. */
+  now?: number
 }
 
 /**
  * The principal `did` if it may act now; otherwise a MandateError (default INVALID_CLIENT) saying
- * why: unknown, disabled or revoked. Messages name no secret; only the did's own holder (or the
+ * why: unknown, disabled, revoked or expired. Messages name no secret; only the did's own holder (or the
  * host) reaches this after authentication, so saying why leaks nothing to strangers.
  */
 export async function admitPrincipal(store: AuthorityStore, did: unknown, options: AdmitOptions = {}): Promise<AgentRecord> {
@@ -41,6 +44,8 @@ export async function admitPrincipal(store: AuthorityStore, did: unknown, option
     throw new MandateError(code, `${as} has been revoked`)
   }
   if (agent.disabled || agent.status !== 'enabled') throw new MandateError(code, `${as} is disabled`)
+  // a principal registered for a bounded time (a workload agent under a federation rule) ends with it
+  if (agent.expiresAt !== undefined && !(agent.expiresAt > (options.now ?? Date.now()))) throw new MandateError(code, `${as}'s registration has expired`)
   if (options.roles && !options.roles.includes(agent.role)) throw new MandateError(code, `${as} must have the role ${options.roles.join(' or ')}`)
   return agent
 }

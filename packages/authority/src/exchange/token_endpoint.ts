@@ -10,6 +10,7 @@ import { grantRootMandate } from './grant.js'
 import type { IssuedMandate, RefusalFields } from './issued.js'
 import { FormParams, LIMITS, optBudget, optInt, optJson, optScopes, optTools, resources } from './params.js'
 import { exchangeMandate, type ExchangeParams } from './token_exchange.js'
+import { JWT_BEARER_GRANT_TYPE, jwtBearerGrant } from './federated_grant.js'
 
 export const TASK_GRANT_TYPE = 'urn:mandate:grant-type:task'
 export const TOKEN_EXCHANGE_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:token-exchange'
@@ -142,8 +143,11 @@ export async function handleTokenRequest(ctx: AuthorityContext, req: TokenReques
   const p = req.params
   const grantType = p.required('grant_type')
   info.grant_type = grantType.slice(0, 80)
+  // RFC 7523 §2.1: an external token under a federation rule; it authenticates the client (host
+  // app) itself, or — for a workload — is the authentication, with the DPoP key as the agent
+  if (grantType === JWT_BEARER_GRANT_TYPE) return answer(await jwtBearerGrant(ctx, p, req.dpop, info))
   if (grantType !== TASK_GRANT_TYPE && grantType !== TOKEN_EXCHANGE_GRANT_TYPE) {
-    throw new MandateError('UNSUPPORTED_GRANT_TYPE', 'grant_type must be token-exchange or urn:mandate:grant-type:task')
+    throw new MandateError('UNSUPPORTED_GRANT_TYPE', 'grant_type must be token-exchange, jwt-bearer or urn:mandate:grant-type:task')
   }
   const clientId = p.one('client_id')
   const assertionType = p.one('client_assertion_type')

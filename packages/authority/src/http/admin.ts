@@ -1,4 +1,4 @@
-/** Admin JSON endpoints: principals, revocations, key rotation; guard call reports; audit queries (export and verify: audit.ts). */
+/** Admin JSON endpoints: principals, revocations, key rotation, federation rules; guard call reports; audit queries (export and verify: audit.ts). */
 import { MandateError, type CallReport, type JsonObject } from '@mandate/core'
 import type { Hono } from 'hono'
 import type { Authority } from '../authority.js'
@@ -9,6 +9,20 @@ import { principal } from './auth.js'
 import { readJson } from './body.js'
 import { jsonErrorAnswer, NO_STORE } from './errors.js'
 import { send } from './oauth.js'
+import type { ListedFederationRule } from '../federation/registry.js'
+
+/** Most characters of a foreign token `POST /admin/federation/test` reads (larger tokens are refused by the grant too). */
+const MAX_TEST_TOKEN = 16 * 1024
+
+/** A listed rule as the admin API shows it: the rule's members, then where it comes from. */
+function ruleView(l: ListedFederationRule): Record<string, unknown> {
+  return {
+    ...l.rule, source: l.source,
+    ...(l.createdAt !== undefined ? { createdAt: l.createdAt } : {}),
+    ...(l.createdBy !== undefined ? { createdBy: l.createdBy } : {}),
+    ...(l.inactive !== undefined ? { inactive: l.inactive } : {}),
+  }
+}
 
 function only(body: JsonObject, allowed: string[]): void {
   for (const k of Object.keys(body)) if (!allowed.includes(k)) throw new MandateError('INVALID_REQUEST', `unknown member "${k.slice(0, 32)}"`)
@@ -119,6 +133,48 @@ export function mountAdmin(app: Hono, authority: Authority): void {
     try {
       const who = await principal(c, authority, ['admin'])
       return c.json(await authority.rotateSigningKey({ by: who.did }), 200, NO_STORE)
+    } catch (err) {
+      return send(c, jsonErrorAnswer(err))
+    }
+  })
+
+  // federation rules: config rules are listed (read-only), store rules added and removed here
+  app.get(`${admin}/federation/rules`, async (c) => {
+    try {
+      await principal(c, authority, ['admin'])
+      for (const k of Object.keys(c.req.queries())) throw new MandateError('INVALID_REQUEST', `unknown parameter "${k.slice(0, 32)}"`)
+      return c.json({ rules: (await authority.federation.list()).map(ruleView) }, 200, NO_STORE)
+    } catch (err) {
+      return send(c, jsonErrorAnswer(err))
+    }
+  })
+  app.post(`${admin}/federation/rules`, async (c) => {
+    try {
+      const who = await principal(c, authority, ['admin'])
+      const added = await authority.federation.add(await readJson(c), who.did)
+      return c.json(ruleView(added), 201, NO_STORE)
+    } catch (err) {
+      return send(c, jsonErrorAnswer(err))
+    }
+  })
+  app.delete(`${admin}/federation/rules/:id`, async (c) => {
+    try {
+      const who = await principal(c, authority, ['admin'])
+      await authority.federation.remove(c.req.param('id') as string, who.did)
+      return c.body(null, 204, NO_STORE)
+    } catch (err) {
+      return send(c, jsonErrorAnswer(err))
+    }
+  })
+  // which rule a foreign token matches and why not the others; issues nothing, never echoes the token
+  app.post(`${admin}/federation/test`, async (c) => {
+    try {
+      await principal(c, authority, ['admin'])
+      const body = await readJson(c)
+      only(body, ['token', 'nonce'])
+      if (typeof body.token !== 'string' || body.token.length === 0 || body.token.length > MAX_TEST_TOKEN) throw new MandateError('INVALID_REQUEST', `token must be a compact JWT of at most ${MAX_TEST_TOKEN} characters`)
+      if (body.nonce !== undefined && (typeof body.nonce !== 'string' || body.nonce.length > 512)) throw new MandateError('INVALID_REQUEST', 'nonce must be a string of at most 512 characters')
+      return c.json(await authority.explainFederation(body.token, body.nonce), 200, NO_STORE)
     } catch (err) {
       return send(c, jsonErrorAnswer(err))
     }

@@ -13,7 +13,7 @@ import type { AuditQuery, AuditRecord, AuditType, RevocationKind } from '../type
 const AUDIT_TYPES: Readonly<Record<AuditType, true>> = {
   'agent.registered': true, 'agent.disabled': true, 'agent.enabled': true, grant: true, exchange: true, refusal: true,
   'approval.requested': true, 'approval.approved': true, 'approval.denied': true, 'approval.expired': true,
-  revocation: true, 'call.report': true, 'key.rotated': true, 'audit.unsealed': true,
+  revocation: true, 'call.report': true, 'key.rotated': true, 'audit.unsealed': true, 'federation.rule.added': true, 'federation.rule.removed': true,
 }
 
 /** Every decision facet (audit_facets.ts: the same derivation the dashboard filters on). */

@@ -9,6 +9,7 @@ import type { AuthorityMetrics } from './metrics.js'
 /** Store methods whose transaction appends audit records (their duration is the audit append latency). */
 const APPENDING = new Set([
   'insertAgent', 'disableAgent', 'enableAgent', 'issueMandate', 'revoke', 'insertApproval', 'decideApproval', 'appendAudit', 'appendAuditBatch',
+  'putFederationRule', 'deleteFederationRule',
 ])
 // synchronous or lifecycle members pass through untouched
 const PLAIN = new Set(['kind', 'sealAuditWith', 'planOutboxWith', 'close', 'then'])

@@ -1,10 +1,11 @@
-import type { RevocationQuery } from '@mandate/core'
+import { MandateError, type RevocationQuery } from '@mandate/core'
 import { auditIndex, chainRecord } from '../audit/hash.js'
 import { SealState, type AuditSealer, type ChainHead } from '../audit/seal.js'
 import type {
   AgentRecord, ApprovalRecord, ApprovalStatus, AuditDraft, AuditQuery, AuditRecord, MandateRecord,
   RevocationEntry, RevocationKind, StoredCheckpoint, StoredSigningKey,
 } from '../types.js'
+import type { StoredFederationRule } from '../federation/types.js'
 import { grantedTaskDraft, type ApprovalDecision, type ApprovalPageQuery, type AuditPageQuery, type AuthorityStore, type IssueMandateInput, type IssueMandateResult, type TaskPageQuery, type TaskRow } from './store.js'
 import { AuditIndexes } from './memory_indexes.js'
 import type { OutboxChange, OutboxEndpointStats, OutboxPlanner, OutboxRow } from './store.js'
@@ -44,6 +45,8 @@ export class MemoryStore implements AuthorityStore {
   readonly #revocations: RevocationEntry[] = []
   readonly #revoked = new Set<string>()
   readonly #approvals = new Map<string, ApprovalRecord>()
+  /** Federation rules by id; a Map keeps insertion (creation) order. */
+  readonly #rules = new Map<string, StoredFederationRule>()
   readonly #audit: AuditRecord[] = []
   /** Secondary indexes of the audit log, tasks and approvals (dashboard queries). */
   readonly #idx = new AuditIndexes()
@@ -165,6 +168,22 @@ export class MemoryStore implements AuthorityStore {
     delete a.disabledAt
     delete a.disabledReason
     return this.#append(audit)
+  }
+
+  async putFederationRule(rec: StoredFederationRule, audit: AuditDraft) {
+    if (this.#rules.has(rec.rule.id)) throw new MandateError('INVALID_REQUEST', `a federation rule with the id ${rec.rule.id.slice(0, 64)} already exists; remove it first`)
+    const out = this.#append(audit)
+    this.#rules.set(rec.rule.id, clone(rec))
+    return out
+  }
+  async listFederationRules() {
+    return [...this.#rules.values()].map(clone)
+  }
+  async deleteFederationRule(id: string, audit: AuditDraft) {
+    if (!this.#rules.has(id)) return undefined
+    const out = this.#append(audit)
+    this.#rules.delete(id)
+    return out
   }
 
   #isRevoked(q: RevocationQuery): boolean {

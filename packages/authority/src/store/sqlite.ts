@@ -22,9 +22,10 @@ import { auditFacets } from './audit_facets.js'
 import { auditRecordFromRow } from './audit_row.js'
 import { SealState, type AuditSealer, type ChainHead } from '../audit/seal.js'
 import type {
-  AgentRecord, ApprovalRecord, ApprovalStatus, AuditDraft, AuditQuery, AuditRecord, MandateRecord,
+  AgentBinding, AgentRecord, ApprovalRecord, ApprovalStatus, AuditDraft, AuditQuery, AuditRecord, MandateRecord,
   RevocationEntry, RevocationKind, Role, StoredCheckpoint, StoredSigningKey,
 } from '../types.js'
+import type { FederationRule, StoredFederationRule } from '../federation/types.js'
 import { grantedTaskDraft, type ApprovalDecision, type ApprovalPageQuery, type AuditPageQuery, type AuthorityStore, type IssueMandateInput, type IssueMandateResult, type TaskPageQuery, type TaskRow } from './store.js'
 import type { OutboxChange, OutboxEndpointStats, OutboxPlanner, OutboxRow, OutboxStatus } from './store.js'
 
@@ -88,7 +89,40 @@ function agentFromRow(r: Row): AgentRecord {
   if (r.disabled_reason !== null && r.disabled_reason !== undefined) a.disabledReason = str(r.disabled_reason)
   if (revoked) a.revokedAt = num(r.revoked_at)
   if (r.revoked_reason !== null && r.revoked_reason !== undefined) a.revokedReason = str(r.revoked_reason)
+  if (r.binding !== null && r.binding !== undefined) a.binding = parseStored<AgentBinding>(r.binding, `binding of agent ${String(r.did).slice(0, 80)}`)
+  if (r.expires_at !== null && r.expires_at !== undefined) a.expiresAt = num(r.expires_at)
   return a
+}
+
+/**
+ * JSON text read back from a column; corrupt text fails as STORE_ERROR (never a raw SyntaxError,
+ * whose message would quote the stored text).
+ */
+function parseStored<T>(v: unknown, what: string): T {
+  try {
+    return JSON.parse(str(v)) as T
+  } catch {
+    throw new MandateError('STORE_ERROR', `the stored ${what} is not valid JSON; restore the database from a backup`)
+  }
+}
+
+function federationRuleFromRow(r: Row): StoredFederationRule {
+  const out: StoredFederationRule = { rule: parseStored<FederationRule>(r.rule, `federation rule ${String(r.id).slice(0, 64)}`), createdAt: num(r.created_at) }
+  if (r.created_by !== null && r.created_by !== undefined) out.createdBy = str(r.created_by)
+  return out
+}
+
+/**
+ * Federation (added after schema 1; older databases get it on open, idempotently, keeping all
+ * they hold): the store's federation rules (the validated rule as JSON, in creation order by
+ * rowid), and the workload binding and expiry of agents registered under an agent rule.
+ */
+function migrateFederation(db: SqliteDatabase): void {
+  db.exec('CREATE TABLE IF NOT EXISTS federation_rules (id TEXT PRIMARY KEY, rule TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT)')
+  const have = new Set((db.prepare('PRAGMA table_info(agents)').all() as Array<{ name: string }>).map((c) => c.name))
+  for (const [col, type] of [['binding', 'TEXT'], ['expires_at', 'INTEGER']] as const) {
+    if (!have.has(col)) db.exec(`ALTER TABLE agents ADD COLUMN ${col} ${type}`)
+  }
 }
 
 /**
@@ -312,16 +346,20 @@ export class SqliteStore implements AuthorityStore {
     migrateDashboardIndexes(this.db)
     migrateGrantors(this.db)
     migrateOutbox(this.db)
+    migrateFederation(this.db)
     const p = (sql: string) => this.db.prepare(sql)
     return {
       auditHead: p('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'),
       auditInsert: p('INSERT INTO audit(seq, time, type, fields, prev, hash, txn, agent, subject, tool, jti, decision, call) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)'),
-      agentInsert: p('INSERT OR IGNORE INTO agents(did, jkt, name, owner, role, metadata, disabled, created_at) VALUES (?,?,?,?,?,?,0,?)'),
+      agentInsert: p('INSERT OR IGNORE INTO agents(did, jkt, name, owner, role, metadata, disabled, created_at, binding, expires_at) VALUES (?,?,?,?,?,?,0,?,?,?)'),
       agentGet: p('SELECT * FROM agents WHERE did = ?'),
       agentList: p('SELECT * FROM agents ORDER BY created_at, did'),
       agentDisable: p('UPDATE agents SET disabled = 1, disabled_at = ?, disabled_reason = ? WHERE did = ? AND disabled = 0'),
       agentEnable: p('UPDATE agents SET disabled = 0, disabled_at = NULL, disabled_reason = NULL WHERE did = ? AND disabled = 1 AND revoked_at IS NULL'),
       agentRevoke: p('UPDATE agents SET revoked_at = ?, revoked_reason = ?, disabled_at = CASE WHEN disabled = 1 THEN disabled_at ELSE ? END, disabled = 1 WHERE did = ? AND revoked_at IS NULL'),
+      ruleInsert: p('INSERT OR IGNORE INTO federation_rules(id, rule, created_at, created_by) VALUES (?,?,?,?)'),
+      ruleList: p('SELECT * FROM federation_rules ORDER BY rowid'),
+      ruleDelete: p('DELETE FROM federation_rules WHERE id = ?'),
       taskExists: p('SELECT 1 AS x FROM mandates WHERE txn = ? LIMIT 1'),
       mandateInsert: p('INSERT OR IGNORE INTO mandates(jti, parent, txn, subject, holder, grantor, kind, depth, iat, exp, token_hash, max_uses, uses, claims) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,0,?)'),
       tasksGrantedBy: p('SELECT txn FROM mandates WHERE grantor = ? GROUP BY txn ORDER BY MIN(rowid)'),
@@ -549,7 +587,7 @@ export class SqliteStore implements AuthorityStore {
 
   async insertAgent(a: AgentRecord, audit: AuditDraft) {
     return this.#tx(() => {
-      const r = this.#s.agentInsert!.run(a.did, a.jkt, a.name, a.owner ?? null, a.role, a.metadata ? JSON.stringify(a.metadata) : null, a.createdAt)
+      const r = this.#s.agentInsert!.run(a.did, a.jkt, a.name, a.owner ?? null, a.role, a.metadata ? JSON.stringify(a.metadata) : null, a.createdAt, a.binding ? JSON.stringify(a.binding) : null, a.expiresAt ?? null)
       if (r.changes === 0) return undefined
       return this.#append(audit)
     })
@@ -560,6 +598,24 @@ export class SqliteStore implements AuthorityStore {
   }
   async listAgents() {
     return (this.#s.agentList!.all() as Row[]).map(agentFromRow)
+  }
+  async putFederationRule(rec: StoredFederationRule, audit: AuditDraft) {
+    return this.#tx(() => {
+      const id = rec.rule.id
+      if (this.#s.ruleInsert!.run(id, JSON.stringify(rec.rule), rec.createdAt, rec.createdBy ?? null).changes === 0) {
+        throw new MandateError('INVALID_REQUEST', `a federation rule with the id ${String(id).slice(0, 64)} already exists; remove it first`)
+      }
+      return this.#append(audit)
+    })
+  }
+  async listFederationRules() {
+    return (this.#s.ruleList!.all() as Row[]).map(federationRuleFromRow)
+  }
+  async deleteFederationRule(id: string, audit: AuditDraft) {
+    return this.#tx(() => {
+      if (this.#s.ruleDelete!.run(id).changes === 0) return undefined
+      return this.#append(audit)
+    })
   }
   async disableAgent(did: string, at: number, audit: AuditDraft, reason?: string) {
     return this.#tx(() => {

@@ -11,6 +11,7 @@ import type {
   AgentRecord, ApprovalRecord, ApprovalStatus, AuditDraft, AuditQuery, AuditRecord, AuditType, MandateRecord,
   RevocationEntry, RevocationKind, StoredCheckpoint, StoredSigningKey,
 } from '../types.js'
+import type { StoredFederationRule } from '../federation/types.js'
 
 export interface IssueMandateInput {
   mandate: MandateRecord
@@ -227,6 +228,17 @@ export interface AuthorityStore {
    * not disabled, or revoked (revocation is final: a revoked principal is never enabled again).
    */
   enableAgent(did: string, audit: AuditDraft): Promise<AuditRecord | undefined>
+
+  // federation rules (the store's own; rules from the config file are never stored)
+  /**
+   * Store a federation rule with its audit record; an id already stored is refused
+   * (MandateError INVALID_REQUEST, nothing written): a rule is never silently replaced.
+   */
+  putFederationRule(rec: StoredFederationRule, audit: AuditDraft): Promise<AuditRecord>
+  /** Every stored rule, in creation order. */
+  listFederationRules(): Promise<StoredFederationRule[]>
+  /** Delete a stored rule with its audit record; undefined (and nothing written) when no rule has that id. */
+  deleteFederationRule(id: string, audit: AuditDraft): Promise<AuditRecord | undefined>
 
   // mandates
   issueMandate(input: IssueMandateInput): Promise<IssueMandateResult>

@@ -24,6 +24,26 @@ export interface AgentRecord {
   disabledReason?: string
   revokedAt?: number
   revokedReason?: string
+  /** The workload identity the key is bound to (an agent admitted by a federation rule). */
+  binding?: { iss?: string; sub?: string; rule?: string; claims?: Record<string, string> }
+  /** ms since the epoch: the registration ends then. */
+  expiresAt?: number
+}
+
+const isoMs = (ms: unknown): string => (typeof ms === 'number' && Number.isFinite(ms) ? new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z') : '-')
+
+/** `issuer subject (rule R)` of a bound agent, or '-'. */
+function boundTo(a: AgentRecord, full: boolean): string {
+  const b = a.binding
+  if (typeof b !== 'object' || b === null) return '-'
+  const s = (v: unknown, max: number) => (typeof v === 'string' ? (full ? v : v.length > max ? `${v.slice(0, max - 1)}…` : v) : '?')
+  return `${s(b.iss, 40)} ${s(b.sub, 48)} (rule ${s(b.rule, 32)})`
+}
+
+/** When a bounded registration ends ('expired' once past), or '-'. */
+function expires(a: AgentRecord, now: number): string {
+  if (typeof a.expiresAt !== 'number' || !Number.isFinite(a.expiresAt)) return '-'
+  return `${isoMs(a.expiresAt)}${a.expiresAt <= now ? ' (expired)' : ''}`
 }
 
 /** What an agent record says about whether it may act (older Authorities send only `disabled`). */
@@ -90,10 +110,13 @@ export const agentList: Command = {
       return EXIT.OK
     }
     const full = ctx.values.full === true
-    const rows = [['NAME', 'ROLE', 'OWNER', 'STATUS', 'SINCE', 'REASON', 'DID']]
+    // the binding columns only when some agent is bound or bounded (most registries have none)
+    const federated = agents.some((a) => a.binding !== undefined || a.expiresAt !== undefined)
+    const now = Date.now()
+    const rows = [['NAME', 'ROLE', 'OWNER', 'STATUS', 'SINCE', 'REASON', ...(federated ? ['BOUND TO', 'EXPIRES'] : []), 'DID']]
     for (const a of agents) {
       const status = agentStatus(a)
-      rows.push([a.name ?? '-', a.role ?? a.roles?.join(',') ?? '-', a.owner ?? '-', status, since(a, status), why(a, status), full ? a.did : shortDid(a.did)])
+      rows.push([a.name ?? '-', a.role ?? a.roles?.join(',') ?? '-', a.owner ?? '-', status, since(a, status), why(a, status), ...(federated ? [boundTo(a, full), expires(a, now)] : []), full ? a.did : shortDid(a.did)])
     }
     ctx.io.out(agents.length === 0 ? 'no agents registered' : table(rows))
     return EXIT.OK

@@ -1,8 +1,8 @@
 import { constants, existsSync, statSync } from 'node:fs'
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
-import { Authority, checkPolicyFile, createLogger, policyInvalidError, redactUrl, type AuthorityConfig } from '@mandate/authority'
-import { createSharedNonceSource, Ed25519Key, MandateError, type JsonValue } from '@mandate/core'
+import { Authority, checkPolicyFile, createLogger, parseFederationFile, policyInvalidError, redactUrl, type AuthorityConfig } from '@mandate/authority'
+import { createSharedNonceSource, Ed25519Key, MandateError, parseStrictJson, type JsonValue } from '@mandate/core'
 import { EXIT, refused, usageError } from '../cli_error.js'
 import { noPositionals, str, type Command, type OptionValues } from '../command.js'
 import { fileError } from '../files.js'
@@ -115,6 +115,7 @@ export const authorityStart: Command = {
     'audit-witness': { type: 'string', value: 'FILE', description: 'append every signed audit head to FILE (JSON lines), a copy kept outside the database; check with `mandate audit verify --witness FILE`' },
     webhook: { type: 'string', value: 'URL', description: 'POST signed notifications (approvals, revocations; Standard Webhooks) to URL; needs --webhook-secret-file' },
     'webhook-secret-file': { type: 'string', value: 'FILE', description: 'file holding the whsec_… secret of --webhook (one per line during a rotation, newest first)' },
+    federation: { type: 'string', value: 'FILE', description: 'federation rules as JSON {"rules":[...]} (docs/federation.md): trusted IdPs and workload issuers for jwt-bearer grants' },
     notifications: { type: 'string', value: 'FILE', description: 'notifications config as JSON: {"webhooks":[{"url","secret","events"?,"format"?:"slack","includeArguments"?}],"dashboardUrl"?} (docs/notifications.md)' },
     ...configFlagOptions,
   },
@@ -137,6 +138,26 @@ export const authorityStart: Command = {
       const checked = await checkPolicyFile(config.policy)
       if (!checked.ok) throw policyInvalidError(checked.issues, config.policy)
       policy = checked.document
+    }
+    // federation rules likewise (CONFIG_INVALID naming the file and the JSON pointer)
+    let federation: unknown[] | undefined
+    if (config.federation !== undefined) {
+      const file = config.federation
+      const text = await readFile(file, 'utf8').catch((err: unknown) => {
+        throw fileError(err, file, 'read')
+      })
+      let doc: unknown
+      try {
+        doc = parseStrictJson(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text)
+      } catch {
+        throw new MandateError('CONFIG_INVALID', `${file}: not valid JSON (or a member name is repeated)`, { detail: { pointer: '', source: file } })
+      }
+      try {
+        federation = parseFederationFile(doc, { maxMandateLifetime: config.limits?.maxMandateLifetime ?? 86_400 })
+      } catch (err) {
+        if (MandateError.is(err)) throw new MandateError(err.code, `${file}: ${err.message}`, { detail: { ...err.detail, source: file } })
+        throw err
+      }
     }
     // notifications are validated strictly before anything exists too (CONFIG_INVALID, no secret echoed)
     const notifications = await notificationsOption(ctx.values, config.notifications, (line) => ctx.io.err(line))
@@ -225,6 +246,7 @@ export const authorityStart: Command = {
           ...(db !== undefined ? { db } : {}), ...(store ? { store, storeLabel: redactUrl(config.store as string) } : {}),
           host, port, ...(issuer ? { issuer } : {}), ...(policy ? { policy } : {}),
           ...(auditWitnessFile !== undefined ? { auditWitnessFile } : {}), ...(notifications !== undefined ? { notifications } : {}), adminKey,
+          ...(federation !== undefined ? { federation } : {}),
           ...(replay ? { replay: replay.store } : {}),
           logger,
           ...(config.metrics?.enabled ? { metrics: { ...(config.metrics.path ? { path: config.metrics.path } : {}), ...(metricsToken ? { bearerToken: metricsToken } : {}), ...(config.metrics.processMetrics === false ? { processMetrics: false } : {}) } } : {}),

@@ -8,6 +8,7 @@ import { authorityStart } from './authority_start.js'
 import { authorityMigrate } from './authority_migrate.js'
 import { dashboardLogin } from './dashboard_login.js'
 import { doctor } from './doctor.js'
+import { federationAdd, federationList, federationRemove, federationTest } from './federation.js'
 import { grant } from './grant.js'
 import { init } from './init.js'
 import { keysRotate } from './keys.js'
@@ -29,6 +30,10 @@ export const COMMANDS: readonly Command[] = [
   agentList,
   agentDisable,
   agentEnable,
+  federationAdd,
+  federationList,
+  federationRemove,
+  federationTest,
   grant,
   tokenInspect,
   tokenVerify,

@@ -14,7 +14,8 @@ const MAX_TOKEN_INPUT = 64 * 1024
 /** RFC 8414 metadata is a small JSON document. */
 const MAX_METADATA = 64 * 1024
 
-async function tokenArg(positionals: string[]): Promise<string> {
+/** The token argument: the token itself, `-` (stdin) or `@FILE`, bounded and trimmed. */
+export async function tokenArg(positionals: string[]): Promise<string> {
   const arg = onePositional(positionals, '<token> (or - to read it from stdin, or @FILE)')
   let token = arg
   if (arg === '-') token = await readStdin()
@@ -62,6 +63,9 @@ function printClaims(target: Io, header: JsonObject, payload: JsonObject, chain:
   io.out(status)
   io.out(`chain     ${formatChain(chain, shortDid)}`)
   io.out(`subject   ${String(p.sub)}`)
+  // `<issuer>#<sub>`: an identity an external issuer vouched for under a federation rule (docs/federation.md)
+  const hash = typeof p.sub === 'string' ? p.sub.indexOf('#') : -1
+  if (hash > 0) io.out(`identity  ${(p.sub as string).slice(hash + 1)} at ${(p.sub as string).slice(0, hash)} (federated)`)
   io.out(`actor     ${String(p.client_id)}`)
   io.out(`task      ${String(p.txn)}${typeof p.purpose === 'string' ? `  "${p.purpose}"` : ''}`)
   io.out(`issuer    ${String(p.iss)}`)

@@ -381,7 +381,8 @@ function grantForCall(parent: MandateClaims, audience: string, tool: string, arg
   throw constraintError ?? new MandateError('NARROWING_TOOL', `tool "${tool}" is not granted for this audience`, { detail: { tool } })
 }
 
-function assertGrantNarrows(parent: MandateClaims, parentAud: string[], childAud: string[], requested: ToolGrant, registry: ConstraintRegistry): ToolGrant {
+/** @internal shared with template.ts (one implementation of the rule). */
+export function assertGrantNarrows(parent: MandateClaims, parentAud: string[], childAud: string[], requested: ToolGrant, registry: ConstraintRegistry): ToolGrant {
   if (requested?.type !== TOOL_ACCESS_TYPE) throw new MandateError('NARROWING_CLAIM', 'unknown authorization_details type')
   const child = parseToolGrant(requested, registry)
   const locations = child.locations ?? childAud
@@ -409,7 +410,8 @@ function assertGrantNarrows(parent: MandateClaims, parentAud: string[], childAud
   throw firstError ?? new MandateError('NARROWING_TOOL', 'a requested tool is not covered by the parent mandate', { detail: { tools: child.tools.join(' ').slice(0, 200) } })
 }
 
-function inheritGrants(grants: readonly ToolGrant[], childAud: readonly string[]): ToolGrant[] {
+/** @internal shared with template.ts (one implementation of the rule). */
+export function inheritGrants(grants: readonly ToolGrant[], childAud: readonly string[]): ToolGrant[] {
   const out: ToolGrant[] = []
   for (const g of grants) {
     if (!g.locations) {
@@ -422,7 +424,8 @@ function inheritGrants(grants: readonly ToolGrant[], childAud: readonly string[]
   return out
 }
 
-function narrowBudget(parent: Budget | undefined, requested: Budget | undefined): Budget | undefined {
+/** @internal shared with template.ts (one implementation of the rule). */
+export function narrowBudget(parent: Budget | undefined, requested: Budget | undefined): Budget | undefined {
   if (!requested) return parent
   if (typeof requested.amount !== 'number' || !Number.isFinite(requested.amount) || requested.amount < 0 || typeof requested.unit !== 'string' || !requested.unit) {
     throw new MandateError('NARROWING_BUDGET', 'budget must be a non-negative amount with a unit')
@@ -433,7 +436,8 @@ function narrowBudget(parent: Budget | undefined, requested: Budget | undefined)
   return { amount: requested.amount, unit: requested.unit }
 }
 
-function narrowUses(parent: number | undefined, requested: number | undefined): number | undefined {
+/** @internal shared with template.ts (one implementation of the rule). */
+export function narrowUses(parent: number | undefined, requested: number | undefined): number | undefined {
   if (requested === undefined) return parent
   if (!Number.isSafeInteger(requested) || requested < 1) throw new MandateError('NARROWING_BUDGET', 'max uses must be a positive integer')
   if (parent !== undefined && requested > parent) throw new MandateError('NARROWING_BUDGET', 'max uses cannot grow')

@@ -13,11 +13,27 @@ const FIELDS: Field[] = [
   { name: 'q', label: 'Search', kind: 'text', placeholder: 'name, did, owner' },
 ]
 
+/** Issuer, subject and rule of a bound agent, with the matched claims worth showing (repository, namespace...). */
+function bindingCell(a: AgentView): Node | string {
+  const b = a.binding
+  if (!b) return '—'
+  const claims = Object.entries(b.claims ?? {}).map(([k, v]) => `${k}=${v}`).join(' ')
+  return h(
+    'span',
+    { 'data-binding': b.rule },
+    h('code', { text: b.sub }), ' at ', h('span', { text: b.iss }),
+    h('span', { class: 'muted', text: ` — rule ${b.rule}${claims ? `; ${claims}` : ''}` }),
+  )
+}
+
 export function agentsView(ctx: ViewContext): View {
   return dataView('Agents', [filterForm(FIELDS, ctx.params, '/agents', ctx.navigate)], async () => {
     const page = await get<Page<AgentView>>('/agents', apiQuery(FIELDS, ctx.params))
     if (page.items.length === 0) return h('p', { class: 'empty', text: 'No agents match.' })
-    const cols = ['Name', 'Did', 'Role', 'Owner', 'Status', 'Registered', ...(ctx.viewer.canAdmin ? ['Actions'] : [])]
+    // workload agents (federation): what the key is bound to and when its registration ends, shown
+    // only when the page holds one (most registries have none)
+    const federated = page.items.some((a) => a.binding !== undefined || a.expiresAt !== undefined)
+    const cols = ['Name', 'Did', 'Role', 'Owner', 'Status', 'Registered', ...(federated ? ['Bound to', 'Expires'] : []), ...(ctx.viewer.canAdmin ? ['Actions'] : [])]
     return [
       table(
         'Agents',
@@ -41,6 +57,7 @@ export function agentsView(ctx: ViewContext): View {
             a.owner ?? '—',
             h('span', null, badge(a.status, a.status), a.since ? [' since ', when(a.since)] : null, a.reason ? h('span', { class: 'muted', text: ` — ${a.reason}` }) : null),
             when(a.createdAt),
+            ...(federated ? [bindingCell(a), a.expiresAt ? h('span', { 'data-expires': a.expiresAt }, when(a.expiresAt), Date.parse(a.expiresAt) <= Date.now() ? h('span', { class: 'muted', text: ' (expired)' }) : null) : '—'] : []),
             ...(ctx.viewer.canAdmin ? [actions ?? '—'] : []),
           ]
         }),
