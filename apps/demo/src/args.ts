@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util'
 
 export const DEMO_OPTIONS = {
   interactive: { type: 'boolean' },
+  'scripted-login': { type: 'boolean' },
   'authority-url': { type: 'string' },
   'admin-key': { type: 'string' },
   'state-dir': { type: 'string' },
@@ -14,6 +15,7 @@ export const DEMO_OPTIONS = {
 
 export interface DemoArgs {
   interactive?: boolean
+  'scripted-login'?: boolean
   'authority-url'?: string
   'admin-key'?: string
   'state-dir'?: string

@@ -106,6 +106,43 @@ export class AuthorityLink {
     return body.access_token
   }
 
+  /**
+   * The host app exchanges a person's ID token for the task mandate (RFC 7523 jwt-bearer grant under
+   * a federation rule): the Authority verifies the token against the rule's issuer, and the mandate's
+   * subject is that person at that issuer, bounded by the rule's template.
+   */
+  async grantFederated(grantor: Ed25519Key, p: { assertion: string; nonce?: string; agent: string; purpose: string; audiences: string[]; tools: ToolGrant[]; expiresIn: number; maxDepth: number }): Promise<string> {
+    const form = new URLSearchParams({
+      grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer',
+      assertion: p.assertion,
+      ...(p.nonce !== undefined ? { nonce: p.nonce } : {}),
+      agent: p.agent,
+      purpose: p.purpose,
+      authorization_details: JSON.stringify(p.tools),
+      expires_in: String(p.expiresIn),
+      max_depth: String(p.maxDepth),
+      client_assertion_type: CLIENT_ASSERTION_TYPE,
+      client_assertion: createClientAssertion(grantor, { clientId: grantor.did, audience: this.issuer }),
+    })
+    for (const a of p.audiences) form.append('resource', a)
+    const res = await fetch(`${this.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form, signal: AbortSignal.timeout(10_000) })
+    const body = (await res.json()) as { access_token?: unknown }
+    if (!res.ok || typeof body.access_token !== 'string') throw toError(res.status, body)
+    return body.access_token
+  }
+
+  /** Add a federation rule to the Authority's store (admin API); a stored rule of the same id is replaced. */
+  async putFederationRule(admin: Ed25519Key, rule: { id: string } & Record<string, unknown>): Promise<void> {
+    await this.removeFederationRule(admin, rule.id).catch((err: unknown) => {
+      if (!(MandateError.is(err) && err.code === 'NOT_FOUND')) throw err
+    })
+    await this.json(admin, 'POST', '/admin/federation/rules', rule)
+  }
+
+  removeFederationRule(admin: Ed25519Key, id: string): Promise<unknown> {
+    return this.json(admin, 'DELETE', `/admin/federation/rules/${encodeURIComponent(id)}`)
+  }
+
   async pendingApprovals(approver: Ed25519Key): Promise<ApprovalSummary[]> {
     const body = (await this.json(approver, 'GET', '/approvals?status=pending')) as { approvals?: ApprovalSummary[] }
     return body.approvals ?? []
@@ -133,7 +170,7 @@ export class AuthorityLink {
     await this.server?.close()
   }
 
-  private async json(actor: Ed25519Key, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+  private async json(actor: Ed25519Key, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<unknown> {
     const headers: Record<string, string> = { authorization: `MandateAssertion ${createClientAssertion(actor, { clientId: actor.did, audience: this.issuer })}` }
     if (body !== undefined) headers['content-type'] = 'application/json'
     const res = await fetch(`${this.url}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }), signal: AbortSignal.timeout(10_000) })

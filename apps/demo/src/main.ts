@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * `pnpm demo` — the Mandate story, narrated. Options:
- *   --interactive          wait for a human to approve in the dashboard or with `mandate approvals approve`
+ *   --interactive          sign in as Alice in your own browser, and approve in the dashboard or with `mandate approvals approve`
+ *   --scripted-login       with --interactive: sign in without a browser (a scripted user agent), approve by hand
  *   --authority-url URL    run against a running Authority (`mandate authority start`), with --admin-key FILE
  *   --state-dir DIR        where the embedded Authority keeps its SQLite file (default .mandate)
  */
@@ -15,14 +16,19 @@ import { runStory, StoryFailure } from './story.js'
 
 const HELP = `Usage: pnpm demo [-- options]
 
-  --interactive          wait for a human approval (dashboard or CLI) instead of auto-approving
+  --interactive          sign in as Alice in your browser at the local OpenID provider, and give the
+                         approval yourself (dashboard or CLI) instead of the automatic one
+  --scripted-login       sign in without a browser even with --interactive (a scripted user agent
+                         posts the provider's login form)
   --authority-url URL    use a running Authority server instead of the embedded one
   --admin-key FILE       that server's admin key (printed by \`mandate authority start\`)
   --state-dir DIR        where the embedded Authority keeps its SQLite file (default .mandate)
   -h, --help             this help
 
-Without --interactive (and always under CI=true or without a terminal) the approval is given
-automatically after a short visible wait by a separate approver identity, never by the agent.
+The story starts with Alice signing in at a local OpenID provider (oidc-provider on 127.0.0.1);
+the host app exchanges her ID token for the task mandate. Without --interactive (and always under
+CI=true or without a terminal) the sign-in is scripted through the provider's real login form, and
+the approval is given after a short visible wait by a separate approver identity, never by the agent.
 
 Models: the agents run on a deterministic scripted chat model unless a provider key is set:
   OPENAI_API_KEY (and OPENAI_BASE_URL for any OpenAI-compatible endpoint), or ANTHROPIC_API_KEY.
@@ -79,6 +85,7 @@ async function main(): Promise<number> {
     await runStory({
       narrator,
       interactive,
+      login: interactive && !values['scripted-login'] ? 'interactive' : 'scripted',
       model,
       ...(values['authority-url'] ? { authorityUrl: values['authority-url'] } : {}),
       ...(adminKey ? { adminKey } : {}),

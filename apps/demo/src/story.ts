@@ -1,17 +1,22 @@
 /**
- * The story: Alice → orchestrator → billing sub-agent → tools, every call with its own credential.
+ * The story: Alice signs in at a local OpenID provider → the host app exchanges her ID token for a
+ * task mandate → orchestrator → billing sub-agent → tools, every call with its own credential.
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ToolMessage, type BaseMessage } from '@langchain/core/messages'
 import { tool } from '@langchain/core/tools'
-import { createGuard, createRevocationStatusClient, decodeMandateUnverified, Ed25519Key, type Guard } from '@mandate/core'
+import { createGuard, createRevocationStatusClient, decodeMandateUnverified, Ed25519Key, type Guard, type ToolGrant } from '@mandate/core'
 import { createMandateFetch, delegateTo, mandateMiddleware, withMandate, type MandateOptions } from '@mandate/langchain'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { createAgent } from 'langchain'
 import { z } from 'zod'
 import { AuthorityLink, type AuditRecordView, type InstallDashboard } from './authority_link.js'
+import { ALICE } from './idp/accounts.js'
+import { DEMO_RULE_ID, demoFederationRule, personOf } from './idp/federation.js'
+import { loginScripted, startLogin, type Credentials, type LoginResult, type LoginTarget } from './idp/login.js'
+import { startLocalIdp } from './idp/provider.js'
 import { BILLING_AUDIENCE, billingTools } from './billing_tools.js'
 import { c, type Narrator } from './narrator.js'
 import { narrateToolResults } from './narrate_middleware.js'
@@ -35,6 +40,12 @@ export interface StoryOptions {
   model?: ModelChoice
   /** The dashboard installer (default: the one @mandate/authority exports). */
   installDashboard?: InstallDashboard
+  /**
+   * How Alice's sign-in at the local OpenID provider is completed: `interactive` prints the URL and
+   * waits for a person's browser at the callback; `scripted` (default) posts the provider's real
+   * login form without a browser (CI, no terminal); a function drives it otherwise (tests: Chromium).
+   */
+  login?: 'interactive' | 'scripted' | ((target: LoginTarget & Credentials) => Promise<LoginResult>)
   /** Test hooks: once the dashboard is up (with a fresh one-time login URL for bob), and at the very end. */
   hooks?: { ready?(info: { dashboardLogin: string | undefined }): Promise<void>; finished?(): Promise<void> }
 }
@@ -71,7 +82,6 @@ export const BILLING_PROMPT = [
 export const AFTER_REVOCATION_PLAN: readonly Turn[] = [{ calls: [{ name: 'billing_get_invoice', args: { id: 'INV-1003' } }] }, { answer: 'I can no longer act on this task.' }]
 export const AFTER_REVOCATION_PROMPT = 'You are the billing sub-agent. Call billing_get_invoice with id "INV-1003" once, then report the result in one sentence.'
 
-const ALICE = 'alice@example.com'
 const PURPOSE = 'triage billing anomalies'
 const toolName = (name: string) => (name === 'delegate_to_billing_agent' ? name : name.replace('_', '.'))
 const expect = (ok: boolean, what: string) => {
@@ -113,6 +123,11 @@ export async function runStory(o: StoryOptions): Promise<void> {
     const who = (did: string) => names.get(did) ?? `${did.slice(0, 14)}…`
     for (const [did, name] of names) if (name !== 'admin') n.detail(`${name.padEnd(15)} ${c.dim(did)}`)
 
+    // ---- Alice's identity provider: a real OpenID provider on 127.0.0.1, not part of Mandate
+    const idp = await n.progress('starting the local OpenID provider (oidc-provider) on 127.0.0.1', () => startLocalIdp())
+    cleanup.push(() => idp.close())
+    n.ok(`OpenID provider ${c.bold(idp.issuer)} ${c.dim(`(client ${idp.clientId}: authorization code + PKCE S256, ID tokens ${idp.idTokenAlg}, key ${idp.currentKid()})`)}`)
+
     // ---- the Authority
     const link = o.authorityUrl
       ? await n.progress(`connecting to the Authority at ${o.authorityUrl}`, () => AuthorityLink.remote(o.authorityUrl as string))
@@ -146,23 +161,48 @@ export async function runStory(o: StoryOptions): Promise<void> {
     cleanup.push(() => tickets.close())
     n.ok(`MCP server ${c.bold(tickets.url)}`)
 
-    // ---- 1. Alice asks; the host app grants the orchestrator a task mandate
-    n.say(`Alice asks the orchestrator agent to ${c.bold(`"${PURPOSE}"`)}. The host app (a registered grantor) grants it a task mandate.`)
-    const rootMandate = await link.grant(keys.hostApp, {
-      subject: ALICE,
+    // ---- federation: the Authority trusts Alice's provider for people the host app brings, within a template
+    const taskTools: ToolGrant[] = [
+      { type: 'tool_access', tools: ['billing.list_invoices', 'billing.get_invoice'], locations: [BILLING_AUDIENCE] },
+      { type: 'tool_access', tools: ['billing.refund'], locations: [BILLING_AUDIENCE], constraints: { amount: { type: 'max', value: 500 } } },
+      { type: 'tool_access', tools: ['tickets.open'], locations: [tickets.url] },
+    ]
+    const rule = demoFederationRule({
+      issuer: idp.issuer, clientId: idp.clientId, hostApp: keys.hostApp.did, audiences: [BILLING_AUDIENCE, tickets.url],
+      // the template: at most these tools (refunds up to 1000), 15 minutes, two delegations
+      tools: [
+        { type: 'tool_access', tools: ['billing.list_invoices', 'billing.get_invoice'], locations: [BILLING_AUDIENCE] },
+        { type: 'tool_access', tools: ['billing.refund'], locations: [BILLING_AUDIENCE], constraints: { amount: { type: 'max', value: 1000 } } },
+        { type: 'tool_access', tools: ['tickets.open'], locations: [tickets.url] },
+      ],
+    })
+    await n.progress(`adding federation rule ${DEMO_RULE_ID} (admin API)`, () => link.putFederationRule(admin, rule))
+    if (!link.embedded) cleanup.push(async () => void (await link.removeFederationRule(admin, DEMO_RULE_ID).catch(() => undefined)))
+    n.ok(`federation rule ${c.bold(DEMO_RULE_ID)}: ID tokens of ${idp.issuer} (discovery, RS256/ES256) for ${idp.clientId}, email_verified, redeemed by host-app only; task ≤ billing + tickets, refunds ≤ 1000, 15 min, depth ≤ 2`)
+
+    // ---- 1. Alice signs in at her identity provider (the host app's login), then asks
+    n.say(`Alice signs in to the host app at her OpenID provider (authorization code flow with PKCE, state and nonce).`)
+    const target = { issuer: idp.issuer, clientId: idp.clientId, idTokenAlg: idp.idTokenAlg, username: ALICE.username, password: ALICE.password }
+    const login = await signIn(n, o.login ?? 'scripted', target)
+    const person = personOf(login.claims)
+    n.ok(`signed in: ${c.bold(person.label)} — issuer ${login.claims.iss}, sub ${login.claims.sub} ${c.dim('(ID token signature, issuer, audience and nonce checked by the host app)')}`)
+    names.set(`${login.claims.iss}#${login.claims.sub}`, person.short)
+
+    n.say(`Alice asks the orchestrator agent to ${c.bold(`"${PURPOSE}"`)}. The host app (a registered grantor) exchanges her ID token for a task mandate.`)
+    const rootMandate = await link.grantFederated(keys.hostApp, {
+      assertion: login.idToken,
+      nonce: login.nonce,
       agent: keys.orchestrator.did,
       purpose: PURPOSE,
       audiences: [BILLING_AUDIENCE, tickets.url],
-      tools: [
-        { type: 'tool_access', tools: ['billing.list_invoices', 'billing.get_invoice'], locations: [BILLING_AUDIENCE] },
-        { type: 'tool_access', tools: ['billing.refund'], locations: [BILLING_AUDIENCE], constraints: { amount: { type: 'max', value: 500 } } },
-        { type: 'tool_access', tools: ['tickets.open'], locations: [tickets.url] },
-      ],
+      tools: taskTools,
       expiresIn: 900,
       maxDepth: 2,
     })
-    const root = decodeMandateUnverified(rootMandate).payload as { txn: string; jti: string; exp: number }
-    n.ok(`task ${root.txn}: ${ALICE} → orchestrator; billing.list_invoices, billing.get_invoice, billing.refund (amount ≤ 500), tickets.open; 15 min; depth ≤ 2`)
+    const root = decodeMandateUnverified(rootMandate).payload as { txn: string; jti: string; exp: number; sub: string }
+    expect(root.sub === `${login.claims.iss}#${login.claims.sub}`, 'the task mandate is not for the signed-in person')
+    n.ok(`task ${root.txn}: ${person.short} → orchestrator; billing.list_invoices, billing.get_invoice, billing.refund (amount ≤ 500), tickets.open; 15 min; depth ≤ 2`)
+    n.detail(`subject ${c.bold(root.sub)} — Alice at her provider (jwt-bearer grant, rule ${DEMO_RULE_ID}, within its template)`)
     n.detail(c.dim('The mandate is bound to the orchestrator key (cnf.jkt): useless to anyone without that key.'))
 
     // ---- the billing sub-agent's tools (LangChain) and the MCP client
@@ -222,7 +262,7 @@ export async function runStory(o: StoryOptions): Promise<void> {
         })
         delegatedMandate = sub.mandate
         const child = decodeMandateUnverified(sub.mandate).payload as { jti: string }
-        n.ok(`delegated mandate ${child.jti.slice(0, 8)}…: ${ALICE} → orchestrator → billing-agent`)
+        n.ok(`delegated mandate ${child.jti.slice(0, 8)}…: ${person.short} → orchestrator → billing-agent`)
         n.detail('narrower: only billing.get_invoice, billing.refund (amount ≤ 200) and tickets.open; 10 min; cannot delegate further')
 
         n.say('The billing sub-agent works the case. Each tool call exchanges the delegated mandate for its own call credential.')
@@ -282,8 +322,8 @@ export async function runStory(o: StoryOptions): Promise<void> {
     expect(verification.ok === true, `audit verification failed: ${verification.reason ?? '?'}`)
     n.ok(`audit log verified: ${verification.count ?? '?'} records, hash chain intact`)
     const records = await link.auditRecords(admin, root.txn)
-    n.detail('Every tool call of the task, with the full chain:')
-    printCalls(n, records, who)
+    n.detail(`Every tool call of the task, with the full chain ${c.dim(`(${person.short} is ${root.sub}, as signed in at her provider)`)}:`)
+    printCalls(n, records, who, person.short)
     n.detail('')
     n.detail(c.bold('Done.') + ' Every call carried its own short-lived, single-use credential; the chain only narrowed; the human decision and the revocation are in the audit log.')
     await o.hooks?.finished?.()
@@ -297,17 +337,35 @@ export async function runStory(o: StoryOptions): Promise<void> {
   }
 }
 
-function printCalls(n: Narrator, records: AuditRecordView[], who: (did: string) => string): void {
+/** Complete Alice's sign-in with the chosen driver, always at the same real provider. */
+async function signIn(n: Narrator, how: NonNullable<StoryOptions['login']>, target: LoginTarget & Credentials): Promise<LoginResult> {
+  if (typeof how === 'function') return how(target)
+  if (how === 'scripted') {
+    n.detail(`Non-interactive run (CI / no terminal): a scripted user agent signs in as ${target.username} through the provider's own login form (no browser, no shortcut).`)
+    return n.progress(`signing in as ${target.username}`, () => loginScripted(target))
+  }
+  const pending = await startLogin({ ...target, timeoutMs: 15 * 60_000 })
+  try {
+    n.detail(`Open this URL in your browser and sign in as ${c.bold(target.username)} (password ${c.bold(target.password)}):`)
+    n.detail(`  ${pending.authorizationUrl}`)
+    return await n.progress(`waiting for the sign-in at the host app's callback ${pending.redirectUri}`, () => pending.result)
+  } finally {
+    await pending.close()
+  }
+}
+
+function printCalls(n: Narrator, records: AuditRecordView[], who: (did: string) => string, person: string): void {
   for (const r of records) {
     const f = r.fields
     const actors = Array.isArray(f.actors) ? (f.actors as string[]) : []
-    const chain = [String(f.subject ?? '?'), ...actors.map(who)]
+    const subject = f.subject === undefined ? undefined : who(String(f.subject))
+    const chain = [subject ?? '?', ...actors.map(who)]
     if (r.type === 'exchange' && f.operation === 'call') {
       const approval = typeof f.approval === 'object' && f.approval !== null ? ` ${c.green(`approved by ${who(String((f.approval as { approver?: unknown }).approver))}`)}` : ''
       // issued is not verified: the ✔ belongs to the guard's report of the call, below
       n.detail(`   #${r.seq} ${[...chain, c.bold(String(f.tool))].join(' → ')}  ${c.dim(`credential issued ${String(f.jti).slice(0, 8)}…, args #${String(f.args).slice(0, 8)}…`)}${approval}`)
     } else if (r.type === 'refusal') {
-      const refusedChain = actors.length ? chain : [String(f.subject ?? ALICE), who(String(f.agent ?? '?'))]
+      const refusedChain = actors.length ? chain : [subject ?? person, who(String(f.agent ?? '?'))]
       n.refused(`#${r.seq} ${[...refusedChain, c.bold(String(f.tool ?? 'its next call'))].join(' → ')}  ${c.red(String(f.code))}`)
     } else if (r.type === 'call.report') {
       const line = `#${r.seq} ${c.bold(String(f.tool))} ${f.decision === 'allowed' ? 'verified' : 'refused'} by the guard${f.outcome ? ` (${String(f.outcome)})` : ''}${f.error ? ` ${String(f.error)}` : ''}`
@@ -316,7 +374,9 @@ function printCalls(n: Narrator, records: AuditRecordView[], who: (did: string) 
     } else if (r.type === 'exchange' && f.operation === 'delegation') {
       n.detail(`   #${r.seq} delegation ${chain.join(' → ')}`)
     } else if (r.type === 'grant') {
-      n.detail(`   #${r.seq} grant ${String(f.subject)} → ${who(String(f.agent))}`)
+      const fed = typeof f.federation === 'object' && f.federation !== null ? (f.federation as Record<string, unknown>) : undefined
+      const idp = fed ? `  ${c.dim(`signed in at ${String(fed.iss)} as ${String(fed.sub)}${fed.name ? ` (${String(fed.name)}${fed.email ? ` <${String(fed.email)}>` : ''})` : ''}, rule ${String(fed.rule)}`)}` : ''
+      n.detail(`   #${r.seq} grant ${subject ?? '?'} → ${who(String(f.agent))}${idp}`)
     } else if (r.type.startsWith('approval.') || r.type === 'revocation') {
       n.detail(`   #${r.seq} ${r.type}${f.tool ? ` ${String(f.tool)}` : ''}${f.approver ? ` by ${who(String(f.approver))}` : ''}${f.reason ? ` (${String(f.reason)})` : ''}`)
     }

@@ -8,6 +8,7 @@ import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { openSqliteStore } from '@mandate/authority'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { AFTER_REVOCATION_PLAN, billingPlan, ORCHESTRATOR_PLAN } from '../src/story.js'
 import { startFakeOpenAI } from './support/fake_openai.js'
@@ -60,8 +61,23 @@ function expectWholeStory(r: { code: number; stdout: string; stderr: string; ms:
     /✔ #\d+ billing\.refund verified by the guard/,
   ]
   for (const beat of beats) expect(out).toMatch(beat)
-  // order of the story: refusal before approval before revocation before audit
   const at = (re: RegExp) => out.search(re)
+  // the story starts from a real login at the local OpenID provider, and her IdP identity is in the chain and the audit
+  const issuer = /✔ OpenID provider (http:\/\/127\.0\.0\.1:\d+) \(client mandate-demo-host: authorization code \+ PKCE S256/.exec(out)?.[1]
+  expect(issuer, out).toBeDefined()
+  const iss = (issuer as string).replace(/[.]/g, '\\.')
+  const idpBeats = [
+    /a scripted user agent signs in as alice through the provider's own login form/,
+    new RegExp(`✔ signed in: Alice Example <alice@example\\.com> — issuer ${iss}, sub alice-0b6f1c9e`),
+    new RegExp(`✔ federation rule demo-local-oidc: ID tokens of ${iss} \\(discovery, RS256/ES256\\) for mandate-demo-host`),
+    /exchanges her ID token for a task mandate/,
+    new RegExp(`subject ${iss}#alice-0b6f1c9e — Alice at her provider \\(jwt-bearer grant, rule demo-local-oidc`),
+    new RegExp(`MCP server verified the call: tool tickets\\.open, actor chain 2 agents, for ${iss}#alice-0b6f1c9e`),
+    new RegExp(`#\\d+ grant alice@example\\.com → orchestrator\\s+signed in at ${iss} as alice-0b6f1c9e \\(Alice Example <alice@example\\.com>\\), rule demo-local-oidc`),
+  ]
+  for (const beat of idpBeats) expect(out).toMatch(beat)
+  expect(at(/✔ signed in: Alice Example/)).toBeLessThan(at(/task \S+: alice@example\.com → orchestrator/))
+  // order of the story: refusal before approval before revocation before audit
   expect(at(/NARROWING_TOOL/)).toBeLessThan(at(/approval required/))
   expect(at(/approval required/)).toBeLessThan(at(/revokes the whole task/))
   expect(at(/revokes the whole task/)).toBeLessThan(at(/audit log verified/))
@@ -77,6 +93,22 @@ describe('pnpm demo (CI mode)', () => {
     const r = await runDemo([], cwd)
     expect(r.stdout).toContain('driven by a deterministic scripted chat model')
     expectWholeStory(r)
+    // the audit records themselves (the demo's SQLite file): the task is for Alice at her provider
+    const issuer = /✔ OpenID provider (http:\/\/127\.0\.0\.1:\d+) /.exec(r.stdout)?.[1] as string
+    const store = openSqliteStore(join(cwd, '.mandate', 'demo.db'))
+    try {
+      const grants = await store.queryAudit({ type: 'grant' })
+      expect(grants).toHaveLength(1)
+      expect(grants[0]?.fields).toMatchObject({
+        subject: `${issuer}#alice-0b6f1c9e`,
+        federation: { kind: 'subject', iss: issuer, sub: 'alice-0b6f1c9e', rule: 'demo-local-oidc', name: 'Alice Example', email: 'alice@example.com' },
+      })
+      const calls = (await store.queryAudit({ type: 'exchange' })).filter((x) => x.fields.operation === 'call')
+      expect(calls.length).toBeGreaterThanOrEqual(5)
+      for (const call of calls) expect(call.fields.subject).toBe(`${issuer}#alice-0b6f1c9e`)
+    } finally {
+      await store.close()
+    }
   })
 
   it('runs the same story on a real provider client (ChatOpenAI) against an OpenAI-compatible endpoint on 127.0.0.1, and the model never sees a credential', async () => {
@@ -107,6 +139,8 @@ describe('pnpm demo (CI mode)', () => {
     const help = await runDemo(['--help'], cwd)
     expect(help.code).toBe(0)
     expect(help.stdout).toContain('--authority-url URL')
+    expect(help.stdout).toContain('--scripted-login')
+    expect(help.stdout).toMatch(/Alice signing in at a local OpenID provider/)
     expect((await runDemo(['--bogus'], cwd)).code).toBe(2)
     expect((await runDemo(['--authority-url', 'http://127.0.0.1:9'], cwd)).code).toBe(2)
     // a relative --admin-key is read from where the command was typed (INIT_CWD under npm/pnpm); a missing one is a clear usage error
