@@ -273,12 +273,12 @@ interface ResolvedAuthorityOptions {
 }
 
 /** The federation option, checked before anything is opened (CONFIG_INVALID naming the pointer). */
-function resolveFederationOption(f: unknown, maxMandateLifetime: number): { rules: FederationRule[]; keys: IssuerKeysOptions } {
+function resolveFederationOption(f: unknown, maxMandateLifetime: number, issuer: string | undefined): { rules: FederationRule[]; keys: IssuerKeysOptions } {
   if (f === undefined) return { rules: [], keys: {} }
   if (typeof f !== 'object' || f === null || Array.isArray(f)) throw new MandateError('CONFIG_INVALID', 'federation must be { rules?, keys? }')
   refuseUnknownOptions(f, { rules: true, keys: true }, 'federation')
   const o = f as FederationOptions
-  const rules = o.rules === undefined ? [] : parseFederationRules(o.rules, { maxMandateLifetime })
+  const rules = o.rules === undefined ? [] : parseFederationRules(o.rules, { maxMandateLifetime, ...(issuer !== undefined ? { authorityIssuer: issuer } : {}) })
   const keys: IssuerKeysOptions = {}
   if (o.keys !== undefined) {
     if (typeof o.keys !== 'object' || o.keys === null) throw new MandateError('CONFIG_INVALID', 'federation.keys must be { cooldownSeconds?, cacheMaxAgeSeconds?, timeoutMs? }')
@@ -326,7 +326,7 @@ function resolveKnownOptions(options: Omit<AuthorityOptions, 'issuer'> & { issue
   const witness = options.auditWitness === undefined ? undefined : auditWitnessOption(options.auditWitness)
   const notifications = options.notifications === undefined ? undefined : resolveNotificationOptions(options.notifications, options.issuer)
   const callModes = resolveCallModes(options.callModes, options.perCallTools, options.maxOfflineHops)
-  const federation = resolveFederationOption(options.federation, maxMandateLifetime)
+  const federation = resolveFederationOption(options.federation, maxMandateLifetime, options.issuer)
   return { endpoints, now, maxMandateLifetime, maxCallLifetime, skew, ttl, singleUse, policy, witness, notifications, callModes, federationRules: federation.rules, issuerKeys: federation.keys }
 }
 
@@ -433,7 +433,7 @@ export class Authority {
       unattributedRefusals: new RefusalAuditLimiter(options.unattributedRefusals?.burst ?? 100, options.unattributedRefusals?.perSecond ?? 10, now),
       callModes,
       federation: {
-        registry: new FederationRegistry({ store, configRules: federationRules, parse: (input) => parseFederationRule(input, { maxMandateLifetime }), now, audit }),
+        registry: new FederationRegistry({ store, configRules: federationRules, parse: (input) => parseFederationRule(input, { maxMandateLifetime, authorityIssuer: options.issuer }), now, audit }),
         keys: new IssuerKeys(issuerKeys),
       },
     }

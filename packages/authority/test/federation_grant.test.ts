@@ -141,7 +141,11 @@ describe('a person\'s ID token, redeemed by the host app', () => {
     expect(await ask({ max_depth: '2' })).toBe('NARROWING_DEPTH')
     expect(await ask({ offline_max_hops: '1' })).toBe('ATTENUATION_NOT_ALLOWED')
     expect(await authority.store.countMandates()).toBe(issuedBefore)
-    // a refused request leaves the token unspent: the same token, asked within the template, is redeemed
+    // a refused request leaves the token unspent — also when the refusal comes late (an unknown agent,
+    // a txn in use, policy): the same token, asked within the template, is redeemed
+    const late = await idToken()
+    expect(await code(authority.token({ grant_type: JWT_BEARER, assertion: late, nonce: 'n-0S6_WzA2Mj', agent: Ed25519Key.generate().did, ...hostAuth() }))).toBe('INVALID_REQUEST')
+    expect(await code(authority.token({ grant_type: JWT_BEARER, assertion: late, nonce: 'n-0S6_WzA2Mj', agent: agent.did, ...hostAuth() }))).toBe('OK')
     const token = await idToken()
     const same = { grant_type: JWT_BEARER, assertion: token, nonce: 'n-0S6_WzA2Mj', agent: agent.did }
     expect(await code(authority.token({ ...same, scope: 'tickets:admin', ...hostAuth() }))).toBe('NARROWING_SCOPE')
@@ -178,8 +182,65 @@ describe('a person\'s ID token, redeemed by the host app', () => {
     expect(await authority.store.countMandates()).toBe(issuedBefore)
   })
 
+  it('refuses a logout token (a security event token), a subject that hides what it says, and a task id already in use', async () => {
+    const base = { grant_type: JWT_BEARER, nonce: 'n-0S6_WzA2Mj', agent: agent.did }
+    // OIDC Back-Channel Logout §2.4: same issuer, same keys, an events claim and no nonce
+    const logout = await idToken({ nonce: undefined, events: { 'http://schemas.openid.net/event/backchannel-logout': {} }, sid: 's1' })
+    expect(await code(authority.token({ ...base, assertion: logout, nonce: undefined, ...hostAuth() }))).toBe('FOREIGN_TOKEN_INVALID')
+    for (const sub of ['alice\u202Eetnuocca', 'ali\u200Bce', 'a\u0085b', 'a\u2028b']) {
+      expect(await code(authority.token({ ...base, assertion: await idToken({ sub }), ...hostAuth() }))).toBe('FOREIGN_TOKEN_INVALID')
+    }
+    // a caller-chosen txn never joins a task someone else started (here: Alice's, by a workload, by another login)
+    const first = await authority.token({ ...base, assertion: await idToken(), ...hostAuth() })
+    const txn = (decodeJwt(first.access_token) as { txn: string }).txn
+    expect(await code(authority.token({ ...base, assertion: await idToken({ sub: 'bob' }), txn, ...hostAuth() }))).toBe('INVALID_REQUEST')
+    expect(await code(authority.grant({ grantor: hostApp.did, subject: 'bob', agent: agent.did, audiences: [MCP], tools: TICKETS, txn }))).toBe('INVALID_REQUEST')
+  })
+
+  it('the subject is always the issuer\'s sub: a rule cannot namespace another claim (an e-mail could collide with someone\'s sub)', async () => {
+    await expect(createAuthority({ issuer: ISSUER, federation: { rules: [{
+      id: 'by-email', kind: 'subject', token: 'id_token', audiences: [HOST_CLIENT], trust: { issuer: IDP, jwks: { keys: [idp.jwk] }, algorithms: ['RS256'] },
+      claims: {}, subject: { claim: 'email' }, template: { audiences: [MCP], tools: TICKETS, maxLifetime: 60 },
+    }] } })).rejects.toMatchObject({ code: 'CONFIG_INVALID', detail: { pointer: '/rules/0/subject/claim' } })
+  })
+
+  it('two rules at one issuer: a token valid under one but matching neither\'s claims is unmatched, not "invalid" by the other\'s audience', async () => {
+    const two = await createAuthority({ issuer: ISSUER, now: clock.now, federation: { rules: ['a', 'b'].map((id) => ({
+      id, kind: 'subject', token: 'id_token', audiences: [`${HOST_CLIENT}-${id}`], trust: { issuer: IDP, jwks: { keys: [idp.jwk] }, algorithms: ['RS256'] },
+      claims: { hd: { exact: `${id}.example.com` } }, template: { audiences: [MCP], tools: TICKETS, maxLifetime: 60 },
+    })) } })
+    try {
+      await two.registerAgent({ did: hostApp.did, name: 'host-app', role: 'grantor' })
+      await two.registerAgent({ did: agent.did, name: 'assistant' })
+      const err = await two.grantFederated({ grantor: hostApp.did, assertion: await idToken({ aud: `${HOST_CLIENT}-a`, hd: 'b.example.com' }), nonce: 'n-0S6_WzA2Mj', agent: agent.did }).catch((e: unknown) => e)
+      expect(err).toMatchObject({ code: 'FEDERATION_NO_MATCH' })
+      expect((await two.grantFederated({ grantor: hostApp.did, assertion: await idToken({ aud: `${HOST_CLIENT}-b`, hd: 'b.example.com' }), nonce: 'n-0S6_WzA2Mj', agent: agent.did })).claims.sub).toBe(`${IDP}#248289761001`)
+    } finally {
+      await two.close()
+    }
+  })
+
+  it('rules that would admit everyone, or grant what can never be issued, are refused when read', async () => {
+    const rule = (over: Record<string, unknown>) => ({
+      id: 'r', kind: 'agent', token: 'workload', trust: { issuer: GHA, jwks: { keys: [gha.jwk] }, algorithms: ['RS256'] },
+      claims: { repository: { exact: 'acme/app' } }, agent: { name: 'ci', lifetime: 60 },
+      template: { audiences: [MCP], tools: [{ type: 'tool_access', tools: ['tickets.read'] }], maxLifetime: 60 }, ...over,
+    })
+    const pointer = async (over: Record<string, unknown>) => createAuthority({ issuer: ISSUER, federation: { rules: [rule(over)] } }).then(async (a) => {
+      await a.close()
+      return 'OK'
+    }, (e: MandateError) => `${e.code} ${String(e.detail?.pointer)}`)
+    // every GitHub token has these: they say nothing about which workload
+    expect(await pointer({ claims: { aud: { exact: ISSUER }, iss: { exact: GHA }, sub: { glob: '**' }, repository: { glob: '*/*' } } })).toBe('CONFIG_INVALID /rules/0/claims')
+    expect(await pointer({ claims: { sub: { glob: 'repo:acme/*:**' } } })).toBe('OK')
+    expect(await pointer({ trust: { issuer: ISSUER, jwks: { keys: [gha.jwk] }, algorithms: ['RS256'] } })).toBe('CONFIG_INVALID /rules/0/trust/issuer')
+    expect(await pointer({ template: { audiences: [MCP], tools: [{ type: 'tool_access', tools: ['tickets.read'], locations: [OTHER] }], maxLifetime: 60 } })).toBe('CONFIG_INVALID /rules/0/template/tools/0/locations/0')
+  })
+
   it('the plain task grant cannot assert a subject that looks federated', async () => {
-    expect(await code(authority.grant({ grantor: hostApp.did, subject: `${IDP}#248289761001`, agent: agent.did, audiences: [MCP], tools: TICKETS }))).toBe('INVALID_REQUEST')
+    for (const subject of [`${IDP}#248289761001`, `${IDP}\uff03248289761001`, `${IDP}\ufe5f1`, 'alice\u202Egnp.exe']) {
+      expect(await code(authority.grant({ grantor: hostApp.did, subject, agent: agent.did, audiences: [MCP], tools: TICKETS }))).toBe('INVALID_REQUEST')
+    }
   })
 })
 
@@ -193,6 +254,9 @@ describe('an ID-JAG for this Authority', () => {
     expect(await code(authority.token({ grant_type: JWT_BEARER, assertion: await idJag(), agent: agent.did, resource: OTHER, ...hostAuth() }))).toBe('NARROWING_AUDIENCE')
     expect(await code(authority.token({ grant_type: JWT_BEARER, assertion: await idJag({ client_id: agent.did }), agent: agent.did, ...hostAuth() }))).toBe('FOREIGN_TOKEN_INVALID')
     expect(await code(authority.token({ grant_type: JWT_BEARER, assertion: await idJag({ jti: undefined }), agent: agent.did, ...hostAuth() }))).toBe('FOREIGN_TOKEN_INVALID')
+    // asked for a scope the ID-JAG does not grant at all; a resource outside the rule
+    expect(await code(authority.token({ grant_type: JWT_BEARER, assertion: await idJag(), agent: agent.did, scope: 'tickets:write', ...hostAuth() }))).toBe('NARROWING_SCOPE')
+    expect(await code(authority.token({ grant_type: JWT_BEARER, assertion: await idJag({ resource: 'https://elsewhere.example.com/mcp' }), agent: agent.did, ...hostAuth() }))).toBe('NARROWING_AUDIENCE')
   })
 
   it('the agent the ID-JAG names redeems it for itself, proving its key (MCP enterprise-managed authorization)', async () => {
@@ -293,7 +357,7 @@ describe('over HTTP', () => {
     const tokenUrl = meta.token_endpoint as string
     const bad = await fetch(tokenUrl, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: JWT_BEARER, assertion: `${'e'.repeat(20)}.${'e'.repeat(20)}.sig` }) })
     expect(bad.status).toBe(400)
-    expect(await bad.json()).toMatchObject({ error: 'invalid_grant' })
+    expect(await bad.json()).toMatchObject({ error: 'invalid_grant', mandate_code: 'FOREIGN_TOKEN_INVALID', reason: 'malformed' })
     // a workload token minted for the other Authority (aud) is not for this one
     const ci = Ed25519Key.generate()
     const wrongAud = await fetch(tokenUrl, {
@@ -301,7 +365,7 @@ describe('over HTTP', () => {
       body: new URLSearchParams({ grant_type: JWT_BEARER, assertion: await ghaToken({ iat: Math.floor(Date.now() / 1000), nbf: undefined, exp: Math.floor(Date.now() / 1000) + 300 }) }),
     })
     expect(wrongAud.status).toBe(400)
-    expect(await wrongAud.json()).toMatchObject({ error: 'invalid_grant', mandate_code: 'FOREIGN_TOKEN_INVALID' })
+    expect(await wrongAud.json()).toMatchObject({ error: 'invalid_grant', mandate_code: 'FOREIGN_TOKEN_INVALID', reason: 'audience' })
   })
 })
 
@@ -342,7 +406,7 @@ describe('Kubernetes and SPIFFE workloads, keys by discovery from a live issuer'
           },
           {
             id: 'dead', kind: 'agent', token: 'workload', trust: { issuer: dead.issuer, discovery: true, algorithms: ['RS256', 'ES256'] },
-            claims: { sub: { glob: '**' } }, agent: { name: 'x', lifetime: 60 },
+            claims: { sub: { glob: 'system:serviceaccount:**' } }, agent: { name: 'x', lifetime: 60 },
             template: { audiences: [MCP], tools: [{ type: 'tool_access', tools: ['tickets.read'] }], maxLifetime: 60 },
           },
         ],
@@ -363,6 +427,18 @@ describe('Kubernetes and SPIFFE workloads, keys by discovery from a live issuer'
       expect(svid.agent?.binding?.rule).toBe('spiffe-agents')
       // a JWT-SVID has no jti: the token itself is single use, so a copy registers no second key
       expect(await code(redeem(svidToken))).toBe('FOREIGN_TOKEN_INVALID')
+      // nor does a re-encoded copy (spare low bits of the signature's last base64url character, or
+      // ECDSA's (r, n-s)): single use is keyed on the signed input, not the token's bytes
+      const last = svidToken.at(-1) as string
+      const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+      const twin = `${svidToken.slice(0, -1)}${B64[(B64.indexOf(last) & ~3) | ((B64.indexOf(last) + 1) & 3)]}`
+      expect(twin).not.toBe(svidToken)
+      expect(await code(redeem(twin))).toBe('FOREIGN_TOKEN_INVALID')
+      // the JWT-SVID spec allows typ JOSE
+      expect((await redeem(await spire.spiffe({ aud: [ISSUER], header: { typ: 'JOSE' } }))).agent?.binding?.rule).toBe('spiffe-agents')
+      // no iss at all: refused as such, not as unreadable
+      const noIss = await spire.sign({ sub: 'spiffe://trust.example.org/ns/payments/sa/x', aud: [ISSUER], exp: Math.floor(Date.now() / 1000) + 60 }, { alg: 'ES256' })
+      await expect(redeem(noIss)).rejects.toMatchObject({ code: 'FOREIGN_TOKEN_INVALID', detail: { reason: 'issuer' } })
       // another namespace, another trust path, or a token for another audience: nothing
       expect(await code(redeem(await k8s.kubernetes({ aud: [ISSUER], namespace: 'default' })))).toBe('FEDERATION_NO_MATCH')
       expect(await code(redeem(await spire.spiffe({ aud: [ISSUER], spiffeId: 'spiffe://trust.example.org/ns/other/sa/x' })))).toBe('FEDERATION_NO_MATCH')
@@ -370,7 +446,7 @@ describe('Kubernetes and SPIFFE workloads, keys by discovery from a live issuer'
       // the issuer unreachable: fail closed, 503, nothing issued
       dead.fault.down = true
       expect(await code(redeem(await dead.kubernetes({ aud: [ISSUER] })))).toBe('JWKS_UNAVAILABLE')
-      expect(await wl.store.countMandates()).toBe(2)
+      expect(await wl.store.countMandates()).toBe(3)
     } finally {
       await dead.close()
       await wl.close()

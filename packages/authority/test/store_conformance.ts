@@ -138,7 +138,7 @@ export function storeConformance(name: string, factory: () => Promise<StoreUnder
       await withStore(async (store) => {
         expect(await store.listFederationRules()).toEqual([])
         const b = sampleRule('zeta-ci', { description: 'second by name, first by creation', claims: { sub: { oneOf: ['a', 'b', 1, true] } } })
-        const { agent: _agent, ...subjectRule } = sampleRule('alpha.k8s', { kind: 'subject', token: 'id_token', subject: { claim: 'email' } })
+        const { agent: _agent, ...subjectRule } = sampleRule('alpha.k8s', { kind: 'subject', token: 'id_token', subject: { claim: 'sub', emailClaim: 'email' } })
         const a: FederationRule = subjectRule
         const added = await store.putFederationRule({ rule: b, createdAt: 1000, createdBy: 'did:key:zAdmin' }, draft('federation.rule.added', { rule: b.id, issuer: b.trust.issuer, kind: b.kind }))
         expect(added).toMatchObject({ type: 'federation.rule.added', fields: { rule: 'zeta-ci' } })

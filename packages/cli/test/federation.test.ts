@@ -84,7 +84,9 @@ describe('mandate federation add / list / remove', () => {
   it('refuses an invalid rule, a file that is not JSON or is missing (nothing added)', async () => {
     const bad = await run(['federation', 'add', join(dir, 'bad.json')])
     expect(bad.code).toBe(1)
-    expect(bad.err).toMatch(/\(rule bad\)/)
+    // checked before anything is sent: the message names the file and the JSON pointer
+    expect(bad.err).toMatch(/bad\.json: federation rule \/rules\/0\//)
+    expect(bad.err).toMatch(/CONFIG_INVALID/)
     expect((await run(['federation', 'add', join(dir, 'notjson.json')])).code).toBe(1)
     expect((await run(['federation', 'add', join(dir, 'missing.json')])).code).toBe(2)
     expect((await run(['federation', 'add'])).code).toBe(2)

@@ -19,7 +19,7 @@ import {
   verifyProof, formatScope, tokenHash, type Budget, type JsonValue, type TemplateRequest, type ToolGrant,
 } from '@mandate/core'
 import { nowSec, type AuthorityContext } from '../context.js'
-import { MAX_FOREIGN_TOKEN_BYTES } from '../federation/foreign_token.js'
+import { MAX_FOREIGN_TOKEN_BYTES, splitForeignToken } from '../federation/foreign_token.js'
 import { selectRule } from '../federation/select.js'
 import type { FederatedIdentity, FederationRule, VerifiedForeignToken } from '../federation/types.js'
 import type { AgentRecord } from '../types.js'
@@ -36,7 +36,7 @@ export const ID_JAG_GRANT_PROFILE = 'urn:ietf:params:oauth:grant-profile:id-jag'
 const TXN = /^[A-Za-z0-9._:-]{1,128}$/
 const NAME = /^[\x20-\x7e]{1,128}$/
 // eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f]/
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/
 
 /** The mandate subject of an external identity: the issuer, `#`, the issuer's subject (issuers never contain `#`). */
 export function federatedSubject(iss: string, sub: string): string {
@@ -50,7 +50,7 @@ function str(v: JsonValue | undefined): string | undefined {
 /** The external identity a verified token names, per the rule's mapping. */
 function identityOf(v: VerifiedForeignToken): FederatedIdentity {
   const rule = v.rule
-  const claim = rule.subject?.claim ?? 'sub'
+  const claim = 'sub'
   const sub = str(v.claims[claim])
   const iss = str(v.claims.iss) ?? rule.trust.issuer
   if (sub === undefined || sub.length === 0 || sub.length > 255 || CONTROL.test(sub)) {
@@ -77,16 +77,23 @@ async function acceptedToken(ctx: AuthorityContext, assertion: string, nonce: st
     info.federation_rule = verified.rule.id
     return verified
   }
-  // a token too large or not even a JWS names no issuer: refused as what it is
+  // a token too large, not a JWS, or without iss names no issuer: refused as what it is
   if (explanation.issuer === '') {
-    const reason = assertion.length > MAX_FOREIGN_TOKEN_BYTES ? 'size' : 'malformed'
-    throw new MandateError('FOREIGN_TOKEN_INVALID', reason === 'size' ? `the token is larger than ${MAX_FOREIGN_TOKEN_BYTES} bytes` : 'the token is not a readable JWT', { detail: { reason } })
+    if (assertion.length > MAX_FOREIGN_TOKEN_BYTES) throw new MandateError('FOREIGN_TOKEN_INVALID', `the token is larger than ${MAX_FOREIGN_TOKEN_BYTES} bytes`, { detail: { reason: 'size' } })
+    let readable = false
+    try {
+      readable = typeof splitForeignToken(assertion).payload === 'object'
+    } catch {
+      readable = false
+    }
+    if (readable) throw new MandateError('FOREIGN_TOKEN_INVALID', 'the token has no iss: federation rules trust issuers', { detail: { reason: 'issuer' } })
+    throw new MandateError('FOREIGN_TOKEN_INVALID', 'the token is not a readable JWT', { detail: { reason: 'malformed' } })
   }
   const candidates = explanation.verdicts.filter((v) => v.reason !== 'issuer')
   if (candidates.length === 0) throw new MandateError('FEDERATION_NO_MATCH', 'no federation rule trusts the issuer of this token')
-  // a token that is itself invalid (signature, time, audience…) is refused as such; one that is
-  // valid but matches no rule's claims is refused as unmatched
-  const invalid = candidates.find((v) => v.reason !== undefined && v.reason !== 'claims')
+  // a token valid under some rule of its issuer but matching none's claims is unmatched; one that no
+  // rule found valid (signature, time, audience…) is refused as invalid, with the first reason
+  const invalid = candidates.some((v) => v.reason === 'claims') ? undefined : candidates.find((v) => v.reason !== undefined)
   if (invalid) {
     throw new MandateError('FOREIGN_TOKEN_INVALID', `the token was refused: ${(invalid.reasons[0] ?? invalid.reason ?? 'invalid').slice(0, 200)}`, { detail: { reason: invalid.reason ?? 'invalid', rule: invalid.rule } })
   }
@@ -128,6 +135,7 @@ function applyIdJag(v: VerifiedForeignToken, client: AgentRecord, req: TemplateR
     const allowed = typeof res === 'string' ? [res] : Array.isArray(res) && res.every((r) => typeof r === 'string') ? (res as string[]) : undefined
     if (!allowed) throw new MandateError('FOREIGN_TOKEN_INVALID', 'the ID-JAG resource claim is malformed', { detail: { reason: 'claims', rule: v.rule.id } })
     const asked = out.audiences ?? v.rule.template.audiences.filter((a) => allowed.includes(a))
+    if (asked.length === 0) throw new MandateError('NARROWING_AUDIENCE', 'the resource the ID-JAG names is not one the rule allows')
     for (const a of asked) if (!allowed.includes(a)) throw new MandateError('NARROWING_AUDIENCE', 'the ID-JAG does not name this resource', { detail: { audience: a } })
     out.audiences = asked
   }
@@ -135,7 +143,10 @@ function applyIdJag(v: VerifiedForeignToken, client: AgentRecord, req: TemplateR
   if (scope !== undefined) {
     if (typeof scope !== 'string') throw new MandateError('FOREIGN_TOKEN_INVALID', 'the ID-JAG scope claim is malformed', { detail: { reason: 'claims', rule: v.rule.id } })
     const granted = new Set(parseScope(scope))
-    out.scopes = (out.scopes ?? v.rule.template.scopes ?? []).filter((s) => granted.has(s))
+    // the draft's intersection; asked for scopes of which the ID-JAG grants none, the client is told so
+    const asked = out.scopes
+    out.scopes = (asked ?? v.rule.template.scopes ?? []).filter((s) => granted.has(s))
+    if (asked !== undefined && asked.length > 0 && out.scopes.length === 0) throw new MandateError('NARROWING_SCOPE', 'the ID-JAG grants none of the requested scopes')
   } else {
     out.scopes = []
   }
@@ -164,7 +175,9 @@ function grantParams(p: FormParams, subject: string, agent: string, templated: R
 async function spendJti(ctx: AuthorityContext, v: VerifiedForeignToken, assertion: string): Promise<void> {
   const jti = str(v.claims.jti)
   const iss = str(v.claims.iss) ?? v.rule.trust.issuer
-  const key = jti !== undefined ? `fedjti:${iss}:${jti}` : v.rule.kind === 'agent' ? `fedtok:${tokenHash(assertion)}` : undefined
+  // keyed on the signed input, not the whole token: a signature can be re-encoded (spare base64url
+  // bits, ECDSA (r, n-s)) into another valid token with the same claims
+  const key = jti !== undefined ? `fedjti:${iss}:${jti}` : v.rule.kind === 'agent' ? `fedtok:${tokenHash(assertion.slice(0, assertion.lastIndexOf('.')))}` : undefined
   if (key === undefined) return
   const exp = typeof v.claims.exp === 'number' ? v.claims.exp : nowSec(ctx) + 3600
   const first = await ctx.singleUse.use(`federation:${iss}`, key, exp + ctx.limits.skew)
@@ -231,8 +244,8 @@ async function subjectGrant(ctx: AuthorityContext, p: FormParams, dpop: string |
   const subject = federatedSubject(identity.iss, identity.sub)
   info.subject = subject
   const params = grantParams(p, subject, agent, templated)
-  await spendJti(ctx, v, assertion)
-  return issueRootMandate(ctx, params, { ...(grantor ? { grantor } : {}), federation: { ...identity, kind: 'subject' } }, info)
+  // spent only once every check that could still refuse has passed (a refused request leaves the token usable)
+  return issueRootMandate(ctx, params, { ...(grantor ? { grantor } : {}), federation: { ...identity, kind: 'subject' }, beforeIssue: () => spendJti(ctx, v, assertion) }, info)
 }
 
 /** The proof's own key (RFC 9449 §4.2 `jwk` header), as an agent identity. */
@@ -281,9 +294,14 @@ async function workloadGrant(ctx: AuthorityContext, p: FormParams, dpop: string 
   const templated = narrowToTemplate(rule.template, templateRequest(p))
   const subject = federatedSubject(identity.iss, identity.sub)
   info.subject = subject
+  const params = grantParams(p, subject, key.did, templated)
+  // refusals that need no write come first, so that they leave the token usable
+  await checkWorkloadKey(ctx, key, identity)
+  if (params.txn !== undefined && await ctx.store.hasTask(params.txn)) throw new MandateError('INVALID_REQUEST', 'this txn is already in use by another task; choose a new one or omit it')
+  // the single use is the arbiter between concurrent redemptions: spent before the key is registered
   await spendJti(ctx, v, assertion)
   await bindWorkloadAgent(ctx, key, identity, v)
-  return issueRootMandate(ctx, grantParams(p, subject, key.did, templated), { federation: { ...identity, kind: 'agent' } }, info)
+  return issueRootMandate(ctx, params, { federation: { ...identity, kind: 'agent' } }, info)
 }
 
 /** The claims of a workload worth showing next to its agent (strings only, bounded). */
@@ -310,8 +328,8 @@ function agentName(template: string, v: VerifiedForeignToken): string {
  * same workload keeps its registration; a key registered otherwise (by hand, or bound to another
  * workload) is refused, so a platform token can never take over an existing principal.
  */
-async function bindWorkloadAgent(ctx: AuthorityContext, key: { did: string; jkt: string }, identity: FederatedIdentity, v: VerifiedForeignToken): Promise<AgentRecord> {
-  const mapping = v.rule.agent as NonNullable<FederationRule['agent']>
+/** Whether the proof key may act for this workload: new (never revoked), or registered bound to this same workload and admitted. */
+async function checkWorkloadKey(ctx: AuthorityContext, key: { did: string; jkt: string }, identity: FederatedIdentity): Promise<AgentRecord | undefined> {
   const existing = await ctx.store.getAgent(key.did)
   if (existing) {
     const b = existing.binding
@@ -321,6 +339,13 @@ async function bindWorkloadAgent(ctx: AuthorityContext, key: { did: string; jkt:
     return admitPrincipal(ctx.store, key.did, { code: 'INVALID_GRANT', as: 'workload agent', roles: ['agent'], now: ctx.now() })
   }
   if (await agentRevoked(ctx.store, key.did)) throw new MandateError('INVALID_GRANT', 'this key has been revoked; a workload must use a new key')
+  return undefined
+}
+
+async function bindWorkloadAgent(ctx: AuthorityContext, key: { did: string; jkt: string }, identity: FederatedIdentity, v: VerifiedForeignToken): Promise<AgentRecord> {
+  const mapping = v.rule.agent as NonNullable<FederationRule['agent']>
+  const existing = await checkWorkloadKey(ctx, key, identity)
+  if (existing) return existing
   const now = ctx.now()
   const tokenExp = typeof v.claims.exp === 'number' ? v.claims.exp * 1000 : now
   const expiresAt = Math.min(now + mapping.lifetime * 1000, tokenExp + mapping.lifetime * 1000)

@@ -41,6 +41,9 @@ export interface GrantParams {
 }
 
 const TXN = /^[A-Za-z0-9._:-]{1,128}$/
+// '#' and its look-alikes (fullwidth, small), and characters that hide what a subject says
+// eslint-disable-next-line no-control-regex
+const LOOKS_FEDERATED = /[#\uff03\ufe5f\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/
 const GRANT_MEMBERS = ['grantor', 'subject', 'agent', 'purpose', 'audiences', 'scopes', 'tools', 'expiresIn', 'maxDepth', 'budget', 'maxUses', 'txn', 'offline'] as const
 
 /**
@@ -54,7 +57,7 @@ export function checkGrantParams(v: unknown, federated = false): GrantParams {
   if (typeof p.subject !== 'string' || p.subject.length === 0 || p.subject.length > 512) throw new MandateError('INVALID_REQUEST', 'subject must be a non-empty string of at most 512 characters')
   // `<issuer>#<sub>` is how federated grants name an external identity: a grantor asserting a
   // subject by itself cannot take that form (it would pass for an IdP-verified identity)
-  if (!federated && p.subject.includes('#')) throw new MandateError('INVALID_REQUEST', 'subject must not contain "#" (reserved for identities verified under a federation rule: use the jwt-bearer grant)')
+  if (!federated && LOOKS_FEDERATED.test(p.subject)) throw new MandateError('INVALID_REQUEST', 'subject must not contain "#" or a look-alike, nor control, zero-width or bidi characters (reserved for identities verified under a federation rule: use the jwt-bearer grant)')
   if (typeof p.agent !== 'string' || p.agent.length === 0) throw new MandateError('INVALID_REQUEST', 'agent is required')
   if (p.txn !== undefined && (typeof p.txn !== 'string' || !TXN.test(p.txn))) throw new MandateError('INVALID_REQUEST', 'txn must be 1..128 characters of [A-Za-z0-9._:-]')
   if (p.purpose !== undefined && (typeof p.purpose !== 'string' || p.purpose.length > 1024)) throw new MandateError('INVALID_REQUEST', 'purpose must be a string of at most 1024 characters')
@@ -104,6 +107,8 @@ export interface RootAuthority {
   grantor?: AgentRecord
   /** The external identity the task is for (subject rules) or the workload the agent runs as (agent rules). */
   federation?: FederatedIdentity & { kind: 'subject' | 'agent' }
+  /** Runs after every check and the policy decision, just before signing (e.g. spend the external token's jti). */
+  beforeIssue?: () => Promise<void>
 }
 
 /**
@@ -121,6 +126,8 @@ export async function issueRootMandate(ctx: AuthorityContext, params: GrantParam
   const now = nowSec(ctx)
   const txn = params.txn ?? randomId()
   info.txn = txn
+  // a task is one root grant: a caller-chosen id never joins a task someone else started
+  if (params.txn !== undefined && await ctx.store.hasTask(params.txn)) throw new MandateError('INVALID_REQUEST', 'this txn is already in use by another task; choose a new one or omit it')
   const claims = buildRootMandate(
     {
       subject: params.subject, agent: { id: agent.did, jkt: agent.jkt }, audiences: params.audiences, tools, scopes,
@@ -148,6 +155,7 @@ export async function issueRootMandate(ctx: AuthorityContext, params: GrantParam
     throw new MandateError('POLICY_DENIED', decision.reason ?? (decision.effect === 'deny' ? 'policy denies this grant' : 'policy requires approval, which applies to call credentials only'), { detail: decision.rule ? { rule: decision.rule } : {} })
   }
   await markPerCallGrants(ctx.policy, ctx.callModes, claims, { agent: requester, recipient: agent.did, actorChain: [] })
+  if (by.beforeIssue) await by.beforeIssue()
   const token = signMandate(claims, ctx.keys.current)
   const fields: Record<string, JsonValue> = {
     jti: claims.jti, txn, subject: claims.sub, agent: agent.did, ...(grantor ? { grantor: grantor.did } : {}), audiences: audienceList(claims.aud),

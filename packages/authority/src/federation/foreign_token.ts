@@ -67,7 +67,9 @@ export interface ForeignTokenRefusal {
 const FORBIDDEN_HEADER = ['crit', 'jku', 'x5u', 'jwk', 'b64', 'zip', 'enc']
 const B64URL = /^[A-Za-z0-9_-]+$/
 // eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f]/
+// C0, DEL, C1, line/paragraph separators, zero-width and bidi controls, BOM: a subject shown in
+// the dashboard, audit and CLI must read as what it is
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/
 
 class Refused extends Error {
   constructor(readonly reason: ForeignTokenReason, readonly reasons: string[]) {
@@ -90,7 +92,8 @@ function typAllowed(kind: FederationRule['token'], typ: string | undefined): boo
   if (kind === 'id_jag') return typ !== undefined && normalizeTyp(typ) === 'oauth-id-jag+jwt'
   if (typ === undefined) return true
   const t = normalizeTyp(typ)
-  return t === 'jwt' || (kind === 'access_token' && t === 'at+jwt')
+  // the JWT-SVID spec allows typ JWT or JOSE
+  return t === 'jwt' || (kind === 'access_token' && t === 'at+jwt') || (kind === 'workload' && t === 'jose')
 }
 
 function decodeJson(part: string, what: string): Record<string, JsonValue> {
@@ -157,10 +160,14 @@ function checkClaims(c: Record<string, JsonValue>, rule: FederationRule, opts: V
   const skew = opts.skew
   const jag = rule.token === 'id_jag'
   if (!isNum(c.exp)) refuse('expired', 'the token has no exp')
+  // a security event token (RFC 8417: OIDC back-channel logout, CAEP) is signed by the same keys and
+  // may carry an ID token's claims, but it asserts an event, not a login
+  if (c.events !== undefined) refuse('typ', 'a security event token (events claim) is not an identity assertion')
   if (c.exp <= now - skew) refuse('expired', 'the token has expired')
   if (c.nbf !== undefined && (!isNum(c.nbf) || c.nbf > now + skew)) refuse('not_yet_valid', 'the token is not valid yet')
   if (c.iat !== undefined && !isNum(c.iat)) refuse('iat', 'the token iat is not a number')
-  if (c.iat === undefined && (jag || rule.maxTokenAge !== undefined)) refuse('iat', 'the token has no iat')
+  // OpenID Connect Core §2: an ID token always has iat
+  if (c.iat === undefined && (jag || rule.token === 'id_token' || rule.maxTokenAge !== undefined)) refuse('iat', 'the token has no iat')
   if (isNum(c.iat) && c.iat > now + skew) refuse('iat', 'the token was issued in the future')
   if (rule.maxTokenAge !== undefined && isNum(c.iat) && now - c.iat > rule.maxTokenAge + skew) refuse('too_old', `the token is older than ${rule.maxTokenAge} s`)
   if (!isStr(c.sub) || c.sub.length === 0 || c.sub.length > 255 || CONTROL.test(c.sub)) refuse('subject', 'the token sub is missing, longer than 255 characters or has control characters')

@@ -17,6 +17,8 @@ import {
 export interface ParseRuleOptions {
   /** The Authority's longest mandate lifetime (s): a template's maxLifetime may not exceed it. */
   maxMandateLifetime: number
+  /** This Authority's issuer, when known: a rule trusting it could never match (its own tokens are never external identities). */
+  authorityIssuer?: string
 }
 
 const ID = /^[a-z0-9][a-z0-9._-]{0,63}$/
@@ -88,11 +90,12 @@ function webUrl(v: unknown, pointer: string): URL {
   return u
 }
 
-function parseTrust(v: unknown, p: string): IssuerTrust {
+function parseTrust(v: unknown, p: string, opts: ParseRuleOptions): IssuerTrust {
   const o = object(v, p, ['issuer', 'discovery', 'jwksUri', 'jwks', 'algorithms'])
   // subjects are namespaced as `${iss}#${sub}`: an issuer with `#` would make that ambiguous
   const issuer = text(o.issuer, `${p}/issuer`, 512)
   if (issuer.includes('#')) throw bad(`${p}/issuer`, 'must not contain "#"')
+  if (opts.authorityIssuer !== undefined && issuer === opts.authorityIssuer) throw bad(`${p}/issuer`, 'is this Authority: its own tokens are never external identities')
   const sources = (['discovery', 'jwksUri', 'jwks'] as const).filter((k) => o[k] !== undefined)
   if (sources.length !== 1) throw bad(p, 'must name exactly one of discovery, jwksUri, jwks')
   const out: IssuerTrust = { issuer, algorithms: parseAlgorithms(o.algorithms, `${p}/algorithms`) }
@@ -195,7 +198,12 @@ function claimName(v: unknown, p: string): string {
 function parseSubject(v: unknown, p: string): SubjectMapping {
   const o = object(v, p, ['claim', 'nameClaim', 'emailClaim'])
   const out: SubjectMapping = {}
-  if (o.claim !== undefined) out.claim = claimName(o.claim, `${p}/claim`)
+  // the subject is always the token's `sub`: the Authority namespaces it as `<issuer>#<sub>`, and a
+  // second claim (an e-mail, say) in the same namespace could collide with another person's `sub`
+  if (o.claim !== undefined) {
+    if (o.claim !== 'sub') throw bad(`${p}/claim`, 'must be "sub" (the subject is the issuer\'s sub; show other claims with nameClaim / emailClaim)')
+    out.claim = 'sub'
+  }
   if (o.nameClaim !== undefined) out.nameClaim = claimName(o.nameClaim, `${p}/nameClaim`)
   if (o.emailClaim !== undefined) out.emailClaim = claimName(o.emailClaim, `${p}/emailClaim`)
   return out
@@ -216,6 +224,16 @@ function parseAgent(v: unknown, p: string): AgentMapping {
   return out
 }
 
+/** Claims every token of the issuer satisfies anyway (checked elsewhere, or the same for every workload). */
+const NON_IDENTIFYING = new Set(['iss', 'aud', 'exp', 'nbf', 'iat', 'jti', 'azp', 'typ', 'auth_time'])
+
+/** Whether a matcher narrows which workloads match: a claim that can tell them apart, and a glob with a literal segment. */
+function identifies(name: string, m: ClaimMatcher): boolean {
+  if (NON_IDENTIFYING.has(name)) return false
+  if ('glob' in m) return m.glob.split(/[/:]/).some((seg) => seg !== '*' && seg !== '**' && seg !== '')
+  return true
+}
+
 function parseTemplate(v: unknown, p: string, opts: ParseRuleOptions): FederationTemplate {
   const o = object(v, p, ['audiences', 'tools', 'scopes', 'maxLifetime', 'maxDepth', 'budget', 'maxUses', 'offlineHops'])
   const audiences = element(`${p}/audiences`, () => resourceList(o.audiences))
@@ -223,6 +241,10 @@ function parseTemplate(v: unknown, p: string, opts: ParseRuleOptions): Federatio
   const toolsIn = o.tools as unknown[]
   toolsIn.forEach((t, i) => element(`${p}/tools/${i}`, () => toolList([t])))
   const tools: ToolGrant[] = element(`${p}/tools`, () => toolList(toolsIn))
+  // a grant located outside the template's audiences could never be issued: a mistake, said now
+  tools.forEach((t, i) => t.locations?.forEach((l, j) => {
+    if (!audiences.includes(l)) throw bad(`${p}/tools/${i}/locations/${j}`, 'must be one of the template audiences')
+  }))
   const max = Math.min(opts.maxMandateLifetime, LIMITS.mandateExpiresIn[1])
   const out: FederationTemplate = { audiences, tools, maxLifetime: element(`${p}/maxLifetime`, () => intParam(o.maxLifetime, 'maxLifetime', 1, max)) }
   if (o.scopes !== undefined) out.scopes = element(`${p}/scopes`, () => scopeList(o.scopes))
@@ -254,7 +276,7 @@ export function parseFederationRule(input: unknown, opts: ParseRuleOptions): Fed
   if (kind === 'agent' && token !== 'workload' && token !== 'access_token') throw bad('/token', 'an agent rule accepts workload or access_token tokens')
   const rule: FederationRule = {
     id: o.id, kind, token,
-    trust: parseTrust(o.trust, '/trust'),
+    trust: parseTrust(o.trust, '/trust', opts),
     claims: parseClaims(o.claims, '/claims'),
     template: parseTemplate(o.template, '/template', opts),
   }
@@ -274,7 +296,9 @@ export function parseFederationRule(input: unknown, opts: ParseRuleOptions): Fed
   if (kind === 'agent') {
     // a platform issuer signs tokens for every tenant (any GitHub repository can ask for any aud):
     // a workload rule must say which workloads it admits
-    if (Object.keys(rule.claims).length === 0) throw bad('/claims', 'an agent rule must match at least one claim (which repository, service account, SPIFFE ID…)')
+    if (!Object.entries(rule.claims).some(([name, m]) => identifies(name, m))) {
+      throw bad('/claims', 'an agent rule must match at least one claim that names the workload (repository, service account, SPIFFE ID…), not only iss, aud or times, nor with a glob of wildcards only')
+    }
     if (o.agent === undefined) throw bad('/agent', 'an agent rule needs an agent mapping (name, lifetime)')
     rule.agent = parseAgent(o.agent, '/agent')
   } else if (o.agent !== undefined) {

@@ -61,8 +61,11 @@ export interface FederationTemplate {
 
 /** Map a matching token to the person (or system) the task is for. */
 export interface SubjectMapping {
-  /** Claim holding the subject identifier (default `sub`). */
-  claim?: string
+  /**
+   * Claim holding the subject identifier: always `sub` (the only accepted value). The subject is
+   * namespaced as `<issuer>#<sub>`; another claim in that namespace could collide with someone's `sub`.
+   */
+  claim?: 'sub'
   /** Claim holding a display name (default `name`), shown in audit and dashboard only. */
   nameClaim?: string
   /** Claim holding an e-mail address (default `email`), shown in audit and dashboard only. */

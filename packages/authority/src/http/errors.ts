@@ -48,6 +48,11 @@ export function tokenErrorAnswer(err: unknown, ctx: { approvalsUrl: string; nowS
       return body('invalid_grant', 400)
     case 'NOT_FOUND':
       return body('invalid_request', 400)
+    case 'FOREIGN_TOKEN_INVALID': {
+      // which check the external token failed (a fixed vocabulary, never a claim value): an extension member
+      const reason = e.detail?.reason
+      return { status: 400, headers, body: { error: 'invalid_grant', error_description: e.message, mandate_code: e.code, ...(typeof reason === 'string' && /^[a-z_]{1,32}$/.test(reason) ? { reason } : {}) } }
+    }
     default:
       break
   }

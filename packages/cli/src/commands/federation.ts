@@ -5,6 +5,8 @@
  * not — it issues nothing, and the token is sent only to the Authority, never printed.
  */
 import { open } from 'node:fs/promises'
+import { parseFederationRules } from '@mandate/authority'
+import { MandateError } from '@mandate/core'
 import { CliError, EXIT, refused, usageError } from '../cli_error.js'
 import { noPositionals, onePositional, SERVER_OPTIONS, str, type Command } from '../command.js'
 import { printable, shortDid, table } from '../io.js'
@@ -82,11 +84,20 @@ export const federationAdd: Command = {
   details:
     'Each rule is validated by the Authority as strictly as the config file (docs/federation.md); an id already in use\n' +
     '(stored, or in the config file) is refused, never replaced: `mandate federation remove ID` first. Rules are\n' +
-    'added in file order; at the first refusal the command stops (exit 1) and says which were added.\n\n' +
+    'checked first (a file with any invalid rule adds nothing), then added in file order; if the Authority refuses one (an id it already has),\n  the command stops (exit 1) and says which were added.\n\n' +
     'Example:\n  mandate federation add github-deploy.json --url http://127.0.0.1:7400 --key admin.jwk',
   options: { ...SERVER_OPTIONS },
   async run(ctx) {
-    const rules = await readRulesFile(onePositional(ctx.positionals, '<file>'))
+    const path = onePositional(ctx.positionals, '<file>')
+    const rules = await readRulesFile(path)
+    // every rule is checked here first (shape, duplicate ids), so a bad file adds nothing; the
+    // Authority checks again, with its own limits, and refuses an id it already has
+    try {
+      parseFederationRules(rules, { maxMandateLifetime: 31_536_000 })
+    } catch (err) {
+      if (MandateError.is(err)) throw refused(`${path}: ${err.message}`, err.code)
+      throw err
+    }
     const client = await serverClient(ctx)
     const added: string[] = []
     for (const rule of rules) {
