@@ -1,8 +1,6 @@
-import { b64uEncode, cryptoBackend } from '@mandate/core'
+import { cryptoBackend } from '@mandate/core'
 import { canonicalJson } from '../internal/canonical_json.js'
 import type { AuditDraft, AuditRecord } from '../types.js'
-
-const encoder = new TextEncoder()
 
 /** SHA-256 (base64url) over the canonical JSON of {seq, time, type, fields, prev}. */
 export function auditHash(record: Omit<AuditRecord, 'hash'>): string {
@@ -15,7 +13,10 @@ export function auditHash(record: Omit<AuditRecord, 'hash'>): string {
   } else {
     text = canonicalJson({ seq, time, type, fields, prev } as never)
   }
-  return b64uEncode(cryptoBackend.sha256(encoder.encode(text)))
+  // hashes the string's UTF-8 in one native call: the same bytes as TextEncoder (both write U+FFFD
+  // for a lone surrogate) without the copy to a Uint8Array and the JS base64url pass; every append
+  // pays this (test/audit_hash_equivalence.test.ts)
+  return cryptoBackend.sha256Base64url(text)
 }
 
 /** Link a draft to the chain head: the next seq, the previous hash, its own hash. */

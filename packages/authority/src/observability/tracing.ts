@@ -3,11 +3,28 @@
  * tracer is a no-op. Attributes are identifiers (task id, dids, tool names, codes) copied from an
  * allowlist of the refusal/audit fields — never a token, proof, assertion or key.
  */
-import { SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api'
+import { ProxyTracerProvider, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api'
 import type { JsonValue } from '@mandate/core'
 
+const TRACER_NAME = '@mandate/authority'
+// the global provider our tracer comes from: a ProxyTracerProvider until the host registers one
+const proxyProvider = trace.getTracerProvider()
 // a ProxyTracer: it follows whatever provider the host registers later, so it can be kept
-const tracer = trace.getTracer('@mandate/authority')
+const tracer = trace.getTracer(TRACER_NAME)
+// once the proxy has a delegate, the ProxyTracer keeps that delegate's tracer for good: so do we
+let providerSeen = !(proxyProvider instanceof ProxyTracerProvider)
+
+/**
+ * True while no tracer provider is registered: our ProxyTracer would then hand every span to the
+ * API's NoopTracer (a non-recording span, no attributes, nothing exported). Checked per call (one
+ * property read), so a provider registered later is followed exactly as the ProxyTracer follows it.
+ */
+function noProvider(): boolean {
+  if (providerSeen) return false
+  if ((proxyProvider as ProxyTracerProvider).getDelegateTracer(TRACER_NAME) === undefined) return true
+  providerSeen = true
+  return false
+}
 
 /** Fields of an operation's audit info that may become span attributes (and under which name). */
 const ATTRIBUTES: Readonly<Record<string, string>> = {
@@ -52,6 +69,9 @@ export function spanAttributes(info: Readonly<Record<string, JsonValue>>): Attri
  * operation fills them in as it learns the task and actors). A refusal sets `mandate.code` and status ERROR.
  */
 export async function traced<T>(name: string, info: Readonly<Record<string, JsonValue>>, fn: () => Promise<T>): Promise<T> {
+  // no provider: the NoopTracer's span records nothing and ends as a no-op, so skip creating it and
+  // activating it in the OpenTelemetry context (a context copy and a `with` frame per operation)
+  if (noProvider()) return fn()
   return tracer.startActiveSpan(name, async (span: Span) => {
     // without an SDK the span is a no-op: nothing to compute
     if (!span.isRecording()) {
