@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Ed25519Key, jwkThumbprint, publicJwkFromDidKey } from '@mandate/core'
+import { createProof, Ed25519Key, jwkThumbprint, publicJwkFromDidKey } from '@mandate/core'
 import { createAuthorityServer, openSqliteStore, type AuthorityServer } from '@mandate/authority'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { main } from '../src/main.js'
@@ -165,5 +165,19 @@ describe('mandate agent list', () => {
     expect(rows.find((l) => l.startsWith('ops'))).toMatch(/\s-\s+-\s+did:key:/)
     const json = JSON.parse((await run(['agent', 'list', '--json'])).out) as { agents: Array<{ did: string; binding?: unknown; expiresAt?: number }> }
     expect(json.agents.find((a) => a.did === key.did)).toMatchObject({ expiresAt, binding: { rule: 'deploy', iss: ISSUER } })
+  })
+})
+
+describe('mandate token inspect', () => {
+  it('shows a federated mandate\'s external identity (issuer and subject)', async () => {
+    const key = Ed25519Key.generate()
+    const res = await server.authority.token(
+      { grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion: await mintToken(ci, server.url, 'acme/infra') },
+      { dpop: createProof(key, { method: 'POST', url: server.authority.endpoints.token }) },
+    )
+    const r = await run(['token', 'inspect', res.access_token])
+    expect(r.code, r.err).toBe(0)
+    expect(r.out).toContain(`subject   ${ISSUER}#repo:acme/infra:ref:refs/heads/main`)
+    expect(r.out).toContain(`identity  repo:acme/infra:ref:refs/heads/main at ${ISSUER} (federated)`)
   })
 })
