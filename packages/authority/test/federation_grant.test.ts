@@ -237,6 +237,23 @@ describe('a person\'s ID token, redeemed by the host app', () => {
     expect(await pointer({ template: { audiences: [MCP], tools: [{ type: 'tool_access', tools: ['tickets.read'], locations: [OTHER] }], maxLifetime: 60 } })).toBe('CONFIG_INVALID /rules/0/template/tools/0/locations/0')
   })
 
+  it('a sender-constrained token (cnf.jkt) is redeemed only with a proof by that key', async () => {
+    const base = { grant_type: JWT_BEARER, nonce: 'n-0S6_WzA2Mj', agent: agent.did }
+    const hostProof = () => createProof(hostApp, { method: 'POST', url: authority.endpoints.token, now: nowSec() })
+    const bound = (jkt: string) => idToken({ cnf: { jkt } })
+    expect(await code(authority.token({ ...base, assertion: await bound(hostApp.jkt), ...hostAuth() }))).toBe('FOREIGN_TOKEN_INVALID')
+    expect(await code(authority.token({ ...base, assertion: await bound(agent.jkt), ...hostAuth() }, { dpop: hostProof() }))).toBe('FOREIGN_TOKEN_INVALID')
+    expect(await code(authority.token({ ...base, assertion: await idToken({ cnf: { 'x5t#S256': 'abc' } }), ...hostAuth() }, { dpop: hostProof() }))).toBe('FOREIGN_TOKEN_INVALID')
+    expect(await code(authority.grantFederated({ grantor: hostApp.did, assertion: await bound(hostApp.jkt), nonce: 'n-0S6_WzA2Mj', agent: agent.did }))).toBe('FOREIGN_TOKEN_INVALID')
+    expect(await code(authority.token({ ...base, assertion: await bound(hostApp.jkt), ...hostAuth() }, { dpop: hostProof() }))).toBe('OK')
+    // a workload token bound to one key registers no other
+    const ci = Ed25519Key.generate()
+    const other = Ed25519Key.generate()
+    const wProof = (k: Ed25519Key) => createProof(k, { method: 'POST', url: authority.endpoints.token, now: nowSec() })
+    expect(await code(authority.token({ grant_type: JWT_BEARER, assertion: await ghaToken({ cnf: { jkt: ci.jkt } }) }, { dpop: wProof(other) }))).toBe('FOREIGN_TOKEN_INVALID')
+    expect(await code(authority.token({ grant_type: JWT_BEARER, assertion: await ghaToken({ cnf: { jkt: ci.jkt } }) }, { dpop: wProof(ci) }))).toBe('OK')
+  })
+
   it('the plain task grant cannot assert a subject that looks federated', async () => {
     for (const subject of [`${IDP}#248289761001`, `${IDP}\uff03248289761001`, `${IDP}\ufe5f1`, 'alice\u202Egnp.exe']) {
       expect(await code(authority.grant({ grantor: hostApp.did, subject, agent: agent.did, audiences: [MCP], tools: TICKETS }))).toBe('INVALID_REQUEST')

@@ -47,6 +47,19 @@ function str(v: JsonValue | undefined): string | undefined {
   return typeof v === 'string' ? v : undefined
 }
 
+/**
+ * A sender-constrained external token (RFC 9449 §6 / RFC 7800 `cnf`) is redeemed only by the key it
+ * is bound to: `cnf.jkt` must be the thumbprint of the key that proves possession in this request.
+ * Any other confirmation method cannot be checked here, so it is refused.
+ */
+function assertConfirmation(v: VerifiedForeignToken, provenJkt: string | undefined): void {
+  const cnf = v.claims.cnf
+  if (cnf === undefined) return
+  const jkt = typeof cnf === 'object' && cnf !== null && !Array.isArray(cnf) && Object.keys(cnf).length === 1 ? cnf.jkt : undefined
+  if (typeof jkt !== 'string') throw new MandateError('FOREIGN_TOKEN_INVALID', 'the token is bound to a key by a confirmation method this Authority cannot check', { detail: { reason: 'cnf', rule: v.rule.id } })
+  if (provenJkt !== jkt) throw new MandateError('FOREIGN_TOKEN_INVALID', 'the token is bound to another key than the one proven with this request (cnf.jkt)', { detail: { reason: 'cnf', rule: v.rule.id } })
+}
+
 /** The external identity a verified token names, per the rule's mapping. */
 function identityOf(v: VerifiedForeignToken): FederatedIdentity {
   const rule = v.rule
@@ -229,6 +242,8 @@ async function subjectGrant(ctx: AuthorityContext, p: FormParams, dpop: string |
   const rule = v.rule
   // the host app is a registered grantor: it chose the agent and the task; the person's token says for whom
   const client = await hostApp(ctx, p, dpop, inProcessGrantor, info, rule.token === 'id_jag')
+  // bound to a key: only that key's holder, proving it now (a DPoP proof, checked in hostApp), redeems it
+  assertConfirmation(v, dpop !== undefined && inProcessGrantor === undefined ? client.jkt : undefined)
   if (rule.clients && !rule.clients.includes(client.did)) throw new MandateError('FEDERATION_NO_MATCH', 'this client may not redeem tokens under the rule', { detail: { rule: rule.id } })
   let request = templateRequest(p)
   if (rule.token === 'id_jag') request = applyIdJag(v, client, request)
@@ -278,6 +293,7 @@ async function workloadGrant(ctx: AuthorityContext, p: FormParams, dpop: string 
   }
   if (dpop === undefined) throw new MandateError('PROOF_MISSING', 'a workload presents a DPoP proof of the Ed25519 key it will act with')
   const key = proofKey(dpop)
+  assertConfirmation(v, key.jkt)
   const requested = p.one('agent')
   if (requested !== undefined && requested !== key.did) throw new MandateError('INVALID_REQUEST', 'agent must be the did:key of the DPoP proof key (or be omitted)')
   // a public client names itself (RFC 6749 §2.3, RFC 7521 §4.2): here the client is the proof key
