@@ -99,11 +99,7 @@ export class AuthorityLink {
       client_assertion_type: CLIENT_ASSERTION_TYPE,
       client_assertion: createClientAssertion(grantor, { clientId: grantor.did, audience: this.issuer }),
     })
-    for (const a of p.audiences) form.append('resource', a)
-    const res = await fetch(`${this.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form, signal: AbortSignal.timeout(10_000) })
-    const body = (await res.json()) as { access_token?: unknown }
-    if (!res.ok || typeof body.access_token !== 'string') throw toError(res.status, body)
-    return body.access_token
+    return this.#token(form, p.audiences)
   }
 
   /**
@@ -124,7 +120,12 @@ export class AuthorityLink {
       client_assertion_type: CLIENT_ASSERTION_TYPE,
       client_assertion: createClientAssertion(grantor, { clientId: grantor.did, audience: this.issuer }),
     })
-    for (const a of p.audiences) form.append('resource', a)
+    return this.#token(form, p.audiences)
+  }
+
+  /** POST a grant to the token endpoint (one `resource` per audience); the mandate, or the Authority's refusal as an error. */
+  async #token(form: URLSearchParams, audiences: string[]): Promise<string> {
+    for (const a of audiences) form.append('resource', a)
     const res = await fetch(`${this.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form, signal: AbortSignal.timeout(10_000) })
     const body = (await res.json()) as { access_token?: unknown }
     if (!res.ok || typeof body.access_token !== 'string') throw toError(res.status, body)

@@ -4,7 +4,7 @@
  * token may become — the subject of a task, or an agent identity — bounded by a task template.
  * A mandate issued under a rule is always within the rule's template (core narrowRootGrant).
  */
-import type { Budget, JsonValue, ToolGrant } from '@mandate/core'
+import type { GrantTemplate, JsonValue } from '@mandate/core'
 
 /** JOSE algorithms a rule may allow for an external issuer (none and HMAC are never accepted). */
 export const FEDERATION_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const
@@ -44,20 +44,8 @@ export interface IssuerTrust {
  */
 export type ForeignTokenKind = 'id_token' | 'access_token' | 'id_jag' | 'workload'
 
-/** What a mandate issued under a rule may hold at most (the mandate can only be narrower). */
-export interface FederationTemplate {
-  audiences: string[]
-  tools: ToolGrant[]
-  scopes?: string[]
-  /** Longest mandate lifetime, seconds (1..Authority maxMandateLifetime). */
-  maxLifetime: number
-  /** Most delegations below the root (default 0: the agent cannot delegate). */
-  maxDepth?: number
-  budget?: Budget
-  maxUses?: number
-  /** Most offline hops the mandate may allow (absent: none). */
-  offlineHops?: number
-}
+/** What a mandate issued under a rule may hold at most (the mandate can only be narrower): core's GrantTemplate. */
+export type FederationTemplate = GrantTemplate
 
 /** Map a matching token to the person (or system) the task is for. */
 export interface SubjectMapping {
