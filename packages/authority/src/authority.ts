@@ -30,6 +30,7 @@ import { introspectToken, revokeToken, type IntrospectionResponse } from './revo
 import { revocationStatus, revokeTarget, storeRevocationSource, type RevocationResult, type RevocationTarget, type RevokeMeta } from './revocation/revoke.js'
 import { admitPrincipal, agentRevoked } from './exchange/principals.js'
 import { MemorySingleUse, replayStoreSingleUse, type SingleUseLimits } from './exchange/single_use.js'
+import { DEFAULT_SUBJECT_CACHE_ENTRIES, SubjectCache } from './exchange/subject_cache.js'
 import { MemoryStore } from './store/memory.js'
 import { NotificationDispatcher, type NotificationStatus } from './notify/dispatcher.js'
 import { resolveNotificationOptions, type NotificationOptions, type ResolvedNotifications } from './notify/options.js'
@@ -134,6 +135,14 @@ export interface AuthorityOptions {
    * external issuers' key sets are cached. Validated strictly (CONFIG_INVALID naming the pointer).
    */
   federation?: FederationOptions
+  /**
+   * Subject tokens verified once (exchange/subject_cache.ts): an agent that exchanges the same
+   * mandate for call after call pays its signature verification once, not per exchange. Times, the
+   * signing key still being trusted, the stored record, revocation and the chain's agents are
+   * checked on every exchange regardless. `maxEntries` (default 4096); 0 verifies every exchange's
+   * subject token in full.
+   */
+  subjectCache?: { maxEntries?: number }
 }
 
 /** Federation options of an Authority. */
@@ -184,7 +193,17 @@ const AUTHORITY_OPTIONS = {
   keyOverlapSeconds: true, maxMandateLifetime: true, maxCallLifetime: true, skew: true, checkpointEvery: true,
   requireDpopNonce: true, revocationRefreshSeconds: true, storeApprovalArguments: true, replay: true, singleUse: true,
   auditWitness: true, notifications: true, callModes: true, maxOfflineHops: true, perCallTools: true, federation: true,
+  subjectCache: true,
 } as const satisfies Record<keyof AuthorityOptions, true>
+
+function subjectCacheEntries(o: unknown): number {
+  if (o === undefined) return DEFAULT_SUBJECT_CACHE_ENTRIES
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new MandateError('CONFIG_INVALID', 'subjectCache must be { maxEntries? }')
+  refuseUnknownOptions(o, { maxEntries: true }, 'subjectCache')
+  const n = (o as { maxEntries?: unknown }).maxEntries ?? DEFAULT_SUBJECT_CACHE_ENTRIES
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0 || n > 1_000_000) throw new MandateError('CONFIG_INVALID', 'subjectCache.maxEntries must be an integer from 0 to 1000000')
+  return n
+}
 
 function auditWitnessOption(w: unknown): AuditWitnessOptions {
   if (typeof w !== 'object' || w === null) throw new MandateError('CONFIG_INVALID', 'auditWitness must be { file?, webhook?, onError? }')
@@ -405,6 +424,7 @@ export class Authority {
     // every input is checked before anything is created or opened (signing keys, audit records)
     const { endpoints: resolvedEndpoints, now, maxMandateLifetime, maxCallLifetime, skew, ttl, singleUse, policy, witness, notifications, callModes, federationRules, issuerKeys } = resolveAuthorityOptions(options)
     const endpoints = resolvedEndpoints ?? endpointsFor(options.issuer)
+    const subjectEntries = subjectCacheEntries(options.subjectCache)
     const metrics = new AuthorityMetrics()
     // audit append latency and store errors are measured around the store's own methods
     const store = instrumentStore(options.store ?? new MemoryStore(), metrics)
@@ -432,6 +452,7 @@ export class Authority {
       storeApprovalArguments: options.storeApprovalArguments ?? true,
       unattributedRefusals: new RefusalAuditLimiter(options.unattributedRefusals?.burst ?? 100, options.unattributedRefusals?.perSecond ?? 10, now),
       callModes,
+      subjects: new SubjectCache(subjectEntries),
       federation: {
         registry: new FederationRegistry({ store, configRules: federationRules, parse: (input) => parseFederationRule(input, { maxMandateLifetime, authorityIssuer: options.issuer }), now, audit }),
         keys: new IssuerKeys(issuerKeys),

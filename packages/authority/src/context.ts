@@ -4,6 +4,7 @@ import type { ApprovalService } from './approvals/service.js'
 import type { AuditLog } from './audit/chain.js'
 import type { RefusalAuditLimiter } from './audit/refusal_limiter.js'
 import type { SingleUse } from './exchange/single_use.js'
+import type { SubjectCache } from './exchange/subject_cache.js'
 import type { ResolvedCallModes } from './exchange/call_modes.js'
 import type { SigningKeys } from './keys/signing_keys.js'
 import type { PolicyEngine } from './policy/engine.js'
@@ -56,6 +57,8 @@ export interface AuthorityContext {
   unattributedRefusals: RefusalAuditLimiter
   /** Audience credentials and offline grants on or off, per-call tools, offline hop cap (exchange/call_modes.ts). */
   callModes: ResolvedCallModes
+  /** Subject tokens verified before (exchange/subject_cache.ts). */
+  subjects: SubjectCache
   /** Federation rules (config file and store) and the external issuers' key sets (jwt-bearer grants). */
   federation: {
     registry: { rules(): Promise<Array<{ rule: FederationRule; source: RuleSource }>> }

@@ -5,7 +5,7 @@
  * written; the issuance, use counting, approval consumption and audit record commit together.
  */
 import {
-  actorChain, argumentsDigest, audienceList, MandateError, narrowMandate, parseScope, signMandate, snapshotArguments, tokenHash, verifyMandate,
+  actorChain, argumentsDigest, audienceList, MandateError, narrowMandate, parseScope, signMandate, snapshotArguments, tokenHash,
   type ApprovalClaim, type Budget, type JsonValue, type MandateClaims, type NarrowingRequest, type ToolGrant,
 } from '@mandate/core'
 import { nowSec, type AuthorityContext } from '../context.js'
@@ -112,8 +112,9 @@ export function checkExchangeParams(v: unknown): ExchangeParams {
  * Returns the claims and the stored token hash, which the caller must compare with the hash of the
  * presented token before anything is written (see exchangeMandate).
  */
-async function loadSubject(ctx: AuthorityContext, caller: AgentRecord, token: string, info: RefusalFields): Promise<{ claims: MandateClaims; storedHash: string }> {
-  const { claims } = await verifyMandate(token, { issuer: ctx.issuer, keys: ctx.keys.resolver, now: nowSec(ctx), skew: ctx.limits.skew })
+async function loadSubject(ctx: AuthorityContext, caller: AgentRecord, token: string, info: RefusalFields): Promise<{ claims: MandateClaims; storedHash: string; hash: string }> {
+  // the signature and strict parse of a subject token presented before are not repeated (subject_cache.ts)
+  const { claims, hash } = await ctx.subjects.verify(token, { issuer: ctx.issuer, keys: ctx.keys.resolver, now: nowSec(ctx), skew: ctx.limits.skew })
   info.parent = claims.jti
   info.txn = claims.txn
   info.subject = claims.sub
@@ -133,7 +134,7 @@ async function loadSubject(ctx: AuthorityContext, caller: AgentRecord, token: st
     const a = await ctx.store.getAgent(did)
     if (!a || a.disabled) throw new MandateError('INVALID_GRANT', 'an agent of the delegation chain is disabled')
   }
-  return { claims, storedHash: record.tokenHash }
+  return { claims, storedHash: record.tokenHash, hash }
 }
 
 /** Check a presented approval against the exact call; returns the claim to embed. */
@@ -160,7 +161,7 @@ export async function exchangeMandate(ctx: AuthorityContext, caller: AgentRecord
   info.operation = params.kind
   // an operator who turned the cached mode off: clients fall back to per-call exchange on this code
   if (params.kind === 'audience' && !ctx.callModes.audience) throw new MandateError('UNSUPPORTED_TOKEN_TYPE', 'this Authority does not issue audience credentials (callModes.audience is off)')
-  const { claims: parent, storedHash } = await loadSubject(ctx, caller, params.subjectToken, info)
+  const { claims: parent, storedHash, hash: subjectHash } = await loadSubject(ctx, caller, params.subjectToken, info)
   const now = nowSec(ctx)
   let request: NarrowingRequest
   let recipient = caller.did
@@ -199,7 +200,7 @@ export async function exchangeMandate(ctx: AuthorityContext, caller: AgentRecord
       digest = argumentsDigest(params.arguments)
       info.args = digest
       // reading an approval may expire it (a write): check the token against its record first
-      if (tokenHash(params.subjectToken) !== storedHash) throw new MandateError('INVALID_GRANT', 'the subject token was not issued by this Authority')
+      if (subjectHash !== storedHash) throw new MandateError('INVALID_GRANT', 'the subject token was not issued by this Authority')
       approval = checkApproval(await ctx.approvals.get(params.approvalId).catch(() => undefined), caller, parent, params, digest)
     }
     request = {
@@ -212,7 +213,7 @@ export async function exchangeMandate(ctx: AuthorityContext, caller: AgentRecord
   let child: MandateClaims
   try {
     child = narrowMandate(parent, request, {
-      issuer: ctx.issuer, now, jti, parentToken: params.subjectToken, caller: { id: caller.did, jkt: caller.jkt },
+      issuer: ctx.issuer, now, jti, parentToken: params.subjectToken, parentHash: subjectHash, caller: { id: caller.did, jkt: caller.jkt },
       ...(approval ? { approval } : {}),
       maxMandateLifetime: ctx.limits.maxMandateLifetime, maxCallLifetime: ctx.limits.maxCallLifetime,
       maxAudienceLifetime: Math.min(MAX_AUDIENCE_LIFETIME, ctx.limits.maxMandateLifetime),
