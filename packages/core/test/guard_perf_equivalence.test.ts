@@ -140,4 +140,15 @@ describe('base64url straight to text (the JWS header and payload path)', () => {
     expect(b64uDecodeText(big)).toBe('é'.repeat(20_000))
     expect(b64uDecodeText('YQ')).toBe('a')
   })
+
+  it('refuses every kind of invalid UTF-8 and keeps a real U+FFFD (the text is checked strictly only when it holds one)', async () => {
+    const { b64uDecodeText } = await import('../src/encoding/base64url.js')
+    const b = (...x: number[]) => Buffer.from([0x7b, ...x, 0x7d]).toString('base64url')
+    for (const bad of [[0xc0, 0xaf], [0xe0, 0x80, 0xaf], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x82], [0x80], [0xff], [0xf8, 0x88, 0x80, 0x80, 0x80]]) {
+      expect(() => b64uDecodeText(b(...bad)), bad.join(',')).toThrow(expect.objectContaining({ code: 'INVALID_UTF8' }))
+    }
+    expect(b64uDecodeText(b(0xef, 0xbf, 0xbd))).toBe('{\uFFFD}')
+    // a real U+FFFD does not let a bad sequence after it through
+    expect(() => b64uDecodeText(b(0xef, 0xbf, 0xbd, 0xed, 0xa0, 0x80))).toThrow(expect.objectContaining({ code: 'INVALID_UTF8' }))
+  })
 })

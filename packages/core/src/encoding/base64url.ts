@@ -94,8 +94,11 @@ export function b64uDecodeText(input: string, code: MandateErrorCode = 'TOKEN_MA
   if (scratch.toString('base64url', 0, n) !== input) {
     throw new MandateError(code, B64URL.test(input) ? `${what} is not canonical base64url` : `${what} is not base64url`)
   }
-  if (!nodeIsUtf8(scratch.subarray(0, n))) throw new MandateError(utf8Code, 'invalid UTF-8')
-  return scratch.toString('utf8', 0, n)
+  // Node's decoder replaces every invalid sequence with U+FFFD, so text without one came from valid
+  // UTF-8; only text with one (a real U+FFFD, or a replaced sequence) needs the strict check
+  const text = scratch.toString('utf8', 0, n)
+  if (text.indexOf('\uFFFD') !== -1 && !nodeIsUtf8(scratch.subarray(0, n))) throw new MandateError(utf8Code, 'invalid UTF-8')
+  return text
 }
 
 /**
