@@ -58,9 +58,10 @@ describe('cache hits skip the mandate signature', () => {
     expect(v.mode).toBe('mandate')
     expect(Object.isFrozen(v.claims)).toBe(true)
     expect(Object.isFrozen(v.claims.authorization_details[0])).toBe(true)
-    // the arrays handed out are copies: changing them cannot change the next call's answer
-    v.ancestors.push('x')
-    v.actorChain.push('y')
+    // the arrays handed out are the cached entry's, frozen: changing them cannot change the next call's answer
+    expect(() => (v.ancestors as string[]).push('x')).toThrow(TypeError)
+    expect(() => (v.actorChain as string[]).push('y')).toThrow(TypeError)
+    expect(() => (v.scopes as string[]).push('z')).toThrow(TypeError)
     const again = await call(g, agent, root.token)
     expect(again.ancestors).toEqual([])
     expect(again.actorChain).toEqual([agent.did])

@@ -81,10 +81,11 @@ export interface VerifiedCall {
   subject: string
   /** The agent making the call (current actor, holder of the bound key). */
   actor: string
-  /** Every actor, first delegate first, current actor last. */
-  actorChain: string[]
+  /** Every actor, first delegate first, current actor last (read-only: shared with the guard's cache). */
+  actorChain: readonly string[]
   task: { id: string; purpose?: string }
-  scopes: string[]
+  /** Read-only, as `actorChain`. */
+  scopes: readonly string[]
   tool: string
   argumentsDigest: string
   /**
@@ -96,8 +97,8 @@ export interface VerifiedCall {
   /** Expiry of the credential, seconds since the epoch. */
   expiresAt: number
   mandateId: string
-  /** Ancestor mandate ids, root first. */
-  ancestors: string[]
+  /** Ancestor mandate ids, root first (read-only, as `actorChain`). */
+  ancestors: readonly string[]
   audience: string
   /** True when the credential was minted by the Authority for exactly this call (single use). */
   callBound: boolean
@@ -462,21 +463,27 @@ export function createGuard(options: GuardOptions): Guard {
     if (!unused) throw new MandateError('TOKEN_REPLAYED', 'call credential has already been used')
     // reusable tokens only: a call-bound one (Authority call credential or offline call hop) is single use
     if (cache && !s.cached && !claims.call) {
+      // shared by every later call that hits: frozen, so no caller can change the next call's answer
       deepFreeze(claims)
+      Object.freeze(v.actorChain)
+      Object.freeze(v.scopes)
+      Object.freeze(v.actors)
+      Object.freeze(v.revocationIds)
       cache.set(v)
     }
     const digest = s.digest
+    // the arrays go out as they are (read-only; frozen when the entry is cached): no copy per call
     const out: VerifiedCall = {
       subject: claims.sub,
       actor: claims.act.sub,
-      actorChain: v.actorChain.slice(),
+      actorChain: v.actorChain,
       task: claims.purpose !== undefined ? { id: claims.txn, purpose: claims.purpose } : { id: claims.txn },
-      scopes: v.scopes.slice(),
+      scopes: v.scopes,
       tool: s.toolName ?? '',
       argumentsDigest: digest ?? claims.call?.args ?? '',
       expiresAt: Math.min(claims.exp, v.exp),
       mandateId: claims.jti,
-      ancestors: claims.delegation.ancestors.slice(),
+      ancestors: claims.delegation.ancestors,
       audience,
       callBound: v.mode === 'call',
       mode: v.mode,

@@ -58,12 +58,26 @@ export function parseCompactJws(token: unknown, policy: CompactJwsPolicy): Parse
   const limits = policy.limits ?? DEFAULT_JSON_LIMITS
   const header = parseHeader(token.slice(0, d1), limits, policy)
   const payload = parseStrictJsonObject(b64uDecodeText(token.slice(d1 + 1, d2), 'TOKEN_MALFORMED', 'payload', 'INVALID_UTF8'), limits)
-  const signature = b64uDecode(token.slice(d2 + 1), 'TOKEN_MALFORMED', 'signature')
+  const signature = decodeSignature(token.slice(d2 + 1))
   if (signature.length !== 64) throw new MandateError('SIGNATURE_INVALID', 'Ed25519 signature must be 64 bytes')
   if (hasSmallOrderR(signature)) throw new MandateError('SIGNATURE_INVALID', 'signature uses a small-order R')
   // both segments decoded strictly above (or the header matched a cached, once-decoded segment), so the
   // signing input is base64url ASCII: one byte per character
   return { header, payload, signingInput: asciiBytes(token.slice(0, d2)), signature }
+}
+
+// An Ed25519 signature is 64 bytes: exactly 86 base64url characters, the last carrying 2 bits and
+// 4 zero bits (so one of A, Q, g, w). Checked that way, the canonical form needs no re-encoding;
+// anything else takes the general strict decoder (and its errors).
+const SIGNATURE_B64U = /^[A-Za-z0-9_-]{85}[AQgw]$/
+const NodeBuffer = (globalThis as { Buffer?: { from(s: string, enc: 'base64url'): Uint8Array } }).Buffer
+
+function decodeSignature(text: string): Uint8Array {
+  if (NodeBuffer !== undefined && text.length === 86 && SIGNATURE_B64U.test(text)) {
+    const b = NodeBuffer.from(text, 'base64url')
+    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
+  }
+  return b64uDecode(text, 'TOKEN_MALFORMED', 'signature')
 }
 
 // Headers repeat (one per signing key and kind), so their strict parse is cached by exact segment

@@ -27,7 +27,7 @@ function describe(span: SpanLike, v: VerifiedCall): void {
   span.setAttribute('mandate.outcome', 'ok')
   span.setAttribute('mandate.task_id', v.task.id)
   span.setAttribute('mandate.agent', v.actor)
-  span.setAttribute('mandate.actor_chain', v.actorChain)
+  span.setAttribute('mandate.actor_chain', [...v.actorChain])
   span.setAttribute('mandate.subject', v.subject)
   span.setAttribute('mandate.tool', v.tool)
   span.setAttribute('mandate.audience', v.audience)

@@ -114,7 +114,7 @@ export class GuardedServerTransport implements Transport {
           argumentsDigest: call.argumentsDigest,
           decision: 'allowed',
           outcome: failed ? 'error' : 'success',
-          actorChain: call.actorChain,
+          actorChain: [...call.actorChain],
           subject: call.subject,
           // the holder-signed hops of an offline chain, so that the Authority's audit shows them
           ...(call.offlineHops?.length ? { offlineHops: call.offlineHops.map((h) => ({ ...h, tools: [...h.tools] })) } : {}),
