@@ -152,3 +152,42 @@ describe('base64url straight to text (the JWS header and payload path)', () => {
     expect(() => b64uDecodeText(b(0xef, 0xbf, 0xbd, 0xed, 0xa0, 0x80))).toThrow(expect.objectContaining({ code: 'INVALID_UTF8' }))
   })
 })
+
+describe('JWS signature segment (86-character fast path)', () => {
+  it('accepts and refuses exactly what the general strict decoder does', async () => {
+    const { parseCompactJws } = await import('../src/jws/compact.js')
+    const head = `${Buffer.from('{"alg":"Ed25519","typ":"JWT"}').toString('base64url')}.${Buffer.from('{"a":1}').toString('base64url')}`
+    const policy = { typ: 'JWT', maxLength: 4096 }
+    const outcome = (sig: string) => {
+      try {
+        return Buffer.from(parseCompactJws(`${head}.${sig}`, policy).signature).toString('hex')
+      } catch (err) {
+        return `refused:${(err as MandateError).code}`
+      }
+    }
+    const reference = (sig: string) => {
+      let bytes: Uint8Array
+      try {
+        bytes = b64uDecode(sig)
+      } catch {
+        return 'refused:TOKEN_MALFORMED'
+      }
+      if (bytes.length !== 64) return 'refused:SIGNATURE_INVALID'
+      return outcome(sig).startsWith('refused:SIGNATURE_INVALID') ? 'refused:SIGNATURE_INVALID' : Buffer.from(bytes).toString('hex')
+    }
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+    const sigs = fc.oneof(
+      fc.uint8Array({ minLength: 64, maxLength: 64 }).map((b) => Buffer.from(b).toString('base64url')),
+      // 86 characters of the alphabet (any last character: most are not canonical) or with a stray one
+      fc.array(fc.constantFrom(...alphabet.split('')), { minLength: 86, maxLength: 86 }).map((a) => a.join('')),
+      fc.tuple(fc.array(fc.constantFrom(...alphabet.split('')), { minLength: 85, maxLength: 85 }), fc.constantFrom('+', '/', '=', ' ', '.', 'é', 'A')).map(([a, c]) => a.join('') + c),
+      fc.array(fc.constantFrom(...alphabet.split('')), { minLength: 84, maxLength: 88 }).map((a) => a.join('')),
+    )
+    fc.assert(
+      fc.property(sigs, (sig) => {
+        expect(outcome(sig)).toBe(reference(sig))
+      }),
+      { numRuns: 3000 },
+    )
+  })
+})
