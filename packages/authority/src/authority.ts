@@ -200,7 +200,8 @@ function subjectCacheEntries(o: unknown): number {
   if (o === undefined) return DEFAULT_SUBJECT_CACHE_ENTRIES
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new MandateError('CONFIG_INVALID', 'subjectCache must be { maxEntries? }')
   refuseUnknownOptions(o, { maxEntries: true }, 'subjectCache')
-  const n = (o as { maxEntries?: unknown }).maxEntries ?? DEFAULT_SUBJECT_CACHE_ENTRIES
+  // absent means the default; null is not a number of entries
+  const n = Object.hasOwn(o, 'maxEntries') ? (o as { maxEntries?: unknown }).maxEntries : DEFAULT_SUBJECT_CACHE_ENTRIES
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0 || n > 1_000_000) throw new MandateError('CONFIG_INVALID', 'subjectCache.maxEntries must be an integer from 0 to 1000000')
   return n
 }
@@ -289,6 +290,7 @@ interface ResolvedAuthorityOptions {
   callModes: ResolvedCallModes
   federationRules: FederationRule[]
   issuerKeys: IssuerKeysOptions
+  subjectEntries: number
 }
 
 /** The federation option, checked before anything is opened (CONFIG_INVALID naming the pointer). */
@@ -346,7 +348,8 @@ function resolveKnownOptions(options: Omit<AuthorityOptions, 'issuer'> & { issue
   const notifications = options.notifications === undefined ? undefined : resolveNotificationOptions(options.notifications, options.issuer)
   const callModes = resolveCallModes(options.callModes, options.perCallTools, options.maxOfflineHops)
   const federation = resolveFederationOption(options.federation, maxMandateLifetime, options.issuer)
-  return { endpoints, now, maxMandateLifetime, maxCallLifetime, skew, ttl, singleUse, policy, witness, notifications, callModes, federationRules: federation.rules, issuerKeys: federation.keys }
+  const subjectEntries = subjectCacheEntries(options.subjectCache)
+  return { endpoints, now, maxMandateLifetime, maxCallLifetime, skew, ttl, singleUse, policy, witness, notifications, callModes, federationRules: federation.rules, issuerKeys: federation.keys, subjectEntries }
 }
 
 function resolveNonceOption(option: boolean | NonceSource | undefined, now: () => number): NonceSource | undefined {
@@ -422,9 +425,8 @@ export class Authority {
   /** @internal */
   static async create(options: AuthorityOptions): Promise<Authority> {
     // every input is checked before anything is created or opened (signing keys, audit records)
-    const { endpoints: resolvedEndpoints, now, maxMandateLifetime, maxCallLifetime, skew, ttl, singleUse, policy, witness, notifications, callModes, federationRules, issuerKeys } = resolveAuthorityOptions(options)
+    const { endpoints: resolvedEndpoints, now, maxMandateLifetime, maxCallLifetime, skew, ttl, singleUse, policy, witness, notifications, callModes, federationRules, issuerKeys, subjectEntries } = resolveAuthorityOptions(options)
     const endpoints = resolvedEndpoints ?? endpointsFor(options.issuer)
-    const subjectEntries = subjectCacheEntries(options.subjectCache)
     const metrics = new AuthorityMetrics()
     // audit append latency and store errors are measured around the store's own methods
     const store = instrumentStore(options.store ?? new MemoryStore(), metrics)

@@ -1,6 +1,7 @@
 import { createLocalKeySet, decodeMandateUnverified, Ed25519Key, MandateError } from '@mandate/core'
 import { describe, expect, it } from 'vitest'
-import { createAuthority } from '../src/index.js'
+import { createServer as createNetServer } from 'node:net'
+import { createAuthority, createAuthorityServer } from '../src/index.js'
 import { SubjectCache } from '../src/exchange/subject_cache.js'
 import { AUD, manualClock, TOOLS } from './helpers.js'
 
@@ -125,9 +126,58 @@ describe('subject cache: a mandate exchanged again is not verified again, and no
     await disabled.authority.close()
   })
 
+  it('stays within its bound when hits and misses interleave (a hit waiting on its key does not put back an evicted entry)', async () => {
+    const { authority, a, root } = await setup()
+    const g2 = Ed25519Key.generate()
+    await authority.registerAgent({ did: g2.did, name: 'g2', role: 'grantor' })
+    const others: string[] = []
+    for (let i = 0; i < 3; i++) others.push((await authority.grant({ grantor: g2.did, subject: `s${i}`, agent: a.did, audiences: [AUD], tools: TOOLS })).token)
+    const local = createLocalKeySet(authority.jwks())
+    // a resolver that answers one macrotask later: the hits below are all waiting when the misses run
+    const slow = { resolve: (kid: string) => new Promise<Awaited<ReturnType<typeof local.resolve>>>((r, j) => setTimeout(() => Promise.resolve(local.resolve(kid)).then(r, j), 5)) }
+    const opts = { issuer: ISSUER, keys: slow, now: Math.floor(Date.now() / 1000), skew: 30 }
+    const cache = new SubjectCache(2)
+    await cache.verify(root, opts)
+    await cache.verify(others[0] as string, opts)
+    const hits = [cache.verify(root, opts), cache.verify(others[0] as string, opts)]
+    // misses (verified against the local set, no wait) evict both entries while the hits wait
+    const fast = { ...opts, keys: local }
+    await cache.verify(others[1] as string, fast)
+    await cache.verify(others[2] as string, fast)
+    await Promise.all(hits)
+    expect(cache.size).toBeLessThanOrEqual(2)
+    await authority.close()
+  })
+
+  it('what a hit returns is frozen: no caller can change what the next exchange reads', async () => {
+    const { authority, root } = await setup()
+    const cache = new SubjectCache(8)
+    const opts = { issuer: ISSUER, keys: createLocalKeySet(authority.jwks()), now: Math.floor(Date.now() / 1000), skew: 30 }
+    await cache.verify(root, opts)
+    const hit = await cache.verify(root, opts)
+    expect(Object.isFrozen(hit)).toBe(true)
+    expect(() => { (hit as { hash: string }).hash = 'x' }).toThrow(TypeError)
+    expect((await cache.verify(root, opts)).hash).toBe(hit.hash)
+    await authority.close()
+  })
+
   it('its option is validated before anything is created', async () => {
-    for (const bad of [{ maxEntries: -1 }, { maxEntries: 1.5 }, { maxEntries: '10' }, { size: 3 }, null, []] as unknown[]) {
+    for (const bad of [{ maxEntries: -1 }, { maxEntries: 1.5 }, { maxEntries: '10' }, { maxEntries: null }, { size: 3 }, null, []] as unknown[]) {
       expect(await code(createAuthority({ issuer: ISSUER, subjectCache: bad as never }))).toBe('CONFIG_INVALID')
+    }
+  })
+
+  it('createAuthorityServer refuses a bad subjectCache before it binds the port', async () => {
+    // the port is taken: a check that ran after binding would answer EADDRINUSE instead
+    const taken = createNetServer()
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()))
+    const port = (taken.address() as { port: number }).port
+    try {
+      expect(await code(createAuthorityServer({ port, hostname: '127.0.0.1', authority: { subjectCache: { maxEntries: -1 } } }))).toBe('CONFIG_INVALID')
+      // control: a valid option on the taken port does reach the bind
+      expect(await code(createAuthorityServer({ port, hostname: '127.0.0.1', authority: { subjectCache: { maxEntries: 4 } } }))).not.toBe('CONFIG_INVALID')
+    } finally {
+      await new Promise((r) => taken.close(r))
     }
   })
 })

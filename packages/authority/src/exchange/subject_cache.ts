@@ -14,18 +14,18 @@
 import { checkTimes, MandateError, tokenHash, verifyMandate, type KeyResolver, type MandateClaims, type PublicKeyHandle } from '@mandate/core'
 
 interface Entry {
-  token: string
-  claims: MandateClaims
+  readonly token: string
+  readonly claims: MandateClaims
   /** base64url(SHA-256(token)): the child's `parent_hash`, computed once. */
-  hash: string
-  kid: string
-  key: PublicKeyHandle
+  readonly hash: string
+  readonly kid: string
+  readonly key: PublicKeyHandle
 }
 
 /** A verified subject token: its claims and its hash. */
 export interface VerifiedSubject {
-  claims: MandateClaims
-  hash: string
+  readonly claims: MandateClaims
+  readonly hash: string
 }
 
 export const DEFAULT_SUBJECT_CACHE_ENTRIES = 4096
@@ -72,25 +72,31 @@ export class SubjectCache {
           checkTimes(hit.claims, options.now, options.skew)
           key = await options.keys.resolve(hit.kid)
         } catch (err) {
-          this.#entries.delete(k)
+          if (this.#entries.get(k) === hit) this.#entries.delete(k)
           throw err
         }
         if (sameKey(key.raw, hit.key.raw)) {
-          // most recently used last (Map keeps insertion order)
-          this.#entries.delete(k)
-          this.#entries.set(k, hit)
+          // most recently used last (Map keeps insertion order) — only while it is still the entry:
+          // misses that ran during the await may have evicted it, and putting it back would
+          // grow the map past its bound
+          if (this.#entries.get(k) === hit) {
+            this.#entries.delete(k)
+            this.#entries.set(k, hit)
+          }
           return hit
         }
         // another key under the same kid: verify afresh (and refuse, unless it signed these bytes)
-        this.#entries.delete(k)
+        if (this.#entries.get(k) === hit) this.#entries.delete(k)
       }
     }
     const v = await verifyMandate(token, { issuer: options.issuer, keys: options.keys, now: options.now, skew: options.skew })
     const entry: Entry = { token: token as string, claims: v.claims, hash: tokenHash(token as string), kid: v.kid, key: v.key }
     // call and audience credentials are never subject tokens (the exchange refuses them): not worth a slot
     if (this.maxEntries > 0 && !v.claims.call && v.claims.credential === undefined) {
-      // shared with every exchange that hits: frozen, so no exchange can change what the next one reads
+      // shared with every exchange that hits: frozen (the entry and its claims), so no exchange can
+      // change what the next one reads
       deepFreeze(entry.claims)
+      Object.freeze(entry)
       const k = keyOf(entry.token)
       this.#entries.delete(k)
       while (this.#entries.size >= this.maxEntries) {
