@@ -73,6 +73,12 @@ describe('cache hits skip the mandate signature', () => {
     const g = auth.guard()
     expect(await countVerifies(() => call(g, agent, c.token))).toBe(2)
     expect(g.mandateCache?.size).toBe(0)
+    // frozen all the same (not cached, but the same contract): a caller writing to them fails in a test as it would in production
+    const c2 = await auth.narrow(root.token, agent, { kind: 'call', audience: AUD, tool: 'files.read', arguments: args })
+    const v = await call(g, agent, c2.token)
+    for (const arr of [v.ancestors, v.actorChain, v.scopes]) expect(Object.isFrozen(arr)).toBe(true)
+    const uncached = await call(auth.guard({ mandateCache: false }), agent, root.token)
+    for (const arr of [uncached.ancestors, uncached.actorChain, uncached.scopes]) expect(Object.isFrozen(arr)).toBe(true)
     await expectReject(call(g, agent, c.token), 'TOKEN_REPLAYED')
   })
 

@@ -81,10 +81,10 @@ export interface VerifiedCall {
   subject: string
   /** The agent making the call (current actor, holder of the bound key). */
   actor: string
-  /** Every actor, first delegate first, current actor last (read-only: shared with the guard's cache). */
+  /** Every actor, first delegate first, current actor last (frozen: shared with the guard's cache). */
   actorChain: readonly string[]
   task: { id: string; purpose?: string }
-  /** Read-only, as `actorChain`. */
+  /** Frozen, as `actorChain`. */
   scopes: readonly string[]
   tool: string
   argumentsDigest: string
@@ -97,7 +97,7 @@ export interface VerifiedCall {
   /** Expiry of the credential, seconds since the epoch. */
   expiresAt: number
   mandateId: string
-  /** Ancestor mandate ids, root first (read-only, as `actorChain`). */
+  /** Ancestor mandate ids, root first (frozen, as `actorChain`). */
   ancestors: readonly string[]
   audience: string
   /** True when the credential was minted by the Authority for exactly this call (single use). */
@@ -472,7 +472,13 @@ export function createGuard(options: GuardOptions): Guard {
       cache.set(v)
     }
     const digest = s.digest
-    // the arrays go out as they are (read-only; frozen when the entry is cached): no copy per call
+    // the arrays go out as they are, no copy per call, and frozen whether or not the entry is
+    // cached: code that writes to them fails the same way in a test and in production
+    if (s.cached !== true) {
+      Object.freeze(v.actorChain)
+      Object.freeze(v.scopes)
+      Object.freeze(claims.delegation.ancestors)
+    }
     const out: VerifiedCall = {
       subject: claims.sub,
       actor: claims.act.sub,
