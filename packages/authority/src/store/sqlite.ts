@@ -34,6 +34,25 @@ export interface SqliteStoreOptions {
   synchronous?: 'FULL' | 'NORMAL'
   /** ms to wait for a lock held by another connection. Default 5000. */
   busyTimeoutMs?: number
+  /**
+   * Page size of a **new** database file, in bytes: a power of two from 512 to 65536. Default 2048.
+   * An existing file keeps the page size it was created with (SQLite changes it only by VACUUM).
+   * Why 2048 and not SQLite's 4096: an exchange dirties one page in each of ~20 B-trees (the
+   * mandate and audit rows and their indexes), and every dirty page is written whole to the WAL and
+   * again at the checkpoint, so smaller pages cut the bytes written per exchange; measured in
+   * process (docs/deploy.md), 2048 takes ~30% less CPU per exchange than 4096 for ~9% more file.
+   */
+  pageSize?: number
+}
+
+/** The page size new SQLite databases get (see SqliteStoreOptions.pageSize). */
+export const DEFAULT_SQLITE_PAGE_SIZE = 2048
+
+/** CONFIG_INVALID unless `n` is a page size SQLite accepts. */
+export function checkSqlitePageSize(n: unknown): void {
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 512 || n > 65536 || (n & (n - 1)) !== 0) {
+    throw new MandateError('CONFIG_INVALID', 'sqlite pageSize must be a power of two from 512 to 65536')
+  }
 }
 
 const SCHEMA = `
@@ -314,6 +333,8 @@ export class SqliteStore implements AuthorityStore {
   #open = true
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
+    // checked before the file is created
+    if (options.pageSize !== undefined) checkSqlitePageSize(options.pageSize)
     createPrivateFile(path)
     try {
       this.db = new DatabaseSync(path)
@@ -331,6 +352,9 @@ export class SqliteStore implements AuthorityStore {
 
   /** Journal, pragmas, schema and migrations; the prepared statements. */
   #init(path: string, options: SqliteStoreOptions): Record<string, SqliteStatement> {
+    // takes effect only while the file is still empty (before journal_mode writes its header); an
+    // existing database keeps its page size
+    this.db.exec(`PRAGMA page_size = ${options.pageSize ?? DEFAULT_SQLITE_PAGE_SIZE}`)
     const mode = this.db.prepare('PRAGMA journal_mode = WAL').get() as { journal_mode?: unknown } | undefined
     const wal = String(mode?.journal_mode).toLowerCase() === 'wal'
     const memory = path === '' || path === ':memory:'
