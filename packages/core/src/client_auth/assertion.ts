@@ -81,7 +81,9 @@ export async function verifyClientAssertion(assertion: unknown, options: VerifyC
     const key = await options.resolveClientKey(p.iss)
     if (!backend.verify(key, jws.signingInput, jws.signature)) throw new MandateError('INVALID_CLIENT', 'client assertion signature is invalid')
     const auds = Array.isArray(p.aud) ? p.aud : [p.aud]
-    if (!auds.some((a) => typeof a === 'string' && options.audiences.includes(a))) throw new MandateError('INVALID_CLIENT', 'client assertion audience is wrong')
+    // every value ours (draft-ietf-oauth-rfc7523bis: an assertion also addressed to another server
+    // could have been minted for it and replayed here), and at least one
+    if (auds.length === 0 || !auds.every((a) => typeof a === 'string' && options.audiences.includes(a))) throw new MandateError('INVALID_CLIENT', 'client assertion audience is wrong')
     const now = options.now ?? Math.floor(Date.now() / 1000)
     const skew = options.skew ?? 30
     if (typeof p.exp !== 'number' || now - skew >= p.exp) throw new MandateError('INVALID_CLIENT', 'client assertion has expired')
@@ -89,6 +91,8 @@ export async function verifyClientAssertion(assertion: unknown, options: VerifyC
     if (p.exp - (typeof p.iat === 'number' ? p.iat : now) > MAX_ASSERTION_LIFETIME + skew) throw new MandateError('INVALID_CLIENT', 'client assertion lifetime is too long')
     if (p.nbf !== undefined && (typeof p.nbf !== 'number' || p.nbf > now + skew)) throw new MandateError('INVALID_CLIENT', 'client assertion is not yet valid')
     if (typeof p.jti !== 'string' || p.jti.length < 16 || p.jti.length > 128) throw new MandateError('INVALID_CLIENT', 'client assertion jti is required')
+    // the jti becomes a replay-store key (Redis, a Postgres text column): no control characters
+    if (/[\u0000-\u001f\u007f]/.test(p.jti)) throw new MandateError('INVALID_CLIENT', 'client assertion jti must not contain control characters')
     if (!(await options.replay.use(`assertion:${p.iss}:${p.jti}`, p.exp + skew))) throw new MandateError('INVALID_CLIENT', 'client assertion has already been used')
     return p.iss
   } catch (err) {

@@ -93,7 +93,7 @@ function scan(text: string, limits: StrictJsonLimits): number {
     }
     if (c === 0x7b || c === 0x5b) {
       depth++
-      if (depth > limits.maxDepth) throw new MandateError('JSON_TOO_DEEP', 'JSON nesting too deep')
+      if (depth > limits.maxDepth) throw new MandateError('JSON_TOO_DEEP', 'JSON nesting too deep', { detail: { limit: 'depth' } })
       counts[depth] = 0
       isArray[depth] = c === 0x5b
     } else if (c === 0x7d || c === 0x5d) {
@@ -103,7 +103,8 @@ function scan(text: string, limits: StrictJsonLimits): number {
       const count = (counts[depth] ?? 0) + 1
       counts[depth] = count
       if (isArray[depth] ? count >= limits.maxArray : count >= limits.maxMembers) {
-        throw new MandateError('TOKEN_MALFORMED', isArray[depth] ? 'JSON array too long' : 'JSON object has too many members')
+        // detail.limit tells a size limit from a syntax error (callers map it to their own code)
+        throw new MandateError('TOKEN_MALFORMED', isArray[depth] ? 'JSON array too long' : 'JSON object has too many members', { detail: { limit: isArray[depth] ? 'array' : 'members' } })
       }
     }
     i++

@@ -144,7 +144,51 @@ export interface Guard {
   readonly mandateCache?: MandateCache
 }
 
+/**
+ * Read the caller's input: a getter or proxy trap on it that throws is the caller's input being
+ * unusable (INVALID_REQUEST), not a failure of the guard (INTERNAL). MandateErrors pass through.
+ */
+function readInput<T>(read: () => T): T {
+  try {
+    return read()
+  } catch (err) {
+    if (MandateError.is(err)) throw err
+    throw new MandateError('INVALID_REQUEST', 'the request input could not be read', { cause: err })
+  }
+}
+
+function isAbsoluteUrl(url: string): boolean {
+  try {
+    new URL(url)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The parts of an HTTP request the guard needs, each checked for its type. */
+function requestParts(input: HttpCallInput): { token: string; proof: string | undefined; method: string; url: string | URL; tool: string | undefined; args: unknown } {
+  if (typeof input !== 'object' || input === null) throw new MandateError('INVALID_REQUEST', 'verifyRequest needs { headers, method, url }')
+  if (input.rawHeaders !== undefined) assertSingleLines(input.rawHeaders)
+  const authz = header(input.headers, 'authorization')
+  if (authz === undefined) throw new MandateError('PROOF_MISSING', 'an Authorization: DPoP credential is required', NO_CREDENTIALS)
+  const sp = authz.indexOf(' ')
+  const scheme = sp === -1 ? authz : authz.slice(0, sp)
+  if (scheme.toLowerCase() !== 'dpop') {
+    // a bound credential is never accepted as a bearer token (no downgrade)
+    throw new MandateError('PROOF_MISSING', 'credentials must use the DPoP scheme', NO_CREDENTIALS)
+  }
+  const token = authz.slice(sp + 1)
+  const proof = header(input.headers, 'dpop')
+  const { method, url, tool } = input
+  if (typeof method !== 'string' || method === '' || url === undefined || url === null || (url as unknown) === '') throw new MandateError('INVALID_REQUEST', 'method and url are required')
+  if (!(url instanceof URL) && (typeof url !== 'string' || !isAbsoluteUrl(url))) throw new MandateError('INVALID_REQUEST', 'url must be an absolute URL')
+  if (tool !== undefined && typeof tool !== 'string') throw new MandateError('TOOL_NOT_ALLOWED', 'tool must be a string')
+  return { token, proof, method, url, tool, args: input.arguments }
+}
+
 function header(headers: HeaderBag, name: string): string | undefined {
+  if (typeof headers !== 'object' || headers === null) throw new MandateError('INVALID_REQUEST', 'headers must be a Headers object or a plain object')
   let v: string | string[] | null | undefined
   if (typeof (headers as Headers).get === 'function') v = (headers as Headers).get(name)
   else {
@@ -159,6 +203,7 @@ function header(headers: HeaderBag, name: string): string | undefined {
     if (v.length !== 1) throw new MandateError('TOKEN_MALFORMED', `exactly one ${name} header is allowed`)
     v = v[0] as string
   }
+  if (typeof v !== 'string') throw new MandateError('TOKEN_MALFORMED', `the ${name} header must be a string`)
   if (v.length > MAX_CHAIN_LENGTH + 16) throw new MandateError('TOKEN_TOO_LARGE', `${name} header is too large`)
   // Headers joins repeated fields with ", "; a JWT never contains either character
   if (v.includes(',')) throw new MandateError('TOKEN_MALFORMED', `exactly one ${name} header is allowed`)
@@ -557,19 +602,8 @@ export function createGuard(options: GuardOptions): Guard {
     // one async frame per call: verify itself answers synchronously while every store does
     async verifyRequest(input) {
       try {
-        if (input.rawHeaders !== undefined) assertSingleLines(input.rawHeaders)
-        const authz = header(input.headers, 'authorization')
-        if (authz === undefined) throw new MandateError('PROOF_MISSING', 'an Authorization: DPoP credential is required', NO_CREDENTIALS)
-        const sp = authz.indexOf(' ')
-        const scheme = sp === -1 ? authz : authz.slice(0, sp)
-        if (scheme.toLowerCase() !== 'dpop') {
-          // a bound credential is never accepted as a bearer token (no downgrade)
-          throw new MandateError('PROOF_MISSING', 'credentials must use the DPoP scheme', NO_CREDENTIALS)
-        }
-        const token = authz.slice(sp + 1)
-        const proof = header(input.headers, 'dpop')
-        if (!input.method || !input.url) throw new MandateError('INVALID_REQUEST', 'method and url are required')
-        const r = verify(token, proof, input.tool, input.arguments, { method: input.method, url: input.url })
+        const req = readInput(() => requestParts(input))
+        const r = verify(req.token, req.proof, req.tool, req.args, { method: req.method, url: req.url })
         return r instanceof Promise ? await r : r
       } catch (err) {
         throw guardError(err)
@@ -577,8 +611,12 @@ export function createGuard(options: GuardOptions): Guard {
     },
     async verifyToolCall(input) {
       try {
-        if (typeof input.tool !== 'string') throw new MandateError('TOOL_NOT_ALLOWED', 'tool name is required')
-        const r = verify(input.mandate, typeof input.proof === 'string' ? input.proof : undefined, input.tool, input.arguments, undefined)
+        const c = readInput(() => {
+          if (typeof input !== 'object' || input === null) throw new MandateError('INVALID_REQUEST', 'verifyToolCall needs { mandate, proof, tool, arguments }')
+          return { tool: input.tool, mandate: input.mandate, proof: input.proof, args: input.arguments }
+        })
+        if (typeof c.tool !== 'string') throw new MandateError('TOOL_NOT_ALLOWED', 'tool name is required')
+        const r = verify(c.mandate, typeof c.proof === 'string' ? c.proof : undefined, c.tool, c.args, undefined)
         return r instanceof Promise ? await r : r
       } catch (err) {
         throw guardError(err)

@@ -33,6 +33,9 @@ export interface CreateProofOptions {
   now?: number
 }
 
+// C0 controls and DEL
+const CONTROL_CHAR = /[\u0000-\u001f\u007f]/
+
 /** Normalise an `htu` per RFC 9449 §4.3: scheme, host and port, path; no query, no fragment. */
 export function normalizeHtu(url: string | URL): string {
   const u = typeof url === 'string' ? new URL(url) : url
@@ -172,6 +175,8 @@ export function checkProof(proof: unknown, options: VerifyProofOptions): Verifie
   const skew = options.skew ?? 5
   const maxAge = options.maxAge ?? DEFAULT_PROOF_MAX_AGE
   if (typeof p.jti !== 'string' || p.jti.length < 16 || p.jti.length > 128) throw new MandateError('PROOF_INVALID', 'proof jti must be a random string of at least 96 bits')
+  // the jti becomes a key in the replay store (Redis, a Postgres text column): no control characters
+  if (CONTROL_CHAR.test(p.jti)) throw new MandateError('PROOF_INVALID', 'proof jti must not contain control characters')
   if (typeof p.iat !== 'number' || !Number.isFinite(p.iat)) throw new MandateError('PROOF_INVALID', 'proof iat is required')
   if (p.iat > now + skew || p.iat < now - maxAge - skew) throw new MandateError('PROOF_STALE', 'proof iat is outside the acceptable window')
 
@@ -179,9 +184,12 @@ export function checkProof(proof: unknown, options: VerifyProofOptions): Verifie
     if (typeof p.htm !== 'string' || p.htm !== options.method) throw new MandateError('PROOF_INVALID', 'proof htm does not match the request method')
     let htu: string
     try {
-      htu = normalizeHtu(p.htu as string)
+      const u = new URL(p.htu as string)
+      // a request URI never carries userinfo (RFC 9110 §4.2.4): an htu with it names another URI
+      if (u.username !== '' || u.password !== '') throw new Error('userinfo')
+      htu = normalizeHtu(u)
     } catch {
-      throw new MandateError('PROOF_INVALID', 'proof htu is not a URL')
+      throw new MandateError('PROOF_INVALID', 'proof htu is not a URL without userinfo')
     }
     if (typeof p.htu !== 'string' || htu !== normalizeHtu(options.url as string | URL)) throw new MandateError('PROOF_INVALID', 'proof htu does not match the request URL')
   }
