@@ -196,6 +196,20 @@ const AUTHORITY_OPTIONS = {
   subjectCache: true,
 } as const satisfies Record<keyof AuthorityOptions, true>
 
+/**
+ * Plain JSON that survives storage unchanged: no Infinity or NaN (stored as null), no integer past
+ * 2^53 − 1 (stored rounded), no functions, dates or class instances; nesting ≤ 16.
+ */
+function isExactJson(v: unknown, depth: number): boolean {
+  if (v === null || typeof v === 'string' || typeof v === 'boolean') return true
+  if (typeof v === 'number') return Number.isFinite(v) && (!Number.isInteger(v) || Number.isSafeInteger(v))
+  if (typeof v !== 'object' || depth >= 16) return false
+  if (Array.isArray(v)) return v.every((x) => isExactJson(x, depth + 1))
+  const proto = Object.getPrototypeOf(v)
+  if (proto !== Object.prototype && proto !== null) return false
+  return Object.values(v).every((x) => isExactJson(x, depth + 1))
+}
+
 function subjectCacheEntries(o: unknown): number {
   if (o === undefined) return DEFAULT_SUBJECT_CACHE_ENTRIES
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new MandateError('CONFIG_INVALID', 'subjectCache must be { maxEntries? }')
@@ -537,8 +551,8 @@ export class Authority {
     const role = input.role ?? 'agent'
     if (!ROLES.includes(role)) throw new MandateError('INVALID_REQUEST', 'unknown role')
     if (input.owner !== undefined && (typeof input.owner !== 'string' || input.owner.length > 256)) throw new MandateError('INVALID_REQUEST', 'owner must be a string of at most 256 characters')
-    if (input.metadata !== undefined && (typeof input.metadata !== 'object' || input.metadata === null || Array.isArray(input.metadata) || JSON.stringify(input.metadata).length > 4096)) {
-      throw new MandateError('INVALID_REQUEST', 'metadata must be a JSON object of at most 4 KiB')
+    if (input.metadata !== undefined && (typeof input.metadata !== 'object' || input.metadata === null || Array.isArray(input.metadata) || !isExactJson(input.metadata, 0) || JSON.stringify(input.metadata).length > 4096)) {
+      throw new MandateError('INVALID_REQUEST', 'metadata must be a JSON object of at most 4 KiB (plain values; finite numbers, integers within ±(2^53 − 1))')
     }
     const jwk: Ed25519PublicJwk = publicJwkFromDidKey(input.did)
     // revocation is final for a did (also a pre-emptive one): a new key must be registered
@@ -603,7 +617,8 @@ export class Authority {
   }
 
   #agentChange(did: unknown, meta: { by?: string; reason?: string }): { fields: Record<string, JsonValue>; reason?: string } {
-    if (typeof did !== 'string' || did.length === 0 || did.length > 2048) throw new MandateError('INVALID_REQUEST', 'did must be a non-empty string')
+    if (typeof did !== 'string' || did.length === 0) throw new MandateError('INVALID_REQUEST', 'did must be a non-empty string')
+    if (did.length > 2048) throw new MandateError('INVALID_REQUEST', 'did is too long (at most 2048 characters)')
     if (typeof meta !== 'object' || meta === null) throw new MandateError('INVALID_REQUEST', 'meta must be an object')
     if (meta.by !== undefined && (typeof meta.by !== 'string' || meta.by.length > 512)) throw new MandateError('INVALID_REQUEST', 'by must be a string of at most 512 characters')
     if (meta.reason !== undefined && (typeof meta.reason !== 'string' || meta.reason.length > 512)) throw new MandateError('INVALID_REQUEST', 'reason must be a string of at most 512 characters')

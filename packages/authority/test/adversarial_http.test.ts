@@ -474,14 +474,17 @@ describe('adversarial HTTP client against the Authority', () => {
         ['path suffix', proof(a.key, { url: `${tokenUrl}/` }), 'invalid_dpop_proof'],
         ['stale', proof(a.key, { now: nowSec() - 3600 }), 'invalid_dpop_proof'],
         ['future', proof(a.key, { now: nowSec() + 3600 }), 'invalid_dpop_proof'],
-        ['another key (the delegate\u2019s)', proof(b.key), 'invalid_request'],
-        ['another key (dpop lib)', await generateProof(c.pair as never, tokenUrl, 'POST'), 'invalid_request'],
+        ['another key (the delegate\u2019s)', proof(b.key), 'invalid_dpop_proof'],
+        ['another key (dpop lib)', await generateProof(c.pair as never, tokenUrl, 'POST'), 'invalid_dpop_proof'],
         ['missing', undefined, 'invalid_request'],
         ['private key in jwk', signCompactJws({ typ: 'dpop+jwt', alg: 'EdDSA', jwk: { kty: 'OKP', crv: 'Ed25519', x: a.key.publicJwk.x, d: 'AAAA' } }, { jti: randomId(), iat: nowSec(), htm: 'POST', htu: tokenUrl }, a.key), 'invalid_dpop_proof'],
-        ['alg none', forged({ typ: 'dpop+jwt', alg: 'none', jwk: { kty: 'OKP', crv: 'Ed25519', x: a.key.publicJwk.x } }, { jti: randomId(), iat: nowSec(), htm: 'POST', htu: tokenUrl }, () => ''), 'invalid_request'],
-        ['typ JWT', signCompactJws({ typ: 'JWT', alg: 'EdDSA', jwk: { kty: 'OKP', crv: 'Ed25519', x: a.key.publicJwk.x } }, { jti: randomId(), iat: nowSec(), htm: 'POST', htu: tokenUrl }, a.key), 'invalid_request'],
+        ['alg none', forged({ typ: 'dpop+jwt', alg: 'none', jwk: { kty: 'OKP', crv: 'Ed25519', x: a.key.publicJwk.x } }, { jti: randomId(), iat: nowSec(), htm: 'POST', htu: tokenUrl }, () => ''), 'invalid_dpop_proof'],
+        ['typ JWT', signCompactJws({ typ: 'JWT', alg: 'EdDSA', jwk: { kty: 'OKP', crv: 'Ed25519', x: a.key.publicJwk.x } }, { jti: randomId(), iat: nowSec(), htm: 'POST', htu: tokenUrl }, a.key), 'invalid_dpop_proof'],
         ['short jti', signCompactJws({ typ: 'dpop+jwt', alg: 'EdDSA', jwk: { kty: 'OKP', crv: 'Ed25519', x: a.key.publicJwk.x } }, { jti: 'x', iat: nowSec(), htm: 'POST', htu: tokenUrl }, a.key), 'invalid_dpop_proof'],
-        ['a client assertion as proof', assertion(a), 'invalid_request'],
+        ['a client assertion as proof', assertion(a), 'invalid_dpop_proof'],
+        // RFC 9449 §5: any invalid proof is invalid_dpop_proof, whichever check refused it (mandate_code keeps which)
+        ['two segments', 'a.b', 'invalid_dpop_proof'],
+        ['not base64url', '%%%.%%%.%%%', 'invalid_dpop_proof'],
       ]
       for (const [name, dpop, error] of cases) {
         const res = await token([...f, ...auth(a)], dpop === undefined ? {} : { dpop })
@@ -654,7 +657,10 @@ describe('adversarial HTTP client against the Authority', () => {
         ['billing.refund', '{"amount":1,"amount":9999}', [], 'invalid_request', 'INVALID_REQUEST'],
         ['billing.refund', '{"__proto__":{"amount":1}}', [], 'invalid_grant', 'NARROWING_CONSTRAINT'],
         ['billing.refund', '{amount:1}', [], 'invalid_request', 'INVALID_REQUEST'],
-        ['billing.refund', `${'['.repeat(10_000)}${']'.repeat(10_000)}`, [], 'invalid_request', 'INVALID_REQUEST'],
+        // over the argument limits (docs/protocol.md): ARGUMENTS_INVALID, as at the guards
+        ['billing.refund', `${'['.repeat(10_000)}${']'.repeat(10_000)}`, [], 'invalid_request', 'ARGUMENTS_INVALID'],
+        ['billing.refund', JSON.stringify({ amount: 1, list: Array.from({ length: 300 }, () => 0) }), [], 'invalid_request', 'ARGUMENTS_INVALID'],
+        ['billing.refund', JSON.stringify(Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`k${i}`, i]))), [], 'invalid_request', 'ARGUMENTS_INVALID'],
         ['billing.get_invoice', '{"amount":1}', [['expires_in', '61']], 'invalid_grant', 'NARROWING_TIME'],
         ['billing.get_invoice', '{"amount":1}', [['scope', 'billing:write']], 'invalid_scope', 'NARROWING_SCOPE'],
         ['billing.get_invoice', '{"amount":1}', [['requested_actor', b.key.did]], 'invalid_request', 'INVALID_REQUEST'],
@@ -708,7 +714,7 @@ describe('adversarial HTTP client against the Authority', () => {
       await tokenRefused(await g([['txn', 'a\r\nSet-Cookie: x=1']]), { status: 400, error: 'invalid_request' })
       const regex = grantFields(a.key.did).map(([k, v]): [string, string] => [k, k === 'authorization_details' ? JSON.stringify([{ type: 'tool_access', tools: ['billing.*'], constraints: { amount: { type: 'regex', pattern: '.*' } } }]) : v])
       await tokenRefused(await token([...regex, ...auth(grantor)]), { status: 400, error: 'invalid_request', code: 'CONSTRAINT_UNKNOWN_TYPE' })
-      await tokenRefused(await token([...grantFields(a.key.did), ...auth(grantor)], { dpop: proof(a.key) }), { status: 400, error: 'invalid_request', code: 'PROOF_BINDING_MISMATCH' })
+      await tokenRefused(await token([...grantFields(a.key.did), ...auth(grantor)], { dpop: proof(a.key) }), { status: 400, error: 'invalid_dpop_proof', code: 'PROOF_BINDING_MISMATCH' })
       await nothingIssued(m)
     })
   })

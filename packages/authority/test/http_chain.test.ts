@@ -136,7 +136,7 @@ describe('Authority over HTTP with independent clients', () => {
     expect(await noProof.json()).toMatchObject({ mandate_code: 'PROOF_MISSING' })
     const other = await generateProof(b.pair as never, as.token_endpoint as string, 'POST')
     const wrongKey = await oauth.genericTokenEndpointRequest(as, a.client, a.auth, EXCHANGE, [['subject_token', root], ['subject_token_type', AT], ['requested_actor', b.key.did]], { ...insecure, headers: { dpop: other } })
-    expect(await wrongKey.json()).toMatchObject({ error: 'invalid_request', mandate_code: 'PROOF_BINDING_MISMATCH' })
+    expect(await wrongKey.json()).toMatchObject({ error: 'invalid_dpop_proof', mandate_code: 'PROOF_BINDING_MISMATCH' })
     const proof = await generateProof(a.pair as never, as.token_endpoint as string, 'POST')
     const ok = await oauth.genericTokenEndpointRequest(as, a.client, a.auth, EXCHANGE, [['subject_token', root], ['subject_token_type', AT], ['requested_actor', b.key.did]], { ...insecure, headers: { dpop: proof } })
     expect(ok.status).toBe(200)

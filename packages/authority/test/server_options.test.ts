@@ -29,7 +29,7 @@ describe('createAuthorityServer options', () => {
   it('refuses an unknown top-level option (authorty: { policy }) instead of serving without the policy', async () => {
     const err = await refusal(createAuthorityServer({ authorty: { policy: [{ effect: 'deny', tool: '*' }] } } as never))
     expect(err).toMatchObject({ code: 'CONFIG_INVALID', detail: { option: 'authorty' } })
-    expect(err.message).toContain('known: port, hostname, extend, logger, metrics, drainTimeoutMs, authority')
+    expect(err.message).toContain('known: port, hostname, extend, logger, metrics, drainTimeoutMs, requestTimeoutMs, authority')
   })
 
   it('refuses an unknown option with an existing Authority, ill-typed server options, and unknown Authority options before binding', async () => {

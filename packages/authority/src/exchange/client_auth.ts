@@ -84,6 +84,17 @@ export async function authenticateClient(ctx: AuthorityContext, creds: ClientCre
   return agent
 }
 
+/**
+ * A refusal of the DPoP proof itself, whatever check refused it (its JWS syntax, `typ`, `alg`, key,
+ * signature, binding): RFC 9449 §5 answers every invalid proof at the token endpoint with
+ * `invalid_dpop_proof`. The code (`mandate_code`) and message stay as they were; `detail.dpop`
+ * tells the error mapping. Store and capacity failures (5xx, 429) and nonce demands pass unchanged.
+ */
+export function dpopProofError(err: unknown): unknown {
+  if (!MandateError.is(err) || err.status >= 500 || err.status === 429 || err.oauthError === 'invalid_dpop_proof' || err.code === 'NONCE_REQUIRED') return err
+  return new MandateError(err.code, err.message, { detail: { ...(err.detail ?? {}), dpop: true }, cause: err })
+}
+
 /** Verify the DPoP proof of a token-endpoint request: signed by `jkt`, for POST to the endpoint, fresh, unused. */
 export async function verifyHolderProof(ctx: AuthorityContext, proof: string | undefined, options: { url: URL; jkt: string; principal: string }): Promise<VerifiedProof> {
   if (proof === undefined) throw new MandateError('PROOF_MISSING', 'a DPoP proof signed by the client key is required')
@@ -98,5 +109,7 @@ export async function verifyHolderProof(ctx: AuthorityContext, proof: string | u
     now: nowSec(ctx),
     skew: 5,
     ...(nonce ? { nonce: (n: string | undefined) => nonce.check(n) } : {}),
+  }).catch((err: unknown) => {
+    throw dpopProofError(err)
   })
 }

@@ -23,7 +23,7 @@ import { MAX_FOREIGN_TOKEN_BYTES, splitForeignToken } from '../federation/foreig
 import { selectRule } from '../federation/select.js'
 import type { FederatedIdentity, FederationRule, VerifiedForeignToken } from '../federation/types.js'
 import type { AgentRecord } from '../types.js'
-import { authenticateClient, verifyHolderProof } from './client_auth.js'
+import { authenticateClient, dpopProofError, verifyHolderProof } from './client_auth.js'
 import { federationFields, issueRootMandate, type GrantParams } from './grant.js'
 import type { IssuedMandate, RefusalFields } from './issued.js'
 import { LIMITS, optBudget, optInt, optScopes, optTools, resources, type FormParams } from './params.js'
@@ -292,7 +292,12 @@ async function workloadGrant(ctx: AuthorityContext, p: FormParams, dpop: string 
     if (p.one(n) !== undefined) throw new MandateError('INVALID_REQUEST', 'a workload authenticates with its platform token and its DPoP key, not with a client assertion')
   }
   if (dpop === undefined) throw new MandateError('PROOF_MISSING', 'a workload presents a DPoP proof of the Ed25519 key it will act with')
-  const key = proofKey(dpop)
+  let key: { did: string; jkt: string }
+  try {
+    key = proofKey(dpop)
+  } catch (err) {
+    throw dpopProofError(err)
+  }
   assertConfirmation(v, key.jkt)
   const requested = p.one('agent')
   if (requested !== undefined && requested !== key.did) throw new MandateError('INVALID_REQUEST', 'agent must be the did:key of the DPoP proof key (or be omitted)')
@@ -305,6 +310,8 @@ async function workloadGrant(ctx: AuthorityContext, p: FormParams, dpop: string 
     jkt: key.jkt, method: 'POST', url: ctx.tokenUrl, now: nowSec(ctx), skew: 5,
     replay: { use: (k, exp) => ctx.singleUse.use(`federation:${identity.iss}#${identity.sub}`, k, exp) },
     ...(nonce ? { nonce: (n: string | undefined) => nonce.check(n) } : {}),
+  }).catch((err: unknown) => {
+    throw dpopProofError(err)
   })
   info.agent = key.did
   const templated = narrowToTemplate(rule.template, templateRequest(p))

@@ -43,6 +43,7 @@ export interface GrantParams {
 const TXN = /^[A-Za-z0-9._:-]{1,128}$/
 // '#' and its look-alikes (fullwidth, small), and characters that hide what a subject says
 // eslint-disable-next-line no-control-regex
+const PURPOSE_FORBIDDEN = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/
 const LOOKS_FEDERATED = /[#\uff03\ufe5f\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/
 const GRANT_MEMBERS = ['grantor', 'subject', 'agent', 'purpose', 'audiences', 'scopes', 'tools', 'expiresIn', 'maxDepth', 'budget', 'maxUses', 'txn', 'offline'] as const
 
@@ -61,6 +62,8 @@ export function checkGrantParams(v: unknown, federated = false): GrantParams {
   if (typeof p.agent !== 'string' || p.agent.length === 0) throw new MandateError('INVALID_REQUEST', 'agent is required')
   if (p.txn !== undefined && (typeof p.txn !== 'string' || !TXN.test(p.txn))) throw new MandateError('INVALID_REQUEST', 'txn must be 1..128 characters of [A-Za-z0-9._:-]')
   if (p.purpose !== undefined && (typeof p.purpose !== 'string' || p.purpose.length > 1024)) throw new MandateError('INVALID_REQUEST', 'purpose must be a string of at most 1024 characters')
+  // shown to approvers (dashboard, CLI): no terminal escapes, no bidi overrides that reorder what they read
+  if (p.purpose !== undefined && PURPOSE_FORBIDDEN.test(p.purpose)) throw new MandateError('INVALID_REQUEST', 'purpose must not contain control or bidi-override characters')
   const out: GrantParams = {
     grantor: p.grantor as string, subject: p.subject, agent: p.agent,
     audiences: resourceList(p.audiences), tools: toolList(p.tools),

@@ -79,7 +79,7 @@ export function parseExchange(p: FormParams): ExchangeParams {
     if (actor !== undefined) throw new MandateError('INVALID_REQUEST', 'requested_actor cannot be combined with a call credential')
     const res = resources(p)
     if (!res || res.length !== 1) throw new MandateError('NARROWING_AUDIENCE', 'a call credential needs exactly one resource')
-    const args = optJson(p, 'tool_arguments')
+    const args = toolArguments(p)
     const expiresIn = optInt(p, 'expires_in', ...LIMITS.callExpiresIn)
     const approvalId = p.one('approval_id')
     return {
@@ -183,4 +183,21 @@ export async function auditRefusal(ctx: AuthorityContext, endpoint: string, err:
     // the refusal stands even if its audit record cannot be written; the caller sees the refusal
   }
   return e
+}
+
+/**
+ * `tool_arguments`: JSON text; a text that parses but is over the argument limits (nesting,
+ * members, elements: docs/protocol.md) is ARGUMENTS_INVALID, as at the guards; text that is not
+ * JSON at all stays INVALID_REQUEST.
+ */
+function toolArguments(p: FormParams): JsonValue | undefined {
+  try {
+    return optJson(p, 'tool_arguments')
+  } catch (err) {
+    const inner = MandateError.is(err) && MandateError.is(err.cause) ? err.cause : undefined
+    if (inner && typeof inner.detail?.limit === 'string') {
+      throw new MandateError('ARGUMENTS_INVALID', `tool_arguments is over the argument limits (${inner.message})`, { cause: inner })
+    }
+    throw err
+  }
 }

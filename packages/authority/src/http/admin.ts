@@ -132,6 +132,8 @@ export function mountAdmin(app: Hono, authority: Authority): void {
   app.post(`${admin}/keys/rotate`, async (c) => {
     try {
       const who = await principal(c, authority, ['admin'])
+      // no options: an empty body or {} (a member here would be a misunderstanding, not a request)
+      only(await readJson(c), [])
       return c.json(await authority.rotateSigningKey({ by: who.did }), 200, NO_STORE)
     } catch (err) {
       return send(c, jsonErrorAnswer(err))

@@ -9,6 +9,15 @@ import { admitPrincipal } from '../exchange/principals.js'
 import { createAuditWaker } from './audit_waker.js'
 import { principal } from './auth.js'
 import { readJson } from './body.js'
+
+/** The one query parameter a route takes, at most once; any other parameter, or a repeated one, is refused. */
+function onlyQuery(c: Context, name: string): string | undefined {
+  const q = c.req.queries()
+  for (const k of Object.keys(q)) if (k !== name) throw new MandateError('INVALID_REQUEST', `unknown query parameter "${k.slice(0, 32)}"`)
+  const v = q[name]
+  if (v !== undefined && v.length > 1) throw new MandateError('INVALID_REQUEST', `${name} must not be repeated`)
+  return v?.[0]
+}
 import { jsonErrorAnswer, NO_STORE } from './errors.js'
 import { send } from './oauth.js'
 
@@ -51,7 +60,7 @@ export function mountApprovals(app: Hono, authority: Authority): () => void {
   app.get(base, async (c) => {
     try {
       await principal(c, authority, ['approver', 'admin'])
-      const status = c.req.query('status')
+      const status = onlyQuery(c, 'status')
       if (status !== undefined && !['pending', 'approved', 'denied', 'expired'].includes(status)) throw new MandateError('INVALID_REQUEST', 'unknown status')
       return c.json({ approvals: await authority.approvals.list(status ? { status: status as ApprovalView['status'] } : {}) }, 200, NO_STORE)
     } catch (err) {
@@ -117,7 +126,7 @@ export function mountApprovals(app: Hono, authority: Authority): () => void {
   app.get(`${base}/:id`, async (c) => {
     try {
       const { view } = await readable(c, authority)
-      const wait = c.req.query('wait')
+      const wait = onlyQuery(c, 'wait')
       if (wait === undefined || isFinal(view)) return c.json(view, 200, NO_STORE)
       if (!/^[0-9]{1,2}$/.test(wait) || Number(wait) > 60) throw new MandateError('INVALID_REQUEST', 'wait must be 0..60 seconds')
       const next = await nextFinal(authority, view.id, Number(wait) * 1000, c.req.raw.signal)

@@ -47,6 +47,12 @@ function ms(v: string | undefined, name: string): number | undefined {
   return Number(v)
 }
 
+function count(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined
+  if (!/^[0-9]{1,6}$/.test(v)) throw new MandateError('INVALID_REQUEST', `${name} must be a whole number`)
+  return Number(v)
+}
+
 function cursor(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined
   if (!/^(0|[1-9][0-9]{0,15})$/.test(v)) throw new MandateError('INVALID_REQUEST', `${name} must be a cursor returned by this endpoint`)
@@ -83,7 +89,7 @@ export function parseAuditFilter(q: Queries): AuditFilter {
   }
   const since = ms(one(q, 'since'), 'since')
   const until = ms(one(q, 'until'), 'until')
-  const limit = ms(one(q, 'limit'), 'limit')
+  const limit = count(one(q, 'limit'), 'limit')
   const after = cursor(one(q, 'after'), 'after')
   if (since !== undefined) query.since = since
   if (until !== undefined) query.until = until
@@ -142,6 +148,6 @@ export function parseRevocationFilter(q: Queries): { after: number; kind?: Revoc
   refuseUnknown(q, REVOCATION_PARAMS)
   const kind = one(q, 'kind')
   if (kind !== undefined && !(KINDS as readonly string[]).includes(kind)) throw new MandateError('INVALID_REQUEST', `kind must be one of ${KINDS.join(', ')}`)
-  const limit = ms(one(q, 'limit'), 'limit')
+  const limit = count(one(q, 'limit'), 'limit')
   return { after: cursor(one(q, 'after'), 'after') ?? 0, ...(kind !== undefined ? { kind: kind as RevocationKind } : {}), limit: Math.max(1, Math.min(limit ?? 100, 1000)) }
 }

@@ -128,6 +128,7 @@ export async function readJson(c: Context): Promise<JsonObject> {
   try {
     return parseStrictJsonObject(text)
   } catch (err) {
+    if (MandateError.is(err) && typeof err.detail?.limit === 'string') throw new MandateError('INVALID_REQUEST', `request body is over the JSON limits (${err.message})`, { cause: err })
     throw new MandateError('INVALID_REQUEST', 'request body must be one JSON object without duplicate members', { cause: err })
   }
 }

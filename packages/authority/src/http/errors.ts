@@ -56,8 +56,9 @@ export function tokenErrorAnswer(err: unknown, ctx: { approvalsUrl: string; nowS
     default:
       break
   }
+  // an invalid DPoP proof, whichever check refused it (RFC 9449 §5); its mandate_code stays precise
+  if (e.oauthError === 'invalid_dpop_proof' || (e.detail?.dpop === true && e.status < 500)) return body('invalid_dpop_proof', 400)
   if (e.oauthError === 'invalid_token' || e.oauthError === 'insufficient_scope') return body('invalid_request', 400)
-  if (e.oauthError === 'invalid_dpop_proof') return body('invalid_dpop_proof', 400)
   return bare(e)
 }
 

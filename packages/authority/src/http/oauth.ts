@@ -18,6 +18,17 @@ function notePrincipal(c: Context, info: RefusalFields): void {
   if (typeof info.agent === 'string') noteRequest(c.req.raw, { principal: info.agent })
 }
 
+/**
+ * RFC 6749 §2.3: a client uses one authentication method per request. An Authorization header
+ * next to a client assertion in the body is refused, as at the token endpoint (a header alone is
+ * answered `invalid_client` with a challenge naming its scheme).
+ */
+function assertOneClientAuthentication(c: Context, params: { one(name: string): string | undefined }): void {
+  if (c.req.header('authorization') !== undefined && params.one('client_assertion') !== undefined) {
+    throw new MandateError('INVALID_REQUEST', 'use exactly one client authentication method (private_key_jwt in the body), not an Authorization header as well')
+  }
+}
+
 /** The scheme of the request's Authorization header, if it has one (for an RFC 6749 §5.2 challenge). */
 function usedScheme(c: Context): string | undefined {
   const h = c.req.header('authorization')
@@ -53,6 +64,7 @@ export function mountOAuth(app: Hono, authority: Authority, now: () => number): 
   app.post(new URL(e.introspection).pathname, async (c) => {
     try {
       const params = await readForm(c)
+      assertOneClientAuthentication(c, params)
       const caller = await authority.authenticateForm(params, e.introspection)
       noteRequest(c.req.raw, { principal: caller.did })
       const token = params.required('token')
@@ -65,6 +77,7 @@ export function mountOAuth(app: Hono, authority: Authority, now: () => number): 
   app.post(new URL(e.revocation).pathname, async (c) => {
     try {
       const params = await readForm(c)
+      assertOneClientAuthentication(c, params)
       const caller = await authority.authenticateForm(params, e.revocation)
       noteRequest(c.req.raw, { principal: caller.did })
       const token = params.required('token')

@@ -24,6 +24,13 @@ export interface AuthorityServerOptions {
   metrics?: boolean | MetricsRouteOptions
   /** ms `close()` waits for requests in flight before cutting their connections. Default 10 000. */
   drainTimeoutMs?: number
+  /**
+   * ms within which a whole request (headers and body) must arrive, or Node answers 408 and closes
+   * the connection; the headers alone get at most 10 s of it. Default 20 000 (Node's own default is
+   * 300 s: one slow client could hold a connection for minutes). Answers are not bounded by it:
+   * long polls and event streams stay open.
+   */
+  requestTimeoutMs?: number
 }
 
 export interface AuthorityServerBootstrap extends AuthorityServerOptions {
@@ -50,7 +57,7 @@ export interface AuthorityServer {
 
 // Every option by name: a misspelt one (`authorty: { policy }`) is refused instead of silently
 // serving an Authority without it. A key added to the interfaces but not here fails typecheck.
-const SERVER_OPTIONS = { port: true, hostname: true, extend: true, logger: true, metrics: true, drainTimeoutMs: true } as const satisfies Record<keyof AuthorityServerOptions, true>
+const SERVER_OPTIONS = { port: true, hostname: true, extend: true, logger: true, metrics: true, drainTimeoutMs: true, requestTimeoutMs: true } as const satisfies Record<keyof AuthorityServerOptions, true>
 const BOOTSTRAP_OPTIONS = { ...SERVER_OPTIONS, authority: true } as const satisfies Record<keyof AuthorityServerBootstrap, true>
 
 /**
@@ -74,11 +81,22 @@ export function checkServerOptions(options: unknown, where: string, known: Reado
     if (metrics.bearerToken !== undefined && (typeof metrics.bearerToken !== 'string' || metrics.bearerToken.length < 16)) throw new MandateError('CONFIG_INVALID', 'metrics.bearerToken must be a string of at least 16 characters')
   }
   if (drainTimeoutMs !== undefined && (!Number.isSafeInteger(drainTimeoutMs) || drainTimeoutMs < 0 || drainTimeoutMs > 600_000)) throw new MandateError('CONFIG_INVALID', 'drainTimeoutMs must be an integer 0..600000')
+  const { requestTimeoutMs } = options as AuthorityServerOptions
+  if (requestTimeoutMs !== undefined && (!Number.isSafeInteger(requestTimeoutMs) || requestTimeoutMs < 1000 || requestTimeoutMs > 300_000)) throw new MandateError('CONFIG_INVALID', 'requestTimeoutMs must be an integer 1000..300000')
 }
 
-function listen(fetchHandler: (req: Request, env?: unknown) => Response | Promise<Response>, port: number, hostname: string): Promise<Server> {
+// Deadlines for receiving a request (requestTimeoutMs): every request the Authority takes is small
+// (forms, JSON bodies of a few KiB), so Node's defaults (60 s for the headers, 300 s for the whole
+// request) would only let slow clients hold connections. Node checks them every second here.
+const HEADERS_TIMEOUT_MS = 10_000
+const REQUEST_TIMEOUT_MS = 20_000
+
+function listen(fetchHandler: (req: Request, env?: unknown) => Response | Promise<Response>, port: number, hostname: string, requestTimeoutMs = REQUEST_TIMEOUT_MS): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: fetchHandler, port, hostname }) as Server
+    const server = serve({
+      fetch: fetchHandler, port, hostname,
+      serverOptions: { headersTimeout: Math.min(HEADERS_TIMEOUT_MS, requestTimeoutMs), requestTimeout: requestTimeoutMs, connectionsCheckingInterval: 1000 },
+    }) as Server
     server.once('error', reject)
     server.once('listening', () => resolve(server))
   })
@@ -95,7 +113,7 @@ export async function createAuthorityServer(a: Authority | AuthorityServerBootst
   const hostname = opts.hostname ?? '127.0.0.1'
   // node-server's env ({ incoming, outgoing }) goes through so body.ts can read the Node request directly
   let handler: ((req: Request, env?: unknown) => Response | Promise<Response>) | undefined
-  const server = await listen((req, env) => (handler ? handler(req, env) : new Response('starting', { status: 503 })), opts.port ?? 0, hostname)
+  const server = await listen((req, env) => (handler ? handler(req, env) : new Response('starting', { status: 503 })), opts.port ?? 0, hostname, opts.requestTimeoutMs)
   const port = (server.address() as AddressInfo).port
   const host = hostname.includes(':') ? `[${hostname}]` : hostname
   const url = `http://${host}:${port}`

@@ -3,7 +3,7 @@
  * by agent (cascading to every task that agent granted); the incremental revocation-status document;
  * and a RevocationSource for in-process guards.
  */
-import { MandateError, type JsonValue, type RevocationSource, type RevocationStatusDocument } from '@mandate/core'
+import { isDidKey, MandateError, type JsonValue, type RevocationSource, type RevocationStatusDocument } from '@mandate/core'
 import type { AuthorityContext } from '../context.js'
 import { grantedTaskDraft } from '../store/store.js'
 import type { RevocationEntry } from '../types.js'
@@ -60,6 +60,8 @@ export async function revokeTarget(ctx: AuthorityContext, target: RevocationTarg
   } else if ('agent' in target) {
     if (typeof target.agent !== 'string' || !ID.test(target.agent)) throw new MandateError('INVALID_REQUEST', 'agent must be a did')
     known = (await ctx.store.getAgent(target.agent)) !== undefined
+    // every agent is a did:key: an unknown id revoked ahead of time must at least be one (it goes into the revocation feed)
+    if (!known && !isDidKey(target.agent)) throw new MandateError('INVALID_REQUEST', 'agent must be a did:key')
     entries = [{ kind: 'agent', id: target.agent }]
     Object.assign(fields, { target: 'agent', agent: target.agent })
   } else {
