@@ -339,7 +339,13 @@ function resolveKnownOptions(options: Omit<AuthorityOptions, 'issuer'> & { issue
   const endpoints = options.issuer === undefined ? undefined : endpointsFor(options.issuer)
   if (options.now !== undefined && typeof options.now !== 'function') throw new MandateError('CONFIG_INVALID', 'now must be a function returning milliseconds')
   if (options.keyFile !== undefined && (typeof options.keyFile !== 'string' || options.keyFile === '')) throw new MandateError('CONFIG_INVALID', 'keyFile must be a file path')
-  const now = options.now ?? Date.now
+  const given = options.now
+  // every time check compares with now: a clock answering NaN (or not a number) would switch them all off
+  const now = given === undefined ? Date.now : (): number => {
+    const ms = given()
+    if (typeof ms !== 'number' || !Number.isFinite(ms)) throw new MandateError('CONFIG_INVALID', 'now must return a finite number of milliseconds')
+    return ms
+  }
   const maxMandateLifetime = options.maxMandateLifetime ?? 86_400
   const maxCallLifetime = options.maxCallLifetime ?? 60
   if (!Number.isSafeInteger(maxMandateLifetime) || maxMandateLifetime < 1) throw new MandateError('CONFIG_INVALID', 'maxMandateLifetime must be a positive integer')

@@ -5,11 +5,14 @@
  * client assertion `jti`s with control characters, a proof `htu` carrying userinfo, a client
  * assertion whose `aud` array also names another server.
  */
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import {
-  b64uDecode, createProof, cryptoBackend, Ed25519Key, MandateError, MemoryReplayStore, randomId, signCompactJws, verifyClientAssertion, verifyProof,
+  attenuateMandate, b64uDecode, createHttpAuthorityClient, createOfflineChainCache, createProof, createRemoteKeySet, createRevocationStatusClient, cryptoBackend, Ed25519Key,
+  fetchBounded, MandateError, MemoryReplayStore, randomId, signCompactJws, verifyClientAssertion, verifyMandate, verifyOfflineChain, verifyProof,
 } from '../src/index.js'
-import { AUD, TestAuthority } from './helpers.js'
+import { AUD, ISSUER, TestAuthority } from './helpers.js'
 
 const codeOf = async (p: Promise<unknown>) => p.then(() => 'ok', (e: unknown) => (MandateError.is(e) ? e.code : `not a MandateError: ${String(e)}`))
 
@@ -106,5 +109,101 @@ describe('client assertions: audience values and jti', () => {
   it('a jti with a control character is refused', async () => {
     expect(await verify({ aud: ISSUER, jti: `${randomId()}\u0000` })).toBe('INVALID_CLIENT')
     expect(await verify({ aud: ISSUER, jti: `${randomId()}\r\n` })).toBe('INVALID_CLIENT')
+  })
+})
+
+describe('options and outside answers (second fuzzing round): typed, and never a time check switched off', () => {
+  const auth = new TestAuthority()
+  const agent = Ed25519Key.generate()
+  const keys = () => ({ resolve: () => cryptoBackend.importPublic(b64uDecode(auth.key.publicJwk.x)) })
+
+  it('a clock answering NaN or not a number refuses (CONFIG_INVALID) instead of disabling expiry and proof-age checks', async () => {
+    const root = auth.root(agent)
+    const call = (g: ReturnType<TestAuthority['guard']>) => {
+      const proof = createProof(agent, { accessToken: root.token, audience: AUD, tool: 'files.read', arguments: {}, now: Math.floor(Date.now() / 1000) - 7200 })
+      return codeOf(g.verifyToolCall({ mandate: root.token, proof, tool: 'files.read', arguments: {} }))
+    }
+    expect(await call(auth.guard({ clock: () => Number.NaN }))).toBe('CONFIG_INVALID')
+    expect(await call(auth.guard({ clock: (() => 'x') as never }))).toBe('CONFIG_INVALID')
+    expect(await call(auth.guard({ clock: () => Number.POSITIVE_INFINITY }))).toBe('CONFIG_INVALID')
+    // control: the real clock refuses the two-hour-old proof for what it is
+    expect(await call(auth.guard())).toBe('PROOF_STALE')
+    expect(await codeOf(Promise.resolve().then(() => auth.guard({ clock: 5 as never })))).toBe('CONFIG_INVALID')
+  })
+
+  it('now = NaN is refused by verifyMandate, verifyOfflineChain, verifyProof and verifyClientAssertion', async () => {
+    const root = auth.root(agent, { offline: { maxHops: 2 } })
+    const next = Ed25519Key.generate()
+    const chain = attenuateMandate(root.token, agent, { kind: 'delegation', actor: { id: next.did, jkt: next.jkt } })
+    expect(await codeOf(verifyMandate(root.token, { issuer: ISSUER, keys: keys(), now: Number.NaN }))).toBe('CONFIG_INVALID')
+    expect(await codeOf(verifyOfflineChain(chain, { issuer: ISSUER, keys: keys(), now: Number.NaN }))).toBe('CONFIG_INVALID')
+    const proof = createProof(agent, { method: 'POST', url: 'https://as.example/token' })
+    expect(await codeOf(verifyProof(proof, { method: 'POST', url: 'https://as.example/token', now: Number.NaN }))).toBe('CONFIG_INVALID')
+    const assertion = signCompactJws({ alg: 'Ed25519' }, { iss: agent.did, sub: agent.did, aud: ISSUER, jti: randomId(), exp: Math.floor(Date.now() / 1000) + 60 }, agent)
+    expect(await codeOf(verifyClientAssertion(assertion, { audiences: [ISSUER], now: Number.NaN, replay: new MemoryReplayStore(), resolveClientKey: () => cryptoBackend.importPublic(b64uDecode(agent.publicJwk.x)) }))).toBe('CONFIG_INVALID')
+    // control: the same calls with the real clock pass
+    expect(await codeOf(verifyMandate(root.token, { issuer: ISSUER, keys: keys() }))).toBe('ok')
+    expect(await codeOf(verifyOfflineChain(chain, { issuer: ISSUER, keys: keys() }))).toBe('ok')
+  })
+
+  it('a key resolver that throws or answers junk gives a typed error that does not repeat what it said', async () => {
+    const root = auth.root(agent, { offline: { maxHops: 2 } })
+    const next = Ed25519Key.generate()
+    const chain = attenuateMandate(root.token, agent, { kind: 'delegation', actor: { id: next.did, jkt: next.jkt } })
+    const throwing = { resolve: () => { throw new Error('boom SECRET') } }
+    const rejecting = { resolve: () => Promise.reject(new Error('boom SECRET')) }
+    for (const k of [throwing, rejecting]) {
+      for (const p of [verifyMandate(root.token, { issuer: ISSUER, keys: k }), verifyOfflineChain(chain, { issuer: ISSUER, keys: k })]) {
+        const e = await p.then(() => undefined, (err: unknown) => err)
+        expect(MandateError.is(e) && e.code).toBe('JWKS_UNAVAILABLE')
+        expect(String((e as Error).message)).not.toContain('SECRET')
+      }
+    }
+    for (const junk of [undefined, null, 5, {}, { raw: 'x' }, { raw: new Uint8Array(3) }]) {
+      const k = { resolve: () => junk as never }
+      expect(await codeOf(verifyMandate(root.token, { issuer: ISSUER, keys: k }))).toBe('KEY_NOT_FOUND')
+      expect(await codeOf(verifyOfflineChain(chain, { issuer: ISSUER, keys: k }))).toBe('KEY_NOT_FOUND')
+    }
+    expect(await codeOf(verifyMandate(root.token, { issuer: ISSUER, keys: null as never }))).toBe('CONFIG_INVALID')
+  })
+
+  it('badly typed options of the chain, key-set, revocation-status and fetch helpers are CONFIG_INVALID', async () => {
+    const sync = (fn: () => unknown) => codeOf(Promise.resolve().then(fn))
+    expect(await codeOf(verifyOfflineChain('a~b', null as never))).toBe('CONFIG_INVALID')
+    expect(await sync(() => createOfflineChainCache(null as never))).toBe('CONFIG_INVALID')
+    expect(await sync(() => createRemoteKeySet('not a url'))).toBe('CONFIG_INVALID')
+    for (const timeoutMs of [Number.NaN, -1, 0, 1.5]) expect(await sync(() => createRemoteKeySet('https://as.example/jwks', { timeoutMs }))).toBe('CONFIG_INVALID')
+    expect(await sync(() => createRevocationStatusClient('::', { issuer: ISSUER }))).toBe('CONFIG_INVALID')
+    // NaN would switch the byte cap off: refused before anything is fetched
+    let fetched = false
+    const fetchSpy = (async () => { fetched = true; return new Response('x') }) as typeof fetch
+    for (const maxBytes of [Number.NaN, -1, 1.5]) {
+      expect(await codeOf(fetchBounded('https://as.example/x', {}, { maxBytes, timeoutMs: 1000, what: 'x', invalid: 'INVALID_RESPONSE', unreachable: 'AUTHORITY_UNREACHABLE', fetch: fetchSpy }))).toBe('CONFIG_INVALID')
+    }
+    expect(fetched).toBe(false)
+  })
+
+  it('the HTTP Authority client: an OAuth error named like a prototype member, and arguments the guard would refuse, are typed', async () => {
+    let origin = ''
+    const server = createServer((req, res) => {
+      if (req.url?.startsWith('/.well-known/')) return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer: origin, token_endpoint: `${origin}/token` }))
+      res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'constructor' }))
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    try {
+      const client = createHttpAuthorityClient({ issuer: origin, key: agent })
+      for (const error of ['constructor']) {
+        const e = await client.delegate({ mandate: 'x.y.z', to: Ed25519Key.generate().did }).then(() => undefined, (err: unknown) => err)
+        expect(MandateError.is(e), `${error}: ${String(e)}`).toBe(true)
+      }
+      const cyclic: Record<string, unknown> = {}
+      cyclic.self = cyclic
+      for (const args of [cyclic, { n: 10n }, { f: () => 1 }]) {
+        expect(await codeOf(client.callCredential({ mandate: 'x.y.z', audience: AUD, tool: 't', arguments: args }))).toBe('ARGUMENTS_INVALID')
+      }
+    } finally {
+      await new Promise((r) => server.close(r))
+    }
   })
 })

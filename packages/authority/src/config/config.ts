@@ -59,8 +59,12 @@ export interface ConfigIssue {
 
 type Check = (v: unknown, pointer: string, issues: ConfigIssue[]) => void
 
+// no configuration string (path, URL, host) has a use for control characters; a NUL in a path
+// would otherwise fail deep inside the file system calls, after other files were created
+const CONTROL = /[\u0000-\u001f\u007f]/
 const str = (what: string, test?: (s: string) => boolean): Check => (v, p, issues) => {
   if (typeof v !== 'string' || v === '' || v.length > 4096 || (test && !test(v))) issues.push({ pointer: p, message: `must be ${what}` })
+  else if (CONTROL.test(v)) issues.push({ pointer: p, message: `must be ${what} without control characters` })
 }
 const bool: Check = (v, p, issues) => {
   if (typeof v !== 'boolean') issues.push({ pointer: p, message: 'must be true or false' })

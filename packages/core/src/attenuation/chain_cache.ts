@@ -72,6 +72,7 @@ export class LinkCache implements OfflineChainCache {
  * text, ≤ 16 KiB). Cached claims are frozen.
  */
 export function createOfflineChainCache(options: { maxEntries?: number } = {}): OfflineChainCache {
+  if (typeof options !== 'object' || options === null) throw new MandateError('CONFIG_INVALID', 'createOfflineChainCache options must be { maxEntries? }')
   const max = options.maxEntries ?? DEFAULT_CHAIN_CACHE_ENTRIES
   if (!Number.isSafeInteger(max) || max < 1) throw new MandateError('CONFIG_INVALID', 'maxEntries must be a positive integer')
   return new LinkCache(max)

@@ -10,7 +10,7 @@ import type { KeyResolver } from '../keys/key_set.js'
 import { tokenHash } from '../mandate/args_digest.js'
 import { assertLifetimeWithin, lifetimeCaps, type LifetimeCaps } from '../mandate/chain_rules.js'
 import { audienceList, parseMandateClaims, type MandateClaims } from '../mandate/claims.js'
-import { checkSkew, checkTimes, nowSeconds } from '../mandate/verify.js'
+import { checkedNow, checkSkew, checkTimes, resolveTrustedKey } from '../mandate/verify.js'
 import { defaultConstraintRegistry, type ConstraintRegistry } from '../narrowing/constraints.js'
 import { narrowMandate } from '../narrowing/narrow.js'
 import { capsKey, LinkCache, type LinkEntry, type OfflineChainCache } from './chain_cache.js'
@@ -88,10 +88,11 @@ export interface VerifiedOfflineChain {
  * Revocation, the proof, the tool grant, per_call and single use are the guard's.
  */
 export async function verifyOfflineChain(presented: string, options: VerifyOfflineChainOptions): Promise<VerifiedOfflineChain> {
+  if (typeof options !== 'object' || options === null) throw new MandateError('CONFIG_INVALID', 'verifyOfflineChain needs { issuer, keys, … }')
   const skew = checkSkew(options.skew)
   const caps = lifetimeCaps(options.caps)
   const registry = options.registry ?? defaultConstraintRegistry
-  const now = options.now ?? nowSeconds()
+  const now = checkedNow(options.now)
   if (options.cache !== undefined && !(options.cache instanceof LinkCache)) throw new MandateError('CONFIG_INVALID', 'cache must come from createOfflineChainCache')
   const cache = options.cache
   const ck = cache ? capsKey(caps) : ''
@@ -159,7 +160,7 @@ export async function verifyOfflineChain(presented: string, options: VerifyOffli
   // 2. the root, by the Authority's key (as verifyMandate, on the already parsed parts); a cached
   //    root only while its kid still resolves to the very key that verified it
   const kid = rootHit ? (rootHit.kid as string) : ((rootLink as ChainLink).jws.header.kid as string)
-  const rootKey = await options.keys.resolve(kid)
+  const rootKey = await resolveTrustedKey(options.keys, kid)
   if (!rootHit || rootHit.key !== rootKey) {
     const jws = (rootLink ?? parseRootLink(rootToken)).jws
     if (!backend.verify(rootKey, jws.signingInput, jws.signature)) throw new MandateError('SIGNATURE_INVALID', 'mandate signature is invalid')

@@ -8,6 +8,7 @@ import { createClientAssertion, CLIENT_ASSERTION_TYPE } from '../client_auth/ass
 import { isMandateErrorCode, MandateError, type MandateErrorCode } from '../errors.js'
 import type { Ed25519Key } from '../identity/key.js'
 import { decodeMandateUnverified } from '../mandate/verify.js'
+import { snapshotArguments } from '../mandate/args_snapshot.js'
 import { createProof } from '../proof/proof.js'
 import { fetchAuthorityMetadata, type AuthorityMetadata } from './metadata.js'
 import { fetchBounded, readBounded, safeUrl, type BoundedResponse } from '../http/bounded_fetch.js'
@@ -46,12 +47,22 @@ const OAUTH_TO_CODE: Record<string, MandateErrorCode> = {
 // what a proxy or load balancer answers when the Authority behind it is down
 const GATEWAY_STATUSES = new Set([502, 503, 504])
 
+/**
+ * The call's arguments as sent: the same snapshot (and limits) the guard applies, so arguments the
+ * guard would refuse (cycles, BigInt, functions, over the limits) are ARGUMENTS_INVALID here too,
+ * never a TypeError from JSON.stringify.
+ */
+function argumentsJson(args: unknown): string {
+  return JSON.stringify(snapshotArguments(args === undefined ? {} : args))
+}
+
 function errorFromBody(status: number, body: unknown, url: string): MandateError {
   const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>
   const description = typeof b.error_description === 'string' ? b.error_description.slice(0, 300) : `the Authority answered ${status}`
   const code: MandateErrorCode = isMandateErrorCode(b.mandate_code)
     ? b.mandate_code
-    : (typeof b.error === 'string' ? OAUTH_TO_CODE[b.error] : undefined) ??
+    // own members only: an `error` of "constructor" or "__proto__" must not read the prototype
+    : (typeof b.error === 'string' && Object.hasOwn(OAUTH_TO_CODE, b.error) ? OAUTH_TO_CODE[b.error] : undefined) ??
       (GATEWAY_STATUSES.has(status) ? 'AUTHORITY_UNREACHABLE' : status >= 500 ? 'INTERNAL' : 'INVALID_REQUEST')
   return new MandateError(code, description, { detail: { status, url: safeUrl(url), ...(typeof b.error === 'string' ? { oauth_error: b.error.slice(0, 64) } : {}) } })
 }
@@ -228,7 +239,7 @@ export function createHttpAuthorityClient(options: HttpAuthorityClientOptions): 
     async callCredential(r: CallCredentialParams): Promise<CallCredentialResult> {
       const form: Record<string, string | string[]> = {
         grant_type: TOKEN_EXCHANGE, subject_token: r.mandate, subject_token_type: ACCESS_TOKEN, requested_token_type: CALL_CREDENTIAL,
-        resource: r.audience, tool: r.tool, tool_arguments: JSON.stringify(r.arguments === undefined ? {} : r.arguments),
+        resource: r.audience, tool: r.tool, tool_arguments: argumentsJson(r.arguments),
       }
       if (r.scopes) form.scope = r.scopes.join(' ')
       if (r.expiresIn !== undefined) form.expires_in = String(r.expiresIn)
@@ -239,7 +250,8 @@ export function createHttpAuthorityClient(options: HttpAuthorityClientOptions): 
       return {
         status: 'approval_required', approvalId: b.approval_id as string,
         reason: typeof b.error_description === 'string' ? b.error_description : 'approval required',
-        expiresAt: Math.floor(Date.now() / 1000) + (typeof b.expires_in === 'number' ? b.expires_in : 0),
+        // an approval lives minutes, not ages: a nonsensical expires_in from the server is capped at a day
+        expiresAt: Math.floor(Date.now() / 1000) + (Number.isSafeInteger(b.expires_in) && (b.expires_in as number) > 0 ? Math.min(b.expires_in as number, 86_400) : 0),
       }
     },
 

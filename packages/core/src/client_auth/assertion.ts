@@ -85,6 +85,7 @@ export async function verifyClientAssertion(assertion: unknown, options: VerifyC
     // could have been minted for it and replayed here), and at least one
     if (auds.length === 0 || !auds.every((a) => typeof a === 'string' && options.audiences.includes(a))) throw new MandateError('INVALID_CLIENT', 'client assertion audience is wrong')
     const now = options.now ?? Math.floor(Date.now() / 1000)
+    if (typeof now !== 'number' || !Number.isFinite(now)) throw new MandateError('CONFIG_INVALID', 'the current time (now) must be a finite number')
     const skew = options.skew ?? 30
     if (typeof p.exp !== 'number' || now - skew >= p.exp) throw new MandateError('INVALID_CLIENT', 'client assertion has expired')
     if (p.iat !== undefined && (typeof p.iat !== 'number' || p.iat > now + skew)) throw new MandateError('INVALID_CLIENT', 'client assertion iat is in the future')
@@ -96,7 +97,7 @@ export async function verifyClientAssertion(assertion: unknown, options: VerifyC
     if (!(await options.replay.use(`assertion:${p.iss}:${p.jti}`, p.exp + skew))) throw new MandateError('INVALID_CLIENT', 'client assertion has already been used')
     return p.iss
   } catch (err) {
-    if (MandateError.is(err) && err.code === 'INVALID_CLIENT') throw err
+    if (MandateError.is(err) && (err.code === 'INVALID_CLIENT' || err.code === 'CONFIG_INVALID')) throw err
     throw new MandateError('INVALID_CLIENT', 'client authentication failed', { cause: err })
   }
 }

@@ -300,6 +300,7 @@ export function createGuard(options: GuardOptions): Guard {
         ? options.jwks
         : createLocalKeySet(options.jwks)
   const replay = options.replay ?? new MemoryReplayStore()
+  if (options.clock !== undefined && typeof options.clock !== 'function') throw new MandateError('CONFIG_INVALID', 'clock must be a function returning milliseconds')
   const clock = options.clock ?? Date.now
   const registry = options.registry ?? defaultConstraintRegistry
   const audience = options.audience
@@ -395,7 +396,10 @@ export function createGuard(options: GuardOptions): Guard {
   function verify(token: unknown, proof: string | undefined, tool: string | undefined, args: unknown, http: { method: string; url: string | URL } | undefined): VerifiedCall | Promise<VerifiedCall> {
     // size and shape first: an oversized argument set costs at most about the limit to refuse
     const snapshot = tool !== undefined ? snapshotArguments(args, argumentLimits) : undefined
-    const now = Math.floor(clock() / 1000)
+    const ms = clock()
+    // a clock answering NaN (or not a number) would switch every time check off: refuse instead
+    if (typeof ms !== 'number' || !Number.isFinite(ms)) throw new MandateError('CONFIG_INVALID', 'the guard clock must return a finite number of milliseconds')
+    const now = Math.floor(ms / 1000)
     if (typeof token !== 'string') throw new MandateError('TOKEN_MALFORMED', 'token must be a string')
     const limit = token.includes('~') ? MAX_CHAIN_LENGTH : MAX_MANDATE_LENGTH
     if (token.length > limit) throw new MandateError('TOKEN_TOO_LARGE', 'token exceeds the size limit', { detail: { limit } })

@@ -50,6 +50,9 @@ export function safeUrl(url: string | URL): string {
  * body is too large, too slow or not UTF-8; `detail.url` names the URL (without its query).
  */
 export async function fetchBounded(url: string | URL, init: RequestInit, options: BoundedFetchOptions): Promise<BoundedResponse> {
+  // NaN or a negative bound would switch the byte cap or the deadline off (every comparison false)
+  if (!Number.isSafeInteger(options.maxBytes) || options.maxBytes < 0) throw new MandateError('CONFIG_INVALID', 'maxBytes must be a non-negative integer')
+  if (!Number.isSafeInteger(options.timeoutMs) || options.timeoutMs < 1) throw new MandateError('CONFIG_INVALID', 'timeoutMs must be a positive integer')
   const doFetch = options.fetch ?? fetch
   const detailUrl = safeUrl(url)
   const deadline = startDeadline(options)

@@ -97,11 +97,21 @@ export interface RemoteKeySetOptions {
  * Concurrent lookups share one in-flight fetch. Reads are bounded (256 KiB, `timeoutMs`).
  */
 export function createRemoteKeySet(url: string | URL, options: RemoteKeySetOptions = {}): KeyResolver & { refresh(): Promise<void> } {
-  const target = new URL(url)
+  let target: URL
+  try {
+    target = new URL(url)
+  } catch {
+    throw new MandateError('CONFIG_INVALID', 'the JWKS URL must be an absolute URL')
+  }
+  if (typeof options !== 'object' || options === null) throw new MandateError('CONFIG_INVALID', 'createRemoteKeySet options must be an object')
   const cooldown = options.cooldownMs ?? 30_000
   const maxAge = options.maxAgeMs ?? 600_000
   const maxStaleness = options.maxStalenessMs ?? Infinity
   const timeout = options.timeoutMs ?? 5_000
+  for (const [name, v] of [['cooldownMs', cooldown], ['maxAgeMs', maxAge], ['timeoutMs', timeout]] as const) {
+    if (!Number.isSafeInteger(v) || v < 0 || (name === 'timeoutMs' && v < 1)) throw new MandateError('CONFIG_INVALID', `${name} must be a ${name === 'timeoutMs' ? 'positive' : 'non-negative'} integer of milliseconds`)
+  }
+  if (maxStaleness !== Infinity && (!Number.isSafeInteger(maxStaleness) || maxStaleness < 0)) throw new MandateError('CONFIG_INVALID', 'maxStalenessMs must be a non-negative integer of milliseconds')
   const now = options.now ?? Date.now
   let keys = new Map<string, VerificationKey>()
   let fetchedAt = -Infinity

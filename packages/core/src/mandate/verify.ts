@@ -52,10 +52,29 @@ export async function verifyMandate(token: unknown, options: VerifyMandateOption
   const skew = checkSkew(options.skew)
   const jws = parseMandateJws(token)
   const kid = jws.header.kid as string
-  const resolved = options.keys.resolve(kid)
-  // a local key set answers synchronously: skip the microtask an await would cost
-  const key = resolved instanceof Promise ? await resolved : resolved
-  return finishMandate(jws, kid, key, options, skew)
+  return finishMandate(jws, kid, await resolveTrustedKey(options.keys, kid), options, skew)
+}
+
+/**
+ * The trusted key for `kid` from a caller's resolver, typed whatever the resolver does: its own
+ * MandateErrors pass through; anything else it throws is JWKS_UNAVAILABLE and anything that is not
+ * a key handle KEY_NOT_FOUND — neither repeating what the resolver said (its message may hold
+ * anything). @internal
+ */
+export async function resolveTrustedKey(keys: KeyResolver, kid: string): Promise<PublicKeyHandle> {
+  if (typeof keys !== 'object' || keys === null || typeof keys.resolve !== 'function') throw new MandateError('CONFIG_INVALID', 'keys must be a key resolver (createLocalKeySet, createRemoteKeySet)')
+  let key: unknown
+  try {
+    const resolved = keys.resolve(kid)
+    // a local key set answers synchronously: skip the microtask an await would cost
+    key = resolved instanceof Promise ? await resolved : resolved
+  } catch (err) {
+    if (MandateError.is(err)) throw err
+    throw new MandateError('JWKS_UNAVAILABLE', 'the key resolver failed', { cause: err })
+  }
+  const raw = typeof key === 'object' && key !== null ? (key as { raw?: unknown }).raw : undefined
+  if (!(raw instanceof Uint8Array) || raw.length !== 32) throw new MandateError('KEY_NOT_FOUND', 'the key resolver returned no usable key')
+  return key as PublicKeyHandle
 }
 
 /**
@@ -83,14 +102,29 @@ function finishMandate(jws: ParsedJws, kid: string, key: PublicKeyHandle, option
   if (options.audience !== undefined && !audienceList(claims.aud).includes(options.audience)) {
     throw new MandateError('AUDIENCE_MISMATCH', 'mandate is not for this audience')
   }
-  checkTimes(claims, options.now ?? nowSeconds(), skew)
+  checkTimes(claims, checkedNow(options.now), skew)
   return { claims, header: jws.header, kid, key }
 }
 
 export function checkTimes(claims: Pick<MandateClaims, 'exp' | 'nbf' | 'iat'>, now: number, skew: number): void {
+  // every comparison with NaN is false: a clock that answers NaN (or anything not a number) would
+  // switch every time check off, so it refuses instead
+  if (typeof now !== 'number' || !Number.isFinite(now)) throw badClock()
   if (now - skew >= claims.exp) throw new MandateError('TOKEN_EXPIRED', 'mandate has expired')
   if (claims.nbf > now + skew) throw new MandateError('TOKEN_NOT_YET_VALID', 'mandate is not yet valid')
   if (claims.iat > now + skew) throw new MandateError('TOKEN_NOT_YET_VALID', 'mandate was issued in the future')
+}
+
+/** CONFIG_INVALID for a current time that is not a finite number (a broken clock option). */
+export function badClock(): MandateError {
+  return new MandateError('CONFIG_INVALID', 'the current time (now / clock) must be a finite number')
+}
+
+/** `now` as given, or the wall clock; CONFIG_INVALID when a given one is not a finite number. */
+export function checkedNow(now: unknown): number {
+  if (now === undefined) return nowSeconds()
+  if (typeof now !== 'number' || !Number.isFinite(now)) throw badClock()
+  return now
 }
 
 // The protected header depends only on the kid: encode it once per key.

@@ -172,6 +172,8 @@ export function checkProof(proof: unknown, options: VerifyProofOptions): Verifie
 
   const p = jws.payload
   const now = options.now ?? Math.floor(Date.now() / 1000)
+  // NaN would make the iat window check pass whatever the proof says
+  if (typeof now !== 'number' || !Number.isFinite(now)) throw new MandateError('CONFIG_INVALID', 'the current time (now) must be a finite number')
   const skew = options.skew ?? 5
   const maxAge = options.maxAge ?? DEFAULT_PROOF_MAX_AGE
   if (typeof p.jti !== 'string' || p.jti.length < 16 || p.jti.length > 128) throw new MandateError('PROOF_INVALID', 'proof jti must be a random string of at least 96 bits')

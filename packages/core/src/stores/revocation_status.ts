@@ -86,7 +86,13 @@ export function parseRevocationStatusDocument(value: unknown, issuer: string, ur
  * first calls all wait for the first document.
  */
 export function createRevocationStatusClient(url: string | URL, options: RevocationStatusClientOptions): RevocationStatusClient {
-  const base = new URL(url)
+  let base: URL
+  try {
+    base = new URL(url)
+  } catch {
+    throw new MandateError('CONFIG_INVALID', 'the revocation status URL must be an absolute URL')
+  }
+  if (typeof options !== 'object' || options === null) throw new MandateError('CONFIG_INVALID', 'createRevocationStatusClient needs an options object')
   const interval = options.intervalMs ?? 5_000
   const staleness = options.maxStalenessMs ?? 60_000
   const timeoutMs = options.timeoutMs ?? 5_000

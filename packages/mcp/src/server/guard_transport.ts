@@ -62,6 +62,8 @@ export class GuardedServerTransport implements Transport {
   readonly #ctx: GuardTransportContext
   /** Ids of `initialize` requests received and not yet answered (at most a few per session). */
   readonly #initializing = new Set<RequestId>()
+  /** Ids of tool calls being verified (not yet in flight): reserved before the first await. */
+  readonly #admitting = new Set<RequestId>()
   onclose?: (() => void) | undefined
   onerror?: ((error: Error) => void) | undefined
   onmessage?: (<T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void) | undefined
@@ -156,8 +158,13 @@ export class GuardedServerTransport implements Transport {
     const meta = readMetaCredential(params._meta)
     let verifiedArgs: JsonValue | undefined
     let verified: VerifiedCall | undefined
+    let reserved = false
     try {
-      if (this.#ctx.inFlight.has(message.id)) throw new MandateError('INVALID_REQUEST', 'a call with this request id is already running')
+      // the id is taken before the first await: a second call with it, arriving while this one is
+      // being verified, is refused (else both would run, under one in-flight entry and one audit record)
+      if (this.#ctx.inFlight.has(message.id) || this.#admitting.has(message.id)) throw new MandateError('INVALID_REQUEST', 'a call with this request id is already running')
+      this.#admitting.add(message.id)
+      reserved = true
       let call: VerifiedCall
       const http = httpVerificationOf(extra?.authInfo)
       if (http) {
@@ -177,6 +184,7 @@ export class GuardedServerTransport implements Transport {
       enforceToolRequirements(call, this.#ctx.requirements(tool), verifiedArgs)
       this.#ctx.inFlight.set(message.id, call)
     } catch (err) {
+      if (reserved) this.#admitting.delete(message.id)
       const refusal = asMandateError(err)
       // recorded off the request path (bounded queue), attributed only with what the guard verified
       if (this.#ctx.audit) {
@@ -186,6 +194,7 @@ export class GuardedServerTransport implements Transport {
       await this.#inner.send(refusalResponse(message.id, refusal), { relatedRequestId: message.id })
       return undefined
     }
+    this.#admitting.delete(message.id)
     // the handler never sees the credential, and runs on the verified snapshot
     const out: ToolCallRequest['params'] = { ...params, arguments: verifiedArgs }
     if (params._meta && Object.hasOwn(params._meta, CREDENTIAL_META_KEY)) {
