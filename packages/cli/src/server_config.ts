@@ -28,9 +28,17 @@ function configErrorToUsage(err: unknown): never {
   throw err
 }
 
+// paths, URLs and hosts have no use for control characters (a NUL fails deep in the file system
+// calls, after other files were created; others end up in file names and on the terminal)
+const CONTROL = /[\u0000-\u001f\u007f]/
+
 /** The flags as a config layer (only the flags given). */
 function flagsLayer(ctx: CommandContext): AuthorityConfig {
   const v = ctx.values
+  for (const flag of ['db', 'store', 'host', 'issuer', 'replay', 'policy', 'admin-key', 'audit-witness', 'notifications', 'federation', 'metrics-token-file']) {
+    const s = str(v, flag)
+    if (s !== undefined && CONTROL.test(s)) throw usageError(`--${flag} must not contain control characters`)
+  }
   const out: AuthorityConfig = {}
   const port = int(v, 'port', 0, 65535)
   const host = str(v, 'host')
@@ -119,7 +127,13 @@ export async function openReplay(url: string): Promise<{ store: ReplayStore; clo
   try {
     if (/^rediss?:\/\//.test(url)) {
       const r = createRedisReplayStore({ url })
-      await r.ping()
+      try {
+        await r.ping()
+      } catch (err) {
+        // a client left open keeps reconnecting, and the process that could not start never exits
+        await r.close().catch(() => undefined)
+        throw err
+      }
       return { store: r, close: async () => void (await r.close()) }
     }
     const r = await createPostgresReplayStore({ connectionString: url })

@@ -96,3 +96,29 @@ describe.skipIf(!enabled)('authority on Postgres + Redis (real processes)', () =
     expect(await exited, err).toBe(0)
   }, 120_000)
 })
+
+describe('a replay store that cannot be reached at start', () => {
+  it('Redis unreachable: start refuses REPLAY_STORE_UNAVAILABLE and the process exits (no reconnecting client left behind)', async () => {
+    const here = await mkdtemp(join(tmpdir(), 'mandate-cli-replay-'))
+    const port = await freePort() // nothing listens there
+    const started = Date.now()
+    const c = spawn(process.execPath, [...BIN_ARGS, 'authority', 'start', '--json', '--port', '0', '--db', join(here, 'a.db'), '--admin-key', join(here, 'admin.jwk'), '--replay', `redis://:pw@127.0.0.1:${port}`, '--no-dashboard'], {
+      cwd: here, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    children.push(c)
+    let err = ''
+    c.stderr.on('data', (d: Buffer) => (err += d.toString()))
+    const code = await new Promise<number | null>((resolve) => {
+      const t = setTimeout(() => resolve(-1), 20_000)
+      c.once('exit', (x) => {
+        clearTimeout(t)
+        resolve(x)
+      })
+    })
+    expect(code, err).not.toBe(-1)
+    expect(code).not.toBe(0)
+    expect(err).toContain('REPLAY_STORE_UNAVAILABLE')
+    expect(err).not.toContain(':pw@')
+    expect(Date.now() - started).toBeLessThan(20_000)
+  }, 30_000)
+})
