@@ -6,6 +6,8 @@ import { DEFAULT_JSON_LIMITS, parseStrictJsonObject } from '../encoding/strict_j
 import { hasSmallOrderR } from '../identity/point.js'
 import { ACCEPTED_ALGS, EMITTED_ALG, parseCompactJws, signCompactJws, type ParsedJws } from '../jws/compact.js'
 import { randomId } from '../mandate/ids.js'
+import { checkedNow } from '../mandate/clock.js'
+import { hasControlCharacter } from '../encoding/control_chars.js'
 import type { ReplayStore } from '../stores/replay.js'
 
 /** `typ` of an RFC 7523 client assertion (draft-ietf-oauth-rfc7523bis explicit typing). */
@@ -84,8 +86,7 @@ export async function verifyClientAssertion(assertion: unknown, options: VerifyC
     // every value ours (draft-ietf-oauth-rfc7523bis: an assertion also addressed to another server
     // could have been minted for it and replayed here), and at least one
     if (auds.length === 0 || !auds.every((a) => typeof a === 'string' && options.audiences.includes(a))) throw new MandateError('INVALID_CLIENT', 'client assertion audience is wrong')
-    const now = options.now ?? Math.floor(Date.now() / 1000)
-    if (typeof now !== 'number' || !Number.isFinite(now)) throw new MandateError('CONFIG_INVALID', 'the current time (now) must be a finite number')
+    const now = checkedNow(options.now)
     const skew = options.skew ?? 30
     if (typeof p.exp !== 'number' || now - skew >= p.exp) throw new MandateError('INVALID_CLIENT', 'client assertion has expired')
     if (p.iat !== undefined && (typeof p.iat !== 'number' || p.iat > now + skew)) throw new MandateError('INVALID_CLIENT', 'client assertion iat is in the future')
@@ -93,7 +94,7 @@ export async function verifyClientAssertion(assertion: unknown, options: VerifyC
     if (p.nbf !== undefined && (typeof p.nbf !== 'number' || p.nbf > now + skew)) throw new MandateError('INVALID_CLIENT', 'client assertion is not yet valid')
     if (typeof p.jti !== 'string' || p.jti.length < 16 || p.jti.length > 128) throw new MandateError('INVALID_CLIENT', 'client assertion jti is required')
     // the jti becomes a replay-store key (Redis, a Postgres text column): no control characters
-    if (/[\u0000-\u001f\u007f]/.test(p.jti)) throw new MandateError('INVALID_CLIENT', 'client assertion jti must not contain control characters')
+    if (hasControlCharacter(p.jti)) throw new MandateError('INVALID_CLIENT', 'client assertion jti must not contain control characters')
     if (!(await options.replay.use(`assertion:${p.iss}:${p.jti}`, p.exp + skew))) throw new MandateError('INVALID_CLIENT', 'client assertion has already been used')
     return p.iss
   } catch (err) {

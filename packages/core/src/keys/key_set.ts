@@ -3,7 +3,7 @@ import { MandateError } from '../errors.js'
 import { parsePublicJwk, rawFromPublicJwk, type Ed25519PublicJwk } from '../identity/jwk.js'
 import { jwkThumbprint } from '../identity/thumbprint.js'
 import { parseStrictJsonObject } from '../encoding/strict_json.js'
-import { fetchBounded, safeUrl } from '../http/bounded_fetch.js'
+import { absoluteUrl, fetchBounded, safeUrl } from '../http/bounded_fetch.js'
 
 /** Largest JWKS document accepted (bytes); a set holds at most 64 keys anyway. */
 const MAX_JWKS_BYTES = 256 * 1024
@@ -97,12 +97,7 @@ export interface RemoteKeySetOptions {
  * Concurrent lookups share one in-flight fetch. Reads are bounded (256 KiB, `timeoutMs`).
  */
 export function createRemoteKeySet(url: string | URL, options: RemoteKeySetOptions = {}): KeyResolver & { refresh(): Promise<void> } {
-  let target: URL
-  try {
-    target = new URL(url)
-  } catch {
-    throw new MandateError('CONFIG_INVALID', 'the JWKS URL must be an absolute URL')
-  }
+  const target = absoluteUrl(url, 'the JWKS URL')
   if (typeof options !== 'object' || options === null) throw new MandateError('CONFIG_INVALID', 'createRemoteKeySet options must be an object')
   const cooldown = options.cooldownMs ?? 30_000
   const maxAge = options.maxAgeMs ?? 600_000

@@ -1,12 +1,15 @@
 import { DEFAULT_JSON_LIMITS, hasLoneSurrogate, type JsonObject, type JsonValue } from '../encoding/strict_json.js'
 import { backend, type PublicKeyHandle } from '../crypto/backend.js'
 import { MandateError } from '../errors.js'
+import { badClock, checkedNow, nowSeconds } from './clock.js'
 import { b64uEncode } from '../encoding/base64url.js'
 import { EMITTED_ALG, parseCompactJws, signEncodedJws, type ParsedJws } from '../jws/compact.js'
 import type { Ed25519Key } from '../identity/key.js'
 import type { KeyResolver } from '../keys/key_set.js'
 import { defaultConstraintRegistry, type ConstraintRegistry } from '../narrowing/constraints.js'
 import { audienceList, MANDATE_TYP, MAX_MANDATE_LENGTH, parseMandateClaims, type MandateClaims } from './claims.js'
+
+export { nowSeconds }
 
 export const MAX_SKEW_SECONDS = 60
 export const DEFAULT_SKEW_SECONDS = 30
@@ -33,10 +36,6 @@ export interface VerifiedMandate {
   key: PublicKeyHandle
 }
 
-export function nowSeconds(): number {
-  return Math.floor(Date.now() / 1000)
-}
-
 export function checkSkew(skew: number | undefined): number {
   const s = skew ?? DEFAULT_SKEW_SECONDS
   if (!Number.isFinite(s) || s < 0 || s > MAX_SKEW_SECONDS) throw new MandateError('CONFIG_INVALID', `skew must be between 0 and ${MAX_SKEW_SECONDS} seconds`)
@@ -52,7 +51,8 @@ export async function verifyMandate(token: unknown, options: VerifyMandateOption
   const skew = checkSkew(options.skew)
   const jws = parseMandateJws(token)
   const kid = jws.header.kid as string
-  return finishMandate(jws, kid, await resolveTrustedKey(options.keys, kid), options, skew)
+  const resolved = resolveTrustedKey(options.keys, kid)
+  return finishMandate(jws, kid, resolved instanceof Promise ? await resolved : resolved, options, skew)
 }
 
 /**
@@ -61,17 +61,24 @@ export async function verifyMandate(token: unknown, options: VerifyMandateOption
  * a key handle KEY_NOT_FOUND — neither repeating what the resolver said (its message may hold
  * anything). @internal
  */
-export async function resolveTrustedKey(keys: KeyResolver, kid: string): Promise<PublicKeyHandle> {
+export function resolveTrustedKey(keys: KeyResolver, kid: string): PublicKeyHandle | Promise<PublicKeyHandle> {
   if (typeof keys !== 'object' || keys === null || typeof keys.resolve !== 'function') throw new MandateError('CONFIG_INVALID', 'keys must be a key resolver (createLocalKeySet, createRemoteKeySet)')
-  let key: unknown
+  let resolved: unknown
   try {
-    const resolved = keys.resolve(kid)
-    // a local key set answers synchronously: skip the microtask an await would cost
-    key = resolved instanceof Promise ? await resolved : resolved
+    resolved = keys.resolve(kid)
   } catch (err) {
-    if (MandateError.is(err)) throw err
-    throw new MandateError('JWKS_UNAVAILABLE', 'the key resolver failed', { cause: err })
+    throw resolverFailed(err)
   }
+  // a local key set answers synchronously: no microtask for it
+  if (resolved instanceof Promise) return resolved.then(usableKey, (err: unknown) => { throw resolverFailed(err) })
+  return usableKey(resolved)
+}
+
+function resolverFailed(err: unknown): unknown {
+  return MandateError.is(err) ? err : new MandateError('JWKS_UNAVAILABLE', 'the key resolver failed', { cause: err })
+}
+
+function usableKey(key: unknown): PublicKeyHandle {
   const raw = typeof key === 'object' && key !== null ? (key as { raw?: unknown }).raw : undefined
   if (!(raw instanceof Uint8Array) || raw.length !== 32) throw new MandateError('KEY_NOT_FOUND', 'the key resolver returned no usable key')
   return key as PublicKeyHandle
@@ -113,18 +120,6 @@ export function checkTimes(claims: Pick<MandateClaims, 'exp' | 'nbf' | 'iat'>, n
   if (now - skew >= claims.exp) throw new MandateError('TOKEN_EXPIRED', 'mandate has expired')
   if (claims.nbf > now + skew) throw new MandateError('TOKEN_NOT_YET_VALID', 'mandate is not yet valid')
   if (claims.iat > now + skew) throw new MandateError('TOKEN_NOT_YET_VALID', 'mandate was issued in the future')
-}
-
-/** CONFIG_INVALID for a current time that is not a finite number (a broken clock option). */
-export function badClock(): MandateError {
-  return new MandateError('CONFIG_INVALID', 'the current time (now / clock) must be a finite number')
-}
-
-/** `now` as given, or the wall clock; CONFIG_INVALID when a given one is not a finite number. */
-export function checkedNow(now: unknown): number {
-  if (now === undefined) return nowSeconds()
-  if (typeof now !== 'number' || !Number.isFinite(now)) throw badClock()
-  return now
 }
 
 // The protected header depends only on the kid: encode it once per key.

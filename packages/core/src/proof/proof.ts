@@ -7,6 +7,8 @@ import { jwkThumbprint } from '../identity/thumbprint.js'
 import { EMITTED_ALG, parseCompactJws, signCompactJws } from '../jws/compact.js'
 import { argumentsDigest, tokenHash } from '../mandate/args_digest.js'
 import { randomId } from '../mandate/ids.js'
+import { checkedNow } from '../mandate/clock.js'
+import { hasControlCharacter } from '../encoding/control_chars.js'
 import type { ReplayStore } from '../stores/replay.js'
 
 /** JWT `typ` of a proof of possession (RFC 9449 DPoP). */
@@ -32,9 +34,6 @@ export interface CreateProofOptions {
   /** Issue time in seconds (tests). */
   now?: number
 }
-
-// C0 controls and DEL
-const CONTROL_CHAR = /[\u0000-\u001f\u007f]/
 
 /** Normalise an `htu` per RFC 9449 §4.3: scheme, host and port, path; no query, no fragment. */
 export function normalizeHtu(url: string | URL): string {
@@ -171,14 +170,13 @@ export function checkProof(proof: unknown, options: VerifyProofOptions): Verifie
   if (!backend.verify(key, jws.signingInput, jws.signature)) throw new MandateError('PROOF_INVALID', 'proof signature is invalid')
 
   const p = jws.payload
-  const now = options.now ?? Math.floor(Date.now() / 1000)
   // NaN would make the iat window check pass whatever the proof says
-  if (typeof now !== 'number' || !Number.isFinite(now)) throw new MandateError('CONFIG_INVALID', 'the current time (now) must be a finite number')
+  const now = checkedNow(options.now)
   const skew = options.skew ?? 5
   const maxAge = options.maxAge ?? DEFAULT_PROOF_MAX_AGE
   if (typeof p.jti !== 'string' || p.jti.length < 16 || p.jti.length > 128) throw new MandateError('PROOF_INVALID', 'proof jti must be a random string of at least 96 bits')
   // the jti becomes a key in the replay store (Redis, a Postgres text column): no control characters
-  if (CONTROL_CHAR.test(p.jti)) throw new MandateError('PROOF_INVALID', 'proof jti must not contain control characters')
+  if (hasControlCharacter(p.jti)) throw new MandateError('PROOF_INVALID', 'proof jti must not contain control characters')
   if (typeof p.iat !== 'number' || !Number.isFinite(p.iat)) throw new MandateError('PROOF_INVALID', 'proof iat is required')
   if (p.iat > now + skew || p.iat < now - maxAge - skew) throw new MandateError('PROOF_STALE', 'proof iat is outside the acceptable window')
 

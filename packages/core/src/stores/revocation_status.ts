@@ -1,6 +1,6 @@
 import { parseStrictJsonObject } from '../encoding/strict_json.js'
 import { MandateError } from '../errors.js'
-import { fetchBounded, safeUrl } from '../http/bounded_fetch.js'
+import { absoluteUrl, fetchBounded, safeUrl } from '../http/bounded_fetch.js'
 import type { RevocationQuery, RevocationSource } from './revocation.js'
 import { MemoryRevocationList } from './revocation.js'
 
@@ -86,12 +86,7 @@ export function parseRevocationStatusDocument(value: unknown, issuer: string, ur
  * first calls all wait for the first document.
  */
 export function createRevocationStatusClient(url: string | URL, options: RevocationStatusClientOptions): RevocationStatusClient {
-  let base: URL
-  try {
-    base = new URL(url)
-  } catch {
-    throw new MandateError('CONFIG_INVALID', 'the revocation status URL must be an absolute URL')
-  }
+  const base = absoluteUrl(url, 'the revocation status URL')
   if (typeof options !== 'object' || options === null) throw new MandateError('CONFIG_INVALID', 'createRevocationStatusClient needs an options object')
   const interval = options.intervalMs ?? 5_000
   const staleness = options.maxStalenessMs ?? 60_000
