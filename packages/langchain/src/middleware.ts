@@ -4,7 +4,7 @@ import { argumentsDigest, MandateError, type JsonValue } from '@mandate/core'
 import { createMiddleware, type AgentMiddleware } from 'langchain'
 import { runMandatedCall } from './call.js'
 import { assertUniqueNames, configError } from './config_check.js'
-import { errorToolMessage, isTerminal } from './errors.js'
+import { callerSafeError, errorToolMessage, isTerminal } from './errors.js'
 import { resolveSettings, type MandateOptions, type Settings } from './options.js'
 import { isMandateTool, outcomeOfResult } from './wrap_tool.js'
 
@@ -119,7 +119,7 @@ export function mandateMiddleware(options: MandateMiddlewareOptions): AgentMiddl
         )
       } catch (err) {
         if (isGraphInterrupt(err)) throw err
-        if (settings.stopOnTerminal && isTerminal(err)) throw err
+        if (settings.stopOnTerminal && isTerminal(err)) throw callerSafeError(err, secrets)
         return errorToolMessage(err, { id: toolCall.id, name: toolCall.name }, secrets)
       }
     },

@@ -4,7 +4,7 @@ import { isCommand, isGraphInterrupt } from '@langchain/langgraph'
 import { MandateError } from '@mandate/core'
 import { assertUniqueNames, configError } from './config_check.js'
 import { runMandatedCall, type Outcome } from './call.js'
-import { errorToolMessage, isTerminal } from './errors.js'
+import { callerSafeError, errorToolMessage, isTerminal } from './errors.js'
 import { resolveSettings, type MandateOptions, type Settings } from './options.js'
 
 const WRAPPED = Symbol.for('@mandate/langchain/wrapped')
@@ -85,7 +85,8 @@ function wrapWithSettings<T extends StructuredToolInterface>(tool: T, settings: 
     } catch (err) {
       if (isGraphInterrupt(err) || isCommand(err)) throw err
       if (MandateError.is(err) && toolCallId && !(settings.stopOnTerminal && isTerminal(err))) return errorToolMessage(err, { id: toolCallId, name: inner.name }, secrets)
-      throw err
+      // what is thrown reaches the model through ToolNode's error handling: no credential in it
+      throw callerSafeError(err, secrets)
     }
   }
 

@@ -238,3 +238,44 @@ describe('arguments are snapshotted once: the digest and the run see the same va
     expect(seen.every((s) => s.ctx.verified)).toBe(true)
   })
 })
+
+describe('a tool whose own error quotes a credential', () => {
+  // e.g. an HTTP client error that echoes the request's Authorization header
+  function leaky(w: World) {
+    return tool(async () => {
+      const credential = w.issued[w.issued.length - 1] as string
+      throw new Error(`upstream said: Authorization: DPoP ${credential} rejected (parent ${w.grant.token})`, { cause: new Error(`inner ${credential}`) })
+    }, { name: 'billing.get_invoice', description: 'get', schema: z.object({ invoice: z.string() }) })
+  }
+
+  it('withMandate: plain invoke throws a scrubbed error, a tool call becomes a scrubbed error ToolMessage', async () => {
+    const w = await createWorld()
+    const t = withMandate(leaky(w), { client: w.clientFor(w.orchestrator), key: w.orchestrator, mandate: w.grant.token, audience: BILLING, guard: w.guardFor(BILLING) })
+    const err = await t.invoke({ invoice: 'inv_1' }).then(() => undefined, (e: unknown) => e)
+    expect(err).toBeInstanceOf(Error)
+    expect(String((err as Error).message)).toMatch(/^Error: upstream said: Authorization: DPoP \[credential\] rejected \(parent \[credential\]\)$/)
+    expect(findLeaks([dump(err), String((err as Error).stack), String((err as Error).cause)], w.issued)).toEqual([])
+
+    const msg = (await t.invoke({ name: t.name, args: { invoice: 'inv_2' }, id: 'l1', type: 'tool_call' }).then((m) => m, (e: unknown) => e)) as unknown
+    expect(findLeaks([dump(msg), String((msg as Error).stack)], w.issued)).toEqual([])
+  })
+
+  it('withMandate inside createAgent (ToolNode error handling): the model never reads the credential', async () => {
+    const w = await createWorld()
+    const t = withMandate(leaky(w), { client: w.clientFor(w.orchestrator), key: w.orchestrator, mandate: w.grant.token, audience: BILLING, guard: w.guardFor(BILLING) })
+    const model = new ScriptedChatModel([callTools({ name: t.name, args: { invoice: 'inv_1' }, id: 'l2' })])
+    const result = await createAgent({ model, tools: [t] }).invoke({ messages: [{ role: 'user', content: 'go' }] })
+    const [msg] = toolMessages(result.messages)
+    expect(msg?.status).toBe('error')
+    expect(String(msg?.content)).toContain('[credential]')
+    expect(findLeaks([dump(result.messages), dump(model.seen)], w.issued)).toEqual([])
+  })
+
+  it('an error that mentions no credential passes through unchanged', async () => {
+    const w = await createWorld()
+    const original = new Error('db down at 10.0.0.5')
+    const t = withMandate(tool(async () => { throw original }, { name: 'billing.get_invoice', description: 'get', schema: z.object({ invoice: z.string() }) }),
+      { client: w.clientFor(w.orchestrator), key: w.orchestrator, mandate: w.grant.token, audience: BILLING, guard: w.guardFor(BILLING) })
+    await expect(t.invoke({ invoice: 'inv_1' })).rejects.toBe(original)
+  })
+})
