@@ -732,9 +732,10 @@ export class Authority {
 
   /**
    * Authenticate a principal by a client assertion (JSON endpoints: `Authorization: MandateAssertion`).
-   * Throws INVALID_CLIENT.
+   * The assertion's `aud` is the issuer or one of `endpoint` (the URLs of the endpoint it was sent
+   * to). Throws INVALID_CLIENT.
    */
-  authenticate(assertion: string, endpoint?: string): Promise<AgentRecord> {
+  authenticate(assertion: string, endpoint?: string | readonly string[]): Promise<AgentRecord> {
     return this.#refusable('authenticate', {}, () => authenticateClient(this.#ctx, { assertionType: CLIENT_ASSERTION_TYPE, assertion }, endpoint))
   }
 

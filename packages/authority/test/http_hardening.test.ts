@@ -102,6 +102,20 @@ describe('admin and approval inputs are checked exactly (values that would be st
     expect((await server.authority.getAgent(did))?.metadata).toEqual({ team: 'billing', n: 1.5, max: 9007199254740991 })
   })
 
+  it('a JSON endpoint takes an assertion whose aud is the issuer, the endpoint URL or the request URL, and nothing else', async () => {
+    const withAud = (audience: string) => ({ authorization: `MandateAssertion ${createClientAssertion(admin, { clientId: admin.did, audience })}` })
+    const get = (path: string, audience: string) => fetch(`${server.url}${path}`, { headers: withAud(audience) })
+    for (const audience of [server.url, `${server.url}/admin`, `${server.url}/admin/agents`]) {
+      expect((await get('/admin/agents', audience)).status, audience).toBe(200)
+    }
+    for (const audience of [`${server.url}/audit`, `${server.url}/admin/agentsX`, `${server.url}/token`, 'https://elsewhere.example/admin', `${server.url}/admin/agents?x=1`]) {
+      const res = await get('/admin/agents', audience)
+      expect(res.status, audience).toBe(401)
+      expect(await res.json()).toMatchObject({ error: 'invalid_client' })
+    }
+    expect((await get('/audit', `${server.url}/audit`)).status).toBe(200)
+  })
+
   it('key rotation takes no options: an unknown member is refused and nothing rotates', async () => {
     const kid = server.authority.jwks().keys.at(-1)?.kid
     const res = await post('/admin/keys/rotate', { foo: 1 })

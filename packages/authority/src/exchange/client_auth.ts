@@ -3,7 +3,7 @@
  * authenticated client's key (RFC 9449) at the Authority's endpoints.
  */
 import {
-  b64uDecode, CLIENT_ASSERTION_TYPE, cryptoBackend, MandateError, publicJwkFromDidKey, verifyClientAssertion, verifyProof,
+  b64uDecode, CLIENT_ASSERTION_TYPE, MAX_PROOF_LENGTH, cryptoBackend, MandateError, publicJwkFromDidKey, verifyClientAssertion, verifyProof,
   type PublicKeyHandle, type VerifiedProof,
 } from '@mandate/core'
 import { nowSec, type AuthorityContext } from '../context.js'
@@ -33,7 +33,7 @@ export interface ClientCredentials {
  * is the assertion's jti recorded as used. Strangers' assertions, however many and however well
  * signed, never take a place in the single-use store.
  */
-export async function authenticateClient(ctx: AuthorityContext, creds: ClientCredentials, endpoint?: string): Promise<AgentRecord> {
+export async function authenticateClient(ctx: AuthorityContext, creds: ClientCredentials, endpoint?: string | readonly string[]): Promise<AgentRecord> {
   if (creds.assertionType === undefined && creds.assertion === undefined) {
     throw new MandateError('INVALID_CLIENT', 'client authentication is required (private_key_jwt client assertion)')
   }
@@ -46,7 +46,7 @@ export async function authenticateClient(ctx: AuthorityContext, creds: ClientCre
   let id: string
   try {
     id = await verifyClientAssertion(creds.assertion, {
-      audiences: endpoint === undefined ? [ctx.issuer] : [ctx.issuer, endpoint],
+      audiences: [ctx.issuer, ...(endpoint === undefined ? [] : typeof endpoint === 'string' ? [endpoint] : endpoint)],
       now: nowSec(ctx),
       skew: ctx.limits.skew,
       resolveClientKey: (clientId) => {
@@ -112,4 +112,27 @@ export async function verifyHolderProof(ctx: AuthorityContext, proof: string | u
   }).catch((err: unknown) => {
     throw dpopProofError(err)
   })
+}
+
+/**
+ * RFC 9449 §8 before anything single-use is spent: when the Authority demands DPoP nonces and the
+ * request's proof carries none or a stale one, answer `use_dpop_nonce` now — before the client
+ * assertion (or a foreign token) is recorded as used — so the client can retry the same request
+ * with a fresh proof. Only the nonce claim is read here; the proof is verified in full later (a
+ * proof that does not even decode is left to that check).
+ */
+export function demandFreshNonce(ctx: AuthorityContext, proof: string | undefined): void {
+  const source = ctx.nonce
+  if (!source || proof === undefined || proof.length > MAX_PROOF_LENGTH) return
+  const parts = proof.split('.')
+  if (parts.length !== 3) return
+  let nonce: unknown
+  try {
+    const payload: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(b64uDecode(parts[1] as string, 'PROOF_INVALID')))
+    if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return
+    nonce = (payload as Record<string, unknown>).nonce
+  } catch {
+    return
+  }
+  if (!source.check(typeof nonce === 'string' ? nonce : undefined)) throw new MandateError('NONCE_REQUIRED', 'a fresh DPoP nonce is required')
 }

@@ -5,7 +5,7 @@
 import { MandateError, parseScope, type JsonValue } from '@mandate/core'
 import type { AuthorityContext } from '../context.js'
 import type { AgentRecord } from '../types.js'
-import { authenticateClient, verifyHolderProof } from './client_auth.js'
+import { authenticateClient, demandFreshNonce, verifyHolderProof } from './client_auth.js'
 import { grantRootMandate } from './grant.js'
 import type { IssuedMandate, RefusalFields } from './issued.js'
 import { FormParams, LIMITS, optBudget, optInt, optJson, optScopes, optTools, resources } from './params.js'
@@ -143,6 +143,7 @@ export async function handleTokenRequest(ctx: AuthorityContext, req: TokenReques
   const p = req.params
   const grantType = p.required('grant_type')
   info.grant_type = grantType.slice(0, 80)
+  demandFreshNonce(ctx, req.dpop)
   // RFC 7523 §2.1: an external token under a federation rule; it authenticates the client (host
   // app) itself, or — for a workload — is the authentication, with the DPoP key as the agent
   if (grantType === JWT_BEARER_GRANT_TYPE) return answer(await jwtBearerGrant(ctx, p, req.dpop, info))
