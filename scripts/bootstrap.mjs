@@ -36,7 +36,8 @@ const pnpm = (args) => {
 
 pnpm(['install', '--frozen-lockfile'])
 if (task === 'demo') {
-  pnpm(['exec', 'turbo', 'run', 'build', '--filter=@mandate/demo...', '--output-logs=errors-only'])
+  // the CLI too: the interactive demo offers `mandate approvals approve` as the other way to decide
+  pnpm(['exec', 'turbo', 'run', 'build', '--filter=@mandate/demo...', '--filter=@mandate/cli...', '--output-logs=errors-only'])
   pnpm(['--filter', '@mandate/demo', 'run', 'demo', ...process.argv.slice(3)])
 } else {
   pnpm(['exec', 'turbo', 'run', 'build', '--output-logs=errors-only'])

@@ -8,7 +8,18 @@ export const c = { bold: paint(1), dim: paint(2), red: paint(31), green: paint(3
 
 export class Narrator {
   private step = 0
-  constructor(private readonly write: (s: string) => void = (s) => void process.stdout.write(s)) {}
+  /** The spinner line being drawn, if any: other lines are written above it, never over it. */
+  private spinner: string | undefined
+  constructor(
+    private readonly out: (s: string) => void = (s) => void process.stdout.write(s),
+    private readonly tty: boolean = process.stdout.isTTY === true,
+  ) {}
+
+  /** Write whole lines; while a spinner runs (another task's progress), clear it, write, redraw it. */
+  private write(s: string): void {
+    if (this.spinner === undefined) return this.out(s)
+    this.out(`\r\u001b[K${s}${this.spinner}`)
+  }
 
   title(text: string): void {
     this.write(`\n${c.bold(text)}\n${c.dim('─'.repeat(Math.min(78, text.length)))}\n`)
@@ -37,10 +48,14 @@ export class Narrator {
     this.write(`   ${c.yellow('!')} ${text}\n`)
   }
 
-  /** Run `work` with a progress indicator labelled `label`. */
+  /**
+   * Run `work` with a progress indicator labelled `label`: a spinner on a terminal (one at a time;
+   * lines printed meanwhile go above it), a plain line otherwise.
+   */
   async progress<T>(label: string, work: () => Promise<T>): Promise<T> {
     const started = Date.now()
-    if (!process.stdout.isTTY) {
+    const elapsed = () => c.dim(`${((Date.now() - started) / 1000).toFixed(1)}s`)
+    if (!this.tty || this.spinner !== undefined) {
       this.write(`   … ${label}\n`)
       const out = await work()
       this.write(`   ${c.dim(`done in ${((Date.now() - started) / 1000).toFixed(1)}s`)}\n`)
@@ -48,14 +63,18 @@ export class Narrator {
     }
     const frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏']
     let i = 0
-    const timer = setInterval(() => {
-      this.write(`\r   ${c.yellow(frames[i++ % frames.length]!)} ${label} ${c.dim(`${((Date.now() - started) / 1000).toFixed(1)}s`)}`)
-    }, 80)
+    const draw = () => {
+      this.spinner = `   ${c.yellow(frames[i++ % frames.length] as string)} ${label} ${elapsed()}`
+      this.out(`\r\u001b[K${this.spinner}`)
+    }
+    draw()
+    const timer = setInterval(draw, 80)
     try {
       return await work()
     } finally {
       clearInterval(timer)
-      this.write(`\r   ${c.dim('·')} ${label} ${c.dim(`${((Date.now() - started) / 1000).toFixed(1)}s`)}\u001b[K\n`)
+      this.spinner = undefined
+      this.out(`\r\u001b[K   ${c.dim('·')} ${label} ${elapsed()}\n`)
     }
   }
 }

@@ -2,8 +2,10 @@
  * The story: Alice signs in at a local OpenID provider → the host app exchanges her ID token for a
  * task mandate → orchestrator → billing sub-agent → tools, every call with its own credential.
  */
+import { existsSync } from 'node:fs'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { ToolMessage, type BaseMessage } from '@langchain/core/messages'
 import { tool } from '@langchain/core/tools'
 import { createGuard, createRevocationStatusClient, decodeMandateUnverified, Ed25519Key, type Guard, type ToolGrant } from '@mandate/core'
@@ -145,10 +147,14 @@ export async function runStory(o: StoryOptions): Promise<void> {
       await link.register(admin, { did: keys.orchestrator.did, name: 'orchestrator', role: 'agent', owner: 'alice' })
       await link.register(admin, { did: keys.billingAgent.did, name: 'billing-agent', role: 'agent', owner: 'alice' })
       await link.register(admin, { did: keys.tickets.did, name: 'tickets-mcp', role: 'resource' })
-      await link.register(admin, { did: keys.bob.did, name: 'bob (approver)', role: 'approver' })
+      await link.register(admin, { did: keys.bob.did, name: 'bob', role: 'approver' })
     })
-    const dashboardLogin = () => link.loginUrl({ did: keys.bob.did, name: 'bob (approver)' })
-    if (link.dashboardUrl) n.detail(`dashboard: ${link.dashboardUrl}  ${c.dim(`(one-time sign-in as bob: ${dashboardLogin() ?? '-'})`)}`)
+    const dashboardLogin = () => link.loginUrl({ did: keys.bob.did, name: 'bob' })
+    if (link.dashboardUrl) {
+      n.detail(`dashboard: ${link.dashboardUrl}  ${c.dim(`(one-time sign-in as bob: ${dashboardLogin() ?? '-'})`)}`)
+      // without --interactive the story runs to the end and the Authority (and its dashboard) stops with it
+      if (!o.interactive) n.detail(c.dim('(it closes when the story ends; run `npm run demo -- --interactive` to keep it up and approve there yourself)'))
+    }
 
     await o.hooks?.ready?.({ dashboardLogin: dashboardLogin() })
 
@@ -303,7 +309,7 @@ export async function runStory(o: StoryOptions): Promise<void> {
 
     // ---- 3. revoke mid-way
     n.say(`Alice's security team revokes the whole task (txn ${root.txn}) mid-way.`)
-    await link.revokeTask(admin, root.txn, 'Alice cancelled the task')
+    await link.revokeTask(admin, root.txn, "stopped by Alice's security team")
     n.ok('revoked at the Authority: every mandate of the task, and every descendant, is dead')
     const afterRevocation = createAgent({
       model: await createChatModel(modelChoice, 'billing-agent-2', AFTER_REVOCATION_PLAN),
@@ -328,7 +334,7 @@ export async function runStory(o: StoryOptions): Promise<void> {
     n.detail(c.bold('Done.') + ' Every call carried its own short-lived, single-use credential; the chain only narrowed; the human decision and the revocation are in the audit log.')
     await o.hooks?.finished?.()
     if (o.interactive && link.dashboardUrl) {
-      n.detail(`The dashboard stays up for you to explore: ${link.loginUrl({ did: keys.bob.did, name: 'bob (approver)' }) ?? link.dashboardUrl}`)
+      n.detail(`The dashboard stays up for you to explore: ${link.loginUrl({ did: keys.bob.did, name: 'bob' }) ?? link.dashboardUrl}`)
       await n.progress('press Enter to stop', () => new Promise<void>((resolve) => process.stdin.once('data', () => resolve())))
       process.stdin.pause()
     }
@@ -416,7 +422,7 @@ function watchApprovals(p: {
           await writeFile(keyFile, JSON.stringify(p.approver.exportPrivateJwk()), { mode: 0o600 }).catch(() => undefined)
           const login = p.dashboardLogin()
           n.detail(`Approve it in the dashboard${login ? ` (one-time sign-in as bob: ${login})` : ''}`)
-          n.detail(`or: mandate approvals approve ${a.id} --url ${p.link.url} --key ${keyFile}`)
+          n.detail(`or, in another terminal: ${mandateCommand()} approvals approve ${a.id} --url ${p.link.url} --key ${keyFile}`)
           await n.progress('waiting for a human decision', async () => {
             while (!stopped && (await p.link.pendingApprovals(p.approver).catch(() => [])).some((x) => x.id === a.id)) await new Promise((r) => setTimeout(r, 300))
           })
@@ -435,4 +441,11 @@ function watchApprovals(p: {
       stopped = true
     },
   }
+}
+
+/** How to run the CLI from here: the repo's own build (`npm run demo` builds it), else an installed `mandate`. */
+function mandateCommand(): string {
+  // src/ and dist/ are both one level below apps/demo
+  const bin = fileURLToPath(new URL('../../../packages/cli/dist/bin.js', import.meta.url))
+  return existsSync(bin) ? `node ${bin}` : 'mandate'
 }

@@ -12,6 +12,7 @@
  *   BENCH_MAX_SECONDS=8    closed-loop seconds to find the maximum rate
  *   BENCH_RATE=n           fixed open-loop rate instead of half the measured maximum
  *   BENCH_SERVER_PROF=DIR  write a CPU profile of each server process there (node --cpu-prof)
+ *   BENCH_SQLITE_CHECKPOINT=inline|worker  where the SQLite server's WAL checkpoints run (default worker)
  *
  * Per set-up: (1) maximum: a closed loop of 64 requests in flight (only to find the maximum; a
  * closed loop measures queueing, not latency); (2) open loop at half that rate: requests are sent

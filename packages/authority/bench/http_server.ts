@@ -17,13 +17,14 @@ import { performance } from 'node:perf_hooks'
 import { createAuthorityServer, openSqliteStore, type AuthorityStore } from '../src/index.js'
 
 const [spec, portArg, issuer] = process.argv.slice(2)
+const checkpoint = process.env.BENCH_SQLITE_CHECKPOINT
 if (!spec || !portArg || !issuer) {
   process.stderr.write('usage: http_server.ts <sqlite:FILE|postgres:URL> <port> <issuer>\n')
   process.exit(2)
 }
 
 async function openStore(s: string): Promise<AuthorityStore> {
-  if (s.startsWith('sqlite:')) return openSqliteStore(s.slice('sqlite:'.length))
+  if (s.startsWith('sqlite:')) return openSqliteStore(s.slice('sqlite:'.length), checkpoint === 'inline' || checkpoint === 'worker' ? { checkpoint } : {})
   if (s.startsWith('postgres:')) {
     // @mandate/authority does not depend on @mandate/postgres (no cycle): the bench loads it by path
     const pg = (await import('../../postgres/src/index.js')) as { createPostgresStore(o: { connectionString: string; migrate?: boolean }): Promise<AuthorityStore> }

@@ -6,7 +6,7 @@
 import { MandateError } from '@mandate/core'
 import { createAuthority, resolveAuthorityOptions, type AuthorityOptions } from './authority.js'
 import { checkServerOptions, createAuthorityServer, type AuthorityServer, type AuthorityServerOptions } from './http/server.js'
-import { checkSqlitePageSize, openSqliteStore, type SqliteStoreOptions } from './store/sqlite.js'
+import { checkSqliteCheckpoint, checkSqlitePageSize, openSqliteStore, type SqliteStoreOptions } from './store/sqlite.js'
 import type { AuthorityStore } from './store/store.js'
 
 export interface StartAuthorityServerOptions extends Omit<AuthorityOptions, 'issuer' | 'store'> {
@@ -32,12 +32,13 @@ const START_OPTIONS = {
 
 function checkSqliteOptions(o: unknown): void {
   if (o === undefined) return
-  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new MandateError('CONFIG_INVALID', 'sqlite must be { synchronous?, busyTimeoutMs?, pageSize? }')
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new MandateError('CONFIG_INVALID', 'sqlite must be { synchronous?, busyTimeoutMs?, pageSize?, checkpoint? }')
   for (const k of Object.keys(o)) {
-    if (k !== 'synchronous' && k !== 'busyTimeoutMs' && k !== 'pageSize') throw new MandateError('CONFIG_INVALID', `unknown sqlite option "${k.slice(0, 40)}" (known: synchronous, busyTimeoutMs, pageSize)`, { detail: { option: k.slice(0, 40) } })
+    if (k !== 'synchronous' && k !== 'busyTimeoutMs' && k !== 'pageSize' && k !== 'checkpoint') throw new MandateError('CONFIG_INVALID', `unknown sqlite option "${k.slice(0, 40)}" (known: synchronous, busyTimeoutMs, pageSize, checkpoint)`, { detail: { option: k.slice(0, 40) } })
   }
-  const { synchronous, busyTimeoutMs, pageSize } = o as SqliteStoreOptions
+  const { synchronous, busyTimeoutMs, pageSize, checkpoint } = o as SqliteStoreOptions
   if (pageSize !== undefined) checkSqlitePageSize(pageSize)
+  if (checkpoint !== undefined) checkSqliteCheckpoint(checkpoint)
   if (synchronous !== undefined && synchronous !== 'FULL' && synchronous !== 'NORMAL') throw new MandateError('CONFIG_INVALID', 'sqlite.synchronous must be "FULL" or "NORMAL"')
   if (busyTimeoutMs !== undefined && (typeof busyTimeoutMs !== 'number' || !Number.isFinite(busyTimeoutMs) || busyTimeoutMs < 0)) throw new MandateError('CONFIG_INVALID', 'sqlite.busyTimeoutMs must be a non-negative number')
 }

@@ -70,6 +70,15 @@ describe('dashboard pages and assets', () => {
     expect((await req('/dashboard/unknown', { headers: { cookie } })).status).toBe(404)
   })
 
+  it('links its own icon, served from the dashboard (img-src self), so no /favicon.ico 404', async () => {
+    const page = await (await req('/dashboard')).text()
+    expect(page).toContain('<link rel="icon" href="/dashboard/favicon.svg" type="image/svg+xml">')
+    const icon = await req('/dashboard/favicon.svg')
+    expect(icon.status).toBe(200)
+    expect(icon.headers.get('content-type')).toBe('image/svg+xml')
+    expect(await icon.text()).toMatch(/^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/)
+  })
+
   it('a strict CSP: self-only scripts and styles, no inline, Trusted Types required, no framing', async () => {
     const csp = (await req('/dashboard/')).headers.get('content-security-policy') ?? ''
     for (const d of ["default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "require-trusted-types-for 'script'", "trusted-types 'none'"]) expect(csp).toContain(d)

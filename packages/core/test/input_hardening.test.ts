@@ -9,7 +9,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import {
-  attenuateMandate, b64uDecode, createHttpAuthorityClient, createOfflineChainCache, createProof, createRemoteKeySet, createRevocationStatusClient, cryptoBackend, Ed25519Key,
+  normalizeHtu, attenuateMandate, b64uDecode, createHttpAuthorityClient, createOfflineChainCache, createProof, createRemoteKeySet, createRevocationStatusClient, cryptoBackend, Ed25519Key,
   fetchBounded, MandateError, MemoryReplayStore, randomId, signCompactJws, verifyClientAssertion, verifyMandate, verifyOfflineChain, verifyProof,
 } from '../src/index.js'
 import { AUD, ISSUER, TestAuthority } from './helpers.js'
@@ -83,6 +83,18 @@ describe('proofs: values that reach the replay store, and htu', () => {
     expect(await verify({ ...base(), htu: 'https://user:pw@as.example/token' })).toBe('PROOF_INVALID')
     // query and fragment are still ignored (RFC 9449 §4.3)
     expect(await verify({ ...base(), htu: 'https://as.example/token?x=1#f' })).toBe('ok')
+  })
+
+  it('htu is compared after RFC 3986 §6.2.2 normalisation: case, default port, dot segments, percent-encoding', async () => {
+    for (const htu of ['HTTPS://AS.Example:443/token', 'https://as.example/a/../token', 'https://as.example/%74oken', 'https://as.example/t%6Fken']) {
+      expect(await verify({ ...base(), htu }), htu).toBe('ok')
+    }
+    // a different path, or an escape of a reserved character, is another URI
+    for (const htu of ['https://as.example/Token', 'https://as.example/token/', 'https://as.example/token%2F', 'https://as.example:8443/token', 'http://as.example/token']) {
+      expect(await verify({ ...base(), htu }), htu).toBe('PROOF_INVALID')
+    }
+    expect(normalizeHtu('https://as.example/a%7e%2fb%c3%A9')).toBe('https://as.example/a~%2Fb%C3%A9')
+    expect(normalizeHtu('https://as.example/a~%2Fb%C3%A9')).toBe('https://as.example/a~%2Fb%C3%A9')
   })
 })
 

@@ -19,6 +19,7 @@ import { DatabaseSync, sqliteError, type SqliteDatabase, type SqliteStatement } 
 import { MandateError, type RevocationQuery } from '@mandate/core'
 import { auditIndex, chainRecord } from '../audit/hash.js'
 import { auditFacets } from './audit_facets.js'
+import { WalCheckpointer } from './sqlite_checkpointer.js'
 import { auditRecordFromRow } from './audit_row.js'
 import { SealState, type AuditSealer, type ChainHead } from '../audit/seal.js'
 import type {
@@ -43,6 +44,17 @@ export interface SqliteStoreOptions {
    * process (docs/deploy.md), 2048 takes ~30% less CPU per exchange than 4096 for ~9% more file.
    */
   pageSize?: number
+  /**
+   * Where WAL checkpoints run. `worker` (default, for a database file): on a worker thread with its
+   * own connection, so no commit waits for one on the event loop (see sqlite_checkpointer.ts).
+   * `inline`: SQLite's automatic checkpoint, inside the commit that crosses 1000 WAL pages.
+   */
+  checkpoint?: 'worker' | 'inline'
+}
+
+/** CONFIG_INVALID unless `mode` is a checkpoint mode (see SqliteStoreOptions.checkpoint). */
+export function checkSqliteCheckpoint(mode: unknown): void {
+  if (mode !== 'worker' && mode !== 'inline') throw new MandateError('CONFIG_INVALID', 'sqlite checkpoint must be "worker" or "inline"')
 }
 
 /** The page size new SQLite databases get (see SqliteStoreOptions.pageSize). */
@@ -335,6 +347,7 @@ export class SqliteStore implements AuthorityStore {
   constructor(path: string, options: SqliteStoreOptions = {}) {
     // checked before the file is created
     if (options.pageSize !== undefined) checkSqlitePageSize(options.pageSize)
+    if (options.checkpoint !== undefined) checkSqliteCheckpoint(options.checkpoint)
     createPrivateFile(path)
     try {
       this.db = new DatabaseSync(path)
@@ -364,6 +377,14 @@ export class SqliteStore implements AuthorityStore {
     this.#walPath = full && wal && !memory ? `${path}-wal` : undefined
     this.db.exec(`PRAGMA synchronous = ${!full || this.#walPath !== undefined ? 'NORMAL' : 'FULL'}`)
     this.db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`)
+    this.#walFile = wal && !memory
+    if (this.#walFile && options.checkpoint !== 'inline') {
+      // checkpoints move to a worker thread; should it fail, the connection takes them back
+      this.db.exec('PRAGMA wal_autocheckpoint = 0')
+      this.#checkpointer = new WalCheckpointer(path, () => {
+        if (this.#open) this.db.exec('PRAGMA wal_autocheckpoint = 1000')
+      })
+    }
     this.db.exec(SCHEMA)
     this.db.prepare(`INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1')`).run()
     migrateAgents(this.db)
@@ -420,6 +441,18 @@ export class SqliteStore implements AuthorityStore {
   }
 
   readonly #seal = new SealState()
+  /** Runs the WAL checkpoints off the event loop (a WAL file without `checkpoint: 'inline'`). */
+  #checkpointer: WalCheckpointer | undefined
+  #walFile = false
+
+  /**
+   * Where this store's WAL checkpoints run: `worker` (a worker thread), `inline` (SQLite's automatic
+   * checkpoint on this connection: chosen, or the worker failed), `none` (no WAL file: in memory).
+   */
+  get checkpointMode(): 'worker' | 'inline' | 'none' {
+    if (this.#checkpointer) return this.#checkpointer.mode
+    return this.#walFile ? 'inline' : 'none'
+  }
   /** The WAL file this store fsyncs after each commit (synchronous=FULL), and its descriptor once open. */
   #walPath: string | undefined
   #walFd: number | undefined
@@ -519,6 +552,7 @@ export class SqliteStore implements AuthorityStore {
         if (cp) this.#s.headPut!.run(cp.seq, cp.hash, cp.time, cp.jws)
       }
       this.#s.commit!.run()
+      this.#checkpointer?.committed()
     } catch (err) {
       // a failed COMMIT may already have rolled back (`isTransaction` only exists from Node 22.16)
       try {
@@ -967,6 +1001,8 @@ export class SqliteStore implements AuthorityStore {
       this.#open = false
       this.db.close()
     }
+    // the worker's connection closes last, so its close checkpoints the WAL into the file
+    await this.#checkpointer?.close()
   }
 }
 

@@ -35,10 +35,22 @@ export interface CreateProofOptions {
   now?: number
 }
 
-/** Normalise an `htu` per RFC 9449 §4.3: scheme, host and port, path; no query, no fragment. */
+const UNRESERVED = /[A-Za-z0-9\-._~]/
+
+/**
+ * Normalise an `htu` per RFC 9449 §4.3: scheme, host and port, path; no query, no fragment. The
+ * WHATWG URL parser already lower-cases scheme and host, drops a default port and resolves dot
+ * segments (RFC 3986 §6.2.2.1, §6.2.2.3, §6.2.3); percent-encoding is normalised here (§6.2.2.2):
+ * an escaped unreserved character is decoded (`%7E` → `~`) and other escapes get upper-case hex, so
+ * two spellings of one path compare equal and nothing else does.
+ */
 export function normalizeHtu(url: string | URL): string {
   const u = typeof url === 'string' ? new URL(url) : url
-  return `${u.protocol}//${u.host}${u.pathname}`
+  const path = u.pathname.includes('%') ? u.pathname.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => {
+    const c = String.fromCharCode(Number.parseInt(hex, 16))
+    return UNRESERVED.test(c) ? c : `%${hex.toUpperCase()}`
+  }) : u.pathname
+  return `${u.protocol}//${u.host}${path}`
 }
 
 /** Create a proof of possession signed by the agent key. */

@@ -57,7 +57,12 @@ export interface McpHttpHandlerOptions {
    * forwards (and that only it can set), or every client shares the proxy's budget.
    */
   remoteAddress?: (req: IncomingMessage) => string | undefined
-  /** Receives errors that are not the client's fault (audit sink failures, transport errors). */
+  /**
+   * Receives errors that are not the client's fault (audit sink failures, transport errors). By
+   * default, audit failures (`AUDIT_BROKEN`: a call was decided but could not be recorded, e.g. the
+   * server's key is not registered with the Authority) are written to stderr, at most one line every
+   * 10 s with a count of those left out; nothing else is logged.
+   */
   onError?: (error: Error) => void
 }
 
@@ -193,7 +198,7 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     const o = typeof origin === 'string' ? normalizeOrigin(origin) : undefined
     return o !== undefined && origins.has(o)
   }
-  const report = (e: Error) => options.onError?.(e)
+  const report = options.onError ?? stderrAuditFailures()
   const closeSession = (s: Session) => {
     s.server.close().catch((e: unknown) => report(e instanceof Error ? e : new Error(String(e))))
   }
@@ -214,6 +219,14 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     })
     const session: Session = { transport, server, stored: false, address }
     await server.connect(transport)
+    // what the server's protocol layer hears from the guarded transport (an allowed call whose audit
+    // record failed, transport errors) reaches onError too
+    const protocol = server.server.server
+    const ownError = protocol.onerror
+    protocol.onerror = (e) => {
+      ownError?.(e)
+      report(e)
+    }
     // after connect: the guarded transport and the server have installed their own onclose by now
     const chained = transport.onclose
     transport.onclose = () => {
@@ -350,4 +363,27 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     },
     sessions: { get: () => sessions.size, enumerable: true },
   }) as McpHttpHandler
+}
+
+/**
+ * The default `onError`: audit failures on stderr, rate limited, never a token (the cause's text is
+ * the Authority's `error_description` or a local error; anything shaped like a JWS is cut out).
+ */
+function stderrAuditFailures(now: () => number = Date.now): (e: Error) => void {
+  let lastAt = -Infinity
+  let skipped = 0
+  return (e) => {
+    if (!MandateError.is(e) || e.code !== 'AUDIT_BROKEN') return
+    if (now() - lastAt < 10_000) {
+      skipped++
+      return
+    }
+    lastAt = now()
+    const cause = (e as { cause?: unknown }).cause
+    const why = cause instanceof Error ? `: ${MandateError.is(cause) ? `${cause.code} ` : ''}${cause.message}` : ''
+    const more = skipped ? ` (${skipped} more since the last line)` : ''
+    skipped = 0
+    const line = `[mandate/mcp] AUDIT_BROKEN ${e.message}${why}${more}`.replace(/eyJ[\w-]*\.[\w-]*\.?[\w-]*/g, '[token]').slice(0, 500)
+    process.stderr.write(`${line}\n`)
+  }
 }

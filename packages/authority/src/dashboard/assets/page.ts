@@ -14,7 +14,8 @@ function shell(base: string, bundle: DashboardBundle | undefined, body: string, 
   const css = bundle ? `\n<link rel="stylesheet" href="${escapeHtml(base)}/assets/${escapeHtml(bundle.css.name)}">` : ''
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Mandate — Authority dashboard</title>${meta}${css}</head>
+<title>Mandate — Authority dashboard</title>
+<link rel="icon" href="${escapeHtml(base)}/favicon.svg" type="image/svg+xml">${meta}${css}</head>
 <body>${body}</body></html>`
 }
 

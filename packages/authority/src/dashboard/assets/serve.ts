@@ -21,6 +21,9 @@ export const PAGE_ROUTES = ['', '/', '/tasks', '/tasks/:txn', '/approvals', '/ap
 
 const SIGN_IN = 'Sign in with a one-time login link.'
 
+/** A key on a dark tile: the dashboard's icon. */
+const FAVICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#1f2937"/><circle cx="12" cy="16" r="5" fill="none" stroke="#fbbf24" stroke-width="3"/><path d="M17 16h10M23 16v5M27 16v4" stroke="#fbbf24" stroke-width="3"/></svg>'
+
 export function installDashboardPages<E extends Env>(app: Hono<E>, deps: PageRouteDeps): void {
   const { base } = deps
   app.get(`${base}/assets/:name`, (c) => {
@@ -33,6 +36,13 @@ export function installDashboardPages<E extends Env>(app: Hono<E>, deps: PageRou
     c.header('cache-control', 'public, max-age=31536000, immutable')
     const type = asset.name.endsWith('.js') ? 'text/javascript; charset=utf-8' : 'text/css; charset=utf-8'
     return c.body(asset.body, 200, { 'content-type': type })
+  })
+
+  // the page links this icon, so browsers do not ask for /favicon.ico (a 404 in every console)
+  app.get(`${base}/favicon.svg`, (c) => {
+    deps.secure(c)
+    c.header('cache-control', 'public, max-age=86400')
+    return c.body(FAVICON, 200, { 'content-type': 'image/svg+xml' })
   })
 
   const page = async (c: Context) => {

@@ -1,0 +1,189 @@
+/**
+ * WAL checkpoints off the event loop.
+ *
+ * SQLite's automatic checkpoint runs inside the COMMIT that takes the WAL past 1000 pages, on the
+ * connection that commits. It copies the pages into the database file and fsyncs both files, and
+ * on `node:sqlite` (synchronous) that blocks the event loop: every request waits behind it. Measured
+ * at 400 exchanges/s in process (docs/deploy.md): 181 of 5,676 commits took over 2 ms, the worst 47 ms.
+ *
+ * So the store turns the automatic checkpoint off on its own connection and asks a worker thread
+ * for the checkpoints instead. The worker has its own connection to the same file, and runs
+ * `PRAGMA wal_checkpoint(PASSIVE)`, which never waits for the writer and never blocks it. The worker
+ * starts on the first request, so a store that writes little (a CLI command, a short test) never
+ * starts one. If the worker cannot start or dies, the store's own connection takes the automatic
+ * checkpoint back, so the WAL never grows without bound.
+ */
+import { Worker } from 'node:worker_threads'
+
+/** Commits between two checkpoint requests (an exchange commits ~20 pages of 2 KiB). */
+export const CHECKPOINT_EVERY_COMMITS = 32
+
+/** What a store needs from its worker: post a message, hear back, stop. */
+export interface CheckpointWorker {
+  postMessage(message: 'checkpoint' | 'close'): void
+  on(event: 'message', listener: (message: unknown) => void): unknown
+  on(event: 'error', listener: (err: unknown) => void): unknown
+  on(event: 'exit', listener: (code: number) => void): unknown
+  unref(): void
+  terminate(): Promise<number>
+}
+
+/** Starts the worker for a database file; replaced in tests. @internal */
+export type SpawnCheckpointWorker = (path: string) => CheckpointWorker
+
+// Plain CommonJS, evaluated in the worker: no loader, no file to resolve from dist or source.
+// node:sqlite's ExperimentalWarning (some Node lines print it on first load) is dropped while it
+// loads, as sqlite_driver.ts does on the main thread.
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads')
+const emit = process.emitWarning
+process.emitWarning = function (w, ...rest) {
+  const m = w instanceof Error ? w.message : w
+  if (typeof m === 'string' && m.startsWith('SQLite is an experimental feature')) return
+  return Reflect.apply(emit, process, [w, ...rest])
+}
+let DatabaseSync
+try { DatabaseSync = require('node:sqlite').DatabaseSync } finally { process.emitWarning = emit }
+const db = new DatabaseSync(workerData.path)
+const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)')
+parentPort.on('message', (m) => {
+  if (m === 'close') {
+    db.close()
+    parentPort.close()
+    return
+  }
+  try {
+    const r = checkpoint.get()
+    parentPort.postMessage({ done: true, busy: Number(r.busy), log: Number(r.log), checkpointed: Number(r.checkpointed) })
+  } catch (err) {
+    parentPort.postMessage({ done: false, errcode: typeof err.errcode === 'number' ? err.errcode : null })
+  }
+})
+`
+
+const spawnWorker: SpawnCheckpointWorker = (path) =>
+  new Worker(WORKER_SOURCE, {
+    eval: true,
+    workerData: { path },
+    // the parent's --import / --conditions loaders are not needed for plain CommonJS
+    execArgv: [],
+    resourceLimits: { maxOldGenerationSizeMb: 32 },
+  })
+
+/** Last checkpoint the worker ran: WAL frames, and how many of them are in the database file. */
+export interface CheckpointResult {
+  log: number
+  checkpointed: number
+}
+
+export class WalCheckpointer {
+  #worker: CheckpointWorker | undefined
+  #state: 'idle' | 'running' | 'failed' | 'closed' = 'idle'
+  #inFlight = false
+  #commits = 0
+  #last: CheckpointResult | undefined
+  #closing: Promise<void> | undefined
+  #exited: Promise<void> | undefined
+
+  /**
+   * @param path the database file (the same string the store opened)
+   * @param fallBack gives the automatic checkpoint back to the store's connection
+   */
+  constructor(
+    private readonly path: string,
+    private readonly fallBack: () => void,
+    private readonly spawn: SpawnCheckpointWorker = spawnWorker,
+  ) {}
+
+  /** `worker` while checkpoints run (or will run) on the worker; `inline` once they are back on the store's connection. */
+  get mode(): 'worker' | 'inline' {
+    return this.#state === 'failed' ? 'inline' : 'worker'
+  }
+
+  /** The last checkpoint the worker reported (tests and metrics). */
+  get last(): CheckpointResult | undefined {
+    return this.#last
+  }
+
+  /** After each commit: every {@link CHECKPOINT_EVERY_COMMITS} commits, one checkpoint request (never two at once). */
+  committed(): void {
+    if (this.#state === 'failed' || this.#state === 'closed') return
+    this.#commits++
+    if (this.#inFlight || this.#commits < CHECKPOINT_EVERY_COMMITS) return
+    this.request()
+  }
+
+  /** Ask for a checkpoint now (if none is running). */
+  request(): void {
+    if (this.#state === 'failed' || this.#state === 'closed' || this.#inFlight) return
+    const worker = this.#worker ?? this.#start()
+    if (!worker) return
+    this.#commits = 0
+    this.#inFlight = true
+    worker.postMessage('checkpoint')
+  }
+
+  #start(): CheckpointWorker | undefined {
+    let worker: CheckpointWorker
+    try {
+      worker = this.spawn(this.path)
+    } catch {
+      this.#fail()
+      return undefined
+    }
+    this.#worker = worker
+    this.#state = 'running'
+    worker.on('message', (m) => {
+      this.#inFlight = false
+      const r = m as { done?: unknown; log?: unknown; checkpointed?: unknown }
+      if (r.done === true && typeof r.log === 'number' && typeof r.checkpointed === 'number') this.#last = { log: r.log, checkpointed: r.checkpointed }
+      // a failed checkpoint (SQLITE_BUSY, I/O) is retried at the next request; nothing is lost
+    })
+    worker.on('error', () => this.#fail())
+    this.#exited = new Promise<void>((resolve) => {
+      worker.on('exit', () => {
+        if (this.#state === 'running') this.#fail()
+        resolve()
+      })
+    })
+    // an open store must not keep the process alive (after the listeners: adding one refs the port again)
+    worker.unref()
+    return worker
+  }
+
+  #fail(): void {
+    if (this.#state === 'failed' || this.#state === 'closed') return
+    this.#state = 'failed'
+    this.#inFlight = false
+    this.#worker = undefined
+    try {
+      this.fallBack()
+    } catch {
+      // the store is closing or closed: nothing left to checkpoint
+    }
+  }
+
+  /**
+   * Stop the worker: it closes its connection (the last one to close checkpoints the WAL into the
+   * file), then exits. A worker that does not stop within `timeoutMs` is terminated.
+   */
+  close(timeoutMs = 5000): Promise<void> {
+    this.#closing ??= this.#close(timeoutMs)
+    return this.#closing
+  }
+
+  async #close(timeoutMs: number): Promise<void> {
+    const worker = this.#worker
+    this.#state = 'closed'
+    this.#worker = undefined
+    if (!worker || !this.#exited) return
+    worker.postMessage('close')
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs)
+    })
+    const outcome = await Promise.race([this.#exited.then(() => 'exited' as const), timedOut])
+    clearTimeout(timer)
+    if (outcome === 'timeout') await worker.terminate()
+  }
+}

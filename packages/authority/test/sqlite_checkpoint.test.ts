@@ -1,0 +1,149 @@
+// WAL checkpoints of the SQLite store run on a worker thread, not inside a commit on the event loop
+// (src/store/sqlite_checkpointer.ts): the store's connection has the automatic checkpoint off, the
+// worker still moves the WAL into the database file, the WAL is gone after close, the data reads
+// back, a worker that cannot run gives the checkpoints back to the connection, and an open store
+// never keeps the process alive. All against real files and real worker threads.
+import { spawnSync } from 'node:child_process'
+import { existsSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterEach, describe, expect, it } from 'vitest'
+import { MandateError } from '@mandate/core'
+import { openSqliteStore, startAuthorityServer, type SqliteStore } from '../src/index.js'
+import { CHECKPOINT_EVERY_COMMITS, WalCheckpointer } from '../src/store/sqlite_checkpointer.js'
+import { tempDir } from './helpers.js'
+
+const autoCheckpoint = (s: SqliteStore) => Number((s.db.prepare('PRAGMA wal_autocheckpoint').get() as { wal_autocheckpoint: number }).wal_autocheckpoint)
+const draft = (i: number) => ({ type: 'agent.registered' as const, time: 1_700_000_000_000 + i, fields: { agent: `did:example:${i}`, note: 'x'.repeat(400) } })
+/** `n` writes, each in its own event-loop turn: one group commit each. */
+async function writes(store: SqliteStore, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await store.appendAudit(draft(i))
+}
+const until = async (cond: () => boolean, ms = 10_000) => {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not reached')
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+const code = (fn: () => unknown) => {
+  try {
+    fn()
+    return 'ok'
+  } catch (err) {
+    return MandateError.is(err) ? err.code : String(err)
+  }
+}
+
+let t: ReturnType<typeof tempDir>
+afterEach(() => t?.cleanup())
+
+describe('SQLite WAL checkpoints', () => {
+  it('run on a worker: the connection has no automatic checkpoint, yet the WAL reaches the database file', async () => {
+    t = tempDir()
+    const path = join(t.dir, 'a.db')
+    const store = openSqliteStore(path)
+    expect(store.checkpointMode).toBe('worker')
+    expect(autoCheckpoint(store)).toBe(0)
+    const before = statSync(path).size
+    await writes(store, CHECKPOINT_EVERY_COMMITS * 4)
+    // nothing on this connection checkpoints, so the file grows only by the worker's checkpoints
+    await until(() => statSync(path).size > before)
+    expect(store.checkpointMode).toBe('worker')
+    await store.close()
+    // the worker's connection closed last: it checkpointed everything and removed the WAL
+    expect(existsSync(`${path}-wal`)).toBe(false)
+    const again = openSqliteStore(path)
+    const records = await again.readAudit(0, 1000)
+    expect(records.map((r) => r.fields.agent)).toEqual(Array.from({ length: CHECKPOINT_EVERY_COMMITS * 4 }, (_, i) => `did:example:${i}`))
+    await again.close()
+  })
+
+  it('keep the WAL bounded under a steady stream of commits', async () => {
+    t = tempDir()
+    const path = join(t.dir, 'b.db')
+    const store = openSqliteStore(path)
+    const sizes: number[] = []
+    for (let round = 0; round < 40; round++) {
+      await writes(store, CHECKPOINT_EVERY_COMMITS)
+      sizes.push(statSync(`${path}-wal`).size)
+      // let the checkpoint the last commits asked for finish, as a server between bursts would
+      await new Promise((r) => setTimeout(r, 30))
+    }
+    // the WAL file keeps its high-water mark: reset and reused, it stops growing; never checkpointed,
+    // it would grow by every round's pages (1,280 commits of ~1 KiB records), to twice its size at
+    // round 20 by round 40 (the margin is for a checkpoint delayed on a loaded machine)
+    const firstHalf = Math.max(...sizes.slice(0, 20))
+    const secondHalf = Math.max(...sizes.slice(20))
+    expect(secondHalf).toBeLessThan(firstHalf * 1.5)
+    expect(store.checkpointMode).toBe('worker')
+    await store.close()
+  })
+
+  it('checkpoint: "inline" keeps SQLite\'s automatic checkpoint; an in-memory database has none', async () => {
+    t = tempDir()
+    const store = openSqliteStore(join(t.dir, 'c.db'), { checkpoint: 'inline' })
+    expect(store.checkpointMode).toBe('inline')
+    expect(autoCheckpoint(store)).toBe(1000)
+    await store.close()
+    const memory = openSqliteStore(':memory:')
+    expect(memory.checkpointMode).toBe('none')
+    await memory.close()
+  })
+
+  it('a bad checkpoint option is CONFIG_INVALID before any file exists, for the store and the server', async () => {
+    t = tempDir()
+    const path = join(t.dir, 'd.db')
+    expect(code(() => openSqliteStore(path, { checkpoint: 'thread' as never }))).toBe('CONFIG_INVALID')
+    expect(existsSync(path)).toBe(false)
+    const err = await startAuthorityServer({ dbPath: path, issuer: 'http://127.0.0.1:7400', port: 0, sqlite: { checkpoint: 1 as never } }).then(
+      async (s) => {
+        await s.close()
+        return undefined
+      },
+      (e: unknown) => e,
+    )
+    expect(MandateError.is(err) && err.code).toBe('CONFIG_INVALID')
+    expect(existsSync(path)).toBe(false)
+  })
+
+  it('a worker that cannot start, or cannot open the file, gives the checkpoints back to the connection', async () => {
+    let fellBack = 0
+    const cannotSpawn = new WalCheckpointer('/nowhere.db', () => fellBack++, () => {
+      throw new Error('no threads here')
+    })
+    cannotSpawn.request()
+    expect(fellBack).toBe(1)
+    expect(cannotSpawn.mode).toBe('inline')
+    // a real worker on a file it cannot open: it fails at start, and the connection takes over
+    t = tempDir()
+    const cannotOpen = new WalCheckpointer(join(t.dir, 'missing', 'dir', 'e.db'), () => fellBack++)
+    cannotOpen.request()
+    await until(() => fellBack === 2)
+    expect(cannotOpen.mode).toBe('inline')
+    // after that, no more requests and no second fall-back
+    for (let i = 0; i < CHECKPOINT_EVERY_COMMITS * 2; i++) cannotOpen.committed()
+    await cannotOpen.close()
+    expect(fellBack).toBe(2)
+  })
+
+  it('a store left open does not keep the process alive', () => {
+    t = tempDir()
+    const store = fileURLToPath(new URL('../src/store/sqlite.ts', import.meta.url))
+    const script = `
+      const { openSqliteStore } = await import(${JSON.stringify(store)})
+      const s = openSqliteStore(${JSON.stringify(join(t.dir, 'f.db'))})
+      for (let i = 0; i < ${CHECKPOINT_EVERY_COMMITS * 3}; i++) await s.appendAudit({ type: 'agent.registered', time: 1, fields: { agent: 'did:example:' + i } })
+      if (s.checkpointMode !== 'worker') throw new Error('no worker')
+      console.log('written')
+    `
+    const r = spawnSync(process.execPath, ['--conditions=@mandate/source', '--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      encoding: 'utf8',
+      timeout: 30_000,
+    })
+    expect(r.error).toBeUndefined()
+    expect(r.stdout).toContain('written')
+    expect(r.status).toBe(0)
+  })
+})
