@@ -19,6 +19,8 @@ const VALID: unknown[] = [
   { store: 'sqlite:/var/lib/mandate/authority.db', log: { level: 'warn', destination: 'stdout' }, metrics: { enabled: true, path: '/metrics', tokenFile: '/run/secrets/metrics' } },
   { store: '.mandate/authority.db', shutdown: { drainTimeoutMs: 0 }, dashboard: false, limits: { maxCallLifetime: 60, skew: 0 } },
   { replay: 'postgres://mandate@db/mandate', requireDpopNonce: true, policy: 'policy.json', adminKey: 'admin.jwk', auditWitness: 'w.jsonl', notifications: 'n.json' },
+  { callModes: { audience: false, offline: true, maxOfflineHops: 8, perCallTools: ['payments.*', 'billing.refund', '*'] } },
+  { callModes: {} },
 ]
 const INVALID: Array<[unknown, string]> = [
   [[], ''],
@@ -36,6 +38,12 @@ const INVALID: Array<[unknown, string]> = [
   [{ metrics: { enable: true } }, '/metrics/enable'],
   [{ shutdown: { drainTimeoutMs: -1 } }, '/shutdown/drainTimeoutMs'],
   [{ dashboard: 1 }, '/dashboard'],
+  [{ callModes: { maxOfflineHops: 9 } }, '/callModes/maxOfflineHops'],
+  [{ callModes: { maxOfflineHops: 0 } }, '/callModes/maxOfflineHops'],
+  [{ callModes: { offline: 'true' } }, '/callModes/offline'],
+  [{ callModes: { perCallTools: ['billing refund'] } }, '/callModes/perCallTools/0'],
+  [{ callModes: { perCallTools: 'billing.*' } }, '/callModes/perCallTools'],
+  [{ callModes: { cached: true } }, '/callModes/cached'],
 ]
 
 describe('configuration documents', () => {

@@ -42,6 +42,8 @@ export interface StartServerOptions {
   dashboard?: boolean
   requireDpopNonce?: boolean | NonceSource
   limits?: { maxMandateLifetime?: number; maxCallLifetime?: number; skew?: number; approvalTtlSeconds?: number; revocationRefreshSeconds?: number }
+  /** `callModes` of the configuration: audience credentials, offline attenuation and its hop limit, per-call tools. */
+  callModes?: { audience?: boolean; offline?: boolean; maxOfflineHops?: number; perCallTools?: string[] }
 }
 
 /** Turn a failed bind into a refusal that names the address (never Node's `listen EADDRINUSE …`). */
@@ -88,6 +90,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningA
   // the database holds approvals and audit data: keep every file the server creates owner-only
   process.umask(0o077)
   const limits = options.limits ?? {}
+  const modes = options.callModes ?? {}
   const server = await listening(options.host, options.port, () => startAuthorityServer({
     // a SQLite file keeps its signing keys in their own 0600 file next to it; a shared store keeps
     // them in the database, so that every instance signs with and serves the same keys
@@ -102,6 +105,11 @@ export async function startServer(options: StartServerOptions): Promise<RunningA
     ...(limits.skew !== undefined ? { skew: limits.skew } : {}),
     ...(limits.approvalTtlSeconds !== undefined ? { approvalTtlSeconds: limits.approvalTtlSeconds } : {}),
     ...(limits.revocationRefreshSeconds !== undefined ? { revocationRefreshSeconds: limits.revocationRefreshSeconds } : {}),
+    ...(modes.audience !== undefined || modes.offline !== undefined
+      ? { callModes: { ...(modes.audience !== undefined ? { audience: modes.audience } : {}), ...(modes.offline !== undefined ? { offline: modes.offline } : {}) } }
+      : {}),
+    ...(modes.maxOfflineHops !== undefined ? { maxOfflineHops: modes.maxOfflineHops } : {}),
+    ...(modes.perCallTools !== undefined ? { perCallTools: modes.perCallTools } : {}),
     port: options.port,
     hostname: options.host,
     ...(options.issuer ? { issuer: options.issuer } : options.port !== 0 ? { issuer: `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.port}` } : {}),

@@ -6,6 +6,7 @@
  * Messages never repeat a value (connection strings can hold passwords).
  */
 import { MandateError, parseStrictJson } from '@mandate/core'
+import { TOOL_PATTERN } from '../policy/format.js'
 
 /** Log levels of the request log. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -45,6 +46,13 @@ export interface AuthorityConfig {
     approvalTtlSeconds?: number
     revocationRefreshSeconds?: number
   }
+  /**
+   * Which credentials the Authority issues besides per-call ones (docs/authority-api.md, "Call
+   * modes"): `audience` credentials for the cached mode (default true), grants allowing `offline`
+   * attenuation (default false) with at most `maxOfflineHops` hops (1..8, default 3), and
+   * `perCallTools`: tool patterns that always need an Authority-minted call credential.
+   */
+  callModes?: { audience?: boolean; offline?: boolean; maxOfflineHops?: number; perCallTools?: string[] }
   log?: { level?: LogLevel; destination?: 'stdout' | 'stderr' }
   metrics?: { enabled?: boolean; path?: string; tokenFile?: string; processMetrics?: boolean }
   shutdown?: { drainTimeoutMs?: number }
@@ -88,6 +96,16 @@ const object = (members: Readonly<Record<string, Check>>): Check => (v, p, issue
   }
 }
 
+const toolPatterns: Check = (v, p, issues) => {
+  if (!Array.isArray(v) || v.length > 256) {
+    issues.push({ pointer: p, message: 'must be an array of at most 256 tool names or patterns' })
+    return
+  }
+  v.forEach((t: unknown, i) => {
+    if (typeof t !== 'string' || t.length > 128 || !TOOL_PATTERN.test(t)) issues.push({ pointer: `${p}/${i}`, message: 'must be a tool name or pattern ("billing.refund", "billing.*", "*")' })
+  })
+}
+
 const isUrl = (protocols: readonly string[]) => (s: string) => URL.canParse(s) && protocols.includes(new URL(s).protocol)
 const isStore = (s: string) => s.startsWith('sqlite:') ? s.length > 'sqlite:'.length : isUrl(['postgres:', 'postgresql:'])(s) || (!s.includes(':') && !s.startsWith('-'))
 
@@ -108,6 +126,7 @@ const CONFIG: Check = object({
   limits: object({
     maxMandateLifetime: int(1, 31_536_000), maxCallLifetime: int(1, 60), skew: int(0, 60), approvalTtlSeconds: int(1, 604_800), revocationRefreshSeconds: int(1, 3600),
   }),
+  callModes: object({ audience: bool, offline: bool, maxOfflineHops: int(1, 8), perCallTools: toolPatterns }),
   log: object({ level: oneOf(LOG_LEVELS), destination: oneOf(['stdout', 'stderr']) }),
   metrics: object({ enabled: bool, path: str('a path like /metrics', (s) => /^\/[A-Za-z0-9._~/-]{0,127}$/.test(s)), tokenFile: str('a file path'), processMetrics: bool }),
   shutdown: object({ drainTimeoutMs: int(0, 600_000) }),
@@ -175,10 +194,13 @@ export const CONFIG_ENV: Readonly<Record<string, string>> = {
   MANDATE_MAX_CALL_LIFETIME: '/limits/maxCallLifetime',
   MANDATE_SKEW: '/limits/skew',
   MANDATE_APPROVAL_TTL_SECONDS: '/limits/approvalTtlSeconds',
+  MANDATE_AUDIENCE_CREDENTIALS: '/callModes/audience',
+  MANDATE_OFFLINE_ATTENUATION: '/callModes/offline',
+  MANDATE_MAX_OFFLINE_HOPS: '/callModes/maxOfflineHops',
 }
 
-const BOOLEAN_POINTERS = new Set(['/migrate', '/requireDpopNonce', '/metrics/enabled', '/dashboard', '/metrics/processMetrics'])
-const INT_POINTERS = new Set(['/listen/port', '/shutdown/drainTimeoutMs', '/limits/maxMandateLifetime', '/limits/maxCallLifetime', '/limits/skew', '/limits/approvalTtlSeconds'])
+const BOOLEAN_POINTERS = new Set(['/migrate', '/requireDpopNonce', '/metrics/enabled', '/dashboard', '/metrics/processMetrics', '/callModes/audience', '/callModes/offline'])
+const INT_POINTERS = new Set(['/listen/port', '/shutdown/drainTimeoutMs', '/limits/maxMandateLifetime', '/limits/maxCallLifetime', '/limits/skew', '/limits/approvalTtlSeconds', '/callModes/maxOfflineHops'])
 
 function setAt(target: Record<string, unknown>, pointer: string, value: unknown): void {
   const parts = pointer.split('/').slice(1)

@@ -254,6 +254,7 @@ export const authorityStart: Command = {
           ...(config.dashboard === false ? { dashboard: false } : {}),
           ...(config.requireDpopNonce ? { requireDpopNonce: nonceSecrets ? createSharedNonceSource({ secret: nonceSecrets }) : true } : {}),
           ...(config.limits ? { limits: config.limits } : {}),
+          ...(config.callModes ? { callModes: config.callModes } : {}),
         })
       } catch (err) {
         // the Authority closed a store it was given when it failed to start; the replay store is ours
