@@ -5,6 +5,7 @@ import { createMiddleware, type AgentMiddleware } from 'langchain'
 import { runMandatedCall } from './call.js'
 import { assertUniqueNames, configError } from './config_check.js'
 import { callerSafeError, errorToolMessage, isTerminal } from './errors.js'
+import { invokeScrubbed } from './scrubbed_invoke.js'
 import { resolveSettings, type MandateOptions, type Settings } from './options.js'
 import { isMandateTool, outcomeOfResult } from './wrap_tool.js'
 
@@ -36,7 +37,7 @@ type Invocable = { invoke: (input: unknown, config?: unknown) => Promise<unknown
  * to. A middleware placed after this one that changes the tool call's arguments gets
  * ARGUMENTS_MISMATCH, and the tool does not run.
  */
-function boundTool<T>(tool: T, args: JsonValue): T {
+function boundTool<T>(tool: T, args: JsonValue, secrets: readonly string[]): T {
   const inner = tool as unknown as Invocable
   const digest = argumentsDigest(args)
   const bound = Object.create(tool as object) as Invocable
@@ -51,7 +52,8 @@ function boundTool<T>(tool: T, args: JsonValue): T {
         // not even JSON: certainly not what was bound
       }
       if (!same) throw new MandateError('ARGUMENTS_MISMATCH', 'the tool call arguments were changed after the credential was bound to them (by a middleware placed after mandateMiddleware)')
-      return inner.invoke.call(inner, isCall ? { ...(input as object), args } : args, config)
+      // the tool's own errors are scrubbed before callbacks and tracers see them
+      return invokeScrubbed(inner, isCall ? { ...(input as object), args } : args, config, secrets)
     },
   })
   return bound as unknown as T
@@ -114,7 +116,7 @@ export function mandateMiddleware(options: MandateMiddlewareOptions): AgentMiddl
             secrets,
           },
           // the tool runs with the snapshot the credential was bound to, whatever an inner middleware does
-          async (args) => handler({ ...request, toolCall: { ...toolCall, args: args as Record<string, unknown> }, tool: boundTool(request.tool, args) }),
+          async (args) => handler({ ...request, toolCall: { ...toolCall, args: args as Record<string, unknown> }, tool: boundTool(request.tool, args, secrets) }),
           outcomeOfResult,
         )
       } catch (err) {

@@ -6,6 +6,7 @@ import { assertUniqueNames, configError } from './config_check.js'
 import { runMandatedCall, type Outcome } from './call.js'
 import { callerSafeError, errorToolMessage, isTerminal } from './errors.js'
 import { resolveSettings, type MandateOptions, type Settings } from './options.js'
+import { invokeScrubbed } from './scrubbed_invoke.js'
 
 const WRAPPED = Symbol.for('@mandate/langchain/wrapped')
 
@@ -79,7 +80,8 @@ function wrapWithSettings<T extends StructuredToolInterface>(tool: T, settings: 
         settings,
         { name: inner.name, arguments: args, toolCallId, configurable: config?.configurable, signal: config?.signal, secrets },
         // the tool runs with the snapshot the credential was bound to, never with the live input
-        (snapshot) => (inner.invoke as (i: unknown, c?: unknown) => Promise<unknown>).call(inner, isToolCall(input) ? { ...input, args: snapshot } : snapshot, config),
+        // (through a delegate that scrubs the tool's own errors before callbacks and tracers see them)
+        (snapshot) => invokeScrubbed(inner, isToolCall(input) ? { ...input, args: snapshot } : snapshot, config, secrets),
         outcomeOfResult,
       )
     } catch (err) {

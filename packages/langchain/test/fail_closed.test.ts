@@ -2,6 +2,7 @@
 // Authority that cannot be reached, and arguments that change between the digest and the run.
 import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
+import { awaitAllCallbacks } from '@langchain/core/callbacks/promises'
 import { ToolMessage, type BaseMessage } from '@langchain/core/messages'
 import { tool } from '@langchain/core/tools'
 import { MultiServerMCPClient } from '@langchain/mcp-adapters'
@@ -10,7 +11,7 @@ import { createAgent, createMiddleware } from 'langchain'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { delegateTo, getCallContext, mandateFetch, mandateMiddleware, withMandate, withMandateAll, type CallContext } from '../src/index.js'
-import { dump, findLeaks } from './support/leaks.js'
+import { dump, findLeaks, RecordingHandler } from './support/leaks.js'
 import { callTools, ScriptedChatModel } from './support/scripted_model.js'
 import { startUnguardedMcpServer } from './support/unguarded_mcp_server.js'
 import { BILLING, createWorld } from './support/world.js'
@@ -260,15 +261,31 @@ describe('a tool whose own error quotes a credential', () => {
     expect(findLeaks([dump(msg), String((msg as Error).stack)], w.issued)).toEqual([])
   })
 
-  it('withMandate inside createAgent (ToolNode error handling): the model never reads the credential', async () => {
+  it('withMandate inside createAgent (ToolNode error handling): neither the model nor a tracer reads the credential', async () => {
     const w = await createWorld()
     const t = withMandate(leaky(w), { client: w.clientFor(w.orchestrator), key: w.orchestrator, mandate: w.grant.token, audience: BILLING, guard: w.guardFor(BILLING) })
     const model = new ScriptedChatModel([callTools({ name: t.name, args: { invoice: 'inv_1' }, id: 'l2' })])
-    const result = await createAgent({ model, tools: [t] }).invoke({ messages: [{ role: 'user', content: 'go' }] })
+    const recorder = new RecordingHandler()
+    const result = await createAgent({ model, tools: [t] }).invoke({ messages: [{ role: 'user', content: 'go' }] }, { callbacks: [recorder] })
+    await awaitAllCallbacks()
     const [msg] = toolMessages(result.messages)
     expect(msg?.status).toBe('error')
     expect(String(msg?.content)).toContain('[credential]')
     expect(findLeaks([dump(result.messages), dump(model.seen)], w.issued)).toEqual([])
+    // handleToolError and handleChainError received the error too: scrubbed there as well
+    expect(recorder.payloads.some((p) => p.startsWith('handleToolError'))).toBe(true)
+    expect(findLeaks(recorder.payloads, w.issued)).toEqual([])
+  })
+
+  it('mandateMiddleware: a tracer never reads the credential of a tool error either', async () => {
+    const w = await createWorld()
+    const model = new ScriptedChatModel([callTools({ name: 'billing.get_invoice', args: { invoice: 'inv_1' }, id: 'l3' })])
+    const recorder = new RecordingHandler()
+    const agent = createAgent({ model, tools: [leaky(w)], middleware: [mandateMiddleware({ client: w.clientFor(w.orchestrator), key: w.orchestrator, mandate: w.grant.token, audience: BILLING, guard: w.guardFor(BILLING) })] })
+    const result = await agent.invoke({ messages: [{ role: 'user', content: 'go' }] }, { callbacks: [recorder] })
+    await awaitAllCallbacks()
+    expect(toolMessages(result.messages)[0]?.status).toBe('error')
+    expect(findLeaks([dump(result.messages), dump(model.seen), ...recorder.payloads], w.issued)).toEqual([])
   })
 
   it('an error that mentions no credential passes through unchanged', async () => {

@@ -26,8 +26,12 @@ export class RecordingHandler extends BaseCallbackHandler {
 
   constructor() {
     super()
+    // an Error's message and stack are not enumerable (JSON drops them), yet a tracer records both
+    const plain = (v: unknown, depth = 0): unknown => v instanceof Error && depth < 4
+      ? { name: v.name, message: v.message, stack: v.stack, cause: plain((v as { cause?: unknown }).cause, depth + 1) }
+      : v
     const record = (kind: string) => (...args: unknown[]) => {
-      this.payloads.push(`${kind} ${dump(args)}`)
+      this.payloads.push(`${kind} ${dump(args.map((a) => plain(a)))}`)
     }
     for (const m of [
       'handleLLMStart', 'handleChatModelStart', 'handleLLMNewToken', 'handleLLMEnd', 'handleLLMError',

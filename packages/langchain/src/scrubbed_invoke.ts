@@ -1,0 +1,31 @@
+import { callerSafeError } from './errors.js'
+
+interface CallableTool {
+  invoke(input: unknown, config?: unknown): Promise<unknown>
+  _call?: (...args: unknown[]) => Promise<unknown>
+}
+
+/**
+ * Run `tool.invoke(input, config)` so that an error the tool's own code throws is scrubbed of every
+ * secret **before** LangChain's callback manager hands it to `handleToolError` (tracers such as
+ * LangSmith record its message and stack): the tool runs through a delegate whose `_call` — the
+ * method `StructuredTool.call` wraps in its run manager — rethrows a {@link callerSafeError}.
+ * `secrets` is read when the error happens, so credentials obtained after this call started count.
+ * A tool without `_call` (a bare StructuredToolInterface) is invoked as it is.
+ */
+export function invokeScrubbed(tool: unknown, input: unknown, config: unknown, secrets: readonly string[]): Promise<unknown> {
+  const t = tool as CallableTool
+  const own = t._call
+  if (typeof own !== 'function') return t.invoke(input, config)
+  const delegate = Object.create(t) as CallableTool
+  Object.defineProperty(delegate, '_call', {
+    value: async function (this: unknown, ...args: unknown[]) {
+      try {
+        return await own.apply(this, args)
+      } catch (err) {
+        throw callerSafeError(err, secrets)
+      }
+    },
+  })
+  return t.invoke.call(delegate, input, config)
+}
