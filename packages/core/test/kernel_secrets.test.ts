@@ -21,10 +21,32 @@ describe('scrubSecrets / mentionsSecret', () => {
     expect(mentionsSecret({ deep: [{ token: ROOT }] }, [ROOT])).toBe(true)
   })
 
-  it('treats what cannot be serialised as mentioning a secret (fail closed)', () => {
-    const cyclic: Record<string, unknown> = {}
+  it('searches every own property, AggregateError.errors, causes of any depth, Maps, Sets and bytes', () => {
+    const deepCause = [1, 2, 3, 4, 5, 6, 7].reduce<Error>((cause) => new Error('wrap', { cause }), new Error(ROOT))
+    expect(mentionsSecret(deepCause, [ROOT])).toBe(true)
+    expect(mentionsSecret(new Error('upstream failed', { cause: { response: new Error(`401 ${ROOT}`) } }), [ROOT])).toBe(true)
+    expect(mentionsSecret(new AggregateError([new Error(`bad ${ROOT}`)], 'several'), [ROOT])).toBe(true)
+    expect(mentionsSecret(Object.assign(new Error('status 500'), { config: { headers: { Authorization: `DPoP ${ROOT}` } } }), [ROOT])).toBe(true)
+    expect(mentionsSecret(new MandateError('INTERNAL', 'failed', { detail: { upstream: new Error(ROOT) } as never }), [ROOT])).toBe(true)
+    expect(mentionsSecret(new Map([['authorization', ROOT]]), [ROOT])).toBe(true)
+    expect(mentionsSecret(new Set([ROOT]), [ROOT])).toBe(true)
+    expect(mentionsSecret({ body: Buffer.from(`token=${ROOT}`) }, [ROOT])).toBe(true)
+    expect(mentionsSecret({ [ROOT]: 1 }, [ROOT])).toBe(true)
+    expect(mentionsSecret(Object.assign(new Error('status 500'), { config: { headers: { accept: 'json' } } }), [ROOT])).toBe(false)
+  })
+
+  it('follows cycles once, and treats a graph too deep or too large, or a throwing getter, as mentioning a secret', () => {
+    const cyclic: Record<string, unknown> = { a: 'nothing' }
     cyclic.self = cyclic
+    expect(mentionsSecret(cyclic, [ROOT])).toBe(false)
+    cyclic.b = { token: ROOT }
     expect(mentionsSecret(cyclic, [ROOT])).toBe(true)
+    let deep: Record<string, unknown> = {}
+    for (let i = 0; i < 40; i++) deep = { next: deep }
+    expect(mentionsSecret(deep, [ROOT])).toBe(true)
+    expect(mentionsSecret({ many: Array.from({ length: 5000 }, () => ({})) }, [ROOT])).toBe(true)
+    expect(mentionsSecret(Object.defineProperty({}, 'x', { enumerable: true, get: () => { throw new Error('no') } }), [ROOT])).toBe(true)
+    expect(mentionsSecret(deep, [])).toBe(false)
   })
 })
 

@@ -36,12 +36,12 @@ export function errorToolMessage(err: unknown, call: { id?: string | undefined; 
 /**
  * The error a guarded tool throws to its caller (LangGraph's `ToolNode` turns it into the text the
  * model reads). It passes through unchanged unless it mentions a credential anywhere (message,
- * stack, cause, detail): then a Mandate refusal becomes a fresh MandateError with the same `code`
+ * stack, causes, `errors`, detail, own properties — see `mentionsSecret`): then a Mandate refusal becomes a fresh MandateError with the same `code`
  * and a scrubbed message, and any other error a plain Error with a scrubbed `name: message`, both
  * without the cause that carried the secret.
  */
 export function callerSafeError(err: unknown, secrets: readonly string[]): unknown {
-  if (!mentionsSecret(err, secrets) && !(MandateError.is(err) && mentionsSecret(err.detail, secrets))) return err
+  if (!mentionsSecret(err, secrets)) return err
   if (MandateError.is(err)) return new MandateError(err.code, scrubSecrets(err.message, secrets).slice(0, MAX_TEXT))
   const text = err instanceof Error ? `${err.name}: ${err.message}` : 'the tool failed'
   return new Error(scrubSecrets(text, secrets).slice(0, MAX_TEXT))

@@ -1,6 +1,7 @@
 // Fail closed at the edges of the adapter: a remote credential that never left the process, an
 // Authority that cannot be reached, and arguments that change between the digest and the run.
 import { createServer } from 'node:net'
+import { inspect } from 'node:util'
 import type { AddressInfo } from 'node:net'
 import { awaitAllCallbacks } from '@langchain/core/callbacks/promises'
 import { ToolMessage, type BaseMessage } from '@langchain/core/messages'
@@ -286,6 +287,23 @@ describe('a tool whose own error quotes a credential', () => {
     await awaitAllCallbacks()
     expect(toolMessages(result.messages)[0]?.status).toBe('error')
     expect(findLeaks([dump(result.messages), dump(model.seen), ...recorder.payloads], w.issued)).toEqual([])
+  })
+
+  it('withMandate: a credential nested where a message never shows it (cause object, AggregateError, own property) is caught too', async () => {
+    const w = await createWorld()
+    const shapes: Array<(credential: string) => Error> = [
+      (c) => new Error('upstream failed', { cause: { response: new Error(`401 for ${c}`) } }),
+      (c) => new AggregateError([new Error(`bad ${c}`)], 'several failed'),
+      (c) => Object.assign(new Error('Request failed with status code 500'), { config: { headers: { Authorization: `DPoP ${c}` } } }),
+      (c) => [1, 2, 3, 4, 5, 6].reduce<Error>((cause) => new Error('wrap', { cause }), new Error(c)),
+    ]
+    for (const shape of shapes) {
+      const t = withMandate(tool(async () => { throw shape(w.issued[w.issued.length - 1] as string) }, { name: 'billing.get_invoice', description: 'get', schema: z.object({ invoice: z.string() }) }),
+        { client: w.clientFor(w.orchestrator), key: w.orchestrator, mandate: w.grant.token, audience: BILLING, guard: w.guardFor(BILLING) })
+      const err = await t.invoke({ invoice: 'inv_1' }).then(() => undefined, (e: unknown) => e)
+      expect(err).toBeInstanceOf(Error)
+      expect(findLeaks([dump(err), inspect(err, { depth: 20 }), String((err as Error).stack)], w.issued)).toEqual([])
+    }
   })
 
   it('an error that mentions no credential passes through unchanged', async () => {

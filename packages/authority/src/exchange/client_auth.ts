@@ -123,7 +123,8 @@ export async function verifyHolderProof(ctx: AuthorityContext, proof: string | u
  */
 export function demandFreshNonce(ctx: AuthorityContext, proof: string | undefined): void {
   const source = ctx.nonce
-  if (!source || proof === undefined || proof.length > MAX_PROOF_LENGTH) return
+  // anything malformed is left to the full proof verification, which refuses it with its own code
+  if (!source || typeof proof !== 'string' || proof.length > MAX_PROOF_LENGTH) return
   const parts = proof.split('.')
   if (parts.length !== 3) return
   let nonce: unknown

@@ -14,12 +14,13 @@
  * may lose the last commits on power loss; it is offered for throughput-sensitive deployments that
  * accept that.
  */
-import { closeSync, fsync, fsyncSync, openSync } from 'node:fs'
+import { closeSync, fsync, fsyncSync, openSync, statSync } from 'node:fs'
+import { resolve as resolvePath } from 'node:path'
 import { DatabaseSync, sqliteError, type SqliteDatabase, type SqliteStatement } from './sqlite_driver.js'
 import { MandateError, type RevocationQuery } from '@mandate/core'
 import { auditIndex, chainRecord } from '../audit/hash.js'
 import { auditFacets } from './audit_facets.js'
-import { WalCheckpointer } from './sqlite_checkpointer.js'
+import { BACKSTOP_CHECKPOINT_PAGES, WalCheckpointer } from './sqlite_checkpointer.js'
 import { auditRecordFromRow } from './audit_row.js'
 import { SealState, type AuditSealer, type ChainHead } from '../audit/seal.js'
 import type {
@@ -323,12 +324,17 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
   return new SqliteStore(path, options)
 }
 
+/** A file name, not `:memory:`, a temporary database (`''`) or a `file:` URI. */
+function isPlainPath(path: string): boolean {
+  return path !== '' && path !== ':memory:' && !path.startsWith('file:')
+}
+
 /**
  * The database holds the Authority's signing keys: create it readable by its owner only (SQLite
  * gives its -wal and -shm files the same mode). An existing file keeps the mode its owner chose.
  */
 function createPrivateFile(path: string): void {
-  if (path === '' || path === ':memory:' || path.startsWith('file:')) return
+  if (!isPlainPath(path)) return
   try {
     closeSync(openSync(path, 'wx', 0o600))
   } catch (err) {
@@ -344,10 +350,13 @@ export class SqliteStore implements AuthorityStore {
   /** Tracked here: `DatabaseSync#isOpen` only exists from Node 22.15 (the floor is 22.13). */
   #open = true
 
-  constructor(path: string, options: SqliteStoreOptions = {}) {
+  constructor(given: string, options: SqliteStoreOptions = {}) {
     // checked before the file is created
     if (options.pageSize !== undefined) checkSqlitePageSize(options.pageSize)
     if (options.checkpoint !== undefined) checkSqliteCheckpoint(options.checkpoint)
+    // absolute from here on: the WAL fsync and the checkpoint worker open the file by name later,
+    // when the process may have changed directory
+    const path = isPlainPath(given) ? resolvePath(given) : given
     createPrivateFile(path)
     try {
       this.db = new DatabaseSync(path)
@@ -378,10 +387,11 @@ export class SqliteStore implements AuthorityStore {
     this.db.exec(`PRAGMA synchronous = ${!full || this.#walPath !== undefined ? 'NORMAL' : 'FULL'}`)
     this.db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`)
     this.#walFile = wal && !memory
-    if (this.#walFile && options.checkpoint !== 'inline') {
+    if (this.#walFile && options.checkpoint !== 'inline' && isPlainPath(path)) {
       // checkpoints move to a worker thread; should it fail, the connection takes them back
-      this.db.exec('PRAGMA wal_autocheckpoint = 0')
-      this.#checkpointer = new WalCheckpointer(path, () => {
+      const file = statSync(path)
+      this.db.exec(`PRAGMA wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`)
+      this.#checkpointer = new WalCheckpointer({ path, dev: file.dev, ino: file.ino }, () => {
         if (this.#open) this.db.exec('PRAGMA wal_autocheckpoint = 1000')
       })
     }

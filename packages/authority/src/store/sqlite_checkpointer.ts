@@ -6,9 +6,15 @@
  * on `node:sqlite` (synchronous) that blocks the event loop: every request waits behind it. Measured
  * at 400 exchanges/s in process (docs/deploy.md): 181 of 5,676 commits took over 2 ms, the worst 47 ms.
  *
- * So the store turns the automatic checkpoint off on its own connection and asks a worker thread
- * for the checkpoints instead. The worker has its own connection to the same file, and runs
- * `PRAGMA wal_checkpoint(PASSIVE)`, which never waits for the writer and never blocks it. The worker
+ * So the store asks a worker thread for the checkpoints instead. The worker has its own connection
+ * to the same file, and runs `PRAGMA wal_checkpoint(PASSIVE)`, which never waits for the writer and
+ * never blocks it. A checkpoint copies frames into the file, but only a writer that starts after a
+ * checkpoint caught up with the whole WAL rewinds it to the start; under a steady stream of commits
+ * the worker never catches up (commits land while it copies and fsyncs), and the WAL would grow
+ * without bound. So the store's connection keeps a backstop: its automatic checkpoint, at
+ * {@link BACKSTOP_CHECKPOINT_PAGES} instead of 1000. By then the worker has copied almost all of the
+ * WAL, so the inline checkpoint copies what the last few commits wrote, fsyncs, and the next commit
+ * rewinds the WAL: one short stall per ~16 MiB of WAL instead of a long one per ~2 MiB. The worker
  * starts on the first request, so a store that writes little (a CLI command, a short test) never
  * starts one. If the worker cannot start or dies, the store's own connection takes the automatic
  * checkpoint back, so the WAL never grows without bound.
@@ -17,6 +23,15 @@ import { Worker } from 'node:worker_threads'
 
 /** Commits between two checkpoint requests (an exchange commits ~20 pages of 2 KiB). */
 export const CHECKPOINT_EVERY_COMMITS = 32
+
+/**
+ * The store connection's automatic checkpoint while the worker runs (pages of WAL): the backstop that
+ * rewinds the WAL under a steady stream of commits.
+ */
+export const BACKSTOP_CHECKPOINT_PAGES = 8192
+
+/** Failed checkpoints in a row after which the store's connection takes the checkpoints back. */
+export const MAX_FAILED_CHECKPOINTS = 3
 
 /** What a store needs from its worker: post a message, hear back, stop. */
 export interface CheckpointWorker {
@@ -28,8 +43,15 @@ export interface CheckpointWorker {
   terminate(): Promise<number>
 }
 
+/** The database file the worker opens: an absolute path, and the identity of the file behind it. */
+export interface CheckpointTarget {
+  readonly path: string
+  readonly dev: number
+  readonly ino: number
+}
+
 /** Starts the worker for a database file; replaced in tests. @internal */
-export type SpawnCheckpointWorker = (path: string) => CheckpointWorker
+export type SpawnCheckpointWorker = (target: CheckpointTarget) => CheckpointWorker
 
 // Plain CommonJS, evaluated in the worker: no loader, no file to resolve from dist or source.
 // node:sqlite's ExperimentalWarning (some Node lines print it on first load) is dropped while it
@@ -44,7 +66,17 @@ process.emitWarning = function (w, ...rest) {
 }
 let DatabaseSync
 try { DatabaseSync = require('node:sqlite').DatabaseSync } finally { process.emitWarning = emit }
-const db = new DatabaseSync(workerData.path)
+// the store's own file or nothing: never create one (mode=rw), and never a file put in its place
+const { pathToFileURL } = require('node:url')
+const { statSync } = require('node:fs')
+const url = pathToFileURL(workerData.path)
+url.searchParams.set('mode', 'rw')
+const db = new DatabaseSync(url)
+const st = statSync(workerData.path)
+if (st.ino !== workerData.ino || st.dev !== workerData.dev) {
+  db.close()
+  throw new Error('the database file was replaced')
+}
 const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)')
 parentPort.on('message', (m) => {
   if (m === 'close') {
@@ -61,10 +93,10 @@ parentPort.on('message', (m) => {
 })
 `
 
-const spawnWorker: SpawnCheckpointWorker = (path) =>
+const spawnWorker: SpawnCheckpointWorker = (target) =>
   new Worker(WORKER_SOURCE, {
     eval: true,
-    workerData: { path },
+    workerData: { path: target.path, dev: target.dev, ino: target.ino },
     // the parent's --import / --conditions loaders are not needed for plain CommonJS
     execArgv: [],
     resourceLimits: { maxOldGenerationSizeMb: 32 },
@@ -84,13 +116,14 @@ export class WalCheckpointer {
   #last: CheckpointResult | undefined
   #closing: Promise<void> | undefined
   #exited: Promise<void> | undefined
+  #failures = 0
 
   /**
-   * @param path the database file (the same string the store opened)
+   * @param target the database file the store opened (absolute: the process may change directory later)
    * @param fallBack gives the automatic checkpoint back to the store's connection
    */
   constructor(
-    private readonly path: string,
+    private readonly target: CheckpointTarget,
     private readonly fallBack: () => void,
     private readonly spawn: SpawnCheckpointWorker = spawnWorker,
   ) {}
@@ -126,7 +159,7 @@ export class WalCheckpointer {
   #start(): CheckpointWorker | undefined {
     let worker: CheckpointWorker
     try {
-      worker = this.spawn(this.path)
+      worker = this.spawn(this.target)
     } catch {
       this.#fail()
       return undefined
@@ -136,8 +169,15 @@ export class WalCheckpointer {
     worker.on('message', (m) => {
       this.#inFlight = false
       const r = m as { done?: unknown; log?: unknown; checkpointed?: unknown }
-      if (r.done === true && typeof r.log === 'number' && typeof r.checkpointed === 'number') this.#last = { log: r.log, checkpointed: r.checkpointed }
-      // a failed checkpoint (SQLITE_BUSY, I/O) is retried at the next request; nothing is lost
+      // log -1: the worker's connection is not on a WAL database; it can never checkpoint this one
+      if (r.done === true && typeof r.log === 'number' && typeof r.checkpointed === 'number' && r.log >= 0) {
+        this.#failures = 0
+        this.#last = { log: r.log, checkpointed: r.checkpointed }
+        return
+      }
+      // a failed checkpoint (SQLITE_BUSY, I/O) is retried at the next request; nothing is lost —
+      // unless it keeps failing, and then the connection's automatic checkpoint takes over
+      if (r.done === true || ++this.#failures >= MAX_FAILED_CHECKPOINTS) this.#stopFailed(worker)
     })
     worker.on('error', () => this.#fail())
     this.#exited = new Promise<void>((resolve) => {
@@ -149,6 +189,12 @@ export class WalCheckpointer {
     // an open store must not keep the process alive (after the listeners: adding one refs the port again)
     worker.unref()
     return worker
+  }
+
+  /** The worker answers but cannot do the job: stop it and fall back. */
+  #stopFailed(worker: CheckpointWorker): void {
+    this.#fail()
+    worker.postMessage('close')
   }
 
   #fail(): void {

@@ -11,6 +11,7 @@ import { httpVerificationOf } from './verified_marks.js'
 import { answerAndClose, answerTooLarge, assertSingleHeaderLines, closeAfterUnreadBody, DEFAULT_BODY_TIMEOUT_MS, isBodyTimeout, readBodyWithin } from './http_request_limits.js'
 import { protectedResourceMetadata, protectedResourceMetadataUrl } from './protected_resource_metadata.js'
 import { addressBucket, SessionTable, type SessionLimits } from './session_table.js'
+import { stderrAuditFailures } from './audit_stderr.js'
 
 export interface McpHttpHandlerOptions {
   /** The verifier; its `audience` is the resource URI (the public URL of the MCP endpoint). */
@@ -363,27 +364,4 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     },
     sessions: { get: () => sessions.size, enumerable: true },
   }) as McpHttpHandler
-}
-
-/**
- * The default `onError`: audit failures on stderr, rate limited, never a token (the cause's text is
- * the Authority's `error_description` or a local error; anything shaped like a JWS is cut out).
- */
-function stderrAuditFailures(now: () => number = Date.now): (e: Error) => void {
-  let lastAt = -Infinity
-  let skipped = 0
-  return (e) => {
-    if (!MandateError.is(e) || e.code !== 'AUDIT_BROKEN') return
-    if (now() - lastAt < 10_000) {
-      skipped++
-      return
-    }
-    lastAt = now()
-    const cause = (e as { cause?: unknown }).cause
-    const why = cause instanceof Error ? `: ${MandateError.is(cause) ? `${cause.code} ` : ''}${cause.message}` : ''
-    const more = skipped ? ` (${skipped} more since the last line)` : ''
-    skipped = 0
-    const line = `[mandate/mcp] AUDIT_BROKEN ${e.message}${why}${more}`.replace(/eyJ[\w-]*\.[\w-]*\.?[\w-]*/g, '[token]').slice(0, 500)
-    process.stderr.write(`${line}\n`)
-  }
 }
