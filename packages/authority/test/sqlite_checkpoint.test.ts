@@ -5,7 +5,7 @@
 // back, a worker that cannot run gives the checkpoints back to the connection, and an open store
 // never keeps the process alive. All against real files and real worker threads.
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, statSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -170,8 +170,17 @@ describe('SQLite WAL checkpoints', () => {
       }
       return { worker, posted }
     }
-    // log -1: the worker's connection is not on a WAL database
+    // busy (another connection held the checkpoint: the backstop, a backup tool): retried, never counted
     let fellBack = 0
+    const busy = fake(Array.from({ length: MAX_FAILED_CHECKPOINTS + 2 }, () => ({ done: true, busy: 1, log: -1, checkpointed: -1 })))
+    const z = new WalCheckpointer({ path: '/x.db', dev: 0, ino: 0 }, () => fellBack++, () => busy.worker)
+    for (let i = 0; i < MAX_FAILED_CHECKPOINTS + 2; i++) {
+      z.request()
+      await new Promise((r) => setImmediate(r))
+    }
+    expect(z.mode).toBe('worker')
+    expect(fellBack).toBe(0)
+    // log -1 and not busy: the worker's connection is not on a WAL database
     const notWal = fake([{ done: true, busy: 0, log: -1, checkpointed: -1 }])
     const a = new WalCheckpointer({ path: '/x.db', dev: 0, ino: 0 }, () => fellBack++, () => notWal.worker)
     a.request()
@@ -188,6 +197,27 @@ describe('SQLite WAL checkpoints', () => {
     }
     expect(fellBack).toBe(2)
     expect(b.mode).toBe('inline')
+    // close still waits for a worker that was handed back, until it has exited
+    let exit: (code: number) => void = () => {}
+    const slow = fake([{ done: true, busy: 0, log: -1, checkpointed: -1 }])
+    const onOf = slow.worker.on.bind(slow.worker)
+    slow.worker.on = ((event: string, listener: (m: never) => void) => {
+      if (event === 'exit') exit = listener as (code: number) => void
+      return onOf(event as 'message', listener as (m: unknown) => void)
+    }) as CheckpointWorker['on']
+    const d = new WalCheckpointer({ path: '/x.db', dev: 0, ino: 0 }, () => fellBack++, () => slow.worker)
+    d.request()
+    await until(() => d.mode === 'inline')
+    fellBack--
+    let closed = false
+    const closing = d.close().then(() => {
+      closed = true
+    })
+    await new Promise((r) => setTimeout(r, 50))
+    expect(closed).toBe(false)
+    exit(0)
+    await closing
+    expect(closed).toBe(true)
     // a real worker given a file whose identity changed (replaced under the store): refuses, hands back
     t = tempDir()
     const store = openSqliteStore(join(t.dir, 'h.db'), { checkpoint: 'inline' })
@@ -231,6 +261,22 @@ describe('SQLite WAL checkpoints', () => {
     expect(out.db).toBeGreaterThan(100_000)
     expect(readdirSync(join(t.dir, 'b'))).toEqual([])
     expect(existsSync(join(t.dir, 'a', 'auth.db-wal'))).toBe(false)
+  })
+
+  it('FULL mode writes through a symlinked path and through a file: URI', async () => {
+    t = tempDir()
+    mkdirSync(join(t.dir, 'real'))
+    const target = join(t.dir, 'real', 'auth.db')
+    await openSqliteStore(target, { checkpoint: 'inline' }).close()
+    symlinkSync(target, join(t.dir, 'link.db'))
+    const linked = openSqliteStore(join(t.dir, 'link.db'))
+    await writes(linked, 5)
+    expect(linked.checkpointMode).toBe('worker')
+    await linked.close()
+    const uri = openSqliteStore(`file:${join(t.dir, 'u.db')}`)
+    await writes(uri, 5)
+    expect((await uri.auditHead())?.seq).toBe(5)
+    await uri.close()
   })
 
   it('a store left open does not keep the process alive', () => {

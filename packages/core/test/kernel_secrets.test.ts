@@ -35,16 +35,47 @@ describe('scrubSecrets / mentionsSecret', () => {
     expect(mentionsSecret(Object.assign(new Error('status 500'), { config: { headers: { accept: 'json' } } }), [ROOT])).toBe(false)
   })
 
-  it('follows cycles once, and treats a graph too deep or too large, or a throwing getter, as mentioning a secret', () => {
+  it('finds secrets in web platform objects, class getters and toJSON', () => {
+    expect(mentionsSecret(Object.assign(new Error('HTTP 500'), { headers: new Headers({ authorization: `DPoP ${ROOT}` }) }), [ROOT])).toBe(true)
+    expect(mentionsSecret({ request: new Request('https://api.example/x', { headers: { authorization: `DPoP ${ROOT}` } }) }, [ROOT])).toBe(true)
+    expect(mentionsSecret({ url: new URL(`https://api.example/x?access_token=${ROOT}`) }, [ROOT])).toBe(true)
+    expect(mentionsSecret({ params: new URLSearchParams({ token: ROOT }) }, [ROOT])).toBe(true)
+    class Getter extends Error {
+      override get message() {
+        return `denied for ${ROOT}`
+      }
+    }
+    expect(mentionsSecret(new Getter(), [ROOT])).toBe(true)
+    class Private {
+      readonly #t = ROOT
+      toJSON() {
+        return { t: this.#t }
+      }
+    }
+    expect(mentionsSecret({ p: new Private() }, [ROOT])).toBe(true)
+    expect(mentionsSecret({ url: new URL('https://api.example/x'), h: new Headers({ accept: 'json' }) }, [ROOT])).toBe(false)
+  })
+
+  it('follows cycles once; a graph too large to walk is searched as JSON; what cannot be read counts as a mention', () => {
     const cyclic: Record<string, unknown> = { a: 'nothing' }
     cyclic.self = cyclic
     expect(mentionsSecret(cyclic, [ROOT])).toBe(false)
     cyclic.b = { token: ROOT }
     expect(mentionsSecret(cyclic, [ROOT])).toBe(true)
+    // too deep or too wide to walk: the JSON text decides (a clean large result stays usable)
     let deep: Record<string, unknown> = {}
     for (let i = 0; i < 40; i++) deep = { next: deep }
-    expect(mentionsSecret(deep, [ROOT])).toBe(true)
-    expect(mentionsSecret({ many: Array.from({ length: 5000 }, () => ({})) }, [ROOT])).toBe(true)
+    expect(mentionsSecret(deep, [ROOT])).toBe(false)
+    expect(mentionsSecret({ deep, last: new Error(`x ${ROOT}`) }, [ROOT])).toBe(true)
+    const rows = Array.from({ length: 20_000 }, (_, i) => ({ id: i }))
+    expect(mentionsSecret(Object.assign(new Error('404'), { response: { data: rows } }), [ROOT])).toBe(false)
+    expect(mentionsSecret(Object.assign(new Error('404'), { response: { data: [...rows, { t: ROOT }] } }), [ROOT])).toBe(true)
+    expect(mentionsSecret({ data: rows, big: 10n ** 30n, e: new Error('deep', { cause: new Error(ROOT) }) }, [ROOT])).toBe(true)
+    // too large and not serialisable (a cycle), more than 1 MiB of bytes, a throwing getter: fail closed
+    const wideCycle: Record<string, unknown> = { rows }
+    wideCycle.self = wideCycle
+    expect(mentionsSecret(wideCycle, [ROOT])).toBe(true)
+    expect(mentionsSecret({ body: new Uint8Array(2 << 20) }, [ROOT])).toBe(true)
     expect(mentionsSecret(Object.defineProperty({}, 'x', { enumerable: true, get: () => { throw new Error('no') } }), [ROOT])).toBe(true)
     expect(mentionsSecret(deep, [])).toBe(false)
   })

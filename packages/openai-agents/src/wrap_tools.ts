@@ -243,7 +243,12 @@ function scrubSpanError(secrets: readonly string[]): void {
 function withoutSecrets(out: unknown, secrets: readonly string[]): unknown {
   if (!mentionsSecret(out, secrets)) return out
   if (typeof out === 'string') return scrub(out, secrets)
-  return scrub(JSON.stringify(out), secrets)
+  try {
+    return scrub(JSON.stringify(out) ?? '', secrets)
+  } catch {
+    // too large to walk and not serialisable (a cycle): it could not be checked, so it is not passed on
+    return '[the tool result was withheld: it could not be checked for credentials]'
+  }
 }
 
 /** One SDK interruption that Mandate raised, with the Authority approval behind it. */

@@ -49,6 +49,26 @@ describe('no credential, proof or mandate reaches the model, the traces, the eve
     expect(findLeaks([dump(model.requests), dump(result.newItems), result.state.toString(), ...traces.spans, ...traces.traces], w.issued)).toEqual([])
   })
 
+  it('a result too large to walk is checked as JSON: a clean one passes, one that cannot be checked is withheld', async () => {
+    const rows = Array.from({ length: 15_000 }, (_, i) => ({ id: i }))
+    const cyclic: Record<string, unknown> = { rows }
+    cyclic.self = cyclic
+    const big = tool({
+      name: 'billing_get_invoice',
+      description: 'a big answer',
+      parameters: z.object({ invoice: z.string() }),
+      execute: async ({ invoice }) => (invoice === 'cyclic' ? cyclic : { rows }),
+    })
+    const model = new ScriptedModel([
+      callTools({ name: 'billing_get_invoice', arguments: { invoice: 'inv_1' } }, { name: 'billing_get_invoice', arguments: { invoice: 'cyclic' } }),
+      reply('done'),
+    ])
+    const result = await run(new Agent({ name: 'billing', tools: mandateTools([big], options(w)), model }), 'go')
+    const outputs = toolOutputs(result.newItems)
+    expect(String(outputs.call_1_1)).toContain('"id":14999')
+    expect(outputs.call_1_2).toBe('[the tool result was withheld: it could not be checked for credentials]')
+  })
+
   it('across an approval pause and resume, a refusal, and a stopped run', async () => {
     const ran: Ran[] = []
     // the task is revoked right after the Authority refused the 4th credential request (the 9000 refund)

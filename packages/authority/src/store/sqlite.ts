@@ -14,7 +14,7 @@
  * may lose the last commits on power loss; it is offered for throughput-sensitive deployments that
  * accept that.
  */
-import { closeSync, fsync, fsyncSync, openSync, statSync } from 'node:fs'
+import { closeSync, fsync, fsyncSync, openSync, realpathSync, statSync } from 'node:fs'
 import { resolve as resolvePath } from 'node:path'
 import { DatabaseSync, sqliteError, type SqliteDatabase, type SqliteStatement } from './sqlite_driver.js'
 import { MandateError, type RevocationQuery } from '@mandate/core'
@@ -364,7 +364,9 @@ export class SqliteStore implements AuthorityStore {
       throw sqliteError(err)
     }
     try {
-      this.#s = this.#init(path, options)
+      // SQLite keeps the WAL next to the file a symlink points to: the WAL fsync and the checkpoint
+      // worker must name that file
+      this.#s = this.#init(isPlainPath(path) ? realpathSync(path) : path, options)
     } catch (err) {
       this.db.close()
       this.#open = false
@@ -383,7 +385,8 @@ export class SqliteStore implements AuthorityStore {
     // FULL on a WAL file: SQLite commits at NORMAL and the store fsyncs the WAL itself, off the
     // event loop (#commit). Anything else (an in-memory database) keeps SQLite's own FULL.
     const full = options.synchronous !== 'NORMAL'
-    this.#walPath = full && wal && !memory ? `${path}-wal` : undefined
+    // a `file:` URI keeps SQLite's own FULL (its WAL has no plain name to fsync)
+    this.#walPath = full && wal && isPlainPath(path) ? `${path}-wal` : undefined
     this.db.exec(`PRAGMA synchronous = ${!full || this.#walPath !== undefined ? 'NORMAL' : 'FULL'}`)
     this.db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`)
     this.#walFile = wal && !memory

@@ -66,14 +66,16 @@ process.emitWarning = function (w, ...rest) {
 }
 let DatabaseSync
 try { DatabaseSync = require('node:sqlite').DatabaseSync } finally { process.emitWarning = emit }
-// the store's own file or nothing: never create one (mode=rw), and never a file put in its place
-const { pathToFileURL } = require('node:url')
+// the store's own file or nothing: never a file put in its place, and (checked before and after the
+// open, as node:sqlite has no no-create flag before 22.15) never a new one
 const { statSync } = require('node:fs')
-const url = pathToFileURL(workerData.path)
-url.searchParams.set('mode', 'rw')
-const db = new DatabaseSync(url)
-const st = statSync(workerData.path)
-if (st.ino !== workerData.ino || st.dev !== workerData.dev) {
+const same = () => {
+  const st = statSync(workerData.path, { throwIfNoEntry: false })
+  return st !== undefined && st.ino === workerData.ino && st.dev === workerData.dev
+}
+if (!same()) throw new Error('the database file is gone or was replaced')
+const db = new DatabaseSync(workerData.path)
+if (!same()) {
   db.close()
   throw new Error('the database file was replaced')
 }
@@ -117,6 +119,8 @@ export class WalCheckpointer {
   #closing: Promise<void> | undefined
   #exited: Promise<void> | undefined
   #failures = 0
+  /** The worker started, kept after a hand-back so that close still waits for it. */
+  #spawned: CheckpointWorker | undefined
 
   /**
    * @param target the database file the store opened (absolute: the process may change directory later)
@@ -165,19 +169,26 @@ export class WalCheckpointer {
       return undefined
     }
     this.#worker = worker
+    this.#spawned = worker
     this.#state = 'running'
     worker.on('message', (m) => {
       this.#inFlight = false
-      const r = m as { done?: unknown; log?: unknown; checkpointed?: unknown }
-      // log -1: the worker's connection is not on a WAL database; it can never checkpoint this one
-      if (r.done === true && typeof r.log === 'number' && typeof r.checkpointed === 'number' && r.log >= 0) {
-        this.#failures = 0
-        this.#last = { log: r.log, checkpointed: r.checkpointed }
+      const r = m as { done?: unknown; busy?: unknown; log?: unknown; checkpointed?: unknown }
+      if (r.done === true && typeof r.log === 'number' && typeof r.checkpointed === 'number') {
+        // busy: another connection (the backstop, a backup tool) held the checkpoint: retried next time
+        if (r.busy === 1) return
+        if (r.log >= 0) {
+          this.#failures = 0
+          this.#last = { log: r.log, checkpointed: r.checkpointed }
+          return
+        }
+        // not busy and no log: the worker's connection is not on a WAL database; it never will be
+        this.#stopFailed(worker)
         return
       }
-      // a failed checkpoint (SQLITE_BUSY, I/O) is retried at the next request; nothing is lost —
+      // a failed checkpoint (an I/O error) is retried at the next request; nothing is lost —
       // unless it keeps failing, and then the connection's automatic checkpoint takes over
-      if (r.done === true || ++this.#failures >= MAX_FAILED_CHECKPOINTS) this.#stopFailed(worker)
+      if (++this.#failures >= MAX_FAILED_CHECKPOINTS) this.#stopFailed(worker)
     })
     worker.on('error', () => this.#fail())
     this.#exited = new Promise<void>((resolve) => {
@@ -219,11 +230,14 @@ export class WalCheckpointer {
   }
 
   async #close(timeoutMs: number): Promise<void> {
-    const worker = this.#worker
+    const worker = this.#spawned
+    const running = this.#worker !== undefined
     this.#state = 'closed'
     this.#worker = undefined
     if (!worker || !this.#exited) return
-    worker.postMessage('close')
+    // a worker already handed back was told to close: wait for it too, so that its connection is
+    // closed before the store's (the last connection to close merges the WAL into the file)
+    if (running) worker.postMessage('close')
     let timer: ReturnType<typeof setTimeout> | undefined
     const timedOut = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), timeoutMs)

@@ -19,41 +19,95 @@ export function scrubSecrets(text: string, secrets: readonly string[]): string {
   return out
 }
 
-/** How deep and how wide a value is searched; a value larger than this counts as mentioning a secret. */
-const MAX_DEPTH = 12
-const MAX_NODES = 2000
+/** How deep and how wide a value is walked before the search falls back to its JSON text. */
+const MAX_DEPTH = 32
+const MAX_NODES = 10_000
+/** Bytes (in byte views) searched at most; more counts as mentioning a secret. */
+const MAX_BYTES = 1 << 20
+
+class TooLarge extends Error {}
 
 interface Walk {
   readonly parts: readonly string[]
   readonly seen: Set<object>
   nodes: number
+  bytes: number
 }
 
+const NodeBuffer = (globalThis as { Buffer?: { from(b: ArrayBufferLike, o: number, l: number): { toString(enc: 'latin1'): string } } }).Buffer
+let latin1: TextDecoder | undefined
+
+/** Bytes as text, one character per byte (credentials are ASCII, so either decoder finds them). */
+function bytesText(view: ArrayBufferView | ArrayBuffer): string {
+  const buf = ArrayBuffer.isView(view) ? view.buffer : view
+  const offset = ArrayBuffer.isView(view) ? view.byteOffset : 0
+  const length = view.byteLength
+  if (NodeBuffer !== undefined) return NodeBuffer.from(buf, offset, length).toString('latin1')
+  latin1 ??= new TextDecoder('latin1')
+  return latin1.decode(new Uint8Array(buf, offset, length))
+}
+
+type Ctor = abstract new (...args: never[]) => unknown
+const globalCtor = (name: string): Ctor | undefined => {
+  const c = (globalThis as Record<string, unknown>)[name]
+  return typeof c === 'function' ? (c as Ctor) : undefined
+}
+// web platform objects keep their data in internal slots that no own property shows
+const URL_LIKE = ['URL', 'URLSearchParams'].map(globalCtor).filter((c): c is Ctor => c !== undefined)
+const HeadersCtor = globalCtor('Headers')
+const FETCH_MESSAGES = ['Request', 'Response'].map(globalCtor).filter((c): c is Ctor => c !== undefined)
+
 /**
- * Does `value` — a string, an Error with its stack, causes, `errors` and own properties (an HTTP
- * client's error carries its request config there), or any object graph — mention a secret?
- * The search follows every own property, array element, Map and Set entry and byte view. A graph
- * too deep or too large to search, or one whose getters throw, counts as mentioning one (fail
- * closed): the caller then replaces it with a scrubbed message rather than pass it on unread.
+ * Does `value` — a string, an Error with its message, stack, causes, `errors` and own properties (an
+ * HTTP client's error carries its request config there), or any object graph — mention a secret?
+ * The search follows every own property (symbol-keyed and non-enumerable too), array element, Map
+ * and Set entry, byte view, `toJSON()` result, URL, Headers and fetch Request/Response (their URL and
+ * headers). A graph too deep or too large to walk is searched through its JSON text instead (errors
+ * in it with their message and stack); one that cannot be serialised, more than 1 MiB of bytes, or a
+ * throwing getter counts as mentioning a secret (fail closed): the caller then replaces it with a
+ * scrubbed message rather than pass it on unread.
  */
 export function mentionsSecret(value: unknown, secrets: readonly string[]): boolean {
   const parts = secrets.flatMap(partsOf)
   if (parts.length === 0) return false
   try {
-    return walk(value, { parts, seen: new Set(), nodes: 0 }, 0)
+    return walk(value, { parts, seen: new Set(), nodes: 0, bytes: 0 }, 0)
+  } catch (err) {
+    if (!(err instanceof TooLarge)) return true
+  }
+  try {
+    const text = JSON.stringify(value, jsonWithErrors)
+    return text === undefined || parts.some((p) => text.includes(p))
   } catch {
     return true
   }
+}
+
+/** JSON of anything: errors with their message, stack, cause and `errors`; bytes as text, bounded. */
+function jsonWithErrors(this: unknown, _key: string, v: unknown): unknown {
+  if (typeof v === 'bigint') return String(v)
+  if (v instanceof Error) return { ...v, name: v.name, message: v.message, stack: v.stack, cause: (v as { cause?: unknown }).cause, errors: (v as { errors?: unknown }).errors }
+  if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) {
+    if (v.byteLength > MAX_BYTES) throw new TooLarge()
+    return bytesText(v)
+  }
+  if (v instanceof Map) return [...v]
+  if (v instanceof Set) return [...v]
+  return v
 }
 
 function walk(value: unknown, w: Walk, depth: number): boolean {
   if (typeof value === 'string') return w.parts.some((p) => value.includes(p))
   if (value === null || typeof value !== 'object') return false
   if (w.seen.has(value)) return false
-  if (depth > MAX_DEPTH || ++w.nodes > MAX_NODES) return true
+  if (depth > MAX_DEPTH || ++w.nodes > MAX_NODES) throw new TooLarge()
   w.seen.add(value)
-  if (ArrayBuffer.isView(value)) return walk(Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1'), w, depth)
-  if (value instanceof ArrayBuffer) return walk(Buffer.from(value).toString('latin1'), w, depth)
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
+    w.bytes += value.byteLength
+    // past the byte budget the JSON fallback cannot read them either: fail closed
+    if (w.bytes > MAX_BYTES) return true
+    return walk(bytesText(value), w, depth)
+  }
   if (value instanceof Map) {
     for (const [k, v] of value) if (walk(k, w, depth + 1) || walk(v, w, depth + 1)) return true
     return false
@@ -62,11 +116,26 @@ function walk(value: unknown, w: Walk, depth: number): boolean {
     for (const v of value) if (walk(v, w, depth + 1)) return true
     return false
   }
-  // an Error's message, stack and cause are own but not enumerable: read every own key
+  if (URL_LIKE.some((c) => value instanceof c)) return walk(String(value), w, depth)
+  if (HeadersCtor !== undefined && value instanceof HeadersCtor) {
+    for (const [k, v] of value as unknown as Iterable<[string, string]>) if (walk(k, w, depth) || walk(v, w, depth)) return true
+    return false
+  }
+  if (FETCH_MESSAGES.some((c) => value instanceof c)) {
+    const m = value as { url?: unknown; headers?: unknown }
+    if (walk(m.url, w, depth + 1) || walk(m.headers, w, depth + 1)) return true
+  }
+  // an Error's message, stack and cause are own but not enumerable (or getters on its class)
+  if (value instanceof Error) {
+    const e = value as Error & { cause?: unknown; errors?: unknown }
+    if (walk(e.message, w, depth) || walk(e.stack, w, depth) || walk(e.cause, w, depth + 1) || walk(e.errors, w, depth + 1)) return true
+  }
   for (const key of Reflect.ownKeys(value)) {
     if (typeof key === 'string' && walk(key, w, depth)) return true
     if (walk((value as Record<PropertyKey, unknown>)[key], w, depth + 1)) return true
   }
-  if (value instanceof Error && walk(value.stack, w, depth + 1)) return true
+  // a class may keep what it serialises in private fields
+  const toJSON = (value as { toJSON?: unknown }).toJSON
+  if (typeof toJSON === 'function' && !(value instanceof Date) && walk(toJSON.call(value), w, depth + 1)) return true
   return false
 }
