@@ -36,9 +36,9 @@ export function errorToolMessage(err: unknown, call: { id?: string | undefined; 
 /**
  * The error a guarded tool throws to its caller (LangGraph's `ToolNode` turns it into the text the
  * model reads). It passes through unchanged unless it mentions a credential anywhere (message,
- * stack, causes, `errors`, detail, own properties — see `mentionsSecret`): then a Mandate refusal becomes a fresh MandateError with the same `code`
- * and a scrubbed message, and any other error a plain Error with a scrubbed `name: message`, both
- * without the cause that carried the secret.
+ * stack, causes, `errors`, detail, own properties — see `mentionsSecret`): then a Mandate refusal
+ * becomes a fresh MandateError with the same `code` and a scrubbed message, and any other error a
+ * plain Error with a scrubbed `name: message`, both without the cause that carried the secret.
  */
 export function callerSafeError(err: unknown, secrets: readonly string[]): unknown {
   if (!mentionsSecret(err, secrets)) return err

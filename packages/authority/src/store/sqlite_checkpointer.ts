@@ -111,6 +111,7 @@ export interface CheckpointResult {
 }
 
 export class WalCheckpointer {
+  /** The worker, once started; after a hand-back it is only waited for at close. */
   #worker: CheckpointWorker | undefined
   #state: 'idle' | 'running' | 'failed' | 'closed' = 'idle'
   #inFlight = false
@@ -119,8 +120,6 @@ export class WalCheckpointer {
   #closing: Promise<void> | undefined
   #exited: Promise<void> | undefined
   #failures = 0
-  /** The worker started, kept after a hand-back so that close still waits for it. */
-  #spawned: CheckpointWorker | undefined
 
   /**
    * @param target the database file the store opened (absolute: the process may change directory later)
@@ -169,7 +168,6 @@ export class WalCheckpointer {
       return undefined
     }
     this.#worker = worker
-    this.#spawned = worker
     this.#state = 'running'
     worker.on('message', (m) => {
       this.#inFlight = false
@@ -210,9 +208,9 @@ export class WalCheckpointer {
 
   #fail(): void {
     if (this.#state === 'failed' || this.#state === 'closed') return
+    // the worker stays known (not asked for checkpoints again): close still waits for it to exit
     this.#state = 'failed'
     this.#inFlight = false
-    this.#worker = undefined
     try {
       this.fallBack()
     } catch {
@@ -230,10 +228,9 @@ export class WalCheckpointer {
   }
 
   async #close(timeoutMs: number): Promise<void> {
-    const worker = this.#spawned
-    const running = this.#worker !== undefined
+    const worker = this.#worker
+    const running = this.#state === 'running'
     this.#state = 'closed'
-    this.#worker = undefined
     if (!worker || !this.#exited) return
     // a worker already handed back was told to close: wait for it too, so that its connection is
     // closed before the store's (the last connection to close merges the WAL into the file)

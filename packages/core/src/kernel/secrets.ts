@@ -84,7 +84,7 @@ export function mentionsSecret(value: unknown, secrets: readonly string[]): bool
 }
 
 /** JSON of anything: errors with their message, stack, cause and `errors`; bytes as text, bounded. */
-function jsonWithErrors(this: unknown, _key: string, v: unknown): unknown {
+function jsonWithErrors(_key: string, v: unknown): unknown {
   if (typeof v === 'bigint') return String(v)
   if (v instanceof Error) return { ...v, name: v.name, message: v.message, stack: v.stack, cause: (v as { cause?: unknown }).cause, errors: (v as { errors?: unknown }).errors }
   if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) {
