@@ -97,7 +97,14 @@ async function main(): Promise<number> {
   } catch (err) {
     if (err instanceof StoryFailure) process.stderr.write(`\n${c.red('demo failed:')} ${err.message}\n`)
     else if (MandateError.is(err)) process.stderr.write(`\n${c.red('demo failed:')} ${err.code}: ${err.message}\n`)
-    else process.stderr.write(`\n${c.red('demo failed:')} ${err instanceof Error ? err.stack ?? err.message : 'unknown error'}\n`)
+    else {
+      // an error from the model provider's SDK (endpoint down, bad key, rate limit): its message and
+      // a way to run offline; the stack only with DEBUG set
+      const message = err instanceof Error ? `${err.name}: ${err.message}` : 'unknown error'
+      process.stderr.write(`\n${c.red('demo failed:')} ${message}\n`)
+      process.stderr.write(`${c.dim('If the model provider failed (endpoint unreachable, key refused): MANDATE_DEMO_MODEL=scripted npm run demo runs offline. DEBUG=1 prints the stack.')}\n`)
+      if (process.env.DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`)
+    }
     return 1
   }
 }

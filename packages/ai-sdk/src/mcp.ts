@@ -77,7 +77,9 @@ export function mandateMcpTransport(url: string, options: MandateMcpTransportOpt
     new Headers(init?.headers).forEach((value, key) => headers.set(key, value))
     // a fresh proof bound to method, URL, credential, tool and argument digest
     headers.set('authorization', `DPoP ${call.token}`)
-    headers.set('dpop', createProof(call.key, { method: 'POST', url: target.href, accessToken: call.token, tool: call.tool, arguments: call.arguments }))
+    const proof = createProof(call.key, { method: 'POST', url: target.href, accessToken: call.token, tool: call.tool, arguments: call.arguments })
+    call.addSecret?.(proof)
+    headers.set('dpop', proof)
     call.sent = true
     // never follow a redirect with the credential attached
     const res = await base(target, { ...init, method: 'POST', headers, redirect: 'error' })

@@ -7,6 +7,8 @@
  * comes, one at a time: the tool never runs ahead of the SDK, and the call's outcome is settled
  * (presented, reported) when the tool's iteration ends.
  */
+import { activeCall, withoutSecrets } from '@mandate/core/kernel'
+
 
 /** A one-slot handoff between the producer (inside the call context) and the SDK's consumer. */
 class Handoff<T> {
@@ -121,4 +123,27 @@ export function isAsyncGeneratorFunction(fn: unknown): boolean {
 /** Is `value` an `AsyncIterable` (what the SDK treats as preliminary results)? */
 export function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
   return value !== null && typeof value === 'object' && typeof (value as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function'
+}
+
+/**
+ * A streaming tool's values as its callers may see them: each without secrets (`withoutSecrets`),
+ * and, for a remote tool, none before its credential was presented to the resource's guard — a
+ * value from before could come from a call no guard verified (the call then fails with
+ * CREDENTIAL_NOT_PRESENTED). Preliminary results each replace the one before, so only the latest
+ * held value is kept: a later value replaces it, and at the end it is handed on if the credential
+ * went out meanwhile.
+ */
+export async function* safeValues<T>(source: AsyncIterable<T>, prepared: { readonly remote: boolean }, secrets: () => readonly string[]): AsyncIterable<T> {
+  let held: { value: T } | undefined
+  for await (const v of source) {
+    const value = withoutSecrets(v, secrets()) as T
+    if (prepared.remote && activeCall()?.sent !== true) {
+      held = { value }
+      continue
+    }
+    // the latest value replaces any held one
+    held = undefined
+    yield value
+  }
+  if (held && (!prepared.remote || activeCall()?.sent === true)) yield held.value
 }

@@ -1,11 +1,12 @@
 import { argumentsDigest, MandateError, snapshotArguments, type JsonValue } from '@mandate/core'
+import { withoutSecrets } from '@mandate/core/kernel'
 import type { ModelMessage, Tool, ToolApprovalStatus, ToolSet } from 'ai'
 import { approvalOf, CallStash, type MandateApproval, type MandateApprovalRequest } from './approval.js'
 import { configError } from './config.js'
 import { modelSafeError } from './errors.js'
 import { createBridge, type Bridge, type Prepared } from './kernel_bridge.js'
 import type { MandateToolsOptions } from './options.js'
-import { isAsyncGeneratorFunction, isAsyncIterable, iterateInContext } from './stream.js'
+import { isAsyncGeneratorFunction, isAsyncIterable, iterateInContext, safeValues } from './stream.js'
 
 const WRAPPED = Symbol.for('@mandate/ai-sdk/wrapped')
 /** Each guarded tool's stash, so {@link mandateApprovals} can read what its approval hook raised. */
@@ -146,7 +147,8 @@ function wrapTool(bridge: Bridge, name: string, tool: AnyTool, inner: Execute): 
         let prepared: Prepared | undefined
         try {
           prepared = await prepareFor(input, o)
-          return await bridge.run(prepared, async (args) => pump(inner(args, o) as AsyncIterable<unknown>))
+          const p = prepared
+          return await bridge.run(p, async (args) => pump(safeValues(inner(args, o) as AsyncIterable<unknown>, p, () => bridge.secretsOf(p))))
         } catch (err) {
           throw fail(err, prepared)
         }
@@ -156,7 +158,8 @@ function wrapTool(bridge: Bridge, name: string, tool: AnyTool, inner: Execute): 
       let prepared: Prepared | undefined
       try {
         prepared = await prepareFor(input, o)
-        return await bridge.run(prepared, async (args) => {
+        const p = prepared
+        const out = await bridge.run(p, async (args) => {
           const result = await inner(args, o)
           // an iterable from a plain function: consumed inside the call context, last value returned
           if (isAsyncIterable(result)) {
@@ -166,6 +169,8 @@ function wrapTool(bridge: Bridge, name: string, tool: AnyTool, inner: Execute): 
           }
           return result
         })
+        // a resource that echoes its request (headers, say) must not hand the model a credential
+        return withoutSecrets(out, bridge.secretsOf(p))
       } catch (err) {
         throw fail(err, prepared)
       }

@@ -13,13 +13,17 @@
  *   BENCH_RATE=n           fixed open-loop rate instead of half the measured maximum
  *   BENCH_SERVER_PROF=DIR  write a CPU profile of each server process there (node --cpu-prof)
  *   BENCH_SQLITE_CHECKPOINT=inline|worker  where the SQLite server's WAL checkpoints run (default worker)
+ *   BENCH_SERVER_NODE_ARGS="--trace-gc …"  extra node flags for the server processes
+ *   BENCH_SERVER_STDOUT=1  copy the server processes' stdout to this process's stderr
  *
  * Per set-up: (1) maximum: a closed loop of 64 requests in flight (only to find the maximum; a
  * closed loop measures queueing, not latency); (2) open loop at half that rate: requests are sent
  * on a fixed schedule whatever the answers, and latency is measured from each request's scheduled
  * send time (no coordinated omission). Every request carries a fresh client assertion and DPoP
  * proof (single use), made ahead of the schedule by worker threads; the generator reports its own
- * headroom (event-loop utilization of the sender and of the workers).
+ * headroom (event-loop utilization of the sender and of the workers). Memory is sampled every 5 s
+ * without forcing a GC (a forced full GC stalls the server for tens of ms and would put the bench's
+ * own stall into the p99); the heap after a forced GC is taken once before and once after the window.
  */
 import { fork } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -59,7 +63,7 @@ const mib = (b: number) => (b / 1024 / 1024).toFixed(1)
 
 // ---------------------------------------------------------------- the server processes
 
-interface ServerStats { cpu: NodeJS.CpuUsage; mem: NodeJS.MemoryUsage; elu: number; floorCpu: number; floorIters: number; gcCpu: number }
+interface ServerStats { cpu: NodeJS.CpuUsage; mem: NodeJS.MemoryUsage; elu: number; loopDelay: { p99: number; max: number }; floorCpu: number; floorIters: number; gcCpu: number }
 class ServerProcess {
   readonly #child: ReturnType<typeof fork>
   #ids = 0
@@ -67,14 +71,17 @@ class ServerProcess {
   readonly ready: Promise<void>
   constructor(store: string, readonly port: number, issuer: string) {
     this.#child = fork(join(here, 'http_server.ts'), [store, String(port), issuer], {
-      cwd, execArgv: ['--conditions=@mandate/source', '--import', 'tsx', '--expose-gc', ...(process.env.BENCH_SERVER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SERVER_PROF}`] : [])], stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+      cwd, execArgv: ['--conditions=@mandate/source', '--import', 'tsx', '--expose-gc', ...(process.env.BENCH_SERVER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SERVER_PROF}`] : []), ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)], stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
     })
     this.#child.on('message', (m: { id: number }) => {
       this.#waiting.get(m.id)?.(m)
       this.#waiting.delete(m.id)
     })
     this.ready = new Promise<void>((resolve, reject) => {
-      this.#child.stdout?.on('data', (d: Buffer) => d.toString().includes('READY') && resolve())
+      this.#child.stdout?.on('data', (d: Buffer) => {
+        if (d.toString().includes('READY')) resolve()
+        if (process.env.BENCH_SERVER_STDOUT) process.stderr.write(d)
+      })
       this.#child.once('exit', (code) => reject(new Error(`server exited (${code})`)))
     })
   }
@@ -221,6 +228,8 @@ interface Result {
   p99: number
   pmax: number
   cpuPerExchange: number
+  /** Server CPU per exchange during the closed loop at the maximum (group commits are fuller there). */
+  maxCpuPerExchange: number
   /** of which kernel time (write, fsync: the durable commit) */
   sysPerExchange: number
   /** µs of CPU per second the idle server(s) use (all processes together) */
@@ -229,6 +238,10 @@ interface Result {
   /** the floor timed between requests during the window (same contention as the requests) */
   liveFloor: number
   mem: Array<{ t: number; rss: number; heap: number }>
+  /** Heap in use right after a forced full GC, before the window and after it (per process). */
+  heapGc: { start?: number; end?: number }
+  /** The server's event-loop delay per 5 s sample (ms): how long a turn was held up. */
+  loopDelay: Array<{ p99: number; max: number }>
   serverElu: number[]
   senderElu: number
   workerElu: number[]
@@ -287,6 +300,7 @@ async function runSetup(name: string, pg: { database(): Promise<string> } | unde
   await gen.waitFor(2000)
   let done = 0
   let stop = false
+  const maxBase = await Promise.all(servers.map((s) => s.stats()))
   const t0 = performance.now()
   const loops = Array.from({ length: 64 }, async (_, k) => {
     let i = k
@@ -306,6 +320,8 @@ async function runSetup(name: string, pg: { database(): Promise<string> } | unde
   stop = true
   const max = done / ((performance.now() - t0) / 1000)
   await Promise.all(loops)
+  const maxEnd = await Promise.all(servers.map((s) => s.stats()))
+  const maxCpuPerExchange = maxEnd.reduce((a, s, k) => a + s.cpu.user + s.cpu.system - ((maxBase[k] as ServerStats).cpu.user + (maxBase[k] as ServerStats).cpu.system), 0) / done
   await sleep(500)
   const rate = process.env.BENCH_RATE ? Number(process.env.BENCH_RATE) : Math.max(5, Math.round(max / 2))
   for (const k of Object.keys(statuses)) delete statuses[k]
@@ -326,19 +342,31 @@ async function runSetup(name: string, pg: { database(): Promise<string> } | unde
   const mem: Result['mem'] = []
   let base: ServerStats[] = []
   const serverElu: number[] = []
+  const loopDelay: Array<{ p99: number; max: number }> = []
   let senderElu = 0
   let workerElu: number[] = []
   let eluMark = performance.eventLoopUtilization()
   const start = performance.now() + 50
   const windowStart = start + (windowFrom / rate) * 1000
+  const heapGc: Result['heapGc'] = {}
+  const heapAfterGc = async () => {
+    await Promise.all(servers.map((s) => s.gc()))
+    const st = await Promise.all(servers.map((s) => s.stats()))
+    return st.reduce((a, s) => a + s.mem.heapUsed, 0) / st.length
+  }
   let sampling = Promise.resolve()
   const sampler = setInterval(() => {
     sampling = sampling.then(async () => {
       const t = (performance.now() - windowStart) / 1000
-      if (t < -0.5) return
-      await Promise.all(servers.map((s) => s.gc()))
+      if (t < -0.5) {
+        // the one forced full GC before the window (a forced GC stalls the server's event loop
+        // for tens of ms: inside the window it would be the benchmark making its own tail)
+        if (heapGc.start === undefined && t >= -6) heapGc.start = await heapAfterGc()
+        return
+      }
       const st = await Promise.all(servers.map((s) => s.stats()))
       for (const s of st) serverElu.push(s.elu)
+      for (const s of st) loopDelay.push(s.loopDelay)
       mem.push({ t: Math.round(t), rss: st.reduce((a, s) => a + s.mem.rss, 0) / st.length, heap: st.reduce((a, s) => a + s.mem.heapUsed, 0) / st.length })
     })
   }, 5000)
@@ -383,11 +411,12 @@ async function runSetup(name: string, pg: { database(): Promise<string> } | unde
   await sampling
   const end = await Promise.all(servers.map((s) => s.stats()))
   await Promise.all(servers.map((s) => s.sample(false)))
+  heapGc.end = await heapAfterGc()
   senderElu = performance.eventLoopUtilization(performance.eventLoopUtilization(), eluMark).utilization
   workerElu = await gen.stats()
   base = (await windowCpuBase) ?? end
   // the server's CPU over the window, less what the measurement itself used (the live floor
-  // sampling, and the forced GCs before each memory sample; on its own the server collects less often)
+  // sampling, and any forced GC — none runs inside the window since the memory samples stopped forcing one)
   const cpuUs = end.reduce((a, s, k) => {
     const b = base[k] as ServerStats
     return a + (s.cpu.user + s.cpu.system) - (b.cpu.user + b.cpu.system) - (s.floorCpu - b.floorCpu) - (s.gcCpu - b.gcCpu)
@@ -401,27 +430,28 @@ async function runSetup(name: string, pg: { database(): Promise<string> } | unde
   await gen.close()
   await Promise.all(servers.map((s) => s.stop()))
   return {
-    name, max, rate, sent, dropped: gen.dropped, ok, errors, statuses, p50: pct(sorted, 0.5), p99: pct(sorted, 0.99), pmax: sorted[sorted.length - 1] ?? NaN,
-    cpuPerExchange: cpuUs / (total - windowFrom), sysPerExchange: sysUs / (total - windowFrom), idleCpuPerSecond, floor, liveFloor: liveCpu / Math.max(1, liveIters), mem, serverElu, senderElu, workerElu,
+    name, max, rate, sent, heapGc, loopDelay, dropped: gen.dropped, ok, errors, statuses, p50: pct(sorted, 0.5), p99: pct(sorted, 0.99), pmax: sorted[sorted.length - 1] ?? NaN,
+    maxCpuPerExchange, cpuPerExchange: cpuUs / (total - windowFrom), sysPerExchange: sysUs / (total - windowFrom), idleCpuPerSecond, floor, liveFloor: liveCpu / Math.max(1, liveIters), mem, serverElu, senderElu, workerElu,
   }
 }
 
 function report(r: Result): void {
   const label = r.name === 'postgres2' ? 'Postgres, 2 Authority processes' : r.name === 'postgres' ? 'Postgres, 1 process' : 'SQLite (synchronous=FULL), 1 process'
   console.log(`\n== ${label}`)
-  console.log(`  maximum (closed loop, 64 in flight): ${r.max.toFixed(0)} exchanges/s`)
+  console.log(`  maximum (closed loop, 64 in flight): ${r.max.toFixed(0)} exchanges/s; Authority CPU per exchange there ${r.maxCpuPerExchange.toFixed(0)} µs = ${(r.maxCpuPerExchange / r.floor).toFixed(2)}× the idle floor (${r.floor.toFixed(0)} µs)`)
   console.log(`  open loop at ${r.rate}/s for ${WARMUP}+${SECONDS} s: ${r.ok} answered 200, errors ${r.errors} (statuses ${JSON.stringify(r.statuses)})`)
   console.log(`  latency from scheduled send (measured ${SECONDS} s): p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.pmax.toFixed(1)} ms`)
   console.log(`  Authority CPU per exchange ${r.cpuPerExchange.toFixed(0)} µs = ${(r.cpuPerExchange / r.liveFloor).toFixed(2)}× floor timed during the window (3 verifies + 1 sign in the server process, CPU time: ${r.liveFloor.toFixed(0)} µs); ${(r.cpuPerExchange / r.floor).toFixed(2)}× the floor timed idle before/after (${r.floor.toFixed(0)} µs); of the CPU per exchange ${r.sysPerExchange.toFixed(0)} µs is system time (writes, fsync)`)
-  console.log(`  idle server CPU ${(r.idleCpuPerSecond / 1000).toFixed(1)} ms/s (all processes) = ${(r.idleCpuPerSecond / r.rate).toFixed(0)} µs of each exchange at ${r.rate}/s; forced GCs before memory samples are not counted`)
+  console.log(`  idle server CPU ${(r.idleCpuPerSecond / 1000).toFixed(1)} ms/s (all processes) = ${(r.idleCpuPerSecond / r.rate).toFixed(0)} µs of each exchange at ${r.rate}/s`)
   const m = r.mem
   if (m.length) {
-    console.log(`  server memory over the window (after GC, per process): RSS ${m.map((x) => mib(x.rss)).join(' ')} MiB; heap ${m.map((x) => mib(x.heap)).join(' ')} MiB`)
+    console.log(`  server memory over the window (5 s samples, per process, no forced GC): RSS ${m.map((x) => mib(x.rss)).join(' ')} MiB; heap in use ${m.map((x) => mib(x.heap)).join(' ')} MiB`)
+    if (r.heapGc.start !== undefined && r.heapGc.end !== undefined) console.log(`  heap after a forced full GC, before → after the window: ${mib(r.heapGc.start)} → ${mib(r.heapGc.end)} MiB`)
     const first = m[0] as (typeof m)[number]
     const last = m[m.length - 1] as (typeof m)[number]
     console.log(`  drift first→last sample: RSS ${mib(last.rss - first.rss)} MiB, heap ${mib(last.heap - first.heap)} MiB`)
   }
-  console.log(`  server event-loop utilization (5 s samples): median ${median(r.serverElu).toFixed(2)}`)
+  console.log(`  server event-loop utilization (5 s samples): median ${median(r.serverElu).toFixed(2)}; event-loop delay p99 / max per sample (ms): ${r.loopDelay.map((d) => `${d.p99.toFixed(1)}/${d.max.toFixed(1)}`).join(' ')}`)
   console.log(`  generator headroom: sender thread ELU ${r.senderElu.toFixed(2)}, generator workers ELU ${r.workerElu.map((x) => x.toFixed(2)).join(', ')} (items dropped as stale: ${r.dropped})`)
 }
 

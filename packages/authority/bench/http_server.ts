@@ -3,17 +3,19 @@
  * load generator so that its CPU time is its own:
  *   node --conditions=@mandate/source --import tsx bench/http_server.ts <store> <port> <issuer>
  * <store> is `sqlite:<file>` or `postgres:<url>`. Started with an IPC channel (fork), it answers:
- *   { cmd: 'stats' } → { cpu: process.cpuUsage(), mem: process.memoryUsage(), elu }
+ *   { cmd: 'stats' } → { cpu: process.cpuUsage(), mem: process.memoryUsage(), elu, loopDelay (ms, p99 and
+ *     max since the last stats) }
  *   { cmd: 'floor', n } → µs of the crypto floor of one HTTP exchange (3 raw verifies + 1 raw sign),
  *     timed here, in this process (same conditions as the server's own work)
  *   { cmd: 'gc' } → a full GC first when run with --expose-gc (memory samples without garbage)
- *   { cmd: 'sample', on } → while on, time 8 floor iterations every 250 ms between requests, so the
+ *   { cmd: 'sample', on } → while on, time 2 floor iterations every 62 ms between requests (short
+ *     stalls: the sampling itself barely delays a request), so the
  *     floor is measured under the very conditions of the load (machine contention included); `stats`
  *     then also returns that sampling's own CPU time (`floorCpu`, µs) to subtract, and its iterations
  * Prints `READY <url>` on stdout once it answers.
  */
 import { generateKeyPairSync, sign, verify } from 'node:crypto'
-import { performance } from 'node:perf_hooks'
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { createAuthorityServer, openSqliteStore, type AuthorityStore } from '../src/index.js'
 
 const [spec, portArg, issuer] = process.argv.slice(2)
@@ -52,6 +54,9 @@ function floor(n: number): number {
 }
 
 let elu = performance.eventLoopUtilization()
+// how long the event loop was held up between two of its turns (ms), reset at each stats answer
+const delay = monitorEventLoopDelay({ resolution: 5 })
+delay.enable()
 let sampler: ReturnType<typeof setInterval> | undefined
 let floorCpu = 0
 let floorIters = 0
@@ -66,7 +71,9 @@ process.on('message', (m: { cmd: string; n?: number; id: number }) => {
     const now = performance.eventLoopUtilization()
     const d = performance.eventLoopUtilization(now, elu)
     elu = now
-    process.send?.({ id: m.id, cpu: process.cpuUsage(), mem: process.memoryUsage(), elu: d.utilization, floorCpu, floorIters, gcCpu })
+    const loopDelay = { p99: delay.percentile(99) / 1e6, max: delay.max / 1e6 }
+    delay.reset()
+    process.send?.({ id: m.id, cpu: process.cpuUsage(), mem: process.memoryUsage(), elu: d.utilization, loopDelay, floorCpu, floorIters, gcCpu })
   } else if (m.cmd === 'floor') {
     process.send?.({ id: m.id, floor: floor(m.n ?? 2000) })
   } else if (m.cmd === 'sample') {
@@ -75,15 +82,15 @@ process.on('message', (m: { cmd: string; n?: number; id: number }) => {
     if ((m as { on?: boolean }).on) {
       sampler = setInterval(() => {
         const t = cpuNow()
-        for (let i = 0; i < 8; i++) {
+        for (let i = 0; i < 2; i++) {
           verify(null, msg, publicKey, sig)
           verify(null, msg, publicKey, sig)
           verify(null, msg, publicKey, sig)
           sign(null, msg, privateKey)
         }
         floorCpu += cpuNow() - t
-        floorIters += 8
-      }, 250)
+        floorIters += 2
+      }, 62)
     }
     process.send?.({ id: m.id })
   } else if (m.cmd === 'gc') {

@@ -28,7 +28,7 @@ import type { PolicyDocument } from './policy/document.js'
 import { resolvePolicyOption } from './policy/option.js'
 import { introspectToken, revokeToken, type IntrospectionResponse } from './revocation/introspect.js'
 import { revocationStatus, revokeTarget, storeRevocationSource, type RevocationResult, type RevocationTarget, type RevokeMeta } from './revocation/revoke.js'
-import { admitPrincipal, agentRevoked } from './exchange/principals.js'
+import { admitPrincipal, agentRevoked, keepingAnAdmin } from './exchange/principals.js'
 import { MemorySingleUse, replayStoreSingleUse, type SingleUseLimits } from './exchange/single_use.js'
 import { DEFAULT_SUBJECT_CACHE_ENTRIES, SubjectCache } from './exchange/subject_cache.js'
 import { MemoryStore } from './store/memory.js'
@@ -590,11 +590,13 @@ export class Authority {
   /**
    * Disable a principal (reversible with enableAgent): it can no longer authenticate or act
    * anywhere, and mandates naming it in their chain stop exchanging. Audited with the reason.
+   * The last admin that may act is never disabled (LAST_ADMIN).
    */
   disableAgent(did: string, meta: { by?: string; reason?: string } = {}): Promise<AgentRecord> {
     return this.#safe(async () => {
       const { fields, reason } = this.#agentChange(did, meta)
-      const rec = await this.store.disableAgent(did, this.#ctx.now(), this.#ctx.audit.draft('agent.disabled', fields), reason)
+      // never the last admin: nobody could administer the Authority afterwards
+      const rec = await keepingAnAdmin(this.store, did, this.#ctx.now, () => this.store.disableAgent(did, this.#ctx.now(), this.#ctx.audit.draft('agent.disabled', fields), reason))
       if (rec) await this.#ctx.audit.recorded(rec)
       const agent = await this.store.getAgent(did)
       if (!agent) throw new MandateError('NOT_FOUND', 'no such agent')
@@ -765,7 +767,9 @@ export class Authority {
   /**
    * Revoke a mandate (and every descendant), a task, or an agent. An unknown target is NOT_FOUND
    * unless `meta.preemptive` is true. Revoking an agent also disables it in the registry, for good
-   * (status `revoked`; enableAgent refuses it; its did can never be registered again).
+   * (status `revoked`; enableAgent refuses it; its did can never be registered again). The last
+   * admin that may act is never revoked (LAST_ADMIN): register
+   * another admin first.
    */
   revoke(target: RevocationTarget, meta: RevokeMeta = {}): Promise<RevocationResult> {
     return this.#refusable('revocation', typeof meta?.by === 'string' ? { agent: meta.by.slice(0, 512) } : {}, () => revokeTarget(this.#ctx, target, meta))

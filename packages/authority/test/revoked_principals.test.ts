@@ -27,6 +27,8 @@ beforeAll(async () => {
     port: 0, hostname: '127.0.0.1',
     authority: { store: openSqliteStore(`${tmp.dir}/authority.db`), policy: [{ id: 'refunds', effect: 'require_approval', on: ['call'], tool: 'billing.refund' }] },
   })
+  // a standing admin: the admins these tests revoke or disable are never the last one (which is refused: last_admin.test.ts)
+  await server.authority.registerAgent({ did: Ed25519Key.generate().did, name: 'standing-admin', role: 'admin' })
   const issuer = new URL(server.url)
   as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { ...insecure, algorithm: 'oauth2' }))
 })

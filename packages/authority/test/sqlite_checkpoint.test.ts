@@ -68,8 +68,10 @@ describe('SQLite WAL checkpoints', () => {
     for (let round = 0; round < 40; round++) {
       await writes(store, CHECKPOINT_EVERY_COMMITS)
       sizes.push(statSync(`${path}-wal`).size)
-      // let the checkpoint the last commits asked for finish, as a server between bursts would
+      // let the checkpoint the last commits asked for finish, as a server between bursts would (on a
+      // loaded machine the worker thread may get the CPU late: waited for, not assumed done in 30 ms)
       await new Promise((r) => setTimeout(r, 30))
+      for (let waited = 0; store.checkpointRunning && waited < 5000; waited += 10) await new Promise((r) => setTimeout(r, 10))
     }
     // the WAL file keeps its high-water mark: reset and reused, it stops growing; never checkpointed,
     // it would grow by every round's pages (1,280 commits of ~1 KiB records), to twice its size at

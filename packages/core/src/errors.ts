@@ -81,6 +81,10 @@ export const ERROR_CODES = {
   AGENT_UNKNOWN: { oauth: 'invalid_client', status: 401 },
   AGENT_DISABLED: { oauth: 'invalid_client', status: 401 },
   NOT_FOUND: { oauth: 'invalid_request', status: 404 },
+  /** The path exists, the method does not (answered 405 with `Allow`). */
+  METHOD_NOT_ALLOWED: { oauth: 'invalid_request', status: 405 },
+  /** Disabling or revoking it would leave no admin that can act: register or enable another first. */
+  LAST_ADMIN: { oauth: 'invalid_request', status: 409 },
   STORE_ERROR: { oauth: 'server_error', status: 500 },
   AUDIT_BROKEN: { oauth: 'server_error', status: 500 },
   INTERNAL: { oauth: 'server_error', status: 500 },

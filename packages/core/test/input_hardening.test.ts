@@ -218,4 +218,25 @@ describe('options and outside answers (second fuzzing round): typed, and never a
       await new Promise((r) => server.close(r))
     }
   })
+
+  it('the HTTP Authority client cuts token-shaped text out of an error description before it is shortened', async () => {
+    // an Authority (or a proxy in front of it) quoting the token it refused: cut to 300 characters,
+    // a whole token would no longer match the adapters' scrubbing, and its claims would reach the model
+    const mandate = `eyJhbGciOiJFZDI1NTE5In0.${'eyJzdWIiOiJhbGljZSJ9'.repeat(30)}.${'s'.repeat(86)}`
+    let origin = ''
+    const server = createServer((req, res) => {
+      if (req.url?.startsWith('/.well-known/')) return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer: origin, token_endpoint: `${origin}/token` }))
+      res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_grant', error_description: `bad subject_token ${mandate}; cut short: ${mandate.slice(0, 120)}` }))
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    try {
+      const client = createHttpAuthorityClient({ issuer: origin, key: agent })
+      const e = await client.delegate({ mandate, to: Ed25519Key.generate().did }).then(() => undefined, (err: unknown) => err)
+      expect(MandateError.is(e)).toBe(true)
+      expect((e as MandateError).message).toBe('bad subject_token [token]; cut short: [token]')
+    } finally {
+      await new Promise((r) => server.close(r))
+    }
+  })
 })

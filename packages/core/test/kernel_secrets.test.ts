@@ -1,10 +1,55 @@
 // The scrubbing every adapter uses before text reaches a model, a callback or a trace.
 import { describe, expect, it } from 'vitest'
-import { approvalOf, CallStash, mentionsSecret, scrubSecrets } from '../src/kernel/index.js'
+import { approvalOf, CallStash, mentionsSecret, scrubSecrets, UNCHECKABLE_TEXT, WITHHELD_TEXT, withoutSecrets } from '../src/kernel/index.js'
 import { MandateError } from '../src/errors.js'
 
 const ROOT = 'eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLW9mLXRoZS1yb290'
 const HOP = 'eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJib2IifQ.c2lnbmF0dXJlLW9mLXRoZS1ob3A'
+
+describe('shapes a serialiser shows but a plain walk could miss', () => {
+  // what JSON.stringify (the frameworks' way to the model) prints for each of these holds the token
+  const shapes = (t: string): Array<[string, unknown]> => {
+    let reads = 0
+    return [
+      ['boxed string', { token: new String(t) }],
+      ['Map with own members', Object.assign(new Map(), { auth: t })],
+      ['Set with own members', Object.assign(new Set([1]), { auth: t })],
+      ['URLSearchParams with own members', Object.assign(new URLSearchParams('a=1'), { auth: t })],
+      ['token split at its dots', { jwt: t.split('.') }],
+      ['token wrapped across lines', (t.match(/.{1,16}/g) as string[]).join('\n')],
+      ['signature segment alone', `sig=${t.split('.')[2] as string}`],
+      ['payload segment alone', { claims: t.split('.')[1] }],
+      // read once by the check: answers the token from then on
+      ['getter', { get auth() { return reads++ < 1 ? 'ok' : t } }],
+    ]
+  }
+
+  it('each is found', () => {
+    for (const [name, v] of shapes(ROOT)) {
+      if (name === 'getter') continue
+      expect(mentionsSecret(v, [ROOT]), name).toBe(true)
+      const out = withoutSecrets(v, [ROOT])
+      expect(JSON.stringify(out) ?? '', name).not.toContain(ROOT.split('.')[1])
+      expect(JSON.stringify(out) ?? '', name).not.toContain(ROOT.split('.')[2])
+    }
+  })
+
+  it('the header segment alone is not a secret (every token of its kind shares it)', () => {
+    expect(mentionsSecret(`header ${ROOT.split('.')[0] as string}`, [ROOT])).toBe(false)
+  })
+
+  it('withoutSecrets keeps clean values as they are, an object as an object, and withholds what it cannot cut', () => {
+    const clean = { a: 1, when: new Date(0) }
+    expect(withoutSecrets(clean, [ROOT])).toBe(clean)
+    expect(withoutSecrets({ ok: true, echo: { authorization: `DPoP ${ROOT}` } }, [ROOT])).toEqual({ ok: true, echo: { authorization: 'DPoP [credential]' } })
+    expect(withoutSecrets(`Bearer ${ROOT}`, [ROOT])).toBe('Bearer [credential]')
+    expect(withoutSecrets((ROOT.match(/.{1,16}/g) as string[]).join('\n'), [ROOT])).toBe(WITHHELD_TEXT)
+    const cyclic: Record<string, unknown> = { token: ROOT }
+    cyclic.self = cyclic
+    // a cycle is walked, found, and cannot be serialised: withheld
+    expect(withoutSecrets(cyclic, [ROOT])).toBe(UNCHECKABLE_TEXT)
+  })
+})
 
 describe('scrubSecrets / mentionsSecret', () => {
   it('scrubs a secret whole and, for an offline chain, each of its links', () => {

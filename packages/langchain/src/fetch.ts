@@ -117,6 +117,7 @@ export function createMandateFetch(options: MandateFetchOptions = {}): FetchFunc
     const send = (): Promise<Response> => {
       // a fresh proof for every request: bound to method, URL, credential, tool and argument digest
       const proof = createProof(call.key, { method, url: url.href, accessToken: call.token, tool: call.tool, arguments: call.arguments, alg })
+      call.addSecret?.(proof)
       headers.set('authorization', `DPoP ${call.token}`)
       headers.set('dpop', proof)
       call.sent = true

@@ -1,10 +1,12 @@
 import { ToolMessage } from '@langchain/core/messages'
 import { isGraphInterrupt, type Command } from '@langchain/langgraph'
 import { argumentsDigest, MandateError, type JsonValue } from '@mandate/core'
+import { WITHHELD_TEXT } from '@mandate/core/kernel'
 import { createMiddleware, type AgentMiddleware } from 'langchain'
 import { runMandatedCall } from './call.js'
 import { assertUniqueNames, configError } from './config_check.js'
 import { callerSafeError, errorToolMessage, isTerminal } from './errors.js'
+import { safeResult } from './safe_result.js'
 import { invokeScrubbed } from './scrubbed_invoke.js'
 import { resolveSettings, type MandateOptions, type Settings } from './options.js'
 import { isMandateTool, outcomeOfResult } from './wrap_tool.js'
@@ -105,7 +107,7 @@ export function mandateMiddleware(options: MandateMiddlewareOptions): AgentMiddl
         if (request.tool === undefined) {
           throw new MandateError('TOOL_NOT_ALLOWED', `this agent has no tool named "${toolCall.name.slice(0, 128)}"`, { detail: { tool: toolCall.name.slice(0, 128) } })
         }
-        return await runMandatedCall(
+        const out = await runMandatedCall(
           settings,
           {
             name: toolCall.name,
@@ -119,6 +121,11 @@ export function mandateMiddleware(options: MandateMiddlewareOptions): AgentMiddl
           async (args) => handler({ ...request, toolCall: { ...toolCall, args: args as Record<string, unknown> }, tool: boundTool(request.tool, args, secrets) }),
           outcomeOfResult,
         )
+        // what the model reads (the tool's own result is scrubbed before callbacks already; this
+        // covers a handler that builds its answer elsewhere)
+        const safe = safeResult(out, secrets)
+        if (safe === out || ToolMessage.isInstance(safe)) return safe as ToolMessage | Command
+        return new ToolMessage({ content: typeof safe === 'string' ? safe : WITHHELD_TEXT, tool_call_id: toolCall.id ?? '', name: toolCall.name, status: 'error' })
       } catch (err) {
         if (isGraphInterrupt(err)) throw err
         if (settings.stopOnTerminal && isTerminal(err)) throw callerSafeError(err, secrets)

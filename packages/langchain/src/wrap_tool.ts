@@ -6,6 +6,7 @@ import { assertUniqueNames, configError } from './config_check.js'
 import { runMandatedCall, type Outcome } from './call.js'
 import { callerSafeError, errorToolMessage, isTerminal } from './errors.js'
 import { resolveSettings, type MandateOptions, type Settings } from './options.js'
+import { safeResult } from './safe_result.js'
 import { invokeScrubbed } from './scrubbed_invoke.js'
 
 const WRAPPED = Symbol.for('@mandate/langchain/wrapped')
@@ -76,7 +77,7 @@ function wrapWithSettings<T extends StructuredToolInterface>(tool: T, settings: 
     const toolCallId = call?.id ?? config?.toolCallId
     const secrets: string[] = []
     try {
-      return await runMandatedCall(
+      const out = await runMandatedCall(
         settings,
         { name: inner.name, arguments: args, toolCallId, configurable: config?.configurable, signal: config?.signal, secrets },
         // the tool runs with the snapshot the credential was bound to, never with the live input
@@ -84,6 +85,8 @@ function wrapWithSettings<T extends StructuredToolInterface>(tool: T, settings: 
         (snapshot) => invokeScrubbed(inner, isToolCall(input) ? { ...input, args: snapshot } : snapshot, config, secrets),
         outcomeOfResult,
       )
+      // a tool without its own `_call` (a bare StructuredToolInterface) returns here unscrubbed
+      return safeResult(out, secrets)
     } catch (err) {
       if (isGraphInterrupt(err) || isCommand(err)) throw err
       if (MandateError.is(err) && toolCallId && !(settings.stopOnTerminal && isTerminal(err))) return errorToolMessage(err, { id: toolCallId, name: inner.name }, secrets)

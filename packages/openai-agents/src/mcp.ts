@@ -83,7 +83,9 @@ function attachCallCredential(next: AttachTarget) {
     const send = (): Promise<Response> => {
       // a fresh proof for every request: bound to method, URL, credential, tool and argument digest
       headers.set('authorization', `DPoP ${call.token}`)
-      headers.set('dpop', createProof(call.key, { method: 'POST', url: url.href, accessToken: call.token, tool: call.tool, arguments: call.arguments }))
+      const proof = createProof(call.key, { method: 'POST', url: url.href, accessToken: call.token, tool: call.tool, arguments: call.arguments })
+      call.addSecret?.(proof)
+      headers.set('dpop', proof)
       call.sent = true
       return next(input, { ...init, method: 'POST', headers })
     }

@@ -1,5 +1,5 @@
 import { argumentsDigest, MandateError, snapshotArguments, type JsonValue } from '@mandate/core'
-import { configError, createKernel, mentionsSecret, scrubSecrets as scrub, type Kernel, type KernelOptions, type PreparedCall as Prepared } from '@mandate/core/kernel'
+import { configError, createKernel, mentionsSecret, scrubSecrets as scrub, withoutSecrets, type Kernel, type KernelOptions, type PreparedCall as Prepared } from '@mandate/core/kernel'
 import { getCurrentSpan, type FunctionTool, type RunContext, type RunToolApprovalItem, type Tool } from '@openai/agents'
 import { approvalOf, CallStash, type MandateApproval } from './approval.js'
 import { modelSafeError, modelSafeRefusal, refusalText } from './errors.js'
@@ -206,13 +206,14 @@ function wrapTool(kernel: Kernel, settings: Settings, tool: AnyFunctionTool): An
     try {
       const args = argumentsOf(input)
       prepared = await prepareFor(args, callId, details?.signal)
-      const secrets = kernel.secretsOf(prepared)
+      const p = prepared
       try {
         // the tool reads exactly the arguments the credential is bound to
-        const out = await kernel.run(prepared, (bound) => inner.call(tool, rc, JSON.stringify(bound), details))
-        return withoutSecrets(out, secrets)
+        const out = await kernel.run(p, (bound) => inner.call(tool, rc, JSON.stringify(bound), details))
+        // read after the run: the proofs a transport sent during it count too
+        return withoutSecrets(out, kernel.secretsOf(p))
       } finally {
-        scrubSpanError(secrets)
+        scrubSpanError(kernel.secretsOf(p))
       }
     } catch (err) {
       return refuse(err, prepared, rc, details)
@@ -236,18 +237,6 @@ function scrubSpanError(secrets: readonly string[]): void {
     span.setError(JSON.parse(scrub(JSON.stringify(error), secrets)) as typeof error)
   } catch {
     span.setError({ message: 'Error running tool (non-fatal)' })
-  }
-}
-
-/** A tool result that mentions a credential (a remote peer echoing it, say) is scrubbed before the model reads it. */
-function withoutSecrets(out: unknown, secrets: readonly string[]): unknown {
-  if (!mentionsSecret(out, secrets)) return out
-  if (typeof out === 'string') return scrub(out, secrets)
-  try {
-    return scrub(JSON.stringify(out) ?? '', secrets)
-  } catch {
-    // too large to walk and not serialisable (a cycle): it could not be checked, so it is not passed on
-    return '[the tool result was withheld: it could not be checked for credentials]'
   }
 }
 

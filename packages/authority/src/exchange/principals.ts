@@ -49,3 +49,35 @@ export async function admitPrincipal(store: AuthorityStore, did: unknown, option
   if (options.roles && !options.roles.includes(agent.role)) throw new MandateError(code, `${as} must have the role ${options.roles.join(' or ')}`)
   return agent
 }
+
+/** Whether `agent` is an admin admitPrincipal would let act now (enabled, unrevoked, unexpired). */
+function actingAdmin(agent: AgentRecord, now: number): boolean {
+  return agent.role === 'admin' && agent.status === 'enabled' && !agent.disabled && agent.revokedAt === undefined && (agent.expiresAt === undefined || agent.expiresAt > now)
+}
+
+// one principal change at a time per store in this process (see keepingAnAdmin)
+const principalChanges = new WeakMap<AuthorityStore, Promise<unknown>>()
+
+/**
+ * Run `fn`, which takes `did` out of service (disables or revokes it), unless `did` is the last
+ * admin that may act: afterwards nobody could use the admin API (the HTTP admin endpoints, the CLI,
+ * the dashboard's admin actions) again. Refused with LAST_ADMIN (HTTP 409);
+ * register or enable another admin first. An admin taking itself out of service while another one
+ * remains is allowed. The check and `fn` run one at a time per store in this process, so that two
+ * admins disabling each other at once cannot both pass it.
+ */
+export function keepingAnAdmin<T>(store: AuthorityStore, did: string, now: () => number, fn: () => Promise<T>): Promise<T> {
+  const run = async (): Promise<T> => {
+    const target = await store.getAgent(did)
+    if (target && actingAdmin(target, now())) {
+      const at = now()
+      if (!(await store.listAgents()).some((a) => a.did !== did && actingAdmin(a, at))) {
+        throw new MandateError('LAST_ADMIN', 'this is the last enabled admin: register or enable another admin first, or nobody could administer the Authority')
+      }
+    }
+    return fn()
+  }
+  const result = (principalChanges.get(store) ?? Promise.resolve()).then(run, run)
+  principalChanges.set(store, result.catch(() => undefined))
+  return result
+}

@@ -5,10 +5,11 @@ import type { RequestLogger } from '../observability/logger.js'
 import { mountAdmin } from './admin.js'
 import { mountApprovals } from './approvals.js'
 import { mountAudit } from './audit.js'
+import { methodNotAllowedAnswer, notFoundAnswer } from './errors.js'
 import { mountHealth } from './health.js'
 import { mountMetrics, type MetricsRouteOptions } from './metrics_route.js'
 import { observeRequests } from './observe.js'
-import { mountOAuth } from './oauth.js'
+import { mountOAuth, send } from './oauth.js'
 
 export interface AuthorityApp {
   app: Hono
@@ -43,11 +44,41 @@ export function createAuthorityApp(authority: Authority, options: AuthorityAppOp
   const closeStreams = mountApprovals(app, authority)
   mountAdmin(app, authority)
   mountAudit(app, authority)
-  app.notFound((c) => c.json({ error: 'not_found', error_description: 'no such endpoint' }, 404))
+  // no handler for this method and path: 405 with Allow when the path has routes for other methods
+  // (RFC 9110 §15.5.6), else 404; both the standard error body, never cached
+  const allowed = allowedMethods(app)
+  app.notFound((c) => {
+    const allow = allowed(c.req.path)
+    return send(c, allow.length === 0 || allow.includes(c.req.method) ? notFoundAnswer() : methodNotAllowedAnswer(allow))
+  })
   // never leak messages or stacks of unexpected errors (the log names the error's class only)
   app.onError((err, c) => {
     options.logger?.error({ err_type: err instanceof Error ? err.name : typeof err, path: c.req.path.slice(0, 256) }, 'unexpected error')
     return c.json({ error: 'server_error', error_description: 'the server could not complete the request' }, 500, { 'Cache-Control': 'no-store' })
   })
   return { app, closeStreams }
+}
+
+/**
+ * The methods `app` has routes for at a path, asked of the app's own router (so parameterised and
+ * wildcard paths match exactly as they do when dispatching, and a route added later, by `extend`,
+ * counts too). Middleware (`use`, method ALL) is not a route. HEAD is allowed wherever GET is:
+ * Hono answers HEAD with the GET route's head. Sorted; empty when no route has the path.
+ */
+export function allowedMethods(app: Hono): (path: string) => string[] {
+  let seen = -1
+  let methods: string[] = []
+  return (path) => {
+    if (app.routes.length !== seen) {
+      seen = app.routes.length
+      methods = [...new Set(app.routes.map((r) => r.method).filter((m) => m !== 'ALL'))]
+    }
+    const out = new Set<string>()
+    for (const m of methods) {
+      // each match lists [[handler, route], params]: middleware under ALL is matched too, so look at the route's own method
+      if (app.router.match(m, path)[0].some((hit) => hit[0][1].method === m)) out.add(m)
+    }
+    if (out.has('GET')) out.add('HEAD')
+    return [...out].sort()
+  }
 }

@@ -114,10 +114,43 @@ async function boundedText(c: Context, max: number): Promise<string> {
   }
 }
 
+/**
+ * One name or value of a form, decoded strictly: `+` is a space, and every percent-escape must be
+ * `%` and two hex digits whose bytes (with those of the characters around them) are UTF-8
+ * (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF). URLSearchParams would
+ * instead keep a malformed escape as it is and turn invalid bytes into U+FFFD, so that
+ * `alice%FF` and `alice%FE` (or `alice%C0%80`) would name the same subject. A U+FFFD sent as
+ * UTF-8 (raw or `%EF%BF%BD`) is kept. ECMAScript's decodeURIComponent throws a URIError on exactly
+ * those malformed or non-UTF-8 escapes (ECMA-262, Decode), and is only reached when there is a `%`.
+ */
+function formComponent(raw: string): string {
+  const s = raw.includes('+') ? raw.replaceAll('+', ' ') : raw
+  if (!s.includes('%')) return s
+  try {
+    return decodeURIComponent(s)
+  } catch {
+    throw new MandateError('INVALID_REQUEST', 'request body has a percent-escape that is malformed or not UTF-8')
+  }
+}
+
+/**
+ * The name-value pairs of an application/x-www-form-urlencoded text (the WHATWG URL parsing of
+ * URLSearchParams, with strict percent-decoding: see formComponent), in order.
+ */
+export function parseForm(text: string): Array<[string, string]> {
+  const out: Array<[string, string]> = []
+  for (const seq of text.split('&')) {
+    if (seq === '') continue
+    const eq = seq.indexOf('=')
+    out.push(eq === -1 ? [formComponent(seq), ''] : [formComponent(seq.slice(0, eq)), formComponent(seq.slice(eq + 1))])
+  }
+  return out
+}
+
 /** An application/x-www-form-urlencoded body (RFC 6749 §3.2). */
 export async function readForm(c: Context): Promise<FormParams> {
   if (mediaType(c) !== 'application/x-www-form-urlencoded') throw new MandateError('INVALID_REQUEST', 'content type must be application/x-www-form-urlencoded')
-  return new FormParams(new URLSearchParams(await boundedText(c, MAX_FORM_BYTES)).entries())
+  return new FormParams(parseForm(await boundedText(c, MAX_FORM_BYTES)))
 }
 
 /** An application/json object body (duplicate members refused); `{}` when the body is empty. */

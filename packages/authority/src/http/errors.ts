@@ -88,3 +88,14 @@ export function jsonErrorAnswer(err: unknown): ErrorAnswer {
   }
   return bare(e)
 }
+
+/** No route has this path (RFC 9110 §15.5.5): the standard body, `mandate_code: NOT_FOUND`. */
+export function notFoundAnswer(): ErrorAnswer {
+  return bare(new MandateError('NOT_FOUND', 'no such endpoint'))
+}
+
+/** The path exists but not with this method (RFC 9110 §15.5.6): 405 with `Allow` naming the methods it has. */
+export function methodNotAllowedAnswer(allow: readonly string[]): ErrorAnswer {
+  const a = bare(new MandateError('METHOD_NOT_ALLOWED', `this endpoint allows ${allow.join(', ')} only`))
+  return { ...a, headers: { ...a.headers, Allow: allow.join(', ') } }
+}

@@ -5,6 +5,7 @@
  */
 import { isDidKey, MandateError, type JsonValue, type RevocationSource, type RevocationStatusDocument } from '@mandate/core'
 import type { AuthorityContext } from '../context.js'
+import { keepingAnAdmin } from '../exchange/principals.js'
 import { grantedTaskDraft } from '../store/store.js'
 import type { RevocationEntry } from '../types.js'
 
@@ -44,6 +45,8 @@ export async function revokeTarget(ctx: AuthorityContext, target: RevocationTarg
   const fields: Record<string, JsonValue> = {}
   let entries: Array<{ kind: 'mandate' | 'task' | 'agent'; id: string }>
   let known: boolean
+  // a registered agent to revoke: never the last admin (principals.ts)
+  let principal: string | undefined
   if ('mandate' in target) {
     if (typeof target.mandate !== 'string' || !ID.test(target.mandate)) throw new MandateError('INVALID_REQUEST', 'mandate must be a mandate id (jti)')
     const record = await ctx.store.getMandate(target.mandate)
@@ -62,6 +65,7 @@ export async function revokeTarget(ctx: AuthorityContext, target: RevocationTarg
     known = (await ctx.store.getAgent(target.agent)) !== undefined
     // every agent is a did:key: an unknown id revoked ahead of time must at least be one (it goes into the revocation feed)
     if (!known && !isDidKey(target.agent)) throw new MandateError('INVALID_REQUEST', 'agent must be a did:key')
+    if (known) principal = target.agent
     entries = [{ kind: 'agent', id: target.agent }]
     Object.assign(fields, { target: 'agent', agent: target.agent })
   } else {
@@ -79,7 +83,8 @@ export async function revokeTarget(ctx: AuthorityContext, target: RevocationTarg
   // revoking a principal also revokes every task it granted (the store finds them inside the same
   // transaction): each gets its own audit record, naming the grantor it was revoked with
   const grantedTask = (txn: string, grantor: string) => grantedTaskDraft(txn, grantor, meta, ctx.now())
-  const { added, audit, cascade } = await ctx.store.revoke(entries, { at, ...(meta.by !== undefined ? { by: meta.by } : {}), ...(meta.reason !== undefined ? { reason: meta.reason } : {}) }, ctx.audit.draft('revocation', fields), grantedTask)
+  const apply = () => ctx.store.revoke(entries, { at, ...(meta.by !== undefined ? { by: meta.by } : {}), ...(meta.reason !== undefined ? { reason: meta.reason } : {}) }, ctx.audit.draft('revocation', fields), grantedTask)
+  const { added, audit, cascade } = await (principal === undefined ? apply() : keepingAnAdmin(ctx.store, principal, ctx.now, apply))
   await ctx.audit.recorded(audit)
   for (const rec of cascade) await ctx.audit.recorded(rec)
   return { revoked: added, preemptive }

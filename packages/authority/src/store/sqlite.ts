@@ -458,6 +458,10 @@ export class SqliteStore implements AuthorityStore {
   #checkpointer: WalCheckpointer | undefined
   #walFile = false
 
+  /** Whether a WAL checkpoint is running on the worker right now (tests and metrics). */
+  get checkpointRunning(): boolean {
+    return this.#checkpointer?.running ?? false
+  }
   /**
    * Where this store's WAL checkpoints run: `worker` (a worker thread), `inline` (SQLite's automatic
    * checkpoint on this connection: chosen, or the worker failed), `none` (no WAL file: in memory).

@@ -136,6 +136,11 @@ export class WalCheckpointer {
     return this.#state === 'failed' ? 'inline' : 'worker'
   }
 
+  /** Whether a checkpoint asked of the worker has not answered yet. */
+  get running(): boolean {
+    return this.#inFlight
+  }
+
   /** The last checkpoint the worker reported (tests and metrics). */
   get last(): CheckpointResult | undefined {
     return this.#last

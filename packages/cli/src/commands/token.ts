@@ -222,7 +222,7 @@ export const tokenInspect: Command = {
       return EXIT.OK
     }
     const status = verified
-      ? `VALID offline chain of ${decoded.hops.length} hop(s): root signed by a key in ${jwks ?? ''}, every hop by the key the link before it is bound to`
+      ? `VALID offline chain of ${decoded.hops.length} hop(s): root signed by a key in ${jwks ?? ''}, every hop by the key the link before it is bound to; revocation not checked (guards check it at call time)`
       : `UNVERIFIED offline chain of ${decoded.hops.length} hop(s) (decoded only; give --jwks FILE to verify it offline)`
     io.out(printable(status))
     io.out(`root      ${shortDid(String(decoded.root.payload.client_id))}  jti ${printable(String(decoded.root.payload.jti))}  expires ${isoTime(typeof decoded.root.payload.exp === 'number' ? decoded.root.payload.exp : undefined)}`)
@@ -236,7 +236,7 @@ async function verifyAndPrint(io: Io, token: string, header: JsonObject, payload
   try {
     const { claims } = await verifyMandate(token, { issuer, keys })
     if (io.json) io.out(JSON.stringify({ valid: true, header, claims, chain: chainOf(payload) }, null, 2))
-    else printClaims(io, header, payload, chainOf(payload), `VALID  signed by a key of the given JWKS (issuer ${issuer})`)
+    else printClaims(io, header, payload, chainOf(payload), `VALID  signed by a key of the given JWKS (issuer ${issuer}); revocation not checked (guards check it at call time)`)
     return EXIT.OK
   } catch (err) {
     const e = MandateError.is(err) ? err : new MandateError('INTERNAL', 'verification failed')
@@ -271,7 +271,7 @@ export const tokenVerify: Command = {
       const payload = claims as unknown as JsonObject
       const chain = chainOf(payload)
       if (io.json) io.out(JSON.stringify({ valid: true, header, claims, chain }, null, 2))
-      else printClaims(io, header, payload, chain, `VALID  signed by ${issuer}`)
+      else printClaims(io, header, payload, chain, `VALID  signed by ${issuer}; revocation not checked (guards check it at call time)`)
       return EXIT.OK
     } catch (err) {
       const e = MandateError.is(err) ? err : new MandateError('INTERNAL', 'verification failed')

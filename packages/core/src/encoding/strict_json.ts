@@ -91,6 +91,16 @@ function scan(text: string, limits: StrictJsonLimits): number {
       i = j + 1
       continue
     }
+    if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      // a number: its literal must be exactly the value it parses to (see exactNumber)
+      let j = i + 1
+      while (j < n && isNumberChar(text.charCodeAt(j))) j++
+      if (!exactNumber(text, i, j)) {
+        throw new MandateError('TOKEN_MALFORMED', 'JSON number is not exactly a double (two different texts would read as one value)', { detail: { limit: 'number' } })
+      }
+      i = j
+      continue
+    }
     if (c === 0x7b || c === 0x5b) {
       depth++
       if (depth > limits.maxDepth) throw new MandateError('JSON_TOO_DEEP', 'JSON nesting too deep', { detail: { limit: 'depth' } })
@@ -131,6 +141,56 @@ function hasLoneSurrogateEscape(text: string, start: number, end: number): boole
     idx = text.indexOf('\\u', idx + 2)
   }
   return false
+}
+
+function isNumberChar(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x65 || c === 0x45 || c === 0x2b || c === 0x2d
+}
+
+/**
+ * Does the number literal `text[start, end)` denote exactly the decimal value of the double it
+ * parses to (in its shortest round-trip form)? Otherwise two different texts read as one value —
+ * `9007199254740993` and `9007199254740992`, `500.00000000000001` and `500` — so a digest or a
+ * signature over the parsed value binds both, while a reader that keeps numbers exact (Python,
+ * Go's json.Number, BigDecimal) tells them apart (RFC 7493 §2.2, RFC 8785 §3.2.2.3). Up to 15
+ * significant digits without an exponent always round-trip (DBL_DIG), so common numbers are not
+ * re-read. Non-finite values (`1e400`) are left to the caller's range checks, as before.
+ */
+function exactNumber(text: string, start: number, end: number): boolean {
+  if (end - start <= 15) {
+    let plain = true
+    for (let k = start; k < end; k++) {
+      const c = text.charCodeAt(k)
+      if (c === 0x65 || c === 0x45) {
+        plain = false
+        break
+      }
+    }
+    if (plain) return true
+  }
+  const literal = text.slice(start, end)
+  const value = Number(literal)
+  if (!Number.isFinite(value)) return true
+  const a = decimalKey(literal)
+  // not a JSON number at all: JSON.parse refuses it with its own error
+  if (a === undefined) return true
+  return a === decimalKey(String(value))
+}
+
+const DECIMAL = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/
+
+/** A decimal literal as sign, significant digits and exponent, so equal values give equal keys. */
+function decimalKey(literal: string): string | undefined {
+  const m = DECIMAL.exec(literal)
+  if (!m) return undefined
+  const frac = m[3] ?? ''
+  let digits = ((m[2] as string) + frac).replace(/^0+/, '')
+  if (digits === '') return '0'
+  let exp = BigInt(m[4] ?? '0') - BigInt(frac.length)
+  const trimmed = digits.replace(/0+$/, '')
+  exp += BigInt(digits.length - trimmed.length)
+  digits = trimmed
+  return `${m[1] as string}${digits}e${exp}`
 }
 
 function isWs(c: number): boolean {

@@ -69,6 +69,11 @@ export interface ActiveCall {
    * refused the audience credential with `CALL_CREDENTIAL_REQUIRED` before running anything.
    */
   readonly perCallFallback?: () => Promise<string>
+  /**
+   * Register another secret this call sends (a transport's DPoP proof): the adapter then scrubs it
+   * from what the model reads too (a resource echoing its request headers).
+   */
+  readonly addSecret?: (secret: string) => void
 }
 
 // One store per process, not per copy of this module: an app that ends up with two copies of

@@ -173,6 +173,7 @@ export function createKernel(options: KernelOptions, profile: KernelProfile = {}
       for (;;) {
         try {
           const proof = createProof(s.key, { accessToken: st.credential.token, audience: plan.audience, tool: plan.tool, arguments: args })
+          remember(proof)
           verified = await plan.guard.verifyToolCall({ mandate: st.credential.token, proof, tool: plan.tool, arguments: args })
           break
         } catch (err) {
@@ -200,7 +201,7 @@ export function createKernel(options: KernelOptions, profile: KernelProfile = {}
     }
 
     const active: ActiveCall = {
-      context, token: st.credential.token, key: s.key, tool: plan.tool, arguments: args, issuer: s.client.issuer, sent: false,
+      context, token: st.credential.token, key: s.key, tool: plan.tool, arguments: args, issuer: s.client.issuer, sent: false, addSecret: remember,
       ...(st.credential.cached ? { perCallFallback: remoteFallback(s, mandate, plan, args, remember) } : {}),
     }
     const digest = digestOf(st.credential, st.digest)

@@ -7,16 +7,71 @@
 /** Secrets shorter than this are not scrubbed (they would match ordinary text). */
 const MIN_SECRET = 16
 
+/**
+ * What is searched for: the secret, each link of a chain, and each link's payload and signature
+ * segments on their own (a token split at its dots still shows its claims; the header segment is
+ * shared by every token of its kind, so it is not a secret).
+ */
 function partsOf(secret: string): string[] {
   if (secret.length < MIN_SECRET) return []
-  return [secret, ...secret.split('~')].filter((p) => p.length >= MIN_SECRET)
+  const parts = new Set<string>([secret])
+  for (const link of secret.split('~')) {
+    parts.add(link)
+    const segments = link.split('.')
+    if (segments.length === 3) {
+      parts.add(segments[1] as string)
+      parts.add(segments[2] as string)
+    }
+  }
+  return [...parts].filter((p) => p.length >= MIN_SECRET)
 }
 
-/** Replace every secret (credential, mandate, chain link) in `text` with `[credential]`. */
+/** Replace every secret (credential, mandate, chain link, or a token's payload or signature segment) in `text` with `[credential]`. */
 export function scrubSecrets(text: string, secrets: readonly string[]): string {
   let out = text
-  for (const s of secrets) for (const part of partsOf(s)) out = out.split(part).join('[credential]')
+  // longest first: a whole token goes as one, not as its segments around a leftover dot
+  const parts = [...new Set(secrets.flatMap(partsOf))].sort((a, b) => b.length - a.length)
+  for (const part of parts) out = out.split(part).join('[credential]')
+  // a secret wrapped across lines (or spaced out) is still the secret (none of its characters is
+  // white space), and cannot be cut out of the text around it: the whole text is withheld
+  if (/\s/.test(out)) {
+    const joined = out.replace(WHITE_SPACE, '')
+    if (parts.some((p) => joined.includes(p))) return WITHHELD_TEXT
+  }
   return out
+}
+
+const WHITE_SPACE = /\s+/g
+
+/** What stands in for a text that mentions a secret in a form that cannot be cut out. */
+export const WITHHELD_TEXT = '[withheld: this text mentions a Mandate credential]'
+/** What stands in for a tool result that could not be checked for secrets. */
+export const UNCHECKABLE_TEXT = '[the tool result was withheld: it could not be checked for credentials]'
+
+/**
+ * A tool result as the model may read it: unchanged when it mentions no secret (see
+ * {@link mentionsSecret}); a string with every secret cut out; any other value as its JSON with
+ * every secret cut out (parsed back, so an object stays an object); withheld when it cannot be
+ * checked (too large to walk and not serialisable) or the secret cannot be cut out.
+ */
+export function withoutSecrets(value: unknown, secrets: readonly string[]): unknown {
+  if (!mentionsSecret(value, secrets)) return value
+  if (typeof value === 'string') return scrubSecrets(value, secrets)
+  let text: string | undefined
+  try {
+    text = JSON.stringify(value, jsonWithErrors)
+  } catch {
+    return UNCHECKABLE_TEXT
+  }
+  if (text === undefined) return UNCHECKABLE_TEXT
+  const scrubbed = scrubSecrets(text, secrets)
+  if (scrubbed === WITHHELD_TEXT) return WITHHELD_TEXT
+  try {
+    // the marker holds no quote or backslash, and secrets are base64url text: the JSON stays valid
+    return JSON.parse(scrubbed) as unknown
+  } catch {
+    return scrubbed
+  }
 }
 
 /** How deep and how wide a value is walked before the search falls back to its JSON text. */
@@ -77,7 +132,7 @@ export function mentionsSecret(value: unknown, secrets: readonly string[]): bool
   }
   try {
     const text = JSON.stringify(value, jsonWithErrors)
-    return text === undefined || parts.some((p) => text.includes(p))
+    return text === undefined || hasPart(text, parts)
   } catch {
     return true
   }
@@ -97,7 +152,7 @@ function jsonWithErrors(_key: string, v: unknown): unknown {
 }
 
 function walk(value: unknown, w: Walk, depth: number): boolean {
-  if (typeof value === 'string') return w.parts.some((p) => value.includes(p))
+  if (typeof value === 'string') return hasPart(value, w.parts)
   if (value === null || typeof value !== 'object') return false
   if (w.seen.has(value)) return false
   if (depth > MAX_DEPTH || ++w.nodes > MAX_NODES) throw new TooLarge()
@@ -108,18 +163,18 @@ function walk(value: unknown, w: Walk, depth: number): boolean {
     if (w.bytes > MAX_BYTES) return true
     return walk(bytesText(value), w, depth)
   }
+  // a boxed string serialises as its text (its own keys are single characters)
+  if (value instanceof String) return walk(String.prototype.valueOf.call(value), w, depth)
+  // collections and web platform objects: their entries, then (below) their own properties too,
+  // which JSON.stringify shows for a Map or Set with extra members
   if (value instanceof Map) {
     for (const [k, v] of value) if (walk(k, w, depth + 1) || walk(v, w, depth + 1)) return true
-    return false
-  }
-  if (value instanceof Set) {
+  } else if (value instanceof Set) {
     for (const v of value) if (walk(v, w, depth + 1)) return true
-    return false
-  }
-  if (URL_LIKE.some((c) => value instanceof c)) return walk(String(value), w, depth)
-  if (HeadersCtor !== undefined && value instanceof HeadersCtor) {
+  } else if (URL_LIKE.some((c) => value instanceof c)) {
+    if (walk(String(value), w, depth)) return true
+  } else if (HeadersCtor !== undefined && value instanceof HeadersCtor) {
     for (const [k, v] of value as unknown as Iterable<[string, string]>) if (walk(k, w, depth) || walk(v, w, depth)) return true
-    return false
   }
   if (FETCH_MESSAGES.some((c) => value instanceof c)) {
     const m = value as { url?: unknown; headers?: unknown }
@@ -137,5 +192,14 @@ function walk(value: unknown, w: Walk, depth: number): boolean {
   // a class may keep what it serialises in private fields
   const toJSON = (value as { toJSON?: unknown }).toJSON
   if (typeof toJSON === 'function' && !(value instanceof Date) && walk(toJSON.call(value), w, depth + 1)) return true
+  return false
+}
+
+/** A part in the text as is, or once white space is taken out (a token wrapped across lines). */
+function hasPart(text: string, parts: readonly string[]): boolean {
+  for (const p of parts) if (text.includes(p)) return true
+  if (!/\s/.test(text)) return false
+  const joined = text.replace(WHITE_SPACE, '')
+  for (const p of parts) if (joined.includes(p)) return true
   return false
 }
