@@ -347,7 +347,7 @@ export async function runStory(o: StoryOptions): Promise<void> {
 async function signIn(n: Narrator, how: NonNullable<StoryOptions['login']>, target: LoginTarget & Credentials): Promise<LoginResult> {
   if (typeof how === 'function') return how(target)
   if (how === 'scripted') {
-    n.detail(`Non-interactive run (CI / no terminal): a scripted user agent signs in as ${target.username} through the provider's own login form (no browser, no shortcut).`)
+    n.detail(`Scripted sign-in: a scripted user agent signs in as ${target.username} through the provider's own login form (no browser, no shortcut; \`--interactive\` lets you sign in yourself).`)
     return n.progress(`signing in as ${target.username}`, () => loginScripted(target))
   }
   const pending = await startLogin({ ...target, timeoutMs: 15 * 60_000 })
@@ -427,7 +427,7 @@ function watchApprovals(p: {
             while (!stopped && (await p.link.pendingApprovals(p.approver).catch(() => [])).some((x) => x.id === a.id)) await new Promise((r) => setTimeout(r, 300))
           })
         } else {
-          n.detail(`Non-interactive run (CI / no terminal): bob, a separate ${c.bold('approver identity')} (never the agent), approves via the approvals API after a short wait.`)
+          n.detail(`Automatic approval: bob, a separate ${c.bold('approver identity')} (never the agent), approves via the approvals API after a short wait (\`--interactive\` lets you decide).`)
           await n.progress(`bob is looking at the request (${(p.delayMs / 1000).toFixed(1)}s)`, () => new Promise((r) => setTimeout(r, p.delayMs)))
           await p.link.approve(p.approver, a.id, 'duplicate charge confirmed')
           n.ok(`approved by bob (approver); the sub-agent resumes with a credential that names the approval`)

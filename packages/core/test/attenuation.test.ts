@@ -397,11 +397,10 @@ describe('keys and links', () => {
       expect(didKeyOfCheckedRaw(raw)).toBe(didKeyFromRaw(raw))
     }
     expect(importHopKey({ kty: 'OKP', crv: 'Ed25519', x: a.publicJwk.x }, b.jkt)).toBeUndefined()
-    // the same key under another spelling of its did:key is not the holder named by client_id
+    // the same key under another spelling of its did:key (the versioned did:key:1:…) is no name at
+    // all: refused wherever an identifier is read, so it can never be a second name of one key
     const alias = `did:key:1:${a.did.slice('did:key:'.length)}`
-    const aliased = auth.root(a, { offline: { maxHops: 2 }, agent: { id: alias, jkt: a.jkt } })
-    const ha = narrowMandate(aliased.claims, delegation(b), { issuer: ISSUER, now: auth.now, jti: randomId(), parentToken: aliased.token, caller: { id: alias, jkt: a.jkt }, offlineHop: true })
-    await expectInvalid(verify(`${aliased.token}~${signHop(ha, a)}`), 1, 'signer-holder')
+    expectCode(() => auth.root(a, { offline: { maxHops: 2 }, agent: { id: alias, jkt: a.jkt } }), 'CHAIN_INCONSISTENT')
     for (const extra of [{ kid: a.kid }, { d: 'AAAA' }, { alg: 'EdDSA' }, { use: 'sig' }]) {
       const t = rawHop(JSON.stringify({ alg: 'EdDSA', typ: HOP_TYP, jwk: { kty: 'OKP', crv: 'Ed25519', x: a.publicJwk.x, ...extra } }), JSON.stringify(h), a)
       await expectInvalid(verify(`${root.token}~${t}`), 1, 'hop-key')

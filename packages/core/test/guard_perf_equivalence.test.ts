@@ -18,16 +18,18 @@ describe('canonical JSON of a snapshot', () => {
   it('equals the canonicalize package on random JSON (unicode keys and strings, numbers, nesting)', () => {
     fc.assert(
       fc.property(fc.dictionary(fc.string({ unit: 'grapheme' }), json, { maxKeys: 8 }), (v) => {
+        // a member named __proto__ is refused by the snapshot (arguments.test.ts)
+        fc.pre(!JSON.stringify(v).includes('"__proto__"'))
         const snap = snapshotArguments(v)
         expect(canonicalSnapshot(snap)).toBe(canonicalizeReference(snap))
       }),
       { numRuns: 500 },
     )
   })
-  it('sorts integer-like and __proto__ member names by UTF-16 code units, as RFC 8785 does', () => {
-    const v = snapshotArguments(JSON.parse('{"10":1,"2":2,"1":3,"__proto__":{"b":1,"a":[1e21,-0,0.1]},"é":4,"😀":5,"\uffff":6}'))
+  it('sorts integer-like member names by UTF-16 code units, as RFC 8785 does', () => {
+    const v = snapshotArguments(JSON.parse('{"10":1,"2":2,"1":3,"_p":{"b":1,"a":[1e21,-0,0.1]},"é":4,"😀":5,"\uffff":6}'))
     expect(canonicalSnapshot(v)).toBe(canonicalizeReference(v))
-    expect(canonicalSnapshot(v)).toBe('{"1":3,"10":1,"2":2,"__proto__":{"a":[1e+21,0,0.1],"b":1},"é":4,"😀":5,"\uffff":6}')
+    expect(canonicalSnapshot(v)).toBe('{"1":3,"10":1,"2":2,"_p":{"a":[1e+21,0,0.1],"b":1},"é":4,"😀":5,"\uffff":6}')
   })
   it('the digest is base64url(SHA-256(canonical JSON))', () => {
     const v = snapshotArguments({ b: 'x', a: [1, 2] })

@@ -3,7 +3,7 @@ import { MandateError } from '../errors.js'
 import type { Ed25519Key } from '../identity/key.js'
 import { asciiBytes, b64uDecode, b64uDecodeText } from '../encoding/base64url.js'
 import { DEFAULT_JSON_LIMITS, parseStrictJsonObject } from '../encoding/strict_json.js'
-import { hasSmallOrderR } from '../identity/point.js'
+import { hasSmallOrderR, strongKeyHandle } from '../identity/point.js'
 import { ACCEPTED_ALGS, EMITTED_ALG, parseCompactJws, signCompactJws, type ParsedJws } from '../jws/compact.js'
 import { randomId } from '../mandate/ids.js'
 import { checkedNow } from '../mandate/clock.js'
@@ -80,7 +80,8 @@ export async function verifyClientAssertion(assertion: unknown, options: VerifyC
     const p = jws.payload
     for (const c of FOREIGN_CLAIMS) if (p[c] !== undefined) throw new MandateError('INVALID_CLIENT', `a client assertion does not carry "${c}" (this JWT is not a client assertion)`)
     if (typeof p.iss !== 'string' || p.iss !== p.sub) throw new MandateError('INVALID_CLIENT', 'assertion iss and sub must both be the client id')
-    const key = await options.resolveClientKey(p.iss)
+    // a hand-written resolver answering a weak key (identity, small order) must not make any signature verify
+    const key = strongKeyHandle<PublicKeyHandle>(await options.resolveClientKey(p.iss))
     if (!backend.verify(key, jws.signingInput, jws.signature)) throw new MandateError('INVALID_CLIENT', 'client assertion signature is invalid')
     const auds = Array.isArray(p.aud) ? p.aud : [p.aud]
     // every value ours (draft-ietf-oauth-rfc7523bis: an assertion also addressed to another server

@@ -21,21 +21,18 @@ export function didKeyFromRaw(raw: Uint8Array): string {
 
 /**
  * Decode a `did:key` for an Ed25519 key. Refuses other methods, other multibase encodings, other
- * multicodecs, wrong lengths, DID URLs (paths, queries, fragments) and small-order keys.
+ * multicodecs, wrong lengths, DID URLs (paths, queries, fragments), small-order keys, and every
+ * spelling but the canonical `did:key:z6Mk…`: identifiers are compared as strings (revocation,
+ * registration, the no-repeated-actor rule), so one key must have exactly one accepted spelling —
+ * the versioned form `did:key:1:z6Mk…` of the same key is refused, not read as a second name.
  */
 export function publicJwkFromDidKey(did: string): Ed25519PublicJwk {
   if (typeof did !== 'string' || did.length > MAX_DID_LENGTH) throw new MandateError('DID_INVALID', 'invalid did:key')
   const parts = did.split(':')
-  let multibase: string
-  if (parts.length === 3 && parts[0] === 'did' && parts[1] === 'key') {
-    multibase = parts[2] as string
-  } else if (parts.length === 4 && parts[0] === 'did' && parts[1] === 'key' && /^[1-9][0-9]{0,3}$/.test(parts[2] as string)) {
-    // did:key:<version>:<multibase>; version 1 is the only one defined
-    if (parts[2] !== '1') throw new MandateError('DID_INVALID', 'unsupported did:key version')
-    multibase = parts[3] as string
-  } else {
-    throw new MandateError('DID_INVALID', 'not a did:key identifier')
+  if (parts.length !== 3 || parts[0] !== 'did' || parts[1] !== 'key') {
+    throw new MandateError('DID_INVALID', parts.length === 4 && parts[0] === 'did' && parts[1] === 'key' ? 'only the canonical did:key:z… form is accepted (no version segment)' : 'not a did:key identifier')
   }
+  const multibase = parts[2] as string
   if (!multibase.startsWith('z')) throw new MandateError('DID_INVALID', 'did:key must use base58btc (z) multibase')
   let bytes: Uint8Array
   try {
@@ -47,6 +44,9 @@ export function publicJwkFromDidKey(did: string): Ed25519PublicJwk {
     throw new MandateError('DID_INVALID', 'did:key is not an Ed25519 public key')
   }
   if (bytes.length !== 34) throw new MandateError('DID_INVALID', 'invalid public key length in did:key')
+  // base58 has one spelling per byte string once the leading byte is 0xed (no leading zeros): the
+  // re-encoding check keeps that true whatever the decoder tolerates
+  if (base58.encode(bytes) !== multibase.slice(1)) throw new MandateError('DID_INVALID', 'did:key is not in canonical form')
   const raw = bytes.slice(2)
   try {
     assertStrongPublicKey(raw)

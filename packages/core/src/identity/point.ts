@@ -18,6 +18,27 @@ export function assertStrongPublicKey(raw: Uint8Array): void {
   if (point.isSmallOrder()) throw new MandateError('KEY_LOW_ORDER', 'Ed25519 public key has small order')
 }
 
+/** Key handles (from any resolver) that passed {@link assertStrongPublicKey}: each is checked once. */
+const strongHandles = new WeakSet<object>()
+
+/**
+ * The key a resolver answered, if it is a strong Ed25519 public key: 32 bytes that decode to a
+ * canonical point of large order (checked once per handle object). A hand-written resolver could
+ * answer the identity key — for which R = s·B, S = s verifies every message — or any small-order
+ * key; the built-in key sets never do, but every verification path goes through here all the same.
+ * KEY_NOT_FOUND for anything that is not a key handle, KEY_INVALID / KEY_LOW_ORDER for a weak key.
+ */
+export function strongKeyHandle<T extends { raw: Uint8Array }>(key: unknown): T {
+  const raw = typeof key === 'object' && key !== null ? (key as { raw?: unknown }).raw : undefined
+  if (!(raw instanceof Uint8Array) || raw.length !== 32) throw new MandateError('KEY_NOT_FOUND', 'the key resolver returned no usable key')
+  const handle = key as object
+  if (!strongHandles.has(handle)) {
+    assertStrongPublicKey(raw)
+    strongHandles.add(handle)
+  }
+  return key as T
+}
+
 const LOW_ORDER_R = new Set<string>()
 for (const hex of [
   '0000000000000000000000000000000000000000000000000000000000000000',

@@ -204,10 +204,11 @@ function copyObject(st: Snapshot, o: object, depth: number): JsonObject {
         if (written > 0) st.budget -= 1
         str(st, k)
         st.budget -= 1
-        const copied = copy(st, d.value, depth + 1)
-        // a member named __proto__ must stay data (assignment would set the prototype)
-        if (k === '__proto__') Object.defineProperty(out, k, { value: copied, enumerable: true, writable: true, configurable: true })
-        else out[k] = copied
+        // a member named __proto__ is data to JSON and to this snapshot, but JavaScript code after
+        // the guard (a schema validator, an assignment loop) sets the prototype with it instead, so
+        // the tool would run without a member that was digested and checked: refused
+        if (k === '__proto__') bad(st, 'a member named "__proto__" is refused (code after the guard would read it as the prototype, not as data)')
+        out[k] = copy(st, d.value, depth + 1)
         written++
       }
     }

@@ -1,4 +1,5 @@
 import { DEFAULT_JSON_LIMITS, hasLoneSurrogate, type JsonObject, type JsonValue } from '../encoding/strict_json.js'
+import { strongKeyHandle } from '../identity/point.js'
 import { backend, type PublicKeyHandle } from '../crypto/backend.js'
 import { MandateError } from '../errors.js'
 import { badClock, checkedNow, nowSeconds } from './clock.js'
@@ -79,9 +80,7 @@ function resolverFailed(err: unknown): unknown {
 }
 
 function usableKey(key: unknown): PublicKeyHandle {
-  const raw = typeof key === 'object' && key !== null ? (key as { raw?: unknown }).raw : undefined
-  if (!(raw instanceof Uint8Array) || raw.length !== 32) throw new MandateError('KEY_NOT_FOUND', 'the key resolver returned no usable key')
-  return key as PublicKeyHandle
+  return strongKeyHandle<PublicKeyHandle>(key)
 }
 
 /**

@@ -191,6 +191,16 @@ export function checkProof(proof: unknown, options: VerifyProofOptions): Verifie
   if (hasControlCharacter(p.jti)) throw new MandateError('PROOF_INVALID', 'proof jti must not contain control characters')
   if (typeof p.iat !== 'number' || !Number.isFinite(p.iat)) throw new MandateError('PROOF_INVALID', 'proof iat is required')
   if (p.iat > now + skew || p.iat < now - maxAge - skew) throw new MandateError('PROOF_STALE', 'proof iat is outside the acceptable window')
+  // RFC 9449 defines neither, but a proof is a JWT (RFC 7519 §4.1.4, §4.1.5): when present, they are
+  // numbers and they hold — an expired or not-yet-valid proof is refused like any JWT
+  if (p.exp !== undefined) {
+    if (typeof p.exp !== 'number' || !Number.isFinite(p.exp)) throw new MandateError('PROOF_INVALID', 'proof exp must be a number')
+    if (p.exp <= now - skew) throw new MandateError('PROOF_STALE', 'proof has expired (exp)')
+  }
+  if (p.nbf !== undefined) {
+    if (typeof p.nbf !== 'number' || !Number.isFinite(p.nbf)) throw new MandateError('PROOF_INVALID', 'proof nbf must be a number')
+    if (p.nbf > now + skew) throw new MandateError('PROOF_STALE', 'proof is not yet valid (nbf)')
+  }
 
   if (options.method !== undefined || options.url !== undefined) {
     if (typeof p.htm !== 'string' || p.htm !== options.method) throw new MandateError('PROOF_INVALID', 'proof htm does not match the request method')
