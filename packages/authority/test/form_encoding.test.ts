@@ -173,6 +173,18 @@ describe('over HTTP', () => {
     }
   })
 
+  it('query strings are decoded as strictly (revocation status, the admin audit and revocation filters)', async () => {
+    const admin = Ed25519Key.generate()
+    await server.authority.registerAgent({ did: admin.did, name: 'admin', role: 'admin' })
+    const auth = () => ({ authorization: `MandateAssertion ${createClientAssertion(admin, { clientId: admin.did, audience: server.url })}` })
+    await expectRefused(await fetch(`${server.url}/revocation-status?since=%FF`))
+    for (const q of ['subject=alice%FF', 'subject=alice%C0%80', 'agent=%E0%A4%A', 'txn=%']) {
+      await expectRefused(await fetch(`${server.url}/audit?${q}`, { headers: auth() }))
+    }
+    // the escaped percent sign is a filter value like any other
+    expect((await fetch(`${server.url}/audit?subject=alice%25FF`, { headers: auth() })).status).toBe(200)
+  })
+
   it('random percent-encoded subjects: refused exactly when not UTF-8 (property, real HTTP)', async () => {
     await fc.assert(fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 6 }), async (bytes) => {
       let utf8: string | undefined

@@ -188,8 +188,8 @@ export async function auditRefusal(ctx: AuthorityContext, endpoint: string, err:
 
 /**
  * `tool_arguments`: JSON text; a text that parses but is over the argument limits (nesting,
- * members, elements: docs/protocol.md) is ARGUMENTS_INVALID, as at the guards; text that is not
- * JSON at all stays INVALID_REQUEST.
+ * members, elements: docs/protocol.md), or holds a number a double cannot hold exactly, is
+ * ARGUMENTS_INVALID, as at the guards; text that is not JSON at all stays INVALID_REQUEST.
  */
 function toolArguments(p: FormParams): JsonValue | undefined {
   try {
@@ -197,7 +197,8 @@ function toolArguments(p: FormParams): JsonValue | undefined {
   } catch (err) {
     const inner = MandateError.is(err) && MandateError.is(err.cause) ? err.cause : undefined
     if (inner && typeof inner.detail?.limit === 'string') {
-      throw new MandateError('ARGUMENTS_INVALID', `tool_arguments is over the argument limits (${inner.message})`, { cause: inner })
+      const why = inner.detail?.limit === 'number' ? 'refused' : 'over the argument limits'
+      throw new MandateError('ARGUMENTS_INVALID', `tool_arguments is ${why} (${inner.message})`, { cause: inner })
     }
     throw err
   }

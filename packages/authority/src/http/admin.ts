@@ -6,7 +6,7 @@ import type { RevocationTarget } from '../revocation/revoke.js'
 import type { RegisterAgentInput, RevocationEntry } from '../types.js'
 import { parseAuditFilter, parseRevocationFilter, readAuditPage } from './audit_query.js'
 import { principal } from './auth.js'
-import { readJson } from './body.js'
+import { readJson, strictQueries } from './body.js'
 import { jsonErrorAnswer, NO_STORE } from './errors.js'
 import { send } from './oauth.js'
 import type { ListedFederationRule } from '../federation/registry.js'
@@ -86,7 +86,7 @@ export function mountAdmin(app: Hono, authority: Authority): void {
   app.get(`${admin}/revocations`, async (c) => {
     try {
       await principal(c, authority, ['admin'])
-      const f = parseRevocationFilter(c.req.queries())
+      const f = parseRevocationFilter(strictQueries(c))
       const revocations: RevocationEntry[] = []
       let after = f.after
       let scanned = 0
@@ -123,7 +123,7 @@ export function mountAdmin(app: Hono, authority: Authority): void {
   app.get(`${admin}/notifications`, async (c) => {
     try {
       await principal(c, authority, ['admin'])
-      for (const k of Object.keys(c.req.queries())) throw new MandateError('INVALID_REQUEST', `unknown parameter "${k.slice(0, 32)}"`)
+      for (const k of Object.keys(strictQueries(c))) throw new MandateError('INVALID_REQUEST', `unknown parameter "${k.slice(0, 32)}"`)
       return c.json(await authority.notificationStatus(), 200, NO_STORE)
     } catch (err) {
       return send(c, jsonErrorAnswer(err))
@@ -144,7 +144,7 @@ export function mountAdmin(app: Hono, authority: Authority): void {
   app.get(`${admin}/federation/rules`, async (c) => {
     try {
       await principal(c, authority, ['admin'])
-      for (const k of Object.keys(c.req.queries())) throw new MandateError('INVALID_REQUEST', `unknown parameter "${k.slice(0, 32)}"`)
+      for (const k of Object.keys(strictQueries(c))) throw new MandateError('INVALID_REQUEST', `unknown parameter "${k.slice(0, 32)}"`)
       return c.json({ rules: (await authority.federation.list()).map(ruleView) }, 200, NO_STORE)
     } catch (err) {
       return send(c, jsonErrorAnswer(err))
@@ -200,7 +200,7 @@ export function mountAdmin(app: Hono, authority: Authority): void {
     try {
       await principal(c, authority, ['admin'])
       // strict: an unknown, repeated or malformed parameter is refused, never ignored (audit_query.ts)
-      return c.json(await readAuditPage(authority, parseAuditFilter(c.req.queries())), 200, NO_STORE)
+      return c.json(await readAuditPage(authority, parseAuditFilter(strictQueries(c))), 200, NO_STORE)
     } catch (err) {
       return send(c, jsonErrorAnswer(err))
     }

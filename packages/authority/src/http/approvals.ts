@@ -8,11 +8,11 @@ import type { AgentRecord } from '../types.js'
 import { admitPrincipal } from '../exchange/principals.js'
 import { createAuditWaker } from './audit_waker.js'
 import { principal } from './auth.js'
-import { readJson } from './body.js'
+import { readJson, strictQueries } from './body.js'
 
 /** The one query parameter a route takes, at most once; any other parameter, or a repeated one, is refused. */
 function onlyQuery(c: Context, name: string): string | undefined {
-  const q = c.req.queries()
+  const q = strictQueries(c)
   for (const k of Object.keys(q)) if (k !== name) throw new MandateError('INVALID_REQUEST', `unknown query parameter "${k.slice(0, 32)}"`)
   const v = q[name]
   if (v !== undefined && v.length > 1) throw new MandateError('INVALID_REQUEST', `${name} must not be repeated`)
@@ -77,7 +77,7 @@ export function mountApprovals(app: Hono, authority: Authority): () => void {
     let who: AgentRecord
     try {
       who = await principal(c, authority, ['approver', 'admin'])
-      for (const k of Object.keys(c.req.queries())) throw new MandateError('INVALID_REQUEST', `unknown query parameter "${k.slice(0, 32)}"`)
+      for (const k of Object.keys(strictQueries(c))) throw new MandateError('INVALID_REQUEST', `unknown query parameter "${k.slice(0, 32)}"`)
       const head = (await authority.store.auditHead())?.seq ?? 0
       const last = c.req.header('last-event-id')
       if (last !== undefined && !/^(0|[1-9][0-9]{0,15})$/.test(last)) throw new MandateError('INVALID_REQUEST', 'Last-Event-ID must be an id this stream sent')

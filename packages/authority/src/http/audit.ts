@@ -7,7 +7,7 @@ import type { Hono } from 'hono'
 import type { Authority } from '../authority.js'
 import type { AuditQuery } from '../types.js'
 import { principal } from './auth.js'
-import { readJson } from './body.js'
+import { readJson, strictQuery } from './body.js'
 import { jsonErrorAnswer, NO_STORE } from './errors.js'
 import { send } from './oauth.js'
 
@@ -36,7 +36,7 @@ export function mountAudit(app: Hono, authority: Authority): void {
   app.get(`${audit}/export`, async (c) => {
     try {
       await principal(c, authority, ['admin'])
-      const q = filters(c.req.query())
+      const q = filters(strictQuery(c))
       const head = await authority.audit.checkpoint()
       const headers: Record<string, string> = { 'Content-Type': 'application/x-ndjson', ...NO_STORE, 'Mandate-Audit-Head-Seq': String(head?.seq ?? 0) }
       if (head) headers['Mandate-Audit-Checkpoint'] = head.jws

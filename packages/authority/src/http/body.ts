@@ -123,13 +123,13 @@ async function boundedText(c: Context, max: number): Promise<string> {
  * UTF-8 (raw or `%EF%BF%BD`) is kept. ECMAScript's decodeURIComponent throws a URIError on exactly
  * those malformed or non-UTF-8 escapes (ECMA-262, Decode), and is only reached when there is a `%`.
  */
-function formComponent(raw: string): string {
+function formComponent(raw: string, what = 'request body'): string {
   const s = raw.includes('+') ? raw.replaceAll('+', ' ') : raw
   if (!s.includes('%')) return s
   try {
     return decodeURIComponent(s)
   } catch {
-    throw new MandateError('INVALID_REQUEST', 'request body has a percent-escape that is malformed or not UTF-8')
+    throw new MandateError('INVALID_REQUEST', `${what} has a percent-escape that is malformed or not UTF-8`)
   }
 }
 
@@ -137,13 +137,38 @@ function formComponent(raw: string): string {
  * The name-value pairs of an application/x-www-form-urlencoded text (the WHATWG URL parsing of
  * URLSearchParams, with strict percent-decoding: see formComponent), in order.
  */
-export function parseForm(text: string): Array<[string, string]> {
+export function parseForm(text: string, what = 'request body'): Array<[string, string]> {
   const out: Array<[string, string]> = []
   for (const seq of text.split('&')) {
     if (seq === '') continue
     const eq = seq.indexOf('=')
-    out.push(eq === -1 ? [formComponent(seq), ''] : [formComponent(seq.slice(0, eq)), formComponent(seq.slice(eq + 1))])
+    out.push(eq === -1 ? [formComponent(seq, what), ''] : [formComponent(seq.slice(0, eq), what), formComponent(seq.slice(eq + 1), what)])
   }
+  return out
+}
+
+/**
+ * The query parameters of a request, decoded as strictly as a form body (see formComponent): a
+ * malformed or non-UTF-8 escape is INVALID_REQUEST, so `?subject=alice%FF` and `?subject=alice%25FF`
+ * cannot both read as "alice%FF" (which the router's lenient decoding does). Each name's values in order.
+ */
+export function strictQueries(c: Context): Record<string, string[]> {
+  const url = c.req.url
+  const q = url.indexOf('?')
+  const out: Record<string, string[]> = {}
+  if (q === -1) return out
+  const hash = url.indexOf('#', q)
+  for (const [k, v] of parseForm(url.slice(q + 1, hash === -1 ? undefined : hash), 'the query')) {
+    if (Object.hasOwn(out, k)) (out[k] as string[]).push(v)
+    else Object.defineProperty(out, k, { value: [v], enumerable: true, writable: true, configurable: true })
+  }
+  return out
+}
+
+/** The first value of each query parameter, strictly decoded (see strictQueries). */
+export function strictQuery(c: Context): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(strictQueries(c))) Object.defineProperty(out, k, { value: v[0] as string, enumerable: true, writable: true, configurable: true })
   return out
 }
 

@@ -2,7 +2,7 @@
 import { MandateError } from '@mandate/core'
 import type { Context, Hono } from 'hono'
 import type { Authority } from '../authority.js'
-import { readForm, singleJwtHeader } from './body.js'
+import { readForm, singleJwtHeader, strictQueries } from './body.js'
 import { formErrorAnswer, jsonErrorAnswer, NO_STORE, tokenErrorAnswer, type ErrorAnswer } from './errors.js'
 import { noteRequest } from '../observability/request_info.js'
 import type { RefusalFields } from '../exchange/issued.js'
@@ -91,7 +91,7 @@ export function mountOAuth(app: Hono, authority: Authority, now: () => number): 
 
   app.get(new URL(e.revocationStatus).pathname, async (c) => {
     try {
-      const since = c.req.queries('since')
+      const since = strictQueries(c).since
       if (since && since.length > 1) throw new MandateError('INVALID_REQUEST', 'since must not be repeated')
       const doc = await authority.revocationStatus(since?.[0])
       return c.json(doc, 200, { 'Cache-Control': `public, max-age=${Math.min(doc.refresh_interval ?? 5, 60)}` })
