@@ -9,6 +9,14 @@ import { runWithVerifiedCall } from './context.js'
 import { GuardedServerTransport } from './guard_transport.js'
 import { checkToolRequirements, type ToolRequirements } from './tool_requirements.js'
 
+// each server's in-flight table, for the HTTP handler (not exported from the package)
+const inFlightTables = new WeakMap<GuardedMcpServer, ReadonlyMap<RequestId, VerifiedCall>>()
+
+/** Whether `server` has a verified tool call with this JSON-RPC id in flight (package-internal). */
+export function hasCallInFlight(server: GuardedMcpServer, id: RequestId): boolean {
+  return inFlightTables.get(server)?.has(id) ?? false
+}
+
 /** The `extra` a guarded tool handler receives: the SDK's, plus the verified call. */
 export type GuardedToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification> & { mandate: VerifiedCall }
 
@@ -63,6 +71,7 @@ export class GuardedMcpServer {
     if (server.isConnected()) throw new TypeError('guard the McpServer before connecting it to a transport')
     const audit = options.audit
     this.audit = audit === undefined ? undefined : typeof audit === 'function' ? audit : auditToAuthority(audit)
+    inFlightTables.set(this, this.#inFlight)
   }
 
   /** Requirements declared for a tool (undefined when it has none). */

@@ -1,6 +1,6 @@
 import { asMandateError, MandateError, type Guard, type JsonValue, type VerifiedCall } from '@mandate/core'
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js'
-import type { JSONRPCMessage, MessageExtraInfo, RequestId } from '@modelcontextprotocol/sdk/types.js'
+import { ErrorCode, type JSONRPCMessage, type MessageExtraInfo, type RequestId } from '@modelcontextprotocol/sdk/types.js'
 import { GUARD_CAPABILITY, type GuardCapability } from '../shared/guard_marker.js'
 import { CREDENTIAL_META_KEY, presentedMandate, readMetaCredential } from '../shared/meta.js'
 import { refusalResponse } from '../shared/rpc_errors.js'
@@ -39,6 +39,30 @@ function withGuardCapability(message: JSONRPCMessage, marker: GuardCapability): 
   } as JSONRPCMessage
 }
 
+function isRequest(m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId; method: string } {
+  return 'method' in m && 'id' in m
+}
+
+/** The `requestId` of a `notifications/cancelled`, if it is one. */
+function cancelledRequestId(m: JSONRPCMessage): RequestId | undefined {
+  if (!('method' in m) || m.method !== 'notifications/cancelled' || 'id' in m) return undefined
+  const id = (m.params as { requestId?: unknown } | undefined)?.requestId
+  return typeof id === 'string' || typeof id === 'number' ? id : undefined
+}
+
+/** JSON-RPC invalid request: a request whose id is the id of a tool call still running in this session. */
+function busyIdResponse(id: RequestId): JSONRPCMessage {
+  return {
+    jsonrpc: '2.0',
+    id,
+    error: {
+      code: ErrorCode.InvalidRequest,
+      message: 'a tool call with this request id is still running',
+      data: { mandate_code: 'INVALID_REQUEST', oauth_error: 'invalid_request', status: 400 },
+    },
+  }
+}
+
 function isResponse(m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId } {
   return 'id' in m && !('method' in m) && ('result' in m || 'error' in m)
 }
@@ -51,7 +75,10 @@ function isResponse(m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId } 
  * delivered carries the guard's snapshot of the arguments (what was digested and checked), not the
  * object that arrived. Refusals are
  * answered here as JSON-RPC errors (`error.data.mandate_code`, `oauth_error`), so no handler runs.
- * Responses to verified calls are reported to the audit sink with their outcome.
+ * Every admitted call is reported to the audit sink once, as `allowed`, with its outcome: when its
+ * response is sent, or (outcome `error`) when it is cancelled or the transport closes first; its
+ * request id is then free again. While a call is being verified or running, any other request with
+ * its id is answered with a JSON-RPC invalid-request error and never reaches the server.
  *
  * The `initialize` result that leaves through this transport carries the guard capability
  * (`capabilities.experimental["io.mandate/guard"]`): it is added here, not when the server is built,
@@ -64,6 +91,12 @@ export class GuardedServerTransport implements Transport {
   readonly #initializing = new Set<RequestId>()
   /** Ids of tool calls being verified (not yet in flight): reserved before the first await. */
   readonly #admitting = new Set<RequestId>()
+  /**
+   * Admitted calls of this transport not yet ended (also in `ctx.inFlight`, shared with the tool
+   * wrapper): each is reported once, when its response is sent, when it is cancelled
+   * (`notifications/cancelled`) or when the transport closes with it still running.
+   */
+  readonly #running = new Map<RequestId, VerifiedCall>()
   onclose?: (() => void) | undefined
   onerror?: ((error: Error) => void) | undefined
   onmessage?: (<T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void) | undefined
@@ -74,6 +107,8 @@ export class GuardedServerTransport implements Transport {
     // keep what the owner of the inner transport installed (e.g. the HTTP handler's session table)
     const ownClose = inner.onclose
     inner.onclose = () => {
+      // calls still running when the transport closes never get a response: they end here
+      for (const id of [...this.#running.keys()]) this.#finishLater(id)
       ownClose?.()
       this.onclose?.()
     }
@@ -102,28 +137,44 @@ export class GuardedServerTransport implements Transport {
       const marker: GuardCapability = { verifies: 'call-credential', version: 1, resource: this.#ctx.guard.audience }
       return this.#inner.send(withGuardCapability(message, marker), options)
     }
-    if (isResponse(message)) {
-      const call = this.#ctx.inFlight.get(message.id)
-      if (call) {
-        this.#ctx.inFlight.delete(message.id)
-        const result = (message as { result?: unknown }).result
-        const failed = 'error' in message || (typeof result === 'object' && result !== null && (result as { isError?: unknown }).isError === true)
-        await this.#report({
-          mandateId: call.mandateId,
-          txn: call.task.id,
-          tool: call.tool,
-          audience: call.audience,
-          argumentsDigest: call.argumentsDigest,
-          decision: 'allowed',
-          outcome: failed ? 'error' : 'success',
-          actorChain: [...call.actorChain],
-          subject: call.subject,
-          // the holder-signed hops of an offline chain, so that the Authority's audit shows them
-          ...(call.offlineHops?.length ? { offlineHops: call.offlineHops.map((h) => ({ ...h, tools: [...h.tools] })) } : {}),
-        })
-      }
+    if (isResponse(message) && this.#running.has(message.id)) {
+      const result = (message as { result?: unknown }).result
+      const failed = 'error' in message || (typeof result === 'object' && result !== null && (result as { isError?: unknown }).isError === true)
+      await this.#finish(message.id, failed ? 'error' : 'success')
     }
     return this.#inner.send(message, options)
+  }
+
+  /**
+   * End an admitted call: remove it from the in-flight table and report it, exactly once (the first
+   * of its response, its cancellation or the transport's close does it; the others find nothing).
+   */
+  async #finish(id: RequestId, outcome: 'success' | 'error'): Promise<void> {
+    const call = this.#running.get(id)
+    if (!call) return
+    this.#running.delete(id)
+    if (this.#ctx.inFlight.get(id) === call) this.#ctx.inFlight.delete(id)
+    await this.#report({
+      mandateId: call.mandateId,
+      txn: call.task.id,
+      tool: call.tool,
+      audience: call.audience,
+      argumentsDigest: call.argumentsDigest,
+      decision: 'allowed',
+      outcome,
+      actorChain: [...call.actorChain],
+      subject: call.subject,
+      // the holder-signed hops of an offline chain, so that the Authority's audit shows them
+      ...(call.offlineHops?.length ? { offlineHops: call.offlineHops.map((h) => ({ ...h, tools: [...h.tools] })) } : {}),
+    })
+  }
+
+  /** {@link #finish} off the message path; a failing sink is surfaced through `onerror`. */
+  #finishLater(id: RequestId): void {
+    // CallReport's outcome is 'success' | 'error' (a core type): a call whose caller never got its
+    // result (cancelled, or its transport closed first) did not succeed for the caller, so it is
+    // recorded as 'error'; the record still says it was allowed and that its handler was started
+    this.#finish(id, 'error').catch((e: unknown) => this.onerror?.(e instanceof Error ? e : new Error(String(e))))
   }
 
   async #report(report: Parameters<AuditSink>[0]): Promise<void> {
@@ -138,9 +189,19 @@ export class GuardedServerTransport implements Transport {
 
   #receive(message: JSONRPCMessage, extra: MessageExtraInfo | undefined): void {
     if (!isToolCall(message)) {
+      if (isRequest(message) && this.#busy(message.id)) {
+        // a request reusing the id of a tool call being verified or running would take over the
+        // SDK's id-to-reply mapping (the call's result would be lost): it never reaches the SDK
+        void this.#inner.send(busyIdResponse(message.id), { relatedRequestId: message.id }).catch((e: unknown) => this.onerror?.(e instanceof Error ? e : new Error(String(e))))
+        return
+      }
       // bounded: the SDK answers each initialize; a peer that floods them gets errors, not state
       if (isInitialize(message) && this.#initializing.size < 16) this.#initializing.add(message.id)
       this.onmessage?.(message, extra)
+      // the SDK sends no response for a cancelled request: the call ends here (its handler is
+      // aborted), so it is reported now and its id is free again
+      const cancelled = cancelledRequestId(message)
+      if (cancelled !== undefined && this.#running.has(cancelled)) this.#finishLater(cancelled)
       return
     }
     this.#admit(message, extra).then(
@@ -149,6 +210,11 @@ export class GuardedServerTransport implements Transport {
       },
       (err: unknown) => this.onerror?.(err instanceof Error ? err : new Error(String(err))),
     )
+  }
+
+  /** Whether `id` is the id of a tool call of this transport being verified or in flight. */
+  #busy(id: RequestId): boolean {
+    return this.#admitting.has(id) || this.#running.has(id)
   }
 
   async #admit(message: ToolCallRequest, extra: MessageExtraInfo | undefined): Promise<ToolCallRequest | undefined> {
@@ -162,7 +228,7 @@ export class GuardedServerTransport implements Transport {
     try {
       // the id is taken before the first await: a second call with it, arriving while this one is
       // being verified, is refused (else both would run, under one in-flight entry and one audit record)
-      if (this.#ctx.inFlight.has(message.id) || this.#admitting.has(message.id)) throw new MandateError('INVALID_REQUEST', 'a call with this request id is already running')
+      if (this.#ctx.inFlight.has(message.id) || this.#busy(message.id)) throw new MandateError('INVALID_REQUEST', 'a call with this request id is already running')
       this.#admitting.add(message.id)
       reserved = true
       let call: VerifiedCall
@@ -183,6 +249,7 @@ export class GuardedServerTransport implements Transport {
       if (verifiedArgs === undefined) throw new MandateError('ARGUMENTS_MISMATCH', 'the verified call carries no arguments snapshot')
       enforceToolRequirements(call, this.#ctx.requirements(tool), verifiedArgs)
       this.#ctx.inFlight.set(message.id, call)
+      this.#running.set(message.id, call)
     } catch (err) {
       if (reserved) this.#admitting.delete(message.id)
       const refusal = asMandateError(err)

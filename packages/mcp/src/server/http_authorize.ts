@@ -1,6 +1,6 @@
 import { asMandateError, challengeFor, MandateError, type Guard, type HeaderBag, type VerifiedCall } from '@mandate/core'
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js'
-import type { RequestId } from '@modelcontextprotocol/sdk/types.js'
+import { isJSONRPCRequest, type RequestId } from '@modelcontextprotocol/sdk/types.js'
 import type { AuditSink } from './audit.js'
 import { assertSingleHeaderLines } from './http_request_limits.js'
 import { refusalAuditFor } from './refusal_audit.js'
@@ -51,7 +51,8 @@ export type HttpAuthorizeResult =
  * and a `DPoP` proof for this method and URL; it is verified here, with the tool name and arguments
  * from the body, so refusals are real HTTP answers (401/403 with a DPoP challenge, `DPoP-Nonce`,
  * `resource_metadata`). Other messages (initialize, tools/list, notifications) need no credential.
- * A batch that contains a `tools/call` is refused: one credential cannot bind several calls.
+ * A batch that contains a `tools/call` is refused: one credential cannot bind several calls, and
+ * so is a `tools/call` that the MCP SDK's JSON-RPC schema would refuse (its credential is not spent).
  */
 export async function authorizeHttpMessage(options: HttpAuthorizeOptions, req: HttpRequestFacts): Promise<HttpAuthorizeResult> {
   const msg = req.message
@@ -69,6 +70,10 @@ export async function authorizeHttpMessage(options: HttpAuthorizeOptions, req: H
     if (Array.isArray(msg)) throw new MandateError('INVALID_REQUEST', 'tools/call cannot be batched')
     const call = calls[0] as { id?: unknown; params?: { name?: unknown; arguments?: unknown } }
     if (typeof call.id !== 'string' && typeof call.id !== 'number') throw new MandateError('INVALID_REQUEST', 'tools/call must be a request')
+    // what the SDK's JSON-RPC schema refuses (an id that is not a string or a safe integer, members
+    // besides jsonrpc/id/method/params, jsonrpc other than "2.0") never runs: refused before the
+    // guard sees, and spends, the single-use credential
+    if (!isJSONRPCRequest(call)) throw new MandateError('INVALID_REQUEST', 'tools/call must be a well-formed JSON-RPC request')
     tool = typeof call.params?.name === 'string' ? call.params.name : ''
     args = call.params?.arguments ?? {}
     requirements = options.requirements?.(tool)

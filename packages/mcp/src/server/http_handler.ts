@@ -3,9 +3,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { challengeFor, MandateError, type Guard } from '@mandate/core'
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js'
-import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js'
+import { ErrorCode, JSONRPCMessageSchema, SUPPORTED_PROTOCOL_VERSIONS, type RequestId } from '@modelcontextprotocol/sdk/types.js'
 import type { AuditSink } from './audit.js'
-import type { GuardedMcpServer } from './guard_server.js'
+import { hasCallInFlight, type GuardedMcpServer } from './guard_server.js'
 import { authorizeHttpMessage } from './http_authorize.js'
 import { httpVerificationOf } from './verified_marks.js'
 import { answerAndClose, answerTooLarge, assertSingleHeaderLines, closeAfterUnreadBody, DEFAULT_BODY_TIMEOUT_MS, isBodyTimeout, readBodyWithin } from './http_request_limits.js'
@@ -81,6 +81,8 @@ interface Session {
   stored: boolean
   /** The remote address bucket the session was opened from. */
   address: string
+  /** Ids of tool calls of this session being authorized, until the session's transport has admitted them. */
+  authorizing: Set<RequestId>
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -88,8 +90,8 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
   res.end(JSON.stringify(body))
 }
 
-function rpcError(res: ServerResponse, status: number, code: number, message: string, data?: Record<string, unknown>, headers?: Record<string, string>): void {
-  sendJson(res, status, { jsonrpc: '2.0', error: { code, message, ...(data ? { data } : {}) }, id: null }, headers)
+function rpcError(res: ServerResponse, status: number, code: number, message: string, data?: Record<string, unknown>, headers?: Record<string, string>, id: RequestId | null = null): void {
+  sendJson(res, status, { jsonrpc: '2.0', error: { code, message, ...(data ? { data } : {}) }, id }, headers)
 }
 
 /** `error.data` of a refusal answered before any message reached a session (same members as a refused call). */
@@ -145,6 +147,32 @@ function isInitialize(msg: unknown): boolean {
   return typeof msg === 'object' && msg !== null && !Array.isArray(msg) && (msg as { method?: unknown }).method === 'initialize'
 }
 
+function isToolCallMessage(msg: unknown): boolean {
+  return typeof msg === 'object' && msg !== null && !Array.isArray(msg) && (msg as { method?: unknown }).method === 'tools/call'
+}
+
+/**
+ * Whether a POST body is a single `tools/call` that the SDK's JSON-RPC schema refuses (an id that is
+ * not a string or a safe integer, `jsonrpc` other than "2.0", members besides jsonrpc, id, method
+ * and params such as `result` / `error`, params that are not an object). The SDK would answer it 400
+ * without running anything; it is answered so here, before the guard sees (and spends) its
+ * single-use credential. (A batch holding a tools/call is refused before any verification anyway.)
+ */
+function malformedToolCall(body: unknown): boolean {
+  return isToolCallMessage(body) && !JSONRPCMessageSchema.safeParse(body).success
+}
+
+/** The JSON-RPC ids of the requests in a POST body (one message or a batch). */
+function requestIdsOf(body: unknown): RequestId[] {
+  const ids: RequestId[] = []
+  for (const m of Array.isArray(body) ? body : [body]) {
+    if (typeof m !== 'object' || m === null || typeof (m as { method?: unknown }).method !== 'string') continue
+    const id = (m as { id?: unknown }).id
+    if (typeof id === 'string' || typeof id === 'number') ids.push(id)
+  }
+  return ids
+}
+
 /**
  * A `node:http` request handler serving a guarded MCP server over Streamable HTTP at the path of the
  * guard's audience, plus its RFC 9728 metadata at `/.well-known/oauth-protected-resource<path>` (and
@@ -158,7 +186,9 @@ function isInitialize(msg: unknown): boolean {
  * closed; the unread rest of a refused request's body is discarded within bounds; open sessions are
  * bounded (`sessionLimits`). A request after `initialize` whose `MCP-Protocol-Version` is not one of
  * the SDK's `SUPPORTED_PROTOCOL_VERSIONS` is answered 400 before it is authorized (its credential is
- * never spent).
+ * never spent), and so is a `tools/call` the SDK's JSON-RPC schema would refuse. While a tool call
+ * is being authorized or runs, a request of any method with its id in the same session is answered
+ * 400 (JSON-RPC invalid request) before the SDK sees it (it would take over the id's reply stream).
  */
 export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHandler {
   const guard = options.guard
@@ -218,7 +248,7 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
         sessions.add(id, session, address)
       },
     })
-    const session: Session = { transport, server, stored: false, address }
+    const session: Session = { transport, server, stored: false, address, authorizing: new Set() }
     await server.connect(transport)
     // what the server's protocol layer hears from the guarded transport (an allowed call whose audit
     // record failed, transport errors) reaches onError too
@@ -239,25 +269,40 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
 
   /** Authorize one POSTed message at the HTTP layer, then hand it to the session's transport. */
   async function deliver(req: IncomingMessage, res: ServerResponse, s: Session, sessionId: string | undefined, path: string, body: unknown): Promise<void> {
-    const verdict = await authorizeHttpMessage(
-      {
-        guard,
-        requirements: (tool) => s.server.requirements(tool),
-        audit: options.audit ?? s.server.audit,
-        resourceMetadataUrl: metadataUrl.href,
-        onError: report,
-      },
-      { method: 'POST', url: new URL(path, resource.origin), headers: req.headers as Record<string, string | string[] | undefined>, rawHeaders: req.rawHeaders, message: body },
-    )
-    if (!verdict.ok) return sendJson(res, verdict.status, verdict.body, verdict.headers)
-    const authed = req as IncomingMessage & { auth?: AuthInfo }
-    if (verdict.authInfo) {
-      authed.auth = verdict.authInfo
-      // a verified call: this session is no longer a stranger's, and is never evicted for room
-      const actor = httpVerificationOf(verdict.authInfo)?.call.actor
-      if (sessionId && actor) sessions.authenticate(sessionId, actor)
-    } else delete authed.auth
-    await s.transport.handleRequest(authed, res, body)
+    // the SDK maps each request id to the stream its reply goes to: a request reusing the id of a
+    // tool call still being authorized or running would take that mapping over (the call's result
+    // would go nowhere); it is refused before the SDK, or the guard, sees it
+    const busy = requestIdsOf(body).find((id) => s.authorizing.has(id) || hasCallInFlight(s.server, id))
+    if (busy !== undefined) {
+      const data = { mandate_code: 'INVALID_REQUEST', oauth_error: 'invalid_request', status: 400 }
+      return rpcError(res, 400, ErrorCode.InvalidRequest, 'Invalid Request: a tool call with this request id is still running in this session', data, undefined, Array.isArray(body) ? null : busy)
+    }
+    const callId = isToolCallMessage(body) ? requestIdsOf(body)[0] : undefined
+    // reserved from before the first await until the transport has admitted the call (in flight)
+    if (callId !== undefined) s.authorizing.add(callId)
+    try {
+      const verdict = await authorizeHttpMessage(
+        {
+          guard,
+          requirements: (tool) => s.server.requirements(tool),
+          audit: options.audit ?? s.server.audit,
+          resourceMetadataUrl: metadataUrl.href,
+          onError: report,
+        },
+        { method: 'POST', url: new URL(path, resource.origin), headers: req.headers as Record<string, string | string[] | undefined>, rawHeaders: req.rawHeaders, message: body },
+      )
+      if (!verdict.ok) return sendJson(res, verdict.status, verdict.body, verdict.headers)
+      const authed = req as IncomingMessage & { auth?: AuthInfo }
+      if (verdict.authInfo) {
+        authed.auth = verdict.authInfo
+        // a verified call: this session is no longer a stranger's, and is never evicted for room
+        const actor = httpVerificationOf(verdict.authInfo)?.call.actor
+        if (sessionId && actor) sessions.authenticate(sessionId, actor)
+      } else delete authed.auth
+      await s.transport.handleRequest(authed, res, body)
+    } finally {
+      if (callId !== undefined) s.authorizing.delete(callId)
+    }
   }
 
   const handler = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -317,6 +362,8 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
       // answered 400 without the guard ever seeing (and spending) its single-use credential;
       // initialize is exempt (it negotiates the version in its body, as the SDK does)
       if (!hasInitialize(body) && unsupportedProtocolVersion(req)) return unsupportedVersionAnswer(res)
+      // likewise a tools/call the SDK would refuse as malformed JSON-RPC (answered as the SDK does)
+      if (malformedToolCall(body)) return rpcError(res, 400, ErrorCode.ParseError, 'Parse error: Invalid JSON-RPC message')
       let session = sessionId ? sessions.touch(sessionId) : undefined
       let address = ''
       if (sessionId && !session) return rpcError(res, 404, -32001, 'Session not found')
