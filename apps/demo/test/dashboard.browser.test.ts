@@ -226,6 +226,37 @@ describe.skipIf(!browserAvailable)('dashboard in a real browser', () => {
     await context.close()
   })
 
+  it('an approver sees the arguments that will run: hiding characters as escapes, mixed scripts flagged, in the card and the dialog', async () => {
+    const { token } = await server.authority.grant({
+      grantor: grantor.did, subject: 'frank@example.com', agent: orchestrator.did, purpose: 'refund frank',
+      audiences: [BILLING], tools: [{ type: 'tool_access', tools: ['billing.*'] }], expiresIn: 600, maxDepth: 1,
+    })
+    const client = createHttpAuthorityClient({ issuer: server.url, key: orchestrator })
+    // a right-to-left override would draw the IBAN reversed; the Cyrillic "а" makes a look-alike domain
+    const args = { invoice: 'INV-2002', amount: 10, iban: '\u202E0987-6543-21', to: 'ops@ex\u0430mple.com', recipients: Array.from({ length: 230 }, (_, i) => `r${i}@example.com`) }
+    const first = await client.callCredential({ mandate: token, audience: BILLING, tool: 'billing.refund', arguments: args })
+    if (first.status !== 'approval_required') throw new Error('expected the refund to need an approval')
+    const { context, page } = await signIn({ did: approver.did, name: 'bob (approver)' }, undefined, `/dashboard/approvals/${first.approvalId}`)
+    const card = page.locator(`[data-approval-card="${first.approvalId}"]`)
+    await card.waitFor({ timeout: 10_000 })
+    const text = (await card.textContent()) ?? ''
+    expect(text).toContain('\\u202e0987-6543-21')
+    expect(text).not.toContain('\u202E')
+    expect(text).toMatch(/Look twice: letters of several scripts in \/to \(Latin \+ Cyrillic\)/)
+    // nothing cut short: the 230th recipient is on the card
+    expect(text).toContain('r229@example.com')
+    await card.getByRole('button', { name: 'Deny…' }).click()
+    const dialog = page.getByRole('dialog')
+    await dialog.waitFor()
+    const said = (await dialog.textContent()) ?? ''
+    expect(said).toContain('\\u202e0987-6543-21')
+    expect(said).toContain('approving binds the arguments with digest')
+    await page.screenshot({ path: shot('approval-arguments') })
+    await page.keyboard.press('Escape')
+    expect(cspErrors(page)).toEqual([])
+    await context.close()
+  })
+
   it('revokes a task through the confirmation dialog; a second window sees it live', async () => {
     const s = await scenario('erin@example.com', 'erin’s task to revoke', 30)
     const watcher = await signIn({ did: approver.did, name: 'bob (approver)' })
@@ -369,6 +400,18 @@ describe.skipIf(!browserAvailable)('dashboard in a real browser', () => {
     await page.goForward()
     await page.getByRole('link', { name: '« First page' }).click()
     await expect.poll(async () => (await seqs()).join(',')).toBe(first.join(','))
+    await context.close()
+  })
+
+  it('Sign out ends the session at the Authority: the old cookie no longer opens the dashboard', async () => {
+    const { context, page } = await signIn({ did: approver.did, name: 'bob (approver)' })
+    const cookie = (await context.cookies()).find((k) => k.path === '/dashboard')
+    expect(cookie).toBeDefined()
+    await page.getByRole('button', { name: 'Sign out' }).click()
+    await page.waitForURL(`${server.url}/dashboard/`)
+    expect(await page.textContent('main')).toContain('login link')
+    const replay = await fetch(`${server.url}/dashboard/api/overview`, { headers: { cookie: `${cookie?.name}=${cookie?.value}` } })
+    expect(replay.status).toBe(401)
     await context.close()
   })
 

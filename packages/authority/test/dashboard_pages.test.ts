@@ -112,6 +112,20 @@ describe('dashboard pages and assets', () => {
     expect(await page.text()).not.toContain('mandate-csrf')
   })
 
+  it('a login link opened from another site is not redeemed there: a same-origin link continues (login CSRF)', async () => {
+    const { path } = dashboard.createLoginPath({ did: admin.did, name: 'root' })
+    const cross = await req(path, { headers: { 'sec-fetch-site': 'cross-site', cookie: '' } })
+    expect(cross.status).toBe(200)
+    expect(cross.headers.get('set-cookie')).toBeNull()
+    const html = await cross.text()
+    expect(html).toContain('opened from another site')
+    expect(html).toContain(`href="${path.replace(/&/g, '&amp;')}"`)
+    // the code was not spent: the same link, followed from the dashboard's own page, signs in
+    const same = await req(path, { headers: { 'sec-fetch-site': 'same-origin' } })
+    expect(same.status).toBe(303)
+    expect(same.headers.get('set-cookie')).toMatch(/^mandate_dashboard|=/)
+  })
+
   it('login follows a deep link inside the dashboard and nothing else', async () => {
     expect((await login('/dashboard/approvals/AbC_12-x')).location).toBe('/dashboard/approvals/AbC_12-x')
     expect((await login('/dashboard/tasks/t1')).location).toBe('/dashboard/tasks/t1')

@@ -171,8 +171,10 @@ export interface ApprovalView {
   tool: string
   audience: string
   argumentsDigest: string
-  /** The call's arguments, when the Authority stores them (redacted defensively). */
+  /** The call's arguments, when the Authority stores them: in full, secrets replaced by a marker. */
   arguments?: unknown
+  /** JSON pointers of the argument values replaced because they are secrets, when any. */
+  argumentsHidden?: string[]
   /** Why policy asked for approval. */
   reason: string
   requestedBy: Actor

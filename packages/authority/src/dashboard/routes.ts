@@ -9,7 +9,7 @@ import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
 import { noteRequest } from '../observability/request_info.js'
 import { streamSSE } from 'hono/streaming'
 import { MandateError } from '@mandate/core'
-import { installDashboardPages, loadDashboardBundle, loginRequiredPage } from './assets/serve.js'
+import { installDashboardPages, loadDashboardBundle, loginContinuePage, loginRequiredPage } from './assets/serve.js'
 import { admitPrincipal } from '../exchange/principals.js'
 import type { AgentRecord } from '../types.js'
 import { createAuditWaker } from '../http/audit_waker.js'
@@ -209,6 +209,12 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
 
   app.get(`${base}/login`, (c) => {
     secure(c)
+    // opened from another site: the SameSite=Strict cookie is absent, so a session of someone else
+    // would be replaced unseen (login CSRF); offer the link again, same-origin, without redeeming it
+    if (c.req.header('sec-fetch-site') === 'cross-site') {
+      const url = new URL(c.req.url)
+      return c.html(loginContinuePage(base, `${url.pathname}${url.search}`, loadDashboardBundle()), 200)
+    }
     const redeemed = sessions.redeem(c.req.query('code'))
     if (!redeemed) return c.html(loginRequiredPage(base, 'This login link is invalid, expired or already used.', loadDashboardBundle()), 401)
     // a login link is a GET anyone can make a browser follow: never replace the session of another

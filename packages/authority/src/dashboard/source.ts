@@ -41,7 +41,9 @@ export interface DashboardAuthority {
   authenticate?(assertion: string, endpoint?: string): Promise<AgentRecord>
 }
 
-const JWT_LIKE = /^[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}$/
+// a compact JWS or JWT by its header: base64url JSON ("eyJ…"), three segments — not any dotted
+// name (a host name such as a.b.c with long labels is shown)
+const JWT_LIKE = /^eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}$/
 // any member whose name sounds like a credential, in any case (client_secret, refresh_token, apiKey, Authorization…)
 const SECRET_NAME = /token$|secret|assertion|^proof$|^dpop|password|passwd|^authorization$|private|api[_-]?key|^d$/i
 const SECRET_KEYS = { has: (k: string): boolean => SECRET_NAME.test(k) }
@@ -60,6 +62,44 @@ export function redact(value: unknown, depth = 0): unknown {
     return out
   }
   return value
+}
+
+
+/**
+ * A call's arguments for the approver: in full — an approval approves exactly these arguments, so
+ * nothing is cut short (the argument limits already bound them) — except values that are secrets
+ * (a compact JWS, a member with a secret-sounding name), which are replaced by a marker that says
+ * so and how long the value is, and named in `hidden` (JSON pointers), so the approver knows what
+ * is not shown.
+ */
+export function approvalArguments(value: unknown): { value: unknown; hidden: string[] } {
+  const hidden: string[] = []
+  const esc = (k: string) => k.replace(/~/g, '~0').replace(/\//g, '~1')
+  const walk = (v: unknown, path: string, depth: number): unknown => {
+    if (depth > 64) {
+      hidden.push(path)
+      return '[not shown: nested too deep]'
+    }
+    if (typeof v === 'string') {
+      if (!JWT_LIKE.test(v)) return v
+      hidden.push(path)
+      return `[redacted: a signed token, ${v.length} characters]`
+    }
+    if (Array.isArray(v)) return v.map((x, i) => walk(x, `${path}/${i}`, depth + 1))
+    if (v !== null && typeof v === 'object') {
+      const out: Record<string, unknown> = {}
+      for (const [k, x] of Object.entries(v)) {
+        const at = `${path}/${esc(k)}`
+        if (SECRET_KEYS.has(k)) {
+          hidden.push(at)
+          out[k] = `[redacted: a secret-sounding member, ${JSON.stringify(x)?.length ?? 0} characters of JSON]`
+        } else out[k] = walk(x, at, depth + 1)
+      }
+      return out
+    }
+    return v
+  }
+  return { value: walk(value, '', 0), hidden }
 }
 
 /**
@@ -87,6 +127,12 @@ export interface DashboardAgent {
   disabled: boolean
 }
 
+/** The view's `arguments` (in full, secrets replaced) and `argumentsHidden` (pointers to what was replaced, when any). */
+export function approvalArgumentsView(value: unknown): { arguments: unknown; argumentsHidden?: string[] } {
+  const { value: shown, hidden } = approvalArguments(value)
+  return hidden.length ? { arguments: shown, argumentsHidden: hidden } : { arguments: shown }
+}
+
 export interface DashboardApproval {
   id: string
   status: ApprovalStatus
@@ -94,6 +140,8 @@ export interface DashboardApproval {
   audience: string
   argumentsDigest: string
   arguments?: unknown
+  /** JSON pointers of the argument values not shown (secrets), when any. */
+  argumentsHidden?: string[]
   reason: string
   requestedBy: string
   subject: string
@@ -116,7 +164,7 @@ export function approvalView(a: ApprovalView): DashboardApproval {
     tool: a.tool,
     audience: a.audience,
     argumentsDigest: a.arguments_digest,
-    ...(a.arguments === undefined ? {} : { arguments: redact(a.arguments) }),
+    ...(a.arguments === undefined ? {} : approvalArgumentsView(a.arguments)),
     reason: a.reason,
     requestedBy: a.requested_by,
     subject: a.subject,

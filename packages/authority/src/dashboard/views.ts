@@ -7,7 +7,7 @@
 import { actorChain as chainOf, audienceList } from '@mandate/core'
 import type { AgentRecord, ApprovalRecord, AuditRecord, MandateRecord } from '../types.js'
 import type { Actor, AgentView, ApprovalView, AuditView, CallOutcome, CallView, TreeNode, TreeNodeState } from './api_types.js'
-import { callViews, redact, type DashboardCall } from './source.js'
+import { approvalArgumentsView, callViews, redact, type DashboardCall } from './source.js'
 import { auditFacets } from '../store/audit_facets.js'
 
 const iso = (ms: number): string => new Date(ms).toISOString()
@@ -60,7 +60,7 @@ function bindingView(b: NonNullable<AgentRecord['binding']>): NonNullable<AgentV
 export function approvalView(a: ApprovalRecord, actors: Actors, base: string): ApprovalView {
   return {
     id: a.id, status: a.status, tool: a.tool, audience: a.audience, argumentsDigest: a.argumentsDigest,
-    ...(a.arguments !== undefined ? { arguments: redact(a.arguments) } : {}),
+    ...(a.arguments !== undefined ? approvalArgumentsView(a.arguments) : {}),
     reason: clean(a.reason), requestedBy: actors.actor(a.requestedBy),
     actorChain: (a.actorChain.length ? a.actorChain : [a.requestedBy]).map((d) => actors.actor(d)),
     subject: a.subject, txn: a.txn, createdAt: iso(a.createdAt), expiresAt: iso(a.expiresAt),

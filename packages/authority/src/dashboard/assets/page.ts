@@ -30,6 +30,22 @@ export function loginRequiredPage(base: string, message: string, bundle?: Dashbo
   )
 }
 
+/**
+ * A login link opened from another site: the session cookie (SameSite=Strict) is not sent on such a
+ * navigation, so whether this browser is already signed in as someone else cannot be known here.
+ * The link is not redeemed; this page offers it again as a same-origin link, whose navigation
+ * carries the cookie (and so the "already signed in as someone else" check).
+ */
+export function loginContinuePage(base: string, href: string, bundle?: DashboardBundle): string {
+  return shell(
+    base,
+    bundle,
+    `<main class="login"><h1>Mandate dashboard</h1><p>This login link was opened from another site.</p>
+<p><a class="primary" href="${escapeHtml(href)}">Continue to sign in</a></p>
+<p>If you did not ask for a login link, close this page.</p></main>`,
+  )
+}
+
 /** Served when the front-end bundle was never built (running from a fresh checkout without `pnpm build`). */
 export function bundleMissingPage(base: string): string {
   return shell(
@@ -53,7 +69,7 @@ export function dashboardPage(base: string, csrf: string, identity: DashboardIde
 <header class="top"><p class="brand"><a href="${b}/">Mandate <span>Authority</span></a></p>
 <nav aria-label="Dashboard"><ul>${link('/', 'Overview')}${link('/tasks', 'Tasks')}${link('/approvals', 'Approvals')}${link('/calls', 'Calls')}${link('/agents', 'Agents')}${link('/audit', 'Audit')}</ul></nav>
 <div class="status"><span id="live" class="badge off" role="status">connecting…</span><span id="verify" class="badge">audit: checking…</span>
-<span class="who" title="${escapeHtml(identity.did)}">signed in as ${escapeHtml(who)}</span></div></header>
+<span class="who" title="${escapeHtml(identity.did)}">signed in as ${escapeHtml(who)}</span><button type="button" id="signout" class="signout">Sign out</button></div></header>
 <main id="view" tabindex="-1"><p class="empty">Loading…</p></main>
 <div id="toast" role="status" aria-live="polite"></div>
 <script type="module" src="${b}/assets/${escapeHtml(bundle.js.name)}"></script>`,

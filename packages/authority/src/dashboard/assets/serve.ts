@@ -56,5 +56,5 @@ export function installDashboardPages<E extends Env>(app: Hono<E>, deps: PageRou
   for (const route of PAGE_ROUTES) app.get(`${base}${route}`, page)
 }
 
-export { loginRequiredPage } from './page.js'
+export { loginContinuePage, loginRequiredPage } from './page.js'
 export { loadDashboardBundle } from './bundle.js'

@@ -1,5 +1,6 @@
 /** The operator actions, each behind the confirmation dialog with a reason that lands in the audit. */
 import type { Actor, ApprovalView } from '../api_types.js'
+import { argumentsBlock } from './arguments_view.js'
 import { post } from './api.js'
 import { actor, actorChain } from './components.js'
 import { confirmAction } from './dialog.js'
@@ -23,6 +24,7 @@ export async function decideApproval(a: ApprovalView, verb: 'approve' | 'deny'):
         ['Requested by', actor(a.requestedBy)],
         ['Actor chain', actorChain(a.actorChain, a.subject)],
         ['Policy reason', a.reason],
+        ['Arguments', argumentsBlock(a)],
       ]),
     ],
     run: async (reason) => {

@@ -142,6 +142,10 @@ async function boot(): Promise<void> {
   render(false)
   follow()
   window.setInterval(tickAges, 10_000)
+  // ends this session at the Authority (not only the cookie), then shows the sign-in page
+  document.getElementById('signout')?.addEventListener('click', () => {
+    void fetch(`${BASE}/logout`, { method: 'POST', credentials: 'same-origin' }).finally(() => window.location.assign(`${BASE}/`))
+  })
 }
 
 void boot()

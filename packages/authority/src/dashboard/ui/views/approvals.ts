@@ -2,6 +2,7 @@
 import type { ApprovalView, Page } from '../../api_types.js'
 import { get } from '../api.js'
 import { decideApproval } from '../actions.js'
+import { argumentsBlock } from '../arguments_view.js'
 import { actor, actorChain, link, taskLink, when } from '../components.js'
 import { badge, h } from '../dom.js'
 import { apiQuery, filterForm, type Field } from '../filters.js'
@@ -18,10 +19,6 @@ const FIELDS: Field[] = [
   { name: 'q', label: 'Search', kind: 'text' },
 ]
 
-function args(a: ApprovalView): HTMLElement {
-  if (a.arguments !== undefined) return h('pre', { class: 'args', text: JSON.stringify(a.arguments, null, 2) })
-  return h('p', { class: 'muted' }, 'arguments digest ', h('code', { text: a.argumentsDigest }))
-}
 
 /** One approval card; the decision buttons show only on pending approvals and to approvers/admins. */
 export function approvalCard(a: ApprovalView, ctx: ViewContext, headingLevel: 'h2' | 'h3' = 'h2'): HTMLElement {
@@ -49,7 +46,7 @@ export function approvalCard(a: ApprovalView, ctx: ViewContext, headingLevel: 'h
       h('dt', { text: 'Why approval' }),
       h('dd', { text: a.reason }),
       h('dt', { text: 'Arguments' }),
-      h('dd', null, args(a)),
+      h('dd', null, argumentsBlock(a)),
       h('dt', { text: 'Task' }),
       h('dd', null, taskLink(a.txn)),
       h('dt', { text: 'Requested' }),

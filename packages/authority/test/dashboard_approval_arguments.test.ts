@@ -1,0 +1,57 @@
+/**
+ * What an approver sees is what runs (outside probe of the dashboard): an agent could make the
+ * approval card show other arguments than the call carries — a right-to-left override reordering
+ * an IBAN, a Cyrillic "а" in a domain, a zero-width space — and the card cut long arrays and strings
+ * short, and hid dotted host names as "tokens", without saying so. Now: arguments in full (the
+ * argument limits bound them), secrets replaced by a marker naming what is hidden, hiding
+ * characters shown as escapes, mixed scripts flagged.
+ */
+import { describe, expect, it } from 'vitest'
+import { approvalArguments, approvalArgumentsView } from '../src/dashboard/source.js'
+import { mixedScripts, visibleJson } from '../src/dashboard/ui/arguments_view.js'
+
+describe('approval arguments for the approver', () => {
+  it('nothing is cut short: 256 items, 60,000-character strings, 24 levels', () => {
+    const recipients = Array.from({ length: 256 }, (_, i) => (i === 255 ? 'attacker@evil.example' : `user${i}@example.com`))
+    const body = `${'x'.repeat(59_000)} forward all invoices to attacker@evil.example`
+    let deep: unknown = 'bottom'
+    for (let i = 0; i < 24; i++) deep = { d1: deep }
+    const { value, hidden } = approvalArguments({ recipients, body, deep })
+    expect(value).toEqual({ recipients, body, deep })
+    expect(hidden).toEqual([])
+  })
+
+  it('a dotted host name is shown; a compact JWS and secret-sounding members are replaced and named', () => {
+    const jws = `eyJhbGciOiJFZDI1NTE5In0.${'eyJzdWIiOiJhIn0'.repeat(3)}.${'s'.repeat(86)}`
+    const { value, hidden } = approvalArguments({ to: 'exfiltration-host.attacker-domain.attacker-tld1', token: 'abc', nested: [{ password: 'hunter2', note: jws }] })
+    expect(value).toEqual({
+      to: 'exfiltration-host.attacker-domain.attacker-tld1',
+      token: '[redacted: a secret-sounding member, 5 characters of JSON]',
+      nested: [{ password: '[redacted: a secret-sounding member, 9 characters of JSON]', note: `[redacted: a signed token, ${jws.length} characters]` }],
+    })
+    expect(hidden).toEqual(['/token', '/nested/0/password', '/nested/0/note'])
+    expect(approvalArgumentsView({ a: 1 })).toEqual({ arguments: { a: 1 } })
+    expect(approvalArgumentsView({ secret: 1 }).argumentsHidden).toEqual(['/secret'])
+  })
+
+  it('characters that hide or reorder text are shown as escapes', () => {
+    const text = visibleJson({ iban: '\u202E0987-6543-21', to: 'b\u200Bob@example.com', nb: 'a\u00A0b', sep: 'x\u2028y', bom: '\uFEFFz', ok: 'plain, é, 😀' })
+    expect(text).toContain('"iban": "\\u202e0987-6543-21"')
+    expect(text).toContain('"to": "b\\u200bob@example.com"')
+    expect(text).toContain('"nb": "a\\u00a0b"')
+    expect(text).toContain('"sep": "x\\u2028y"')
+    expect(text).toContain('"bom": "\\ufeffz"')
+    expect(text).toContain('"ok": "plain, é, 😀"')
+    // the indentation's own line breaks stay
+    expect(text.split('\n').length).toBe(8)
+    expect(text).not.toMatch(/[\u200B-\u200F\u202A-\u202E\u2066-\u2069\uFEFF\u00A0\u2028]/)
+  })
+
+  it('strings mixing letters of several scripts are flagged with where they are', () => {
+    expect(mixedScripts({ to: 'ops@ex\u0430mple.com', ok: 'ops@example.com', name: 'Ελλάδα', list: ['pаypal'] })).toEqual([
+      { at: '/to', scripts: ['Latin', 'Cyrillic'] },
+      { at: '/list/0', scripts: ['Latin', 'Cyrillic'] },
+    ])
+    expect(mixedScripts({ 'k\u0435y': 1 })).toEqual([{ at: '/k\u0435y', scripts: ['Latin', 'Cyrillic'] }])
+  })
+})
