@@ -284,6 +284,13 @@ describe('dashboard API: actions', () => {
     expect(await post(`/api/approvals/${approvalIds.approved}/approve`, s, { reason: ' ' })).toMatchObject({ status: 400 })
     expect(await post(`/api/approvals/${approvalIds.approved}/approve`, s, { reason: 'x'.repeat(501) })).toMatchObject({ status: 400 })
     expect(await post(`/api/approvals/${approvalIds.approved}/approve`, s, { reason: 'ok', extra: 1 })).toMatchObject({ status: 400 })
+    // a reason that would read otherwise in the audit (bidi override, zero-width), and a duplicate member
+    expect(await post(`/api/approvals/${approvalIds.approved}/approve`, s, { reason: 'ok \u202Edeifirev' })).toMatchObject({ status: 400 })
+    expect(await post(`/api/approvals/${approvalIds.approved}/approve`, s, { reason: 'o\u200Bk' })).toMatchObject({ status: 400 })
+    const dup = await fetch(`${server.url}/dashboard/api/approvals/${approvalIds.approved}/approve`, {
+      method: 'POST', headers: { cookie: s.cookie, 'x-csrf-token': s.csrf, origin: server.url, 'content-type': 'application/json' }, body: '{"reason":"a","reason":"b"}',
+    })
+    expect(dup.status).toBe(400)
     expect(await post(`/api/approvals/${approvalIds.approved}/approve`, s, { reason: 'refund agreed with the customer' })).toMatchObject({ status: 200, body: { ok: true, status: 'approved', by: bob.did } })
     expect(await post(`/api/approvals/${approvalIds.denied}/deny`, s, { reason: 'not this month' })).toMatchObject({ status: 200, body: { ok: true, status: 'denied' } })
     const { cookie } = s

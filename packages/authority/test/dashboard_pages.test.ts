@@ -5,7 +5,7 @@
  * dashboard; the CSP forbids inline script, inline style, eval and HTML string sinks (Trusted
  * Types); and the bundle itself carries no eval, no Function constructor and no innerHTML.
  */
-import { Ed25519Key } from '@mandate/core'
+import { createClientAssertion, Ed25519Key } from '@mandate/core'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { createAuthority, createAuthorityApp, installDashboard, type DashboardHandle } from '../src/index.js'
 import { loadDashboardBundle } from '../src/dashboard/assets/bundle.js'
@@ -124,6 +124,26 @@ describe('dashboard pages and assets', () => {
     const same = await req(path, { headers: { 'sec-fetch-site': 'same-origin' } })
     expect(same.status).toBe(303)
     expect(same.headers.get('set-cookie')).toMatch(/^mandate_dashboard|=/)
+  })
+
+  it('a login link is built from the issuer, never from the Host header; an https issuer makes the cookie Secure', async () => {
+    const assertion = createClientAssertion(admin, { clientId: admin.did, audience: ISSUER })
+    const res = await app.request('http://evil.example/dashboard/api/login-codes', { method: 'POST', headers: { authorization: `MandateAssertion ${assertion}` } })
+    expect(res.status).toBe(200)
+    const { login_url: url } = (await res.json()) as { login_url: string }
+    expect(new URL(url).origin).toBe(new URL(ISSUER).origin)
+    // TLS ended at a proxy: the request reaches this process over http, the issuer is https
+    const tls = await createAuthority({ issuer: 'https://auth.example' })
+    const tlsApp = createAuthorityApp(tls).app
+    const tlsDashboard = installDashboard(tlsApp, tls)
+    await tls.registerAgent({ did: admin.did, name: 'root', role: 'admin' })
+    const signed = await tlsApp.request(`http://127.0.0.1${tlsDashboard.createLoginPath({ did: admin.did, name: 'root' }).path}`)
+    expect(signed.status).toBe(303)
+    expect(signed.headers.get('set-cookie')).toMatch(/;\s*Secure/i)
+    const plain = await app.request(`${ISSUER}${dashboard.createLoginPath({ did: admin.did, name: 'root' }).path}`)
+    expect(plain.headers.get('set-cookie')).not.toMatch(/;\s*Secure/i)
+    tlsDashboard.close()
+    await tls.close()
   })
 
   it('login follows a deep link inside the dashboard and nothing else', async () => {

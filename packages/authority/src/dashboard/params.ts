@@ -3,7 +3,7 @@
  * parameter, a repeated one, a malformed value or a cursor this server did not make is a 400
  * `INVALID_REQUEST`, never silently ignored (a typo in a filter must not widen the answer).
  */
-import { MandateError } from '@mandate/core'
+import { MandateError, parseStrictJson } from '@mandate/core'
 import type { AuditType } from '../types.js'
 import type { AuditDecision } from '../store/audit_facets.js'
 
@@ -97,14 +97,15 @@ export function pathId(v: string | undefined, what: string): string {
  * A JSON action body: an object with only `allowed` members and a `reason` of 1..500 characters
  * (it lands in the audit record of the action).
  */
-export async function actionBody(req: { json(): Promise<unknown>; header(name: string): string | undefined }, allowed: readonly string[]): Promise<Record<string, unknown> & { reason: string }> {
+export async function actionBody(req: { text(): Promise<string>; header(name: string): string | undefined }, allowed: readonly string[]): Promise<Record<string, unknown> & { reason: string }> {
   const type = req.header('content-type') ?? ''
   if (!/^application\/json\b/i.test(type)) throw bad('the body must be JSON (content-type: application/json)')
   let body: unknown
   try {
-    body = await req.json()
+    // strict: a duplicate member ({"reason":"a","reason":"b"}) is refused, not resolved to the last
+    body = parseStrictJson(await req.text())
   } catch {
-    throw bad('the body must be a JSON object')
+    throw bad('the body must be a JSON object (no duplicate members)')
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('the body must be a JSON object')
   for (const k of Object.keys(body)) if (k !== 'reason' && !allowed.includes(k)) throw bad(`unknown body member "${k.slice(0, 40)}"`)
@@ -112,5 +113,7 @@ export async function actionBody(req: { json(): Promise<unknown>; header(name: s
   if (typeof reason !== 'string' || reason.trim().length === 0 || reason.length > 500 || /[\x00-\x08\x0b-\x1f\x7f]/.test(reason)) {
     throw bad('a reason (1..500 characters) is required; it is recorded in the audit log')
   }
+  // bidi controls and other invisible format characters would make the audit's reason read otherwise
+  if (/[\p{Cf}\u2028\u2029]/u.test(reason)) throw bad('a reason must not hold bidi controls or invisible format characters')
   return body as Record<string, unknown> & { reason: string }
 }

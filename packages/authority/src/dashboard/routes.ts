@@ -229,7 +229,8 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
       httpOnly: true,
       sameSite: 'Strict',
       path: base,
-      secure: new URL(c.req.url).protocol === 'https:',
+      // https at the request, or an https issuer (TLS ended at a proxy in front of this process)
+      secure: new URL(c.req.url).protocol === 'https:' || new URL(authority.issuer).protocol === 'https:',
       maxAge: Math.floor((redeemed.session.expiresAt - Date.now()) / 1000),
     })
     // `next` (a deep link such as an approval's) must stay inside the dashboard: no host, no scheme, no `..`
@@ -261,7 +262,9 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
     }
     if (who.disabled || (who.role !== 'admin' && who.role !== 'approver')) return c.json({ error: 'access_denied', mandate_code: 'ACCESS_DENIED', error_description: 'only admins and approvers can use the dashboard' }, 403)
     const { code, expiresAt } = sessions.createLoginCode({ did: who.did, name: who.name })
-    return c.json({ login_url: `${new URL(c.req.url).origin}${base}/login?code=${code}`, expires_at: Math.floor(expiresAt / 1000) })
+    // from the issuer (the Authority's public URL), never from the request's Host header: a forged
+    // Host must not make the link point elsewhere, and behind a TLS proxy the link stays https
+    return c.json({ login_url: `${new URL(authority.issuer).origin}${base}/login?code=${code}`, expires_at: Math.floor(expiresAt / 1000) })
   })
 
 

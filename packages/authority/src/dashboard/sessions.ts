@@ -27,6 +27,12 @@ export interface SessionOptions {
   now?: () => number
   /** Upper bound on live sessions (default 64); the oldest is dropped first. */
   maxSessions?: number
+  /**
+   * Upper bound on live sessions and unredeemed login codes of one identity (default 8): past it,
+   * that identity's own oldest goes, never another's — one approver opening many sessions cannot
+   * push an admin out.
+   */
+  maxPerIdentity?: number
 }
 
 const hash = (s: string) => createHash('sha256').update(s).digest('base64url')
@@ -39,17 +45,26 @@ export class SessionStore {
   private readonly sessionTtl: number
   private readonly now: () => number
   private readonly maxSessions: number
+  private readonly maxPerIdentity: number
 
   constructor(options: SessionOptions = {}) {
     this.codeTtl = options.loginCodeTtlMs ?? 10 * 60_000
     this.sessionTtl = options.sessionTtlMs ?? 8 * 3600_000
     this.now = options.now ?? Date.now
     this.maxSessions = options.maxSessions ?? 64
+    this.maxPerIdentity = options.maxPerIdentity ?? 8
+  }
+
+  /** Drop the oldest entries of `did` in `map` until it holds fewer than the per-identity bound. */
+  private trim<V>(map: Map<string, V>, did: string, identityOf: (v: V) => DashboardIdentity): void {
+    const own = [...map].filter(([, v]) => identityOf(v).did === did)
+    for (let i = 0; i <= own.length - this.maxPerIdentity; i++) map.delete((own[i] as [string, V])[0])
   }
 
   /** A fresh single-use login code for `identity` (128 bits, base64url). */
   createLoginCode(identity: DashboardIdentity): { code: string; expiresAt: number } {
     this.sweep()
+    this.trim(this.codes, identity.did, (c) => c.identity)
     const code = random(16)
     const expiresAt = this.now() + this.codeTtl
     this.codes.set(hash(code), { identity: { ...identity }, expiresAt })
@@ -63,6 +78,8 @@ export class SessionStore {
     const entry = this.codes.get(key)
     this.codes.delete(key)
     if (!entry || entry.expiresAt <= this.now()) return undefined
+    // one identity's many sessions crowd out only its own oldest, then the global bound applies
+    this.trim(this.sessions, entry.identity.did, (x) => x.identity)
     while (this.sessions.size >= this.maxSessions) {
       const oldest = this.sessions.keys().next().value
       if (oldest === undefined) break
