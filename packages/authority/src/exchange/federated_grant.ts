@@ -19,7 +19,7 @@ import {
   verifyProof, formatScope, tokenHash, type Budget, type JsonValue, type TemplateRequest, type ToolGrant,
 } from '@mandate/core'
 import { nowSec, type AuthorityContext } from '../context.js'
-import { MAX_FOREIGN_TOKEN_BYTES, splitForeignToken } from '../federation/foreign_token.js'
+import { acceptedUntil, MAX_FOREIGN_TOKEN_BYTES, splitForeignToken } from '../federation/foreign_token.js'
 import { selectRule } from '../federation/select.js'
 import type { FederatedIdentity, FederationRule, VerifiedForeignToken } from '../federation/types.js'
 import type { AgentRecord } from '../types.js'
@@ -181,7 +181,8 @@ function grantParams(p: FormParams, subject: string, agent: string, templated: R
 }
 
 /**
- * The external token's `jti` is single use (until it expires), whichever rule admitted it. A
+ * The external token's `jti` is single use (until it could no longer be accepted: its `exp`, or
+ * `iat + maxTokenAge` when sooner, and never more than 24 h ahead), whichever rule admitted it. A
  * workload token without `jti` (a JWT-SVID need not carry one) is single use by its hash: a
  * platform token registers at most one key, so a copy of it replayed later registers none.
  */
@@ -192,8 +193,7 @@ async function spendJti(ctx: AuthorityContext, v: VerifiedForeignToken, assertio
   // bits, ECDSA (r, n-s)) into another valid token with the same claims
   const key = jti !== undefined ? `fedjti:${iss}:${jti}` : v.rule.kind === 'agent' ? `fedtok:${tokenHash(assertion.slice(0, assertion.lastIndexOf('.')))}` : undefined
   if (key === undefined) return
-  const exp = typeof v.claims.exp === 'number' ? v.claims.exp : nowSec(ctx) + 3600
-  const first = await ctx.singleUse.use(`federation:${iss}`, key, exp + ctx.limits.skew)
+  const first = await ctx.singleUse.use(`federation:${iss}`, key, acceptedUntil(v, nowSec(ctx), ctx.limits.skew))
   if (!first) throw new MandateError('FOREIGN_TOKEN_INVALID', 'this token has been used already', { detail: { reason: 'jti', rule: v.rule.id } })
 }
 

@@ -12,12 +12,16 @@
  * - `alg`: the header's `alg` is not one of the rule's algorithms (`none`, HMAC, RS/ES confusion)
  * - `header`: a header member that could choose the key or change processing (`crit`, `jku`, `x5u`, `jwk`, `b64`, `zip`, `enc`)
  * - `issuer`: `iss` is not the rule's issuer, or is this Authority itself
- * - `kid`: no key (or no single key) of the issuer fits the header
- * - `signature`: the signature does not verify with the issuer's key
+ * - `kid`: no key (or no single key) of the issuer fits the header, or the key it names cannot be
+ *   used (an RSA key shorter than 2048 bits)
+ * - `signature`: the signature does not verify with the issuer's key (or cannot be verified at all)
  * - `expired`, `not_yet_valid`, `iat` (in the future, or missing where required), `too_old` (older than maxTokenAge)
+ * - `exp_too_far`: `exp` more than `maxExpAhead` (default 24 h) ahead of now: no issuer needs it, and
+ *   the token's single use would have to be remembered that long
  * - `subject`: `sub` missing, not a string, longer than 255 characters, or with control characters
  * - `audience`: `aud` names none of the accepted audiences (ID-JAG: not exactly this Authority)
- * - `azp`: `azp` present and not an accepted audience
+ * - `azp`: `azp` present and not an accepted audience; or an ID token with several audiences, one of
+ *   them not accepted, and no `azp` (OpenID Connect Core §3.1.3.7)
  * - `jti`: missing where the rule (or ID-JAG) requires it, or malformed
  * - `nonce`: the token's `nonce` differs from the one the client sent (or one side lacks it)
  * - `client_id`: an ID-JAG without `client_id`
@@ -32,9 +36,12 @@ import type { FederationRule, VerifiedForeignToken } from './types.js'
 /** Default largest external token accepted, in bytes. */
 export const MAX_FOREIGN_TOKEN_BYTES = 16 * 1024
 
+/** Default farthest a foreign token's `exp` may be ahead of now, seconds (24 h; skew added). */
+export const MAX_FOREIGN_TOKEN_EXP_AHEAD = 24 * 3600
+
 /** Every reason a foreign token can be refused for (see the module comment). */
 export const FOREIGN_TOKEN_REASONS = [
-  'size', 'malformed', 'typ', 'alg', 'header', 'issuer', 'kid', 'signature', 'expired', 'not_yet_valid', 'iat', 'too_old',
+  'size', 'malformed', 'typ', 'alg', 'header', 'issuer', 'kid', 'signature', 'expired', 'not_yet_valid', 'iat', 'too_old', 'exp_too_far',
   'subject', 'audience', 'azp', 'jti', 'nonce', 'client_id', 'claims',
 ] as const
 export type ForeignTokenReason = (typeof FOREIGN_TOKEN_REASONS)[number]
@@ -54,6 +61,8 @@ export interface VerifyForeignTokenOptions {
   nonce?: string
   /** Largest token accepted, bytes (default {@link MAX_FOREIGN_TOKEN_BYTES}). */
   maxTokenBytes?: number
+  /** Farthest `exp` may be ahead of now, seconds (default {@link MAX_FOREIGN_TOKEN_EXP_AHEAD}). */
+  maxExpAhead?: number
 }
 
 /** A refusal as data (select.ts explains every rule with it). */
@@ -146,7 +155,11 @@ function fromJose(err: unknown): never {
   if (err instanceof errors.JOSEAlgNotAllowed) refuse('alg', 'the token alg is not allowed by the rule')
   if (err instanceof errors.JOSENotSupported) refuse('alg', 'the token uses an unsupported algorithm or key')
   if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) refuse('malformed', 'the token is not a valid JWS')
-  throw err
+  // jose refuses a key it will not verify with (an RSA modulus under 2048 bits, a key of the wrong
+  // type) with a TypeError: the issuer's key named by the token cannot be used
+  if (err instanceof TypeError) refuse('kid', 'the issuer\'s key for this token cannot be used')
+  // whatever else verification throws, the token is not verified: a refusal, never a 500
+  refuse('signature', 'the token signature could not be verified')
 }
 
 function audiences(v: JsonValue | undefined): string[] | undefined {
@@ -164,6 +177,8 @@ function checkClaims(c: Record<string, JsonValue>, rule: FederationRule, opts: V
   // may carry an ID token's claims, but it asserts an event, not a login
   if (c.events !== undefined) refuse('typ', 'a security event token (events claim) is not an identity assertion')
   if (c.exp <= now - skew) refuse('expired', 'the token has expired')
+  const ahead = opts.maxExpAhead ?? MAX_FOREIGN_TOKEN_EXP_AHEAD
+  if (c.exp > now + skew + ahead) refuse('exp_too_far', `the token exp is more than ${ahead} s ahead`)
   if (c.nbf !== undefined && (!isNum(c.nbf) || c.nbf > now + skew)) refuse('not_yet_valid', 'the token is not valid yet')
   if (c.iat !== undefined && !isNum(c.iat)) refuse('iat', 'the token iat is not a number')
   // OpenID Connect Core §2: an ID token always has iat
@@ -177,6 +192,9 @@ function checkClaims(c: Record<string, JsonValue>, rule: FederationRule, opts: V
   // ID-JAG §3: the audience is the issuer of this authorization server, alone
   if (jag ? aud.length !== 1 || aud[0] !== opts.authorityIssuer : !aud.some((a) => accepted.includes(a))) refuse('audience', 'the token is not for this Authority')
   if (c.azp !== undefined && (!isStr(c.azp) || !accepted.includes(c.azp))) refuse('azp', 'the token azp is not an accepted audience')
+  // OpenID Connect Core §3.1.3.7: an ID token with audiences the client does not trust names, in
+  // azp, the party it was issued to — which must then be one this rule accepts (checked above)
+  if (rule.token === 'id_token' && c.azp === undefined && aud.some((a) => !accepted.includes(a))) refuse('azp', 'the token has audiences this rule does not accept and no azp')
   if (c.jti !== undefined && (!isStr(c.jti) || c.jti.length === 0 || c.jti.length > 256)) refuse('jti', 'the token jti is not a string of 1..256 characters')
   if (c.jti === undefined && (jag || rule.requireJti === true)) refuse('jti', 'the token has no jti')
   if (c.nonce !== undefined || opts.nonce !== undefined) {
@@ -185,6 +203,18 @@ function checkClaims(c: Record<string, JsonValue>, rule: FederationRule, opts: V
   if (jag && (!isStr(c.client_id) || c.client_id.length === 0 || c.client_id.length > 2048)) refuse('client_id', 'the ID-JAG has no client_id')
   const mismatches = matchClaims(rule.claims, c)
   if (mismatches.length > 0) throw new Refused('claims', mismatches)
+}
+
+/**
+ * Until when (seconds since the epoch) a verified token could still be accepted under its rule:
+ * its `exp`, or `iat + maxTokenAge` when sooner, plus the skew — how long its single use must be
+ * remembered, and never longer than `maxExpAhead` (plus the skew) from `nowSec`.
+ */
+export function acceptedUntil(v: VerifiedForeignToken, nowSec: number, skew: number, maxExpAhead = MAX_FOREIGN_TOKEN_EXP_AHEAD): number {
+  const exp = isNum(v.claims.exp) ? v.claims.exp : nowSec + maxExpAhead
+  const iat = v.claims.iat
+  const byAge = v.rule.maxTokenAge !== undefined && isNum(iat) ? iat + v.rule.maxTokenAge : Number.POSITIVE_INFINITY
+  return Math.ceil(Math.min(exp, byAge, nowSec + maxExpAhead)) + skew
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 import { MandateError, type Budget, type JsonValue, type ToolGrant } from '@mandate/core'
 import { budgetParam, intParam, LIMITS, resourceList, scopeList, toolList } from '../exchange/params.js'
+import { MIN_RSA_BITS, rsaModulusBits } from './issuer_keys.js'
 import { globTokens } from './match.js'
 import {
   FEDERATION_ALGS, type AgentMapping, type ClaimMatcher, type ClaimScalar, type FederationAlg, type FederationRule,
@@ -134,6 +135,8 @@ function parseJwks(v: unknown, p: string): { keys: Record<string, JsonValue>[] }
       if (!own.includes(m) && !JWK_COMMON.includes(m)) throw bad(`${kp}/${escape(m)}`, `"${m.slice(0, 20)}" is not a member of a public ${k.kty} key (private keys are never accepted)`)
     }
     for (const m of own) if (typeof k[m] !== 'string' || (k[m] as string).length === 0 || (k[m] as string).length > 2048) throw bad(`${kp}/${m}`, 'must be a base64url string')
+    // jose will not verify with a shorter RSA key (and it is too weak to trust): refused now, not at the first token
+    if (k.kty === 'RSA' && rsaModulusBits(k.n) < MIN_RSA_BITS) throw bad(`${kp}/n`, `must be an RSA modulus of at least ${MIN_RSA_BITS} bits`)
     if (k.kid !== undefined) {
       const kid = text(k.kid, `${kp}/kid`, 256)
       if (kids.has(kid)) throw bad(`${kp}/kid`, 'is used by two keys')
