@@ -149,8 +149,14 @@ export interface AuthorityOptions {
 export interface FederationOptions {
   /** Rules (FederationRule shape; federation.schema.json). */
   rules?: unknown[]
-  /** External key sets: refetch no more often than `cooldownSeconds` on an unknown kid (default 30), cache for `cacheMaxAgeSeconds` (default 600), give up after `timeoutMs` (default 5000). */
-  keys?: { cooldownSeconds?: number; cacheMaxAgeSeconds?: number; timeoutMs?: number }
+  /**
+   * External key sets: refetch no more often than `cooldownSeconds` on an unknown kid (default 30),
+   * cache for `cacheMaxAgeSeconds` (default 600), give up after `timeoutMs` (default 5000); after a
+   * failed fetch refuse without fetching again for `failureCooldownSeconds` (default 5), and keep
+   * using the last good set for at most `staleMaxAgeSeconds` (default 3600; 0: never) while
+   * refreshing it fails.
+   */
+  keys?: { cooldownSeconds?: number; cacheMaxAgeSeconds?: number; timeoutMs?: number; failureCooldownSeconds?: number; staleMaxAgeSeconds?: number }
 }
 
 export interface GrantResult extends IssuedMandate {}
@@ -316,8 +322,8 @@ function resolveFederationOption(f: unknown, maxMandateLifetime: number, issuer:
   const rules = o.rules === undefined ? [] : parseFederationRules(o.rules, { maxMandateLifetime, ...(issuer !== undefined ? { authorityIssuer: issuer } : {}) })
   const keys: IssuerKeysOptions = {}
   if (o.keys !== undefined) {
-    if (typeof o.keys !== 'object' || o.keys === null) throw new MandateError('CONFIG_INVALID', 'federation.keys must be { cooldownSeconds?, cacheMaxAgeSeconds?, timeoutMs? }')
-    refuseUnknownOptions(o.keys, { cooldownSeconds: true, cacheMaxAgeSeconds: true, timeoutMs: true }, 'federation.keys')
+    if (typeof o.keys !== 'object' || o.keys === null) throw new MandateError('CONFIG_INVALID', 'federation.keys must be { cooldownSeconds?, cacheMaxAgeSeconds?, timeoutMs?, failureCooldownSeconds?, staleMaxAgeSeconds? }')
+    refuseUnknownOptions(o.keys, { cooldownSeconds: true, cacheMaxAgeSeconds: true, timeoutMs: true, failureCooldownSeconds: true, staleMaxAgeSeconds: true }, 'federation.keys')
     const n = (v: unknown, name: string, max: number): number => {
       if (!Number.isSafeInteger(v) || (v as number) < 0 || (v as number) > max) throw new MandateError('CONFIG_INVALID', `federation.keys.${name} must be an integer 0..${max}`)
       return v as number
@@ -325,6 +331,8 @@ function resolveFederationOption(f: unknown, maxMandateLifetime: number, issuer:
     if (o.keys.cooldownSeconds !== undefined) keys.cooldownMs = n(o.keys.cooldownSeconds, 'cooldownSeconds', 86_400) * 1000
     if (o.keys.cacheMaxAgeSeconds !== undefined) keys.cacheMaxAgeMs = n(o.keys.cacheMaxAgeSeconds, 'cacheMaxAgeSeconds', 86_400) * 1000
     if (o.keys.timeoutMs !== undefined) keys.timeoutMs = n(o.keys.timeoutMs, 'timeoutMs', 60_000)
+    if (o.keys.failureCooldownSeconds !== undefined) keys.failureCooldownMs = n(o.keys.failureCooldownSeconds, 'failureCooldownSeconds', 3_600) * 1000
+    if (o.keys.staleMaxAgeSeconds !== undefined) keys.staleMaxAgeMs = n(o.keys.staleMaxAgeSeconds, 'staleMaxAgeSeconds', 86_400) * 1000
   }
   return { rules, keys }
 }

@@ -19,7 +19,7 @@ import { generateKeyPairSync, randomUUID, sign as nodeSign, type KeyObject } fro
 import { createClientAssertion, createProof, Ed25519Key, MandateError, MemoryReplayStore, type ReplayStore } from '@mandate/core'
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createAuthorityServer, type AuthorityServer } from '../src/index.js'
+import { createAuthority, createAuthorityServer, type AuthorityServer } from '../src/index.js'
 import { acceptedUntil, checkForeignToken, MAX_FOREIGN_TOKEN_EXP_AHEAD, verifyForeignToken, type VerifyForeignTokenOptions } from '../src/federation/foreign_token.js'
 import { IssuerKeys, rsaModulusBits, usableKeys } from '../src/federation/issuer_keys.js'
 import { parseFederationRule } from '../src/federation/rule.js'
@@ -427,5 +427,19 @@ describe('the baseline still works', () => {
     expect((await subjectGrant(es256)).status).toBe(200)
     const wl = signed({ iss: GHA, sub: 'repo:acme/app:ref:refs/heads/main', aud: srv.authority.issuer, repository: 'acme/app', iat: now(), exp: now() + 300, jti: randomUUID() })
     expect((await workloadGrant(wl)).status).toBe(200)
+  })
+})
+
+describe('federation.keys options reach the key sets', () => {
+  it('failureCooldownSeconds and staleMaxAgeSeconds are accepted in range, refused out of range or unknown', async () => {
+    const ok = await createAuthority({ issuer: 'http://127.0.0.1:7401', federation: { keys: { failureCooldownSeconds: 1, staleMaxAgeSeconds: 0, cooldownSeconds: 5, cacheMaxAgeSeconds: 60, timeoutMs: 1000 } } })
+    await ok.close()
+    for (const keys of [{ failureCooldownSeconds: -1 }, { failureCooldownSeconds: 3601 }, { staleMaxAgeSeconds: 1.5 }, { staleMaxAgeSeconds: '60' }, { negativeCacheSeconds: 1 }]) {
+      const err = await createAuthority({ issuer: 'http://127.0.0.1:7401', federation: { keys: keys as never } }).then(async (a) => {
+        await a.close()
+        return undefined
+      }, (e: unknown) => e)
+      expect(MandateError.is(err) && err.code, JSON.stringify(keys)).toBe('CONFIG_INVALID')
+    }
   })
 })
