@@ -286,8 +286,14 @@ export const authorityStart: Command = {
         ctx.io.out(`  admin key  ${adminKeyPath}  (${adminKey.did})`)
         if (lines.dashboard) {
           ctx.io.out(`  dashboard  ${lines.dashboard}`)
-          ctx.io.out(`  login      ${server.loginUrl() ?? '-'}`)
-          ctx.io.out(`             (one-time link, 10 minutes; a new one: mandate dashboard login --url ${server.url} --key ${adminKeyPath})`)
+          // a live admin sign-in: shown in a terminal, never written into collected logs (a
+          // container's or a service manager's stdout); --json asks for it explicitly
+          if (process.stdout.isTTY === true) {
+            ctx.io.out(`  login      ${server.loginUrl() ?? '-'}`)
+            ctx.io.out(`             (one-time link, 10 minutes; a new one: mandate dashboard login --url ${server.url} --key ${adminKeyPath})`)
+          } else {
+            ctx.io.out(`  login      not printed (standard output is not a terminal): mandate dashboard login --url ${server.url} --key ${adminKeyPath}`)
+          }
         }
         ctx.io.out('Press Ctrl+C to stop.')
       }

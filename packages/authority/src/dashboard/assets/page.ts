@@ -26,7 +26,7 @@ export function loginRequiredPage(base: string, message: string, bundle?: Dashbo
     bundle,
     `<main class="login"><h1>Mandate dashboard</h1><p>${escapeHtml(message)}</p>
 <p>Get a one-time login link with <code>mandate dashboard login --url &lt;authority URL&gt; --key &lt;admin or approver key&gt;</code>
-(<code>mandate authority start</code> also prints one at start-up).</p></main>`,
+(<code>mandate authority start</code> also prints one at start-up, in a terminal).</p></main>`,
   )
 }
 
