@@ -8,8 +8,10 @@ import { MandateError } from '@mandate/core'
 
 const TRANSIENT_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED'])
 /** SQLSTATE classes/codes that mean "not now" rather than "never". */
-const TRANSIENT_SQLSTATE = /^(08|53|57P0|57014|55P03|40001|40P01|25P03)/
-const TRANSIENT_MESSAGE = /connection terminated|connection error|timeout exceeded when trying to connect|not queryable|Connection refused|server closed the connection|the database system is (starting up|shutting down|in recovery mode)/i
+// 25006 read_only_sql_transaction: a hot standby, or a primary during failover (retry elsewhere, later)
+const TRANSIENT_SQLSTATE = /^(08|53|57P0|57014|55P03|40001|40P01|25P03|25006)/
+// "Query read timeout": the client-side query_timeout (the server stopped answering)
+const TRANSIENT_MESSAGE = /connection terminated|connection error|timeout exceeded when trying to connect|not queryable|Connection refused|server closed the connection|Query read timeout|the database system is (starting up|shutting down|in recovery mode)/i
 
 /** Whether `err` says the database is unreachable or the connection broke (the client is unusable). */
 export function isTransient(err: unknown): boolean {

@@ -55,6 +55,14 @@ export interface PostgresStoreOptions {
    * which single-use jtis and approvals make safe. Default 10 000 (at least lockTimeoutMs + 1000).
    */
   writeTimeoutMs?: number
+  /**
+   * Client-side bound on any one query of the pool's connections (ms, with `connectionString`): a
+   * server that stopped answering (a stuck or paused Postgres, a half-open connection) cannot make a
+   * read hang; the query fails STORE_UNAVAILABLE and its connection is dropped. The server's own
+   * `statement_timeout` (30 s) cannot fire while the server is stuck. Default 35 000 (the statement
+   * timeout plus 5 s, so no query the server would still finish is cut short).
+   */
+  queryTimeoutMs?: number
   /** TCP keepalive initial delay of the pool's connections (ms, with `connectionString`). Default 10 000. */
   keepAliveInitialDelayMillis?: number
   /** A `SELECT 1` on the LISTEN connection this often (ms); no answer within it → reconnect + resync. Default 30 000. */
@@ -238,13 +246,13 @@ type OutboxEntryLike = { endpoint: string; event: string; messageId: string; ord
  */
 export async function createPostgresStore(options: PostgresStoreOptions): Promise<PostgresStore> {
   if (typeof options !== 'object' || options === null) throw new MandateError('CONFIG_INVALID', 'createPostgresStore needs { connectionString } or { pool }')
-  const known = new Set(['connectionString', 'pool', 'migrate', 'max', 'connectTimeoutMs', 'lockTimeoutMs', 'listen', 'maxBatch', 'maxQueuedWrites', 'writeTimeoutMs', 'keepAliveInitialDelayMillis', 'listenHeartbeatMs'])
+  const known = new Set(['connectionString', 'pool', 'migrate', 'max', 'connectTimeoutMs', 'lockTimeoutMs', 'listen', 'maxBatch', 'maxQueuedWrites', 'writeTimeoutMs', 'queryTimeoutMs', 'keepAliveInitialDelayMillis', 'listenHeartbeatMs'])
   for (const k of Object.keys(options)) if (!known.has(k)) throw new MandateError('CONFIG_INVALID', `unknown Postgres store option "${k.slice(0, 40)}" (known: ${[...known].join(', ')})`)
   if ((options.connectionString === undefined) === (options.pool === undefined)) throw new MandateError('CONFIG_INVALID', 'give exactly one of connectionString or pool')
   if (options.connectionString !== undefined && (typeof options.connectionString !== 'string' || !/^postgres(ql)?:\/\//.test(options.connectionString))) {
     throw new MandateError('CONFIG_INVALID', 'connectionString must be a postgres:// URL')
   }
-  for (const k of ['max', 'connectTimeoutMs', 'lockTimeoutMs', 'maxBatch', 'maxQueuedWrites', 'writeTimeoutMs', 'keepAliveInitialDelayMillis', 'listenHeartbeatMs'] as const) {
+  for (const k of ['max', 'connectTimeoutMs', 'lockTimeoutMs', 'maxBatch', 'maxQueuedWrites', 'writeTimeoutMs', 'queryTimeoutMs', 'keepAliveInitialDelayMillis', 'listenHeartbeatMs'] as const) {
     const v = options[k]
     if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) throw new MandateError('CONFIG_INVALID', `${k} must be a positive integer`)
   }
@@ -259,6 +267,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   const pool = options.pool ?? new pg.Pool({
     connectionString: options.connectionString, max: options.max ?? 10, connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
     idleTimeoutMillis: 30_000, keepAlive: true, keepAliveInitialDelayMillis: options.keepAliveInitialDelayMillis ?? 10_000, statement_timeout: 30_000,
+    query_timeout: options.queryTimeoutMs ?? 35_000,
   })
   // an idle connection that dies (Postgres restarted) is dropped by the pool; without a listener
   // the 'error' event would end the process

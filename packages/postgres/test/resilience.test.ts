@@ -98,6 +98,43 @@ describe.skipIf(!requireService('postgres'))('postgres store resilience', () => 
     recs.forEach((r, i) => expect(r.prev).toBe(i === 0 ? '' : recs[i - 1]!.hash))
   }, 30_000)
 
+  it('a stopped server: reads on warm pooled connections fail STORE_UNAVAILABLE within queryTimeoutMs, not never', async () => {
+    const store = await open({ queryTimeoutMs: 1500, connectTimeoutMs: 1000, writeTimeoutMs: 1500, lockTimeoutMs: 1000 })
+    // warm several pooled connections (the server's statement_timeout cannot fire while it is stopped)
+    for (let round = 0; round < 3; round++) await Promise.all(Array.from({ length: 6 }, () => store.listAgents()))
+    pause()
+    const started = Date.now()
+    const codes = await Promise.all(Array.from({ length: 6 }, (_, i) => codeOf(i % 2 ? store.getAgent('did:key:z6MkNobody') : store.listAgents())))
+    expect(codes.every((c) => c === 'STORE_UNAVAILABLE'), codes.join()).toBe(true)
+    expect(Date.now() - started).toBeLessThan(5000)
+    resume()
+    await expect(store.listAgents()).resolves.toBeDefined()
+  }, 30_000)
+
+  it('a read-only database (a hot standby, a failover under way) is STORE_UNAVAILABLE (503, retried), not STORE_ERROR', async () => {
+    const url = await server.database()
+    const store = await createPostgresStore({ connectionString: url, migrate: true, listen: false })
+    stores.push(store)
+    const name = new URL(url).pathname.slice(1)
+    const admin = new pg.Client({ connectionString: url })
+    await admin.connect()
+    try {
+      await admin.query(`ALTER DATABASE "${name}" SET default_transaction_read_only = on`)
+      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name])
+      // the terminated connections die shortly after; the first write may meet one (a broken connection)
+      await new Promise((r) => setTimeout(r, 500))
+      await store.appendAudit(draft({ first: true })).catch(() => undefined)
+      const err = await store.appendAudit(draft({ readOnly: true })).then(() => undefined, (e: unknown) => e)
+      expect(MandateError.is(err) && err.code).toBe('STORE_UNAVAILABLE')
+      // the refusal is the read-only one, not a broken connection
+      const chain = (e: unknown): unknown[] => (e && typeof e === 'object' ? [e, ...chain((e as { cause?: unknown }).cause)] : [])
+      expect(chain(err).some((c) => (c as { code?: unknown }).code === '25006'), String((err as Error).message)).toBe(true)
+    } finally {
+      await admin.query(`ALTER DATABASE "${name}" SET default_transaction_read_only = off`)
+      await admin.end()
+    }
+  }, 30_000)
+
   it('a stopped server: the LISTEN heartbeat notices, reconnects and announces resync', async () => {
     const store = await open({ listen: true, listenHeartbeatMs: 300, connectTimeoutMs: 500 })
     const seen: StoreChange[] = []

@@ -90,9 +90,26 @@ export class RedisReplayStore implements ReplayStore {
     throw this.#unavailable(new Error('unexpected SET answer'))
   }
 
-  /** Resolves when Redis answers (for readiness checks); throws REPLAY_STORE_UNAVAILABLE otherwise. */
+  /**
+   * Readiness: resolves when this store can do its job. A write, not a PING (a Redis user allowed
+   * PING but not SET would look ready while every `use()` fails), and, where Redis tells
+   * (`INFO memory`), a `maxmemory-policy` of `noeviction`: under any other policy a full Redis
+   * evicts single-use keys (every key here has a TTL, so `volatile-*` policies evict them too) and
+   * a replay is accepted. REPLAY_STORE_UNAVAILABLE when Redis does not answer or refuses the write,
+   * CONFIG_INVALID when it evicts; a Redis that does not answer INFO is not checked for eviction.
+   */
   async ping(): Promise<void> {
-    await this.#run(() => this.#client.ping())
+    await this.#run(() => this.#client.set(boundedKey(this.#prefix, 'readiness-check'), '1', 'PX', 1000))
+    // INFO may be refused (managed Redis): then eviction is not checked, and nothing is reported
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const info = await Promise.race([
+      this.#client.info('memory').catch(() => undefined),
+      new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), this.#timeoutMs))),
+    ]).finally(() => clearTimeout(timer))
+    const policy = typeof info === 'string' ? /^maxmemory_policy:(\S+)/m.exec(info)?.[1] : undefined
+    if (policy !== undefined && policy !== 'noeviction') {
+      throw new MandateError('CONFIG_INVALID', `Redis evicts keys (maxmemory-policy ${policy.slice(0, 40)}): evicted single-use keys would let replays through; set maxmemory-policy noeviction`)
+    }
   }
 
   /** Close the client if the store created it (from `url`); a given client is left to its owner. */

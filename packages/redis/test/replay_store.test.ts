@@ -54,6 +54,35 @@ describe.skipIf(!requireService('redis'))('RedisReplayStore', () => {
     await redis?.stop()
   })
 
+  it('readiness refuses a Redis that evicts keys (a full Redis would forget single-use keys: a replay accepted)', async () => {
+    const admin = new Redis(redis.url)
+    try {
+      const store = open({ url: redis.url, prefix: 'evict:' })
+      await store.ping()
+      for (const policy of ['allkeys-lru', 'volatile-ttl', 'allkeys-random']) {
+        await admin.config('SET', 'maxmemory-policy', policy)
+        await refusedWith(store.ping(), 'CONFIG_INVALID')
+      }
+    } finally {
+      await admin.config('SET', 'maxmemory-policy', 'noeviction')
+      admin.disconnect()
+    }
+  })
+
+  it('readiness is a write: a Redis user that may PING but not SET is not ready (every use would fail)', async () => {
+    const admin = new Redis(redis.url)
+    try {
+      await admin.call('ACL', 'SETUSER', 'pingonly', 'on', '>pingonly-secret-1', '~*', '-@all', '+ping', '+get', '+info')
+      const url = new URL(redis.url)
+      const store = open({ url: `redis://pingonly:pingonly-secret-1@${url.host}`, prefix: 'acl:' })
+      await refusedWith(store.ping(), 'REPLAY_STORE_UNAVAILABLE')
+      await refusedWith(store.use('k', sec() + 60), 'REPLAY_STORE_UNAVAILABLE')
+    } finally {
+      await admin.call('ACL', 'DELUSER', 'pingonly')
+      admin.disconnect()
+    }
+  })
+
   it('a key used concurrently from many clients is first-used exactly once', async () => {
     const clients = Array.from({ length: 16 }, () => open({ url: redis.url, prefix: 'atomic:' }))
     await Promise.all(clients.map((c) => c.ping()))
