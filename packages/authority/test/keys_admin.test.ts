@@ -1,4 +1,4 @@
-import { statSync, writeFileSync, chmodSync } from 'node:fs'
+import { chmodSync, lstatSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createClientAssertion, createHttpAuthorityClient, Ed25519Key } from '@mandate/core'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createAuthority, createAuthorityServer, openSqliteStore } from '../src/index.js'
@@ -32,6 +32,24 @@ describe('signing keys', () => {
     writeFileSync(loose, '{"keys":[]}')
     chmodSync(loose, 0o644)
     await expect(createAuthority({ issuer: 'http://127.0.0.1:7400', keyFile: loose })).rejects.toMatchObject({ code: 'KEY_INVALID' })
+  })
+
+  it('saving the key file never follows a symlink planted at a predictable temporary name (the old one was <file>.<pid>.tmp)', async () => {
+    const keyFile = `${tmp.dir}/planted.json`
+    const loot = `${tmp.dir}/loot`
+    writeFileSync(loot, '')
+    chmodSync(loot, 0o666)
+    // the name the previous implementation used
+    symlinkSync(loot, `${keyFile}.${process.pid}.tmp`)
+    const authority = await createAuthority({ issuer: 'http://127.0.0.1:7400', keyFile })
+    await authority.rotateSigningKey()
+    await authority.close()
+    // nothing was written through the planted link, and the key file is a regular 0600 file
+    expect(readFileSync(loot, 'utf8')).toBe('')
+    expect(lstatSync(keyFile).isSymbolicLink()).toBe(false)
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600)
+    // no temporary file is left behind (the planted link is the only extra entry)
+    expect(readdirSync(tmp.dir).filter((f) => f.startsWith('planted.json.') && f.endsWith('.tmp'))).toEqual([`planted.json.${process.pid}.tmp`])
   })
 
   it('mandates signed before a rotation keep verifying during the overlap', async () => {

@@ -1,6 +1,7 @@
 import { createClientAssertion, CLIENT_ASSERTION_TYPE, type Ed25519Key } from '@mandate/core'
 import { readBoundedText } from './bounded_body.js'
 import { refused, usageError } from './cli_error.js'
+import { printable } from './io.js'
 
 const MAX_BODY = 8 * 1024 * 1024
 const TIMEOUT_MS = 15_000
@@ -31,9 +32,11 @@ export class ServerClient {
     try {
       parsed = new URL(url)
     } catch {
-      throw usageError(`--url is not a URL: ${url.slice(0, 80)}`)
+      throw usageError(`--url is not a URL: ${printable(url.slice(0, 80))}`)
     }
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw usageError('--url must be http(s)')
+    // the CLI authenticates with its key, never with URL credentials (which would be echoed in errors and logs)
+    if (parsed.username !== '' || parsed.password !== '') throw usageError('--url must not hold a user name or password (the CLI authenticates with --key)')
     return new ServerClient(parsed.href.replace(/\/+$/, ''), key)
   }
 

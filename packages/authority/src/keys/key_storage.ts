@@ -2,7 +2,8 @@
  * Where the Authority's signing keys live: in the store (default), or in a key file readable by the
  * owner only (mode 0600), written atomically. Private keys never leave this module except to sign.
  */
-import { chmod, open, readFile, rename, stat } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { open, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { MandateError } from '@mandate/core'
 import type { AuthorityStore } from '../store/store.js'
 import type { StoredSigningKey } from '../types.js'
@@ -70,15 +71,22 @@ export function fileKeyStorage(path: string): KeyStorage {
       return checkStoredKeys(keys, `the signing key file ${path}`)
     },
     async save(keys) {
-      const tmp = `${path}.${process.pid}.tmp`
-      const fh = await open(tmp, 'w', 0o600)
+      // a fresh, unguessable name opened with O_EXCL ('wx'): never an existing file, nor a symlink
+      // someone planted at a predictable name (the private keys would be written where it points);
+      // the mode is set on the open handle, not by path
+      const tmp = `${path}.${randomBytes(12).toString('hex')}.tmp`
+      const fh = await open(tmp, 'wx', 0o600)
       try {
+        await fh.chmod(0o600)
         await fh.writeFile(JSON.stringify({ keys }, null, 2))
         await fh.sync()
-      } finally {
-        await fh.close()
+      } catch (err) {
+        await fh.close().catch(() => undefined)
+        await unlink(tmp).catch(() => undefined)
+        throw err
       }
-      await chmod(tmp, 0o600)
+      await fh.close()
+      // rename replaces the directory entry (a symlink at `path` is replaced, never followed)
       await rename(tmp, path)
     },
   }

@@ -2,7 +2,7 @@ import { isDidKey } from '@mandate/core'
 import { EXIT } from '../cli_error.js'
 import { usageError } from '../cli_error.js'
 import { noPositionals, onePositional, requiredStr, SERVER_OPTIONS, str, type Command } from '../command.js'
-import { shortDid, table } from '../io.js'
+import { printable, shortDid, table } from '../io.js'
 import { readKeyFile } from '../key_file.js'
 import { listFrom, serverClient } from '../server_options.js'
 
@@ -144,7 +144,7 @@ function agentStateCommand(action: 'disable' | 'enable'): Command {
       const res = await client.post<AgentRecord>(`/admin/agents/${encodeURIComponent(did)}/${action}`, reason !== undefined ? { reason } : {})
       const status = agentStatus(res)
       if (ctx.io.json) ctx.io.out(JSON.stringify({ ok: true, agent: { ...res, status } }, null, 2))
-      else ctx.io.out(`${res.name ?? shortDid(did)} ${did} is ${status}${status !== 'enabled' ? ` since ${since(res, status)}` : ''}`)
+      else ctx.io.out(printable(`${typeof res.name === 'string' ? res.name : shortDid(did)} ${did} is ${status}${status !== 'enabled' ? ` since ${since(res, status)}` : ''}`))
       return EXIT.OK
     },
   }

@@ -1,3 +1,4 @@
+import { printable } from '../io.js'
 import { once } from 'node:events'
 import { open, stat, type FileHandle } from 'node:fs/promises'
 import { latestCheckpointIn } from '@mandate/authority'
@@ -69,9 +70,11 @@ export const auditVerify: Command = {
     if (res.ok === true) {
       if (ctx.io.json) ctx.io.out(JSON.stringify(res, null, 2))
       else {
-        const head = res.head?.seq !== undefined ? `, signed head at record ${res.head.seq}` : ''
-        const outside = res.checkpoint?.seq !== undefined ? `; contains and extends the checkpoint at record ${res.checkpoint.seq} from ${from}` : ''
-        ctx.io.out(`audit log OK: ${res.count ?? '?'} records, hash chain intact${head}${outside}`)
+        // numbers from the Authority, printed as numbers only (a peer's text never reaches the terminal)
+        const n = (v: unknown) => (typeof v === 'number' && Number.isSafeInteger(v) ? String(v) : '?')
+        const head = res.head?.seq !== undefined ? `, signed head at record ${n(res.head.seq)}` : ''
+        const outside = res.checkpoint?.seq !== undefined ? `; contains and extends the checkpoint at record ${n(res.checkpoint.seq)}${from !== undefined ? ` from ${from}` : ''}` : ''
+        ctx.io.out(printable(`audit log OK: ${n(res.count)} records, hash chain intact${head}${outside}`))
         if (checkpoint === undefined) ctx.io.err('note: without --checkpoint or --witness, a log cut or wiped together with its signed heads cannot be detected')
       }
       return EXIT.OK

@@ -1,6 +1,6 @@
 import { EXIT, refused, usageError } from '../cli_error.js'
 import { int, noPositionals, SERVER_OPTIONS, str, type Command } from '../command.js'
-import { shortDid, table } from '../io.js'
+import { printable, shortDid, table } from '../io.js'
 import { serverClient } from '../server_options.js'
 
 /** One record of `GET /audit` (the hash-chained audit record). */
@@ -130,7 +130,7 @@ export const auditQuery: Command = {
       }
       ctx.io.out(table(rows))
     }
-    if (next) ctx.io.out(`more records match: run the same query with --after ${next}`)
+    if (next) ctx.io.out(printable(`more records match: run the same query with --after ${String(next)}`))
     return EXIT.OK
   },
 }

@@ -267,7 +267,13 @@ export const authorityStart: Command = {
           throw err
         })
       }
-      if (issuerFile !== undefined && knownIssuer === undefined) await writeFile(issuerFile, `${server.issuer}\n`, { mode: 0o600 })
+      // 'wx': never through a (dangling) symlink planted at that name, never over a file that appeared meanwhile
+      if (issuerFile !== undefined && knownIssuer === undefined) {
+        await writeFile(issuerFile, `${server.issuer}\n`, { mode: 0o600, flag: 'wx' }).catch(async (err: unknown) => {
+          await server.close().catch(() => undefined)
+          throw fileError(err, issuerFile, 'write')
+        })
+      }
       const storeShown = db ?? redactUrl(config.store as string)
       const lines = {
         url: server.url,

@@ -1,3 +1,4 @@
+import { printable } from '../io.js'
 import { EXIT, refused } from '../cli_error.js'
 import { noPositionals, SERVER_OPTIONS, type Command } from '../command.js'
 import { serverClient } from '../server_options.js'
@@ -14,7 +15,8 @@ export const dashboardLogin: Command = {
     noPositionals(ctx.positionals)
     const client = await serverClient(ctx)
     const res = await client.post<{ login_url?: unknown; expires_at?: unknown }>('/dashboard/api/login-codes', {})
-    if (typeof res.login_url !== 'string') throw refused('the Authority did not return a login URL', 'INVALID_RESPONSE')
+    // a URL, and printed as text only (a peer's control characters never reach the terminal)
+    if (typeof res.login_url !== 'string' || !/^https?:\/\/[!-~]{1,2000}$/.test(res.login_url)) throw refused('the Authority did not return a login URL', 'INVALID_RESPONSE')
     if (ctx.io.json) ctx.io.out(JSON.stringify({ loginUrl: res.login_url, expiresAt: res.expires_at }, null, 2))
     else ctx.io.out(`one-time login URL (single use, expires in 10 minutes):\n  ${res.login_url}`)
     return EXIT.OK

@@ -1,6 +1,6 @@
 import { EXIT, refused, usageError } from '../cli_error.js'
 import { int, noPositionals, SERVER_OPTIONS, str, type Command } from '../command.js'
-import { shortDid, table } from '../io.js'
+import { printable, shortDid, table } from '../io.js'
 import { serverClient } from '../server_options.js'
 
 /** One entry of `GET /admin/revocations`. */
@@ -55,7 +55,7 @@ export const revocationsList: Command = {
       for (const e of entries) rows.push([String(e.seq), e.kind, String(e.id).slice(0, 80), Number.isFinite(e.at) ? new Date(e.at).toISOString() : '-', e.by ? shortDid(e.by) : '-', e.reason ?? '-'])
       ctx.io.out(table(rows))
     }
-    if (next) ctx.io.out(`more: mandate revocations list --since ${next}${kind ? ` --kind ${kind}` : ''}${limit ? ` --limit ${limit}` : ''}`)
+    if (next) ctx.io.out(printable(`more: mandate revocations list --since ${String(next)}${kind ? ` --kind ${kind}` : ''}${limit ? ` --limit ${limit}` : ''}`))
     return EXIT.OK
   },
 }
