@@ -213,7 +213,10 @@ describe.skipIf(!enabled)('event streams across Authority processes on one Postg
     const root = await grant()
     const code = await fetch(`${B.url}/dashboard/api/login-codes`, { method: 'POST', headers: { authorization: assertion(admin) } })
     expect(code.status).toBe(200)
-    const login = await fetch(((await code.json()) as { login_url: string }).login_url, { redirect: 'manual' })
+    // the link names the fleet's public issuer (the load balancer's name), not the instance that made it
+    const link = new URL(((await code.json()) as { login_url: string }).login_url)
+    expect(link.origin).toBe(new URL(ISSUER).origin)
+    const login = await fetch(`${B.url}${link.pathname}${link.search}`, { redirect: 'manual' })
     expect(login.status).toBe(303)
     const cookie = /mandate_dashboard=[^;]+/.exec(login.headers.get('set-cookie') ?? '')?.[0]
     expect(cookie).toBeDefined()
