@@ -43,7 +43,9 @@ describe('kernel: one verified call', () => {
     })
     expect(out).toEqual({ id: 'inv_1' })
     expect(tryGetCallContext()).toBeUndefined()
-    expect(secrets).toHaveLength(2) // the mandate and the call credential, for scrubbing
+    // the mandate, the call credential and the proof the local guard verified, for scrubbing
+    expect(secrets).toHaveLength(3)
+    expect(secrets[2]?.split('.')).toHaveLength(3)
     expect(kernel.secretsOf(prepared)).toEqual(secrets)
     expect(w.timeline.filter((t) => t.startsWith('verified:'))).toHaveLength(1)
     const reports = (await w.records('call.report')).map((r) => [r.fields.tool, r.fields.decision, r.fields.outcome])
