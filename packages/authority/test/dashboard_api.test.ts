@@ -143,7 +143,7 @@ describe('dashboard API: reads', () => {
     for (const p of [
       '/api/tasks?subjet=alice', '/api/audit?agnet=x', '/api/audit?type=nope', '/api/audit?limit=0', '/api/audit?limit=201', '/api/audit?limit=abc',
       '/api/audit?cursor=zzz', `/api/audit?cursor=${Buffer.from('task.5').toString('base64url')}`, '/api/calls?outcome=maybe', '/api/agents?status=gone',
-      '/api/approvals?status=pending&status=denied', '/api/overview?x=1', `/api/tasks/${txnAlice}?q=1`, '/api/audit?since=yesterday', '/api/tasks?status=open',
+      '/api/approvals?status=pending&status=denied', '/api/overview?x=1', `/api/tasks/${txnAlice}?q=1`, '/api/audit?since=yesterday', '/api/tasks?status=open', '/api/audit?agent=alice%FF', '/api/tasks?subject=%',
     ]) {
       const body = await get<{ error: string; mandate_code: string }>(p, cookie, 400)
       expect(body, p).toMatchObject({ error: 'invalid_request', mandate_code: 'INVALID_REQUEST' })

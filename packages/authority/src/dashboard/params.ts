@@ -4,6 +4,7 @@
  * `INVALID_REQUEST`, never silently ignored (a typo in a filter must not widen the answer).
  */
 import { MandateError, parseStrictJson } from '@mandate/core'
+import { parseForm } from '../http/body.js'
 import type { AuditType } from '../types.js'
 import type { AuditDecision } from '../store/audit_facets.js'
 
@@ -19,9 +20,11 @@ const bad = (message: string) => new MandateError('INVALID_REQUEST', message)
 
 /** The raw query of a request, refusing parameters outside `allowed` and repeated ones. */
 export function strictQuery(url: string, allowed: readonly string[]): Map<string, string> {
-  const params = new URL(url).searchParams
+  // the same strict percent-decoding as the HTTP API's forms and queries (http/body.ts): a malformed
+  // or non-UTF-8 escape is refused, not turned into U+FFFD (URLSearchParams would)
+  const u = new URL(url)
   const out = new Map<string, string>()
-  for (const [k, v] of params) {
+  for (const [k, v] of parseForm(u.search.slice(1), 'the query')) {
     if (!allowed.includes(k)) throw bad(`unknown query parameter "${k.slice(0, 40)}" (allowed: ${allowed.join(', ')})`)
     if (out.has(k)) throw bad(`query parameter "${k}" given twice`)
     out.set(k, v)
