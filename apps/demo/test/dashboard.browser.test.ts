@@ -408,8 +408,10 @@ describe.skipIf(!browserAvailable)('dashboard in a real browser', () => {
     const cookie = (await context.cookies()).find((k) => k.path === '/dashboard')
     expect(cookie).toBeDefined()
     await page.getByRole('button', { name: 'Sign out' }).click()
-    await page.waitForURL(`${server.url}/dashboard/`)
-    expect(await page.textContent('main')).toContain('login link')
+    // the page is already at /dashboard/, so waiting for that URL proves nothing: wait for the
+    // sign-in page itself (a locator retries across the reload)
+    await page.locator('main', { hasText: 'login link' }).waitFor({ timeout: 15_000 })
+    expect(page.url()).toBe(`${server.url}/dashboard/`)
     const replay = await fetch(`${server.url}/dashboard/api/overview`, { headers: { cookie: `${cookie?.name}=${cookie?.value}` } })
     expect(replay.status).toBe(401)
     await context.close()
