@@ -229,6 +229,11 @@ describe('1. RSA keys shorter than 2048 bits: never a 500', () => {
     const kept = usableKeys([weak.jwk, strong.jwk, es.jwk, { kty: 'oct', k: 'c2VjcmV0', kid: 'hs' }, priv, { kty: 'AKP', kid: 'x' }, 'x', null, { kty: 'RSA', kid: 'n' }])
     expect(kept.map((k) => k.kid)).toEqual(['rs-1', 'es-1'])
   })
+
+  it('usableKeys skips a kty that names an Object.prototype member instead of throwing', () => {
+    const odd = ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf'].map((kty) => ({ kty, kid: kty, x: 'AQAB', n: 'AQAB', e: 'AQAB' }))
+    expect(usableKeys([...odd, es.jwk]).map((k) => k.kid)).toEqual(['es-1'])
+  })
 })
 
 describe('2. exp is bounded', () => {

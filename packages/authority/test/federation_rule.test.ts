@@ -103,6 +103,8 @@ describe('parseFederationRule refuses, naming the pointer', () => {
     ['an oct key', agentRule({ trust: { issuer: 'x', jwks: { keys: [{ kty: 'oct', k: 'c2VjcmV0' }] }, algorithms: ['RS256'] } }), '/trust/jwks/keys/0/kty'],
     ['an OKP private key', agentRule({ trust: { issuer: 'x', jwks: { keys: [{ kty: 'OKP', crv: 'Ed25519', x: 'AQAB', d: 'AQAB' }] }, algorithms: ['EdDSA'] } }), '/trust/jwks/keys/0/d'],
     ['a "k" on an EC key', agentRule({ trust: { issuer: 'x', jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'AQAB', y: 'AQAB', k: 'AQAB' }] }, algorithms: ['ES256'] } }), '/trust/jwks/keys/0/k'],
+    ['a kty naming an Object.prototype member', agentRule({ trust: { issuer: 'x', jwks: { keys: [{ kty: 'constructor', n: 'AQAB', e: 'AQAB' }] }, algorithms: ['RS256'] } }), '/trust/jwks/keys/0/kty'],
+    ['a kty of toString', agentRule({ trust: { issuer: 'x', jwks: { keys: [{ kty: 'toString', x: 'AQAB' }] }, algorithms: ['EdDSA'] } }), '/trust/jwks/keys/0/kty'],
     ['an encryption key', agentRule({ trust: { issuer: 'x', jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'AQAB', y: 'AQAB', use: 'enc' }] }, algorithms: ['ES256'] } }), '/trust/jwks/keys/0/use'],
     ['an empty key set', agentRule({ trust: { issuer: 'x', jwks: { keys: [] }, algorithms: ['ES256'] } }), '/trust/jwks/keys'],
     ['an unknown matcher type', subjectRule({ claims: { sub: { regex: '.*' } } }), '/claims/sub/regex'],

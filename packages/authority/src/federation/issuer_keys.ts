@@ -22,6 +22,7 @@
 import { fetchBounded, MandateError, parseStrictJson } from '@mandate/core'
 import { createLocalJWKSet, errors, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from 'jose'
 import type { IssuerTrust } from './types.js'
+import { PRIVATE_KEY_MEMBERS, publicKeyMembers } from './jwk_members.js'
 
 /** Shortest RSA modulus accepted, bits (NIST SP 800-131A; jose refuses shorter keys for RS and PS algorithms). */
 export const MIN_RSA_BITS = 2048
@@ -111,9 +112,6 @@ export function rsaModulusBits(n: unknown): number {
   return (bytes.length - i - 1) * 8 + (32 - Math.clz32(bytes[i] as number))
 }
 
-// the public members of each key type (RFC 7518 §6, RFC 8037 §2), and the private ones
-const KEY_MEMBERS: Record<string, readonly string[]> = { RSA: ['n', 'e'], EC: ['crv', 'x', 'y'], OKP: ['crv', 'x'] }
-const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']
 
 /**
  * The keys of a fetched set that may verify anything: public RSA (≥ {@link MIN_RSA_BITS} bits),
@@ -125,9 +123,9 @@ export function usableKeys(keys: readonly unknown[]): JWK[] {
   for (const k of keys) {
     if (typeof k !== 'object' || k === null || Array.isArray(k)) continue
     const jwk = k as Record<string, unknown>
-    const own = typeof jwk.kty === 'string' ? KEY_MEMBERS[jwk.kty] : undefined
+    const own = publicKeyMembers(jwk.kty)
     if (!own) continue
-    if (PRIVATE_MEMBERS.some((m) => jwk[m] !== undefined)) continue
+    if (PRIVATE_KEY_MEMBERS.some((m) => jwk[m] !== undefined)) continue
     if (own.some((m) => typeof jwk[m] !== 'string')) continue
     if (jwk.kty === 'RSA' && rsaModulusBits(jwk.n) < MIN_RSA_BITS) continue
     const identity = JSON.stringify([jwk.kty, ...own.map((m) => jwk[m]), jwk.kid ?? null, jwk.alg ?? null, jwk.use ?? null])

@@ -8,6 +8,7 @@
 import { MandateError, type Budget, type JsonValue, type ToolGrant } from '@mandate/core'
 import { budgetParam, intParam, LIMITS, resourceList, scopeList, toolList } from '../exchange/params.js'
 import { MIN_RSA_BITS, rsaModulusBits } from './issuer_keys.js'
+import { publicKeyMembers } from './jwk_members.js'
 import { globTokens } from './match.js'
 import {
   FEDERATION_ALGS, type AgentMapping, type ClaimMatcher, type ClaimScalar, type FederationAlg, type FederationRule,
@@ -30,13 +31,8 @@ const DID = /^did:[a-z0-9]+:[A-Za-z0-9._:%-]+$/
 const CONTROL = /[\u0000-\u001f\u007f]/
 const TOKENS: readonly ForeignTokenKind[] = ['id_token', 'access_token', 'id_jag', 'workload']
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]'])
-// JWK members a public key may carry (RFC 7517 §4, RFC 7518 §6, RFC 8037 §2); anything else, and
-// in particular every private member (d, p, q, dp, dq, qi, oth, k), is refused
-const JWK_MEMBERS: Record<string, readonly string[]> = {
-  RSA: ['n', 'e'],
-  EC: ['crv', 'x', 'y'],
-  OKP: ['crv', 'x'],
-}
+// JWK members a public key may carry besides its type's own (RFC 7517 §4); anything else, and in
+// particular every private member (d, p, q, dp, dq, qi, oth, k), is refused
 const JWK_COMMON = ['kty', 'kid', 'use', 'alg', 'key_ops', 'x5c', 'x5t', 'x5t#S256']
 const MAX_CLAIMS = 32
 const MAX_ONE_OF = 64
@@ -129,7 +125,7 @@ function parseJwks(v: unknown, p: string): { keys: Record<string, JsonValue>[] }
   const keys = o.keys.map((k, i) => {
     const kp = `${p}/keys/${i}`
     if (!isObject(k)) throw bad(kp, 'must be a JWK object')
-    const own = typeof k.kty === 'string' ? JWK_MEMBERS[k.kty] : undefined
+    const own = publicKeyMembers(k.kty)
     if (!own) throw bad(`${kp}/kty`, 'must be RSA, EC or OKP (symmetric keys are never accepted)')
     for (const m of Object.keys(k)) {
       if (!own.includes(m) && !JWK_COMMON.includes(m)) throw bad(`${kp}/${escape(m)}`, `"${m.slice(0, 20)}" is not a member of a public ${k.kty} key (private keys are never accepted)`)
