@@ -126,6 +126,9 @@ describe('RFC 7638 JWK thumbprints', () => {
   })
   it('refuses unknown kty and missing members', () => {
     expectCode(() => jwkThumbprint({ kty: 'XYZ' }), 'KEY_INVALID')
+    // a kty naming an Object.prototype member is no key type (not a TypeError)
+    for (const kty of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) expectCode(() => jwkThumbprint({ kty, x: 'AQAB', crv: 'Ed25519' } as { kty: string }), 'KEY_INVALID')
+    expectCode(() => jwkThumbprint(null as unknown as { kty: string }), 'KEY_INVALID')
     expectCode(() => jwkThumbprint({ kty: 'OKP', crv: 'Ed25519' } as { kty: string }), 'KEY_INVALID')
   })
 })

@@ -337,6 +337,19 @@ describe('configs that cannot carry Mandate credentials fail at construction wit
     expect(MandateError.is(err) && err.code).toBe('CONFIG_INVALID')
   })
 
+  it('an option named like an Object.prototype member is an unknown option, its message no function source', () => {
+    for (const cfg of [{ mcpServers: { a: { url } }, constructor: 1 }, { mcpServers: { a: { url, toString: 1 } } }]) {
+      let err: unknown
+      try {
+        new MandateMultiServerMCPClient(cfg as unknown as MandateMultiServerConfig, { issuer: 'https://authority.example', key: agent } as { issuer: string })
+      } catch (e) {
+        err = e
+      }
+      expect(MandateError.is(err) && err.code).toBe('CONFIG_INVALID')
+      expect((err as Error).message).toMatch(/unknown option "(constructor|toString)"/)
+    }
+  })
+
   it('accepts the MultiServerMCPClient shape it supports (and never falls back to SSE)', () => {
     expect(() => new MandateMultiServerMCPClient({ mcpServers: { a: { transport: 'http', url, headers: { 'x-api-version': '2' }, automaticSSEFallback: true } }, useStandardContentBlocks: true }, { issuer: 'https://authority.example' })).not.toThrow()
   })

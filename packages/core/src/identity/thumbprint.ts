@@ -15,7 +15,8 @@ const REQUIRED: Record<string, readonly string[]> = {
  * Optional members such as `kid` or `alg` never change the result.
  */
 export function jwkThumbprint(jwk: { readonly kty: string }): string {
-  const members = REQUIRED[jwk.kty]
+  // own members only: a kty such as "constructor" or "__proto__" names no key type
+  const members = typeof jwk?.kty === 'string' && Object.hasOwn(REQUIRED, jwk.kty) ? REQUIRED[jwk.kty] : undefined
   if (!members) throw new MandateError('KEY_INVALID', 'unsupported JWK kty for thumbprint')
   let json = '{'
   members.forEach((m, i) => {

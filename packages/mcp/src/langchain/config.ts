@@ -76,7 +76,7 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 function unknownKey(obj: Record<string, unknown>, allowed: Set<string>, where: string): void {
   for (const k of Object.keys(obj)) {
     if (allowed.has(k)) continue
-    throw configError(REFUSED[k] ? `${where}: ${REFUSED[k]}` : `${where}: unknown option "${k}"`)
+    throw configError(Object.hasOwn(REFUSED, k) ? `${where}: ${REFUSED[k]}` : `${where}: unknown option "${k}"`)
   }
 }
 
@@ -153,7 +153,7 @@ function stdioPlan(name: string, c: Record<string, unknown>, where: string): Ser
 export function planServers(config: unknown): { servers: ServerPlan[]; load: LoadMcpToolsOptions } {
   if (!isRecord(config)) throw configError('config must be an object with mcpServers')
   for (const k of Object.keys(config)) {
-    if (!TOP_KEYS.has(k)) throw configError(REFUSED[k] ? REFUSED[k] : `unknown option "${k}"`)
+    if (!TOP_KEYS.has(k)) throw configError(Object.hasOwn(REFUSED, k) ? (REFUSED[k] as string) : `unknown option "${k}"`)
   }
   if (!isRecord(config.mcpServers) || Object.keys(config.mcpServers).length === 0) throw configError('mcpServers must name at least one server')
   const servers: ServerPlan[] = []
