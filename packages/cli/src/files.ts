@@ -96,3 +96,58 @@ export function describeErrnoError(err: NodeJS.ErrnoException): string {
   const what = err.syscall ? `${err.syscall}${err.path ? ` ${err.path}` : ''}` : err.path ?? 'a system operation'
   return `cannot ${what}: ${code === 'ENOENT' ? 'no such file or directory' : reason}`
 }
+
+/** Options of {@link readLocalText}. */
+export interface ReadLocalTextOptions {
+  /** Most bytes read; a longer input is refused (exit 2) before more is read. */
+  maxBytes: number
+  /** What the file should hold, for the refusal ("a token", "a JWKS"). */
+  what: string
+  /**
+   * A file that cannot be opened or read is a usage error (exit 2) rather than FILE_UNREADABLE
+   * (exit 1): for commands whose argument names the file, as they have always answered.
+   */
+  unreadableIsUsage?: boolean
+}
+
+/**
+ * The UTF-8 text of a local file, read in chunks up to `maxBytes`: a wrong path naming a huge file
+ * or an endless device (`/dev/zero`, `/dev/urandom`, whose size stat reports as 0) is refused after
+ * at most one chunk past the limit, never loaded whole. Pipes and process substitution (`<(…)`)
+ * are read to their end (one read of a pipe may return only part of it).
+ *
+ * @throws CliError FILE_UNREADABLE (exit 1; USAGE, exit 2, with `unreadableIsUsage`) naming the path
+ *   and a plain reason; USAGE (exit 2) when the input is larger than `maxBytes`.
+ */
+export async function readLocalText(path: string, options: ReadLocalTextOptions): Promise<string> {
+  const unreadable = (err: unknown): CliError => {
+    const e = fileError(err, path, 'read')
+    return options.unreadableIsUsage ? new CliError(e.message, EXIT.USAGE, 'USAGE') : e
+  }
+  let handle: FileHandle
+  try {
+    handle = await open(path, 'r')
+  } catch (err) {
+    throw unreadable(err)
+  }
+  try {
+    const chunks: Buffer[] = []
+    let size = 0
+    for (;;) {
+      const buffer = Buffer.allocUnsafe(Math.min(64 * 1024, options.maxBytes + 1 - size))
+      let bytesRead: number
+      try {
+        ;({ bytesRead } = await handle.read(buffer, 0, buffer.length, null))
+      } catch (err) {
+        throw unreadable(err)
+      }
+      if (bytesRead === 0) break
+      size += bytesRead
+      if (size > options.maxBytes) throw new CliError(`${path} is too large for ${options.what} (over ${options.maxBytes} bytes)`, EXIT.USAGE, 'USAGE')
+      chunks.push(buffer.subarray(0, bytesRead))
+    }
+    return Buffer.concat(chunks, size).toString('utf8')
+  } finally {
+    await handle.close().catch(() => undefined)
+  }
+}

@@ -3,14 +3,13 @@
  * MANDATE_* variables, then flags (flags > env > file > defaults), and the shared stores it names
  * (@mandate/postgres, @mandate/redis). Connection strings are never printed with their password.
  */
-import { readFile } from 'node:fs/promises'
 import { configFromEnv, mergeConfig, parseAuthorityConfigText, redactUrl, type AuthorityConfig, type AuthorityStore, type LogLevel } from '@mandate/authority'
 import { MandateError, type ReplayStore } from '@mandate/core'
 import { createPostgresReplayStore, createPostgresStore } from '@mandate/postgres'
 import { createRedisReplayStore } from '@mandate/redis'
 import { refused, usageError } from './cli_error.js'
 import { bool, int, str, type CommandContext, type OptionSpec } from './command.js'
-import { fileError } from './files.js'
+import { readLocalText } from './files.js'
 
 /** Flags of `authority start` that map onto config members besides the historical ones. */
 export const configFlagOptions: Readonly<Record<string, OptionSpec>> = {
@@ -75,9 +74,7 @@ export async function resolveStartConfig(ctx: CommandContext): Promise<Authority
   const file = str(ctx.values, 'config') ?? (ctx.env.MANDATE_CONFIG || undefined)
   let fileLayer: AuthorityConfig | undefined
   if (file !== undefined) {
-    const text = await readFile(file, 'utf8').catch((err: unknown) => {
-      throw fileError(err, file, 'read')
-    })
+    const text = await readLocalText(file, { maxBytes: 1024 * 1024, what: 'a configuration file' })
     try {
       fileLayer = parseAuthorityConfigText(text, file)
     } catch (err) {

@@ -6,12 +6,13 @@
 import { createServer as createHttpServer, type Server } from 'node:http'
 import { createServer as createNetServer } from 'node:net'
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { createWriteStream, existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Ed25519Key } from '@mandate/core'
+import { buildRootMandate, Ed25519Key, randomId, signMandate } from '@mandate/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ensureBuilt, json, mandate, startAuthority, type RunResult } from './support/cli.js'
 
@@ -259,6 +260,38 @@ describe('files and peers', () => {
     const r = await mandate(['token', 'inspect', `@${file}`])
     expect(r.code).toBe(2)
     expect(r.stderr).toContain('too large')
+  })
+
+  it('an endless device or an oversized config is refused after a bounded read (stat reports /dev/zero as size 0)', async () => {
+    for (const args of [['token', 'inspect', '@/dev/zero'], ['audit', 'verify', '--checkpoint', '/dev/zero'], ['authority', 'start', '--config', '/dev/zero', '--db', join(dir, 'never.db')]]) {
+      const t0 = Date.now()
+      const r = await mandate(args, { env })
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2)
+      expect(r.stderr).toContain('too large')
+      expect(Date.now() - t0).toBeLessThan(20_000)
+      expectNoRawNodeText(r)
+    }
+    expect(existsSync(join(dir, 'never.db'))).toBe(false)
+  })
+
+  it('token inspect @FIFO reads a pipe to its end, even when it arrives in pieces', async () => {
+    const holder = Ed25519Key.generate()
+    const claims = buildRootMandate(
+      { subject: 'fifo@example.com', agent: { id: holder.did, jkt: holder.jkt }, purpose: 'fifo', audiences: [BILLING], scopes: [], maxDepth: 2, expiresIn: 600, tools: [{ type: 'tool_access', tools: ['billing.read'] }] },
+      { issuer: 'https://authority.example', now: Math.floor(Date.now() / 1000), jti: randomId(), txn: randomId() },
+    )
+    const token = signMandate(claims, Ed25519Key.generate())
+    const fifo = join(dir, 'token.fifo')
+    execFileSync('mkfifo', [fifo])
+    const run = mandate(['token', 'inspect', `@${fifo}`, '--json'])
+    const out = createWriteStream(fifo)
+    const half = Math.floor(token.length / 2)
+    out.write(token.slice(0, half))
+    await new Promise((r) => setTimeout(r, 300))
+    out.end(`${token.slice(half)}\n`)
+    const r = await run
+    expect(r.code, r.stderr).toBe(0)
+    expect(json<{ claims: { sub: string } }>(r).claims.sub).toBe('fifo@example.com')
   })
 
   it('token verify reads a bounded metadata document and finds it under an issuer with a path (RFC 8414 §3)', async () => {

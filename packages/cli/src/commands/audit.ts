@@ -5,6 +5,7 @@ import { latestCheckpointIn } from '@mandate/authority'
 import { MandateError } from '@mandate/core'
 import { EXIT, refused, usageError } from '../cli_error.js'
 import { noPositionals, SERVER_OPTIONS, str, type Command } from '../command.js'
+import { readLocalText } from '../files.js'
 import { serverClient } from '../server_options.js'
 
 interface VerifyResult {
@@ -22,19 +23,8 @@ interface VerifyResult {
 const MAX_CHECKPOINT_FILE = 64 * 1024 * 1024
 
 async function readCheckpointFile(file: string): Promise<string> {
-  let text: string
-  try {
-    const fh = await open(file, 'r')
-    try {
-      if ((await fh.stat()).size > MAX_CHECKPOINT_FILE) throw usageError(`${file} is too large for a checkpoint file`)
-      text = await fh.readFile('utf8')
-    } finally {
-      await fh.close()
-    }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw usageError(`${file} does not exist`)
-    throw err
-  }
+  // a witness file grows without bound; a device such as /dev/zero reports size 0: read bounded
+  const text = await readLocalText(file, { maxBytes: MAX_CHECKPOINT_FILE, what: 'a checkpoint file', unreadableIsUsage: true })
   try {
     return latestCheckpointIn(text)
   } catch (err) {

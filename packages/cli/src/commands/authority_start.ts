@@ -1,15 +1,20 @@
 import { constants, existsSync, statSync } from 'node:fs'
-import { access, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { access, mkdir, writeFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { Authority, checkPolicyFile, createLogger, parseFederationFile, policyInvalidError, redactUrl, type AuthorityConfig } from '@mandate/authority'
 import { createSharedNonceSource, Ed25519Key, MandateError, parseStrictJson, type JsonValue } from '@mandate/core'
 import { EXIT, refused, usageError } from '../cli_error.js'
 import { noPositionals, str, type Command, type OptionValues } from '../command.js'
-import { fileError } from '../files.js'
+import { fileError, readLocalText } from '../files.js'
 import { readKeyFile, writeKeyFile } from '../key_file.js'
 import { probeListen, startServer } from '../authority_server.js'
 import { isPlainHttpBeyondLoopback, parseHost, parseIssuer, requireIssuerForHost } from '../bind_address.js'
 import { configFlagOptions, openReplay, openSharedStore, resolveStartConfig, storeTarget } from '../server_config.js'
+
+/** Largest configuration document read (notifications, federation rules). */
+const MAX_CONFIG_FILE = 1024 * 1024
+/** Largest one-line secret or issuer file read (a token, nonce secrets, an issuer URL). */
+const MAX_SECRET_FILE = 64 * 1024
 
 /**
  * `--audit-witness FILE`: an existing regular file, or a new one in an existing writable directory,
@@ -47,9 +52,7 @@ async function notificationsOption(values: OptionValues, file: string | undefine
   const read = async (path: string): Promise<string> => {
     // secrets: a file others can read is worth a warning (it still works)
     if (existsSync(path) && (statSync(path).mode & 0o077) !== 0) warn(`warning: ${path} holds webhook secrets and is readable by others; chmod 600 it`)
-    return readFile(path, 'utf8').catch((err: unknown) => {
-      throw fileError(err, path, 'read')
-    })
+    return readLocalText(path, { maxBytes: MAX_CONFIG_FILE, what: 'a notifications file' })
   }
   let value: JsonValue
   let source: string
@@ -143,9 +146,7 @@ export const authorityStart: Command = {
     let federation: unknown[] | undefined
     if (config.federation !== undefined) {
       const file = config.federation
-      const text = await readFile(file, 'utf8').catch((err: unknown) => {
-        throw fileError(err, file, 'read')
-      })
+      const text = await readLocalText(file, { maxBytes: MAX_CONFIG_FILE, what: 'a federation file' })
       let doc: unknown
       try {
         doc = parseStrictJson(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text)
@@ -163,9 +164,7 @@ export const authorityStart: Command = {
     const notifications = await notificationsOption(ctx.values, config.notifications, (line) => ctx.io.err(line))
     let metricsToken: string | undefined
     if (config.metrics?.tokenFile !== undefined) {
-      metricsToken = (await readFile(config.metrics.tokenFile, 'utf8').catch((err: unknown) => {
-        throw fileError(err, config.metrics?.tokenFile as string, 'read')
-      })).trim()
+      metricsToken = (await readLocalText(config.metrics.tokenFile, { maxBytes: MAX_SECRET_FILE, what: 'a metrics token' })).trim()
       if (metricsToken.length < 16) throw usageError(`the metrics token in ${config.metrics.tokenFile} must be at least 16 characters`)
     }
     if (config.metrics?.enabled && metricsToken === undefined && !['127.0.0.1', '::1', 'localhost'].includes(host)) ctx.io.err('warning: /metrics is served without a bearer token beyond loopback; set metrics.tokenFile (or --metrics-token-file) or restrict it by network policy')
@@ -174,9 +173,7 @@ export const authorityStart: Command = {
     let nonceSecrets: string[] | undefined
     const secretFile = config.dpopNonceSecretFile
     if (secretFile !== undefined) {
-      nonceSecrets = (await readFile(secretFile, 'utf8').catch((err: unknown) => {
-        throw fileError(err, secretFile, 'read')
-      })).split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '')
+      nonceSecrets = (await readLocalText(secretFile, { maxBytes: MAX_SECRET_FILE, what: 'DPoP nonce secrets' })).split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '')
     } else if (ctx.env.MANDATE_DPOP_NONCE_SECRET) nonceSecrets = [ctx.env.MANDATE_DPOP_NONCE_SECRET]
     if (nonceSecrets !== undefined && (nonceSecrets.length === 0 || nonceSecrets.some((x) => Buffer.byteLength(x) < 32))) throw usageError('the DPoP nonce secret must be at least 32 bytes (one per line)')
     if (config.requireDpopNonce && target.kind === 'postgres' && nonceSecrets === undefined) throw usageError('requireDpopNonce with a shared store needs a shared nonce secret: dpopNonceSecretFile (or $MANDATE_DPOP_NONCE_SECRET); per-process nonces would bounce every request another instance nonced')
@@ -190,7 +187,7 @@ export const authorityStart: Command = {
 
     // a SQLite database belongs to one issuer: its mandates and signed audit checkpoints name it
     const issuerFile = db !== undefined ? `${db}.issuer` : undefined
-    const knownIssuer = issuerFile !== undefined && existsSync(issuerFile) ? (await readFile(issuerFile, 'utf8')).trim() : undefined
+    const knownIssuer = issuerFile !== undefined && existsSync(issuerFile) ? (await readLocalText(issuerFile, { maxBytes: MAX_SECRET_FILE, what: 'an issuer file' })).trim() : undefined
     if (knownIssuer !== undefined) {
       // a damaged issuer file matches nothing and is reported like any other mismatch
       const pinned = URL.canParse(knownIssuer) ? new URL(knownIssuer) : undefined

@@ -4,11 +4,11 @@
  * rules kept in its store. `test` asks which rule accepts a foreign token and why the others do
  * not — it issues nothing, and the token is sent only to the Authority, never printed.
  */
-import { open } from 'node:fs/promises'
 import { parseFederationRules } from '@mandate/authority'
 import { MandateError } from '@mandate/core'
 import { CliError, EXIT, refused, usageError } from '../cli_error.js'
 import { noPositionals, onePositional, SERVER_OPTIONS, str, type Command } from '../command.js'
+import { readLocalText } from '../files.js'
 import { printable, shortDid, table } from '../io.js'
 import { serverClient } from '../server_options.js'
 import { tokenArg } from './token.js'
@@ -38,24 +38,7 @@ interface Explanation {
 }
 
 async function readRulesFile(path: string): Promise<unknown[]> {
-  let handle
-  try {
-    handle = await open(path, 'r')
-  } catch {
-    throw usageError(`cannot read ${path}`)
-  }
-  let text: string
-  try {
-    const buffer = Buffer.alloc(MAX_RULES_FILE + 1)
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0)
-    if (bytesRead > MAX_RULES_FILE) throw usageError(`${path} is too large for a rules file (over ${MAX_RULES_FILE} bytes)`)
-    text = buffer.subarray(0, bytesRead).toString('utf8')
-  } catch (err) {
-    if (err instanceof CliError) throw err
-    throw usageError(`cannot read ${path}`)
-  } finally {
-    await handle.close().catch(() => undefined)
-  }
+  const text = await readLocalText(path, { maxBytes: MAX_RULES_FILE, what: 'a rules file', unreadableIsUsage: true })
   let doc: unknown
   try {
     doc = JSON.parse(text)

@@ -2,10 +2,10 @@ import {
   createLocalKeySet, createRemoteKeySet, decodeMandateUnverified, decodeOfflineChainUnverified, isOfflineChain, MandateError, verifyMandate,
   verifyOfflineChain, type JsonObject, type JsonWebKeySet, type KeyResolver, type OfflineHop,
 } from '@mandate/core'
-import { open, readFile } from 'node:fs/promises'
 import { CliError, EXIT, refused, usageError, type ExitCode } from '../cli_error.js'
 import { readBoundedText } from '../bounded_body.js'
 import { chainOf, formatChain, type ChainView } from '../chain.js'
+import { readLocalText } from '../files.js'
 import { onePositional, requiredStr, str, type Command } from '../command.js'
 import { isoTime, printable, shortDid, type Io } from '../io.js'
 
@@ -24,24 +24,8 @@ export async function tokenArg(positionals: string[]): Promise<string> {
 }
 
 async function readTokenFile(path: string): Promise<string> {
-  let handle
-  try {
-    handle = await open(path, 'r')
-  } catch {
-    throw usageError(`cannot read ${path}`)
-  }
-  try {
-    // read at most one byte past the limit: a wrong path to a large file is refused, not loaded
-    const buffer = Buffer.alloc(MAX_TOKEN_INPUT + 1)
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0)
-    if (bytesRead > MAX_TOKEN_INPUT) throw usageError(`${path} is too large for a token (over ${MAX_TOKEN_INPUT} bytes)`)
-    return buffer.subarray(0, bytesRead).toString('utf8')
-  } catch (err) {
-    if (err instanceof CliError) throw err
-    throw usageError(`cannot read ${path}`)
-  } finally {
-    await handle.close().catch(() => undefined)
-  }
+  // a wrong path to a large file (or a device) is refused, not loaded
+  return readLocalText(path, { maxBytes: MAX_TOKEN_INPUT, what: 'a token', unreadableIsUsage: true })
 }
 
 async function readStdin(): Promise<string> {
@@ -139,13 +123,7 @@ function printHops(target: Io, lines: readonly HopLine[]): void {
 
 /** A JWKS file (the Authority's `/jwks` document) as a local key set, for offline verification. */
 async function jwksFile(path: string): Promise<KeyResolver> {
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch {
-    throw usageError(`cannot read ${path}`)
-  }
-  if (text.length > MAX_METADATA) throw usageError(`${path} is too large for a JWKS`)
+  const text = await readLocalText(path, { maxBytes: MAX_METADATA, what: 'a JWKS', unreadableIsUsage: true })
   try {
     return createLocalKeySet(JSON.parse(text) as JsonWebKeySet)
   } catch (err) {
