@@ -20,6 +20,37 @@ describe('declarative policy', () => {
     expect(p.evaluate({ ...base, operation: 'grant', tools: ['*'] })).toMatchObject({ effect: 'allow' })
   })
 
+  it('a deny or require_approval condition holds for an argument that is absent or of another kind (fail closed); an allow condition does not', () => {
+    const p = createRulePolicy([
+      { id: 'big-refund', effect: 'require_approval', tool: 'billing.refund', when: { amount: { type: 'min', value: 100 } } },
+      { id: 'big-charge', effect: 'deny', tool: 'billing.charge', when: { amount: { type: 'min', value: 1000 } } },
+      { id: 'secrets', effect: 'deny', tool: 'files.read', when: { path: { type: 'path_prefix', prefix: '/secrets' } } },
+      { id: 'evil', effect: 'deny', tool: 'mail.send', when: { to: { type: 'enum', values: ['x@evil.example'] } } },
+      { id: 'small-ok', effect: 'allow', tool: 'billing.pay', when: { amount: { type: 'max', value: 10 } } },
+    ], { defaultEffect: 'deny' })
+    const base = { operation: 'call' as const, subject: 'alice', agent: 'did:a', actorChain: ['did:a'], recipient: 'did:a', txn: 't', audiences: [AUD], scopes: [] }
+    const call = (tool: string, args: Record<string, unknown>) => p.evaluate({ ...base, tools: [tool], arguments: args as never })
+    for (const amount of ['5000', [5000], { value: 5000 }, null, true, '5e3']) {
+      expect(call('billing.refund', { amount }), JSON.stringify(amount)).toMatchObject({ effect: 'require_approval', rule: 'big-refund' })
+      expect(call('billing.charge', { amount }), JSON.stringify(amount)).toMatchObject({ effect: 'deny', rule: 'big-charge' })
+      // an allow condition that cannot be decided does not allow: the default (deny) decides
+      expect(call('billing.pay', { amount }), JSON.stringify(amount)).toMatchObject({ effect: 'deny', byDefault: true })
+    }
+    expect(call('billing.refund', {})).toMatchObject({ effect: 'require_approval', rule: 'big-refund' })
+    expect(call('billing.refund', { Amount: 5000 })).toMatchObject({ effect: 'require_approval', rule: 'big-refund' })
+    // decided values still decide
+    expect(call('billing.refund', { amount: 99 })).toMatchObject({ effect: 'deny', byDefault: true })
+    expect(call('billing.charge', { amount: 999 })).toMatchObject({ effect: 'deny', byDefault: true })
+    expect(call('billing.pay', { amount: 10 })).toMatchObject({ effect: 'allow', rule: 'small-ok' })
+    // an unsafe path (could resolve under /secrets) is undecided: denied
+    for (const path of ['/secrets/../x', '/data/../secrets/k', '/data/%2e%2e/secrets', ['/secrets/k']]) {
+      expect(call('files.read', { path }), JSON.stringify(path)).toMatchObject({ effect: 'deny', rule: 'secrets' })
+    }
+    expect(call('files.read', { path: '/data/report.csv' })).toMatchObject({ effect: 'deny', byDefault: true })
+    expect(call('mail.send', { to: ['x@evil.example'] })).toMatchObject({ effect: 'deny', rule: 'evil' })
+    expect(call('mail.send', { to: 'bob@good.example' })).toMatchObject({ effect: 'deny', byDefault: true })
+  })
+
   it('refuses unknown condition types when rules load (fail closed)', () => {
     expect(() => createRulePolicy([{ effect: 'deny', when: { x: { type: 'regex', value: '.*' } as never } }])).toThrow()
   })

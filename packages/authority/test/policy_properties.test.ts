@@ -4,7 +4,7 @@
  * silently different meaning. "Meaning" is checked against an independent oracle that interprets the
  * raw JSON document by the rules of docs/policy.md (and gives up on anything it does not know).
  */
-import { argumentAt, defaultConstraintRegistry, Ed25519Key, MandateError, patternCovers, toolMatches, type Constraint } from '@mandate/core'
+import { argumentAt, defaultConstraintRegistry, Ed25519Key, isSafePath, MandateError, patternCovers, toolMatches, type Constraint } from '@mandate/core'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { createRulePolicy, validatePolicyDocument, type PolicyContext, type PolicyDecision } from '../src/index.js'
@@ -72,7 +72,20 @@ function oracle(doc: unknown, ctx: PolicyContext): { effect: string; rule?: stri
         const t = (c as Raw).type as string
         const members = ORACLE_CONDITION_KEYS[t]
         if (!members || Object.keys(c as Raw).some((k) => k !== 'type' && !members.includes(k))) return INVALID
-        if (!defaultConstraintRegistry.get(t)?.matches(c as Constraint, argumentAt(ctx.arguments, key))) all = false
+        const v = argumentAt(ctx.arguments, key)
+        if (defaultConstraintRegistry.get(t)?.matches(c as Constraint, v)) continue
+        // a restrictive rule also holds where the condition cannot decide: an absent value, or one
+        // of another JSON type than the condition compares (min/max numbers, path_prefix safe paths,
+        // exact/enum the type of a listed value)
+        const kind = (x: unknown) => (x === null ? 'null' : Array.isArray(x) ? 'array' : typeof x)
+        const cc = c as Raw
+        const decided = v !== undefined && (
+          t === 'min' || t === 'max' ? typeof v === 'number' && Number.isFinite(v)
+            : t === 'path_prefix' ? typeof v === 'string' && isSafePath(v, true)
+              : t === 'exact' ? kind(v) === kind(cc.value)
+                : (cc.values as unknown[]).some((x) => kind(x) === kind(v)))
+        if (r.effect !== 'allow' && !decided) continue
+        all = false
       }
       if (!all) continue
     }

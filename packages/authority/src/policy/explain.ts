@@ -76,7 +76,9 @@ function matchSentences(r: ValidatedRule): string[] {
   }
   if (r.when) {
     for (const [k, c] of Object.entries(r.when)) out.push(condition(k, c))
-    out.push('(an argument that is absent fails its condition)')
+    out.push(r.effect === 'allow'
+      ? '(an argument that is absent, or of another kind than its condition compares, fails its condition)'
+      : '(an argument that is absent, or of another kind than its condition compares, such as "5000" for a number, counts as holding: fail closed)')
   }
   return out
 }

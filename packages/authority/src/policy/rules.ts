@@ -80,9 +80,20 @@ export function compileValidatedPolicy(policy: ValidatedPolicy, registry: Constr
     }
     if (r.when) {
       if (ctx.operation !== 'call') return false // conditions on arguments only apply to a concrete call
+      // an allow rule needs every condition to hold; a deny or require_approval rule also applies
+      // when an argument is absent or of another kind than its condition compares ("5000" for a
+      // min, an unsafe path for a path_prefix): a tool that coerces or defaults it would act on it
+      const restrictive = r.effect !== 'allow'
       for (const [key, c] of Object.entries(r.when)) {
         const comparator = registry.get(c.type)
-        if (!comparator || !comparator.matches(c, argumentAt(ctx.arguments, key))) return false
+        if (!comparator) {
+          if (restrictive) continue
+          return false
+        }
+        const value = argumentAt(ctx.arguments, key)
+        if (comparator.matches(c, value)) continue
+        if (restrictive && !(comparator.decides ? comparator.decides(c, value) : value !== undefined)) continue
+        return false
       }
     }
     return true

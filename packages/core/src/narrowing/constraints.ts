@@ -21,6 +21,13 @@ export interface ConstraintComparator<C extends { type: string } = { type: strin
   parse(raw: Record<string, unknown>): C
   narrows(parent: C, child: C): boolean
   matches(constraint: C, value: JsonValue | undefined): boolean
+  /**
+   * Is `value` of the kind this constraint compares (a finite number for `max`, a safe path for
+   * `path_prefix`, …), so that `matches` answering false is a real "no"? A value of another kind,
+   * or an absent one, is undecided: a restrictive policy rule (deny, require_approval) then still
+   * applies, since a tool that coerces `"5000"` to 5000 would act on it. Default: present.
+   */
+  decides?(constraint: C, value: JsonValue | undefined): boolean
 }
 
 export type ConstraintRegistry = ReadonlyMap<string, ConstraintComparator>
@@ -33,6 +40,8 @@ function canonicalJson(v: JsonValue): string {
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`
   return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(v[k] as JsonValue)}`).join(',')}}`
 }
+/** The JSON type of a value: null, boolean, number, string, array or object. */
+const jsonKind = (v: JsonValue): string => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v)
 const same = (a: JsonValue | undefined, b: JsonValue | undefined) => a !== undefined && b !== undefined && canonicalJson(a) === canonicalJson(b)
 
 function onlyMembers(raw: Record<string, unknown>, allowed: string[]): void {
@@ -59,6 +68,7 @@ const exact: ConstraintComparator<{ type: 'exact'; value: JsonValue }> = {
   },
   narrows: (p, c) => same(p.value, c.value),
   matches: (c, v) => same(c.value, v),
+  decides: (c, v) => v !== undefined && jsonKind(v) === jsonKind(c.value),
 }
 
 const enumeration: ConstraintComparator<{ type: 'enum'; values: JsonValue[] }> = {
@@ -72,6 +82,7 @@ const enumeration: ConstraintComparator<{ type: 'enum'; values: JsonValue[] }> =
   },
   narrows: (p, c) => c.values.every((v) => p.values.some((pv) => same(pv, v))),
   matches: (c, v) => c.values.some((cv) => same(cv, v)),
+  decides: (c, v) => v !== undefined && c.values.some((cv) => jsonKind(cv) === jsonKind(v)),
 }
 
 const max: ConstraintComparator<{ type: 'max'; value: number }> = {
@@ -82,6 +93,7 @@ const max: ConstraintComparator<{ type: 'max'; value: number }> = {
   },
   narrows: (p, c) => c.value <= p.value,
   matches: (c, v) => typeof v === 'number' && Number.isFinite(v) && v <= c.value,
+  decides: (_c, v) => typeof v === 'number' && Number.isFinite(v),
 }
 
 const min: ConstraintComparator<{ type: 'min'; value: number }> = {
@@ -92,6 +104,7 @@ const min: ConstraintComparator<{ type: 'min'; value: number }> = {
   },
   narrows: (p, c) => c.value >= p.value,
   matches: (c, v) => typeof v === 'number' && Number.isFinite(v) && v >= c.value,
+  decides: (_c, v) => typeof v === 'number' && Number.isFinite(v),
 }
 
 /**
@@ -129,6 +142,7 @@ const pathPrefix: ConstraintComparator<{ type: 'path_prefix'; prefix: string }> 
   },
   narrows: (p, c) => underPrefix(p.prefix, c.prefix),
   matches: (c, v) => typeof v === 'string' && isSafePath(v, true) && underPrefix(c.prefix, v),
+  decides: (_c, v) => typeof v === 'string' && isSafePath(v, true),
 }
 
 /** Build a registry from comparators; later entries do not override earlier ones silently. */
