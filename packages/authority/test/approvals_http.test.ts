@@ -104,6 +104,21 @@ describe('approvals over HTTP', () => {
     expect(denied.status).toBe(403)
   })
 
+  it('an approval decided by an approver disabled or revoked since authorizes nothing more', async () => {
+    for (const how of ['disable', 'revoke'] as const) {
+      const p = Ed25519Key.generate()
+      await server.authority.registerAgent({ did: p.did, name: `approver-${how}`, role: 'approver' })
+      const id = await needApproval(how === "disable" ? 410 : 411)
+      expect((await decide(id, 'approve', p)).status).toBe(200)
+      if (how === 'disable') await server.authority.disableAgent(p.did, { reason: 'key leaked' })
+      else await server.authority.revoke({ agent: p.did }, { reason: 'key leaked' })
+      const before = await server.authority.countMandates()
+      await expect(client.callCredential({ mandate: root, audience: AUD, tool: 'billing.refund', arguments: { amount: how === "disable" ? 410 : 411 }, approvalId: id }))
+        .rejects.toMatchObject({ code: 'APPROVAL_DENIED', message: expect.stringMatching(/approver .* disabled or revoked/) })
+      expect(await server.authority.countMandates()).toBe(before)
+    }
+  })
+
   it('approvals expire (injectable clock) and the waiting agent learns it by event', async () => {
     const id = await needApproval(400)
     const waiting = client.waitForApproval(id, { timeoutMs: 10_000 })
@@ -113,5 +128,31 @@ describe('approvals over HTTP', () => {
     expect((await decide(id, 'approve', approver)).status).toBe(401) // the approver's assertion is now stale too
     const view = await server.authority.approvals.get(id)
     expect(view.status).toBe('expired')
+  })
+})
+
+describe('an approved approval', () => {
+  it('is redeemable until its expiry, not for the rest of the parent mandate', async () => {
+    // its own Authority on the real clock (the client's assertions are on it too), a 1 s window
+    const srv = await createAuthorityServer({ port: 0, authority: { approvalTtlSeconds: 1, policy: [{ effect: 'require_approval', tool: 'billing.refund' }] } })
+    try {
+      const grantor = Ed25519Key.generate()
+      const agent = Ed25519Key.generate()
+      const human = Ed25519Key.generate()
+      await srv.authority.registerAgent({ did: grantor.did, name: 'host', role: 'grantor' })
+      await srv.authority.registerAgent({ did: agent.did, name: 'agent' })
+      await srv.authority.registerAgent({ did: human.did, name: 'bob', role: 'approver' })
+      const mandate = (await srv.authority.grant({ grantor: grantor.did, subject: 'alice', agent: agent.did, audiences: [AUD], tools: TOOLS })).token
+      const c = createHttpAuthorityClient({ issuer: srv.url, key: agent })
+      const call = { mandate, audience: AUD, tool: 'billing.refund', arguments: { amount: 20 } }
+      const asked = await c.callCredential(call)
+      if (asked.status !== 'approval_required') throw new Error(`expected approval_required, got ${asked.status}`)
+      const ok = await fetch(`${srv.url}/approvals/${asked.approvalId}/approve`, { method: 'POST', headers: { authorization: `MandateAssertion ${createClientAssertion(human, { clientId: human.did, audience: srv.url })}` } })
+      expect(ok.status).toBe(200)
+      await new Promise((r) => setTimeout(r, 1_100))
+      await expect(c.callCredential({ ...call, approvalId: asked.approvalId })).rejects.toMatchObject({ code: 'APPROVAL_EXPIRED' })
+    } finally {
+      await srv.close()
+    }
   })
 })

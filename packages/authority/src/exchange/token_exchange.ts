@@ -138,7 +138,7 @@ async function loadSubject(ctx: AuthorityContext, caller: AgentRecord, token: st
 }
 
 /** Check a presented approval against the exact call; returns the claim to embed. */
-function checkApproval(a: ApprovalRecord | undefined, caller: AgentRecord, parent: MandateClaims, call: CallParams, digest: string): ApprovalClaim {
+async function checkApproval(ctx: AuthorityContext, a: ApprovalRecord | undefined, caller: AgentRecord, parent: MandateClaims, call: CallParams, digest: string): Promise<ApprovalClaim> {
   if (!a) throw new MandateError('INVALID_GRANT', 'unknown approval_id')
   if (a.requestedBy !== caller.did || a.parent !== parent.jti || a.audience !== call.audience || a.tool !== call.tool || a.argumentsDigest !== digest) {
     throw new MandateError('INVALID_GRANT', 'approval_id was granted for a different call (mandate, audience, tool or arguments); request a new approval')
@@ -150,9 +150,22 @@ function checkApproval(a: ApprovalRecord | undefined, caller: AgentRecord, paren
       throw new MandateError('APPROVAL_DENIED', 'the approval was denied')
     case 'expired':
       throw new MandateError('APPROVAL_EXPIRED', 'the approval has expired; request a new one')
-    case 'approved':
+    case 'approved': {
       if (a.used) throw new MandateError('INVALID_GRANT', 'the approval has already been used')
+      // an approval is redeemable within the window it was asked for (approvalTtlSeconds), not for
+      // as long as the parent mandate lives: an approver says yes to a call now, not in a day
+      if (ctx.now() >= a.expiresAt) throw new MandateError('APPROVAL_EXPIRED', 'the approval has expired; request a new one')
+      // a decision is only as good as its approver still is: one disabled or revoked since (a
+      // leaked key, a departed employee) authorizes nothing more
+      const approver = await ctx.store.getAgent(a.decidedBy as string)
+      const gone = () => new MandateError('APPROVAL_DENIED', 'the approver of this approval has since been disabled or revoked; request a new approval')
+      if (!approver || approver.disabled) throw gone()
+      if (await ctx.store.isRevoked({ ids: [], txn: parent.txn, actors: [approver.did] })) {
+        if (await ctx.store.isRevoked({ ids: [], txn: parent.txn, actors: [] })) throw new MandateError('REVOKED', 'the task has been revoked')
+        throw gone()
+      }
       return { id: a.id, approver: a.decidedBy as string, approved_at: Math.floor((a.decidedAt as number) / 1000) }
+    }
   }
 }
 
@@ -201,7 +214,7 @@ export async function exchangeMandate(ctx: AuthorityContext, caller: AgentRecord
       info.args = digest
       // reading an approval may expire it (a write): check the token against its record first
       if (subjectHash !== storedHash) throw new MandateError('INVALID_GRANT', 'the subject token was not issued by this Authority')
-      approval = checkApproval(await ctx.approvals.get(params.approvalId).catch(() => undefined), caller, parent, params, digest)
+      approval = await checkApproval(ctx, await ctx.approvals.get(params.approvalId).catch(() => undefined), caller, parent, params, digest)
     }
     request = {
       kind: 'call', audience: params.audience, tool: params.tool, arguments: params.arguments,
