@@ -179,6 +179,36 @@ describe('verifyToolCall results and replay', () => {
     // the same proof is still usable at a guard that accepts audience-level mandates: nothing was burnt
     await auth.guard({ replay: new MemoryReplayStore() }).verifyToolCall({ mandate: root.token, proof: p, tool: 'files.read', arguments: args })
   })
+  it('a proof stays single use through the last second it is accepted in (iat + maxAge + skew), with the default store', async () => {
+    const auth = new TestAuthority()
+    const a = Ed25519Key.generate()
+    const root = auth.root(a)
+    const args = { path: '/data/x', amount: 1 }
+    let now = auth.now
+    // no replay option: the guard's default store, on the guard's clock
+    const guard = auth.guard({ clock: () => now * 1000 })
+    const p = createProof(a, { accessToken: root.token, audience: 'https://tools.example/mcp', tool: 'files.read', arguments: args, now: auth.now })
+    const call = () => guard.verifyToolCall({ mandate: root.token, proof: p, tool: 'files.read', arguments: args })
+    await call()
+    for (const dt of [1, 89, 90]) {
+      now = auth.now + dt
+      await expectReject(call(), 'PROOF_REPLAYED')
+    }
+    now = auth.now + 91
+    await expectReject(call(), 'PROOF_STALE')
+  })
+  it('a guard clock behind the system clock keeps single use with the default store', async () => {
+    const auth = new TestAuthority()
+    auth.now -= 3600
+    const a = Ed25519Key.generate()
+    const root = auth.root(a)
+    const args = { path: '/data/x', amount: 1 }
+    // an hour behind Date.now: every expiry the guard computes is an hour in the system clock's past
+    const guard = auth.guard({ clock: () => auth.now * 1000 })
+    const p = createProof(a, { accessToken: root.token, audience: 'https://tools.example/mcp', tool: 'files.read', arguments: args, now: auth.now })
+    await guard.verifyToolCall({ mandate: root.token, proof: p, tool: 'files.read', arguments: args })
+    await expectReject(guard.verifyToolCall({ mandate: root.token, proof: p, tool: 'files.read', arguments: args }), 'PROOF_REPLAYED')
+  })
   it('a proof for another audience or tool is refused', async () => {
     const auth = new TestAuthority()
     const a = Ed25519Key.generate()

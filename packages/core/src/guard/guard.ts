@@ -299,9 +299,11 @@ export function createGuard(options: GuardOptions): Guard {
       : 'resolve' in options.jwks
         ? options.jwks
         : createLocalKeySet(options.jwks)
-  const replay = options.replay ?? new MemoryReplayStore()
   if (options.clock !== undefined && typeof options.clock !== 'function') throw new MandateError('CONFIG_INVALID', 'clock must be a function returning milliseconds')
   const clock = options.clock ?? Date.now
+  // the default store keeps time by the guard's clock: expiries are computed on it, so a store on
+  // another clock (a guard clock behind Date.now) would forget every entry as it writes it
+  const replay = options.replay ?? new MemoryReplayStore(options.clock ? { now: () => Math.floor(clock() / 1000) } : {})
   const registry = options.registry ?? defaultConstraintRegistry
   const audience = options.audience
   const argumentLimits = options.argumentLimits

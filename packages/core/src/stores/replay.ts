@@ -4,8 +4,10 @@
  */
 export interface ReplayStore {
   /**
-   * Mark `key` used until `expiresAt` (seconds). Resolve true if it was unused, false if it was
-   * already used. Must be atomic across every guard sharing the store.
+   * Mark `key` used until `expiresAt` (seconds), inclusive: the key stays used through that whole
+   * second, since verifiers accept a proof or credential in the very second its window ends.
+   * Resolve true if it was unused, false if it was already used. Must be atomic across every guard
+   * sharing the store.
    */
   use(key: string, expiresAt: number): boolean | Promise<boolean>
 }
@@ -35,11 +37,14 @@ export class MemoryReplayStore implements ReplayStore {
 
   use(key: string, expiresAt: number): boolean {
     const now = this.#now()
+    // a clock answering NaN would make every entry look unused: refuse instead
+    if (typeof now !== 'number' || !Number.isFinite(now)) return false
     const seen = this.#entries.get(key)
-    if (seen !== undefined && seen > now) return false
+    // used through its expiry second (inclusive), the second a proof is last accepted in
+    if (seen !== undefined && seen >= now) return false
     // a full store of live entries is swept only once something can have expired, so refusing
     // while full costs O(1) rather than a scan of every entry per call
-    if (this.#entries.size >= this.#max && now >= this.#earliest) this.#sweep(now)
+    if (this.#entries.size >= this.#max && now > this.#earliest) this.#sweep(now)
     // still full of live entries: refusing is safer than forgetting one
     if (this.#entries.size >= this.#max) return false
     this.#entries.set(key, expiresAt)
@@ -50,7 +55,7 @@ export class MemoryReplayStore implements ReplayStore {
   #sweep(now: number): void {
     let earliest = Infinity
     for (const [k, exp] of this.#entries) {
-      if (exp <= now) this.#entries.delete(k)
+      if (exp < now) this.#entries.delete(k)
       else if (exp < earliest) earliest = exp
     }
     this.#earliest = earliest
