@@ -2,7 +2,7 @@
 // proof / tool / per_call / revocation / replay logic as every credential, against the last link;
 // verified chains are cached like audience-level mandates, a chain ending in a call hop is single use.
 import { describe, expect, it } from 'vitest'
-import { attenuateMandate, createProof, Ed25519Key, MemoryRevocationList, type Guard } from '@mandate/core'
+import { argumentsDigest, attenuateMandate, createProof, Ed25519Key, MemoryRevocationList, type Guard } from '@mandate/core'
 import { AUD, expectReject, TestAuthority } from './helpers.js'
 import { afterEach, beforeEach, vi } from 'vitest'
 import { cryptoBackend } from '@mandate/core'
@@ -83,6 +83,20 @@ describe('offline chains at the guard', () => {
     // bound to its tool and arguments
     const d = attenuateMandate(one, worker, { kind: 'call', audience: AUD, tool: 'files.read', arguments: args }, { now: auth.now })
     await expectReject(call(guard, worker, d, 'files.read', { path: '/data/other' }), 'ARGUMENTS_MISMATCH')
+  })
+
+  it('an offline call hop is refused where the guard is not given the tool and arguments (its digest was never checked)', async () => {
+    const { one, guard } = chain()
+    // a digest of arguments outside the constraint (/etc is not under /data), signed by the holder alone
+    const hostile = argumentsDigest({ path: '/etc/shadow', amount: 5 })
+    const c = attenuateMandate(one, worker, { kind: 'call', audience: AUD, tool: 'files.read', argsDigest: hostile }, { now: auth.now })
+    const url = 'https://tools.example/mcp'
+    const request = () => ({ method: 'POST', url, headers: { authorization: `DPoP ${c}`, dpop: createProof(worker, { accessToken: c, method: 'POST', url, tool: 'files.read', arguments: { path: '/etc/shadow', amount: 5 } }) } })
+    const refused = await guard.verifyRequest(request()).then(() => undefined, (e: unknown) => e)
+    expect(refused).toMatchObject({ code: 'ATTENUATION_INVALID', detail: { rule: 'call-hop-unchecked' } })
+    await expect(guard.verifyRequest({ ...request(), tool: 'files.read' })).rejects.toMatchObject({ name: 'MandateError' })
+    // with the real arguments the constraint decides
+    await expectReject(call(guard, worker, c, 'files.read', { path: '/etc/shadow', amount: 5 }), 'CONSTRAINT_VIOLATED')
   })
 
   it('a guard that accepts only call credentials refuses offline chains', async () => {

@@ -466,6 +466,11 @@ export function createGuard(options: GuardOptions): Guard {
     }
     const callBound = v.mode === 'call'
     if (claims.call) {
+      // a holder-signed call hop binds a tool and an argument digest that no Authority checked
+      // against the grant's constraints: only the real tool and arguments can be checked here
+      if (v.mode === 'offline' && (tool === undefined || s.snapshot === undefined)) {
+        throw new MandateError('ATTENUATION_INVALID', 'an offline call hop is accepted only where the guard sees the tool and its arguments (verifyToolCall, or verifyRequest with tool and arguments)', { detail: { hop: 0, rule: 'call-hop-unchecked' } })
+      }
       // an Authority call credential, or an offline chain ending in a holder-signed call hop
       if (tool !== undefined && claims.call.tool !== tool) throw new MandateError('TOOL_NOT_ALLOWED', 'credential is bound to another tool')
       if (digest !== undefined && claims.call.args !== digest) throw new MandateError('ARGUMENTS_MISMATCH', 'credential is bound to other arguments')
