@@ -48,8 +48,8 @@ export { narrowToTemplate } from './narrowing/template.js'
 export type { GrantTemplate, TemplateRequest, TemplatedGrant } from './narrowing/template.js'
 export type { NarrowingRequest, DelegationRequest, CallRequest, AudienceRequest, NarrowingContext, RootGrantRequest } from './narrowing/narrow.js'
 export {
-  attenuateMandate, verifyOfflineChain, decodeOfflineChainUnverified, isOfflineChain, createOfflineChainCache,
-  HOP_TYP, CHAIN_SEPARATOR, MAX_CHAIN_HOPS, MAX_CHAIN_LENGTH, DEFAULT_CHAIN_CACHE_ENTRIES,
+  attenuateMandate, verifyOfflineChain, decodeOfflineChainUnverified, isOfflineChain, createOfflineChainCache, isHopJti, randomHopId,
+  HOP_JTI_LENGTH, HOP_TYP, CHAIN_SEPARATOR, MAX_CHAIN_HOPS, MAX_CHAIN_LENGTH, DEFAULT_CHAIN_CACHE_ENTRIES,
 } from './attenuation/index.js'
 export type {
   AttenuateOptions, VerifyOfflineChainOptions, VerifiedOfflineChain, OfflineHop, DecodedLink, HopKind, OfflineChainCache,

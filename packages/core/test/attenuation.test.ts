@@ -6,7 +6,7 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import {
   attenuateMandate, b64uEncode, createLocalKeySet, jwkThumbprint, createOfflineChainCache, createProof, cryptoBackend, decodeOfflineChainUnverified, Ed25519Key, isOfflineChain, MandateError, narrowMandate,
-  parseCompactJws, randomId, tokenHash, verifyOfflineChain, verifyProof, HOP_TYP, MAX_CHAIN_LENGTH,
+  isHopJti, parseCompactJws, randomHopId, randomId, tokenHash, verifyOfflineChain, verifyProof, HOP_TYP, MAX_CHAIN_LENGTH,
   type MandateClaims, type MandateErrorCode, type NarrowingRequest, type RootGrantRequest,
 } from '@mandate/core'
 import { didKeyOfCheckedRaw, importHopKey } from '../src/attenuation/hop_key.js'
@@ -52,7 +52,7 @@ const signHop = (claims: object, key: Ed25519Key, headerExtra: Record<string, un
 function hopClaims(presented: string, holder: Ed25519Key, req: NarrowingRequest, now = auth.now): MandateClaims {
   const last = lastPart(presented)
   return narrowMandate(payloadOf(last), req, {
-    issuer: ISSUER, now, jti: randomId(), parentToken: last, caller: { id: holder.did, jkt: holder.jkt }, offlineHop: true,
+    issuer: ISSUER, now, jti: randomHopId(), parentToken: last, caller: { id: holder.did, jkt: holder.jkt }, offlineHop: true,
     maxMandateLifetime: 86_400, maxCallLifetime: 60, maxAudienceLifetime: 900,
   })
 }
@@ -278,7 +278,7 @@ describe('every widening at an offline hop is refused', () => {
 
   it('refuses a hop that restates its parent with a new jti but the same holder (not a narrowing kind)', async () => {
     const root = offlineRoot(2)
-    const h = { ...root.claims, jti: randomId(), delegation: { ...root.claims.delegation } }
+    const h = { ...root.claims, jti: randomHopId(), delegation: { ...root.claims.delegation } }
     await expectInvalid(verify(`${root.token}~${signHop(h, a)}`), 1, 'parent')
   })
 })
@@ -322,13 +322,13 @@ describe('keys and links', () => {
     expectCode(() => attenuate(two, c, delegation(d)), 'ATTENUATION_NOT_ALLOWED')
     // hand-made third hop by the real holder c, as an Authority would narrow (no offline check)
     const last = lastPart(two)
-    const h3 = narrowMandate(payloadOf(last), delegation(d), { issuer: ISSUER, now: auth.now, jti: randomId(), parentToken: last, caller: { id: c.did, jkt: c.jkt } })
+    const h3 = narrowMandate(payloadOf(last), delegation(d), { issuer: ISSUER, now: auth.now, jti: randomHopId(), parentToken: last, caller: { id: c.did, jkt: c.jkt } })
     await expectInvalid(verify(`${two}~${signHop(h3, c)}`), 3, 'hop-limit')
     // within the count but after a hop that gave up its allowance
     const root3 = offlineRoot(3)
     const gaveUp = attenuate(root3.token, a, delegation(b, { offlineHops: 0 }))
     const l = lastPart(gaveUp)
-    const next = narrowMandate(payloadOf(l), delegation(c), { issuer: ISSUER, now: auth.now, jti: randomId(), parentToken: l, caller: { id: b.did, jkt: b.jkt } })
+    const next = narrowMandate(payloadOf(l), delegation(c), { issuer: ISSUER, now: auth.now, jti: randomHopId(), parentToken: l, caller: { id: b.did, jkt: b.jkt } })
     await expectInvalid(verify(`${gaveUp}~${signHop(next, b)}`), 2, 'narrowing', 'ATTENUATION_NOT_ALLOWED')
   })
   it('a hop that reuses the jti of a link before it', async () => {
@@ -338,9 +338,24 @@ describe('keys and links', () => {
       const last = lastPart(h1)
       return narrowMandate(payloadOf(last), delegation(c), { issuer: ISSUER, now: auth.now, jti, parentToken: last, caller: { id: b.did, jkt: b.jkt }, offlineHop: true })
     }
-    await expectInvalid(verify(`${h1}~${signHop(reuse(root.claims.jti), b)}`), 2, 'jti-reuse')
+    // the root's id (an Authority id, 22 characters) is not even a hop id
+    await expectInvalid(verify(`${h1}~${signHop(reuse(root.claims.jti), b)}`), 2, 'jti-form')
     await expectInvalid(verify(`${h1}~${signHop(reuse(payloadOf(lastPart(h1)).jti), b)}`), 2, 'jti-reuse')
-    await verify(`${h1}~${signHop(reuse(randomId()), b)}`)
+    await verify(`${h1}~${signHop(reuse(randomHopId()), b)}`)
+  })
+  it('a hop cannot take an id the Authority mints (128-bit, 22 characters): single use and revocation stay apart', async () => {
+    const root = offlineRoot(3)
+    const victim = auth.root(c) // an Authority credential of someone else: its jti is known from a log
+    const last = root.token
+    const named = (jti: string) => narrowMandate(root.claims, delegation(b), { issuer: ISSUER, now: auth.now, jti, parentToken: last, caller: { id: a.did, jkt: a.jkt }, offlineHop: true })
+    await expectInvalid(verify(`${root.token}~${signHop(named(victim.claims.jti), a)}`), 1, 'jti-form')
+    for (const jti of [randomId(), randomHopId().slice(0, 42), `${randomHopId()}A`.slice(0, 64)]) {
+      await expectInvalid(verify(`${root.token}~${signHop(named(jti), a)}`), 1, 'jti-form')
+    }
+    // not base64url at all: refused with the claims already
+    await expectInvalid(verify(`${root.token}~${signHop(named(`${randomHopId().slice(0, 42)}=`), a)}`), 1, 'hop-claims')
+    expectCode(() => attenuateMandate(root.token, a, delegation(b), { now: auth.now, jti: victim.claims.jti }), 'ATTENUATION_NOT_ALLOWED')
+    expect(isHopJti(payloadOf(lastPart(attenuate(root.token, a, delegation(b)))).jti)).toBe(true)
   })
   it('a root without the offline claim cannot carry hops', async () => {
     const root = auth.root(a)

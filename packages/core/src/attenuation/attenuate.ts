@@ -10,16 +10,15 @@ import { MandateError } from '../errors.js'
 import { Ed25519Key } from '../identity/key.js'
 import { lifetimeCaps, type LifetimeCaps } from '../mandate/chain_rules.js'
 import { MAX_MANDATE_LENGTH, parseMandateClaims, type MandateClaims } from '../mandate/claims.js'
-import { randomId } from '../mandate/ids.js'
 import { nowSeconds } from '../mandate/verify.js'
 import { defaultConstraintRegistry, type ConstraintRegistry } from '../narrowing/constraints.js'
 import { narrowMandate, type NarrowingRequest } from '../narrowing/narrow.js'
-import { CHAIN_SEPARATOR, HOP_TYP, MAX_CHAIN_HOPS, MAX_CHAIN_LENGTH, parseHopLink, parseRootLink, splitChain } from './format.js'
+import { CHAIN_SEPARATOR, HOP_JTI_LENGTH, HOP_TYP, isHopJti, MAX_CHAIN_HOPS, MAX_CHAIN_LENGTH, parseHopLink, parseRootLink, randomHopId, splitChain } from './format.js'
 
 export interface AttenuateOptions {
   /** Current time in seconds (never earlier than the last link's `iat` is used). */
   now?: number
-  /** `jti` of the new hop; random (128 bits) by default. */
+  /** `jti` of the new hop: 43 base64url characters ({@link randomHopId}, 256 random bits, by default). */
   jti?: string
   registry?: ConstraintRegistry
   /** The narrowing caps; use the guards' caps (defaults: the guard defaults). */
@@ -66,11 +65,12 @@ export function attenuateMandate(presented: string, holder: Ed25519Key, request:
   if (holder.jkt !== last.cnf.jkt || holder.did !== last.client_id) {
     throw new MandateError('ATTENUATION_NOT_ALLOWED', 'only the key the mandate is bound to can attenuate it')
   }
+  if (opts.jti !== undefined && !isHopJti(opts.jti)) throw new MandateError('ATTENUATION_NOT_ALLOWED', `a hop jti is exactly ${HOP_JTI_LENGTH} base64url characters (randomHopId)`)
   const caps = lifetimeCaps(opts.caps)
   // a hop is issued while its parent is valid: a holder clock behind the Authority's cannot predate it
   const now = Math.max(opts.now ?? nowSeconds(), last.iat)
   const claims = narrowMandate(last, request, {
-    issuer: last.iss, now, jti: opts.jti ?? randomId(), parentToken: lastToken,
+    issuer: last.iss, now, jti: opts.jti ?? randomHopId(), parentToken: lastToken,
     caller: { id: holder.did, jkt: holder.jkt }, offlineHop: true,
     maxMandateLifetime: caps.mandate, maxCallLifetime: caps.call, maxAudienceLifetime: caps.audience, registry,
   })

@@ -4,6 +4,8 @@
  * attenuation, joined by `~`. `~` is not a base64url character, so a plain RFC 9068 resource
  * server sees one string that is not a compact JWS and refuses it instead of reading only the root.
  */
+import { backend } from '../crypto/backend.js'
+import { b64uEncode } from '../encoding/base64url.js'
 import { MandateError } from '../errors.js'
 import { parseCompactJws, type ParsedJws } from '../jws/compact.js'
 import { MANDATE_TYP, MAX_MANDATE_LENGTH, MAX_OFFLINE_HOPS } from '../mandate/claims.js'
@@ -22,6 +24,24 @@ export interface HopJwk {
   kty: 'OKP'
   crv: 'Ed25519'
   x: string
+}
+
+/**
+ * Length of a hop's `jti`: 256 bits of base64url (43 characters). The Authority mints 128-bit ids
+ * (22 characters), so a holder, who picks its hop's id, can never pick one of the Authority's: a hop
+ * cannot take a credential's single use or make a revocation of its id land on another mandate.
+ */
+export const HOP_JTI_LENGTH = 43
+const HOP_JTI = /^[A-Za-z0-9_-]{43}$/
+
+/** Is this a valid hop `jti` (exactly {@link HOP_JTI_LENGTH} base64url characters)? */
+export function isHopJti(jti: unknown): jti is string {
+  return typeof jti === 'string' && HOP_JTI.test(jti)
+}
+
+/** A fresh hop `jti`: 256 random bits, base64url. */
+export function randomHopId(): string {
+  return b64uEncode(backend.randomBytes(32))
 }
 
 /** One strictly parsed link: its compact serialization and parsed JWS. */

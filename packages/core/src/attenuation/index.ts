@@ -7,5 +7,5 @@ export { createOfflineChainCache, DEFAULT_CHAIN_CACHE_ENTRIES } from './chain_ca
 export type { OfflineChainCache } from './chain_cache.js'
 export { decodeOfflineChainUnverified } from './decode.js'
 export type { DecodedLink } from './decode.js'
-export { isOfflineChain, HOP_TYP, CHAIN_SEPARATOR, MAX_CHAIN_HOPS, MAX_CHAIN_LENGTH } from './format.js'
+export { isOfflineChain, isHopJti, randomHopId, HOP_JTI_LENGTH, HOP_TYP, CHAIN_SEPARATOR, MAX_CHAIN_HOPS, MAX_CHAIN_LENGTH } from './format.js'
 export type { HopKind } from './hop_request.js'

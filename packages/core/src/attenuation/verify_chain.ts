@@ -15,7 +15,7 @@ import { checkSkew, checkTimes, resolveTrustedKey } from '../mandate/verify.js'
 import { defaultConstraintRegistry, type ConstraintRegistry } from '../narrowing/constraints.js'
 import { narrowMandate } from '../narrowing/narrow.js'
 import { capsKey, LinkCache, type LinkEntry, type OfflineChainCache } from './chain_cache.js'
-import { chainError, parseHopLink, parseRootLink, splitChain, type ChainLink, type HopJwk } from './format.js'
+import { chainError, HOP_JTI_LENGTH, isHopJti, parseHopLink, parseRootLink, splitChain, type ChainLink, type HopJwk } from './format.js'
 
 export { MAX_CHAIN_LENGTH } from './format.js'
 import { importHopKey, type HopKey } from './hop_key.js'
@@ -152,7 +152,9 @@ export async function verifyOfflineChain(presented: string, options: VerifyOffli
     }
     if (claims.delegation.parent !== prev.jti) throw chainError(n, 'parent', 'a hop does not name the previous link as its parent')
     if (claims.iss !== root.iss) throw chainError(n, 'issuer', 'a hop changes the issuer')
-    // a holder picks its hop's jti: never one of the chain's own (revocation and single use key on it)
+    // a holder picks its hop's jti: never one the Authority could have minted (another length), nor
+    // one of the chain's own (revocation and single use key on it)
+    if (!isHopJti(claims.jti)) throw chainError(n, 'jti-form', `a hop jti is exactly ${HOP_JTI_LENGTH} base64url characters`)
     if (claims.delegation.ancestors.indexOf(claims.jti) !== -1) throw chainError(n, 'jti-reuse', 'a hop reuses the jti of a link before it')
     links.push(claims)
     fresh.push({ link, key })
