@@ -37,7 +37,7 @@ export type { ArgumentLimits } from './mandate/args_snapshot.js'
 export { randomId } from './mandate/ids.js'
 
 export { parseScope, formatScope, assertScopesNarrow } from './narrowing/scopes.js'
-export { toolMatches, patternCovers, isToolName } from './narrowing/tools.js'
+export { toolMatches, patternCovers, patternsOverlap, isToolName } from './narrowing/tools.js'
 export {
   defaultConstraintRegistry, createConstraintRegistry, parseConstraintMap, constraintNarrows,
   assertConstraintsNarrow, assertArgumentsSatisfy, argumentAt, isSafePath,

@@ -99,6 +99,22 @@ describe('offline chains at the guard', () => {
     await expectReject(call(guard, worker, c, 'files.read', { path: '/etc/shadow', amount: 5 }), 'CONSTRAINT_VIOLATED')
   })
 
+  it('a tool a per_call grant of any link marks stays per-call, even after a hop that keeps only a narrower grant without it', async () => {
+    const root = auth.root(agent, { offline: { maxHops: 3 }, tools: [{ type: 'tool_access', tools: ['files.*'], per_call: true }, { type: 'tool_access', tools: ['files.read'] }] })
+    const guard = auth.guard()
+    const a = { path: '/data/x' }
+    await expectReject(call(guard, agent, root.token, 'files.read', a), 'CALL_CREDENTIAL_REQUIRED')
+    // a valid narrowing of the non-per_call grant, but the tool was per-call at the root
+    const audience = attenuateMandate(root.token, agent, { kind: 'audience', audience: AUD, tools: [{ type: 'tool_access', tools: ['files.read'] }] }, { now: auth.now })
+    await expectReject(call(guard, agent, audience, 'files.read', a), 'CALL_CREDENTIAL_REQUIRED')
+    const delegated = attenuateMandate(root.token, agent, auth.delegate(worker, { tools: [{ type: 'tool_access', tools: ['files.read'] }] }), { now: auth.now })
+    await expectReject(call(guard, worker, delegated, 'files.read', a), 'CALL_CREDENTIAL_REQUIRED')
+    // a tool no link marks is still callable offline
+    const plain = auth.root(agent, { offline: { maxHops: 3 }, tools: [{ type: 'tool_access', tools: ['files.read'] }, { type: 'tool_access', tools: ['billing.*'], per_call: true }] })
+    const ok = attenuateMandate(plain.token, agent, auth.delegate(worker, { tools: [{ type: 'tool_access', tools: ['files.read'] }] }), { now: auth.now })
+    await call(guard, worker, ok, 'files.read', a)
+  })
+
   it('a guard that accepts only call credentials refuses offline chains', async () => {
     const { two } = chain()
     await expectReject(call(auth.guard({ requireCallBinding: true }), helper, two), 'CALL_CREDENTIAL_REQUIRED')

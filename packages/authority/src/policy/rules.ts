@@ -6,7 +6,7 @@
  * (document.ts): anything unknown or malformed is refused with POLICY_INVALID, never ignored.
  */
 import {
-  argumentAt, defaultConstraintRegistry, MandateError, patternCovers, toolMatches,
+  argumentAt, defaultConstraintRegistry, MandateError, patternCovers, patternsOverlap, toolMatches,
   type ConstraintMap, type ConstraintRegistry,
 } from '@mandate/core'
 import type { PerCallContext, PolicyContext, PolicyEffect, PolicyEngine, PolicyOperation } from './engine.js'
@@ -41,13 +41,8 @@ function compile({ explicitId: _explicit, pointer: _pointer, operations, ...rule
 const anyIn = (selector: readonly string[] | undefined, values: readonly string[]) => selector === undefined || selector.includes('*') || values.some((v) => selector.includes(v))
 const anyone = (selector: readonly string[] | undefined) => selector === undefined || selector.includes('*')
 
-/**
- * Could one tool name match both patterns? Tool patterns are `*`, a name, or `prefix.*` on segment
- * boundaries, so two of them share a tool exactly when one covers the other.
- */
-export function patternsOverlap(a: string, b: string): boolean {
-  return patternCovers(a, b) || patternCovers(b, a)
-}
+/** Could one tool name match both patterns? (core's; re-exported where it always was) */
+export { patternsOverlap }
 
 function checkOptions(options: RulePolicyOptions): void {
   if (typeof options !== 'object' || options === null) throw new MandateError('CONFIG_INVALID', 'createRulePolicy options must be an object')

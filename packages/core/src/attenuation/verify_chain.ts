@@ -64,6 +64,8 @@ export interface VerifiedOfflineChain {
   root: MandateClaims
   /** One summary per hop, in order. */
   hops: OfflineHop[]
+  /** Every link's claims, root first (the last is `claims`). */
+  links: MandateClaims[]
   /** The key the last link is bound to: the proof must be signed by it. */
   holderJkt: string
   /** The root's `kid` and the trusted key it resolved to (a cache of verified chains drops them on rotation). */
@@ -204,7 +206,7 @@ export async function verifyOfflineChain(presented: string, options: VerifyOffli
     throw new MandateError('AUDIENCE_MISMATCH', 'mandate is not for this audience')
   }
   checkTimes(last, now, skew)
-  return { claims: last, root, hops, holderJkt: last.cnf.jkt, kid, key: rootKey }
+  return { claims: last, root, hops, links, holderJkt: last.cnf.jkt, kid, key: rootKey }
 }
 
 /** One hop against its (verified) parent: signature, parent hash, times, cap, and the narrowing itself. */

@@ -345,10 +345,14 @@ export function createGuard(options: GuardOptions): Guard {
     nbf = Math.max(nbf, chain.claims.nbf)
     iat = Math.max(iat, chain.claims.iat)
     const actors = new Set([...actorChain(chain.root.act), ...actorChain(chain.claims.act)])
+    const chainPerCall: string[] = []
+    for (const link of chain.links) {
+      for (const g of link.authorization_details) if (g.per_call === true && grantApplies(g)) chainPerCall.push(...g.tools)
+    }
     return {
       token, hash, claims: chain.claims, kid, key, holderJkt: chain.holderJkt, revocationIds: [...ids], actors: [...actors],
       actorChain: actorChain(chain.claims.act), scopes: scopeList(chain.claims.scope),
-      exp, nbf, iat, mode: 'offline', offlineHops: chain.hops,
+      exp, nbf, iat, mode: 'offline', offlineHops: chain.hops, chainPerCall,
     }
   }
 
@@ -478,6 +482,9 @@ export function createGuard(options: GuardOptions): Guard {
     if (!callBound && options.requireCallBinding) {
       // the same refusal as a per_call grant: a client in cached mode falls back to a per-call exchange on it
       throw new MandateError('CALL_CREDENTIAL_REQUIRED', 'this resource accepts only per-call credentials')
+    }
+    if (tool !== undefined && v.chainPerCall !== undefined && v.chainPerCall.some((p) => toolMatches(p, tool))) {
+      throw new MandateError('CALL_CREDENTIAL_REQUIRED', `tool "${tool}" may only be called with a per-call credential from the Authority (a link of this offline chain marks it per_call)`, { detail: { tool } })
     }
     if (tool !== undefined) checkToolGrant(claims, tool, s.snapshot as JsonValue, callBound)
     else if (!callBound) assertNotPerCallOnly(claims)

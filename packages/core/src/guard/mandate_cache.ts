@@ -46,6 +46,12 @@ export interface CachedMandate {
   iat: number
   mode: 'call' | 'audience' | 'mandate' | 'offline'
   offlineHops?: OfflineHop[]
+  /**
+   * Offline chains: the tool patterns that a `per_call` grant of ANY link (root or hop) marks for
+   * this audience. A hop may keep a narrower grant beside the per_call one and drop the per_call
+   * grant; the tool still needs the Authority, as it did at the link that marked it.
+   */
+  chainPerCall?: string[]
 }
 
 export interface MandateCacheOptions {

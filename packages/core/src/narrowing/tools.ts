@@ -46,3 +46,11 @@ export function patternCovers(p: string, c: string): boolean {
   }
   return toolMatches(p, c)
 }
+
+/**
+ * Could one tool name match both patterns? Tool patterns are `*`, a name, or `prefix.*` on segment
+ * boundaries, so two of them share a tool exactly when one covers the other.
+ */
+export function patternsOverlap(a: string, b: string): boolean {
+  return patternCovers(a, b) || patternCovers(b, a)
+}
