@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readdir, readFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readdir, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -57,6 +57,21 @@ describe('authority start: signals', () => {
       expect(existsSync(db)).toBe(true)
     }
   }, 120_000)
+})
+
+describe('authority start: the state directory', () => {
+  it('warns when the directory of the database and keys is writable by others; says nothing for a private one', async () => {
+    const open = join(dir, 'shared-state')
+    await mkdir(open)
+    await chmod(open, 0o777)
+    const loose = await startAuthority(['--port', '0', '--db', join(open, 'authority.db')], dir)
+    await loose.stop()
+    expect(loose.output()).toMatch(/warning: .*shared-state is writable by others \(mode 777\)/)
+    const own = join(dir, 'own-state')
+    const tight = await startAuthority(['--port', '0', '--db', join(own, 'authority.db')], dir)
+    await tight.stop()
+    expect(tight.output()).not.toContain('is writable by')
+  })
 })
 
 describe('authority start --audit-witness', () => {

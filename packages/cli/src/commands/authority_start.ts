@@ -183,7 +183,15 @@ export const authorityStart: Command = {
     // the witness file is checked before anything is created: it is opened only at the first signed
     // head, where a mistake would surface as warnings from a server that already runs
     const auditWitnessFile = config.auditWitness === undefined ? undefined : await checkWitnessFile(resolve(config.auditWitness), db ?? '')
-    if (db !== undefined) await mkdir(dirname(db), { recursive: true, mode: 0o700 })
+    if (db !== undefined) {
+      await mkdir(dirname(db), { recursive: true, mode: 0o700 })
+      // the database, its admin key, signing keys and issuer pin live side by side: whoever may
+      // write the directory may swap any of them (a sticky /tmp still lets others squat names)
+      const dirMode = statSync(dirname(db)).mode
+      if (process.platform !== 'win32' && (dirMode & 0o022) !== 0) {
+        ctx.io.err(`warning: ${dirname(db)} is writable by ${(dirMode & 0o002) !== 0 ? 'others' : 'its group'} (mode ${(dirMode & 0o7777).toString(8)}); keep the Authority's database and keys in a directory only you can write (chmod 700)`)
+      }
+    }
 
     // a SQLite database belongs to one issuer: its mandates and signed audit checkpoints name it
     const issuerFile = db !== undefined ? `${db}.issuer` : undefined
