@@ -34,6 +34,27 @@ describe('shapes a serialiser shows but a plain walk could miss', () => {
     }
   })
 
+  it('a token base64-encoded inside other bytes is found at every alignment, in both alphabets, wrapped or not, and cut out', () => {
+    const chain = `${ROOT}~${ROOT.split('.').reverse().join('.')}`
+    for (const secret of [ROOT, chain]) {
+      for (const before of ['', 'a', 'ab', 'abc', 'Authorization: DPoP ']) {
+        for (const after of ['', 'x', '\r\nHost: tools.example\r\n']) {
+          const bytes = Buffer.from(`${before}${secret}${after}`)
+          for (const enc of [bytes.toString('base64'), bytes.toString('base64url'), (bytes.toString('base64').match(/.{1,76}/g) as string[]).join('\n')]) {
+            const text = `{"echo":"${enc}"}`
+            expect(mentionsSecret(text, [secret]), `${before}|${after}|${enc.slice(0, 12)}`).toBe(true)
+            const out = withoutSecrets({ echo: enc }, [secret])
+            // whatever is left decodes to no link of the token
+            const left = Buffer.from(String((out as { echo?: unknown }).echo ?? out).replace(/\s/g, ''), 'base64').toString('latin1')
+            for (const link of secret.split('~')) expect(left).not.toContain(link.split('.')[1]?.slice(0, 24))
+          }
+        }
+      }
+    }
+    // ordinary base64 is not taken for a token
+    expect(mentionsSecret(Buffer.from('hello world, nothing to see here at all').toString('base64'), [ROOT])).toBe(false)
+  })
+
   it('the header segment alone is not a secret (every token of its kind shares it)', () => {
     expect(mentionsSecret(`header ${ROOT.split('.')[0] as string}`, [ROOT])).toBe(false)
   })

@@ -23,7 +23,37 @@ function partsOf(secret: string): string[] {
       parts.add(segments[2] as string)
     }
   }
+  // a resource that echoes its request base64-encoded (a header dump, a Basic-style blob) still
+  // shows the token: its base64 at each of the three byte alignments, less the characters that
+  // mix in the bytes around it, in both alphabets
+  for (const whole of [secret, ...secret.split('~')]) {
+    if (whole.length < MIN_SECRET) continue
+    for (const core of base64Cores(whole)) parts.add(core)
+  }
   return [...parts].filter((p) => p.length >= MIN_SECRET)
+}
+
+/**
+ * The base64 text that every encoding of `secret` contains wherever it sits in the encoded bytes:
+ * for a start offset of 0, 1 or 2 bytes, the characters fully determined by the secret's own
+ * bytes (the first and last group may mix in its neighbours' bits and are dropped), standard and
+ * url-safe alphabets.
+ */
+function base64Cores(secret: string): string[] {
+  if (NodeBuffer === undefined) return []
+  const bytes = new TextEncoder().encode(secret)
+  const out: string[] = []
+  for (let offset = 0; offset < 3; offset++) {
+    const padded = new Uint8Array(offset + bytes.length)
+    padded.set(bytes, offset)
+    const text = NodeBuffer.from(padded.buffer, 0, padded.length).toString('base64' as 'latin1')
+    // characters 0..ceil(4·offset/3) carry the zero bytes' bits; the last 4 (a group with padding
+    // or with the next bytes' bits) may differ in the real text
+    const core = text.slice(Math.ceil((4 * offset) / 3) + 1, text.length - 4)
+    if (core.length < MIN_SECRET) continue
+    out.push(core, core.replace(/\+/g, '-').replace(/\//g, '_'))
+  }
+  return out
 }
 
 /** Replace every secret (credential, mandate, chain link, or a token's payload or signature segment) in `text` with `[credential]`. */
@@ -66,12 +96,16 @@ export function withoutSecrets(value: unknown, secrets: readonly string[]): unkn
   if (text === undefined) return UNCHECKABLE_TEXT
   const scrubbed = scrubSecrets(text, secrets)
   if (scrubbed === WITHHELD_TEXT) return WITHHELD_TEXT
+  let out: unknown
   try {
-    // the marker holds no quote or backslash, and secrets are base64url text: the JSON stays valid
-    return JSON.parse(scrubbed) as unknown
+    // the marker holds no quote or backslash, and secrets are base64 text: the JSON stays valid
+    out = JSON.parse(scrubbed) as unknown
   } catch {
-    return scrubbed
+    out = scrubbed
   }
+  // what JSON escaping hid from the cut (a token wrapped across lines is "\n"-separated in JSON
+  // text) is still in the value: then nothing of it is shown
+  return mentionsSecret(out, secrets) ? WITHHELD_TEXT : out
 }
 
 /** How deep and how wide a value is walked before the search falls back to its JSON text. */
