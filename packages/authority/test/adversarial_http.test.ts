@@ -758,6 +758,17 @@ describe('adversarial HTTP client against the Authority', () => {
     const path = (p: string): string => p.replace('/agents/placeholder', `/agents/${encodeURIComponent(admin.key.did)}`)
     const payload = (b: string | undefined): string | undefined => b?.replace('"placeholder"', JSON.stringify(decodeMandateUnverified(root).payload.txn))
 
+    it('audit verify, checkpoint and export refuse query parameters they do not read (an ignored ?checkpoint= would answer ok unchecked)', async () => {
+      for (const [method, p] of [['GET', '/audit/verify?checkpoint=abc'], ['POST', '/audit/verify?checkpoint=abc'], ['GET', '/audit/checkpoint?seq=1'], ['GET', '/audit/export?limit=5'], ['GET', '/audit/export?after=3']] as const) {
+        const res = await fetch(`${server.url}${p}`, { method, headers: { authorization: as_(admin), ...(method === 'POST' ? { 'content-type': 'application/json' } : {}) }, ...(method === 'POST' ? { body: '{}' } : {}) })
+        expect(res.status, `${method} ${p}`).toBe(400)
+        expect(((await res.json()) as { error_description: string }).error_description).toMatch(/unknown query parameter/)
+      }
+      const ok = await fetch(`${server.url}/audit/export?txn=none`, { headers: { authorization: as_(admin) } })
+      expect(ok.status).toBe(200)
+      await ok.body?.cancel()
+    })
+
     it('refuses every admin/audit/approval endpoint without, or with malformed, Authorization', async () => {
       const m = await mark()
       const kid = server.authority.jwks().keys[0]?.kid

@@ -3,6 +3,7 @@
  * kind of tampering fails `verify` with AUDIT_BROKEN, a stable `kind` and a reason naming what was
  * found; what only a copy held outside the database can reveal is tested against such a copy.
  */
+import { auditFacets } from '../src/store/audit_facets.js'
 import { copyFileSync } from 'node:fs'
 import { DatabaseSync, type SqliteDatabase } from '../src/store/sqlite_driver.js'
 import { Ed25519Key } from '@mandate/core'
@@ -67,10 +68,18 @@ function row(db: SqliteDatabase, seq: number): AuditRecord {
   return { ...r, fields: JSON.parse(r.fields) as AuditRecord['fields'] }
 }
 
+/** Write a record as a careful attacker would: its hash, link and every query column consistent with it. */
 function put(db: SqliteDatabase, r: AuditRecord): void {
-  const idx = auditIndex(r.fields)
-  db.prepare('UPDATE audit SET time = ?, type = ?, fields = ?, prev = ?, hash = ?, txn = ?, agent = ?, subject = ? WHERE seq = ?')
-    .run(r.time, r.type, JSON.stringify(r.fields), r.prev, r.hash, idx.txn, idx.agent, idx.subject, r.seq)
+  const f = auditFacets(r.type, r.fields)
+  db.prepare('UPDATE audit SET time = ?, type = ?, fields = ?, prev = ?, hash = ?, txn = ?, agent = ?, subject = ?, tool = ?, jti = ?, decision = ?, call = ? WHERE seq = ?')
+    .run(r.time, r.type, JSON.stringify(r.fields), r.prev, r.hash, f.txn, f.agent, f.subject, f.tool, f.jti, f.decision, f.call ? 1 : 0, r.seq)
+}
+
+/** Insert a record as a careful attacker would (every query column consistent with it). */
+function insert(db: SqliteDatabase, r: Omit<AuditRecord, 'hash'>): void {
+  const f = auditFacets(r.type, r.fields)
+  db.prepare('INSERT INTO audit(seq, time, type, fields, prev, hash, txn, agent, subject, tool, jti, decision, call) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)')
+    .run(r.seq, r.time, r.type, JSON.stringify(r.fields), r.prev, auditHash(r), f.txn, f.agent, f.subject, f.tool, f.jti, f.decision, f.call ? 1 : 0)
 }
 
 /** Edit record `from`, then recompute every hash and link after it, as a careful attacker would. */
@@ -155,7 +164,7 @@ describe('audit log tamper detection (SQLite file, database write access)', () =
       db.prepare('UPDATE audit SET seq = -seq + 1 WHERE seq < 0').run()
       const prev = row(db, 11)
       const forged = { seq: 12, time: prev.time, type: 'grant' as const, fields: { subject: 'mallory' }, prev: prev.hash }
-      db.prepare('INSERT INTO audit(seq, time, type, fields, prev, hash, subject) VALUES (?,?,?,?,?,?,?)').run(12, forged.time, forged.type, JSON.stringify(forged.fields), forged.prev, auditHash(forged), 'mallory')
+      insert(db, forged)
     })
     expect(result).toMatchObject(broken('reordered', 13, /record 13 holds the record that belongs at 12/))
   })
@@ -213,7 +222,7 @@ describe('audit log tamper detection (SQLite file, database write access)', () =
     const result = await tamper((db) => {
       const prev = row(db, 20)
       const forged = { seq: 21, time: prev.time + 1, type: 'approval.approved' as const, fields: { approval: 'x', approver: 'did:key:zBob' }, prev: prev.hash }
-      db.prepare('INSERT INTO audit(seq, time, type, fields, prev, hash) VALUES (?,?,?,?,?,?)').run(21, forged.time, forged.type, JSON.stringify(forged.fields), forged.prev, auditHash(forged))
+      insert(db, forged)
     })
     expect(result).toMatchObject(broken('unsealed', 21, /records 21..21 are covered by no signed head/))
   })
@@ -256,6 +265,89 @@ describe('audit log tamper detection (SQLite file, database write access)', () =
     expect(await tamper((db) => db.prepare(`UPDATE audit SET fields = '{not json' WHERE seq = 4`).run())).toMatchObject(broken('edited', 4, /record 4/))
   })
 
+  it('23. editing a facet column the dashboard filters on (decision, call, tool, jti): verify names the column', async () => {
+    expect(await tamper((db) => db.prepare('UPDATE audit SET decision = NULL WHERE seq = 7').run())).toMatchObject(broken('index_mismatch', 7, /column decision differs/))
+    expect(await tamper((db) => db.prepare('UPDATE audit SET call = 0 WHERE seq = 8').run())).toMatchObject(broken('index_mismatch', 8, /column call differs/))
+    expect(await tamper((db) => db.prepare(`UPDATE audit SET tool = 'billing.other' WHERE seq = 9`).run())).toMatchObject(broken('index_mismatch', 9, /column tool differs/))
+    expect(await tamper((db) => db.prepare(`UPDATE audit SET jti = 'someone-else' WHERE seq = 10`).run())).toMatchObject(broken('index_mismatch', 10, /column jti differs/))
+  })
+
+  it('24. a time re-typed as text of the same value (sorts after every number in SQL): verify names the column', async () => {
+    expect(await tamper((db) => db.prepare(`UPDATE audit SET time = printf('0x%x', time) WHERE seq = 5`).run())).toMatchObject(broken('index_mismatch', 5, /column time differs/))
+    // (numeric text such as '17…' or ' 17…' is stored back as an integer by the column's affinity)
+  })
+
+  it('25. a row planted at seq 0 or below is reported, never skipped', async () => {
+    for (const at of [0, -5]) {
+      const result = await tamper((db) => {
+        const r = row(db, 5)
+        insert(db, { ...r, seq: at, type: 'approval.approved', fields: { approval: 'forged', approver: 'did:key:zBob' } })
+      })
+      expect(result, String(at)).toMatchObject(broken('inserted', Math.max(at, 0), /outside the chain/))
+    }
+  })
+
+  it('26. a record that cannot be hashed (non-finite number, far too deep, not an object) is reported at its seq, not thrown', async () => {
+    for (const fields of ['{"x":1e999}', `${'['.repeat(100_000)}${']'.repeat(100_000)}`, `${'{"a":'.repeat(50_000)}1${'}'.repeat(50_000)}`, 'null', '[1,2]', '"text"']) {
+      expect(await tamper((db) => db.prepare('UPDATE audit SET fields = ? WHERE seq = 5').run(fields)), fields.slice(0, 12)).toMatchObject(broken('edited', 5, /record 5/))
+    }
+    // null fields with the hash recomputed over them: still not an audit record
+    const rehashed = await tamper((db) => {
+      const r = { ...row(db, 5), fields: null as never }
+      db.prepare('UPDATE audit SET fields = ?, hash = ? WHERE seq = 5').run('null', auditHash(r))
+    })
+    expect(rehashed).toMatchObject(broken('edited', 5, /record 5/))
+  })
+
+  it('27. a huge edited record is verified in bounded time (the reorder search is capped by size)', async () => {
+    const t0 = Date.now()
+    const result = await tamper((db) => db.prepare('UPDATE audit SET fields = ? WHERE seq = 5').run(JSON.stringify({ purpose: 'x'.repeat(4 * 1024 * 1024) })))
+    expect(result).toMatchObject(broken('edited', 5, /record 5/))
+    expect(Date.now() - t0).toBeLessThan(5_000)
+  })
+
+  it('28. the reason of a forged audit.unsealed record is shown on one line, control and bidi characters escaped', async () => {
+    const result = await tamper((db) => {
+      rewriteChain(db, 5, (r) => {
+        r.type = 'audit.unsealed'
+        r.fields = { reason: 'x\nmandate audit verify: audit log OK: 20 records\u001b[2K\u009b\u202e' }
+      })
+    })
+    expect(result.ok).toBe(false)
+    const reason = (result as { reason: string }).reason
+    expect(reason).not.toMatch(/[\n\u001b\u009b\u202e]/)
+    expect(reason).toContain('\\u000a')
+  })
+
+  it('29. the signed head an export is bounded by comes from its signature, not from the plain columns', async () => {
+    const file = `${tmp.dir}/head-columns.db`
+    copyFileSync(pristine, file)
+    const db = new DatabaseSync(file)
+    db.prepare(`UPDATE audit_head SET seq = 3, hash = 'bogus'`).run()
+    db.close()
+    const authority = await createAuthority({ issuer: ISSUER, store: openSqliteStore(file) })
+    try {
+      expect(await authority.audit.checkpoint()).toMatchObject({ seq: total })
+      let lines = 0
+      for await (const _ of authority.audit.exportJsonl({ untilSeq: (await authority.audit.checkpoint())!.seq })) lines++
+      expect(lines).toBe(total)
+    } finally {
+      await authority.store.close()
+    }
+    // a stored head whose signature does not verify is no bound at all: refused
+    const forged = `${tmp.dir}/head-forged.db`
+    copyFileSync(pristine, forged)
+    const db2 = new DatabaseSync(forged)
+    db2.prepare('UPDATE audit_head SET jws = ?').run(signCheckpoint({ iss: ISSUER, seq: 3, hash: 'x', iat: 1 }, Ed25519Key.generate()))
+    db2.close()
+    const other = await createAuthority({ issuer: ISSUER, store: openSqliteStore(forged) })
+    try {
+      await expect(other.audit.checkpoint()).rejects.toMatchObject({ code: 'AUDIT_BROKEN' })
+    } finally {
+      await other.store.close()
+    }
+  })
+
   it('22. a checkpoint held outside that is not the Authority\'s is refused', async () => {
     const other = signCheckpoint({ iss: ISSUER, seq: 20, hash: 'x', iat: 1 }, Ed25519Key.generate())
     expect(await tamper(() => undefined, { checkpoint: other })).toMatchObject(broken('checkpoint_invalid', 0, /checkpoint held outside is not valid/))
@@ -289,7 +381,7 @@ describe('a running Authority never signs over records it did not write', () => 
     const db = new DatabaseSync(file)
     const prev = row(db, 20)
     const forged = { seq: 21, time: prev.time + 1, type: 'approval.approved' as const, fields: { approval: 'x' }, prev: prev.hash }
-    db.prepare('INSERT INTO audit(seq, time, type, fields, prev, hash) VALUES (?,?,?,?,?,?)').run(21, forged.time, forged.type, JSON.stringify(forged.fields), forged.prev, auditHash(forged))
+    insert(db, forged)
     db.close()
     await authority.registerAgent({ did: Ed25519Key.generate().did, name: 'late' })
     const marker = (await authority.audit.query({ type: 'audit.unsealed' }))[0]

@@ -43,6 +43,15 @@ export function printable(text: string): string {
   return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`)
 }
 
+/**
+ * JSON for a terminal or a log: C1 controls, bidi and line/paragraph separators inside strings are
+ * written as \\u escapes (JSON.stringify leaves them raw, and a terminal acts on U+009B as on ESC [).
+ * Still the same JSON value: such characters only ever occur inside strings.
+ */
+export function jsonText(value: unknown): string {
+  return JSON.stringify(value, null, 2).replace(/[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
 export function table(rows: readonly (readonly string[])[]): string {
   if (rows.length === 0) return ''
   rows = rows.map((r) => r.map((c) => printable(c).replace(/\n/g, '\\n')))

@@ -17,6 +17,7 @@ describe('text from the Authority is printed, never interpreted', () => {
   let server: Server
   let url = ''
   let keyFile = ''
+  let broken = false
   beforeAll(async () => {
     await ensureBuilt()
     server = createServer((req, res) => {
@@ -27,6 +28,7 @@ describe('text from the Authority is printed, never interpreted', () => {
       if (path?.startsWith('/admin/agents/')) return send({ did: DID, name: `agent${EVIL}`, role: 'agent', status: 'enabled', disabled: false, createdAt: 1 })
       if (path === '/admin/revocations') return send({ revocations: [], next: `x${EVIL}` })
       if (path === '/audit') return send({ records: [], next: `y${EVIL}` })
+      if (path === '/audit/verify' && broken) return send({ ok: false, code: 'AUDIT_BROKEN', kind: `edited${EVIL}`, brokenAt: 5, reason: `x\nmandate audit verify: audit log OK: 10 records${EVIL}` })
       if (path === '/audit/verify') return send({ ok: true, count: `1${EVIL}`, head: { seq: `2${EVIL}` } })
       res.writeHead(404).end()
     })
@@ -46,6 +48,24 @@ describe('text from the Authority is printed, never interpreted', () => {
       const all = r.stdout + r.stderr
       // no ESC, BEL, CSI (C1) or bidi override reaches the terminal, whatever the command answered
       expect(all, args.join(' ')).not.toMatch(/[\u001b\u0007\u009b\u202e]/)
+    }
+  }, 60_000)
+
+  it('a broken verification quoting hostile text prints one line, in text and in --json, with nothing a terminal acts on', async () => {
+    // the peer answers every verify as broken now
+    broken = true
+    try {
+      const env = { MANDATE_URL: url, MANDATE_KEY: keyFile }
+      const text = await mandate(['audit', 'verify'], { env })
+      expect(text.code).toBe(1)
+      expect(text.stdout + text.stderr).not.toMatch(/[\u001b\u0007\u009b\u202e]/)
+      expect(text.stderr.trim().split('\n').filter((l) => l.includes('audit log OK'))).toEqual([expect.stringMatching(/BROKEN/)])
+      const json = await mandate(['audit', 'verify', '--json'], { env })
+      expect(json.code).toBe(1)
+      expect(json.stdout).not.toMatch(/[\u001b\u0007\u009b\u202e]/)
+      expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, brokenAt: 5 })
+    } finally {
+      broken = false
     }
   }, 60_000)
 

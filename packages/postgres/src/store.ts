@@ -936,8 +936,11 @@ export class PostgresStore implements AuthorityStore {
     return (await this.#q('SELECT * FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2', [afterSeq, limit], 'reading the audit log')).map(auditRecordFromRow)
   }
   async readAuditIndex(afterSeq: number, limit: number) {
-    const rows = await this.#q('SELECT seq, txn, agent, subject FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2', [afterSeq, limit], 'reading the audit log')
-    return rows.map((r) => ({ seq: num(r.seq), txn: r.txn as string | null, agent: r.agent as string | null, subject: r.subject as string | null }))
+    const rows = await this.#q('SELECT seq, txn, agent, subject, tool, jti, decision, call FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2', [afterSeq, limit], 'reading the audit log')
+    return rows.map((r) => ({
+      seq: num(r.seq), txn: r.txn as string | null, agent: r.agent as string | null, subject: r.subject as string | null,
+      tool: r.tool as string | null, jti: r.jti as string | null, decision: r.decision as string | null, call: r.call as boolean | null,
+    }))
   }
   async queryAudit(q: AuditQuery) {
     const w = new Where()

@@ -7,7 +7,8 @@ import { MandateError, type Ed25519Key, type KeyResolver } from '@mandate/core'
 import type { AuthorityStore } from '../store/store.js'
 import type { AuditDraft, AuditQuery, AuditRecord, StoredCheckpoint } from '../types.js'
 import { signCheckpoint, verifyCheckpoint, verifyCheckpointSync, type CheckpointClaims } from './checkpoint.js'
-import { auditHash, auditIndex } from './hash.js'
+import { auditFacets } from '../store/audit_facets.js'
+import { auditHash, auditHashInput } from './hash.js'
 import type { AuditSealer, ChainHead } from './seal.js'
 import { AuditWitness, type AuditWitnessOptions } from './witness.js'
 
@@ -15,6 +16,8 @@ import { AuditWitness, type AuditWitnessOptions } from './witness.js'
 export type AuditBreakKind =
   /** a seq is absent: records deleted */
   | 'missing'
+  /** a row outside the chain: a seq below 1, or a second row under one seq */
+  | 'inserted'
   /** a record sits at another record's place */
   | 'reordered'
   /** a record's content does not match its own hash */
@@ -68,13 +71,67 @@ export type AuditListener = (record: AuditRecord) => void
 
 /** The seq under which a record's stored hash verifies (searched near its position), if another. */
 function originalSeq(r: AuditRecord): number | undefined {
-  for (let d = 1; d <= 1024; d++) {
+  // every try hashes the whole record: a huge edited record must not stall the event loop for
+  // seconds (at most ~32 MiB hashed in all; a reorder of huge records is then reported as an edit)
+  let size: number
+  try {
+    size = auditHashInput(r).length
+  } catch {
+    return undefined
+  }
+  const reach = Math.min(1024, Math.max(1, Math.floor((32 * 1024 * 1024) / (2 * size))))
+  for (let d = 1; d <= reach; d++) {
     for (const s of [r.seq - d, r.seq + d]) if (s >= 1 && auditHash({ ...r, seq: s }) === r.hash) return s
   }
   return undefined
 }
 
+/** The record's own hash, or undefined when its content cannot be hashed (non-finite numbers, too deep, not an object). */
+function ownHash(r: AuditRecord): string | undefined {
+  try {
+    if (typeof r.fields !== 'object' || r.fields === null || Array.isArray(r.fields)) return undefined
+    return auditHash(r)
+  } catch {
+    return undefined
+  }
+}
+
 const PAGE = 2000
+
+/** One row of a store's query columns (readAuditIndex); facet columns where the store keeps them. */
+type AuditIndexRow = {
+  seq: number
+  txn: string | null
+  agent: string | null
+  subject: string | null
+  tool?: string | null
+  jti?: string | null
+  decision?: string | null
+  call?: number | boolean | null
+  /** SQLite's typeof(time): anything but 'integer' was written behind the store's back. */
+  timeType?: string
+}
+
+/** The columns of an index row that differ from what the hashed record says, or undefined. */
+function indexMismatch(col: AuditIndexRow | undefined, r: AuditRecord): string | undefined {
+  if (!col || Number(col.seq) !== r.seq) return 'index'
+  const want = auditFacets(r.type, r.fields)
+  const off: string[] = []
+  for (const k of ['txn', 'agent', 'subject'] as const) if (col[k] !== want[k]) off.push(k)
+  // the facet columns the dashboard filters on, where the store keeps them
+  for (const k of ['tool', 'jti', 'decision'] as const) if (col[k] !== undefined && col[k] !== want[k]) off.push(k)
+  if (col.call !== undefined && Boolean(Number(col.call)) !== want.call) off.push('call')
+  // a time stored as another type (SQLite TEXT '0x…' reads back as the same number, but sorts after every number)
+  if (col.timeType !== undefined && col.timeType !== 'integer') off.push('time')
+  return off.length > 0 ? off.join(', ') : undefined
+}
+
+/** An audit-log text shown in a verification result: control and format characters escaped, at most 300 characters. */
+function printableReason(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  const out = text.replace(/[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  return out.length > 300 ? `${out.slice(0, 300)}…` : out
+}
 
 export class AuditLog {
   readonly #o: AuditLogOptions
@@ -143,9 +200,23 @@ export class AuditLog {
     }
   }
 
-  /** The current signed head (every committed transaction that appended records stored one). */
+  /**
+   * The current signed head (every committed transaction that appended records stored one): seq
+   * and hash as its signature says, never as the store's plain columns say (an export bounded by
+   * a lowered column would stop early and still look complete). AUDIT_BROKEN when the stored head
+   * does not verify.
+   */
   async checkpoint(): Promise<StoredCheckpoint | undefined> {
-    return this.#o.store.latestCheckpoint()
+    const stored = await this.#o.store.latestCheckpoint()
+    if (stored === undefined) return undefined
+    let c: CheckpointClaims
+    try {
+      c = verifyCheckpointSync(stored.jws, { issuer: this.#o.issuer, keys: this.#o.checkpointKeys() })
+    } catch {
+      throw new MandateError('AUDIT_BROKEN', 'the stored signed audit head does not verify: run audit verify')
+    }
+    const time = Math.floor(stored.time / 1000) === c.iat ? stored.time : c.iat * 1000
+    return { seq: c.seq, hash: c.hash, time, jws: stored.jws }
   }
 
   latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
@@ -195,15 +266,23 @@ export class AuditLog {
         const after = last?.seq ?? 0
         const limit = Math.min(PAGE, until - after)
         if (limit <= 0) return undefined
-        const page = await store.readAudit(after, limit)
-        const index = store.readAuditIndex ? await store.readAuditIndex(after, limit) : undefined
+        // the first page starts below 1: a row planted at seq 0 or below is read (and reported), not skipped
+        const from = last === undefined ? Number.MIN_SAFE_INTEGER : after
+        const page = await store.readAudit(from, limit)
+        const index = store.readAuditIndex ? await store.readAuditIndex(from, limit) : undefined
         for (let i = 0; i < page.length; i++) {
           const r = page[i] as AuditRecord
           count++
+          if (r.seq < expected) {
+            // a row below 1, or a second row under a seq already walked: never written by the chain
+            return broken('inserted', Math.max(r.seq, 0), r.seq < 1 ? `a row with seq ${r.seq} is outside the chain (seq starts at 1): inserted behind the Authority's back` : `record ${r.seq} is stored twice (a row was inserted)`)
+          }
           if (r.seq !== expected) {
             return broken('missing', expected, expected === r.seq - 1 ? `record ${expected} is missing (deleted)` : `records ${expected}..${r.seq - 1} are missing (deleted)`)
           }
-          if (auditHash(r) !== r.hash) {
+          const hash = ownHash(r)
+          if (hash === undefined) return broken('edited', r.seq, `record ${r.seq} cannot be read as an audit record (edited)`)
+          if (hash !== r.hash) {
             // the hash covers seq: a record moved from elsewhere still hashes correctly under its old seq
             const belongs = originalSeq(r)
             if (belongs !== undefined) return broken('reordered', r.seq, `record ${r.seq} holds the record that belongs at ${belongs} (reordered)`)
@@ -214,14 +293,14 @@ export class AuditLog {
           }
           if (index) {
             const col = index[i]
-            const want = auditIndex(r.fields)
-            if (!col || col.seq !== r.seq || col.txn !== want.txn || col.agent !== want.agent || col.subject !== want.subject) {
-              const which = !col || col.seq !== r.seq ? 'index' : (['txn', 'agent', 'subject'] as const).filter((k) => col[k] !== want[k]).join(', ')
+            const which = indexMismatch(col, r)
+            if (which !== undefined) {
               return broken('index_mismatch', r.seq, `record ${r.seq}: its query column ${which} differs from the hashed record (queries would return other records)`)
             }
           }
           if (r.type === 'audit.unsealed') {
-            const why = typeof r.fields.reason === 'string' ? r.fields.reason : 'the log differed from its last signed head'
+            // its reason is the Authority's own wording, unless someone wrote this record: one line, printable, bounded
+            const why = typeof r.fields.reason === 'string' ? printableReason(r.fields.reason) : 'the log differed from its last signed head'
             return broken('foreign_write', r.seq, `record ${r.seq}: the Authority found the log changed behind its back: ${why}`)
           }
           prev = r.hash

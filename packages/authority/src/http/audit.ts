@@ -14,7 +14,17 @@ import { send } from './oauth.js'
 /** Bytes gathered per chunk of the export stream (a page of records is read only when the client takes more). */
 const EXPORT_CHUNK = 64 * 1024
 
+const EXPORT_PARAMS = ['txn', 'agent', 'subject', 'since', 'until']
+
+/** Refuse every query parameter not in `allowed`: an ignored one (a checkpoint, a limit) would answer something else than asked. */
+function onlyParams(q: Record<string, string | undefined>, allowed: readonly string[]): void {
+  for (const k of Object.keys(q)) {
+    if (!allowed.includes(k)) throw new MandateError('INVALID_REQUEST', `unknown query parameter "${k.slice(0, 32)}"${allowed.length ? ` (known: ${allowed.join(', ')})` : ''}`)
+  }
+}
+
 function filters(q: Record<string, string | undefined>): Omit<AuditQuery, 'afterSeq' | 'limit'> {
+  onlyParams(q, EXPORT_PARAMS)
   const out: Omit<AuditQuery, 'afterSeq' | 'limit'> = {}
   for (const k of ['txn', 'agent', 'subject'] as const) if (q[k] !== undefined) out[k] = q[k] as string
   for (const k of ['since', 'until'] as const) {
@@ -69,6 +79,8 @@ export function mountAudit(app: Hono, authority: Authority): void {
   app.get(`${audit}/verify`, async (c) => {
     try {
       await principal(c, authority, ['admin'])
+      // a checkpoint goes in a POST body: ?checkpoint=… would be verified against nothing
+      onlyParams(strictQuery(c), [])
       return c.json(await authority.audit.verify(), 200, NO_STORE)
     } catch (err) {
       return send(c, jsonErrorAnswer(err))
@@ -79,6 +91,7 @@ export function mountAudit(app: Hono, authority: Authority): void {
   app.post(`${audit}/verify`, async (c) => {
     try {
       await principal(c, authority, ['admin'])
+      onlyParams(strictQuery(c), [])
       const body = await readJson(c)
       for (const k of Object.keys(body)) if (k !== 'checkpoint') throw new MandateError('INVALID_REQUEST', `unknown member "${k.slice(0, 32)}"`)
       if (typeof body.checkpoint !== 'string' || body.checkpoint.length === 0 || body.checkpoint.length > 4096) {
@@ -94,6 +107,7 @@ export function mountAudit(app: Hono, authority: Authority): void {
   app.get(`${audit}/checkpoint`, async (c) => {
     try {
       await principal(c, authority, ['admin'])
+      onlyParams(strictQuery(c), [])
       const head = await authority.audit.checkpoint()
       if (!head) throw new MandateError('NOT_FOUND', 'the audit log is empty: there is no signed head yet')
       return c.json({ seq: head.seq, hash: head.hash, time: head.time, jws: head.jws }, 200, NO_STORE)

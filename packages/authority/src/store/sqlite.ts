@@ -443,7 +443,7 @@ export class SqliteStore implements AuthorityStore {
       savepoint: p('SAVEPOINT op'),
       release: p('RELEASE op'),
       rollbackTo: p('ROLLBACK TO op'),
-      auditIndexRead: p('SELECT seq, txn, agent, subject FROM audit WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?'),
+      auditIndexRead: p('SELECT seq, txn, agent, subject, tool, jti, decision, call, typeof(time) AS timeType FROM audit WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?'),
       headPut: p('INSERT INTO audit_head(id, seq, hash, time, jws) VALUES (1,?,?,?,?) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, time = excluded.time, jws = excluded.jws'),
       headGet: p('SELECT seq, hash, time, jws FROM audit_head WHERE id = 1'),
       legacyCheckpoint: p('SELECT seq, hash, time, jws FROM checkpoints ORDER BY seq DESC, rowid DESC LIMIT 1'),
@@ -819,7 +819,7 @@ export class SqliteStore implements AuthorityStore {
     this.#seal.attach(sealer, trusted)
   }
   async readAuditIndex(afterSeq: number, limit: number) {
-    return this.#s.auditIndexRead!.all(afterSeq, this.#visible(), limit) as Array<{ seq: number; txn: string | null; agent: string | null; subject: string | null }>
+    return this.#s.auditIndexRead!.all(afterSeq, this.#visible(), limit) as Array<{ seq: number; txn: string | null; agent: string | null; subject: string | null; tool: string | null; jti: string | null; decision: string | null; call: number | null; timeType: string }>
   }
   async auditHead() {
     return this.#s.auditHeadVisible!.get(this.#visible()) as { seq: number; hash: string } | undefined

@@ -300,7 +300,10 @@ export interface AuthorityStore {
    * For stores that keep query columns apart from the hashed record: those columns as stored, in
    * seq order after `afterSeq`, so verification can check that they say what the record says.
    */
-  readAuditIndex?(afterSeq: number, limit: number): Promise<Array<{ seq: number; txn: string | null; agent: string | null; subject: string | null }>>
+  readAuditIndex?(afterSeq: number, limit: number): Promise<Array<{
+    seq: number; txn: string | null; agent: string | null; subject: string | null
+    tool?: string | null; jti?: string | null; decision?: string | null; call?: number | boolean | null; timeType?: string
+  }>>
   queryAudit(query: AuditQuery): Promise<AuditRecord[]>
   /**
    * Dashboard reads (indexed in every built-in store; optional for other stores, which the

@@ -1,4 +1,4 @@
-import { printable } from '../io.js'
+import { jsonText, printable } from '../io.js'
 import { once } from 'node:events'
 import { open, stat, type FileHandle } from 'node:fs/promises'
 import { latestCheckpointIn } from '@mandate/authority'
@@ -70,10 +70,12 @@ export const auditVerify: Command = {
       return EXIT.OK
     }
     if (ctx.io.json) {
-      ctx.io.out(JSON.stringify({ ...res, code: 'AUDIT_BROKEN' }, null, 2))
+      ctx.io.out(jsonText({ ...res, code: 'AUDIT_BROKEN' }))
       return EXIT.REFUSED
     }
-    throw refused(`audit log BROKEN at record ${res.brokenAt ?? '?'}${res.kind ? ` (${res.kind})` : ''}: ${res.reason ?? 'unknown reason'}`, 'AUDIT_BROKEN')
+    // the reason may quote text from the log itself: one line, nothing a terminal acts on
+    const reason = printable(String(res.reason ?? 'unknown reason')).replace(/\r?\n|\r|\t/g, (c) => JSON.stringify(c).slice(1, -1))
+    throw refused(`audit log BROKEN at record ${res.brokenAt ?? '?'}${res.kind ? ` (${printable(String(res.kind))})` : ''}: ${reason}`, 'AUDIT_BROKEN')
   },
 }
 
