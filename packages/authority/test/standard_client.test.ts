@@ -206,6 +206,12 @@ describe('a standard OAuth client (oauth4webapi + dpop, no Mandate code)', () =>
     const basic = await fetch(as.introspection_endpoint as string, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${btoa('x:y')}` }, body: new URLSearchParams({ token: root }) })
     expect(basic.status).toBe(401)
     expect(basic.headers.get('www-authenticate')).toBe('Basic error="invalid_client"')
+    // the token endpoint likewise: an Authorization header alone is a method it does not take
+    const atToken = await fetch(as.token_endpoint as string, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${btoa('x:y')}` }, body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: root, subject_token_type: 'urn:ietf:params:oauth:token-type:access_token' }) })
+    expect(atToken.status).toBe(401)
+    expect(atToken.headers.get('www-authenticate')).toBe('Basic error="invalid_client"')
+    expect(atToken.headers.get('cache-control')).toMatch(/no-store/)
+    expect(await atToken.json()).toMatchObject({ error: 'invalid_client' })
   })
 
   it('a request without any credential gets a challenge without an error code (RFC 6750 §3.1); a wrong credential gets one', async () => {

@@ -71,6 +71,14 @@ describe('verifyRequest behind a real HTTP server', () => {
     expect(r.status).toBe(200)
     expect(r.body).toMatchObject({ actor: agent.did, subject: 'alice', chain: [agent.did] })
   })
+  it('accepts one or more spaces between the scheme and the credential, and any case of the scheme (RFC 9110 §11.4)', async () => {
+    for (const authz of [`DPoP  ${token}`, `dpop ${token}`, `DPOP   ${token}`]) {
+      const r = await send('/files', { authorization: authz, dpop: proof('/files') })
+      expect(r.status, JSON.stringify(authz.slice(0, 8))).toBe(200)
+    }
+    // a tab is not a separator there: refused, never read as part of the token
+    expect((await send('/files', { authorization: `DPoP\t${token}`, dpop: proof('/files') })).status).toBe(401)
+  })
   it('refuses two DPoP header fields → 401 TOKEN_MALFORMED', async () => {
     const r = await send('/files', { authorization: `DPoP ${token}`, dpop: [proof('/files'), proof('/files')] })
     expect(r.status).toBe(401)

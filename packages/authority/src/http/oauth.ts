@@ -45,9 +45,14 @@ export function mountOAuth(app: Hono, authority: Authority, now: () => number): 
   app.post(new URL(e.token).pathname, async (c) => {
     const info: RefusalFields = {}
     try {
-      if (c.req.header('authorization') !== undefined) throw new MandateError('INVALID_REQUEST', 'use exactly one client authentication method (private_key_jwt), not an Authorization header')
       const dpop = singleJwtHeader(c, 'dpop')
       const params = await readForm(c)
+      // RFC 6749 §2.3/§5.2: a header next to a body assertion is two methods (400); a header alone
+      // is a method this Authority does not take: 401 invalid_client, challenging the scheme used
+      assertOneClientAuthentication(c, params)
+      if (c.req.header('authorization') !== undefined) {
+        throw new MandateError('INVALID_CLIENT', 'this Authority authenticates clients with private_key_jwt (client_assertion in the body), not an Authorization header')
+      }
       const res = await authority.token(params, dpop !== undefined ? { dpop } : {}, info)
       notePrincipal(c, info)
       const headers: Record<string, string> = { ...NO_STORE }
@@ -57,7 +62,13 @@ export function mountOAuth(app: Hono, authority: Authority, now: () => number): 
     } catch (err) {
       notePrincipal(c, info)
       const nonce = authority.dpopNonce()
-      return send(c, tokenErrorAnswer(err, { approvalsUrl: e.approvals, nowSec: Math.floor(now() / 1000), ...(nonce ? { dpopNonce: nonce } : {}) }))
+      const answer = tokenErrorAnswer(err, { approvalsUrl: e.approvals, nowSec: Math.floor(now() / 1000), ...(nonce ? { dpopNonce: nonce } : {}) })
+      // a 401 invalid_client to a client that used an HTTP authentication scheme names that scheme (RFC 6749 §5.2)
+      if (answer.status === 401 && c.req.header('authorization') !== undefined) {
+        const challenge = formErrorAnswer(err, usedScheme(c)).headers?.['WWW-Authenticate']
+        if (challenge) answer.headers = { ...answer.headers, 'WWW-Authenticate': challenge }
+      }
+      return send(c, answer)
     }
   })
 

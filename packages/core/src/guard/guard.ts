@@ -178,7 +178,10 @@ function requestParts(input: HttpCallInput): { token: string; proof: string | un
     // a bound credential is never accepted as a bearer token (no downgrade)
     throw new MandateError('PROOF_MISSING', 'credentials must use the DPoP scheme', NO_CREDENTIALS)
   }
-  const token = authz.slice(sp + 1)
+  // RFC 9110 §11.4: the scheme and the credential are separated by one or more spaces
+  let start = sp + 1
+  while (authz.charCodeAt(start) === 0x20) start++
+  const token = authz.slice(start)
   const proof = header(input.headers, 'dpop')
   const { method, url, tool } = input
   if (typeof method !== 'string' || method === '' || url === undefined || url === null || (url as unknown) === '') throw new MandateError('INVALID_REQUEST', 'method and url are required')
