@@ -723,6 +723,17 @@ describe('adversarial HTTP client against the Authority', () => {
     })
   })
 
+  describe('parameters that do not apply', () => {
+    it('a call-credential exchange refuses grant, uses, depth, budget and offline parameters instead of ignoring them', async () => {
+      const m = await mark()
+      for (const [n, v] of [['authorization_details', JSON.stringify([{ type: 'tool_access', tools: ['*'] }])], ['max_uses', '5'], ['max_depth', '3'], ['budget', '{"amount":1,"unit":"USD"}'], ['offline_max_hops', '2']]) {
+        const body = await tokenRefused(await tokenAs(a, callFields(root, 'billing.get_invoice', '{"amount":1}', [[n as string, v as string]])), { status: 400, error: 'invalid_request' }, [root])
+        expect(String(body.error_description)).toContain(`${n} does not apply to a call credential`)
+      }
+      await nothingIssued(m)
+    })
+  })
+
   describe('grant types', () => {
     it('answers unsupported_grant_type for every grant type it does not implement, before authenticating', async () => {
       const m = await mark()

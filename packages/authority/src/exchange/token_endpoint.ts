@@ -77,6 +77,11 @@ export function parseExchange(p: FormParams): ExchangeParams {
   const scopes = optScopes(p)
   if (requestedType === CALL_CREDENTIAL_TOKEN_TYPE) {
     if (actor !== undefined) throw new MandateError('INVALID_REQUEST', 'requested_actor cannot be combined with a call credential')
+    // a call credential's grant, uses (1) and depth come from its parent and tool: asking for others
+    // is refused, not ignored (a client would believe it got what it asked for)
+    for (const n of ['authorization_details', 'max_depth', 'budget', 'max_uses', 'offline_max_hops']) {
+      if (p.one(n) !== undefined) throw new MandateError('INVALID_REQUEST', `${n} does not apply to a call credential`)
+    }
     const res = resources(p)
     if (!res || res.length !== 1) throw new MandateError('NARROWING_AUDIENCE', 'a call credential needs exactly one resource')
     const args = toolArguments(p)
