@@ -348,6 +348,16 @@ describe('audit log tamper detection (SQLite file, database write access)', () =
     }
   })
 
+  it('30. a rewritten chain with a forged record appended past the head: the head no longer signs its record', async () => {
+    const result = await tamper((db) => {
+      const last = rewriteChain(db, 5, (r) => {
+        r.fields = { ...r.fields, subject: 'mallory' }
+      })
+      insert(db, { seq: last.seq + 1, time: last.time + 1, type: 'grant', fields: { subject: 'mallory' }, prev: last.hash })
+    })
+    expect(result).toMatchObject(broken('head_mismatch', total, new RegExp(`record ${total} is not the record the signed head was signed over`)))
+  })
+
   it('22. a checkpoint held outside that is not the Authority\'s is refused', async () => {
     const other = signCheckpoint({ iss: ISSUER, seq: 20, hash: 'x', iat: 1 }, Ed25519Key.generate())
     expect(await tamper(() => undefined, { checkpoint: other })).toMatchObject(broken('checkpoint_invalid', 0, /checkpoint held outside is not valid/))

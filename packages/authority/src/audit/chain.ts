@@ -335,7 +335,13 @@ export class AuditLog {
       if (last) return broken('head_missing', 1, `no signed head covers records 1..${lastSeq} (the signed heads were deleted, or the records were written without the Authority)`)
     } else if (signed) {
       if (signed.seq > lastSeq) return broken('truncated', lastSeq + 1, `log truncated: the signed head covers ${signed.seq} records but the log ends at ${lastSeq}`)
-      if (signed.seq < lastSeq) return broken('unsealed', signed.seq + 1, `records ${signed.seq + 1}..${lastSeq} are covered by no signed head (appended without the Authority's key)`)
+      if (signed.seq < lastSeq) {
+        // the head must still sign the record it was signed over: if not, the chain below it was rewritten
+        if (signed.seq > 0 && (await at(signed.seq))?.hash !== signed.hash) {
+          return broken('head_mismatch', signed.seq, `record ${signed.seq} is not the record the signed head was signed over (the chain was rewritten)`)
+        }
+        return broken('unsealed', signed.seq + 1, `records ${signed.seq + 1}..${lastSeq} are covered by no signed head (appended without the Authority's key)`)
+      }
       if (signed.seq > 0 && last?.hash !== signed.hash) return broken('head_mismatch', lastSeq, `record ${lastSeq} is not the record the signed head was signed over (the chain was rewritten)`)
     }
 
