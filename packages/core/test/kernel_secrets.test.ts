@@ -51,6 +51,11 @@ describe('shapes a serialiser shows but a plain walk could miss', () => {
         }
       }
     }
+    // a hex dump, either case
+    for (const hex of [Buffer.from(`x ${ROOT} y`).toString('hex'), Buffer.from(ROOT).toString('hex').toUpperCase()]) {
+      expect(mentionsSecret({ dump: hex }, [ROOT])).toBe(true)
+      expect(JSON.stringify(withoutSecrets({ dump: hex }, [ROOT]))).toContain('[credential]')
+    }
     // ordinary base64 is not taken for a token
     expect(mentionsSecret(Buffer.from('hello world, nothing to see here at all').toString('base64'), [ROOT])).toBe(false)
   })

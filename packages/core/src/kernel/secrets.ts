@@ -29,8 +29,19 @@ function partsOf(secret: string): string[] {
   for (const whole of [secret, ...secret.split('~')]) {
     if (whole.length < MIN_SECRET) continue
     for (const core of base64Cores(whole)) parts.add(core)
+    // a hex dump of it (byte-aligned, either case); its characters are all ASCII, so one byte each
+    const hex = hexOf(whole)
+    parts.add(hex)
+    parts.add(hex.toUpperCase())
   }
   return [...parts].filter((p) => p.length >= MIN_SECRET)
+}
+
+/** Lowercase hex of a string's UTF-8 bytes. */
+function hexOf(text: string): string {
+  let out = ''
+  for (const b of new TextEncoder().encode(text)) out += b.toString(16).padStart(2, '0')
+  return out
 }
 
 /**

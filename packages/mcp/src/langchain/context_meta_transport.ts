@@ -1,4 +1,5 @@
 import { createProof, MandateError, snapshotArguments, type Ed25519Key } from '@mandate/core'
+import { activeCall } from '@mandate/core/kernel'
 import { createMandateFetch } from '@mandate/langchain'
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js'
 import type { JSONRPCMessage, MessageExtraInfo, RequestId } from '@modelcontextprotocol/sdk/types.js'
@@ -125,6 +126,9 @@ export class ContextMetaTransport implements Transport {
     // the resource check below already required this; checked again where the credential leaves
     this.#assertServerVerifies()
     const proof = createProof(this.#key, { accessToken: token, audience: this.#resource, tool: message.params.name, arguments: args })
+    // this proof, not the adapter's HTTP one, is what goes out: a server echoing it must find it
+    // scrubbed from what the model reads, like the credential itself
+    activeCall()?.addSecret?.(proof)
     const credential: MetaCredential = { mandate: token, proof }
     const out = { ...message, params: { ...message.params, arguments: args, _meta: { ...(message.params._meta ?? {}), [CREDENTIAL_META_KEY]: credential } } }
     const answered = new Promise<JSONRPCMessage>((resolve, reject) => this.#waiting.set(message.id, { resolve, reject }))
