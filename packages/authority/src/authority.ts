@@ -462,6 +462,8 @@ export class Authority {
     const notifier = notifications ? new NotificationDispatcher(store, notifications) : undefined
     const keys = await SigningKeys.open(options.keyFile ? fileKeyStorage(options.keyFile) : storeKeyStorage(store), {
       now, overlapSeconds: options.keyOverlapSeconds ?? maxMandateLifetime,
+      // a first key only for a store without an audit log: otherwise its keys were lost, not never made
+      mayCreateFirst: async () => (await store.latestCheckpoint()) === undefined && ((await store.auditHead())?.seq ?? 0) === 0,
     })
     const audit = new AuditLog({
       issuer: options.issuer, store, now, signingKey: () => keys.current, checkpointKeys: () => keys.historicResolver,

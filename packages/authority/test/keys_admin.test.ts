@@ -1,4 +1,4 @@
-import { chmodSync, lstatSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, lstatSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createClientAssertion, createHttpAuthorityClient, Ed25519Key } from '@mandate/core'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createAuthority, createAuthorityServer, openSqliteStore } from '../src/index.js'
@@ -50,6 +50,47 @@ describe('signing keys', () => {
     expect(statSync(keyFile).mode & 0o777).toBe(0o600)
     // no temporary file is left behind (the planted link is the only extra entry)
     expect(readdirSync(tmp.dir).filter((f) => f.startsWith('planted.json.') && f.endsWith('.tmp'))).toEqual([`planted.json.${process.pid}.tmp`])
+  })
+
+  it('more than 64 rotations: the audit chain still verifies, before and after a restart; the JWKS lists the newest keys first', async () => {
+    const db = `${tmp.dir}/many-keys.db`
+    const authority = await createAuthority({ issuer: 'http://127.0.0.1:7400', store: openSqliteStore(db) })
+    const g = Ed25519Key.generate()
+    const a = Ed25519Key.generate()
+    await authority.registerAgent({ did: g.did, name: 'g', role: 'grantor' })
+    await authority.registerAgent({ did: a.did, name: 'a' })
+    let last = ''
+    const kids: string[] = []
+    for (let i = 0; i < 70; i++) {
+      last = (await authority.grant({ grantor: g.did, subject: 's', agent: a.did, audiences: [AUD], tools: TOOLS })).token
+      kids.push((await authority.rotateSigningKey()).kid)
+    }
+    expect(await authority.audit.verify()).toMatchObject({ ok: true })
+    // the mandate signed by the newest retired key still exchanges
+    expect((await authority.clientFor(a).callCredential({ mandate: last, audience: AUD, tool: 'billing.get', arguments: { amount: 1 } })).status).toBe('issued')
+    expect(authority.jwks().keys.slice(0, 3).map((k) => k.kid)).toEqual([kids[69], kids[68], kids[67]])
+    await authority.close()
+    const again = await createAuthority({ issuer: 'http://127.0.0.1:7400', store: openSqliteStore(db) })
+    await again.registerAgent({ did: Ed25519Key.generate().did, name: 'after-restart' })
+    expect(await again.audit.verify()).toMatchObject({ ok: true })
+    expect(await again.audit.query({ type: 'audit.unsealed' })).toEqual([])
+    await again.close()
+  })
+
+  it('lost signing keys are a refusal at start, not a silent new key, once the store holds an audit log', async () => {
+    const keyFile = `${tmp.dir}/lost-keys.json`
+    const db = `${tmp.dir}/lost-keys.db`
+    const first = await createAuthority({ issuer: 'http://127.0.0.1:7400', keyFile, store: openSqliteStore(db) })
+    await first.registerAgent({ did: Ed25519Key.generate().did, name: 'a' })
+    await first.close()
+    for (const lose of [() => rmSync(keyFile), () => writeFileSync(keyFile, '{"keys":[]}', { mode: 0o600 })]) {
+      lose()
+      await expect(createAuthority({ issuer: 'http://127.0.0.1:7400', keyFile, store: openSqliteStore(db) })).rejects.toMatchObject({ code: 'STORE_ERROR', message: expect.stringMatching(/signing keys are missing/) })
+    }
+    // a fresh store still gets its first key
+    const fresh = await createAuthority({ issuer: 'http://127.0.0.1:7400', keyFile: `${tmp.dir}/fresh-keys.json`, store: openSqliteStore(`${tmp.dir}/fresh.db`) })
+    expect(fresh.jwks().keys).toHaveLength(1)
+    await fresh.close()
   })
 
   it('mandates signed before a rotation keep verifying during the overlap', async () => {

@@ -18,7 +18,8 @@ export { assertStrongPublicKey } from './identity/point.js'
 
 export { parseCompactJws, signCompactJws, typMatches, ACCEPTED_ALGS, EMITTED_ALG } from './jws/compact.js'
 export type { CompactJwsPolicy, ParsedJws } from './jws/compact.js'
-export { importJwks, createLocalKeySet, createRemoteKeySet } from './keys/key_set.js'
+export { importJwks, createLocalKeySet, createRemoteKeySet, MAX_JWKS_KEYS } from './keys/key_set.js'
+export type { LocalKeySetOptions } from './keys/key_set.js'
 export type { JsonWebKeySet, KeyResolver, VerificationKey, RemoteKeySetOptions } from './keys/key_set.js'
 
 export {

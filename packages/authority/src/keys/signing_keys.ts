@@ -7,6 +7,12 @@ export interface SigningKeysOptions {
   now: () => number
   /** How long a retired key stays in the JWKS and verifies mandates (seconds). */
   overlapSeconds: number
+  /**
+   * May a first key be created when none is stored? Asked only then. Answer false for a store that
+   * already holds an audit log: its signing keys were lost (a deleted or emptied key file), and a
+   * new key would leave every outstanding mandate and the signed audit heads unverifiable.
+   */
+  mayCreateFirst?: () => Promise<boolean>
 }
 
 /**
@@ -28,7 +34,13 @@ export class SigningKeys {
       // the one that comes second finds the first one's key and uses it
       await keys.#exclusive(async () => {
         await keys.#load()
-        if (!keys.#hasCurrent()) await keys.#rotateLoaded()
+        if (keys.#hasCurrent()) return
+        if (options.mayCreateFirst && !(await options.mayCreateFirst())) {
+          throw new MandateError('STORE_ERROR', keys.#keys.length === 0
+            ? 'the signing keys are missing but the store already holds an audit log: restore the signing keys (the key file or the signing_keys table) from a backup; a new key would leave every outstanding mandate and the signed audit heads unverifiable'
+            : 'no current signing key is stored (only retired ones) but the store already holds an audit log: restore the signing keys from a backup')
+        }
+        await keys.#rotateLoaded()
       })
     }
     keys.#rebuild()
@@ -102,15 +114,19 @@ export class SigningKeys {
   }
 
   #rebuild(): void {
-    this.#resolver = createLocalKeySet(this.jwks())
-    this.#allResolver = createLocalKeySet({ keys: this.#keys.map((e) => e.key.publicJwk) })
+    // its own keys, which only grow: never capped like a fetched set (the 65th key would be dropped)
+    this.#resolver = createLocalKeySet(this.jwks(), { maxKeys: Infinity })
+    this.#allResolver = createLocalKeySet({ keys: this.#keys.map((e) => e.key.publicJwk) }, { maxKeys: Infinity })
   }
 
-  /** Public keys: the current one first, then retired keys still in their overlap window. */
+  /**
+   * Public keys: the current one first, then retired keys still in their overlap window, newest
+   * first (a verifier that reads only the first keys of a long set keeps the ones still in use).
+   */
   jwks(): { keys: Ed25519PublicJwk[] } {
     const live = this.#live()
     const current = this.current
-    return { keys: [current.publicJwk, ...live.filter((k) => k !== current).map((k) => k.publicJwk)] }
+    return { keys: [current.publicJwk, ...live.filter((k) => k !== current).reverse().map((k) => k.publicJwk)] }
   }
 
   /** Resolver over the published keys (verifies mandates). Re-evaluates the overlap window on every call. */

@@ -37,12 +37,12 @@ export interface VerificationKey {
  * are skipped (RFC 7517 §5: ignore what cannot be used) rather than failing the whole set; a key
  * without `kid` is addressed by its thumbprint.
  */
-export function importJwks(jwks: unknown): Map<string, VerificationKey> {
+export function importJwks(jwks: unknown, maxKeys = MAX_JWKS_KEYS): Map<string, VerificationKey> {
   if (typeof jwks !== 'object' || jwks === null || !Array.isArray((jwks as JsonWebKeySet).keys)) {
     throw new MandateError('KEY_INVALID', 'JWKS must be an object with a keys array')
   }
   const out = new Map<string, VerificationKey>()
-  for (const candidate of (jwks as JsonWebKeySet).keys.slice(0, 64)) {
+  for (const candidate of (jwks as JsonWebKeySet).keys.slice(0, maxKeys)) {
     let jwk: Ed25519PublicJwk
     try {
       jwk = parsePublicJwk(stripIgnorable(candidate))
@@ -63,8 +63,23 @@ function stripIgnorable(v: unknown): unknown {
 }
 
 /** A fixed, in-memory key set. */
-export function createLocalKeySet(jwks: JsonWebKeySet): KeyResolver {
-  const keys = importJwks(jwks)
+/** Most keys read from a JWKS someone else serves (a fetched set is bounded work). */
+export const MAX_JWKS_KEYS = 64
+
+/** Options of {@link createLocalKeySet}. */
+export interface LocalKeySetOptions {
+  /**
+   * Most keys imported, in order ({@link MAX_JWKS_KEYS} by default). A set you hold yourself and
+   * that only grows (an Authority's own current and retired keys) passes `Infinity`: a cap would
+   * drop its newest keys once it has rotated that often.
+   */
+  maxKeys?: number
+}
+
+export function createLocalKeySet(jwks: JsonWebKeySet, options: LocalKeySetOptions = {}): KeyResolver {
+  const max = options.maxKeys ?? MAX_JWKS_KEYS
+  if (!(max === Infinity || (Number.isSafeInteger(max) && max > 0))) throw new MandateError('CONFIG_INVALID', 'maxKeys must be a positive integer or Infinity')
+  const keys = importJwks(jwks, max)
   return {
     resolve(kid) {
       const k = keys.get(kid)
