@@ -286,6 +286,58 @@ describe('createRemoteKeySet against a real JWKS server', () => {
   })
 })
 
+describe('createRevocationStatusClient: pages, advice, a restored Authority', () => {
+  /** A status server over `log` (seq = index + 1), `page` entries a document, with `more`. */
+  async function statusServer(page: number, refresh?: number) {
+    const state = { log: [] as string[], head: () => state.log.length, seen: [] as (string | null)[] }
+    const { server, origin } = await listen((req, res) => {
+      const since = new URL(req.url as string, 'http://x').searchParams.get('since')
+      state.seen.push(since)
+      const after = Number(since ?? 0)
+      if (!/^\d+$/.test(since ?? '0') || after > state.head()) return void res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"invalid_request","error_description":"since is ahead of this Authority"}')
+      const ids = state.log.slice(after, after + page)
+      const doc: RevocationStatusDocument & { more?: boolean } = { issuer: ISSUER, cursor: String(after + ids.length), mandates: ids, tasks: [], agents: [], ...(refresh !== undefined ? { refresh_interval: refresh } : {}), ...(after + ids.length < state.head() ? { more: true } : {}) }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(doc))
+    })
+    servers.push(server)
+    return { ...state, state, url: `${origin}/revocation-status` }
+  }
+  const q = (id: string) => ({ ids: [id], txn: 't', actors: [] })
+
+  it('reads every page before it counts as current: the last of 12 000 revocations is known at the first check', async () => {
+    const s = await statusServer(5_000)
+    for (let i = 0; i < 12_000; i++) s.state.log.push(`m${i}`)
+    const status = createRevocationStatusClient(s.url, { issuer: ISSUER })
+    expect(await status.isRevoked(q('m11999'))).toBe(true)
+    expect(s.state.seen).toEqual([null, '5000', '10000'])
+  })
+
+  it('follows a refresh_interval shorter than its own interval (down to 1 s)', async () => {
+    const s = await statusServer(5_000, 1)
+    let clock = 1_000_000
+    const status = createRevocationStatusClient(s.url, { issuer: ISSUER, intervalMs: 5_000, now: () => clock })
+    expect(await status.isRevoked(q('late'))).toBe(false)
+    s.state.log.push('late')
+    clock += 1_000
+    expect(await status.isRevoked(q('late'))).toBe(true)
+  })
+
+  it('a cursor the Authority refuses (restored from a backup: its cursors went back) is dropped for a full read, never kept refusing', async () => {
+    const s = await statusServer(5_000)
+    s.state.log.push('a', 'b', 'c', 'd')
+    let clock = 1_000_000
+    const status = createRevocationStatusClient(s.url, { issuer: ISSUER, intervalMs: 5_000, now: () => clock })
+    expect(await status.isRevoked(q('d'))).toBe(true)
+    // the Authority restored to a backup at cursor 2, then a new revocation takes seq 3
+    s.state.log.splice(2, 2, 'after-restore')
+    clock += 5_000
+    expect(await status.isRevoked(q('after-restore'))).toBe(true)
+    // what was learned before stays revoked here
+    expect(await status.isRevoked(q('d'))).toBe(true)
+    expect(s.state.seen.slice(-2)).toEqual(['4', null])
+  })
+})
+
 describe('createRevocationStatusClient against a real status server', () => {
   it('learns revocations incrementally (since=cursor), revokes descendants at the guard, fails closed when stale', async () => {
     const log: { cursor: number; kind: 'mandates' | 'tasks' | 'agents'; id: string }[] = []

@@ -100,12 +100,17 @@ export async function revocationStatus(ctx: AuthorityContext, since?: string): P
     after = Number(since)
     if (after > (await ctx.store.revocationHead())) throw new MandateError('INVALID_REQUEST', 'since is ahead of this Authority')
   }
-  const entries = await ctx.store.revocationsSince(after, PAGE)
+  // one more than a page: whether more follow is known, not guessed
+  const read = await ctx.store.revocationsSince(after, PAGE + 1)
+  const more = read.length > PAGE
+  const entries = more ? read.slice(0, PAGE) : read
   const doc: RevocationStatusDocument = {
     issuer: ctx.issuer,
     cursor: String(entries.length ? (entries[entries.length - 1] as RevocationEntry).seq : after),
     mandates: [], tasks: [], agents: [],
     refresh_interval: ctx.limits.revocationRefresh,
+    // a client is current only once it has read every page: it asks again at once with the cursor
+    ...(more ? { more: true } : {}),
   }
   for (const e of entries) (e.kind === 'mandate' ? doc.mandates : e.kind === 'task' ? doc.tasks : doc.agents).push(e.id)
   return doc

@@ -17,12 +17,17 @@ export interface RevocationStatusDocument {
   agents: string[]
   /** Seconds a client should wait before polling again. */
   refresh_interval?: number
+  /** True when more entries follow this page: ask again at once with `cursor`. */
+  more?: boolean
 }
 
 export interface RevocationStatusClientOptions {
   /** The Authority's issuer; the document's `issuer` must equal it. */
   issuer: string
-  /** Poll at most this often (ms); default 5 000. */
+  /**
+   * Poll at most this often (ms); default 5 000. A document's `refresh_interval` shorter than this
+   * (the Authority asks for fresher polls) is followed, down to one second.
+   */
   intervalMs?: number
   /** If the last successful refresh is older than this (ms), fail closed. Default 60 000. */
   maxStalenessMs?: number
@@ -43,6 +48,8 @@ export interface RevocationStatusClient extends RevocationSource {
 }
 
 const MAX_ID = 256
+/** Most pages read in one refresh (the Authority pages 5 000 entries: 1 000 000 in all). */
+const MAX_PAGES = 200
 const MAX_CURSOR = 256
 
 function unavailable(message: string, url: string, reason?: string): MandateError {
@@ -71,6 +78,10 @@ export function parseRevocationStatusDocument(value: unknown, issuer: string, ur
   if (v.refresh_interval !== undefined) {
     if (typeof v.refresh_interval !== 'number' || !Number.isFinite(v.refresh_interval) || v.refresh_interval < 0) throw unavailable('revocation status document: refresh_interval must be a non-negative number', url, 'refresh_interval')
     doc.refresh_interval = v.refresh_interval
+  }
+  if (v.more !== undefined) {
+    if (typeof v.more !== 'boolean') throw unavailable('revocation status document: more must be a boolean', url, 'more')
+    if (v.more) doc.more = true
   }
   // other members are extensions (forward compatible); they never relax the checks above
   return doc
@@ -106,12 +117,27 @@ export function createRevocationStatusClient(url: string | URL, options: Revocat
   let lastTry = -Infinity
   let inflight: Promise<void> | undefined
 
+  // the Authority's own advice, when it asks for more frequent polls than this client's interval
+  let advised = Infinity
+
+  /** Every page from the cursor on; the client is current (lastOk) only after the last one. */
   async function load(): Promise<void> {
-    const target = new URL(base)
-    if (cursor !== undefined) target.searchParams.set('since', cursor)
-    const res = await fetchBounded(target, { headers: { accept: 'application/json' } }, {
-      fetch: options.fetch, maxBytes, timeoutMs, unreachable: 'REVOCATION_STATUS_UNAVAILABLE', invalid: 'REVOCATION_STATUS_UNAVAILABLE', what: 'revocation status',
-    })
+    for (let page = 0; ; page++) {
+      if (page >= MAX_PAGES) throw unavailable(`revocation status has more than ${MAX_PAGES} pages; refusing`, detailUrl, 'pages')
+      const more = await loadPage()
+      if (!more) break
+    }
+    lastOk = now()
+  }
+
+  async function loadPage(): Promise<boolean> {
+    let res = await fetchPage(cursor)
+    // 400 to a cursor: the Authority does not know it (restored from a backup, so its cursors went
+    // back; or a cursor it never gave): read the whole list again, keeping what was learned
+    if (res.status === 400 && cursor !== undefined) {
+      cursor = undefined
+      res = await fetchPage(undefined)
+    }
     if (res.status !== 200) throw unavailable(`revocation status fetch answered HTTP ${res.status}`, detailUrl, 'status')
     let parsed: unknown
     try {
@@ -123,7 +149,17 @@ export function createRevocationStatusClient(url: string | URL, options: Revocat
     const doc = parseRevocationStatusDocument(parsed, options.issuer, detailUrl)
     list.add({ mandates: doc.mandates, tasks: doc.tasks, agents: doc.agents })
     cursor = doc.cursor
-    lastOk = now()
+    // at most once a second on the Authority's advice (a 0 would mean a fetch per call)
+    if (doc.refresh_interval !== undefined) advised = Math.max(1_000, doc.refresh_interval * 1000)
+    return doc.more === true
+  }
+
+  function fetchPage(since: string | undefined) {
+    const target = new URL(base)
+    if (since !== undefined) target.searchParams.set('since', since)
+    return fetchBounded(target, { headers: { accept: 'application/json' } }, {
+      fetch: options.fetch, maxBytes, timeoutMs, unreachable: 'REVOCATION_STATUS_UNAVAILABLE', invalid: 'REVOCATION_STATUS_UNAVAILABLE', what: 'revocation status',
+    })
   }
 
   function refresh(): Promise<void> {
@@ -141,7 +177,7 @@ export function createRevocationStatusClient(url: string | URL, options: Revocat
     refresh,
     async isRevoked(q: RevocationQuery) {
       if (inflight) await inflight.catch(() => undefined)
-      else if (now() - lastTry >= interval) await refresh().catch(() => undefined)
+      else if (now() - lastTry >= Math.min(interval, advised)) await refresh().catch(() => undefined)
       if (lastOk === -Infinity) throw unavailable('revocation status has not been loaded yet; refusing', detailUrl, 'never-loaded')
       if (now() - lastOk > staleness) throw unavailable('revocation status is stale; refusing', detailUrl, 'stale')
       return list.isRevoked(q)
