@@ -268,6 +268,18 @@ describe('createRemoteKeySet against a real JWKS server', () => {
     fail = true
     clock += 700_000
     expect(await ks.resolve(k1.kid)).toBeDefined()
+    // ...and a failing endpoint is not asked again by every request: 200 requests with random kids
+    // and 200 with a known one, within one cooldown, make no further fetch
+    const before = fetches
+    for (let i = 0; i < 200; i++) {
+      await expectReject(Promise.resolve().then(() => ks.resolve(`random-${i}`)), 'KEY_NOT_FOUND')
+      expect(await ks.resolve(k1.kid)).toBeDefined()
+    }
+    expect(fetches - before).toBe(0)
+    // after the failed-fetch cooldown (5 s), one try again
+    clock += 5_000
+    await ks.resolve(k1.kid)
+    expect(fetches - before).toBe(1)
   })
   it('a guard configured with a JWKS URL verifies end to end; an unreachable JWKS → JWKS_UNAVAILABLE', async () => {
     const auth = new TestAuthority()

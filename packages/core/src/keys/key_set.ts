@@ -63,6 +63,9 @@ function stripIgnorable(v: unknown): unknown {
 }
 
 /** A fixed, in-memory key set. */
+/** After a failed JWKS fetch, how long an old set is served before the next try (ms). */
+const FAILED_FETCH_COOLDOWN_MS = 5_000
+
 /** Most keys read from a JWKS someone else serves (a fetched set is bounded work). */
 export const MAX_JWKS_KEYS = 64
 
@@ -125,6 +128,9 @@ export function createRemoteKeySet(url: string | URL, options: RemoteKeySetOptio
   const now = options.now ?? Date.now
   let keys = new Map<string, VerificationKey>()
   let fetchedAt = -Infinity
+  // the last attempt, successful or not: the cooldown counts from it, so a failing endpoint is not
+  // asked again by every request naming an unknown kid (or, once the set is old, by every request)
+  let triedAt = -Infinity
   let inflight: Promise<void> | undefined
 
   async function load(): Promise<void> {
@@ -147,9 +153,12 @@ export function createRemoteKeySet(url: string | URL, options: RemoteKeySetOptio
   }
 
   function refresh(): Promise<void> {
-    inflight ??= load().finally(() => {
-      inflight = undefined
-    })
+    if (!inflight) {
+      triedAt = now()
+      inflight = load().finally(() => {
+        inflight = undefined
+      })
+    }
     return inflight
   }
 
@@ -157,14 +166,19 @@ export function createRemoteKeySet(url: string | URL, options: RemoteKeySetOptio
     refresh,
     async resolve(kid) {
       const age = now() - fetchedAt
-      if (age > maxAge) {
+      // an old set is re-fetched, but after a failed try only once the cooldown has passed (the
+      // cached keys keep answering meanwhile, up to maxStalenessMs)
+      if (age > maxAge && inflight === undefined && now() - triedAt < Math.min(cooldown, FAILED_FETCH_COOLDOWN_MS)) {
+        // the last try failed moments ago: no key at all is an outage, not an unknown kid
+        if (keys.size === 0) throw new MandateError('JWKS_UNAVAILABLE', 'the JWKS could not be fetched; retrying shortly', { detail: { url: safeUrl(target) } })
+      } else if (age > maxAge) {
         await refresh().catch((err: unknown) => {
           if (keys.size === 0) throw MandateError.is(err) ? err : new MandateError('JWKS_UNAVAILABLE', 'JWKS fetch failed', { cause: err })
         })
       }
       if (now() - fetchedAt > maxStaleness) throw new MandateError('JWKS_UNAVAILABLE', 'the JWKS is stale (the issuer could not be reached); refusing', { detail: { url: safeUrl(target) } })
       let k = keys.get(kid)
-      if (!k && now() - fetchedAt >= cooldown) {
+      if (!k && now() - fetchedAt >= cooldown && now() - triedAt >= cooldown) {
         await refresh().catch(() => undefined)
         k = keys.get(kid)
       }
