@@ -1,4 +1,4 @@
-import { chmodSync, lstatSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createClientAssertion, createHttpAuthorityClient, Ed25519Key } from '@mandate/core'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createAuthority, createAuthorityServer, openSqliteStore } from '../src/index.js'
@@ -75,6 +75,12 @@ describe('signing keys', () => {
     expect(await again.audit.verify()).toMatchObject({ ok: true })
     expect(await again.audit.query({ type: 'audit.unsealed' })).toEqual([])
     await again.close()
+  })
+
+  it('a key file path that is a directory is refused as such (not a raw EISDIR, not "chmod 600")', async () => {
+    const dir = `${tmp.dir}/keys-dir`
+    mkdirSync(dir, { mode: 0o700 })
+    await expect(createAuthority({ issuer: 'http://127.0.0.1:7400', keyFile: dir })).rejects.toMatchObject({ code: 'KEY_INVALID', message: expect.stringMatching(/not a regular file/) })
   })
 
   it('lost signing keys are a refusal at start, not a silent new key, once the store holds an audit log', async () => {

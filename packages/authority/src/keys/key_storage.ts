@@ -50,6 +50,7 @@ export function fileKeyStorage(path: string): KeyStorage {
       let text: string
       try {
         const st = await stat(path)
+        if (!st.isFile()) throw new MandateError('KEY_INVALID', `the signing key file ${path} is not a regular file (a directory or a device): give the path of the key FILE`)
         if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
           throw new MandateError('KEY_INVALID', 'the key file must not be accessible by group or others (chmod 600)')
         }
