@@ -33,3 +33,28 @@ describe('revocation status paging', () => {
     expect(status.list.mandates.size).toBe(5_003)
   })
 })
+
+describe('revocation status cursors after a restore', () => {
+  it('a cursor naming an entry the store no longer holds at that seq is refused; a bare seq cursor still works', async () => {
+    const before = await createAuthorityServer({ port: 0 })
+    const after = await createAuthorityServer({ port: 0 })
+    try {
+      const [a, b, c] = [randomId(), randomId(), randomId()]
+      // the store as it was: a, b; the store as restored from a backup at a, then c revoked
+      for (const id of [a, b]) await before.authority.revoke({ mandate: id }, { preemptive: true })
+      for (const id of [a, c]) await after.authority.revoke({ mandate: id }, { preemptive: true })
+      const cursor = (await before.authority.revocationStatus()).cursor
+      expect(cursor).toMatch(/^2\.[A-Za-z0-9_-]{12}$/)
+      await expect(after.authority.revocationStatus(cursor)).rejects.toMatchObject({ code: 'INVALID_REQUEST', message: expect.stringMatching(/does not hold/) })
+      // the same store answers its own cursor (no new entries: the same cursor back)
+      expect(await before.authority.revocationStatus(cursor)).toMatchObject({ cursor, mandates: [] })
+      expect((await after.authority.revocationStatus('1')).mandates).toEqual([c])
+      // a guard whose cursor came from the old store reads the restored one from the start and learns c
+      const status = createRevocationStatusClient(`${after.url}/revocation-status`, { issuer: after.authority.issuer, intervalMs: 0 })
+      expect(await status.isRevoked({ ids: [c], txn: 't', actors: [] })).toBe(true)
+    } finally {
+      await before.close()
+      await after.close()
+    }
+  })
+})

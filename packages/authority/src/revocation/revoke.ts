@@ -3,7 +3,7 @@
  * by agent (cascading to every task that agent granted); the incremental revocation-status document;
  * and a RevocationSource for in-process guards.
  */
-import { isDidKey, MandateError, type JsonValue, type RevocationSource, type RevocationStatusDocument } from '@mandate/core'
+import { cryptoBackend, isDidKey, MandateError, type JsonValue, type RevocationSource, type RevocationStatusDocument } from '@mandate/core'
 import type { AuthorityContext } from '../context.js'
 import { keepingAnAdmin } from '../exchange/principals.js'
 import { grantedTaskDraft } from '../store/store.js'
@@ -93,20 +93,38 @@ export async function revokeTarget(ctx: AuthorityContext, target: RevocationTarg
 const PAGE = 5000
 
 /** The revocation-status document (core's RevocationStatusDocument), entries after `since`. */
+/**
+ * The cursor after entry `e`: its seq and a short digest of what it revoked. A store restored from
+ * a backup reuses seqs for other revocations; a client's cursor from before the restore then names
+ * an entry that is not there any more, is refused, and the client reads the whole list again
+ * instead of skipping what the new entries revoke.
+ */
+function cursorAfter(e: RevocationEntry): string {
+  return `${e.seq}.${cryptoBackend.sha256Base64url(`${e.kind}:${e.id}`).slice(0, 12)}`
+}
+
 export async function revocationStatus(ctx: AuthorityContext, since?: string): Promise<RevocationStatusDocument> {
   let after = 0
+  let tail: RevocationEntry | undefined
   if (since !== undefined) {
-    if (!/^(0|[1-9][0-9]{0,15})$/.test(since)) throw new MandateError('INVALID_REQUEST', 'since must be a cursor returned by this endpoint')
-    after = Number(since)
+    const m = /^(0|[1-9][0-9]{0,15})(?:\.([A-Za-z0-9_-]{12}))?$/.exec(since)
+    if (!m) throw new MandateError('INVALID_REQUEST', 'since must be a cursor returned by this endpoint')
+    after = Number(m[1])
     if (after > (await ctx.store.revocationHead())) throw new MandateError('INVALID_REQUEST', 'since is ahead of this Authority')
+    if (m[2] !== undefined && after > 0) {
+      // the entry the cursor was given after must still be the one at that seq
+      tail = (await ctx.store.revocationsSince(after - 1, 1))[0]
+      if (!tail || tail.seq !== after || cursorAfter(tail) !== since) throw new MandateError('INVALID_REQUEST', 'since names a revocation this Authority does not hold (restored from a backup?): read from the start')
+    }
   }
   // one more than a page: whether more follow is known, not guessed
   const read = await ctx.store.revocationsSince(after, PAGE + 1)
   const more = read.length > PAGE
   const entries = more ? read.slice(0, PAGE) : read
+  const last = entries.length ? (entries[entries.length - 1] as RevocationEntry) : tail
   const doc: RevocationStatusDocument = {
     issuer: ctx.issuer,
-    cursor: String(entries.length ? (entries[entries.length - 1] as RevocationEntry).seq : after),
+    cursor: last ? cursorAfter(last) : String(after),
     mandates: [], tasks: [], agents: [],
     refresh_interval: ctx.limits.revocationRefresh,
     // a client is current only once it has read every page: it asks again at once with the cursor
