@@ -355,7 +355,7 @@ export function createGuard(options: GuardOptions): Guard {
     return {
       token, hash, claims: chain.claims, kid, key, holderJkt: chain.holderJkt, revocationIds: [...ids], actors: [...actors],
       actorChain: actorChain(chain.claims.act), scopes: scopeList(chain.claims.scope),
-      exp, nbf, iat, mode: 'offline', offlineHops: chain.hops, chainPerCall,
+      exp, nbf, iat, mode: 'offline', offlineHops: chain.hops, ...(chainPerCall.length > 0 ? { chainPerCall } : {}),
     }
   }
 
@@ -486,13 +486,14 @@ export function createGuard(options: GuardOptions): Guard {
       // the same refusal as a per_call grant: a client in cached mode falls back to a per-call exchange on it
       throw new MandateError('CALL_CREDENTIAL_REQUIRED', 'this resource accepts only per-call credentials')
     }
-    if (tool !== undefined) checkToolGrant(claims, tool, s.snapshot as JsonValue, callBound)
-    // granted by the last link, but marked per_call at an earlier one (a tool not granted at all
-    // stays TOOL_NOT_ALLOWED above: asking the Authority for a call credential would not help)
-    if (tool !== undefined && v.chainPerCall !== undefined && v.chainPerCall.some((p) => toolMatches(p, tool))) {
-      throw new MandateError('CALL_CREDENTIAL_REQUIRED', `tool "${tool}" may only be called with a per-call credential from the Authority (a link of this offline chain marks it per_call)`, { detail: { tool } })
-    }
-    else if (!callBound) assertNotPerCallOnly(claims)
+    if (tool !== undefined) {
+      checkToolGrant(claims, tool, s.snapshot as JsonValue, callBound)
+      // granted by the last link, but marked per_call at an earlier one (a tool not granted at all
+      // stays TOOL_NOT_ALLOWED above: asking the Authority for a call credential would not help)
+      if (v.chainPerCall !== undefined && v.chainPerCall.some((p) => toolMatches(p, tool))) {
+        throw new MandateError('CALL_CREDENTIAL_REQUIRED', `tool "${tool}" may only be called with a per-call credential from the Authority (a link of this offline chain marks it per_call)`, { detail: { tool } })
+      }
+    } else if (!callBound) assertNotPerCallOnly(claims)
     if (options.revocation) {
       const answer = options.revocation.isRevoked({ ids: v.revocationIds, txn: claims.txn, actors: v.actors })
       if (answer instanceof Promise) return answer.then((revoked) => afterRevocation(s, revoked))

@@ -3,6 +3,7 @@
  * with these, so a secret is caught the same way everywhere — an offline chain (`<root>~<hop>…`)
  * by each of its links too, not only whole.
  */
+import { b64uEncode, utf8Encode } from '../encoding/base64url.js'
 
 /** Secrets shorter than this are not scrubbed (they would match ordinary text). */
 const MIN_SECRET = 16
@@ -40,7 +41,7 @@ function partsOf(secret: string): string[] {
 /** Lowercase hex of a string's UTF-8 bytes. */
 function hexOf(text: string): string {
   let out = ''
-  for (const b of new TextEncoder().encode(text)) out += b.toString(16).padStart(2, '0')
+  for (const b of utf8Encode(text)) out += b.toString(16).padStart(2, '0')
   return out
 }
 
@@ -51,18 +52,17 @@ function hexOf(text: string): string {
  * url-safe alphabets.
  */
 function base64Cores(secret: string): string[] {
-  if (NodeBuffer === undefined) return []
-  const bytes = new TextEncoder().encode(secret)
+  const bytes = utf8Encode(secret)
   const out: string[] = []
   for (let offset = 0; offset < 3; offset++) {
     const padded = new Uint8Array(offset + bytes.length)
     padded.set(bytes, offset)
-    const text = NodeBuffer.from(padded.buffer, 0, padded.length).toString('base64' as 'latin1')
+    const text = b64uEncode(padded)
     // characters 0..ceil(4·offset/3) carry the zero bytes' bits; the last 4 (a group with padding
     // or with the next bytes' bits) may differ in the real text
     const core = text.slice(Math.ceil((4 * offset) / 3) + 1, text.length - 4)
     if (core.length < MIN_SECRET) continue
-    out.push(core, core.replace(/\+/g, '-').replace(/\//g, '_'))
+    out.push(core, core.replace(/-/g, '+').replace(/_/g, '/'))
   }
   return out
 }

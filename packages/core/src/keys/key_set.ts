@@ -62,7 +62,6 @@ function stripIgnorable(v: unknown): unknown {
   return rest
 }
 
-/** A fixed, in-memory key set. */
 /** After a failed JWKS fetch, how long an old set is served before the next try (ms). */
 const FAILED_FETCH_COOLDOWN_MS = 5_000
 
@@ -79,6 +78,7 @@ export interface LocalKeySetOptions {
   maxKeys?: number
 }
 
+/** A fixed, in-memory key set. */
 export function createLocalKeySet(jwks: JsonWebKeySet, options: LocalKeySetOptions = {}): KeyResolver {
   const max = options.maxKeys ?? MAX_JWKS_KEYS
   if (!(max === Infinity || (Number.isSafeInteger(max) && max > 0))) throw new MandateError('CONFIG_INVALID', 'maxKeys must be a positive integer or Infinity')
