@@ -6,10 +6,9 @@
  * or the operator's `perCallTools`). Guards refuse `per_call` tools with anything but an
  * Authority-minted call credential, so the Authority stays on the hot path exactly where it decides.
  */
-import { audienceList, MandateError, type MandateClaims, type ToolGrant } from '@mandate/core'
+import { audienceList, MandateError, patternsOverlap, type MandateClaims, type ToolGrant } from '@mandate/core'
 import { TOOL_PATTERN } from '../policy/format.js'
 import type { PolicyEngine } from '../policy/engine.js'
-import { patternsOverlap } from '../policy/rules.js'
 
 /** The `callModes` option of createAuthority. */
 export interface CallModesOptions {

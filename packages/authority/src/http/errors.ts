@@ -72,10 +72,15 @@ export function tokenErrorAnswer(err: unknown, ctx: { approvalsUrl: string; nowS
 export function formErrorAnswer(err: unknown, usedScheme?: string): ErrorAnswer {
   const e = safe(err)
   if (e.oauthError === 'invalid_client' && e.status === 401) {
-    const scheme = usedScheme !== undefined && /^[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]{0,31}$/.test(usedScheme) ? usedScheme : undefined
-    return { status: 401, body: e.toOAuthBody(), headers: { ...NO_STORE, ...(scheme ? { 'WWW-Authenticate': `${scheme} error="invalid_client"` } : {}) } }
+    const challenge = invalidClientChallenge(usedScheme)
+    return { status: 401, body: e.toOAuthBody(), headers: { ...NO_STORE, ...(challenge ? { 'WWW-Authenticate': challenge } : {}) } }
   }
   return bare(e)
+}
+
+/** RFC 6749 §5.2: the `WWW-Authenticate` of a 401 invalid_client to a client that used HTTP authentication scheme `usedScheme`. */
+export function invalidClientChallenge(usedScheme: string | undefined): string | undefined {
+  return usedScheme !== undefined && /^[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]{0,31}$/.test(usedScheme) ? `${usedScheme} error="invalid_client"` : undefined
 }
 
 /** An error at a JSON endpoint authenticated by `Authorization: MandateAssertion` (so a 401 challenges that scheme). */

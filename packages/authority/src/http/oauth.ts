@@ -3,7 +3,7 @@ import { MandateError } from '@mandate/core'
 import type { Context, Hono } from 'hono'
 import type { Authority } from '../authority.js'
 import { readForm, singleJwtHeader, strictQueries } from './body.js'
-import { formErrorAnswer, jsonErrorAnswer, NO_STORE, tokenErrorAnswer, type ErrorAnswer } from './errors.js'
+import { formErrorAnswer, invalidClientChallenge, jsonErrorAnswer, NO_STORE, tokenErrorAnswer, type ErrorAnswer } from './errors.js'
 import { noteRequest } from '../observability/request_info.js'
 import type { RefusalFields } from '../exchange/issued.js'
 
@@ -64,10 +64,8 @@ export function mountOAuth(app: Hono, authority: Authority, now: () => number): 
       const nonce = authority.dpopNonce()
       const answer = tokenErrorAnswer(err, { approvalsUrl: e.approvals, nowSec: Math.floor(now() / 1000), ...(nonce ? { dpopNonce: nonce } : {}) })
       // a 401 invalid_client to a client that used an HTTP authentication scheme names that scheme (RFC 6749 §5.2)
-      if (answer.status === 401 && c.req.header('authorization') !== undefined) {
-        const challenge = formErrorAnswer(err, usedScheme(c)).headers?.['WWW-Authenticate']
-        if (challenge) answer.headers = { ...answer.headers, 'WWW-Authenticate': challenge }
-      }
+      const challenge = answer.status === 401 ? invalidClientChallenge(usedScheme(c)) : undefined
+      if (challenge) answer.headers = { ...answer.headers, 'WWW-Authenticate': challenge }
       return send(c, answer)
     }
   })

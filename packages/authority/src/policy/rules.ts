@@ -41,9 +41,6 @@ function compile({ explicitId: _explicit, pointer: _pointer, operations, ...rule
 const anyIn = (selector: readonly string[] | undefined, values: readonly string[]) => selector === undefined || selector.includes('*') || values.some((v) => selector.includes(v))
 const anyone = (selector: readonly string[] | undefined) => selector === undefined || selector.includes('*')
 
-/** Could one tool name match both patterns? (core's; re-exported where it always was) */
-export { patternsOverlap }
-
 function checkOptions(options: RulePolicyOptions): void {
   if (typeof options !== 'object' || options === null) throw new MandateError('CONFIG_INVALID', 'createRulePolicy options must be an object')
   for (const k of Object.keys(options)) {

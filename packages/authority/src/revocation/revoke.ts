@@ -92,7 +92,6 @@ export async function revokeTarget(ctx: AuthorityContext, target: RevocationTarg
 
 const PAGE = 5000
 
-/** The revocation-status document (core's RevocationStatusDocument), entries after `since`. */
 /**
  * The cursor after entry `e`: its seq and a short digest of what it revoked. A store restored from
  * a backup reuses seqs for other revocations; a client's cursor from before the restore then names
@@ -103,22 +102,26 @@ function cursorAfter(e: RevocationEntry): string {
   return `${e.seq}.${cryptoBackend.sha256Base64url(`${e.kind}:${e.id}`).slice(0, 12)}`
 }
 
+/** The revocation-status document (core's RevocationStatusDocument), entries after `since`. */
 export async function revocationStatus(ctx: AuthorityContext, since?: string): Promise<RevocationStatusDocument> {
   let after = 0
-  let tail: RevocationEntry | undefined
+  let named = false
   if (since !== undefined) {
     const m = /^(0|[1-9][0-9]{0,15})(?:\.([A-Za-z0-9_-]{12}))?$/.exec(since)
     if (!m) throw new MandateError('INVALID_REQUEST', 'since must be a cursor returned by this endpoint')
     after = Number(m[1])
-    if (after > (await ctx.store.revocationHead())) throw new MandateError('INVALID_REQUEST', 'since is ahead of this Authority')
-    if (m[2] !== undefined && after > 0) {
-      // the entry the cursor was given after must still be the one at that seq
-      tail = (await ctx.store.revocationsSince(after - 1, 1))[0]
-      if (!tail || tail.seq !== after || cursorAfter(tail) !== since) throw new MandateError('INVALID_REQUEST', 'since names a revocation this Authority does not hold (restored from a backup?): read from the start')
-    }
+    named = m[2] !== undefined && after > 0
+    // a cursor naming its entry is checked against that entry below (one read); a bare seq here
+    if (!named && after > (await ctx.store.revocationHead())) throw new MandateError('INVALID_REQUEST', 'since is ahead of this Authority')
   }
-  // one more than a page: whether more follow is known, not guessed
-  const read = await ctx.store.revocationsSince(after, PAGE + 1)
+  // one more than a page: whether more follow is known, not guessed; a named cursor's own entry first
+  const read = await ctx.store.revocationsSince(named ? after - 1 : after, PAGE + 1 + (named ? 1 : 0))
+  let tail: RevocationEntry | undefined
+  if (named) {
+    // the entry the cursor was given after must still be the one at that seq
+    tail = read.shift()
+    if (!tail || tail.seq !== after || cursorAfter(tail) !== since) throw new MandateError('INVALID_REQUEST', 'since names a revocation this Authority does not hold (restored from a backup?): read from the start')
+  }
   const more = read.length > PAGE
   const entries = more ? read.slice(0, PAGE) : read
   const last = entries.length ? (entries[entries.length - 1] as RevocationEntry) : tail
