@@ -52,9 +52,14 @@ export function jsonText(value: unknown): string {
   return JSON.stringify(value, null, 2).replace(/[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 
+/** {@link printable}, on one line: a newline shows as `\n` (a peer cannot start a line of its own). */
+export function printableLine(text: string): string {
+  return printable(text).replace(/\n/g, '\\n')
+}
+
 export function table(rows: readonly (readonly string[])[]): string {
   if (rows.length === 0) return ''
-  rows = rows.map((r) => r.map((c) => printable(c).replace(/\n/g, '\\n')))
+  rows = rows.map((r) => r.map(printableLine))
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n')
 }

@@ -1,4 +1,4 @@
-import { jsonText, printable } from '../io.js'
+import { jsonText, printable, printableLine } from '../io.js'
 import { once } from 'node:events'
 import { open, stat, type FileHandle } from 'node:fs/promises'
 import { latestCheckpointIn } from '@mandate/authority'
@@ -74,7 +74,7 @@ export const auditVerify: Command = {
       return EXIT.REFUSED
     }
     // the reason may quote text from the log itself: one line, nothing a terminal acts on
-    const reason = printable(String(res.reason ?? 'unknown reason')).replace(/\r?\n|\r|\t/g, (c) => JSON.stringify(c).slice(1, -1))
+    const reason = printableLine(String(res.reason ?? 'unknown reason'))
     throw refused(`audit log BROKEN at record ${res.brokenAt ?? '?'}${res.kind ? ` (${printable(String(res.kind))})` : ''}: ${reason}`, 'AUDIT_BROKEN')
   },
 }

@@ -9,7 +9,7 @@ import { MandateError } from '@mandate/core'
 import { CliError, EXIT, refused, usageError } from '../cli_error.js'
 import { noPositionals, onePositional, SERVER_OPTIONS, str, type Command } from '../command.js'
 import { readLocalText } from '../files.js'
-import { printable, shortDid, table } from '../io.js'
+import { printable, printableLine, shortDid, table } from '../io.js'
 import { serverClient } from '../server_options.js'
 import { tokenArg } from './token.js'
 
@@ -173,7 +173,7 @@ export const federationTest: Command = {
     if (ctx.io.json) ctx.io.out(JSON.stringify(e, null, 2))
     else {
       // every line may quote what a hostile token holds: never let it drive the terminal
-      const out = (line: string) => ctx.io.out(printable(line).replace(/\n/g, '\\n'))
+      const out = (line: string) => ctx.io.out(printableLine(line))
       out(`issuer   ${e.issuer ? e.issuer : '(unreadable)'}`)
       out(matched !== undefined ? `matches  rule ${matched}` : 'matches  no rule')
       if (e.verdicts.length === 0) out('no federation rules are configured')

@@ -7,7 +7,7 @@ import { readBoundedText } from '../bounded_body.js'
 import { chainOf, formatChain, type ChainView } from '../chain.js'
 import { readLocalText } from '../files.js'
 import { onePositional, requiredStr, str, type Command } from '../command.js'
-import { isoTime, printable, shortDid, type Io } from '../io.js'
+import { isoTime, printable, printableLine, shortDid, type Io } from '../io.js'
 
 /** Tokens are a few KiB; no input path reads more than this. */
 const MAX_TOKEN_INPUT = 64 * 1024
@@ -41,7 +41,7 @@ async function readStdin(): Promise<string> {
 
 function printClaims(target: Io, header: JsonObject, payload: JsonObject, chain: ChainView, status: string): void {
   // every line shows claims of a token that may be hostile: never let them drive the terminal
-  const io = { out: (line: string) => target.out(printable(line).replace(/\n/g, '\\n')) }
+  const io = { out: (line: string) => target.out(printableLine(line)) }
   const p = payload as Record<string, unknown>
   const num = (v: unknown) => (typeof v === 'number' ? v : undefined)
   io.out(status)
@@ -115,7 +115,7 @@ function hopLines(root: JsonObject, hops: readonly JsonObject[]): HopLine[] {
 }
 
 function printHops(target: Io, lines: readonly HopLine[]): void {
-  const io = { out: (line: string) => target.out(printable(line).replace(/\n/g, '\\n')) }
+  const io = { out: (line: string) => target.out(printableLine(line)) }
   lines.forEach((h, i) => {
     io.out(`hop ${i + 1}     ${h.kind} → ${shortDid(h.holder)}  tools ${h.tools.join(', ') || '(none)'}  expires ${isoTime(h.exp)}  jti ${h.jti}`)
   })
