@@ -1,4 +1,4 @@
-import { createProof, isMandateErrorCode, MandateError, readBounded, type MandateErrorCode } from '@mandate/core'
+import { createProof, isMandateErrorCode, MandateError, readBounded, type MandateErrorCode, isSecureTransportUrl } from '@mandate/core'
 import { audienceProblemOf, configError } from './config.js'
 import { activeCall, type ActiveCall } from './context.js'
 
@@ -142,8 +142,6 @@ function refuse(call: ActiveCall, err: MandateError): MandateError {
   return err
 }
 
-const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]'])
-
 /** Does the credential's audience cover `url`? Same origin, inside the audience path, https or loopback http. */
 function audienceCovers(audience: string, url: URL): boolean {
   let aud: URL
@@ -153,7 +151,7 @@ function audienceCovers(audience: string, url: URL): boolean {
     return false
   }
   if (aud.origin === 'null' || aud.origin !== url.origin || url.username || url.password) return false
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) return false
+  if (!isSecureTransportUrl(url)) return false
   const basePath = aud.pathname.replace(/\/+$/, '')
   return basePath === '' || url.pathname === basePath || url.pathname.startsWith(`${basePath}/`)
 }

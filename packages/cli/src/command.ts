@@ -43,6 +43,7 @@ export const COMMON_OPTIONS: Readonly<Record<string, OptionSpec>> = {
 export const SERVER_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   url: { type: 'string', value: 'URL', description: 'Authority URL (default: $MANDATE_URL)' },
   key: { type: 'string', value: 'FILE', description: 'private JWK of an admin/approver/grantor key (default: $MANDATE_KEY)' },
+  'insecure-http': { type: 'boolean', description: 'WEAKENS SECURITY: allow plain http to an Authority off this machine (default: https, or http on localhost/127.0.0.1/[::1])' },
 }
 
 /**

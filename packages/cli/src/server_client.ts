@@ -1,4 +1,4 @@
-import { createClientAssertion, CLIENT_ASSERTION_TYPE, type Ed25519Key } from '@mandate/core'
+import { createClientAssertion, CLIENT_ASSERTION_TYPE, isSecureTransportUrl, type Ed25519Key } from '@mandate/core'
 import { readBoundedText } from './bounded_body.js'
 import { refused, usageError } from './cli_error.js'
 import { printable } from './io.js'
@@ -26,7 +26,7 @@ export class ServerClient {
     private readonly key: Ed25519Key | undefined,
   ) {}
 
-  static fromOptions(url: string | undefined, key: Ed25519Key | undefined): ServerClient {
+  static fromOptions(url: string | undefined, key: Ed25519Key | undefined, options: { insecureHttp?: boolean } = {}): ServerClient {
     if (!url) throw usageError('the Authority URL is required: --url URL or $MANDATE_URL')
     let parsed: URL
     try {
@@ -35,6 +35,10 @@ export class ServerClient {
       throw usageError(`--url is not a URL: ${printable(url.slice(0, 80))}`)
     }
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw usageError('--url must be http(s)')
+    // the CLI's assertions, approval decisions and the audit it reads must not cross a network in the clear
+    if (!isSecureTransportUrl(parsed) && options.insecureHttp !== true) {
+      throw usageError('--url must be https (plain http only on localhost, 127.0.0.1 or [::1]; --insecure-http opts out)')
+    }
     // the CLI authenticates with its key, never with URL credentials (which would be echoed in errors and logs)
     if (parsed.username !== '' || parsed.password !== '') throw usageError('--url must not hold a user name or password (the CLI authenticates with --key)')
     return new ServerClient(parsed.href.replace(/\/+$/, ''), key)

@@ -9,7 +9,7 @@ import { ServerClient } from './server_client.js'
 export async function serverClient(ctx: CommandContext): Promise<ServerClient> {
   const url = str(ctx.values, 'url') ?? ctx.env.MANDATE_URL
   const keyPath = str(ctx.values, 'key') ?? ctx.env.MANDATE_KEY
-  const base = ServerClient.fromOptions(url, undefined)
+  const base = ServerClient.fromOptions(url, undefined, { insecureHttp: ctx.values['insecure-http'] === true })
   return new ServerClient(base.baseUrl, keyPath ? await readKeyFile(keyPath) : undefined)
 }
 

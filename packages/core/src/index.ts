@@ -61,7 +61,7 @@ export type { CreateProofOptions, VerifyProofOptions, VerifiedProof } from './pr
 export { createClientAssertion, verifyClientAssertion, CLIENT_ASSERTION_TYP, CLIENT_ASSERTION_TYPE } from './client_auth/assertion.js'
 export type { VerifyClientAssertionOptions } from './client_auth/assertion.js'
 
-export { MemoryReplayStore } from './stores/replay.js'
+export { MemoryReplayStore, replayAnswer } from './stores/replay.js'
 export type { ReplayStore, MemoryReplayStoreOptions } from './stores/replay.js'
 export { MemoryRevocationList } from './stores/revocation.js'
 export type { RevocationSource, RevocationQuery, RevocationEntries } from './stores/revocation.js'
@@ -69,6 +69,8 @@ export { createRevocationStatusClient, parseRevocationStatusDocument } from './s
 export type { RevocationStatusDocument, RevocationStatusClientOptions, RevocationStatusClient } from './stores/revocation_status.js'
 export { fetchBounded, readBounded, safeUrl } from './http/bounded_fetch.js'
 export type { BoundedFetchOptions, BoundedResponse } from './http/bounded_fetch.js'
+export { isLoopbackHost, isSecureTransportUrl, requireSecureUrl } from './http/transport_url.js'
+export type { RequireSecureUrlOptions } from './http/transport_url.js'
 
 export { createGuard } from './guard/guard.js'
 export { createRemoteGuard } from './guard/remote_guard.js'

@@ -3,7 +3,7 @@
 // verified chains are cached like audience-level mandates, a chain ending in a call hop is single use.
 import { describe, expect, it } from 'vitest'
 import { argumentsDigest, attenuateMandate, createProof, Ed25519Key, MemoryRevocationList, type Guard } from '@mandate/core'
-import { AUD, expectReject, TestAuthority } from './helpers.js'
+import { AUD, expectCode, expectReject, TestAuthority } from './helpers.js'
 import { afterEach, beforeEach, vi } from 'vitest'
 import { cryptoBackend } from '@mandate/core'
 
@@ -104,11 +104,15 @@ describe('offline chains at the guard', () => {
     const guard = auth.guard()
     const a = { path: '/data/x' }
     await expectReject(call(guard, agent, root.token, 'files.read', a), 'CALL_CREDENTIAL_REQUIRED')
-    // a valid narrowing of the non-per_call grant, but the tool was per-call at the root
-    const audience = attenuateMandate(root.token, agent, { kind: 'audience', audience: AUD, tools: [{ type: 'tool_access', tools: ['files.read'] }] }, { now: auth.now })
-    await expectReject(call(guard, agent, audience, 'files.read', a), 'CALL_CREDENTIAL_REQUIRED')
-    const delegated = attenuateMandate(root.token, agent, auth.delegate(worker, { tools: [{ type: 'tool_access', tools: ['files.read'] }] }), { now: auth.now })
+    // narrowing only the unmarked grant would shed the per_call of files.*: the holder cannot sign it
+    expect(expectCode(() => attenuateMandate(root.token, agent, { kind: 'audience', audience: AUD, tools: [{ type: 'tool_access', tools: ['files.read'] }] }, { now: auth.now }), 'NARROWING_TOOL').detail?.rule).toBe('per-call')
+    expect(expectCode(() => attenuateMandate(root.token, agent, auth.delegate(worker, { tools: [{ type: 'tool_access', tools: ['files.read'] }] }), { now: auth.now }), 'NARROWING_TOOL').detail?.rule).toBe('per-call')
+    // keeping it is a narrowing, and the tool stays per-call at the guard
+    const delegated = attenuateMandate(root.token, agent, auth.delegate(worker, { tools: [{ type: 'tool_access', tools: ['files.read'], per_call: true }] }), { now: auth.now })
     await expectReject(call(guard, worker, delegated, 'files.read', a), 'CALL_CREDENTIAL_REQUIRED')
+    // inheriting both grants keeps the marked one, so the guard still demands a call credential
+    const inherited = attenuateMandate(root.token, agent, { kind: 'audience', audience: AUD }, { now: auth.now })
+    await expectReject(call(guard, agent, inherited, 'files.read', a), 'CALL_CREDENTIAL_REQUIRED')
     // a tool no link marks is still callable offline
     const plain = auth.root(agent, { offline: { maxHops: 3 }, tools: [{ type: 'tool_access', tools: ['files.read'] }, { type: 'tool_access', tools: ['billing.*'], per_call: true }] })
     const ok = attenuateMandate(plain.token, agent, auth.delegate(worker, { tools: [{ type: 'tool_access', tools: ['files.read'] }] }), { now: auth.now })

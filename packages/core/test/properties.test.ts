@@ -343,3 +343,43 @@ describe('b64uDecode strictness', () => {
     )
   })
 })
+
+describe('per_call never sheds (property, an oracle of the guard rule: any applicable per_call grant covering the tool demands a call credential)', () => {
+  // the oracle's own matcher, from the pattern rule (`*`, a name, or `prefix.*` on a segment boundary)
+  const matches = (p: string, name: string) => p === '*' || (p.endsWith('.*') ? name.startsWith(p.slice(0, -1)) && name.length > p.length - 1 : p === name)
+  const applies = (g: ToolGrant, aud: string, auds: readonly string[]) => (g.locations ?? auds).includes(aud)
+  const granted = (gs: readonly ToolGrant[], auds: readonly string[], aud: string, t: string) => gs.some((g) => applies(g, aud, auds) && g.tools.some((p) => matches(p, t)))
+  const perCall = (gs: readonly ToolGrant[], auds: readonly string[], aud: string, t: string) => gs.some((g) => g.per_call === true && applies(g, aud, auds) && g.tools.some((p) => matches(p, t)))
+  const marked = (auds: string[]) => grantArb(auds).chain((g) => fc.boolean().map((pc) => (pc ? { ...g, per_call: true as const } : g)))
+  const rootArb = fc.subarray(AUDS, { minLength: 1 }).chain((auds) => fc.record({ auds: fc.constant(auds), grants: fc.array(marked(auds), { minLength: 1, maxLength: 3 }) }))
+    .map(({ auds, grants }) => {
+      const claims = buildRootMandate({ subject: 'alice', agent: { id: holder.did, jkt: holder.jkt }, audiences: auds, tools: grants, maxDepth: 2 }, { issuer: ISSUER, now: NOW, jti: randomId(), txn: randomId() })
+      return { claims, token: signMandate(claims, authority) }
+    })
+  it('a delegation or audience child accepted by narrowMandate demands a call credential for every tool its parent did', () => {
+    let accepted = 0
+    fc.assert(fc.property(rootArb, fc.boolean(), fc.option(fc.array(marked(AUDS), { minLength: 1, maxLength: 3 }), { nil: undefined }), fc.constantFrom(...AUDS), (root, asAudience, tools, aud) => {
+      const req: NarrowingRequest = asAudience
+        ? { kind: 'audience', audience: aud, ...(tools ? { tools } : {}) }
+        : { kind: 'delegation', actor: { id: delegate.did, jkt: delegate.jkt }, ...(tools ? { tools } : {}) }
+      let child: MandateClaims
+      try {
+        child = narrowMandate(root.claims, req, { issuer: ISSUER, now: NOW, jti: randomId(), parentToken: root.token, caller: { id: holder.did, jkt: holder.jkt } })
+      } catch (err) {
+        expect(MandateError.is(err)).toBe(true)
+        return
+      }
+      accepted++
+      const parentAuds = audienceList(root.claims.aud)
+      const childAuds = audienceList(child.aud)
+      for (const a of childAuds) {
+        for (const t of NAMES) {
+          if (!granted(child.authorization_details, childAuds, a, t)) continue
+          expect(granted(root.claims.authorization_details, parentAuds, a, t)).toBe(true)
+          if (perCall(root.claims.authorization_details, parentAuds, a, t)) expect(perCall(child.authorization_details, childAuds, a, t), `${t} at ${a}`).toBe(true)
+        }
+      }
+    }), { numRuns: 3000 })
+    expect(accepted).toBeGreaterThan(100)
+  })
+})

@@ -462,3 +462,49 @@ describe('parseCompactJws policy is the same for every token kind', () => {
     expect(parseCompactJws(t, { typ: 'x+jwt', maxLength: 1000 }).payload).toEqual({ a: 1 })
   })
 })
+
+describe('§4 per_call holds across grants (outside probe)', () => {
+  // the guard demands a call credential when ANY applicable per_call grant covers the tool; a child
+  // narrowing the other, unmarked grant must not shed that requirement
+  const tools = [{ type: 'tool_access' as const, tools: ['files.*'], per_call: true as const }, { type: 'tool_access' as const, tools: ['files.read'] }]
+  it('the root itself is refused at the guard without a call credential', async () => {
+    const r = auth.root(a, { tools })
+    const args = { path: '/x' }
+    const proof = createProof(a, { accessToken: r.token, audience: AUD, tool: 'files.read', arguments: args })
+    await expectReject(auth.guard().verifyToolCall({ mandate: r.token, proof, tool: 'files.read', arguments: args }), 'CALL_CREDENTIAL_REQUIRED')
+  })
+  it('a delegation or audience credential narrowing the unmarked grant must keep per_call; keeping it is accepted', () => {
+    const r = auth.root(a, { tools })
+    const plain = [{ type: 'tool_access' as const, tools: ['files.read'] }]
+    expect(expectCode(() => narrow(r, a, { kind: 'delegation', actor: { id: b.did, jkt: b.jkt }, tools: plain }), 'NARROWING_TOOL').detail?.rule).toBe('per-call')
+    expect(expectCode(() => narrow(r, a, { kind: 'audience', audience: AUD, tools: plain }), 'NARROWING_TOOL').detail?.rule).toBe('per-call')
+    // a tool no per_call pattern can reach stays free of it
+    const other = auth.root(a, { tools: [...tools, { type: 'tool_access', tools: ['billing.refund'] }] })
+    expect(narrow(other, a, { kind: 'audience', audience: AUD, tools: [{ type: 'tool_access', tools: ['billing.refund'] }] }).authorization_details[0]?.per_call).toBeUndefined()
+    const kept = narrow(r, a, { kind: 'delegation', actor: { id: b.did, jkt: b.jkt }, tools: [{ ...plain[0]!, per_call: true }] })
+    expect(kept.authorization_details[0]?.per_call).toBe(true)
+  })
+  it('a per_call grant limited to another audience does not bind a child at this one', () => {
+    const r = auth.root(a, { tools: [{ type: 'tool_access', tools: ['files.*'], per_call: true, locations: [AUD2] }, { type: 'tool_access', tools: ['files.read'] }] })
+    const child = narrow(r, a, { kind: 'audience', audience: AUD, tools: [{ type: 'tool_access', tools: ['files.read'] }] })
+    expect(child.authorization_details[0]?.per_call).toBeUndefined()
+  })
+})
+
+describe('§4 malformed requests are typed refusals, never a TypeError (outside probe)', () => {
+  const bad: [string, unknown, string][] = [
+    ['scopes {}', { kind: 'delegation', actor: { id: 'did:key:z', jkt: 'x' }, scopes: {} }, 'NARROWING_SCOPE'],
+    ['scopes null', { kind: 'audience', audience: AUD, scopes: null }, 'NARROWING_SCOPE'],
+    ['scopes 7', { kind: 'call', audience: AUD, tool: 'files.read', arguments: {}, scopes: 7 }, 'NARROWING_SCOPE'],
+    ['audiences {}', { kind: 'delegation', actor: { id: 'did:key:z', jkt: 'x' }, audiences: {} }, 'NARROWING_AUDIENCE'],
+    ['audiences 3', { kind: 'delegation', actor: { id: 'did:key:z', jkt: 'x' }, audiences: 3 }, 'NARROWING_AUDIENCE'],
+    ['actor missing', { kind: 'delegation' }, 'NARROWING_CHAIN'],
+    ['actor null', { kind: 'delegation', actor: null }, 'NARROWING_CHAIN'],
+    ['actor id 5', { kind: 'delegation', actor: { id: 5, jkt: 'x' } }, 'NARROWING_CHAIN'],
+  ]
+  for (const [name, req, code] of bad) {
+    it(name, () => {
+      expectCode(() => narrow(root, a, req as NarrowingRequest), code as Parameters<typeof expectCode>[1])
+    })
+  }
+})

@@ -1,4 +1,4 @@
-import { createProof, isMandateErrorCode, MandateError, readBounded, type MandateErrorCode } from '@mandate/core'
+import { createProof, isMandateErrorCode, MandateError, readBounded, type MandateErrorCode, isSecureTransportUrl } from '@mandate/core'
 import { configError } from './config_check.js'
 import { activeCall, type ActiveCall } from './context.js'
 import { createResourceCheck, type ProofAlg } from './resource_check.js'
@@ -38,8 +38,6 @@ export interface MandateFetchOptions {
   sendCredentialsToUnadvertisedResource?: boolean
 }
 
-const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]'])
-
 /** Does the call credential's audience cover `url`? Same origin, and inside the audience path on a segment boundary. */
 export function audienceCovers(audience: string, url: URL): boolean {
   let aud: URL
@@ -50,7 +48,7 @@ export function audienceCovers(audience: string, url: URL): boolean {
   }
   if (aud.origin === 'null' || aud.origin !== url.origin) return false
   if (url.username || url.password) return false
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) return false
+  if (!isSecureTransportUrl(url)) return false
   const base = aud.pathname.replace(/\/+$/, '')
   if (base === '') return true
   return url.pathname === base || url.pathname.startsWith(`${base}/`)

@@ -19,7 +19,7 @@
  * left out (a token naming one is `kid`: no usable key), and a key listed twice identically is
  * used once (an identical copy would otherwise make its `kid` ambiguous).
  */
-import { fetchBounded, MandateError, parseStrictJson } from '@mandate/core'
+import { fetchBounded, MandateError, parseStrictJson, isSecureTransportUrl } from '@mandate/core'
 import { createLocalJWKSet, errors, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from 'jose'
 import type { IssuerTrust } from './types.js'
 import { PRIVATE_KEY_MEMBERS, publicKeyMembers } from './jwk_members.js'
@@ -65,15 +65,13 @@ interface Discovered {
   failure?: { at: number; error: MandateError }
 }
 
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]'])
-
 /** https, or http on a loopback host (tests, local development) — the same rule as the rule parser's. */
 function acceptableUrl(s: unknown): URL | undefined {
   if (typeof s !== 'string' || s.length > 2048) return undefined
   try {
     const u = new URL(s)
     if (u.username || u.password || u.hash) return undefined
-    return u.protocol === 'https:' || (u.protocol === 'http:' && LOOPBACK.has(u.hostname)) ? u : undefined
+    return isSecureTransportUrl(u) ? u : undefined
   } catch {
     return undefined
   }

@@ -5,7 +5,7 @@
  * the same element parsers as a grant request (exchange/params.ts), so a rule can hold nothing a
  * grant could not. Every refusal is CONFIG_INVALID naming the JSON pointer of the bad member.
  */
-import { MandateError, type Budget, type JsonValue, type ToolGrant } from '@mandate/core'
+import { MandateError, type Budget, type JsonValue, type ToolGrant, isSecureTransportUrl } from '@mandate/core'
 import { budgetParam, intParam, LIMITS, resourceList, scopeList, toolList } from '../exchange/params.js'
 import { MIN_RSA_BITS, rsaModulusBits } from './issuer_keys.js'
 import { publicKeyMembers } from './jwk_members.js'
@@ -30,7 +30,6 @@ const DID = /^did:[a-z0-9]+:[A-Za-z0-9._:%-]+$/
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/
 const TOKENS: readonly ForeignTokenKind[] = ['id_token', 'access_token', 'id_jag', 'workload']
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]'])
 // JWK members a public key may carry besides its type's own (RFC 7517 §4); anything else, and in
 // particular every private member (d, p, q, dp, dq, qi, oth, k), is refused
 const JWK_COMMON = ['kty', 'kid', 'use', 'alg', 'key_ops', 'x5c', 'x5t', 'x5t#S256']
@@ -83,7 +82,7 @@ function webUrl(v: unknown, pointer: string): URL {
     throw bad(pointer, 'must be an absolute URL')
   }
   if (u.username || u.password || u.hash) throw bad(pointer, 'must not carry credentials or a fragment')
-  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && LOOPBACK.has(u.hostname))) throw bad(pointer, 'must be an https URL (http only on 127.0.0.1, localhost or [::1])')
+  if (!isSecureTransportUrl(u)) throw bad(pointer, 'must be an https URL (http only on 127.0.0.1, localhost or [::1])')
   return u
 }
 

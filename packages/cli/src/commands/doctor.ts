@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { openSqliteStore } from '@mandate/authority'
+import { isSecureTransportUrl } from '@mandate/core'
 import { readBoundedText } from '../bounded_body.js'
 import { CliError, EXIT } from '../cli_error.js'
 import { noPositionals, SERVER_OPTIONS, str, type Command } from '../command.js'
-import { isLoopbackHost } from '../bind_address.js'
 import { printable, table } from '../io.js'
 import { readKeyFile } from '../key_file.js'
 import { ServerClient } from '../server_client.js'
@@ -134,12 +134,16 @@ export const doctor: Command = {
 
     // configuration
     let base: URL | undefined
+    // the admin key signs assertions only for a URL they may travel to (https, or http on loopback)
+    let keySendable = false
     if (urlOpt === undefined) checks.push({ check: 'config', status: db ? 'warn' : 'fail', reason: 'no Authority URL: give --url URL or set $MANDATE_URL', code: 'CONFIG_INVALID' })
     else if (!URL.canParse(urlOpt) || !['http:', 'https:'].includes(new URL(urlOpt).protocol)) checks.push({ check: 'config', status: 'fail', reason: `the Authority URL is not an http(s) URL: ${printable(urlOpt.slice(0, 80))}`, code: 'CONFIG_INVALID' })
     else {
       base = new URL(urlOpt)
-      const plain = base.protocol === 'http:' && !isLoopbackHost(base.hostname.replace(/^\[|\]$/g, ''))
+      // the same rule the CLI's client applies (https, or http on localhost / 127.0.0.1 / [::1])
+      const plain = !isSecureTransportUrl(base)
       const noKey = keyPath === undefined
+      keySendable = !plain || ctx.values['insecure-http'] === true
       checks.push({
         check: 'config',
         status: plain || noKey ? 'warn' : 'ok',
@@ -208,7 +212,9 @@ export const doctor: Command = {
           }
         }
         // store health, and a precise clock reading, through the admin endpoint
-        if (keyOk && keyPath !== undefined) {
+        if (keyOk && keyPath !== undefined && !keySendable) {
+          checks.push({ check: 'store', status: 'warn', reason: 'admin checks skipped: the key is not used over plain http beyond this machine (--insecure-http opts in)', code: 'CONFIG_INVALID' })
+        } else if (keyOk && keyPath !== undefined) {
           try {
             const client = new ServerClient(issuerUrl, await readKeyFile(keyPath))
             const t0 = Date.now()

@@ -1,5 +1,5 @@
 import {
-  createLocalKeySet, createRemoteKeySet, decodeMandateUnverified, decodeOfflineChainUnverified, isOfflineChain, MandateError, verifyMandate,
+  createLocalKeySet, createRemoteKeySet, decodeMandateUnverified, decodeOfflineChainUnverified, isOfflineChain, isSecureTransportUrl, MandateError, verifyMandate,
   verifyOfflineChain, type JsonObject, type JsonWebKeySet, type KeyResolver, type OfflineHop,
 } from '@mandate/core'
 import { CliError, EXIT, refused, usageError, type ExitCode } from '../cli_error.js'
@@ -238,14 +238,16 @@ export const tokenVerify: Command = {
   options: {
     issuer: { type: 'string', value: 'URL', description: 'expected issuer (required)' },
     audience: { type: 'string', value: 'URI', description: 'also require this audience' },
+    'insecure-http': { type: 'boolean', description: 'WEAKENS SECURITY: fetch metadata and keys over plain http from a host off this machine' },
   },
   async run({ values, positionals, io }) {
     const issuer = requiredStr(values, 'issuer')
+    const insecureAllowHttp = values['insecure-http'] === true
     const audience = str(values, 'audience')
     const token = await tokenArg(positionals)
-    const jwksUri = await discoverJwksUri(issuer)
+    const jwksUri = await discoverJwksUri(issuer, insecureAllowHttp)
     try {
-      const { claims, header } = await verifyMandate(token, { issuer, keys: createRemoteKeySet(jwksUri), ...(audience ? { audience } : {}) })
+      const { claims, header } = await verifyMandate(token, { issuer, keys: createRemoteKeySet(jwksUri, { insecureAllowHttp }), ...(audience ? { audience } : {}) })
       const payload = claims as unknown as JsonObject
       const chain = chainOf(payload)
       if (io.json) io.out(JSON.stringify({ valid: true, header, claims, chain }, null, 2))
@@ -262,7 +264,7 @@ export const tokenVerify: Command = {
   },
 }
 
-async function discoverJwksUri(issuer: string): Promise<string> {
+async function discoverJwksUri(issuer: string, insecureAllowHttp: boolean): Promise<string> {
   let base: URL
   try {
     base = new URL(issuer)
@@ -270,6 +272,8 @@ async function discoverJwksUri(issuer: string): Promise<string> {
     throw usageError('--issuer must be a URL')
   }
   if (base.protocol !== 'https:' && base.protocol !== 'http:') throw usageError('--issuer must be an http(s) URL')
+  // keys fetched in the clear could be anyone's: a "VALID" from them would mean nothing
+  if (!insecureAllowHttp && !isSecureTransportUrl(base)) throw usageError('--issuer must be https (plain http only on localhost, 127.0.0.1 or [::1]; --insecure-http opts out)')
   // RFC 8414 §3: the well-known path goes between the host and the issuer's path
   const path = base.pathname === '/' ? '' : base.pathname.replace(/\/$/, '')
   const url = new URL(`${base.origin}/.well-known/oauth-authorization-server${path}`)
@@ -295,5 +299,6 @@ async function discoverJwksUri(issuer: string): Promise<string> {
   if (typeof doc !== 'object' || doc === null) throw refused(`the metadata at ${url.href} is not a JSON object`, 'INVALID_RESPONSE')
   if (doc.issuer !== issuer) throw refused(`metadata issuer ${typeof doc.issuer === 'string' ? doc.issuer.slice(0, 100) : '(none)'} does not match --issuer ${issuer}`, 'ISSUER_MISMATCH')
   if (typeof doc.jwks_uri !== 'string') throw refused('metadata has no jwks_uri', 'JWKS_UNAVAILABLE')
+  if (!insecureAllowHttp && !isSecureTransportUrl(doc.jwks_uri)) throw refused('metadata names a jwks_uri that is not https (plain http only on loopback)', 'INVALID_RESPONSE')
   return doc.jwks_uri
 }

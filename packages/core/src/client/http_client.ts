@@ -12,6 +12,7 @@ import { snapshotArguments } from '../mandate/args_snapshot.js'
 import { createProof } from '../proof/proof.js'
 import { fetchAuthorityMetadata, type AuthorityMetadata } from './metadata.js'
 import { fetchBounded, readBounded, safeUrl, type BoundedResponse } from '../http/bounded_fetch.js'
+import { requireSecureUrl } from '../http/transport_url.js'
 import type {
   ApprovalOutcome, AudienceCredentialParams, AuthorityClient, CallCredentialParams, CallCredentialResult, CallReport, DelegateParams, IssuedToken,
 } from './authority_client.js'
@@ -28,6 +29,12 @@ export interface HttpAuthorityClientOptions {
   timeoutMs?: number
   /** Largest answer accepted (bytes). Default 256 KiB. */
   maxResponseBytes?: number
+  /**
+   * WEAKENS SECURITY. Talk to an `http:` Authority on a host that is not loopback: its client
+   * assertions, proofs and mandates then cross the network in the clear. Default false: such an
+   * issuer is CONFIG_INVALID (and metadata naming such endpoints INVALID_RESPONSE).
+   */
+  insecureAllowHttp?: boolean
 }
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange'
@@ -111,6 +118,9 @@ function outcomeOf(v: Record<string, unknown>): ApprovalOutcome | undefined {
 /** Create an AuthorityClient that talks to the Authority over HTTP. */
 export function createHttpAuthorityClient(options: HttpAuthorityClientOptions): AuthorityClient & { discover(): Promise<AuthorityMetadata> } {
   if (typeof options.issuer !== 'string' || !options.issuer) throw new MandateError('CONFIG_INVALID', 'issuer is required')
+  const insecureAllowHttp = options.insecureAllowHttp === true
+  // refused when built, not at the first call: a cleartext Authority is a configuration mistake
+  requireSecureUrl(options.issuer, 'the issuer', { insecureAllowHttp })
   const doFetch = options.fetch ?? fetch
   const timeout = options.timeoutMs ?? 10_000
   const maxBytes = options.maxResponseBytes ?? MAX_RESPONSE
@@ -123,7 +133,7 @@ export function createHttpAuthorityClient(options: HttpAuthorityClientOptions): 
 
   function discover(): Promise<AuthorityMetadata> {
     metadata ??= (async () => {
-      return fetchAuthorityMetadata(options.issuer, { fetch: doFetch, timeoutMs: timeout })
+      return fetchAuthorityMetadata(options.issuer, { fetch: doFetch, timeoutMs: timeout, insecureAllowHttp })
     })().catch((err: unknown) => {
       metadata = undefined
       throw err

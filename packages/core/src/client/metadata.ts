@@ -1,9 +1,11 @@
 /**
  * RFC 8414 discovery of the Authority's metadata, shared by the HTTP client and createRemoteGuard:
- * bounded read, exact issuer match, every endpoint member an absolute http(s) URL or absent.
+ * bounded read, exact issuer match, every endpoint member an absolute https URL (http on loopback)
+ * or absent.
  */
 import { MandateError } from '../errors.js'
 import { fetchBounded, safeUrl } from '../http/bounded_fetch.js'
+import { isSecureTransportUrl, requireSecureUrl } from '../http/transport_url.js'
 
 /** The members of the Authority's RFC 8414 metadata the kit relies on. */
 export interface AuthorityMetadata {
@@ -32,6 +34,12 @@ export interface FetchAuthorityMetadataOptions {
   /** Deadline for the request and body (ms). Default 10 000. */
   timeoutMs?: number | undefined
   signal?: AbortSignal | undefined
+  /**
+   * WEAKENS SECURITY. Accept an `http:` issuer, and `http:` endpoints in its metadata, on hosts
+   * that are not loopback. Default false: an http issuer off this machine is CONFIG_INVALID, and
+   * metadata advertising an http endpoint off this machine is INVALID_RESPONSE.
+   */
+  insecureAllowHttp?: boolean | undefined
 }
 
 /**
@@ -42,12 +50,9 @@ export interface FetchAuthorityMetadataOptions {
  * ISSUER_MISMATCH (another issuer).
  */
 export async function fetchAuthorityMetadata(issuer: string, options: FetchAuthorityMetadataOptions = {}): Promise<AuthorityMetadata> {
-  let url: string
-  try {
-    url = metadataUrl(issuer)
-  } catch (err) {
-    throw new MandateError('CONFIG_INVALID', 'issuer must be an absolute URL', { cause: err })
-  }
+  const insecureAllowHttp = options.insecureAllowHttp === true
+  requireSecureUrl(issuer, 'the issuer', { insecureAllowHttp })
+  const url = metadataUrl(issuer)
   const res = await fetchBounded(url, { headers: { accept: 'application/json' } }, {
     fetch: options.fetch, maxBytes: MAX_METADATA_BYTES, timeoutMs: options.timeoutMs ?? 10_000, signal: options.signal,
     unreachable: 'AUTHORITY_UNREACHABLE', invalid: 'INVALID_RESPONSE', what: 'Authority metadata',
@@ -68,6 +73,10 @@ export async function fetchAuthorityMetadata(issuer: string, options: FetchAutho
     const v = doc[name]
     if (v === undefined) continue
     if (typeof v !== 'string' || !isHttpUrl(v)) throw new MandateError('INVALID_RESPONSE', `Authority metadata: ${name} must be an absolute http(s) URL`, { detail: { url: safeUrl(url), member: name } })
+    // an https issuer must not hand the client or the guard to a cleartext endpoint
+    if (!insecureAllowHttp && !isSecureTransportUrl(v)) {
+      throw new MandateError('INVALID_RESPONSE', `Authority metadata: ${name} must be an https URL (plain http only on localhost, 127.0.0.1 or [::1])`, { detail: { url: safeUrl(url), member: name } })
+    }
     out[name] = v
   }
   if (out.token_endpoint === undefined) throw new MandateError('INVALID_RESPONSE', 'Authority metadata has no token_endpoint', { detail: { url: safeUrl(url) } })

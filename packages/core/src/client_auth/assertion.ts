@@ -8,7 +8,7 @@ import { ACCEPTED_ALGS, EMITTED_ALG, parseCompactJws, signCompactJws, type Parse
 import { randomId } from '../mandate/ids.js'
 import { checkedNow } from '../mandate/clock.js'
 import { hasControlCharacter } from '../encoding/control_chars.js'
-import type { ReplayStore } from '../stores/replay.js'
+import { replayAnswer, type ReplayStore } from '../stores/replay.js'
 
 /** `typ` of an RFC 7523 client assertion (draft-ietf-oauth-rfc7523bis explicit typing). */
 export const CLIENT_ASSERTION_TYP = 'client-authentication+jwt'
@@ -96,7 +96,7 @@ export async function verifyClientAssertion(assertion: unknown, options: VerifyC
     if (typeof p.jti !== 'string' || p.jti.length < 16 || p.jti.length > 128) throw new MandateError('INVALID_CLIENT', 'client assertion jti is required')
     // the jti becomes a replay-store key (Redis, a Postgres text column): no control characters
     if (hasControlCharacter(p.jti)) throw new MandateError('INVALID_CLIENT', 'client assertion jti must not contain control characters')
-    if (!(await options.replay.use(`assertion:${p.iss}:${p.jti}`, p.exp + skew))) throw new MandateError('INVALID_CLIENT', 'client assertion has already been used')
+    if (!replayAnswer(await options.replay.use(`assertion:${p.iss}:${p.jti}`, p.exp + skew))) throw new MandateError('INVALID_CLIENT', 'client assertion has already been used')
     return p.iss
   } catch (err) {
     if (MandateError.is(err) && (err.code === 'INVALID_CLIENT' || err.code === 'CONFIG_INVALID')) throw err

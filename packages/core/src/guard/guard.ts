@@ -9,7 +9,8 @@ import { assertLifetimeWithin, lifetimeCaps, type LifetimeCaps } from '../mandat
 import { assertArgumentsSatisfy, defaultConstraintRegistry, type ConstraintRegistry } from '../narrowing/constraints.js'
 import { assertToolName, toolMatches } from '../narrowing/tools.js'
 import { checkProof, DEFAULT_PROOF_MAX_AGE, type VerifiedProof, type VerifyProofOptions } from '../proof/proof.js'
-import { MemoryReplayStore, type ReplayStore } from '../stores/replay.js'
+import { MemoryReplayStore, replayAnswer, type ReplayStore } from '../stores/replay.js'
+import { checkGuardOptions } from './guard_options.js'
 import type { RevocationSource } from '../stores/revocation.js'
 import type { NonceSource } from './nonce.js'
 import { MandateCache, type CachedMandate, type MandateCacheOptions } from './mandate_cache.js'
@@ -291,6 +292,7 @@ class CallState {
 
 /** Create the verifier a tool-side service uses for every call. */
 export function createGuard(options: GuardOptions): Guard {
+  checkGuardOptions(options)
   if (typeof options.issuer !== 'string' || !options.issuer) throw new MandateError('CONFIG_INVALID', 'issuer is required')
   if (typeof options.audience !== 'string' || !options.audience) throw new MandateError('CONFIG_INVALID', 'audience is required')
   const skew = checkSkew(options.skew)
@@ -515,8 +517,8 @@ export function createGuard(options: GuardOptions): Guard {
     return afterProofUse(s, p)
   }
 
-  function afterProofUse(s: CallState, fresh: boolean): VerifiedCall | Promise<VerifiedCall> {
-    if (!fresh) throw new MandateError('PROOF_REPLAYED', 'proof has already been used')
+  function afterProofUse(s: CallState, fresh: unknown): VerifiedCall | Promise<VerifiedCall> {
+    if (!replayAnswer(fresh)) throw new MandateError('PROOF_REPLAYED', 'proof has already been used')
     const claims = (s.v as CachedMandate).claims
     if (claims.call) {
       const c = replay.use(`cred:${claims.jti}`, claims.exp + skew)
@@ -526,10 +528,10 @@ export function createGuard(options: GuardOptions): Guard {
     return finishCall(s, true)
   }
 
-  function finishCall(s: CallState, unused: boolean): VerifiedCall {
+  function finishCall(s: CallState, unused: unknown): VerifiedCall {
     const v = s.v as CachedMandate
     const claims = v.claims
-    if (!unused) throw new MandateError('TOKEN_REPLAYED', 'call credential has already been used')
+    if (!replayAnswer(unused)) throw new MandateError('TOKEN_REPLAYED', 'call credential has already been used')
     // reusable tokens only: a call-bound one (Authority call credential or offline call hop) is single use
     if (cache && !s.cached && !claims.call) {
       // shared by every later call that hits: frozen, so no caller can change the next call's answer

@@ -33,6 +33,12 @@ export interface RemoteGuardOptions extends Omit<GuardOptions, 'jwks' | 'revocat
    * expire. Default false: such a guard is refused with CONFIG_INVALID.
    */
   insecureAllowNoRevocation?: boolean
+  /**
+   * WEAKENS SECURITY. Accept an `http:` issuer, JWKS and revocation status endpoint on hosts that
+   * are not loopback; anyone on the path could then substitute keys or hide revocations. Default
+   * false: CONFIG_INVALID for the issuer, INVALID_RESPONSE for metadata naming such endpoints.
+   */
+  insecureAllowHttp?: boolean
 }
 
 /**
@@ -49,23 +55,24 @@ export async function createRemoteGuard(options: RemoteGuardOptions): Promise<Gu
   if (typeof options.audience !== 'string' || !options.audience) throw new MandateError('CONFIG_INVALID', 'audience is required')
   const {
     fetch: doFetch, timeoutMs, jwksCooldownMs, jwksMaxAgeMs, jwksMaxStalenessMs, revocationIntervalMs, revocationMaxStalenessMs,
-    insecureAllowNoRevocation, ...guardOptions
+    insecureAllowNoRevocation, insecureAllowHttp: allowHttp, ...guardOptions
   } = options
+  const insecureAllowHttp = allowHttp === true
   const timeout = timeoutMs ?? 5_000
   const now = options.clock ?? Date.now
-  const metadata = await fetchAuthorityMetadata(options.issuer, { fetch: doFetch, timeoutMs: timeout })
+  const metadata = await fetchAuthorityMetadata(options.issuer, { fetch: doFetch, timeoutMs: timeout, insecureAllowHttp })
   if (metadata.jwks_uri === undefined) throw new MandateError('CONFIG_INVALID', 'the Authority metadata advertises no jwks_uri')
   if (metadata.revocation_status_endpoint === undefined && insecureAllowNoRevocation !== true) {
     throw new MandateError('CONFIG_INVALID', 'the Authority advertises no revocation_status_endpoint; refusing to build a guard that cannot check revocation (insecureAllowNoRevocation opts out)')
   }
   const keys = createRemoteKeySet(metadata.jwks_uri, {
-    ...(doFetch ? { fetch: doFetch } : {}), timeoutMs: timeout, now,
+    ...(doFetch ? { fetch: doFetch } : {}), timeoutMs: timeout, now, insecureAllowHttp,
     cooldownMs: jwksCooldownMs ?? 30_000, maxAgeMs: jwksMaxAgeMs ?? 600_000, maxStalenessMs: jwksMaxStalenessMs ?? 3_600_000,
   })
   const revocation = metadata.revocation_status_endpoint === undefined
     ? undefined
     : createRevocationStatusClient(metadata.revocation_status_endpoint, {
-      issuer: options.issuer, timeoutMs: timeout, now,
+      issuer: options.issuer, timeoutMs: timeout, now, insecureAllowHttp,
       ...(doFetch ? { fetch: doFetch } : {}),
       ...(revocationIntervalMs !== undefined ? { intervalMs: revocationIntervalMs } : {}),
       ...(revocationMaxStalenessMs !== undefined ? { maxStalenessMs: revocationMaxStalenessMs } : {}),

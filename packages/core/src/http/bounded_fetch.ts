@@ -33,15 +33,6 @@ export interface BoundedResponse {
 }
 
 /** The URL without query or credentials: safe to put in an error detail. */
-/** `url` as an absolute URL, or CONFIG_INVALID naming what it was meant to be. */
-export function absoluteUrl(url: string | URL, what: string): URL {
-  try {
-    return new URL(url)
-  } catch {
-    throw new MandateError('CONFIG_INVALID', `${what} must be an absolute URL`)
-  }
-}
-
 export function safeUrl(url: string | URL): string {
   try {
     const u = new URL(url)

@@ -1,4 +1,5 @@
 import { MandateError } from '../errors.js'
+import { isLoopbackHost } from '../http/transport_url.js'
 
 /** Why `audience` is not a canonical resource URI, or undefined when it is one. */
 export function audienceProblem(audience: string): string | undefined {
@@ -22,13 +23,11 @@ export function audienceProblem(audience: string): string | undefined {
   return undefined
 }
 
-const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]'])
-
 /** Would a credential for `audience` travel over plain HTTP off this machine? */
 export function isCleartextRemote(audience: string): boolean {
   if (!audience.startsWith('http:')) return false
   try {
-    return !LOOPBACK.has(new URL(audience).hostname)
+    return !isLoopbackHost(new URL(audience).hostname)
   } catch {
     return true
   }

@@ -3,7 +3,9 @@ import { MandateError } from '../errors.js'
 import { parsePublicJwk, rawFromPublicJwk, type Ed25519PublicJwk } from '../identity/jwk.js'
 import { jwkThumbprint } from '../identity/thumbprint.js'
 import { parseStrictJsonObject } from '../encoding/strict_json.js'
-import { absoluteUrl, fetchBounded, safeUrl } from '../http/bounded_fetch.js'
+import { fetchBounded, safeUrl } from '../http/bounded_fetch.js'
+import { requireSecureUrl } from '../http/transport_url.js'
+import { checkedClock } from '../time/clock_option.js'
 
 /** Largest JWKS document accepted (bytes); a set holds at most 64 keys anyway. */
 const MAX_JWKS_BYTES = 256 * 1024
@@ -107,6 +109,11 @@ export interface RemoteKeySetOptions {
   maxStalenessMs?: number
   fetch?: typeof fetch
   now?: () => number
+  /**
+   * WEAKENS SECURITY. Fetch the JWKS over plain `http:` from a host that is not loopback; anyone on
+   * the path could then substitute their own keys. Default false: such a URL is CONFIG_INVALID.
+   */
+  insecureAllowHttp?: boolean
 }
 
 /**
@@ -115,8 +122,8 @@ export interface RemoteKeySetOptions {
  * Concurrent lookups share one in-flight fetch. Reads are bounded (256 KiB, `timeoutMs`).
  */
 export function createRemoteKeySet(url: string | URL, options: RemoteKeySetOptions = {}): KeyResolver & { refresh(): Promise<void> } {
-  const target = absoluteUrl(url, 'the JWKS URL')
   if (typeof options !== 'object' || options === null) throw new MandateError('CONFIG_INVALID', 'createRemoteKeySet options must be an object')
+  const target = requireSecureUrl(url, 'the JWKS URL', { insecureAllowHttp: options.insecureAllowHttp })
   const cooldown = options.cooldownMs ?? 30_000
   const maxAge = options.maxAgeMs ?? 600_000
   const maxStaleness = options.maxStalenessMs ?? Infinity
@@ -125,7 +132,7 @@ export function createRemoteKeySet(url: string | URL, options: RemoteKeySetOptio
     if (!Number.isSafeInteger(v) || v < 0 || (name === 'timeoutMs' && v < 1)) throw new MandateError('CONFIG_INVALID', `${name} must be a ${name === 'timeoutMs' ? 'positive' : 'non-negative'} integer of milliseconds`)
   }
   if (maxStaleness !== Infinity && (!Number.isSafeInteger(maxStaleness) || maxStaleness < 0)) throw new MandateError('CONFIG_INVALID', 'maxStalenessMs must be a non-negative integer of milliseconds')
-  const now = options.now ?? Date.now
+  const now = checkedClock(options.now, 'createRemoteKeySet now', Date.now)
   let keys = new Map<string, VerificationKey>()
   let fetchedAt = -Infinity
   // the last attempt, successful or not: the cooldown counts from it, so a failing endpoint is not

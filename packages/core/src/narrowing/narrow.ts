@@ -10,6 +10,7 @@ import {
   assertArgumentsSatisfy, assertConstraintsNarrow, defaultConstraintRegistry, type ConstraintRegistry,
 } from './constraints.js'
 import { assertScopesNarrow, formatScope, parseScope } from './scopes.js'
+import { assertPerCallKept } from './per_call.js'
 import { assertToolName, patternCovers, toolMatches } from './tools.js'
 
 export const DEFAULT_MAX_MANDATE_LIFETIME = 24 * 3600
@@ -128,6 +129,7 @@ export function narrowMandate(parent: MandateClaims, request: NarrowingRequest, 
 
   const parentAud = audienceList(parent.aud)
   const parentScopes = parent.scope === undefined ? [] : parseScope(parent.scope)
+  if (request.scopes !== undefined && !Array.isArray(request.scopes)) throw new MandateError('NARROWING_SCOPE', 'scopes must be an array of scope tokens')
   const requestedScopes = request.scopes ?? parentScopes
   for (let i = 0; i < requestedScopes.length; i++) parseScope(requestedScopes[i])
   assertScopesNarrow(parentScopes, requestedScopes)
@@ -175,6 +177,7 @@ export function narrowMandate(parent: MandateClaims, request: NarrowingRequest, 
       ? boundedGrants(request.tools).map((t) => assertGrantNarrows(parent, parentAud, only, t, registry))
       : inheritGrants(parent.authorization_details, only)
     if (tools.length === 0) throw new MandateError('NARROWING_TOOL', 'the parent mandate grants no tool at this audience')
+    assertPerCallKept(parent.authorization_details, parentAud, tools, only)
     const claims: MandateClaims = {
       iss: ctx.issuer, sub: parent.sub, iat: ctx.now, nbf, exp, jti: ctx.jti, txn: parent.txn,
       ...(purpose !== undefined ? { purpose } : {}),
@@ -209,11 +212,15 @@ export function narrowMandate(parent: MandateClaims, request: NarrowingRequest, 
   }
   const maxDepth = depth + (request.maxDepth ?? remaining)
   if (maxDepth > MAX_DEPTH_LIMIT) throw new MandateError('NARROWING_DEPTH', `max depth is at most ${MAX_DEPTH_LIMIT}`)
+  if (typeof request.actor !== 'object' || request.actor === null || typeof request.actor.id !== 'string' || typeof request.actor.jkt !== 'string') {
+    throw new MandateError('NARROWING_CHAIN', 'a delegation names its delegate: actor { id, jkt }')
+  }
   // a repeated agent adds no authority and makes attribution ambiguous (docs/protocol.md, chain rules)
   if (actorChain(parent.act).includes(request.actor.id)) {
     throw new MandateError('NARROWING_CHAIN', 'the delegate already appears in the actor chain', { detail: { rule: 'repeated-actor' } })
   }
 
+  if (request.audiences !== undefined && !Array.isArray(request.audiences)) throw new MandateError('NARROWING_AUDIENCE', 'audiences must be an array of audience URIs')
   const audiences = request.audiences ?? parentAud
   if (audiences.length === 0 || audiences.length > 16) throw new MandateError('NARROWING_AUDIENCE', 'a mandate needs 1 to 16 audiences')
   for (const a of audiences) {
@@ -223,6 +230,7 @@ export function narrowMandate(parent: MandateClaims, request: NarrowingRequest, 
   const tools = request.tools
     ? boundedGrants(request.tools).map((t) => assertGrantNarrows(parent, parentAud, audiences, t, registry))
     : inheritGrants(parent.authorization_details, audiences)
+  assertPerCallKept(parent.authorization_details, parentAud, tools, audiences)
   const offline = narrowOffline(parent.offline, request.offlineHops, ctx.offlineHop === true)
 
   const claims: MandateClaims = {

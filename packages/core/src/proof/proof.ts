@@ -9,7 +9,7 @@ import { argumentsDigest, tokenHash } from '../mandate/args_digest.js'
 import { randomId } from '../mandate/ids.js'
 import { checkedNow } from '../mandate/clock.js'
 import { hasControlCharacter } from '../encoding/control_chars.js'
-import type { ReplayStore } from '../stores/replay.js'
+import { replayAnswer, type ReplayStore } from '../stores/replay.js'
 
 /** JWT `typ` of a proof of possession (RFC 9449 DPoP). */
 export const PROOF_TYP = 'dpop+jwt'
@@ -163,7 +163,7 @@ export async function verifyProof(proof: unknown, options: VerifyProofOptions): 
   const verified = checkProof(proof, options)
   if (options.replay) {
     const fresh = await options.replay.use(`proof:${verified.jkt}:${verified.jti}`, verified.iat + (options.maxAge ?? DEFAULT_PROOF_MAX_AGE) + (options.skew ?? 5))
-    if (!fresh) throw new MandateError('PROOF_REPLAYED', 'proof has already been used')
+    if (!replayAnswer(fresh)) throw new MandateError('PROOF_REPLAYED', 'proof has already been used')
   }
   return verified
 }

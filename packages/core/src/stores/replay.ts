@@ -2,6 +2,8 @@
  * Remembers single-use identifiers (proof `jti`s, call credential `jti`s) until they expire. Guards
  * that share one store (e.g. one Redis or Postgres) share single use across instances.
  */
+import { MandateError } from '../errors.js'
+
 export interface ReplayStore {
   /**
    * Mark `key` used until `expiresAt` (seconds), inclusive: the key stays used through that whole
@@ -10,6 +12,17 @@ export interface ReplayStore {
    * sharing the store.
    */
   use(key: string, expiresAt: number): boolean | Promise<boolean>
+}
+
+/**
+ * A replay store's answer to `use`: it must be a boolean. Anything else (a string "false", undefined
+ * from a store missing its return) is a broken store, refused like an unreachable one, never a first use.
+ *
+ * @throws MandateError REPLAY_STORE_UNAVAILABLE
+ */
+export function replayAnswer(answer: unknown): boolean {
+  if (typeof answer !== 'boolean') throw new MandateError('REPLAY_STORE_UNAVAILABLE', 'the replay store gave no yes/no answer; single-use credentials are refused')
+  return answer
 }
 
 export interface MemoryReplayStoreOptions {
@@ -28,6 +41,9 @@ export class MemoryReplayStore implements ReplayStore {
 
   constructor(options: MemoryReplayStoreOptions = {}) {
     this.#max = options.maxEntries ?? 100_000
+    // NaN would never compare as full: the store would grow without bound
+    if (!Number.isSafeInteger(this.#max) || this.#max < 1) throw new MandateError('CONFIG_INVALID', 'maxEntries must be a positive integer')
+    if (options.now !== undefined && typeof options.now !== 'function') throw new MandateError('CONFIG_INVALID', 'MemoryReplayStore now must be a function returning seconds')
     this.#now = options.now ?? (() => Math.floor(Date.now() / 1000))
   }
 

@@ -1,6 +1,8 @@
 import { parseStrictJsonObject } from '../encoding/strict_json.js'
 import { MandateError } from '../errors.js'
-import { absoluteUrl, fetchBounded, safeUrl } from '../http/bounded_fetch.js'
+import { fetchBounded, safeUrl } from '../http/bounded_fetch.js'
+import { requireSecureUrl } from '../http/transport_url.js'
+import { checkedClock } from '../time/clock_option.js'
 import type { RevocationQuery, RevocationSource } from './revocation.js'
 import { MemoryRevocationList } from './revocation.js'
 
@@ -37,6 +39,11 @@ export interface RevocationStatusClientOptions {
   maxBytes?: number
   fetch?: typeof fetch
   now?: () => number
+  /**
+   * WEAKENS SECURITY. Poll over plain `http:` from a host that is not loopback; anyone on the path
+   * could then hide a revocation. Default false: such a URL is CONFIG_INVALID.
+   */
+  insecureAllowHttp?: boolean
 }
 
 /** A revocation-status client: a RevocationSource that polls, plus explicit refresh. */
@@ -97,8 +104,8 @@ export function parseRevocationStatusDocument(value: unknown, issuer: string, ur
  * first calls all wait for the first document.
  */
 export function createRevocationStatusClient(url: string | URL, options: RevocationStatusClientOptions): RevocationStatusClient {
-  const base = absoluteUrl(url, 'the revocation status URL')
   if (typeof options !== 'object' || options === null) throw new MandateError('CONFIG_INVALID', 'createRevocationStatusClient needs an options object')
+  const base = requireSecureUrl(url, 'the revocation status URL', { insecureAllowHttp: options.insecureAllowHttp })
   const interval = options.intervalMs ?? 5_000
   const staleness = options.maxStalenessMs ?? 60_000
   const timeoutMs = options.timeoutMs ?? 5_000
@@ -109,7 +116,7 @@ export function createRevocationStatusClient(url: string | URL, options: Revocat
     if (!Number.isFinite(v) || v <= 0) throw new MandateError('CONFIG_INVALID', `${name} must be a positive number`)
   }
   if (typeof options.issuer !== 'string' || !options.issuer) throw new MandateError('CONFIG_INVALID', 'issuer is required')
-  const now = options.now ?? Date.now
+  const now = checkedClock(options.now, 'createRevocationStatusClient now', Date.now)
   const detailUrl = safeUrl(base)
   const list = new MemoryRevocationList()
   let cursor: string | undefined

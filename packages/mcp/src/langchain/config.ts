@@ -1,4 +1,4 @@
-import { MandateError } from '@mandate/core'
+import { MandateError, isSecureTransportUrl } from '@mandate/core'
 import type { LoadMcpToolsOptions } from '@langchain/mcp-adapters'
 import { canonicalUrl } from '../client/fetch_with_credentials.js'
 
@@ -65,7 +65,6 @@ const REFUSED: Record<string, string> = {
   restart: 'restart is not supported by the Mandate client',
   onConnectionError: 'onConnectionError is not supported: a server that cannot connect fails getTools()',
 }
-const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]'])
 
 export function configError(message: string): MandateError {
   return new MandateError('CONFIG_INVALID', message)
@@ -100,7 +99,7 @@ function endpointUrl(raw: unknown, where: string): URL {
   } catch {
     throw configError(`${where}: url is not a URL`)
   }
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) {
+  if (!isSecureTransportUrl(url)) {
     throw configError(`${where}: url must be https (plain http only on loopback)`)
   }
   if (url.username || url.password || url.search || url.hash) throw configError(`${where}: url must have no credentials, query or fragment`)
