@@ -39,6 +39,8 @@ import { resolveCallModes, type CallModesOptions, type ResolvedCallModes } from 
 import { parseOfflineHops } from './audit/offline_hops.js'
 import { instrumentStore } from './observability/instrument_store.js'
 import { AuthorityMetrics } from './observability/metrics.js'
+import { assertAgentOwnsReport } from './audit/report_attribution.js'
+import { pendingCounter } from './observability/pending_count.js'
 import { readiness, type ReadinessReport } from './observability/readiness.js'
 import { FederationRegistry } from './federation/registry.js'
 import { IssuerKeys, type IssuerKeysOptions } from './federation/issuer_keys.js'
@@ -191,6 +193,8 @@ export interface AuditApi {
 }
 
 const NAME = /^[\x20-\x7e]{1,128}$/
+/** The operations `mandate_exchanges_total` counts (authentication, approvals and revocation are not exchanges). */
+const EXCHANGE_ENDPOINTS: ReadonlySet<string> = new Set(['token', 'exchange', 'grant'])
 
 // Every option by name, so that a misspelt one (`polcy: [...]`) is refused instead of silently
 // meaning "no policy". An option added to AuthorityOptions but not listed here fails typecheck.
@@ -360,6 +364,15 @@ function resolveKnownOptions(options: Omit<AuthorityOptions, 'issuer'> & { issue
   if (!Number.isSafeInteger(maxCallLifetime) || maxCallLifetime < 1 || maxCallLifetime > 60) throw new MandateError('CONFIG_INVALID', 'maxCallLifetime must be 1..60 seconds')
   const skew = options.skew ?? 30
   if (!Number.isFinite(skew) || skew < 0 || skew > 60) throw new MandateError('CONFIG_INVALID', 'skew must be 0..60 seconds')
+  // Infinity would keep a rotated-out key trusted for ever; NaN would drop it at once
+  if (options.keyOverlapSeconds !== undefined && (!Number.isSafeInteger(options.keyOverlapSeconds) || options.keyOverlapSeconds < 0 || options.keyOverlapSeconds > 30 * 86_400)) {
+    throw new MandateError('CONFIG_INVALID', 'keyOverlapSeconds must be an integer of seconds from 0 to 2592000 (30 days)')
+  }
+  // published as refresh_interval: guards refuse a status document whose interval is not a positive integer
+  if (options.revocationRefreshSeconds !== undefined && (!Number.isSafeInteger(options.revocationRefreshSeconds) || options.revocationRefreshSeconds < 1 || options.revocationRefreshSeconds > 3600)) {
+    throw new MandateError('CONFIG_INVALID', 'revocationRefreshSeconds must be an integer of seconds from 1 to 3600')
+  }
+  if (options.storeApprovalArguments !== undefined && typeof options.storeApprovalArguments !== 'boolean') throw new MandateError('CONFIG_INVALID', 'storeApprovalArguments must be true or false')
   const ttl = options.approvalTtlSeconds ?? 600
   if (!Number.isFinite(ttl) || ttl <= 0) throw new MandateError('CONFIG_INVALID', 'approvalTtlSeconds must be positive')
   if (options.replay !== undefined && options.singleUse?.maxEntries !== undefined) throw new MandateError('CONFIG_INVALID', 'singleUse.maxEntries bounds the in-memory store: with a shared replay store give only singleUse.perPrincipal')
@@ -506,7 +519,7 @@ export class Authority {
       }
       return undefined
     })
-    metrics.countPendingWith(async () => (await store.listApprovals({ status: 'pending', limit: 100_000 })).length)
+    metrics.countPendingWith(pendingCounter(store))
     if (notifier) {
       authority.#notifier = notifier
       // from here on every notifiable audit record gets its outbox rows in its own transaction;
@@ -522,7 +535,7 @@ export class Authority {
     return traced(`mandate.${endpoint}`, info, async () => {
       try {
         const value = await fn()
-        if (endpoint !== 'approvals' && endpoint !== 'revoke') this.metrics.exchanges.inc({ endpoint, outcome: 'issued', code: '' })
+        if (EXCHANGE_ENDPOINTS.has(endpoint)) this.metrics.exchanges.inc({ endpoint, outcome: 'issued', code: '' })
         return value
       } catch (err) {
         // a policy refusal's audit record names the rule that refused (the message also gives its index)
@@ -530,7 +543,7 @@ export class Authority {
         const refusal = await auditRefusal(this.#ctx, endpoint, err, info)
         const code = MandateError.is(refusal) ? refusal.code : 'INTERNAL'
         if (code === 'REPLAY_STORE_UNAVAILABLE') this.metrics.replayStoreErrors.inc()
-        if (endpoint !== 'approvals' && endpoint !== 'revoke') this.metrics.exchanges.inc({ endpoint, outcome: code === 'APPROVAL_REQUIRED' ? 'approval_required' : 'refused', code })
+        if (EXCHANGE_ENDPOINTS.has(endpoint)) this.metrics.exchanges.inc({ endpoint, outcome: code === 'APPROVAL_REQUIRED' ? 'approval_required' : 'refused', code })
         throw refusal
       }
     })
@@ -753,7 +766,8 @@ export class Authority {
 
   /** Authenticate with form parameters (introspection, revocation). */
   authenticateForm(form: FormParams, endpoint: string): Promise<AgentRecord> {
-    return this.#refusable(String(endpoint).slice(0, 2048), {}, () => {
+    // the span and the refusal's audit record say what failed (authenticate), not the URL asked for
+    return this.#refusable('authenticate', {}, () => {
       const params = FormParams.from(form)
       const t = params.one('client_assertion_type')
       const a = params.one('client_assertion')
@@ -862,11 +876,13 @@ export class Authority {
     }
     if (typeof report !== 'object' || report === null) throw new MandateError('INVALID_REQUEST', 'report must be an object')
     if (typeof meta !== 'object' || meta === null) throw new MandateError('INVALID_REQUEST', 'meta must be an object')
+    let reportingAgent: string | undefined
     if (meta.reporter !== undefined) {
       const who = await admitPrincipal(this.store, meta.reporter, { as: 'reporter', roles: ['resource', 'admin', 'agent'], now: this.#ctx.now() })
       if (who.role === 'agent' && (!Array.isArray(report.actorChain) || report.actorChain[report.actorChain.length - 1] !== who.did)) {
         throw new MandateError('ACCESS_DENIED', 'an agent can report only its own calls')
       }
+      if (who.role === 'agent') reportingAgent = who.did
     }
     if (report.decision !== 'allowed' && report.decision !== 'refused') throw new MandateError('INVALID_REQUEST', 'report.decision must be allowed or refused')
     if (report.outcome !== undefined && report.outcome !== 'success' && report.outcome !== 'error') throw new MandateError('INVALID_REQUEST', 'report.outcome must be success or error')
@@ -881,6 +897,9 @@ export class Authority {
     if (report.errorCode !== undefined) fields.error = s(report.errorCode, 'errorCode', 64)
     // an offline chain's holder-signed hops, which the Authority never minted (audit/offline_hops.ts)
     if (report.offlineHops !== undefined) fields.offline_hops = parseOfflineHops(report.offlineHops, fields.jti as string)
+    if (reportingAgent !== undefined) {
+      await assertAgentOwnsReport(this.store, reportingAgent, { jti: fields.jti as string, txn: fields.txn as string, offlineHops: fields.offline_hops as JsonValue[] | undefined })
+    }
     if (meta.reporter !== undefined) fields.reporter = meta.reporter
     return this.#ctx.audit.append('call.report', fields)
   }

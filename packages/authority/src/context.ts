@@ -76,6 +76,11 @@ export function endpointsFor(issuer: string): AuthorityEndpoints {
     throw bad()
   }
   if (typeof issuer !== 'string' || u.search || u.hash || (u.protocol !== 'https:' && u.protocol !== 'http:')) throw bad()
+  if (u.username || u.password) throw new MandateError('CONFIG_INVALID', 'issuer must not contain credentials')
+  // every mandate names the issuer and every client compares it byte for byte: a spelling URL
+  // parsing would rewrite (whitespace, case, a default port, dot segments) is a second issuer
+  const canonical = u.href.replace(/\/$/, '')
+  if (issuer !== canonical && issuer !== u.href) throw new MandateError('CONFIG_INVALID', `issuer is not in canonical form (did you mean "${canonical.slice(0, 200)}"?)`)
   const base = issuer.replace(/\/$/, '')
   const path = u.pathname === '/' ? '' : u.pathname.replace(/\/$/, '')
   return {

@@ -827,6 +827,28 @@ describe('adversarial HTTP client against the Authority', () => {
       await nothingIssued(m)
     })
 
+    it('an agent reports only credentials the Authority issued to it for that task (outside probe: forged calls and offline hops)', async () => {
+      const rc = decodeMandateUnverified(root).payload as { jti: string; txn: string }
+      const dc = decodeMandateUnverified(del).payload as { jti: string; txn: string }
+      const base = { tool: 'billing.refund', audience: AUD, argumentsDigest: 'd'.repeat(43), decision: 'allowed', subject: 'alice@example.com' }
+      const post = (who: Principal, body: unknown) => jsonCall('POST', '/audit/reports', { authz: as_(who), body: JSON.stringify(body) })
+      const before = (await server.authority.audit.query({ limit: 1_000_000 })).filter((r) => r.type === 'call.report').length
+      // C holds nothing in A's task: naming A's real root (C last in the chain) is refused
+      await refused(await post(c, { ...base, mandateId: rc.jti, txn: rc.txn, actorChain: [a.key.did, c.key.did] }), { status: 403, error: 'access_denied' })
+      // nor as a holder-signed offline call hop under A's root (which allows no offline attenuation)
+      const now = Math.floor(Date.now() / 1000)
+      const hop = { jti: 'h'.repeat(22), holder: c.key.did, parent: rc.jti, depth: 0, kind: 'call', iat: now, exp: now + 60, tools: ['billing.refund'] }
+      await refused(await post(c, { ...base, mandateId: hop.jti, txn: rc.txn, actorChain: [a.key.did, c.key.did], offlineHops: [hop] }), { status: 403, error: 'access_denied' })
+      // B's delegated mandate, reported by B under another task's txn, or by C: refused
+      await refused(await post(b, { ...base, mandateId: dc.jti, txn: 'another-task-0000000000', actorChain: [a.key.did, b.key.did] }), { status: 403, error: 'access_denied' })
+      await refused(await post(c, { ...base, mandateId: dc.jti, txn: dc.txn, actorChain: [a.key.did, b.key.did, c.key.did] }), { status: 403, error: 'access_denied' })
+      expect((await server.authority.audit.query({ limit: 1_000_000 })).filter((r) => r.type === 'call.report').length).toBe(before)
+      // B reporting its own credential of this task is recorded
+      const ok = await post(b, { ...base, mandateId: dc.jti, txn: dc.txn, actorChain: [a.key.did, b.key.did] })
+      expect(ok.status).toBe(201)
+      expect((await server.authority.audit.query({ limit: 1_000_000 })).filter((r) => r.type === 'call.report').length).toBe(before + 1)
+    })
+
     it('keeps approvals bound: no self-approval, no cross-agent reuse, no argument swap, no second use, no peeking', async () => {
       const m0 = await mark()
       const big = '{"amount":200}'

@@ -295,6 +295,27 @@ describe('offline grants', () => {
       expect(delegation.actorChain.map((x) => x.did)).toEqual([a.did, b.did])
       expect(delegation.children).toEqual([expect.objectContaining({ id: hops[1]?.jti, kind: 'call', offline: expect.objectContaining({ kind: 'call' }), tool: 'docs.read', state: 'verified', argumentsDigest: v.argumentsDigest })])
       expect(JSON.stringify(detail)).not.toContain(chain.split('~')[1] as string)
+
+      // the holder's own report of its own offline call is recorded, but shown as reported, not verified
+      const own = attenuateMandate(root.token, a, { kind: 'call', audience: AUD, tool: 'docs.read', arguments: { page: 2 } })
+      const v2 = await callWith(guard, a, own, 'docs.read', { page: 2 })
+      const asAgent = (body: unknown) => fetch(`${server.url}/audit/reports`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `MandateAssertion ${createClientAssertion(a, { clientId: a.did, audience: server.url })}` },
+        body: JSON.stringify(body),
+      })
+      const ownReport = {
+        mandateId: v2.mandateId, txn: v2.task.id, tool: v2.tool, audience: v2.audience, argumentsDigest: v2.argumentsDigest, decision: 'allowed',
+        actorChain: v2.actorChain, subject: v2.subject, offlineHops: v2.offlineHops,
+      }
+      const self = await asAgent(ownReport)
+      expect(self.status, await self.clone().text()).toBe(201)
+      // a chain under another task's root, or one claiming more hops than the root allows, is refused
+      expect((await asAgent({ ...ownReport, txn: 'another-task-000000000' })).status).toBe(403)
+      const after = (await (await fetch(`${server.url}/dashboard/api/tasks/${encodeURIComponent(root.claims.txn)}`, { headers: { cookie } })).json()) as TaskDetail
+      const selfNode = (after.tree.find((n) => n.id === root.claims.jti) as TreeNode).children.find((n) => n.id === v2.mandateId)
+      expect(selfNode).toMatchObject({ kind: 'call', state: 'not_presented' })
+      expect(selfNode?.stateBy).toBeUndefined()
     } finally {
       await server.close()
     }

@@ -255,8 +255,14 @@ describe('a person\'s ID token, redeemed by the host app', () => {
   })
 
   it('the plain task grant cannot assert a subject that looks federated', async () => {
-    for (const subject of [`${IDP}#248289761001`, `${IDP}\uff03248289761001`, `${IDP}\ufe5f1`, 'alice\u202Egnp.exe']) {
-      expect(await code(authority.grant({ grantor: hostApp.did, subject, agent: agent.did, audiences: [MCP], tools: TICKETS }))).toBe('INVALID_REQUEST')
+    // outside probe: ♯ (U+266F), ⌗ (U+2317) and invisible characters outside the old list passed
+    const lookAlikes = ['#', '\uff03', '\ufe5f', '\u266f', '\u2317', '\u22d5', '\u00ad', '\u034f', '\u180e', '\u115f', '\u3164', '\ufe0f', '\u2060', '\ue000', '\ud800', '\u{e0041}']
+    for (const subject of [...lookAlikes.map((c) => `${IDP}${c}248289761001`), 'alice\u202Egnp.exe', 'a\u2028b']) {
+      expect(await code(authority.grant({ grantor: hostApp.did, subject, agent: agent.did, audiences: [MCP], tools: TICKETS })), JSON.stringify(subject)).toBe('INVALID_REQUEST')
+    }
+    // ordinary subjects, accents and scripts included, still pass
+    for (const subject of ['alice@example.com', 'Zoë Müller', '山田太郎', 'user:1234/x', 'https://idp.example/users/42']) {
+      expect(await code(authority.grant({ grantor: hostApp.did, subject, agent: agent.did, audiences: [MCP], tools: TICKETS })), subject).toBe('OK')
     }
   })
 })

@@ -125,10 +125,15 @@ describe('in-process errors are MandateErrors with stable codes', () => {
 
   it('bad options to createAuthority are CONFIG_INVALID', async () => {
     const issuer = 'http://127.0.0.1:7400'
-    for (const options of [{ skew: 99 }, { maxCallLifetime: 61 }, { maxMandateLifetime: 0 }, { approvalTtlSeconds: -1 }, { singleUse: { perPrincipal: 0 } }, { singleUse: { perPrincipl: 5 } }, { singleUse: { maxEntries: 5 }, replay: { use: () => true } }, { replay: {} }]) {
+    for (const options of [{ skew: 99 }, { maxCallLifetime: 61 }, { maxMandateLifetime: 0 }, { approvalTtlSeconds: -1 }, { singleUse: { perPrincipal: 0 } }, { singleUse: { perPrincipl: 5 } }, { singleUse: { maxEntries: 5 }, replay: { use: () => true } }, { replay: {} },
+      // outside probe: Infinity kept a rotated key published for ever, NaN/-5/'5' broke every guard's status client
+      { keyOverlapSeconds: Infinity }, { keyOverlapSeconds: '1e12' }, { keyOverlapSeconds: NaN }, { keyOverlapSeconds: -1 },
+      { revocationRefreshSeconds: NaN }, { revocationRefreshSeconds: -5 }, { revocationRefreshSeconds: '5' }, { revocationRefreshSeconds: 0 },
+      { storeApprovalArguments: 'false' }]) {
       expect(await code(createAuthority({ issuer, ...options } as never)), JSON.stringify(options)).toBe('CONFIG_INVALID')
     }
-    for (const bad of ['not a url', 'ftp://example.com/', 'https://example.com/?q=1', 42]) {
+    // non-canonical spellings (outside probe: trailing whitespace crashed with INTERNAL, leading was pinned verbatim)
+    for (const bad of ['not a url', 'ftp://example.com/', 'https://example.com/?q=1', 42, ' http://127.0.0.1:7499', 'http://127.0.0.1:7499 ', 'https://Authority.example', 'https://a.example:443', 'https://a.example/x/../y', 'https://u:p@a.example']) {
       expect(await code(createAuthority({ issuer: bad as never })), String(bad)).toBe('CONFIG_INVALID')
     }
     const err = (() => {

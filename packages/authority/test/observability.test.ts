@@ -161,6 +161,16 @@ describe('request log', () => {
     assertNoCredentials(lines.join('\n'))
   })
 
+  it('paths are logged with C1 controls, DEL, line separators and bidi overrides escaped as text', async () => {
+    const before = lines.length
+    for (const p of ['/d%E2%80%AEevil', '/e%E2%80%A8line', '/c%C2%9B31m', '/h%7F', '/ok%E2%81%A6x']) await fetch(`${server.url}${p}`)
+    await new Promise((r) => setTimeout(r, 50))
+    const text = lines.slice(before).join('\n')
+    expect(text).not.toMatch(/[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/)
+    const paths = lines.slice(before).map((l) => JSON.parse(l) as { path?: string }).map((l) => l.path)
+    expect(paths).toEqual(['/d\\u202eevil', '/e\\u2028line', '/c\\u009b31m', '/h\\u007f', '/ok\\u2066x'])
+  })
+
   it('the credential detector itself finds what it looks for (the test can fail)', () => {
     expect(() => assertNoCredentials(`{"x":"${secrets[0]}"}`)).toThrow()
     expect(() => assertNoCredentials('{"jwk":{"d":"abc"}}')).toThrow()
@@ -243,6 +253,17 @@ describe('/metrics', () => {
     // labels are bounded: no did, no approval id, no token
     expect(text).not.toContain('did:key')
     expect(text).not.toMatch(JWS)
+  })
+
+  it('labels exchanges only by token, exchange and grant: refused authentication at /introspect or /revoke adds no URL label', async () => {
+    for (const path of ['/introspect', '/revoke']) {
+      const r = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'token=x' })
+      expect(r.status).toBeGreaterThanOrEqual(400)
+    }
+    const text = await (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text()
+    const endpoints = new Set([...text.matchAll(/mandate_exchanges_total\{endpoint="([^"]*)"/g)].map((m) => m[1]))
+    expect([...endpoints].filter((e) => !['token', 'exchange', 'grant'].includes(e as string))).toEqual([])
+    expect(text).not.toContain(server.url)
   })
 
   it('is off unless enabled, and its registry is not the global one', async () => {

@@ -227,6 +227,11 @@ export function storeConformance(name: string, factory: () => Promise<StoreUnder
         await store.insertApproval({ ...base, id: 'ap-2', expiresAt: now - 1 }, draft('approval.requested', { approval: 'ap-2' }))
         expect(await store.getApproval('ap-1')).toMatchObject({ id: 'ap-1', status: 'pending', arguments: { amount: 1 }, actorChain: ['did:key:a'], used: false })
         expect(await store.expiredPending(now, 10)).toEqual(['ap-2'])
+        // an agent's live pending approvals: ap-1 only (ap-2 has expired), none for another agent, bounded
+        expect((await store.pendingApprovalsBy('did:key:a', now, 10)).map((a) => a.id)).toEqual(['ap-1'])
+        expect((await store.pendingApprovalsBy('did:key:a', now - 10, 10)).map((a) => a.id).sort()).toEqual(['ap-1', 'ap-2'])
+        expect(await store.pendingApprovalsBy('did:key:a', now, 0)).toEqual([])
+        expect(await store.pendingApprovalsBy('did:key:c', now, 10)).toEqual([])
         const [first, second] = await Promise.all([
           store.decideApproval('ap-1', { status: 'approved', decidedBy: 'did:key:boss', decidedAt: now }, draft('approval.approved')),
           store.decideApproval('ap-1', { status: 'denied', decidedBy: 'did:key:boss', decidedAt: now }, draft('approval.denied')),
@@ -234,6 +239,7 @@ export function storeConformance(name: string, factory: () => Promise<StoreUnder
         expect(first).toBeDefined()
         expect(second).toBeUndefined()
         expect(await store.getApproval('ap-1')).toMatchObject({ status: 'approved', decidedBy: 'did:key:boss' })
+        expect(await store.pendingApprovalsBy('did:key:a', now, 10)).toEqual([])
         expect((await store.listApprovals({ status: 'pending' })).map((a) => a.id)).toEqual(['ap-2'])
         const uses = await Promise.all([mandate(), mandate()].map((m) => store.issueMandate({ mandate: m, consumeApproval: 'ap-1', audit: draft('exchange') })))
         expect(uses.map((u) => (u.ok ? 'ok' : u.reason))).toEqual(['ok', 'approval_unusable'])

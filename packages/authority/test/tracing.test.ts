@@ -92,4 +92,29 @@ describe('spans', () => {
     expect(refused?.status.code).toBe(2)
     for (const s of [accepted, refused]) for (const v of Object.values(s?.attributes ?? {})) expect(String(v)).not.toMatch(JWS)
   })
+
+  it('attribute values from a refused request are bounded and carry no control, separator or bidi characters, nor a token prefix', async () => {
+    const grantor = Ed25519Key.generate()
+    const a = Ed25519Key.generate()
+    await authority.registerAgent({ did: grantor.did, name: 'host2', role: 'grantor' })
+    await authority.registerAgent({ did: a.did, name: 'a2' })
+    const root = await authority.grant({ grantor: grantor.did, subject: 'alice', agent: a.did, audiences: [AUD], tools: TOOLS })
+    exporter.reset()
+    const tool = `billing.\n\u001b[31mRED\u202e\u2028\u0085${'Z'.repeat(1500)}`
+    await expect(authority.exchange(a, { kind: 'call', subjectToken: root.token, audience: AUD, tool, arguments: {} })).rejects.toMatchObject({ code: expect.any(String) })
+    await expect(authority.exchange(a, { kind: 'delegation', subjectToken: root.token, requestedActor: `did:key:z${'Q'.repeat(1900)}` })).rejects.toMatchObject({ code: expect.any(String) })
+    await expect(authority.exchange(a, { kind: 'delegation', subjectToken: root.token, requestedActor: `x.${root.token.slice(0, 80)}` })).rejects.toMatchObject({ code: expect.any(String) })
+    const spans = exporter.getFinishedSpans()
+    expect(spans.length).toBe(3)
+    expect(String(spans[0]?.attributes['mandate.tool'])).toMatch(/^billing\.\ufffd\ufffd\[31mRED\ufffd\ufffd\ufffdZ+…$/)
+    for (const sp of spans) {
+      for (const v of Object.values(sp.attributes)) {
+        for (const x of Array.isArray(v) ? v : [v]) {
+          expect(String(x).length).toBeLessThanOrEqual(257)
+          expect(String(x)).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e]/)
+          expect(String(x)).not.toContain('eyJ')
+        }
+      }
+    }
+  })
 })

@@ -899,6 +899,10 @@ export class PostgresStore implements AuthorityStore {
       : await this.#q('SELECT * FROM approvals WHERE status = $1 ORDER BY created_at, cursor LIMIT $2', [filter.status, limit], 'listing approvals')
     return rows.map(approvalFromRow)
   }
+  async pendingApprovalsBy(requestedBy: string, now: number, limit: number) {
+    const rows = await this.#q(`SELECT * FROM approvals WHERE requested_by = $1 AND status = 'pending' AND expires_at > $2 ORDER BY created_at, cursor LIMIT $3`, [requestedBy, now, limit], 'reading approvals')
+    return rows.map(approvalFromRow)
+  }
   async decideApproval(id: string, d: ApprovalDecision, audit: AuditDraft) {
     return this.#tx(async (tx) => {
       const r = await tx.client.query(`UPDATE approvals SET status = $1, decided_by = $2, decided_at = $3, decision_reason = $4 WHERE id = $5 AND status = 'pending'`, [d.status, d.decidedBy ?? null, d.decidedAt, d.decisionReason ?? null, id])

@@ -55,6 +55,9 @@ export function approvalView(a: ApprovalRecord): ApprovalView {
   return v
 }
 
+/** Pending approvals one agent may hold at once (each one asks a human for a decision). */
+export const MAX_PENDING_PER_AGENT = 100
+
 export class ApprovalService {
   readonly #listeners = new Map<string, Set<ApprovalListener>>()
 
@@ -66,9 +69,20 @@ export class ApprovalService {
     private readonly isApprover: (did: string) => Promise<boolean>,
   ) {}
 
-  /** Create a pending approval (called by the exchange). */
+  /**
+   * Create a pending approval (called by the exchange), or return the pending one already asking
+   * the same thing: the same agent, parent mandate, task, audience, tool and argument digest. An
+   * agent repeating a request (or looping on it) must not flood approvers with copies, and one agent
+   * holds at most {@link MAX_PENDING_PER_AGENT} pending approvals (CAPACITY_EXCEEDED beyond).
+   */
   async request(req: ApprovalRequest): Promise<ApprovalRecord> {
     const now = this.now()
+    const pending = await this.store.pendingApprovalsBy(req.requestedBy, now, MAX_PENDING_PER_AGENT)
+    const same = pending.find((a) => a.parent === req.parent && a.txn === req.txn && a.audience === req.audience && a.tool === req.tool && a.argumentsDigest === req.argumentsDigest)
+    if (same) return same
+    if (pending.length >= MAX_PENDING_PER_AGENT) {
+      throw new MandateError('CAPACITY_EXCEEDED', `this agent has ${MAX_PENDING_PER_AGENT} approvals pending; retry when some are decided or expire`)
+    }
     const rec: ApprovalRecord = { id: randomId(), status: 'pending', ...req, createdAt: now, expiresAt: now + this.ttlSeconds * 1000, used: false }
     const fields: Record<string, JsonValue> = {
       approval: rec.id, agent: rec.requestedBy, subject: rec.subject, txn: rec.txn, parent: rec.parent, audience: rec.audience,

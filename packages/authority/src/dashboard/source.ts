@@ -232,6 +232,15 @@ const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is
 const GUARD_ROLES = new Set(['resource', 'admin'])
 
 /**
+ * Was a call report made by a guard: in process (no reporter; host code holding the Authority), or
+ * by a resource or admin that is not itself in the call's actor chain? Anything else is the agent's
+ * own account of its call, shown as reported, never as verified.
+ */
+export function reportedByGuard(reporter: string | undefined, role: string | undefined, actors: readonly string[]): boolean {
+  return reporter === undefined || (role !== undefined && GUARD_ROLES.has(role) && !actors.includes(reporter))
+}
+
+/**
  * The calls view of the log, derived on the server so that every view (the page, the API) says the
  * same: credentials joined with the guard reports that name them.
  */
@@ -264,7 +273,7 @@ export function callViews(records: readonly AuditRecord[], agents: readonly Agen
       // no reporter: host code holding the Authority object reported it in process (a guard there,
       // e.g. a guarded MCP server given `audit: authority`); over HTTP a reporter is always named
       const inProcess = reporter === undefined
-      const guard = inProcess || (by?.role !== undefined && GUARD_ROLES.has(by.role) && !strings(x.actors).includes(by.did))
+      const guard = reportedByGuard(reporter, by?.role, strings(x.actors))
       const refused = x.decision === 'refused'
       const status: CallStatus = guard ? (refused ? 'refused' : 'verified') : 'reported'
       const label = guard

@@ -7,7 +7,7 @@
 import { actorChain as chainOf, audienceList } from '@mandate/core'
 import type { AgentRecord, ApprovalRecord, AuditRecord, MandateRecord } from '../types.js'
 import type { Actor, AgentView, ApprovalView, AuditView, CallOutcome, CallView, TreeNode, TreeNodeState } from './api_types.js'
-import { approvalArgumentsView, callViews, redact, type DashboardCall } from './source.js'
+import { approvalArgumentsView, callViews, redact, reportedByGuard, type DashboardCall } from './source.js'
 import { auditFacets } from '../store/audit_facets.js'
 
 const iso = (ms: number): string => new Date(ms).toISOString()
@@ -223,8 +223,10 @@ function offlineHops(input: TreeInput, nodes: Map<string, TreeNode>, attach: (pa
       if (kind === 'call') {
         node.tool = strings(h.tools)[0] ?? s(x.tool) ?? ''
         if (jti === s(x.jti) && s(x.args) !== undefined) node.argumentsDigest = s(x.args) as string
-        node.state = x.decision === 'refused' ? 'refused' : 'verified'
-        if (reportedBy) node.stateBy = reportedBy
+        // an agent's account of its own offline call is not a guard's verification
+        const byGuard = reportedByGuard(s(x.reporter), reportedBy?.role, strings(x.actors))
+        node.state = !byGuard ? 'not_presented' : x.decision === 'refused' ? 'refused' : 'verified'
+        if (reportedBy && byGuard) node.stateBy = reportedBy
         if (s(x.error) !== undefined) node.code = s(x.error) as string
       }
       nodes.set(jti, node)

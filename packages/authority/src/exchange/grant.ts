@@ -44,7 +44,15 @@ const TXN = /^[A-Za-z0-9._:-]{1,128}$/
 // '#' and its look-alikes (fullwidth, small), and characters that hide what a subject says
 // eslint-disable-next-line no-control-regex
 const PURPOSE_FORBIDDEN = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/
-const LOOKS_FEDERATED = /[#\uff03\ufe5f\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/
+// '#' and the signs read as one (♯ ⌗ ⋕, and whatever NFKC folds to '#', checked separately), and
+// every character that is invisible or not a character: controls, format characters (bidi, zero-width),
+// line and paragraph separators, default-ignorable code points (soft hyphen, fillers, variation
+// selectors), private use, unassigned and lone surrogates. Properties, not a list of look-alikes.
+const LOOKS_FEDERATED = /[#\u266f\u2317\u22d5]|[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Co}\p{Cn}\p{Cs}\p{Default_Ignorable_Code_Point}]/u
+
+function looksFederated(subject: string): boolean {
+  return LOOKS_FEDERATED.test(subject) || subject.normalize('NFKC').includes('#')
+}
 const GRANT_MEMBERS = ['grantor', 'subject', 'agent', 'purpose', 'audiences', 'scopes', 'tools', 'expiresIn', 'maxDepth', 'budget', 'maxUses', 'txn', 'offline'] as const
 
 /**
@@ -58,7 +66,7 @@ export function checkGrantParams(v: unknown, federated = false): GrantParams {
   if (typeof p.subject !== 'string' || p.subject.length === 0 || p.subject.length > 512) throw new MandateError('INVALID_REQUEST', 'subject must be a non-empty string of at most 512 characters')
   // `<issuer>#<sub>` is how federated grants name an external identity: a grantor asserting a
   // subject by itself cannot take that form (it would pass for an IdP-verified identity)
-  if (!federated && LOOKS_FEDERATED.test(p.subject)) throw new MandateError('INVALID_REQUEST', 'subject must not contain "#" or a look-alike, nor control, zero-width or bidi characters (reserved for identities verified under a federation rule: use the jwt-bearer grant)')
+  if (!federated && looksFederated(p.subject)) throw new MandateError('INVALID_REQUEST', 'subject must not contain "#" or a look-alike, nor control, zero-width or bidi characters (reserved for identities verified under a federation rule: use the jwt-bearer grant)')
   if (typeof p.agent !== 'string' || p.agent.length === 0) throw new MandateError('INVALID_REQUEST', 'agent is required')
   if (p.txn !== undefined && (typeof p.txn !== 'string' || !TXN.test(p.txn))) throw new MandateError('INVALID_REQUEST', 'txn must be 1..128 characters of [A-Za-z0-9._:-]')
   if (p.purpose !== undefined && (typeof p.purpose !== 'string' || p.purpose.length > 1024)) throw new MandateError('INVALID_REQUEST', 'purpose must be a string of at most 1024 characters')

@@ -6,7 +6,7 @@
  * so memory is bounded by the assertion lifetime times the authenticated rate, and each principal
  * has its own budget: one busy or hostile registered principal exhausts only its own.
  */
-import { cryptoBackend, MandateError, type ReplayStore } from '@mandate/core'
+import { cryptoBackend, MandateError, type ReplayStore, replayAnswer } from '@mandate/core'
 
 export interface SingleUseLimits {
   /** Live entries one principal may hold (its assertions and proofs until they expire). Default 250,000. */
@@ -42,9 +42,9 @@ export function replayStoreSingleUse(store: ReplayStore, limits: Pick<SingleUseL
         if (MandateError.is(err)) throw err
         throw new MandateError('REPLAY_STORE_UNAVAILABLE', 'the replay store failed; single-use credentials are refused', { cause: err })
       }
-      if (typeof answer !== 'boolean') throw new MandateError('REPLAY_STORE_UNAVAILABLE', 'the replay store gave no yes/no answer')
-      if (answer) budget.add(principal, expiresAt)
-      return answer
+      const fresh = replayAnswer(answer)
+      if (fresh) budget.add(principal, expiresAt)
+      return fresh
     },
   }
 }

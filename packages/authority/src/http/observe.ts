@@ -12,6 +12,14 @@ import { requestInfo } from '../observability/request_info.js'
 
 // bounded: a path is logged up to this many characters
 const MAX_PATH = 256
+// the router decodes percent-escapes and JSON escapes only C0 controls: C1 controls, DEL, line
+// separators and bidi overrides would reach a log viewer raw, so they are logged as \uXXXX text
+// eslint-disable-next-line no-control-regex
+const UNSAFE_PATH_CHARS = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+
+function loggablePath(path: string): string {
+  return path.slice(0, MAX_PATH).replace(UNSAFE_PATH_CHARS, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
 
 function route(c: Context): string | undefined {
   try {
@@ -42,7 +50,7 @@ export function observeRequests(options: { logger?: RequestLogger; metrics: Auth
           req_id: id,
           method: c.req.method,
           // c.req.path has no query string (login codes, `since`, filters stay out of the log)
-          path: c.req.path.slice(0, MAX_PATH),
+          path: loggablePath(c.req.path),
           ...(matched !== undefined ? { route: matched } : {}),
           status,
           ms: Math.round(ms * 100) / 100,

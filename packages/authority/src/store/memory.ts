@@ -308,6 +308,14 @@ export class MemoryStore implements AuthorityStore {
   async listApprovals(filter: { status?: ApprovalStatus; limit?: number }) {
     return [...this.#approvals.values()].filter((a) => filter.status === undefined || a.status === filter.status).slice(0, filter.limit ?? 1000).map(clone)
   }
+  async pendingApprovalsBy(requestedBy: string, now: number, limit: number) {
+    const out: ApprovalRecord[] = []
+    for (const a of this.#approvals.values()) {
+      if (out.length >= limit) break
+      if (a.status === 'pending' && a.requestedBy === requestedBy && a.expiresAt > now) out.push(clone(a))
+    }
+    return out
+  }
   async decideApproval(id: string, d: ApprovalDecision, audit: AuditDraft) {
     const a = this.#approvals.get(id)
     if (!a || a.status !== 'pending') return undefined

@@ -435,6 +435,7 @@ export class SqliteStore implements AuthorityStore {
       approvalDecide: p(`UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, decision_reason = ? WHERE id = ? AND status = 'pending'`),
       approvalUse: p(`UPDATE approvals SET used = 1 WHERE id = ? AND status = 'approved' AND used = 0`),
       approvalExpired: p(`SELECT id FROM approvals WHERE status = 'pending' AND expires_at <= ? LIMIT ?`),
+      approvalsPendingBy: p(`SELECT * FROM approvals WHERE requested_by = ? AND status = 'pending' AND expires_at > ? ORDER BY created_at LIMIT ?`),
       auditRead: p('SELECT * FROM audit WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?'),
       auditHeadVisible: p('SELECT seq, hash FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT 1'),
       begin: p('BEGIN IMMEDIATE'),
@@ -798,6 +799,10 @@ export class SqliteStore implements AuthorityStore {
       ? this.db.prepare('SELECT * FROM approvals ORDER BY created_at LIMIT ?').all(limit)
       : this.db.prepare('SELECT * FROM approvals WHERE status = ? ORDER BY created_at LIMIT ?').all(filter.status, limit)
     return (rows as Row[]).map(approvalFromRow)
+  }
+  async pendingApprovalsBy(requestedBy: string, now: number, limit: number) {
+    const rows = this.#s.approvalsPendingBy!.all(requestedBy, now, limit) as Row[]
+    return rows.map(approvalFromRow)
   }
   async decideApproval(id: string, d: ApprovalDecision, audit: AuditDraft) {
     return this.#tx(() => {

@@ -277,6 +277,8 @@ export interface AuthorityStore {
   insertApproval(approval: ApprovalRecord, audit: AuditDraft): Promise<AuditRecord>
   getApproval(id: string): Promise<ApprovalRecord | undefined>
   listApprovals(filter: { status?: ApprovalStatus; limit?: number }): Promise<ApprovalRecord[]>
+  /** Pending approvals requested by `requestedBy` that expire after `now` (ms), oldest first, at most `limit`. */
+  pendingApprovalsBy(requestedBy: string, now: number, limit: number): Promise<ApprovalRecord[]>
   /** Move a pending approval to a final state; the appended audit record, or undefined when it was not pending. */
   decideApproval(id: string, decision: ApprovalDecision, audit: AuditDraft): Promise<AuditRecord | undefined>
   /** Pending approvals whose expiry is at or before `now` (ms). */
