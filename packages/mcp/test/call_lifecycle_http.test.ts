@@ -234,6 +234,25 @@ describe('a tools/call the SDK would refuse as malformed JSON-RPC', () => {
     expect(ok.text).toContain('echo:kept')
   })
 
+  it('Accept or Content-Type the SDK would refuse: 406/415 before authorization, the credential still good (outside probe)', async () => {
+    const sid = await openSession()
+    const c = await cred('echo', 'media')
+    const before = reports.length
+    const cases: [Record<string, string>, number][] = [
+      [{ accept: 'application/json' }, 406], [{ accept: 'text/event-stream' }, 406],
+      [{ 'content-type': 'text/plain' }, 415], [{ 'content-type': 'application/jsonx' }, 415],
+    ]
+    for (const [headers, status] of cases) {
+      const r = await post(sid, call('echo', 'media', 5), { ...c, ...headers })
+      expect([headers, r.status]).toEqual([headers, status])
+    }
+    expect(runs.some((r) => r.text === 'media')).toBe(false)
+    expect(reports.length).toBe(before)
+    const ok = await post(sid, call('echo', 'media', 5), { ...c, 'content-type': 'application/json; charset=utf-8' })
+    expect(ok.status).toBe(200)
+    expect(ok.text).toContain('echo:media')
+  })
+
   it('authorizeHttpMessage (for custom HTTP stacks) refuses them too, without spending the credential', async () => {
     const c = await cred('echo', 'direct')
     const facts = (message: unknown) => ({ method: 'POST', url, headers: { authorization: c.authorization, dpop: c.dpop }, message })

@@ -2,7 +2,7 @@ import { MandateError } from '@mandate/core'
 import { StreamableHTTPClientTransport, type StreamableHTTPClientTransportOptions } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js'
 import type { ProtectedResourceMetadata } from './discovery.js'
-import { canonicalUrl, reachingPeer, refusalFrom, resourceDiscovery, toolCallFor } from './fetch_with_credentials.js'
+import { canonicalUrl, maxResponseBytesOption, reachingPeer, refuseRedirect, refusalFrom, resourceDiscovery, toolCallFor } from './fetch_with_credentials.js'
 
 /** The fetch an attach hook sends through (fetch-compatible; the MCP transport passes URLs, not Requests). */
 export type AttachTarget = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
@@ -25,6 +25,8 @@ export interface ContextCredentialFetchOptions {
   /** Read and check the server's RFC 9728 metadata before the first call (default true). */
   discover?: boolean
   onDiscovered?: (metadata: ProtectedResourceMetadata) => void
+  /** Largest answer accepted from the server (bytes; a JSON answer whole, each SSE event on its own). Default 16 MiB. */
+  maxResponseBytes?: number
 }
 
 /**
@@ -45,7 +47,7 @@ export interface ContextCredentialFetchOptions {
 export function createContextCredentialFetch(options: ContextCredentialFetchOptions): FetchLike {
   if (typeof options?.attach !== 'function') throw new TypeError('attach must wrap a fetch')
   if (typeof options.issuer !== 'string' || options.issuer.length === 0) throw new TypeError('issuer is required')
-  const base = reachingPeer(options.fetch ?? fetch)
+  const base = reachingPeer(options.fetch ?? fetch, maxResponseBytesOption(options.maxResponseBytes))
   const endpoint = canonicalUrl(options.serverUrl)
   const audience = resourceDiscovery({ endpoint, issuer: options.issuer, fetch: base, discover: options.discover, onDiscovered: options.onDiscovered })
 
@@ -63,7 +65,7 @@ export function createContextCredentialFetch(options: ContextCredentialFetchOpti
 
   return async (url, init) => {
     if (!(await toolCallFor(endpoint, audience, url, init))) return base(url, init)
-    const res = await attached(url, init)
+    const res = await refuseRedirect(await attached(url, init), url)
     if (res.status === 401 || res.status === 403) throw await refusalFrom(res, url)
     return res
   }

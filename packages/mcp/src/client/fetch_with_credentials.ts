@@ -3,6 +3,7 @@ import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js'
 import { createCredentialProvider, type CallCredentialOptions } from './credentials.js'
 import { discoverProtectedResource, type ProtectedResourceMetadata } from './discovery.js'
 import { challengeParams, stepUpRefused, stepUpScopes } from './step_up.js'
+import { boundResponse, DEFAULT_MAX_RESPONSE_BYTES } from './bounded_response.js'
 
 export interface MandateFetchOptions extends CallCredentialOptions {
   /** The MCP endpoint (Streamable HTTP). Credentials are only ever sent to exactly this URL. */
@@ -18,6 +19,11 @@ export interface MandateFetchOptions extends CallCredentialOptions {
   discover?: boolean
   /** Called with the validated metadata after discovery. */
   onDiscovered?: (metadata: ProtectedResourceMetadata) => void
+  /**
+   * Largest answer accepted from the server (bytes): a JSON answer whole, each SSE event on its own;
+   * error answers are read up to 64 KiB. Default 16 MiB. Beyond it the answer is INVALID_RESPONSE.
+   */
+  maxResponseBytes?: number
 }
 
 /** Canonical form of an endpoint URL for comparison and as an audience: origin + path. */
@@ -88,8 +94,9 @@ export async function refusalFrom(res: Response, url: string | URL = res.url || 
  * `fetch` to the MCP server, with a network failure as a MandateError (`INVALID_RESPONSE`, with the
  * URL) instead of a raw `TypeError: fetch failed`. A caller's own abort passes through unchanged.
  */
-export function reachingPeer(base: FetchLike): FetchLike {
-  return async (url, init) => {
+export function reachingPeer(base: FetchLike, maxResponseBytes: number = DEFAULT_MAX_RESPONSE_BYTES): FetchLike {
+  return async (url, init) => boundResponse(await reach(url, init), maxResponseBytes)
+  async function reach(url: string | URL, init: RequestInit | undefined): Promise<Response> {
     try {
       // The MCP transport hands every request the same long-lived signal, and undici adds an abort
       // listener to it per Request that only goes away when that Request is collected: thousands of
@@ -104,6 +111,24 @@ export function reachingPeer(base: FetchLike): FetchLike {
       throw new MandateError('INVALID_RESPONSE', `the MCP server at ${safeUrl(url)} could not be reached`, { detail: { url: safeUrl(url), reason }, cause: err })
     }
   }
+}
+
+/** `maxResponseBytes` as given, or the default; anything but a positive integer is CONFIG_INVALID. */
+export function maxResponseBytesOption(v: unknown): number {
+  if (v === undefined) return DEFAULT_MAX_RESPONSE_BYTES
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1024) throw new MandateError('CONFIG_INVALID', 'maxResponseBytes must be an integer of at least 1024')
+  return v
+}
+
+/**
+ * A tools/call answered with a redirect: refused, never followed. The SDK re-sends a request to a
+ * same-origin Location through this fetch, and each re-send would cost a fresh credential (and an
+ * Authority exchange) for a server that did not answer the call.
+ */
+export async function refuseRedirect(res: Response, url: string | URL): Promise<Response> {
+  if (res.status < 300 || res.status > 399) return res
+  await res.body?.cancel().catch(() => undefined)
+  throw new MandateError('INVALID_RESPONSE', `the MCP server at ${safeUrl(url)} answered a tools/call with a redirect (HTTP ${res.status}); a credential is never re-sent to follow it`, { detail: { url: safeUrl(url), status: res.status } })
 }
 
 /**
@@ -159,7 +184,7 @@ export function resourceDiscovery(o: { endpoint: string; issuer: string; fetch: 
  * @throws MandateError — see {@link createCallCredentialSource}, plus the server's refusal codes.
  */
 export function createMandateFetch(options: MandateFetchOptions): FetchLike {
-  const base = reachingPeer(options.fetch ?? fetch)
+  const base = reachingPeer(options.fetch ?? fetch, maxResponseBytesOption(options.maxResponseBytes))
   const endpoint = canonicalUrl(options.serverUrl)
   const key = options.key
   if (!key || typeof key.sign !== 'function') throw new TypeError('key must be an Ed25519Key')
@@ -201,7 +226,7 @@ export function createMandateFetch(options: MandateFetchOptions): FetchLike {
       }
       return res
     }
-    const res = await attempt(token)
+    const res = await refuseRedirect(await attempt(token), url)
     if (res.status !== 401 && res.status !== 403) return res
     const refusal = await refusalFrom(res, url)
     // scope step-up: once per call, with a fresh credential (the refused one is spent), never wider
@@ -214,7 +239,7 @@ export function createMandateFetch(options: MandateFetchOptions): FetchLike {
       } catch (err) {
         throw stepUpRefused(err, refusal)
       }
-      const again = await attempt(fresh)
+      const again = await refuseRedirect(await attempt(fresh), url)
       if (again.status === 401 || again.status === 403) throw await refusalFrom(again, url)
       return again
     }
@@ -222,7 +247,7 @@ export function createMandateFetch(options: MandateFetchOptions): FetchLike {
     // the server refused before running anything: this tool needs an Authority-minted call
     // credential (the mandate's or the server's rule, not the agent's choice), so ask for one
     if (refusal.code === 'CALL_CREDENTIAL_REQUIRED') {
-      const again = await attempt(await credentials.perCall(request))
+      const again = await refuseRedirect(await attempt(await credentials.perCall(request)), url)
       if (again.status === 401 || again.status === 403) throw await refusalFrom(again, url)
       return again
     }

@@ -43,6 +43,9 @@ export interface GuardMcpServerOptions {
   audit?: AuditSink | { reportCall?: (report: Parameters<AuditSink>[0]) => Promise<unknown> }
 }
 
+/** What `tool()` accepts: `McpServer.registerTool`'s config, plus the guard's own requirements. */
+const TOOL_CONFIG_MEMBERS: ReadonlySet<string> = new Set(['title', 'description', 'inputSchema', 'outputSchema', 'annotations', '_meta', 'scopes', 'constraints'])
+
 /**
  * An `McpServer` whose tool calls are verified before any handler runs. Register tools with
  * {@link GuardedMcpServer.tool} (requirements next to the registration; the handler gets
@@ -85,6 +88,12 @@ export class GuardedMcpServer {
     config: GuardedToolConfig<InputArgs, OutputArgs>,
     handler: GuardedToolCallback<InputArgs>,
   ): RegisteredTool {
+    // a misspelt requirement (`scope`, `constraint`) would pass through to the SDK, which ignores
+    // it: the tool would be served without the check its author meant. Unknown members are refused.
+    if (typeof config !== 'object' || config === null) throw new MandateError('CONFIG_INVALID', `tool "${String(name).slice(0, 64)}": config must be an object`)
+    for (const k of Object.keys(config)) {
+      if (!TOOL_CONFIG_MEMBERS.has(k)) throw new MandateError('CONFIG_INVALID', `tool "${String(name).slice(0, 64)}": unknown config member "${k.slice(0, 64)}" (known: ${[...TOOL_CONFIG_MEMBERS].join(', ')})`)
+    }
     const { scopes, constraints, ...toolConfig } = config
     const req = checkToolRequirements({ ...(scopes ? { scopes } : {}), ...(constraints ? { constraints } : {}) })
     const inFlight = this.#inFlight

@@ -162,6 +162,23 @@ function malformedToolCall(body: unknown): boolean {
   return isToolCallMessage(body) && !JSONRPCMessageSchema.safeParse(body).success
 }
 
+/**
+ * The answer the SDK would give a POST it refuses for its headers (406 without both
+ * `application/json` and `text/event-stream` in Accept, 415 for a Content-Type other than
+ * application/json), or undefined. Given before verification for a tools/call: the SDK checks these
+ * only after the guard has spent the call's single-use credential, and the call would then be
+ * neither run nor audited.
+ */
+function refusedMediaTypes(req: IncomingMessage): { status: number; message: string } | undefined {
+  const accept = req.headers.accept ?? ''
+  if (!accept.includes('application/json') || !accept.includes('text/event-stream')) {
+    return { status: 406, message: 'Not Acceptable: Client must accept both application/json and text/event-stream' }
+  }
+  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase()
+  if (type !== 'application/json') return { status: 415, message: 'Unsupported Media Type: Content-Type must be application/json' }
+  return undefined
+}
+
 /** The JSON-RPC ids of the requests in a POST body (one message or a batch). */
 function requestIdsOf(body: unknown): RequestId[] {
   const ids: RequestId[] = []
@@ -364,6 +381,8 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
       if (!hasInitialize(body) && unsupportedProtocolVersion(req)) return unsupportedVersionAnswer(res)
       // likewise a tools/call the SDK would refuse as malformed JSON-RPC (answered as the SDK does)
       if (malformedToolCall(body)) return rpcError(res, 400, ErrorCode.ParseError, 'Parse error: Invalid JSON-RPC message')
+      const media = isToolCallMessage(body) ? refusedMediaTypes(req) : undefined
+      if (media) return rpcError(res, media.status, -32000, media.message)
       let session = sessionId ? sessions.touch(sessionId) : undefined
       let address = ''
       if (sessionId && !session) return rpcError(res, 404, -32001, 'Session not found')
