@@ -39,6 +39,9 @@ export function parseIssuer(value: string): string {
   if (url.search !== '' || value.includes('?')) throw usageError('--issuer must not have a query (RFC 8414 §2)')
   if (url.hash !== '' || value.includes('#')) throw usageError('--issuer must not have a fragment (RFC 8414 §2)')
   if (url.username !== '' || url.password !== '') throw usageError('--issuer must not contain credentials')
+  // pinned into the database and compared byte for byte by every client: one spelling only
+  const canonical = url.href.replace(/\/$/, '')
+  if (value !== canonical && value !== url.href) throw usageError(`--issuer is not in canonical form (did you mean ${canonical.slice(0, 200)}?)`)
   return value
 }
 

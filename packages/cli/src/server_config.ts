@@ -97,10 +97,12 @@ export function storeTarget(store: string): StoreTarget {
   if (/^postgres(ql)?:\/\//.test(store)) return { kind: 'postgres', url: store }
   if (store.startsWith('sqlite:')) {
     const path = store.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '')
-    if (path === '') throw usageError('--store sqlite:PATH needs a PATH')
+    if (path.trim() === '') throw usageError('--store sqlite:PATH needs a PATH')
     return { kind: 'sqlite', path }
   }
   if (store.includes('://')) throw usageError(`--store ${redactUrl(store)}: use sqlite:PATH or postgres://…`)
+  // a blank value (MANDATE_STORE=" ") would create a database named by whitespace
+  if (store.trim() === '') throw usageError('--store (or $MANDATE_STORE) is blank: use sqlite:PATH or postgres://…')
   return { kind: 'sqlite', path: store }
 }
 

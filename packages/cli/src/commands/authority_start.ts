@@ -58,11 +58,12 @@ async function notificationsOption(values: OptionValues, file: string | undefine
   let source: string
   if (file !== undefined) {
     source = `--notifications ${file}`
+    const text = await read(file)
     try {
-      value = JSON.parse(await read(file)) as JsonValue
-    } catch (err) {
-      if (!(err instanceof SyntaxError)) throw err
-      throw usageError(`${source} is not valid JSON`)
+      // strict, as the config and federation files: a repeated member (two `includeArguments`) is refused, not last-wins
+      value = parseStrictJson(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text)
+    } catch {
+      throw usageError(`${source} is not valid JSON (or a member name is repeated)`)
     }
   } else if (url !== undefined && secretFile !== undefined) {
     source = '--webhook'
