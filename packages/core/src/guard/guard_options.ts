@@ -6,11 +6,16 @@
  */
 import { MandateError } from '../errors.js'
 import { parseScope } from '../narrowing/scopes.js'
+import type { GuardOptions } from './guard.js'
 
-const KNOWN = new Set([
+const KNOWN_LIST = [
   'issuer', 'jwks', 'audience', 'replay', 'revocation', 'clock', 'skew', 'proofMaxAge', 'nonce', 'requireCallBinding', 'requiredScopes',
   'registry', 'maxLifetime', 'argumentLimits', 'mandateCache',
-])
+] as const satisfies readonly (keyof GuardOptions)[]
+// a GuardOptions member missing from the list fails to compile (it would be refused as unknown)
+const EVERY_OPTION_LISTED: Exclude<keyof GuardOptions, (typeof KNOWN_LIST)[number]> extends never ? true : never = true
+void EVERY_OPTION_LISTED
+const KNOWN: ReadonlySet<string> = new Set(KNOWN_LIST)
 
 const bad = (message: string) => new MandateError('CONFIG_INVALID', message)
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
