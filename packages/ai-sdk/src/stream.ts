@@ -7,7 +7,7 @@
  * comes, one at a time: the tool never runs ahead of the SDK, and the call's outcome is settled
  * (presented, reported) when the tool's iteration ends.
  */
-import { activeCall, withoutSecrets } from '@mandate/core/kernel'
+import { activeCall, mentionsSecret, WITHHELD_TEXT, withoutSecrets } from '@mandate/core/kernel'
 
 
 /** A one-slot handoff between the producer (inside the call context) and the SDK's consumer. */
@@ -135,8 +135,18 @@ export function isAsyncIterable(value: unknown): value is AsyncIterable<unknown>
  */
 export async function* safeValues<T>(source: AsyncIterable<T>, prepared: { readonly remote: boolean }, secrets: () => readonly string[]): AsyncIterable<T> {
   let held: { value: T } | undefined
+  // the end of what was yielded so far: a secret cut across two values (each harmless alone) is
+  // found once they are read one after the other, as a consumer of the stream could
+  let tail = ''
   for await (const v of source) {
-    const value = withoutSecrets(v, secrets()) as T
+    const s = secrets()
+    let value = withoutSecrets(v, s) as T
+    const text = textOf(value)
+    const longest = s.reduce((n, x) => Math.max(n, x.length), 0)
+    if (longest > 0 && text !== undefined) {
+      if (tail !== '' && mentionsSecret(tail + text, s)) value = WITHHELD_TEXT as T
+      tail = (tail + (value === (WITHHELD_TEXT as T) ? '' : text)).slice(-longest)
+    }
     if (prepared.remote && activeCall()?.sent !== true) {
       held = { value }
       continue
@@ -146,4 +156,18 @@ export async function* safeValues<T>(source: AsyncIterable<T>, prepared: { reado
     yield value
   }
   if (held && (!prepared.remote || activeCall()?.sent === true)) yield held.value
+}
+
+/** The text a yielded value shows: its string values joined in order (bounded; keys left out). */
+function textOf(value: unknown): string | undefined {
+  const out: string[] = []
+  let nodes = 0
+  const visit = (v: unknown, depth: number): boolean => {
+    if (typeof v === 'string') return void out.push(v), true
+    if (v === null || typeof v !== 'object') return true
+    if (depth > 32 || ++nodes > 10_000) return false
+    for (const x of Array.isArray(v) ? v : Object.values(v)) if (!visit(x, depth + 1)) return false
+    return true
+  }
+  return visit(value, 0) ? out.join('') : undefined
 }

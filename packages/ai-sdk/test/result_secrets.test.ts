@@ -80,3 +80,29 @@ it('streamed preliminary results are scrubbed too (a local tool printing its man
   }
   await w.close()
 })
+
+it('a secret cut across two streamed values (each harmless alone) is withheld once they join (outside probe)', async () => {
+  const w = await createWorld()
+  const BILLING = 'https://billing.example.test/api'
+  const t = w.grant.token
+  const cuts = [Math.floor(t.indexOf('.') + 10), Math.floor(t.lastIndexOf('.') + 20)]
+  const tools = mandateTools({
+    'billing.get_invoice': tool({
+      inputSchema: z.object({ id: z.string() }),
+      async *execute() { yield t.slice(0, cuts[0]); yield { chunk: t.slice(cuts[0], cuts[1]) }; yield t.slice(cuts[1]) },
+    }),
+  }, { client: w.client, key: w.agent, mandate: t, audience: BILLING, guard: w.guardFor(BILLING) })
+  const model = new ScriptedLanguageModel([callTools(['billing.get_invoice', { id: 'x' }]), { text: 'done' }])
+  const r = streamText({ model, tools, prompt: 'go', stopWhen: stepCountIs(3) })
+  const outputs: unknown[] = []
+  for await (const p of r.fullStream) if (p.type === 'tool-result') outputs.push(p.output)
+  // what a consumer rebuilds by joining the values it got never holds the payload or the signature
+  const joined = outputs.map((o) => (typeof o === 'string' ? o : JSON.stringify(o))).join('').replace(/["{}:,]|chunk/g, '')
+  const [, payload, signature] = t.split('.') as [string, string, string]
+  for (const text of [joined, model.seen()]) {
+    expect(text).not.toContain(payload)
+    expect(text).not.toContain(signature)
+  }
+  expect(outputs).toContain('[withheld: this text mentions a Mandate credential]')
+  await w.close()
+})

@@ -172,3 +172,36 @@ describe('approvalOf / CallStash', () => {
     expect(stash.get(CallStash.key('c1099', 'd'))).toBeDefined()
   })
 })
+
+describe('framings a reader would undo (outside probe: each reached the model unchanged)', () => {
+  const hex = (t: string) => Buffer.from(t).toString('hex')
+  const framed = (t: string): Array<[string, unknown]> => [
+    ['split across array strings', { lines: (`Authorization: DPoP ${t}`.match(/.{1,64}/g) as string[]) }],
+    ['split across content blocks', (t.match(/.{1,64}/g) as string[]).map((text) => ({ type: 'text', text }))],
+    ['split across object values', { a: t.slice(0, 40), b: t.slice(40, 90), c: t.slice(90) }],
+    ['quoted-printable soft breaks', (t.match(/.{1,30}/g) as string[]).join('=\r\n')],
+    ['fully percent-encoded', [...t].map((ch) => `%${ch.charCodeAt(0).toString(16).padStart(2, '0')}`).join('')],
+    ['colon-separated hex', (hex(t).match(/../g) as string[]).join(':')],
+    ['spaced upper-case hex', (hex(t).toUpperCase().match(/../g) as string[]).join(' ')],
+  ]
+  it('each is found, and the value is withheld or the secret cut out, never passed on', () => {
+    for (const [name, v] of framed(ROOT)) {
+      expect(mentionsSecret(v, [ROOT]), name).toBe(true)
+      const out = withoutSecrets(v, [ROOT])
+      expect(mentionsSecret(out, [ROOT]), name).toBe(false)
+      expect(out, name).not.toEqual(v)
+    }
+  })
+  it('ordinary arrays of text, hex and percent-encoded URLs are left alone', () => {
+    const plain: unknown[] = [
+      { lines: ['GET /index.html 200', 'GET /app.js 200', 'POST /api 201'] },
+      (hex('hello world, this is not a credential at all').match(/../g) as string[]).join(':'),
+      'https://example.com/search?q=%E2%9C%93%20ok&lang=en',
+      [{ type: 'text', text: 'eyJhbGciOiJFZERTQSJ9' }, { type: 'text', text: 'another block' }],
+    ]
+    for (const v of plain) {
+      expect(mentionsSecret(v, [ROOT, HOP]), JSON.stringify(v)).toBe(false)
+      expect(withoutSecrets(v, [ROOT, HOP])).toBe(v)
+    }
+  })
+})

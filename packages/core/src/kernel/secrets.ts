@@ -73,16 +73,18 @@ export function scrubSecrets(text: string, secrets: readonly string[]): string {
   // longest first: a whole token goes as one, not as its segments around a leftover dot
   const parts = [...new Set(secrets.flatMap(partsOf))].sort((a, b) => b.length - a.length)
   for (const part of parts) out = out.split(part).join('[credential]')
-  // a secret wrapped across lines (or spaced out) is still the secret (none of its characters is
-  // white space), and cannot be cut out of the text around it: the whole text is withheld
-  if (/\s/.test(out)) {
-    const joined = out.replace(WHITE_SPACE, '')
-    if (parts.some((p) => joined.includes(p))) return WITHHELD_TEXT
-  }
-  return out
+  // a secret wrapped across lines (or spaced out, soft-broken, percent-encoded, hex with
+  // separators) is still the secret, and cannot be cut out of the text around it: the whole text
+  // is withheld
+  return hasPart(out, parts) ? WITHHELD_TEXT : out
 }
 
 const WHITE_SPACE = /\s+/g
+// quoted-printable soft line breaks (RFC 2045 §6.7): "=" at the end of a line joins it to the next
+const SOFT_BREAK = /=\r?\n/g
+const PERCENT = /%([0-9A-Fa-f]{2})/g
+// what sits between the bytes of a hex dump: white space, ':' (colon-separated), '-', ','
+const HEX_SEPARATORS = /[\s:,-]+/g
 
 /** What stands in for a text that mentions a secret in a form that cannot be cut out. */
 export const WITHHELD_TEXT = '[withheld: this text mentions a Mandate credential]'
@@ -98,6 +100,9 @@ export const UNCHECKABLE_TEXT = '[the tool result was withheld: it could not be 
 export function withoutSecrets(value: unknown, secrets: readonly string[]): unknown {
   if (!mentionsSecret(value, secrets)) return value
   if (typeof value === 'string') return scrubSecrets(value, secrets)
+  // a secret split across several strings (lines in an array, content blocks a provider joins)
+  // cannot be cut out of any one of them: nothing of the value is shown
+  if (splitAcrossStrings(value, secrets)) return WITHHELD_TEXT
   let text: string | undefined
   try {
     text = JSON.stringify(value, jsonWithErrors)
@@ -132,6 +137,8 @@ interface Walk {
   readonly seen: Set<object>
   nodes: number
   bytes: number
+  /** Every string value met, in order (not keys): a secret split across them is found joined. */
+  readonly texts: string[]
 }
 
 const NodeBuffer = (globalThis as { Buffer?: { from(b: ArrayBufferLike, o: number, l: number): { toString(enc: 'latin1'): string } } }).Buffer
@@ -171,16 +178,33 @@ export function mentionsSecret(value: unknown, secrets: readonly string[]): bool
   const parts = secrets.flatMap(partsOf)
   if (parts.length === 0) return false
   try {
-    return walk(value, { parts, seen: new Set(), nodes: 0, bytes: 0 }, 0)
+    const w: Walk = { parts, seen: new Set(), nodes: 0, bytes: 0, texts: [] }
+    return walk(value, w, 0) || (w.texts.length > 1 && hasPart(w.texts.join(''), parts))
   } catch (err) {
     if (!(err instanceof TooLarge)) return true
   }
   try {
     const text = JSON.stringify(value, jsonWithErrors)
-    return text === undefined || hasPart(text, parts)
+    // JSON punctuation (quotes, commas, brackets) is not in a token: without it, pieces rejoin
+    return text === undefined || hasPart(text, parts) || hasPart(text.replace(JSON_PUNCTUATION, ''), parts)
   } catch {
     return true
   }
+}
+
+const JSON_PUNCTUATION = /["',[\]{}]+/g
+
+/** Does a secret appear only once the string values of `value` are joined? */
+function splitAcrossStrings(value: unknown, secrets: readonly string[]): boolean {
+  const parts = secrets.flatMap(partsOf)
+  const w: Walk = { parts, seen: new Set(), nodes: 0, bytes: 0, texts: [] }
+  try {
+    if (walk(value, w, 0)) return false
+  } catch {
+    // too large to walk: the caller's JSON path decides
+    return false
+  }
+  return w.texts.length > 1 && hasPart(w.texts.join(''), parts)
 }
 
 /** JSON of anything: errors with their message, stack, cause and `errors`; bytes as text, bounded. */
@@ -197,7 +221,10 @@ function jsonWithErrors(_key: string, v: unknown): unknown {
 }
 
 function walk(value: unknown, w: Walk, depth: number): boolean {
-  if (typeof value === 'string') return hasPart(value, w.parts)
+  if (typeof value === 'string') {
+    w.texts.push(value)
+    return hasPart(value, w.parts)
+  }
   if (value === null || typeof value !== 'object') return false
   if (w.seen.has(value)) return false
   if (depth > MAX_DEPTH || ++w.nodes > MAX_NODES) throw new TooLarge()
@@ -231,7 +258,7 @@ function walk(value: unknown, w: Walk, depth: number): boolean {
     if (walk(e.message, w, depth) || walk(e.stack, w, depth) || walk(e.cause, w, depth + 1) || walk(e.errors, w, depth + 1)) return true
   }
   for (const key of Reflect.ownKeys(value)) {
-    if (typeof key === 'string' && walk(key, w, depth)) return true
+    if (typeof key === 'string' && hasPart(key, w.parts)) return true
     if (walk((value as Record<PropertyKey, unknown>)[key], w, depth + 1)) return true
   }
   // a class may keep what it serialises in private fields
@@ -240,11 +267,26 @@ function walk(value: unknown, w: Walk, depth: number): boolean {
   return false
 }
 
-/** A part in the text as is, or once white space is taken out (a token wrapped across lines). */
+/**
+ * A part in the text as is, or in the text a reader would rebuild from it: white space and
+ * quoted-printable soft breaks taken out (a token wrapped across lines), percent-escapes decoded,
+ * and a hex dump's separators (`65:79:4a`, `65 79 4a`) taken out.
+ */
 function hasPart(text: string, parts: readonly string[]): boolean {
-  for (const p of parts) if (text.includes(p)) return true
-  if (!/\s/.test(text)) return false
-  const joined = text.replace(WHITE_SPACE, '')
-  for (const p of parts) if (joined.includes(p)) return true
+  const has = (t: string) => parts.some((p) => t.includes(p))
+  if (has(text)) return true
+  const joined = /\s/.test(text) ? text.replace(SOFT_BREAK, '').replace(WHITE_SPACE, '') : text
+  if (joined !== text && has(joined)) return true
+  if (joined.includes('%')) {
+    const decoded = joined.replace(PERCENT, (_, h: string) => String.fromCharCode(parseInt(h, 16)))
+    if (decoded !== joined && has(decoded)) return true
+  }
+  if (HEX_RUN.test(text)) {
+    const hex = text.replace(HEX_SEPARATORS, '').toLowerCase()
+    if (hex !== text && has(hex)) return true
+  }
   return false
 }
+
+// at least 16 bytes of hex with separators between them: worth a separator-free look
+const HEX_RUN = /(?:[0-9A-Fa-f]{2}[\s:,-]+){15}[0-9A-Fa-f]{2}/
