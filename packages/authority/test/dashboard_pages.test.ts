@@ -120,6 +120,10 @@ describe('dashboard pages and assets', () => {
     const html = await cross.text()
     expect(html).toContain('opened from another site')
     expect(html).toContain(`href="${path.replace(/&/g, '&amp;')}"`)
+    // a sibling origin of the same site (another port, another subdomain) is treated the same (outside probe)
+    const sibling = await req(path, { headers: { 'sec-fetch-site': 'same-site', cookie: '' } })
+    expect(sibling.status).toBe(200)
+    expect(sibling.headers.get('set-cookie')).toBeNull()
     // the code was not spent: the same link, followed from the dashboard's own page, signs in
     const same = await req(path, { headers: { 'sec-fetch-site': 'same-origin' } })
     expect(same.status).toBe(303)
@@ -149,7 +153,8 @@ describe('dashboard pages and assets', () => {
   it('login follows a deep link inside the dashboard and nothing else', async () => {
     expect((await login('/dashboard/approvals/AbC_12-x')).location).toBe('/dashboard/approvals/AbC_12-x')
     expect((await login('/dashboard/tasks/t1')).location).toBe('/dashboard/tasks/t1')
-    for (const next of ['https://evil.example/', '//evil.example/dashboard/', '/dashboard//evil.example', '/dashboard/../admin', '/elsewhere', '/dashboard/x?y=<script>', 'javascript:alert(1)', '/dashboard/\\evil']) {
+    // outside probe: `%2e%2e` passed the check and a browser read it as `..` once redirected
+    for (const next of ['https://evil.example/', '//evil.example/dashboard/', '/dashboard//evil.example', '/dashboard/../admin', '/elsewhere', '/dashboard/x?y=<script>', 'javascript:alert(1)', '/dashboard/\\evil', '/dashboard/%2e%2e/probe', '/dashboard/%252e%252e/probe', '/dashboard/.%2e/x']) {
       expect((await login(next)).location).toBe('/dashboard/')
     }
   })

@@ -209,9 +209,11 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
 
   app.get(`${base}/login`, (c) => {
     secure(c)
-    // opened from another site: the SameSite=Strict cookie is absent, so a session of someone else
-    // would be replaced unseen (login CSRF); offer the link again, same-origin, without redeeming it
-    if (c.req.header('sec-fetch-site') === 'cross-site') {
+    // opened from another site — or from a sibling origin of this site (another port, another
+    // subdomain), which could navigate here unseen just the same: a session of someone else would be
+    // replaced without the user knowing (login CSRF); offer the link again, same-origin, unredeemed
+    const site = c.req.header('sec-fetch-site')
+    if (site === 'cross-site' || site === 'same-site') {
       const url = new URL(c.req.url)
       return c.html(loginContinuePage(base, `${url.pathname}${url.search}`, loadDashboardBundle()), 200)
     }
@@ -233,9 +235,10 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
       secure: new URL(c.req.url).protocol === 'https:' || new URL(authority.issuer).protocol === 'https:',
       maxAge: Math.floor((redeemed.session.expiresAt - Date.now()) / 1000),
     })
-    // `next` (a deep link such as an approval's) must stay inside the dashboard: no host, no scheme, no `..`
+    // `next` (a deep link such as an approval's) must stay inside the dashboard: no host, no scheme,
+    // no `..`, and no percent-escapes (a browser reads `%2e%2e` as `..` once redirected)
     const next = c.req.query('next')
-    const safe = next !== undefined && next.startsWith(`${base}/`) && /^[A-Za-z0-9/_:.%-]{1,512}$/.test(next) && !next.includes('..') && !next.includes('//')
+    const safe = next !== undefined && next.startsWith(`${base}/`) && /^[A-Za-z0-9/_:.-]{1,512}$/.test(next) && !next.includes('..') && !next.includes('//')
     return c.redirect(safe ? next : `${base}/`, 303)
   })
 

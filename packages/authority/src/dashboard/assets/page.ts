@@ -40,7 +40,7 @@ export function loginContinuePage(base: string, href: string, bundle?: Dashboard
   return shell(
     base,
     bundle,
-    `<main class="login"><h1>Mandate dashboard</h1><p>This login link was opened from another site.</p>
+    `<main class="login"><h1>Mandate dashboard</h1><p>This login link was opened from another site or another page.</p>
 <p><a class="primary" href="${escapeHtml(href)}">Continue to sign in</a></p>
 <p>If you did not ask for a login link, close this page.</p></main>`,
   )
