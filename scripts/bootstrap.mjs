@@ -36,6 +36,8 @@ const pnpm = (args) => {
 
 pnpm(['install', '--frozen-lockfile'])
 if (task === 'demo') {
+  // the build prints only errors: say what the quiet minute is
+  console.log('\nbuilding the packages the demo needs (a minute or two on a first run, seconds after)…')
   // the CLI too: the interactive demo offers `mandate approvals approve` as the other way to decide
   pnpm(['exec', 'turbo', 'run', 'build', '--filter=@mandate/demo...', '--filter=@mandate/cli...', '--output-logs=errors-only'])
   pnpm(['--filter', '@mandate/demo', 'run', 'demo', ...process.argv.slice(3)])

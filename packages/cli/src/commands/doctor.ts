@@ -225,6 +225,8 @@ export const doctor: Command = {
             else checks.push({ check: 'store', status: 'fail', reason: 'the Authority reports its store unhealthy', code: 'STORE_UNAVAILABLE' })
           } catch (err) {
             if (err instanceof CliError && ['ACCESS_DENIED', 'INSUFFICIENT_ROLE', 'access_denied'].includes(err.code)) checks.push({ check: 'store', status: 'warn', reason: 'the key is not an admin: store health not checked (give an admin key or --db)', code: err.code })
+            // the key, not the store: it is not registered (or is disabled) at this Authority
+            else if (err instanceof CliError && err.code === 'INVALID_CLIENT') checks.push({ check: 'key', status: 'fail', reason: `the Authority does not accept ${keyPath} (not registered there, disabled, or another Authority's key): store health not checked`, code: err.code })
             else checks.push(failure('store', err, 'the store health could not be read'))
           }
         }
