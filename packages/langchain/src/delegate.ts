@@ -94,15 +94,15 @@ function offlineAllowed(mandate: string, key: Ed25519Key): boolean {
  * ```
  */
 export async function delegateTo(params: DelegateToParams): Promise<DelegatedMandate> {
-  if (!params || !params.client || typeof params.client.delegate !== 'function') throw new TypeError('client must be an AuthorityClient')
-  if (typeof params.mandate !== 'string' || params.mandate.length === 0) throw new TypeError('mandate is required')
+  if (!params || !params.client || typeof params.client.delegate !== 'function') throw new MandateError('CONFIG_INVALID', 'client must be an AuthorityClient')
+  if (typeof params.mandate !== 'string' || params.mandate.length === 0) throw new MandateError('CONFIG_INVALID', 'mandate is required')
   const to = typeof params.to === 'string' ? params.to : params.to?.did
-  if (typeof to !== 'string' || !to.startsWith('did:key:')) throw new TypeError('to must be a did:key')
-  if (params.maxDepth !== undefined && (!Number.isSafeInteger(params.maxDepth) || params.maxDepth < 0)) throw new TypeError('maxDepth must be a non-negative integer')
+  if (typeof to !== 'string' || !to.startsWith('did:key:')) throw new MandateError('CONFIG_INVALID', 'to must be a did:key')
+  if (params.maxDepth !== undefined && (!Number.isSafeInteger(params.maxDepth) || params.maxDepth < 0)) throw new MandateError('CONFIG_INVALID', 'maxDepth must be a non-negative integer')
   const offline = params.offline ?? 'auto'
-  if (offline !== 'auto' && offline !== 'never' && offline !== 'require') throw new TypeError('offline must be auto, never or require')
-  if (params.key !== undefined && (typeof params.key.sign !== 'function' || typeof params.key.jkt !== 'string')) throw new TypeError('key must be an Ed25519Key')
-  if (offline === 'require' && !params.key) throw new TypeError('offline: "require" needs the delegating agent\'s key')
+  if (offline !== 'auto' && offline !== 'never' && offline !== 'require') throw new MandateError('CONFIG_INVALID', 'offline must be auto, never or require')
+  if (params.key !== undefined && (typeof params.key.sign !== 'function' || typeof params.key.jkt !== 'string')) throw new MandateError('CONFIG_INVALID', 'key must be an Ed25519Key')
+  if (offline === 'require' && !params.key) throw new MandateError('CONFIG_INVALID', 'offline: "require" needs the delegating agent\'s key')
   const request = {
     ...(params.audiences ? { audiences: [...params.audiences] } : {}),
     ...(params.scopes ? { scopes: [...params.scopes] } : {}),

@@ -40,6 +40,6 @@ describe('delegateTo maxDepth: how many further delegations the sub-agent may ma
     expect(claims.delegation.depth).toBe(claims.delegation.max_depth)
     // the root grant allows 2 delegations below it: asking the first delegate for 5 more is refused
     await expect(delegateTo({ client: w.clientFor(w.orchestrator), mandate: w.grant.token, to: w.subAgent, maxDepth: 5 })).rejects.toMatchObject({ code: 'NARROWING_DEPTH' })
-    await expect(delegateTo({ client: w.clientFor(w.orchestrator), mandate: w.grant.token, to: w.subAgent, maxDepth: -1 })).rejects.toThrow(TypeError)
+    await expect(delegateTo({ client: w.clientFor(w.orchestrator), mandate: w.grant.token, to: w.subAgent, maxDepth: -1 })).rejects.toMatchObject({ code: 'CONFIG_INVALID' })
   })
 })

@@ -105,7 +105,7 @@ describe('configured allowlist (behind a proxy that forwards its own Host)', () 
     const createServer = () => {
       throw new Error('unused')
     }
-    expect(() => createMcpHttpHandler({ guard, createServer, allowedHosts: ['http://x.example/'] })).toThrow(TypeError)
-    expect(() => createMcpHttpHandler({ guard, createServer, allowedOrigins: ['not an origin'] })).toThrow(TypeError)
+    expect(() => createMcpHttpHandler({ guard, createServer, allowedHosts: ['http://x.example/'] })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }))
+    expect(() => createMcpHttpHandler({ guard, createServer, allowedOrigins: ['not an origin'] })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }))
   })
 })

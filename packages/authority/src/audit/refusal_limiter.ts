@@ -1,3 +1,4 @@
+import { MandateError } from '@mandate/core'
 /**
  * Bounds the audit records that refusals of unauthenticated requests can write. Without a bound,
  * anyone who can reach the token endpoint could grow the log by one record per request (with
@@ -15,7 +16,7 @@ export class RefusalAuditLimiter {
     readonly perSecond: number,
     private readonly now: () => number,
   ) {
-    if (!Number.isFinite(burst) || burst < 1 || !Number.isFinite(perSecond) || perSecond < 0) throw new TypeError('refusal audit limits must be finite, burst >= 1, perSecond >= 0')
+    if (!Number.isFinite(burst) || burst < 1 || !Number.isFinite(perSecond) || perSecond < 0) throw new MandateError('CONFIG_INVALID', 'refusal audit limits must be finite, burst >= 1, perSecond >= 0')
     this.#tokens = burst
     this.#last = now()
   }

@@ -5,6 +5,7 @@
  * is in flight and only the newest head waits behind it (a newer head covers every older one, so
  * coalescing loses nothing a verifier needs); failures are retried with backoff and reported.
  */
+import { MandateError } from '@mandate/core'
 import { open, type FileHandle } from 'node:fs/promises'
 import type { StoredCheckpoint } from '../types.js'
 
@@ -116,7 +117,7 @@ export class AuditWitness {
     if (options.webhook !== undefined) {
       const { url, headers = {}, timeoutMs = 5000 } = options.webhook
       const parsed = new URL(url)
-      if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new TypeError('audit witness webhook must be an http(s) URL')
+      if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new MandateError('CONFIG_INVALID', 'audit witness webhook must be an http(s) URL')
       this.#lanes.push(new Lane(async (head) => {
         const res = await fetch(parsed, {
           method: 'POST', redirect: 'error', signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), this.#closing.signal]),

@@ -1,3 +1,4 @@
+import { MandateError } from '../errors.js'
 import { backend, type PrivateKeyHandle } from '../crypto/backend.js'
 import { b64uDecode, b64uEncode } from '../encoding/base64url.js'
 import { didKeyFromRaw } from './did_key.js'
@@ -80,7 +81,7 @@ export class Ed25519Key {
 
 function secret(key: Ed25519Key) {
   const s = SECRET.get(key)
-  if (!s) throw new TypeError('not an Ed25519Key')
+  if (!s) throw new MandateError('CONFIG_INVALID', 'not an Ed25519Key')
   return s
 }
 

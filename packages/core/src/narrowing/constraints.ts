@@ -149,7 +149,7 @@ const pathPrefix: ConstraintComparator<{ type: 'path_prefix'; prefix: string }> 
 export function createConstraintRegistry(comparators: readonly ConstraintComparator[]): ConstraintRegistry {
   const map = new Map<string, ConstraintComparator>()
   for (const c of comparators) {
-    if (map.has(c.type)) throw new TypeError(`duplicate constraint type ${c.type}`)
+    if (map.has(c.type)) throw new MandateError('CONFIG_INVALID', `duplicate constraint type ${c.type}`)
     map.set(c.type, c)
   }
   return map

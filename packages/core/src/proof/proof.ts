@@ -57,7 +57,7 @@ export function normalizeHtu(url: string | URL): string {
 export function createProof(key: Ed25519Key, options: CreateProofOptions): string {
   const payload: Record<string, unknown> = { jti: randomId(), iat: options.now ?? Math.floor(Date.now() / 1000) }
   if (options.method !== undefined || options.url !== undefined) {
-    if (!options.method || !options.url) throw new TypeError('method and url go together')
+    if (!options.method || !options.url) throw new MandateError('CONFIG_INVALID', 'method and url go together')
     payload.htm = options.method.toUpperCase()
     payload.htu = normalizeHtu(options.url)
   }

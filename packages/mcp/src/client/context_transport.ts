@@ -45,15 +45,15 @@ export interface ContextCredentialFetchOptions {
  * requires), for the caller's framework to ask for a credential with them.
  */
 export function createContextCredentialFetch(options: ContextCredentialFetchOptions): FetchLike {
-  if (typeof options?.attach !== 'function') throw new TypeError('attach must wrap a fetch')
-  if (typeof options.issuer !== 'string' || options.issuer.length === 0) throw new TypeError('issuer is required')
+  if (typeof options?.attach !== 'function') throw new MandateError('CONFIG_INVALID', 'attach must wrap a fetch')
+  if (typeof options.issuer !== 'string' || options.issuer.length === 0) throw new MandateError('CONFIG_INVALID', 'issuer is required')
   const base = reachingPeer(options.fetch ?? fetch, maxResponseBytesOption(options.maxResponseBytes))
   const endpoint = canonicalUrl(options.serverUrl)
   const audience = resourceDiscovery({ endpoint, issuer: options.issuer, fetch: base, discover: options.discover, onDiscovered: options.onDiscovered })
 
   // what the attach hook sends through: only to the endpoint, only with a DPoP credential, no redirects
   const attached = options.attach(async (input, init) => {
-    if (input instanceof Request) throw new TypeError('the attach hook must pass the URL and init through, not a Request')
+    if (input instanceof Request) throw new MandateError('CONFIG_INVALID', 'the attach hook must pass the URL and init through, not a Request')
     const url = input
     if (canonicalUrl(url) !== endpoint) throw new MandateError('AUDIENCE_MISMATCH', 'refusing to send a credential to another URL')
     const headers = new Headers(init?.headers)

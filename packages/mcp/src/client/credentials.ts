@@ -112,9 +112,9 @@ export type CallCredentialSource = (request: CallCredentialRequest) => Promise<s
  */
 export function createCallCredentialSource(options: CallCredentialOptions): CallCredentialSource {
   const { authority } = options
-  if (!authority || typeof authority.callCredential !== 'function') throw new TypeError('authority must be an AuthorityClient')
+  if (!authority || typeof authority.callCredential !== 'function') throw new MandateError('CONFIG_INVALID', 'authority must be an AuthorityClient')
   const mode = options.approval ?? 'throw'
-  if (mode !== 'throw' && mode !== 'wait') throw new TypeError('approval must be "throw" or "wait"')
+  if (mode !== 'throw' && mode !== 'wait') throw new MandateError('CONFIG_INVALID', 'approval must be "throw" or "wait"')
   const timeoutMs = options.approvalTimeoutMs ?? 300_000
   const configured = scopeOption(options.scopes)
   // 'throw' mode: the approval each refused call opened, by mandate, audience, tool and argument
@@ -227,13 +227,13 @@ export function createCredentialProvider(options: CallCredentialOptions): Creden
   // without `scopes` a credential already has all the mandate grants: a step-up could only be refused
   const stepUp = options.stepUp ?? scopes !== undefined
   const mode = options.mode ?? 'per-call'
-  if (mode !== 'per-call' && mode !== 'cached') throw new TypeError('mode must be "per-call" or "cached"')
+  if (mode !== 'per-call' && mode !== 'cached') throw new MandateError('CONFIG_INVALID', 'mode must be "per-call" or "cached"')
   if (mode === 'per-call') {
     return { credential: async (r) => ({ token: await perCallSource(r), cached: false }), perCall: perCallSource, refused: () => undefined, stepUpCredential: perCallSource, scopes, stepUp }
   }
   const c = options.cached ?? {}
   const fallback = (c.whenUnavailable ?? 'per-call') === 'per-call'
-  if (c.whenUnavailable !== undefined && c.whenUnavailable !== 'per-call' && c.whenUnavailable !== 'fail') throw new TypeError('cached.whenUnavailable must be "per-call" or "fail"')
+  if (c.whenUnavailable !== undefined && c.whenUnavailable !== 'per-call' && c.whenUnavailable !== 'fail') throw new MandateError('CONFIG_INVALID', 'cached.whenUnavailable must be "per-call" or "fail"')
   const cache: AudienceCredentialCache = createAudienceCredentialCache({
     client: options.authority,
     ...(c.expiresIn !== undefined ? { expiresIn: c.expiresIn } : {}),

@@ -187,7 +187,7 @@ export function createMandateFetch(options: MandateFetchOptions): FetchLike {
   const base = reachingPeer(options.fetch ?? fetch, maxResponseBytesOption(options.maxResponseBytes))
   const endpoint = canonicalUrl(options.serverUrl)
   const key = options.key
-  if (!key || typeof key.sign !== 'function') throw new TypeError('key must be an Ed25519Key')
+  if (!key || typeof key.sign !== 'function') throw new MandateError('CONFIG_INVALID', 'key must be an Ed25519Key')
   const credentials = createCredentialProvider(options)
   // RFC 9864: proofs say Ed25519; a resource that advertises only the older EdDSA name gets that
   let proofAlg: 'Ed25519' | 'EdDSA' = 'Ed25519'

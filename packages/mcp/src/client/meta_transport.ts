@@ -83,9 +83,9 @@ export class MetaCredentialTransport implements Transport {
   constructor(inner: Transport, options: MetaCredentialOptions) {
     this.#inner = inner
     this.#resource = assertAudience(options.resource, 'resource')
-    if (!options.key || typeof options.key.sign !== 'function') throw new TypeError('key must be an Ed25519Key')
+    if (!options.key || typeof options.key.sign !== 'function') throw new MandateError('CONFIG_INVALID', 'key must be an Ed25519Key')
     const optOut = options.sendCredentialsToUnadvertisedServer
-    if (optOut !== undefined && typeof optOut !== 'boolean') throw new TypeError('sendCredentialsToUnadvertisedServer must be a boolean')
+    if (optOut !== undefined && typeof optOut !== 'boolean') throw new MandateError('CONFIG_INVALID', 'sendCredentialsToUnadvertisedServer must be a boolean')
     this.#unadvertisedOk = optOut === true
     this.#key = options.key
     this.#credentials = createCredentialProvider(options)

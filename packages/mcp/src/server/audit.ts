@@ -1,5 +1,5 @@
 import { appendFile } from 'node:fs/promises'
-import type { CallReport, MandateClaims, MandateError } from '@mandate/core'
+import { MandateError, type CallReport, type MandateClaims } from '@mandate/core'
 
 /** Receives one record per guarded call (allowed or refused). Records never contain tokens or keys. */
 export type AuditSink = (report: CallReport) => Promise<void>
@@ -21,7 +21,7 @@ export function isAttributable(report: CallReport): boolean {
  */
 export function auditToAuthority(target: { reportCall?: (report: CallReport) => Promise<unknown> }, options: { unattributed?: AuditSink } = {}): AuditSink {
   const report = target.reportCall
-  if (typeof report !== 'function') throw new TypeError('the target has no reportCall')
+  if (typeof report !== 'function') throw new MandateError('CONFIG_INVALID', 'the target has no reportCall')
   return async (r) => {
     if (!isAttributable(r)) {
       await options.unattributed?.(r)

@@ -66,12 +66,12 @@ export class GuardedMcpServer {
   readonly #inFlight = new Map<RequestId, VerifiedCall>()
 
   constructor(server: McpServer, options: GuardMcpServerOptions) {
-    if (!options?.guard || typeof options.guard.verifyToolCall !== 'function') throw new TypeError('guard is required')
+    if (!options?.guard || typeof options.guard.verifyToolCall !== 'function') throw new MandateError('CONFIG_INVALID', 'guard is required')
     this.server = server
     this.guard = options.guard
     // the guard capability is added to the initialize result by the guarded transport (see
     // GuardedServerTransport), so it is advertised exactly when verification sits in front
-    if (server.isConnected()) throw new TypeError('guard the McpServer before connecting it to a transport')
+    if (server.isConnected()) throw new MandateError('CONFIG_INVALID', 'guard the McpServer before connecting it to a transport')
     const audit = options.audit
     this.audit = audit === undefined ? undefined : typeof audit === 'function' ? audit : auditToAuthority(audit)
     inFlightTables.set(this, this.#inFlight)

@@ -210,7 +210,7 @@ function requestIdsOf(body: unknown): RequestId[] {
 export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHandler {
   const guard = options.guard
   const resource = new URL(guard.audience)
-  if (resource.protocol !== 'http:' && resource.protocol !== 'https:') throw new TypeError('the guard audience must be the http(s) URL of the MCP endpoint')
+  if (resource.protocol !== 'http:' && resource.protocol !== 'https:') throw new MandateError('CONFIG_INVALID', 'the guard audience must be the http(s) URL of the MCP endpoint')
   const endpointPath = resource.pathname
   const metadataUrl = protectedResourceMetadataUrl(resource)
   const metadata = protectedResourceMetadata({
@@ -220,19 +220,19 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     ...(options.resourceName ? { resourceName: options.resourceName } : {}),
   })
   const maxBody = options.maxBodyBytes ?? 1024 * 1024
-  if (!Number.isSafeInteger(maxBody) || maxBody < 1) throw new TypeError('maxBodyBytes must be a positive integer')
+  if (!Number.isSafeInteger(maxBody) || maxBody < 1) throw new MandateError('CONFIG_INVALID', 'maxBodyBytes must be a positive integer')
   const bodyTimeout = options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS
-  if (!Number.isSafeInteger(bodyTimeout) || bodyTimeout < 1) throw new TypeError('bodyTimeoutMs must be a positive integer')
+  if (!Number.isSafeInteger(bodyTimeout) || bodyTimeout < 1) throw new MandateError('CONFIG_INVALID', 'bodyTimeoutMs must be a positive integer')
   const hosts = new Set<string>()
   for (const h of options.allowedHosts ?? [resource.host]) {
     const n = typeof h === 'string' ? normalizeHost(h, resource.protocol) : undefined
-    if (!n) throw new TypeError(`allowedHosts: "${String(h)}" is not a host or host:port`)
+    if (!n) throw new MandateError('CONFIG_INVALID', `allowedHosts: "${String(h)}" is not a host or host:port`)
     hosts.add(n)
   }
   const origins = new Set<string>()
   for (const o of options.allowedOrigins ?? [resource.origin]) {
     const n = typeof o === 'string' ? normalizeOrigin(o) : undefined
-    if (!n) throw new TypeError(`allowedOrigins: "${String(o)}" is not an origin`)
+    if (!n) throw new MandateError('CONFIG_INVALID', `allowedOrigins: "${String(o)}" is not an origin`)
     origins.add(n)
   }
   /** DNS-rebinding protection: the request must address this resource's host, from an allowed origin (if any). */
@@ -256,7 +256,7 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
   async function newSession(address: string): Promise<Session> {
     const server = await options.createServer()
     if (server.guard.audience !== guard.audience || server.guard.issuer !== guard.issuer) {
-      throw new TypeError('the session server must be guarded for the same audience and issuer')
+      throw new MandateError('CONFIG_INVALID', 'the session server must be guarded for the same audience and issuer')
     }
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),

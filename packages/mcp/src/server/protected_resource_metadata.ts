@@ -1,4 +1,4 @@
-import { assertAudience } from '@mandate/core'
+import { assertAudience, MandateError } from '@mandate/core'
 import type { ProtectedResourceMetadata } from '../client/discovery.js'
 import { protectedResourceMetadataUrl } from '../client/discovery.js'
 
@@ -15,7 +15,7 @@ export interface ProtectedResourceMetadataOptions {
 /** RFC 9728 protected resource metadata for a Mandate-guarded resource (DPoP-bound tokens only). */
 export function protectedResourceMetadata(options: ProtectedResourceMetadataOptions): ProtectedResourceMetadata {
   const resource = assertAudience(options.resource, 'resource')
-  if (!Array.isArray(options.authorizationServers) || options.authorizationServers.length === 0) throw new TypeError('authorizationServers is required')
+  if (!Array.isArray(options.authorizationServers) || options.authorizationServers.length === 0) throw new MandateError('CONFIG_INVALID', 'authorizationServers is required')
   return {
     resource,
     authorization_servers: [...options.authorizationServers],

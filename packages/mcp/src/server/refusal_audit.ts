@@ -51,7 +51,7 @@ export class RefusalAudit {
 
   constructor(sink: AuditSink, guard: Guard, options: RefusalAuditOptions = {}) {
     const max = options.maxPending ?? 256
-    if (!Number.isInteger(max) || max < 1) throw new TypeError('maxPending must be a positive integer')
+    if (!Number.isInteger(max) || max < 1) throw new MandateError('CONFIG_INVALID', 'maxPending must be a positive integer')
     this.#sink = sink
     this.#guard = guard
     this.#max = max

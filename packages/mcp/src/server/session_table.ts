@@ -59,13 +59,13 @@ interface Entry<S> {
 
 function positiveInt(name: string, v: number | undefined, fallback: number): number {
   if (v === undefined) return fallback
-  if (!Number.isInteger(v) || v < 1) throw new TypeError(`sessionLimits.${name} must be a positive integer`)
+  if (!Number.isInteger(v) || v < 1) throw new MandateError('CONFIG_INVALID', `sessionLimits.${name} must be a positive integer`)
   return v
 }
 
 function nonNegativeInt(name: string, v: number | undefined, fallback: number): number {
   if (v === undefined) return fallback
-  if (!Number.isInteger(v) || v < 0) throw new TypeError(`sessionLimits.${name} must be a non-negative integer`)
+  if (!Number.isInteger(v) || v < 0) throw new MandateError('CONFIG_INVALID', `sessionLimits.${name} must be a non-negative integer`)
   return v
 }
 

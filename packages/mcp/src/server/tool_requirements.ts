@@ -13,7 +13,7 @@ export function checkToolRequirements(req: ToolRequirements | undefined): ToolRe
   if (!req) return undefined
   const out: ToolRequirements = {}
   if (req.scopes !== undefined) {
-    if (!Array.isArray(req.scopes)) throw new TypeError('scopes must be an array')
+    if (!Array.isArray(req.scopes)) throw new MandateError('CONFIG_INVALID', 'scopes must be an array')
     for (const s of req.scopes) parseScope(s)
     out.scopes = [...req.scopes]
   }
