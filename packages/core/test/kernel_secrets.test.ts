@@ -183,6 +183,8 @@ describe('framings a reader would undo (outside probe: each reached the model un
     ['fully percent-encoded', [...t].map((ch) => `%${ch.charCodeAt(0).toString(16).padStart(2, '0')}`).join('')],
     ['colon-separated hex', (hex(t).match(/../g) as string[]).join(':')],
     ['spaced upper-case hex', (hex(t).toUpperCase().match(/../g) as string[]).join(' ')],
+    ['an xxd dump (offset, hex, ASCII columns)', (t.match(/.{1,16}/g) as string[]).map((chunk, i) => `${(i * 16).toString(16).padStart(8, '0')}: ${(hex(chunk).match(/.{1,4}/g) as string[]).join(' ').padEnd(40)}  ${chunk}`).join('\n')],
+    ['a numbered log, a piece per line', (t.match(/.{1,20}/g) as string[]).map((chunk, i) => `${i + 1} | ${chunk}`).join('\n')],
   ]
   it('each is found, and the value is withheld or the secret cut out, never passed on', () => {
     for (const [name, v] of framed(ROOT)) {

@@ -15,6 +15,19 @@ const MIN_SECRET = 16
  */
 function partsOf(secret: string): string[] {
   if (secret.length < MIN_SECRET) return []
+  // the same few secrets are checked on every tool result: their parts are computed once
+  const known = partsCache.get(secret)
+  if (known) return known
+  const computed = computeParts(secret)
+  if (partsCache.size >= PARTS_CACHE_MAX) partsCache.delete(partsCache.keys().next().value as string)
+  partsCache.set(secret, computed)
+  return computed
+}
+
+const partsCache = new Map<string, string[]>()
+const PARTS_CACHE_MAX = 256
+
+function computeParts(secret: string): string[] {
   const parts = new Set<string>([secret])
   for (const link of secret.split('~')) {
     parts.add(link)
@@ -285,7 +298,36 @@ function hasPart(text: string, parts: readonly string[]): boolean {
     const hex = text.replace(HEX_SEPARATORS, '').toLowerCase()
     if (hex !== text && has(hex)) return true
   }
+  // a dump that prints a token a line at a time between other columns (xxd's offset and hex before
+  // its ASCII column, a numbered log): the longest token-like run of each line, joined
+  if (text.includes('\n') && has(longestRunPerLine(text))) return true
   return false
+}
+
+// characters of a compact JWS, an offline chain, and base64 in either alphabet
+const TOKEN_CHAR = new Uint8Array(128)
+for (const ch of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~+/=-') TOKEN_CHAR[ch.charCodeAt(0)] = 1
+
+/** The longest run of token characters of each line, joined (one pass, no per-line strings). */
+function longestRunPerLine(text: string): string {
+  let out = ''
+  let bestStart = 0
+  let bestLen = 0
+  let runStart = 0
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 10
+    if (c < 128 && TOKEN_CHAR[c] === 1) continue
+    if (i - runStart > bestLen) {
+      bestStart = runStart
+      bestLen = i - runStart
+    }
+    runStart = i + 1
+    if (c === 10) {
+      if (bestLen > 0) out += text.slice(bestStart, bestStart + bestLen)
+      bestLen = 0
+    }
+  }
+  return out
 }
 
 // at least 16 bytes of hex with separators between them: worth a separator-free look
