@@ -58,6 +58,9 @@ export function mandateTools<T extends ToolSet>(tools: T, options: MandateToolsO
   if (typeof tools !== 'object' || tools === null || Array.isArray(tools)) throw configError('tools must be an AI SDK ToolSet (an object of tools)')
   const out: Record<string, unknown> = {}
   for (const [name, t] of Object.entries(tools)) {
+    // an own `__proto__` key would set the returned set's prototype instead of adding a tool: the
+    // tool would vanish and the set inherit its members
+    if (name === '__proto__') throw configError('a tool cannot be named "__proto__"', name)
     if (typeof t !== 'object' || t === null) throw configError(`tool "${name.slice(0, 128)}" is not an AI SDK tool`, name)
     const execute = (t as { execute?: unknown }).execute
     if (execute === undefined) {

@@ -22,6 +22,8 @@ describe('configuration mistakes fail when the tools are wrapped', async () => {
     ['unknown approval mode', () => mandateTools({ a: t() }, { ...base, approval: { mode: 'interrupt' as never } })],
     ['unknown onTerminalRefusal', () => mandateTools({ a: t() }, { ...base, onTerminalRefusal: 'halt' as never })],
     ['not a ToolSet', () => mandateTools([t()] as never, base)],
+    // outside probe: an own __proto__ key set the returned set's prototype, and the tool vanished
+    ['a tool named __proto__', () => mandateTools(JSON.parse('{"__proto__":{}}') as never, base), '__proto__'],
     ['MCP transport with a non-canonical URL', () => mandateMcpTransport('http://127.0.0.1:80/mcp?x=1')],
   ]
   for (const [name, fn, tool] of cases) {
