@@ -140,5 +140,7 @@ describe('per-principal budgets and eviction by expiry', () => {
     t += 100_000 // a long idle gap: everything expired
     expect(s.size).toBe(0)
     expect(s.use('c', 'x', t + 10)).toBe(true)
+    // an expiry that is not a number is a caller's bug: refused, never a first use (outside probe)
+    for (const bad of [NaN, Infinity, undefined]) expect(() => s.use('c', 'nan', bad as number)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }))
   })
 })

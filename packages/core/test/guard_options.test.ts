@@ -91,6 +91,26 @@ describe('clocks and sizes of the stores and sources', () => {
     await expect(Promise.resolve().then(() => status.isRevoked({ ids: ['m'], txn: 't', actors: [] }))).rejects.toMatchObject({ code: 'CONFIG_INVALID' })
   })
 
+  it('MemoryReplayStore: an expiry that is not a number is refused; one already past still holds the key this second (outside probe)', () => {
+    const store = new MemoryReplayStore({ now: () => 1_000 })
+    for (const bad of [NaN, undefined, Infinity, '5']) expectCode(() => store.use(`k-${String(bad)}`, bad as number), 'CONFIG_INVALID')
+    expect(store.use('past', 1)).toBe(true)
+    expect(store.use('past', 1)).toBe(false)
+    expect(store.use('now', 1_000)).toBe(true)
+    expect(store.use('now', 1_000)).toBe(false)
+  })
+
+  it('verifyProof: a maxAge or skew that is not a sane number is CONFIG_INVALID, never a window switched off (outside probe)', async () => {
+    const agent = Ed25519Key.generate()
+    const old = Math.floor(Date.now() / 1000) - 365 * 86_400
+    const proof = createProof(agent, { accessToken: 'x'.repeat(40), audience: AUD, tool: 't', arguments: {}, now: old })
+    const replay = new MemoryReplayStore()
+    for (const o of [{ maxAge: NaN }, { skew: NaN }, { maxAge: Infinity }, { maxAge: 0 }, { skew: -1 }, { skew: 61 }, { maxAge: '60' }]) {
+      await expectReject(verifyProof(proof, { accessToken: 'x'.repeat(40), audience: AUD, replay, ...(o as object) }), 'CONFIG_INVALID')
+    }
+    await expectReject(verifyProof(proof, { accessToken: 'x'.repeat(40), audience: AUD, replay }), 'PROOF_STALE')
+  })
+
   it('MemoryReplayStore maxEntries and the nonce period must be positive', () => {
     for (const maxEntries of [NaN, 0, -1, 1.5, Infinity]) expectCode(() => new MemoryReplayStore({ maxEntries }), 'CONFIG_INVALID')
     for (const rotateEverySeconds of [NaN, 0, -5, Infinity]) expectCode(() => createNonceSource({ rotateEverySeconds }), 'CONFIG_INVALID')

@@ -139,7 +139,9 @@ export class MemorySingleUse implements SingleUse {
     // an entry lives through its expiry second (a use in that very second is still a replay)
     if (seen !== undefined && seen >= now) return false
     if (seen !== undefined) this.#forget(id, seen)
-    if (!Number.isFinite(expiresAt) || expiresAt < now) return true // already outside every verifier's window
+    // never a first use by default: an expiry that is not a number is a caller's bug, refused
+    if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt)) throw new MandateError('CONFIG_INVALID', 'expiresAt must be a finite number of seconds')
+    if (expiresAt < now) return true // already outside every verifier's window (its time check refused it first)
     if ((this.#counts.get(principal) ?? 0) >= this.#perPrincipal) {
       throw new MandateError('CAPACITY_EXCEEDED', 'this principal has too many live client assertions and proofs; retry when some expire')
     }

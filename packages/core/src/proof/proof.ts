@@ -186,6 +186,10 @@ export function checkProof(proof: unknown, options: VerifyProofOptions): Verifie
   const now = checkedNow(options.now)
   const skew = options.skew ?? 5
   const maxAge = options.maxAge ?? DEFAULT_PROOF_MAX_AGE
+  // NaN (say from Number(process.env.X)) would switch the age window off, and the replay entry's
+  // expiry with it: the same year-old proof would pass again and again
+  if (typeof skew !== 'number' || !Number.isFinite(skew) || skew < 0 || skew > 60) throw new MandateError('CONFIG_INVALID', 'skew must be 0..60 seconds')
+  if (typeof maxAge !== 'number' || !Number.isFinite(maxAge) || maxAge <= 0 || maxAge > 300) throw new MandateError('CONFIG_INVALID', 'maxAge must be 1..300 seconds')
   if (typeof p.jti !== 'string' || p.jti.length < 16 || p.jti.length > 128) throw new MandateError('PROOF_INVALID', 'proof jti must be a random string of at least 96 bits')
   // the jti becomes a key in the replay store (Redis, a Postgres text column): no control characters
   if (hasControlCharacter(p.jti)) throw new MandateError('PROOF_INVALID', 'proof jti must not contain control characters')

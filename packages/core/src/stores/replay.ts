@@ -52,6 +52,8 @@ export class MemoryReplayStore implements ReplayStore {
   }
 
   use(key: string, expiresAt: number): boolean {
+    // NaN or undefined would be stored as an entry that is never "still used": the key reusable at once
+    if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt)) throw new MandateError('CONFIG_INVALID', 'expiresAt must be a finite number of seconds')
     const now = this.#now()
     // a clock answering NaN would make every entry look unused: refuse instead
     if (typeof now !== 'number' || !Number.isFinite(now)) return false
@@ -63,8 +65,11 @@ export class MemoryReplayStore implements ReplayStore {
     if (this.#entries.size >= this.#max && now > this.#earliest) this.#sweep(now)
     // still full of live entries: refusing is safer than forgetting one
     if (this.#entries.size >= this.#max) return false
-    this.#entries.set(key, expiresAt)
-    if (expiresAt < this.#earliest) this.#earliest = expiresAt
+    // an expiry already past is held through the current second, as the shared stores hold it for
+    // at least a second: a second use right away is still a replay
+    const until = Math.max(expiresAt, now)
+    this.#entries.set(key, until)
+    if (until < this.#earliest) this.#earliest = until
     return true
   }
 
