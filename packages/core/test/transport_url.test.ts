@@ -68,12 +68,11 @@ describe('requireSecureUrl / isSecureTransportUrl', () => {
     }
   })
 
-  it('takes the opt-in only as the boolean true, and the refusal code the caller names', () => {
+  it('takes the opt-in only as the boolean true', () => {
     expect(requireSecureUrl('http://a.example/', 'x', { insecureAllowHttp: true }).host).toBe('a.example')
     for (const v of ['true', 1, 'yes', {}] as unknown[]) expectCode(() => requireSecureUrl('http://a.example/', 'x', { insecureAllowHttp: v as boolean }), 'CONFIG_INVALID')
     // the opt-in is about cleartext, never about other schemes
     expectCode(() => requireSecureUrl('ftp://a.example/', 'x', { insecureAllowHttp: true }), 'CONFIG_INVALID')
-    expectCode(() => requireSecureUrl('http://a.example/', 'x', { code: 'INVALID_RESPONSE' }), 'INVALID_RESPONSE')
   })
 
   it('never throws anything but a MandateError, and agrees with isSecureTransportUrl (property)', () => {

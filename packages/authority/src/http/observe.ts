@@ -9,16 +9,14 @@ import type { RequestLogger, RequestLogLine } from '../observability/logger.js'
 import type { AuthorityMetrics } from '../observability/metrics.js'
 import { requestIdFor } from '../observability/request_id.js'
 import { requestInfo } from '../observability/request_info.js'
+import { UNSAFE_DISPLAY_CHARS } from '../observability/display_text.js'
 
 // bounded: a path is logged up to this many characters
 const MAX_PATH = 256
-// the router decodes percent-escapes and JSON escapes only C0 controls: C1 controls, DEL, line
-// separators and bidi overrides would reach a log viewer raw, so they are logged as \uXXXX text
-// eslint-disable-next-line no-control-regex
-const UNSAFE_PATH_CHARS = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
 
+/** The router has decoded percent-escapes: what a log viewer could be fooled by is logged as \uXXXX text. */
 function loggablePath(path: string): string {
-  return path.slice(0, MAX_PATH).replace(UNSAFE_PATH_CHARS, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  return path.slice(0, MAX_PATH).replace(UNSAFE_DISPLAY_CHARS, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 
 function route(c: Context): string | undefined {

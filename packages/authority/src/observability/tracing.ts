@@ -3,6 +3,7 @@
  * tracer is a no-op. Attributes are identifiers (task id, dids, tool names, codes) copied from an
  * allowlist of the refusal/audit fields — never a token, proof, assertion or key.
  */
+import { UNSAFE_DISPLAY_CHARS } from './display_text.js'
 import { ProxyTracerProvider, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api'
 import type { JsonValue } from '@mandate/core'
 
@@ -44,17 +45,14 @@ const ATTRIBUTES: Readonly<Record<string, string>> = {
 // defence in depth: a value shaped like a JWS or a JWK is never exported, whatever field it came from
 const JWS_LIKE = /[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/
 
-// characters a trace viewer could be fooled by: C0/C1 controls, DEL, line and paragraph
-// separators, bidi overrides and isolates (attribute values may come from a refused request)
-// eslint-disable-next-line no-control-regex
-const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
 /** Longest attribute value exported: a did:key, a tool name or an audience fit; a flood does not. */
 const MAX_ATTRIBUTE_CHARS = 256
 
 function safeString(v: unknown): string | undefined {
   // "eyJ" anywhere is a base64url JSON object (a JWS header or payload, perhaps cut short)
   if (typeof v !== 'string' || v.length > 2048 || JWS_LIKE.test(v) || v.includes('eyJ')) return undefined
-  const clean = v.replace(UNSAFE_CHARS, '\ufffd')
+  // attribute values may come from a refused request
+  const clean = v.replace(UNSAFE_DISPLAY_CHARS, '\ufffd')
   return clean.length > MAX_ATTRIBUTE_CHARS ? `${clean.slice(0, MAX_ATTRIBUTE_CHARS)}…` : clean
 }
 

@@ -1,5 +1,5 @@
 import { MandateError } from '../errors.js'
-import { checkedClock } from '../time/clock_option.js'
+import { checkedClock } from '../mandate/clock.js'
 import { randomId } from '../mandate/ids.js'
 
 /** Server-provided DPoP nonces (RFC 9449 §8/§9): the current one, and whether a presented one is fresh. */

@@ -5,7 +5,7 @@
  * what is sent. So those URLs must be https, or http on a loopback host (local development, the
  * demo, tests); anything else needs an explicit, loudly named opt-in.
  */
-import { MandateError, type MandateErrorCode } from '../errors.js'
+import { MandateError } from '../errors.js'
 
 /** Host names that never leave the machine (as `URL.hostname` spells them). */
 const LOOPBACK_HOSTS: ReadonlySet<string> = new Set(['localhost', '127.0.0.1', '[::1]'])
@@ -36,27 +36,24 @@ export interface RequireSecureUrlOptions {
    * end). Default false.
    */
   insecureAllowHttp?: boolean | undefined
-  /** The code of the refusal: CONFIG_INVALID (default) for configured URLs, INVALID_RESPONSE for ones a peer advertised. */
-  code?: MandateErrorCode
 }
 
 /**
  * `url` as an absolute `https:` URL (or `http:` on a loopback host, or any `http:` with
  * `insecureAllowHttp`), else a MandateError naming `what`.
  *
- * @throws MandateError `options.code` (default CONFIG_INVALID).
+ * @throws MandateError CONFIG_INVALID
  */
 export function requireSecureUrl(url: string | URL, what: string, options: RequireSecureUrlOptions = {}): URL {
-  const code = options.code ?? 'CONFIG_INVALID'
   let u: URL
   try {
     u = new URL(url)
   } catch {
-    throw new MandateError(code, `${what} must be an absolute URL`)
+    throw new MandateError('CONFIG_INVALID', `${what} must be an absolute URL`)
   }
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new MandateError(code, `${what} must be an https URL`)
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new MandateError('CONFIG_INVALID', `${what} must be an https URL`)
   if (u.protocol === 'http:' && !isLoopbackHost(u.hostname) && options.insecureAllowHttp !== true) {
-    throw new MandateError(code, `${what} must be an https URL (plain http only on localhost, 127.0.0.1 or [::1]; insecureAllowHttp opts out)`, {
+    throw new MandateError('CONFIG_INVALID', `${what} must be an https URL (plain http only on localhost, 127.0.0.1 or [::1]; insecureAllowHttp opts out)`, {
       detail: { host: u.host.slice(0, 200) },
     })
   }

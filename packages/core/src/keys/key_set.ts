@@ -5,7 +5,7 @@ import { jwkThumbprint } from '../identity/thumbprint.js'
 import { parseStrictJsonObject } from '../encoding/strict_json.js'
 import { fetchBounded, safeUrl } from '../http/bounded_fetch.js'
 import { requireSecureUrl } from '../http/transport_url.js'
-import { checkedClock } from '../time/clock_option.js'
+import { checkedClock } from '../mandate/clock.js'
 
 /** Largest JWKS document accepted (bytes); a set holds at most 64 keys anyway. */
 const MAX_JWKS_BYTES = 256 * 1024

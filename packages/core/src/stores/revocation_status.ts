@@ -2,7 +2,7 @@ import { parseStrictJsonObject } from '../encoding/strict_json.js'
 import { MandateError } from '../errors.js'
 import { fetchBounded, safeUrl } from '../http/bounded_fetch.js'
 import { requireSecureUrl } from '../http/transport_url.js'
-import { checkedClock } from '../time/clock_option.js'
+import { checkedClock } from '../mandate/clock.js'
 import type { RevocationQuery, RevocationSource } from './revocation.js'
 import { MemoryRevocationList } from './revocation.js'
 

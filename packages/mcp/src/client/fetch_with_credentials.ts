@@ -224,9 +224,9 @@ export function createMandateFetch(options: MandateFetchOptions): FetchLike {
         await res.body?.cancel()
         res = await send(url, init, credential, call)
       }
-      return res
+      return refuseRedirect(res, url)
     }
-    const res = await refuseRedirect(await attempt(token), url)
+    const res = await attempt(token)
     if (res.status !== 401 && res.status !== 403) return res
     const refusal = await refusalFrom(res, url)
     // scope step-up: once per call, with a fresh credential (the refused one is spent), never wider
@@ -239,7 +239,7 @@ export function createMandateFetch(options: MandateFetchOptions): FetchLike {
       } catch (err) {
         throw stepUpRefused(err, refusal)
       }
-      const again = await refuseRedirect(await attempt(fresh), url)
+      const again = await attempt(fresh)
       if (again.status === 401 || again.status === 403) throw await refusalFrom(again, url)
       return again
     }
@@ -247,7 +247,7 @@ export function createMandateFetch(options: MandateFetchOptions): FetchLike {
     // the server refused before running anything: this tool needs an Authority-minted call
     // credential (the mandate's or the server's rule, not the agent's choice), so ask for one
     if (refusal.code === 'CALL_CREDENTIAL_REQUIRED') {
-      const again = await refuseRedirect(await attempt(await credentials.perCall(request)), url)
+      const again = await attempt(await credentials.perCall(request))
       if (again.status === 401 || again.status === 403) throw await refusalFrom(again, url)
       return again
     }
