@@ -180,11 +180,11 @@ export interface AuditApi {
   query(q?: AuditQuery): Promise<AuditRecord[]>
   /**
    * Verify the log end to end. `checkpoint`: the JWS of a signed head held outside the database
-   * (exported earlier, or the newest line of a witness file); the log must still contain its record
-   * and extend it. Without one, a log cut or wiped together with its heads cannot be told apart
-   * from a shorter log (docs/audit.md).
+   * (exported earlier), or several (`witnessCheckpointsIn` of a witness file); the log must still
+   * contain each one's record and extend it. Without one, a log cut or wiped together with its
+   * heads cannot be told apart from a shorter log (docs/audit.md).
    */
-  verify(options?: { checkpoint?: string }): Promise<AuditVerification>
+  verify(options?: { checkpoint?: string | readonly string[] }): Promise<AuditVerification>
   /** The records as JSON lines, read a page at a time (`untilSeq` stops at a head). */
   exportJsonl(q?: Omit<AuditQuery, 'afterSeq' | 'limit'>): AsyncIterable<string>
   /** The current signed head, to keep outside the database (`mandate audit checkpoint`). */

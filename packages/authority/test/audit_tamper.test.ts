@@ -268,6 +268,8 @@ describe('audit log tamper detection (SQLite file, database write access)', () =
   it('23. editing a facet column the dashboard filters on (decision, call, tool, jti): verify names the column', async () => {
     expect(await tamper((db) => db.prepare('UPDATE audit SET decision = NULL WHERE seq = 7').run())).toMatchObject(broken('index_mismatch', 7, /column decision differs/))
     expect(await tamper((db) => db.prepare('UPDATE audit SET call = 0 WHERE seq = 8').run())).toMatchObject(broken('index_mismatch', 8, /column call differs/))
+    // values that are "true" to a reader but not `call = 1` to the call list's query: the call would vanish from it
+    for (const v of [2, -1, 0.5]) expect(await tamper((db) => db.prepare('UPDATE audit SET call = ? WHERE seq = 8').run(v))).toMatchObject(broken('index_mismatch', 8, /column call differs/))
     expect(await tamper((db) => db.prepare(`UPDATE audit SET tool = 'billing.other' WHERE seq = 9`).run())).toMatchObject(broken('index_mismatch', 9, /column tool differs/))
     expect(await tamper((db) => db.prepare(`UPDATE audit SET jti = 'someone-else' WHERE seq = 10`).run())).toMatchObject(broken('index_mismatch', 10, /column jti differs/))
   })
@@ -409,6 +411,23 @@ describe('a running Authority never signs over records it did not write', () => 
     db.close()
     await authority.registerAgent({ did: Ed25519Key.generate().did, name: 'late' })
     expect(await authority.audit.verify()).toMatchObject(broken('foreign_write', 18, /records 18..20 are missing: the log was cut after its last signed head/))
+    await authority.close()
+  })
+
+  it('records and head rolled back together to an earlier genuine state are marked the same way (seq never goes back)', async () => {
+    const file = `${tmp.dir}/running-rollback.db`
+    copyFileSync(pristine, file)
+    const authority = await createAuthority({ issuer: ISSUER, store: openSqliteStore(file) })
+    const old = new DatabaseSync(earlier)
+    const head = old.prepare('SELECT seq, hash, time, jws FROM audit_head WHERE id = 1').get() as { seq: number; hash: string; time: number; jws: string }
+    old.close()
+    expect(head.seq).toBeLessThan(20)
+    const db = new DatabaseSync(file)
+    db.prepare('DELETE FROM audit WHERE seq > ?').run(head.seq)
+    db.prepare('UPDATE audit_head SET seq = ?, hash = ?, time = ?, jws = ? WHERE id = 1').run(head.seq, head.hash, head.time, head.jws)
+    db.close()
+    await authority.registerAgent({ did: Ed25519Key.generate().did, name: 'late' })
+    expect(await authority.audit.verify()).toMatchObject(broken('foreign_write', head.seq + 1, new RegExp(`records ${head.seq + 1}..20 are missing`)))
     await authority.close()
   })
 

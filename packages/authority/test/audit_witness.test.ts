@@ -3,12 +3,12 @@
  * server on 127.0.0.1), exported over HTTP, and used by verify to detect what the database alone
  * cannot (a log wiped or rolled back together with its heads). Also the streamed JSONL export.
  */
-import { readFileSync } from 'node:fs'
+import { copyFileSync, readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createClientAssertion, Ed25519Key } from '@mandate/core'
 import { afterAll, describe, expect, it } from 'vitest'
-import { createAuthority, createAuthorityServer, latestCheckpointIn, openSqliteStore, type SqliteStore } from '../src/index.js'
+import { createAuthority, createAuthorityServer, latestCheckpointIn, openSqliteStore, witnessCheckpointsIn, type SqliteStore } from '../src/index.js'
 import { AUD, tempDir, TOOLS } from './helpers.js'
 
 const tmp = tempDir()
@@ -74,6 +74,80 @@ describe('audit witness', () => {
     await reopened.close()
   })
 
+  it('a rollback the log has since grown past: the head a later witness line goes back from is checked, and fails', async () => {
+    const issuer = 'http://127.0.0.1:7400'
+    const db = `${tmp.dir}/rb.db`
+    const saved = `${tmp.dir}/rb-saved.db`
+    const witness = `${tmp.dir}/rb-witness.jsonl`
+    const first = await createAuthority({ issuer, store: openSqliteStore(db), auditWitness: { file: witness } })
+    await first.registerAgent({ did: Ed25519Key.generate().did, name: 'one' })
+    await first.close()
+    copyFileSync(db, saved)
+    const second = await createAuthority({ issuer, store: openSqliteStore(db), auditWitness: { file: witness } })
+    await busy(second, 4)
+    await second.close()
+    const witnessed = latestCheckpointIn(readFileSync(witness, 'utf8'))
+    // the attacker puts the saved copy back and the log grows past the witnessed head again, under an
+    // Authority that publishes to another witness (the first one would have caught it at start: below)
+    copyFileSync(saved, db)
+    const later = `${tmp.dir}/rb-later.jsonl`
+    const third = await createAuthority({ issuer, store: openSqliteStore(db), auditWitness: { file: later } })
+    await busy(third, 6)
+    await third.close()
+    const text = readFileSync(witness, 'utf8') + readFileSync(later, 'utf8')
+    const heads = witnessCheckpointsIn(text)
+    expect(heads).toContain(witnessed)
+    const reopened = await createAuthority({ issuer, store: openSqliteStore(db) })
+    // the newest head alone is contained: the rollback is not seen
+    expect(await reopened.audit.verify({ checkpoint: latestCheckpointIn(text) })).toMatchObject({ ok: true })
+    expect(await reopened.audit.verify({ checkpoint: heads })).toMatchObject({ ok: false, code: 'AUDIT_BROKEN', kind: 'checkpoint_mismatch' })
+    await reopened.close()
+  })
+
+  it('an Authority starting on a log behind its witness records so before anything else (rolled back, or rolled back and rewritten)', async () => {
+    const issuer = 'http://127.0.0.1:7400'
+    const db = `${tmp.dir}/behind.db`
+    const saved = `${tmp.dir}/behind-saved.db`
+    const witness = `${tmp.dir}/behind-witness.jsonl`
+    const first = await createAuthority({ issuer, store: openSqliteStore(db), auditWitness: { file: witness } })
+    await first.registerAgent({ did: Ed25519Key.generate().did, name: 'one' })
+    await first.close()
+    copyFileSync(db, saved)
+    const second = await createAuthority({ issuer, store: openSqliteStore(db), auditWitness: { file: witness } })
+    await busy(second, 3)
+    await second.close()
+    const top = JSON.parse(readFileSync(witness, 'utf8').trimEnd().split('\n').pop()!) as { seq: number }
+
+    // rolled back: the log ends before the witness's newest head
+    copyFileSync(saved, db)
+    const behind = await createAuthority({ issuer, store: openSqliteStore(db), auditWitness: { file: witness } })
+    const [marker] = await behind.audit.query({ type: 'audit.unsealed' })
+    expect(marker?.fields.reason).toMatch(new RegExp(`records 2\\.\\.${top.seq} are missing: the log is behind the witness's signed head`))
+    expect(await behind.audit.verify()).toMatchObject({ ok: false, kind: 'foreign_write' })
+    await behind.close()
+
+    // rolled back and grown past the witnessed seq elsewhere: the record there is not the witnessed one
+    copyFileSync(saved, db)
+    const elsewhere = await createAuthority({ issuer, store: openSqliteStore(db) })
+    await busy(elsewhere, 5)
+    await elsewhere.close()
+    const rewritten = await createAuthority({ issuer, store: openSqliteStore(db), auditWitness: { file: witness } })
+    const [mark] = await rewritten.audit.query({ type: 'audit.unsealed' })
+    expect(mark?.fields.reason).toBe(`record ${top.seq} is not the record the witness's signed head covers (the log was rolled back and written again)`)
+    await rewritten.close()
+
+    // the genuine log with its own witness: nothing to record
+    const fresh = `${tmp.dir}/behind-fresh.db`
+    const w2 = `${tmp.dir}/behind-fresh.jsonl`
+    const a = await createAuthority({ issuer, store: openSqliteStore(fresh), auditWitness: { file: w2 } })
+    await busy(a, 2)
+    await a.close()
+    const b = await createAuthority({ issuer, store: openSqliteStore(fresh), auditWitness: { file: w2 } })
+    expect(await b.audit.query({ type: 'audit.unsealed' })).toEqual([])
+    expect(await b.audit.verify({ checkpoint: witnessCheckpointsIn(readFileSync(w2, 'utf8')) })).toMatchObject({ ok: true })
+    await b.close()
+  })
+
   it('POSTs signed heads to a webhook, retries after failures, and never holds up an exchange', async () => {
     const received: Array<{ seq: number; jws: string }> = []
     let fail = 2
@@ -134,6 +208,10 @@ describe('audit over HTTP', () => {
 
     const post = (body: unknown) => fetch(`${server.url}/audit/verify`, { method: 'POST', headers: { ...auth(), 'content-type': 'application/json' }, body: JSON.stringify(body) })
     expect(await (await post({ checkpoint: saved.jws })).json()).toMatchObject({ ok: true, count: 3002, checkpoint: { seq: 3001 } })
+    expect(await (await post({ checkpoint: [saved.jws, saved.jws] })).json()).toMatchObject({ ok: true, checkpoint: { seq: 3001 } })
+    expect((await post({ checkpoint: Array.from({ length: 101 }, () => saved.jws) })).status).toBe(400)
+    expect((await post({ checkpoint: [] })).status).toBe(400)
+    expect((await post({ checkpoint: [saved.jws, 7] })).status).toBe(400)
     expect((await post({ checkpoint: saved.jws, extra: 1 })).status).toBe(400)
     expect((await post({})).status).toBe(400)
     expect((await fetch(`${server.url}/audit/checkpoint`)).status).toBe(401)

@@ -6,7 +6,8 @@
 import { MandateError, type Ed25519Key, type KeyResolver } from '@mandate/core'
 import type { AuthorityStore } from '../store/store.js'
 import type { AuditDraft, AuditQuery, AuditRecord, StoredCheckpoint } from '../types.js'
-import { signCheckpoint, verifyCheckpoint, verifyCheckpointSync, type CheckpointClaims } from './checkpoint.js'
+import { newestWitnessHead, signCheckpoint, verifyCheckpoint, verifyCheckpointSync, type CheckpointClaims } from './checkpoint.js'
+import { open as openFile } from 'node:fs/promises'
 import { auditFacets } from '../store/audit_facets.js'
 import { auditHash, auditHashInput } from './hash.js'
 import type { AuditSealer, ChainHead } from './seal.js'
@@ -97,6 +98,25 @@ function ownHash(r: AuditRecord): string | undefined {
 }
 
 const PAGE = 2000
+/** How much of the witness file's end is read at start-up (a head line is ~400 bytes). */
+const WITNESS_TAIL = 256 * 1024
+
+/** The JWS of the newest head in the last bytes of a witness file, or undefined (no file yet, unreadable, empty). */
+async function readWitnessTail(file: string): Promise<string | undefined> {
+  let fh: Awaited<ReturnType<typeof openFile>> | undefined
+  try {
+    fh = await openFile(file, 'r')
+    const { size } = await fh.stat()
+    const start = Math.max(0, size - WITNESS_TAIL)
+    const buf = Buffer.alloc(Math.min(size, WITNESS_TAIL))
+    const { bytesRead } = await fh.read(buf, 0, buf.length, start)
+    return newestWitnessHead(buf.subarray(0, bytesRead).toString('utf8'), start > 0)
+  } catch {
+    return undefined
+  } finally {
+    await fh?.close().catch(() => undefined)
+  }
+}
 
 /** One row of a store's query columns (readAuditIndex); facet columns where the store keeps them. */
 type AuditIndexRow = {
@@ -120,7 +140,8 @@ function indexMismatch(col: AuditIndexRow | undefined, r: AuditRecord): string |
   for (const k of ['txn', 'agent', 'subject'] as const) if (col[k] !== want[k]) off.push(k)
   // the facet columns the dashboard filters on, where the store keeps them
   for (const k of ['tool', 'jti', 'decision'] as const) if (col[k] !== undefined && col[k] !== want[k]) off.push(k)
-  if (col.call !== undefined && Boolean(Number(col.call)) !== want.call) off.push('call')
+  // exactly the values the stores write and query on (`call = 1`): 2, -1 or 0.5 would hide a call from the call list
+  if (col.call !== undefined && !(want.call ? col.call === 1 || col.call === true : col.call === 0 || col.call === false)) off.push('call')
   // a time stored as another type (SQLite TEXT '0x…' reads back as the same number, but sorts after every number)
   if (col.timeType !== undefined && col.timeType !== 'integer') off.push('time')
   return off.length > 0 ? off.join(', ') : undefined
@@ -152,7 +173,27 @@ export class AuditLog {
       now: this.#o.now,
       ...(this.#witness ? { committed: (cp: StoredCheckpoint) => this.#witness?.publish(cp) } : {}),
     }
-    this.#o.store.sealAuditWith(sealer, stored ? this.#trust(stored) : undefined)
+    const trusted = stored ? this.#trust(stored) : undefined
+    this.#o.store.sealAuditWith(sealer, trusted)
+    // the witness file holds heads the database's attacker cannot rewrite: a log rolled back behind
+    // them (offline, with an old head put back) is recorded before this process writes anything
+    const file = this.#o.witness?.file
+    const behind = file !== undefined ? await this.#behindWitness(file, trusted) : undefined
+    if (behind !== undefined) await this.append('audit.unsealed', behind)
+  }
+
+  /** What the newest head of the witness file says the store lost, if anything (best effort: an unreadable witness says nothing). */
+  async #behindWitness(file: string, stored: ChainHead | undefined): Promise<AuditDraft['fields'] | undefined> {
+    const jws = await readWitnessTail(file)
+    const w = jws === undefined ? undefined : this.#trust({ seq: 0, hash: '', time: 0, jws })
+    if (w === undefined || w.seq === 0) return undefined
+    const found = stored ? { seq: stored.seq, hash: stored.hash } : null
+    const expected = { seq: w.seq, hash: w.hash }
+    const fs = stored?.seq ?? 0
+    if (fs < w.seq) return { reason: `records ${fs + 1}..${w.seq} are missing: the log is behind the witness's signed head (rolled back or cut)`, found, expected }
+    const rec = fs === w.seq ? stored : (await this.#o.store.readAudit(w.seq - 1, 1))[0]
+    if (rec?.hash !== w.hash) return { reason: `record ${w.seq} is not the record the witness's signed head covers (the log was rolled back and written again)`, found, expected }
+    return undefined
   }
 
   #sign(head: ChainHead): StoredCheckpoint {
@@ -250,10 +291,11 @@ export class AuditLog {
    * Verify the whole log: contiguous seq from 1, each record's hash over its content, each link to
    * the previous hash, query columns equal to the hashed record, no record of the Authority finding
    * the log changed behind its back, the stored signed head valid and covering the last record, and
-   * (when given) a checkpoint held outside the store still contained and extended. Reports the first
-   * thing found, with the seq where the log breaks.
+   * (when given) each checkpoint held outside the store still contained and extended (a witness
+   * file's heads to check: witnessCheckpointsIn). Reports the first thing found, with the seq where
+   * the log breaks.
    */
-  async verify(options: { checkpoint?: string } = {}): Promise<AuditVerification> {
+  async verify(options: { checkpoint?: string | readonly string[] } = {}): Promise<AuditVerification> {
     const store = this.#o.store
     let expected = 1
     let prev = ''
@@ -345,18 +387,21 @@ export class AuditLog {
       if (signed.seq > 0 && last?.hash !== signed.hash) return broken('head_mismatch', lastSeq, `record ${lastSeq} is not the record the signed head was signed over (the chain was rewritten)`)
     }
 
-    // a checkpoint held outside the store: the log must still contain its record, and extend it
+    // checkpoints held outside the store: the log must still contain each one's record, and extend it
     let outside: CheckpointClaims | undefined
-    if (options.checkpoint !== undefined) {
+    const held = options.checkpoint === undefined ? [] : typeof options.checkpoint === 'string' ? [options.checkpoint] : options.checkpoint
+    for (const jws of held) {
+      let c: CheckpointClaims
       try {
-        outside = await verifyCheckpoint(options.checkpoint, { issuer: this.#o.issuer, keys: this.#o.checkpointKeys() })
+        c = await verifyCheckpoint(jws, { issuer: this.#o.issuer, keys: this.#o.checkpointKeys() })
       } catch (err) {
         return broken('checkpoint_invalid', 0, `the checkpoint held outside is not valid: ${MandateError.is(err) ? err.message : 'unverifiable'}`)
       }
-      if (outside.seq > lastSeq) return broken('truncated', lastSeq + 1, `log truncated: the checkpoint held outside covers ${outside.seq} records but the log ends at ${lastSeq}`)
-      if (outside.seq > 0 && (await at(outside.seq))?.hash !== outside.hash) {
-        return broken('checkpoint_mismatch', outside.seq, `record ${outside.seq} is not the record the checkpoint held outside was signed over (the log was rewritten)`)
+      if (c.seq > lastSeq) return broken('truncated', lastSeq + 1, `log truncated: the checkpoint held outside covers ${c.seq} records but the log ends at ${lastSeq}`)
+      if (c.seq > 0 && (await at(c.seq))?.hash !== c.hash) {
+        return broken('checkpoint_mismatch', c.seq, `record ${c.seq} is not the record the checkpoint held outside was signed over (the log was rewritten)`)
       }
+      if (!outside || c.seq > outside.seq) outside = c
     }
     return {
       ok: true, count,

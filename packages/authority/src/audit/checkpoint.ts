@@ -58,33 +58,93 @@ export function verifyCheckpointSync(jws: string, options: { issuer: string; key
 
 const MAX_CHECKPOINT_FILE = 64 * 1024 * 1024
 
-/**
- * Read a checkpoint copy held outside the database: a bare JWS, one JSON head `{seq, hash, time,
- * jws}` (what `GET /audit/checkpoint` and `mandate audit checkpoint` write), or a witness file of
- * such heads, one JSON per line. Returns the JWS of the head with the highest `seq`; a truncated last
- * line (a witness that crashed mid-write) is skipped, any other unreadable line is refused. The
- * claimed `seq` only picks the line: verification reads the signed claims.
- */
-export function latestCheckpointIn(text: string): string {
+/** One head line of a checkpoint or witness file, as claimed (verification reads the signed claims). */
+interface HeadLine {
+  seq: number
+  jws: string
+}
+
+const BARE_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
+
+/** The heads of a checkpoint file, in file order; a truncated last line is skipped, any other unreadable line refused. */
+function headLines(text: string): HeadLine[] {
   if (text.length > MAX_CHECKPOINT_FILE) throw new MandateError('PAYLOAD_TOO_LARGE', 'checkpoint file is too large')
   const trimmed = text.trim()
-  if (/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(trimmed)) return trimmed
+  if (BARE_JWS.test(trimmed)) return [{ seq: Number.MAX_SAFE_INTEGER, jws: trimmed }]
   const lines = trimmed.split('\n')
-  let best: { seq: number; jws: string } | undefined
+  const heads: HeadLine[] = []
   lines.forEach((line, i) => {
     if (line.trim() === '') return
     let head: Partial<StoredCheckpoint>
     try {
       head = JSON.parse(line) as Partial<StoredCheckpoint>
     } catch {
+      // a witness that crashed mid-write
       if (i === lines.length - 1 && i > 0) return
       throw new MandateError('INVALID_REQUEST', `checkpoint file line ${i + 1} is not a JSON head`)
     }
     if (typeof head !== 'object' || head === null || typeof head.jws !== 'string' || typeof head.seq !== 'number') {
       throw new MandateError('INVALID_REQUEST', `checkpoint file line ${i + 1} has no seq and jws`)
     }
-    if (!best || head.seq > best.seq) best = { seq: head.seq, jws: head.jws }
+    heads.push({ seq: head.seq, jws: head.jws })
   })
-  if (!best) throw new MandateError('INVALID_REQUEST', 'checkpoint file holds no head')
-  return best.jws
+  if (heads.length === 0) throw new MandateError('INVALID_REQUEST', 'checkpoint file holds no head')
+  return heads
+}
+
+/**
+ * Read a checkpoint copy held outside the database: a bare JWS, one JSON head `{seq, hash, time,
+ * jws}` (what `GET /audit/checkpoint` and `mandate audit checkpoint` write), or a witness file of
+ * such heads, one JSON per line. Returns the JWS of the head with the highest `seq`; a truncated last
+ * line (a witness that crashed mid-write) is skipped, any other unreadable line is refused. The
+ * claimed `seq` only picks the line: verification reads the signed claims. For a witness file,
+ * {@link witnessCheckpointsIn} also finds a rollback that the log has since grown past.
+ */
+export function latestCheckpointIn(text: string): string {
+  let best: HeadLine | undefined
+  for (const h of headLines(text)) if (!best || h.seq > best.seq) best = h
+  return (best as HeadLine).jws
+}
+
+/**
+ * The heads of a checkpoint or witness file that a verifier must check, lowest seq first: the
+ * newest, and every head that a later line goes back from (a later line with the same or a lower
+ * seq). A witness only ever appends, so the seq of its lines goes back only when the log was rolled
+ * back and written on again (or when several Authority processes share the file and their lines
+ * interleave, which checking costs nothing but time): the head before the drop was signed over
+ * records that the log must still hold. Checking only the newest would miss a rollback the log
+ * has since grown past. Same input rules as {@link latestCheckpointIn}.
+ */
+export function witnessCheckpointsIn(text: string): string[] {
+  const heads = headLines(text)
+  const picked = new Map<string, number>()
+  let best = heads[0] as HeadLine
+  for (let i = 0; i < heads.length; i++) {
+    const h = heads[i] as HeadLine
+    const next = heads[i + 1]
+    if (next !== undefined && next.seq <= h.seq) picked.set(h.jws, h.seq)
+    if (h.seq > best.seq) best = h
+  }
+  picked.set(best.jws, best.seq)
+  return [...picked].sort((a, b) => a[1] - b[1]).map(([jws]) => jws)
+}
+
+/**
+ * The newest head in the last `tailBytes` of a witness file's text (the start of the text may cut
+ * a line: it is skipped), or undefined when there is none. Read at start-up; never throws.
+ */
+export function newestWitnessHead(tail: string, cutAtStart: boolean): string | undefined {
+  const lines = tail.split('\n')
+  if (cutAtStart) lines.shift()
+  let best: HeadLine | undefined
+  for (const line of lines) {
+    if (line.trim() === '') continue
+    try {
+      const h = JSON.parse(line) as Partial<StoredCheckpoint>
+      if (typeof h === 'object' && h !== null && typeof h.jws === 'string' && typeof h.seq === 'number' && (!best || h.seq > best.seq)) best = { seq: h.seq, jws: h.jws }
+    } catch {
+      // a line cut mid-write
+    }
+  }
+  return best?.jws
 }

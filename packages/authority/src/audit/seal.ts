@@ -8,7 +8,8 @@
  * last sealed. If they differ, someone else wrote to the log (records appended, cut or replaced
  * outside the Authority): the Authority does not silently sign over that. It first appends an
  * `audit.unsealed` record saying what it found, which `verify` then reports for good. A head sealed
- * by another process on the same store (read back and signature-checked) is accepted.
+ * by another process on the same store (read back and signature-checked) is accepted when it is
+ * ahead of the one this process sealed: seq never goes back.
  */
 import type { AuditDraft, StoredCheckpoint } from '../types.js'
 
@@ -89,9 +90,11 @@ export class SealState {
     this.#checked = true
     if (same(head, this.#trusted)) return undefined
     // another process on the same store may have sealed since: accept its head when it is signed
+    // and moves the chain forward. A signed head at or below the one this process sealed is an old
+    // genuine head put back (records and head rolled back together): never accepted.
     const stored = storedHead()
     const attested = stored ? sealer.trust(stored) : undefined
-    if (attested && same(head, attested)) {
+    if (attested && same(head, attested) && (this.#trusted === undefined || attested.seq > this.#trusted.seq)) {
       this.#trusted = attested
       return undefined
     }

@@ -11,6 +11,8 @@ import { readJson, strictQuery } from './body.js'
 import { jsonErrorAnswer, NO_STORE } from './errors.js'
 import { send } from './oauth.js'
 
+/** Checkpoints one POST /audit/verify checks at most (each is a signature and a record read). */
+const MAX_POSTED_CHECKPOINTS = 100
 /** Bytes gathered per chunk of the export stream (a page of records is read only when the client takes more). */
 const EXPORT_CHUNK = 64 * 1024
 
@@ -87,17 +89,18 @@ export function mountAudit(app: Hono, authority: Authority): void {
     }
   })
 
-  // verify against a signed head held outside the database: {"checkpoint": "<JWS>"}
+  // verify against signed heads held outside the database: {"checkpoint": "<JWS>"} or {"checkpoint": ["<JWS>", …]}
   app.post(`${audit}/verify`, async (c) => {
     try {
       await principal(c, authority, ['admin'])
       onlyParams(strictQuery(c), [])
       const body = await readJson(c)
       for (const k of Object.keys(body)) if (k !== 'checkpoint') throw new MandateError('INVALID_REQUEST', `unknown member "${k.slice(0, 32)}"`)
-      if (typeof body.checkpoint !== 'string' || body.checkpoint.length === 0 || body.checkpoint.length > 4096) {
-        throw new MandateError('INVALID_REQUEST', 'checkpoint must be the JWS of a signed audit head')
+      const list = Array.isArray(body.checkpoint) ? body.checkpoint : [body.checkpoint]
+      if (list.length === 0 || list.length > MAX_POSTED_CHECKPOINTS || !list.every((j) => typeof j === 'string' && j.length > 0 && j.length <= 4096)) {
+        throw new MandateError('INVALID_REQUEST', `checkpoint must be the JWS of a signed audit head, or a list of 1..${MAX_POSTED_CHECKPOINTS} of them`)
       }
-      return c.json(await authority.audit.verify({ checkpoint: body.checkpoint }), 200, NO_STORE)
+      return c.json(await authority.audit.verify({ checkpoint: list as string[] }), 200, NO_STORE)
     } catch (err) {
       return send(c, jsonErrorAnswer(err))
     }

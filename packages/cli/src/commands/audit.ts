@@ -1,7 +1,7 @@
 import { jsonText, printable, printableLine } from '../io.js'
 import { once } from 'node:events'
 import { open, stat, type FileHandle } from 'node:fs/promises'
-import { latestCheckpointIn } from '@mandate/authority'
+import { latestCheckpointIn, witnessCheckpointsIn } from '@mandate/authority'
 import { MandateError } from '@mandate/core'
 import { EXIT, refused, usageError } from '../cli_error.js'
 import { noPositionals, SERVER_OPTIONS, str, type Command } from '../command.js'
@@ -22,11 +22,18 @@ interface VerifyResult {
 /** Largest checkpoint or witness file read (a witness line is ~400 bytes). */
 const MAX_CHECKPOINT_FILE = 64 * 1024 * 1024
 
-async function readCheckpointFile(file: string): Promise<string> {
+/** Checkpoints sent in one POST /audit/verify (the Authority's limit). */
+const CHECKPOINTS_PER_REQUEST = 100
+
+/**
+ * The heads of a checkpoint file to verify against: its newest; for a witness file also every head
+ * a later line goes back from (a rollback the log has since grown past), lowest seq first.
+ */
+async function readCheckpointFile(file: string, witness: boolean): Promise<string[]> {
   // a witness file grows without bound; a device such as /dev/zero reports size 0: read bounded
   const text = await readLocalText(file, { maxBytes: MAX_CHECKPOINT_FILE, what: 'a checkpoint file', unreadableIsUsage: true })
   try {
-    return latestCheckpointIn(text)
+    return witness ? witnessCheckpointsIn(text) : [latestCheckpointIn(text)]
   } catch (err) {
     throw usageError(`${file}: ${MandateError.is(err) ? err.message : 'not a checkpoint file'} (expected JSON {seq, hash, time, jws} lines from \`audit checkpoint\` or a witness, or a JWS)`)
   }
@@ -37,8 +44,9 @@ export const auditVerify: Command = {
   summary: "Verify the Authority's audit log end to end: hash chain, query columns, signed head (exit 1 if broken).",
   details: [
     'With --checkpoint FILE (a head saved earlier by `mandate audit checkpoint`) or --witness FILE (the',
-    "Authority's witness file; its newest head is used) the log must still contain that head's record",
-    'and extend it: this is what detects a log cut, rewritten or wiped together with its signed heads.',
+    "Authority's witness file: its newest head, and every head a later line goes back from) the log must",
+    "still contain each head's record and extend it: this is what detects a log cut, rolled back,",
+    'rewritten or wiped together with its signed heads.',
     'Examples:',
     '  mandate audit verify --url http://127.0.0.1:7400 --key admin.jwk',
     '  mandate audit verify --checkpoint head.json',
@@ -46,7 +54,7 @@ export const auditVerify: Command = {
   options: {
     ...SERVER_OPTIONS,
     checkpoint: { type: 'string', value: 'FILE', description: 'a signed head kept outside the database (JSON from `audit checkpoint`, or a JWS)' },
-    witness: { type: 'string', value: 'FILE', description: 'a witness file of signed heads (JSON lines); the newest is checked' },
+    witness: { type: 'string', value: 'FILE', description: 'a witness file of signed heads (JSON lines); the newest, and any a later line goes back from, are checked' },
   },
   async run(ctx) {
     noPositionals(ctx.positionals)
@@ -54,9 +62,19 @@ export const auditVerify: Command = {
     const witness = str(ctx.values, 'witness')
     if (file !== undefined && witness !== undefined) throw usageError('give --checkpoint or --witness, not both')
     const from = file ?? witness
-    const checkpoint = from === undefined ? undefined : await readCheckpointFile(from)
+    const checkpoint = from === undefined ? undefined : await readCheckpointFile(from, witness !== undefined)
     const client = await serverClient(ctx)
-    const res = checkpoint === undefined ? await client.get<VerifyResult>('/audit/verify') : await client.post<VerifyResult>('/audit/verify', { checkpoint })
+    let res: VerifyResult
+    if (checkpoint === undefined) res = await client.get<VerifyResult>('/audit/verify')
+    else {
+      // in order, lowest first: the first broken answer is reported; otherwise the last names the newest head
+      res = { ok: false }
+      for (let i = 0; i < checkpoint.length; i += CHECKPOINTS_PER_REQUEST) {
+        const part = checkpoint.slice(i, i + CHECKPOINTS_PER_REQUEST)
+        res = await client.post<VerifyResult>('/audit/verify', { checkpoint: part.length === 1 ? part[0] : part })
+        if (res.ok !== true) break
+      }
+    }
     if (res.ok === true) {
       if (ctx.io.json) ctx.io.out(JSON.stringify(res, null, 2))
       else {
