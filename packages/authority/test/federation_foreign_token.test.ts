@@ -403,6 +403,31 @@ describe('fail closed when the issuer cannot be used (JWKS_UNAVAILABLE, 503)', (
     expect(await code(() => selectRule(token, [{ rule: r, source: 'config' }], { ...opts, keys: new IssuerKeys() }))).toBe('JWKS_UNAVAILABLE')
   })
 
+  it('a key in the set that does not import (EC coordinates off the curve) is left out: a token naming it is refused for its kid, not a 503', async () => {
+    const { generateKeyPair, exportJWK, SignJWT } = await import('jose')
+    const good = await generateKeyPair('ES256', { extractable: true })
+    const goodJwk = { ...(await exportJWK(good.publicKey)), kid: 'good', alg: 'ES256', use: 'sig' }
+    const junk = { kty: 'EC', crv: 'P-256', x: 'AA', y: 'AA', kid: 'junk', alg: 'ES256', use: 'sig' }
+    const iss = 'http://127.0.0.1'
+    const http = await import('node:http')
+    const srv = http.createServer((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [junk, goodJwk] })))
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
+    try {
+      const jwksUri = `http://127.0.0.1:${(srv.address() as { port: number }).port}/jwks`
+      const r = rule({ id: 'junk', kind: 'subject', token: 'id_token', audiences: ['host-app-client'], trust: { issuer: iss, jwksUri, algorithms: ['ES256'] }, claims: {} })
+      const now = Math.floor(Date.now() / 1000)
+      const sign = (kid: string) => new SignJWT({ iss, sub: 'alice', aud: 'host-app-client', iat: now, exp: now + 300 }).setProtectedHeader({ alg: 'ES256', kid }).sign(good.privateKey)
+      const o = { ...opts, keys: new IssuerKeys() }
+      expect(await reasonOf(await sign('junk'), r, o)).toBe('kid')
+      // the usable key beside it still verifies
+      expect((await verifyForeignToken(await sign('good'), r, o)).claims.sub).toBe('alice')
+    } finally {
+      await new Promise((r) => srv.close(r))
+    }
+    // inline, the same key is refused when the rule is read
+    expect(() => rule({ id: 'inline', kind: 'subject', token: 'id_token', audiences: ['host-app-client'], trust: { issuer: iss, jwks: { keys: [junk] }, algorithms: ['ES256'] }, claims: {} })).toThrow(/does not import/)
+  })
+
   it('a key set larger than the cap', async () => {
     const issuer = await startForeignIssuer()
     try {

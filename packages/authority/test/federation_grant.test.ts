@@ -187,7 +187,8 @@ describe('a person\'s ID token, redeemed by the host app', () => {
     // OIDC Back-Channel Logout §2.4: same issuer, same keys, an events claim and no nonce
     const logout = await idToken({ nonce: undefined, events: { 'http://schemas.openid.net/event/backchannel-logout': {} }, sid: 's1' })
     expect(await code(authority.token({ ...base, assertion: logout, nonce: undefined, ...hostAuth() }))).toBe('FOREIGN_TOKEN_INVALID')
-    for (const sub of ['alice\u202Eetnuocca', 'ali\u200Bce', 'a\u0085b', 'a\u2028b']) {
+    // invisible and format characters by Unicode property (outside probe: U+061C, U+00AD, U+180E and tags passed)
+    for (const sub of ['alice\u202Eetnuocca', 'ali\u200Bce', 'a\u0085b', 'a\u2028b', 'a\u061cb', 'al\u00adice', 'a\u180eb', 'a\u{e0041}b', 'a\ufe0fb']) {
       expect(await code(authority.token({ ...base, assertion: await idToken({ sub }), ...hostAuth() }))).toBe('FOREIGN_TOKEN_INVALID')
     }
     // a caller-chosen txn never joins a task someone else started (here: Alice's, by a workload, by another login)
@@ -217,6 +218,43 @@ describe('a person\'s ID token, redeemed by the host app', () => {
       expect((await two.grantFederated({ grantor: hostApp.did, assertion: await idToken({ aud: `${HOST_CLIENT}-b`, hd: 'b.example.com' }), nonce: 'n-0S6_WzA2Mj', agent: agent.did })).claims.sub).toBe(`${IDP}#248289761001`)
     } finally {
       await two.close()
+    }
+  })
+
+  it('two tenants\' rules at one issuer, each for its own host app: each host app redeems under its own rule', async () => {
+    const hostB = Ed25519Key.generate()
+    const tenant = (id: string, host: Ed25519Key) => ({
+      id, kind: 'subject', token: 'id_token', audiences: [HOST_CLIENT], clients: [host.did], trust: { issuer: IDP, jwks: { keys: [idp.jwk] }, algorithms: ['RS256'] },
+      claims: {}, template: { audiences: [MCP], tools: TICKETS, maxLifetime: 60 },
+    })
+    const two = await createAuthority({ issuer: ISSUER, now: clock.now, federation: { rules: [tenant('tenant-a', hostApp), tenant('tenant-b', hostB)] } })
+    try {
+      await two.registerAgent({ did: hostApp.did, name: 'host-a', role: 'grantor' })
+      await two.registerAgent({ did: hostB.did, name: 'host-b', role: 'grantor' })
+      await two.registerAgent({ did: agent.did, name: 'assistant' })
+      const auth = (k: Ed25519Key) => ({ client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: createClientAssertion(k, { clientId: k.did, audience: two.endpoints.token, now: nowSec() }) })
+      const base = { grant_type: JWT_BEARER, nonce: 'n-0S6_WzA2Mj', agent: agent.did }
+      for (const [k, rule] of [[hostApp, 'tenant-a'], [hostB, 'tenant-b']] as const) {
+        const r = await two.token({ ...base, assertion: await idToken(), ...auth(k) })
+        const [grant] = await two.audit.query({ type: 'grant', txn: (decodeJwt(r.access_token) as { txn: string }).txn })
+        expect(grant?.fields.federation).toMatchObject({ rule })
+      }
+      // in process, the named grantor picks the same way; a grantor named by no rule matches none
+      expect((await two.grantFederated({ grantor: hostB.did, assertion: await idToken(), nonce: 'n-0S6_WzA2Mj', agent: agent.did })).claims.sub).toBe(`${IDP}#248289761001`)
+      const stranger = Ed25519Key.generate()
+      await two.registerAgent({ did: stranger.did, name: 'host-c', role: 'grantor' })
+      expect(await code(two.token({ ...base, assertion: await idToken(), ...auth(stranger) }))).toBe('FEDERATION_NO_MATCH')
+      // the client is still authenticated: claiming host B's id with host A's assertion is refused
+      expect(await code(two.token({ ...base, assertion: await idToken(), ...auth(hostApp), client_id: hostB.did }))).toBe('INVALID_CLIENT')
+    } finally {
+      await two.close()
+    }
+  })
+
+  it('the jwt-bearer grant refuses the token exchange\'s parameters instead of ignoring them', async () => {
+    const base = { grant_type: JWT_BEARER, nonce: 'n-0S6_WzA2Mj', agent: agent.did }
+    for (const extra of [{ subject_token: 'x' }, { subject_token_type: 'urn:ietf:params:oauth:token-type:access_token' }, { actor_token: 'x' }, { actor_token_type: 'urn:ietf:params:oauth:token-type:jwt' }, { requested_token_type: 'urn:mandate:token-type:call-credential' }]) {
+      expect(await code(authority.token({ ...base, assertion: await idToken(), ...hostAuth(), ...extra })), JSON.stringify(extra)).toBe('INVALID_REQUEST')
     }
   })
 
@@ -290,7 +328,10 @@ describe('an ID-JAG for this Authority', () => {
     expect(claims).toMatchObject({ sub: `${JAG_IDP}#00u1alice`, client_id: agent.did, cnf: { jkt: agent.jkt } })
     const [grant] = await authority.audit.query({ type: 'grant', txn: claims.txn as string })
     expect(grant?.fields.grantor).toBeUndefined()
-    expect(await code(authority.token({ grant_type: JWT_BEARER, assertion: await idJag({ client_id: agent.did }), ...agentAuth() }))).toBe('PROOF_MISSING')
+    // refused before the client assertion is spent: the same assertion, with the proof, is then accepted
+    const once = agentAuth()
+    expect(await code(authority.token({ grant_type: JWT_BEARER, assertion: await idJag({ client_id: agent.did }), ...once }))).toBe('PROOF_MISSING')
+    expect(await code(authority.token({ grant_type: JWT_BEARER, assertion: await idJag({ client_id: agent.did }), ...once }, { dpop: dpop() }))).toBe('OK')
     expect(await code(authority.token({ grant_type: JWT_BEARER, assertion: await idJag({ client_id: agent.did }), agent: hostApp.did, ...agentAuth() }, { dpop: dpop() }))).toBe('INVALID_REQUEST')
     // issued for the host app: the agent cannot redeem it
     expect(await code(authority.token({ grant_type: JWT_BEARER, assertion: await idJag(), ...agentAuth() }, { dpop: dpop() }))).toBe('FOREIGN_TOKEN_INVALID')

@@ -4,6 +4,7 @@
  * never reused silently, every read from the store (two registries on one database agree), and a
  * stored rule that no longer validates matches nothing.
  */
+import { generateKeyPairSync } from 'node:crypto'
 import { afterEach, describe, expect, it } from 'vitest'
 import { FederationRegistry } from '../src/federation/registry.js'
 import { parseFederationRule } from '../src/federation/rule.js'
@@ -14,6 +15,9 @@ import type { AuthorityStore } from '../src/store/store.js'
 import type { AuditDraft, AuditRecord, AuditType } from '../src/types.js'
 import { manualClock, tempDir } from './helpers.js'
 import { sampleRule } from './fixtures/federation_rules.js'
+
+/** A real P-256 public key: a key that does not import is refused when the rule is read. */
+const EC_KEY = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' }) as { kty: string; crv: string; x: string; y: string }
 
 /** The validator the Authority gives the registry: the rule parser at a maxMandateLifetime (seconds). */
 function parser(limits = { maxLifetime: 3600 }) {
@@ -72,7 +76,7 @@ for (const [name, open] of stores) {
 
     it('add: audited with id, issuer, kind and who (nothing else of the rule); an invalid rule is INVALID_REQUEST with the validator\'s pointer', async () => {
       const { registry, store, recorded } = setup()
-      const rule = sampleRule('gh', { trust: { issuer: 'https://token.actions.githubusercontent.com', jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'x', y: 'y' }] }, algorithms: ['ES256'] } })
+      const rule = sampleRule('gh', { trust: { issuer: 'https://token.actions.githubusercontent.com', jwks: { keys: [EC_KEY] }, algorithms: ['ES256'] } })
       const added = await registry.add(rule, 'did:key:zAdmin')
       expect(added).toMatchObject({ rule, source: 'store', createdBy: 'did:key:zAdmin' })
       expect(recorded).toHaveLength(1)

@@ -51,6 +51,27 @@ describe('one client authentication method per request', () => {
   }
 })
 
+describe('bodies are UTF-8, as sent', () => {
+  it('a declared charset other than UTF-8, a content coding, or a byte-order mark is refused, not read past', async () => {
+    for (const headers of [
+      { 'content-type': 'application/x-www-form-urlencoded; charset=iso-8859-1' } as Record<string, string>,
+      { 'content-type': 'application/x-www-form-urlencoded; charset="utf-16"' },
+      { 'content-encoding': 'gzip' },
+    ]) {
+      const res = await form('/introspect', headers)
+      expect(res.status, JSON.stringify(headers)).toBe(400)
+      expect(await res.json()).toMatchObject({ error: 'invalid_request', mandate_code: 'INVALID_REQUEST' })
+    }
+    // U+FEFF before the first name: `\ufeffgrant_type` is not grant_type
+    const bom = await fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: '\ufeffgrant_type=client_credentials' })
+    expect(bom.status).toBe(400)
+    expect(await bom.json()).toMatchObject({ error: 'invalid_request' })
+    for (const headers of [{ 'content-type': 'application/x-www-form-urlencoded; charset=UTF-8' } as Record<string, string>, { 'content-type': 'application/x-www-form-urlencoded;charset="utf-8"' }, { 'content-encoding': 'identity' }]) {
+      expect((await form('/introspect', headers)).status, JSON.stringify(headers)).toBe(200)
+    }
+  })
+})
+
 describe('request deadline', () => {
   it('a body that never finishes is answered 408 and the connection closed within requestTimeoutMs', async () => {
     const started = Date.now()

@@ -20,8 +20,9 @@ import {
 } from '@mandate/core'
 import { nowSec, type AuthorityContext } from '../context.js'
 import { acceptedUntil, MAX_FOREIGN_TOKEN_BYTES, splitForeignToken } from '../federation/foreign_token.js'
-import { selectRule } from '../federation/select.js'
+import { peekIssuer, selectRule } from '../federation/select.js'
 import type { FederatedIdentity, FederationRule, VerifiedForeignToken } from '../federation/types.js'
+import { INVISIBLE_OR_CONTROL } from '../observability/display_text.js'
 import type { AgentRecord } from '../types.js'
 import { authenticateClient, dpopProofError, verifyHolderProof } from './client_auth.js'
 import { federationFields, issueRootMandate, type GrantParams } from './grant.js'
@@ -35,8 +36,6 @@ export const ID_JAG_GRANT_PROFILE = 'urn:ietf:params:oauth:grant-profile:id-jag'
 
 const TXN = /^[A-Za-z0-9._:-]{1,128}$/
 const NAME = /^[\x20-\x7e]{1,128}$/
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/
 
 /** The mandate subject of an external identity: the issuer, `#`, the issuer's subject (issuers never contain `#`). */
 export function federatedSubject(iss: string, sub: string): string {
@@ -66,25 +65,25 @@ function identityOf(v: VerifiedForeignToken): FederatedIdentity {
   const claim = 'sub'
   const sub = str(v.claims[claim])
   const iss = str(v.claims.iss) ?? rule.trust.issuer
-  if (sub === undefined || sub.length === 0 || sub.length > 255 || CONTROL.test(sub)) {
+  if (sub === undefined || sub.length === 0 || sub.length > 255 || INVISIBLE_OR_CONTROL.test(sub)) {
     throw new MandateError('FOREIGN_TOKEN_INVALID', `the token's ${claim} is not a usable subject`, { detail: { reason: 'claims', rule: rule.id } })
   }
   if (federatedSubject(iss, sub).length > 512) throw new MandateError('FOREIGN_TOKEN_INVALID', 'issuer and subject are too long together', { detail: { reason: 'claims', rule: rule.id } })
   const out: FederatedIdentity = { iss, sub, rule: rule.id }
   const name = str(v.claims[rule.subject?.nameClaim ?? 'name'])
   const email = str(v.claims[rule.subject?.emailClaim ?? 'email'])
-  if (name !== undefined && name.length <= 256 && !CONTROL.test(name)) out.name = name
-  if (email !== undefined && email.length <= 256 && !CONTROL.test(email)) out.email = email
+  if (name !== undefined && name.length <= 256 && !INVISIBLE_OR_CONTROL.test(name)) out.name = name
+  if (email !== undefined && email.length <= 256 && !INVISIBLE_OR_CONTROL.test(email)) out.email = email
   return out
 }
 
 /** Choose the rule that accepts the assertion, or refuse precisely (nothing is issued). */
-async function acceptedToken(ctx: AuthorityContext, assertion: string, nonce: string | undefined, info: RefusalFields): Promise<VerifiedForeignToken> {
+async function acceptedToken(ctx: AuthorityContext, assertion: string, nonce: string | undefined, info: RefusalFields, client: string | undefined): Promise<VerifiedForeignToken> {
   const rules = await ctx.federation.registry.rules()
   const { verified, explanation } = await selectRule(assertion, rules, {
     authorityIssuer: ctx.issuer, tokenEndpoint: ctx.endpoints.token, now: ctx.now, skew: ctx.limits.skew, keys: ctx.federation.keys,
     ...(nonce !== undefined ? { nonce } : {}),
-  })
+  }, client)
   if (explanation.issuer) info.federation_issuer = explanation.issuer.slice(0, 256)
   if (verified) {
     info.federation_rule = verified.rule.id
@@ -104,13 +103,17 @@ async function acceptedToken(ctx: AuthorityContext, assertion: string, nonce: st
   }
   const candidates = explanation.verdicts.filter((v) => v.reason !== 'issuer')
   if (candidates.length === 0) throw new MandateError('FEDERATION_NO_MATCH', 'no federation rule trusts the issuer of this token')
+  if (candidates.every((v) => v.reason === 'client')) {
+    throw new MandateError('FEDERATION_NO_MATCH', 'this client may not redeem tokens under any rule trusting this issuer', { detail: { rules: candidates.map((v) => v.rule).join(' ').slice(0, 300) } })
+  }
   // a token valid under some rule of its issuer but matching none's claims is unmatched; one that no
   // rule found valid (signature, time, audience…) is refused as invalid, with the first reason
-  const invalid = candidates.some((v) => v.reason === 'claims') ? undefined : candidates.find((v) => v.reason !== undefined)
+  const tried = candidates.filter((v) => v.reason !== 'client')
+  const invalid = tried.some((v) => v.reason === 'claims') ? undefined : tried.find((v) => v.reason !== undefined)
   if (invalid) {
     throw new MandateError('FOREIGN_TOKEN_INVALID', `the token was refused: ${(invalid.reasons[0] ?? invalid.reason ?? 'invalid').slice(0, 200)}`, { detail: { reason: invalid.reason ?? 'invalid', rule: invalid.rule } })
   }
-  throw new MandateError('FEDERATION_NO_MATCH', 'the token matches no federation rule', { detail: { rules: candidates.map((v) => v.rule).join(' ').slice(0, 300) } })
+  throw new MandateError('FEDERATION_NO_MATCH', 'the token matches no federation rule', { detail: { rules: tried.map((v) => v.rule).join(' ').slice(0, 300) } })
 }
 
 /** What the request asks of the template (absent members take the template's). */
@@ -204,14 +207,32 @@ async function spendJti(ctx: AuthorityContext, v: VerifiedForeignToken, assertio
  */
 export async function jwtBearerGrant(ctx: AuthorityContext, p: FormParams, dpop: string | undefined, info: RefusalFields, inProcessGrantor?: string): Promise<IssuedMandate> {
   const assertion = p.required('assertion')
-  const verified = await acceptedToken(ctx, assertion, p.one('nonce'), info)
+  // RFC 8693's parameters belong to the token exchange: read by this grant, they would be ignored,
+  // and a client could believe (as with a mismatched actor_token there) that they took effect
+  for (const n of ['subject_token', 'subject_token_type', 'actor_token', 'actor_token_type', 'requested_token_type']) {
+    if (p.one(n) !== undefined) throw new MandateError('INVALID_REQUEST', `${n} is a token-exchange parameter: the jwt-bearer grant does not take it`)
+  }
+  const verified = await acceptedToken(ctx, assertion, p.one('nonce'), info, claimedClient(p, inProcessGrantor))
   const identity = identityOf(verified)
   if (verified.rule.kind === 'subject') return subjectGrant(ctx, p, dpop, verified, identity, info, inProcessGrantor, assertion)
   if (inProcessGrantor !== undefined) throw new MandateError('INVALID_REQUEST', 'a workload token is redeemed by the workload itself (with its DPoP key), not by a grantor')
   return workloadGrant(ctx, p, dpop, verified, identity, info, assertion)
 }
 
-/** The host app redeeming a person's token: authenticated by its client assertion (HTTP) or named in process. */
+/**
+ * The client that says it redeems the token, read before anything is verified (it only picks among
+ * rules limited to clients; the client is authenticated afterwards): the named grantor in process,
+ * else `client_id`, else the client assertion's `iss`.
+ */
+function claimedClient(p: FormParams, inProcessGrantor: string | undefined): string | undefined {
+  if (inProcessGrantor !== undefined) return inProcessGrantor
+  const id = p.one('client_id')
+  if (id !== undefined) return id
+  const assertion = p.one('client_assertion')
+  const iss = assertion !== undefined ? peekIssuer(assertion, 16 * 1024) : ''
+  return iss === '' ? undefined : iss
+}
+
 /**
  * The client redeeming a person's token: a host app (grantor or admin) authenticated by its client
  * assertion (HTTP) or named in process; for an ID-JAG also the agent the IdP issued it to
@@ -226,6 +247,12 @@ async function hostApp(ctx: AuthorityContext, p: FormParams, dpop: string | unde
   const clientId = p.one('client_id')
   const assertionType = p.one('client_assertion_type')
   const clientAssertion = p.one('client_assertion')
+  // refused before the client assertion is spent (it is single use), so the retry with DPoP can reuse it
+  if (agentMayRedeem && dpop === undefined) {
+    const claimed = claimedClient(p, undefined)
+    const rec = claimed !== undefined ? await ctx.store.getAgent(claimed) : undefined
+    if (rec?.role === 'agent') throw new MandateError('PROOF_MISSING', 'an agent redeeming an ID-JAG for itself proves its key with DPoP')
+  }
   const client = await authenticateClient(ctx, {
     ...(assertionType !== undefined ? { assertionType } : {}), ...(clientAssertion !== undefined ? { assertion: clientAssertion } : {}), ...(clientId !== undefined ? { clientId } : {}),
   }, ctx.endpoints.token)

@@ -12,6 +12,7 @@ import { budgetParam, intParam, LIMITS, onlyMembers, resourceList, scopeList, to
 import { admitPrincipal } from './principals.js'
 import { markPerCallGrants, perCallTools } from './call_modes.js'
 import type { FederatedIdentity } from '../federation/types.js'
+import { INVISIBLE_OR_CONTROL } from '../observability/display_text.js'
 import type { AgentRecord } from '../types.js'
 
 export interface GrantParams {
@@ -48,10 +49,10 @@ const PURPOSE_FORBIDDEN = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069
 // every character that is invisible or not a character: controls, format characters (bidi, zero-width),
 // line and paragraph separators, default-ignorable code points (soft hyphen, fillers, variation
 // selectors), private use, unassigned and lone surrogates. Properties, not a list of look-alikes.
-const LOOKS_FEDERATED = /[#\u266f\u2317\u22d5]|[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Co}\p{Cn}\p{Cs}\p{Default_Ignorable_Code_Point}]/u
+const HASH_SIGNS = /[#\u266f\u2317\u22d5]/
 
 function looksFederated(subject: string): boolean {
-  return LOOKS_FEDERATED.test(subject) || subject.normalize('NFKC').includes('#')
+  return HASH_SIGNS.test(subject) || INVISIBLE_OR_CONTROL.test(subject) || subject.normalize('NFKC').includes('#')
 }
 const GRANT_MEMBERS = ['grantor', 'subject', 'agent', 'purpose', 'audiences', 'scopes', 'tools', 'expiresIn', 'maxDepth', 'budget', 'maxUses', 'txn', 'offline'] as const
 

@@ -31,6 +31,7 @@ import { b64uDecode, MandateError, parseStrictJson, type JsonValue } from '@mand
 import { errors, jwtVerify } from 'jose'
 import type { IssuerKeys } from './issuer_keys.js'
 import { matchClaims } from './match.js'
+import { INVISIBLE_OR_CONTROL } from '../observability/display_text.js'
 import type { FederationRule, VerifiedForeignToken } from './types.js'
 
 /** Default largest external token accepted, in bytes. */
@@ -75,10 +76,6 @@ export interface ForeignTokenRefusal {
 // header members that would let the token pick its own key, or change how it is processed
 const FORBIDDEN_HEADER = ['crit', 'jku', 'x5u', 'jwk', 'b64', 'zip', 'enc']
 const B64URL = /^[A-Za-z0-9_-]+$/
-// eslint-disable-next-line no-control-regex
-// C0, DEL, C1, line/paragraph separators, zero-width and bidi controls, BOM: a subject shown in
-// the dashboard, audit and CLI must read as what it is
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/
 
 class Refused extends Error {
   constructor(readonly reason: ForeignTokenReason, readonly reasons: string[]) {
@@ -185,7 +182,7 @@ function checkClaims(c: Record<string, JsonValue>, rule: FederationRule, opts: V
   if (c.iat === undefined && (jag || rule.token === 'id_token' || rule.maxTokenAge !== undefined)) refuse('iat', 'the token has no iat')
   if (isNum(c.iat) && c.iat > now + skew) refuse('iat', 'the token was issued in the future')
   if (rule.maxTokenAge !== undefined && isNum(c.iat) && now - c.iat > rule.maxTokenAge + skew) refuse('too_old', `the token is older than ${rule.maxTokenAge} s`)
-  if (!isStr(c.sub) || c.sub.length === 0 || c.sub.length > 255 || CONTROL.test(c.sub)) refuse('subject', 'the token sub is missing, longer than 255 characters or has control characters')
+  if (!isStr(c.sub) || c.sub.length === 0 || c.sub.length > 255 || INVISIBLE_OR_CONTROL.test(c.sub)) refuse('subject', 'the token sub is missing, longer than 255 characters or has control, format or invisible characters')
   const accepted = jag ? [opts.authorityIssuer] : rule.audiences ?? [opts.authorityIssuer, opts.tokenEndpoint]
   const aud = audiences(c.aud)
   if (!aud) refuse('audience', 'the token aud is missing or malformed')

@@ -19,6 +19,7 @@
  * left out (a token naming one is `kid`: no usable key), and a key listed twice identically is
  * used once (an identical copy would otherwise make its `kid` ambiguous).
  */
+import { createPublicKey, type JsonWebKey } from 'node:crypto'
 import { fetchBounded, MandateError, parseStrictJson, isSecureTransportUrl } from '@mandate/core'
 import { createLocalJWKSet, errors, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from 'jose'
 import type { IssuerTrust } from './types.js'
@@ -113,8 +114,17 @@ export function rsaModulusBits(n: unknown): number {
 
 /**
  * The keys of a fetched set that may verify anything: public RSA (≥ {@link MIN_RSA_BITS} bits),
- * EC and OKP keys, each identical key once (same type, material, `kid`, `alg` and `use`).
+ * EC and OKP keys that import, each identical key once (same type, material, `kid`, `alg` and `use`).
  */
+function importable(jwk: Record<string, unknown>): boolean {
+  try {
+    createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' })
+    return true
+  } catch {
+    return false
+  }
+}
+
 export function usableKeys(keys: readonly unknown[]): JWK[] {
   const out: JWK[] = []
   const seen = new Set<string>()
@@ -126,6 +136,9 @@ export function usableKeys(keys: readonly unknown[]): JWK[] {
     if (PRIVATE_KEY_MEMBERS.some((m) => jwk[m] !== undefined)) continue
     if (own.some((m) => typeof jwk[m] !== 'string')) continue
     if (jwk.kty === 'RSA' && rsaModulusBits(jwk.n) < MIN_RSA_BITS) continue
+    // a key that cannot be imported (EC coordinates off the curve, a bad modulus, an unknown curve)
+    // verifies nothing: left out here, a token naming it is refused for its kid, never a server error
+    if (!importable(jwk)) continue
     const identity = JSON.stringify([jwk.kty, ...own.map((m) => jwk[m]), jwk.kid ?? null, jwk.alg ?? null, jwk.use ?? null])
     if (seen.has(identity)) continue
     seen.add(identity)

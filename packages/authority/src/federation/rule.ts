@@ -7,7 +7,7 @@
  */
 import { MandateError, type Budget, type JsonValue, type ToolGrant, isSecureTransportUrl } from '@mandate/core'
 import { budgetParam, intParam, LIMITS, resourceList, scopeList, toolList } from '../exchange/params.js'
-import { MIN_RSA_BITS, rsaModulusBits } from './issuer_keys.js'
+import { MIN_RSA_BITS, rsaModulusBits, usableKeys } from './issuer_keys.js'
 import { publicKeyMembers } from './jwk_members.js'
 import { globTokens } from './match.js'
 import {
@@ -139,6 +139,8 @@ function parseJwks(v: unknown, p: string): { keys: Record<string, JsonValue>[] }
     }
     if (k.use !== undefined && k.use !== 'sig') throw bad(`${kp}/use`, 'must be "sig"')
     if (k.alg !== undefined && !(FEDERATION_ALGS as readonly unknown[]).includes(k.alg)) throw bad(`${kp}/alg`, 'is not an accepted algorithm')
+    // a key that does not import (EC coordinates off the curve, an unknown curve) would verify nothing
+    if (usableKeys([k]).length === 0) throw bad(kp, 'is not a usable public key (it does not import)')
     return JSON.parse(JSON.stringify(k)) as Record<string, JsonValue>
   })
   return { keys }

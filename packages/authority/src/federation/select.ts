@@ -21,8 +21,9 @@ export function peekIssuer(token: string, maxBytes = MAX_FOREIGN_TOKEN_BYTES): s
 
 /**
  * Try `rules` in order and return the first that accepts `token`, with one verdict per rule:
- * rules of other issuers are `issuer`, a refusal gives its reason (claims: one reason per claim
- * that does not match), and rules after the match are not tried (`shadowed`).
+ * rules of other issuers are `issuer`, rules whose `clients` do not list `client` (the client that
+ * says it redeems the token, when known) are `client`, a refusal gives its reason (claims: one
+ * reason per claim that does not match), and rules after the match are not tried (`shadowed`).
  *
  * @throws MandateError `JWKS_UNAVAILABLE` when an issuer's keys cannot be obtained (not the token's fault).
  */
@@ -30,6 +31,7 @@ export async function selectRule(
   token: string,
   rules: ReadonlyArray<{ rule: FederationRule; source: RuleSource }>,
   opts: VerifyForeignTokenOptions,
+  client?: string,
 ): Promise<{ verified?: VerifiedForeignToken; explanation: FederationExplanation }> {
   const issuer = peekIssuer(token, opts.maxTokenBytes)
   const verdicts: RuleVerdict[] = []
@@ -42,6 +44,12 @@ export async function selectRule(
     if (issuer === '' || rule.trust.issuer !== issuer) {
       const shown = issuer === '' ? '(unreadable)' : JSON.stringify(issuer.slice(0, 200))
       verdicts.push({ rule: rule.id, source, matched: false, reason: 'issuer', reasons: [`issuer ${shown} is not this rule's`] })
+      continue
+    }
+    // a rule limited to other clients is not the redeeming client's: the next rule may be (two
+    // tenants' rules for one issuer, each for its own host app); the client is authenticated later
+    if (client !== undefined && rule.clients !== undefined && !rule.clients.includes(client)) {
+      verdicts.push({ rule: rule.id, source, matched: false, reason: 'client', reasons: [`client ${JSON.stringify(client.slice(0, 200))} may not redeem tokens under this rule`] })
       continue
     }
     const r = await checkForeignToken(token, rule, opts)

@@ -135,7 +135,8 @@ export interface RuleVerdict {
   /**
    * Absent when matched; otherwise the failed check: a FOREIGN_TOKEN_INVALID `detail.reason`
    * (foreign_token.ts: `signature`, `expired`, `claims`…), `issuer` for a rule of another issuer,
-   * or `shadowed` for a rule after the one that matched (not tried).
+   * `client` for a rule limited to other clients, or `shadowed` for a rule after the one that
+   * matched (not tried).
    */
   reason?: string
   /** Empty when matched; otherwise each failed check, in order. */

@@ -7,11 +7,33 @@ import { FormParams } from '../exchange/params.js'
 export const MAX_FORM_BYTES = 64 * 1024
 export const MAX_JSON_BYTES = 64 * 1024
 
-// stateless with { fatal: true } and no `stream` option: one decoder serves every request
-const utf8 = new TextDecoder('utf-8', { fatal: true })
+// stateless with { fatal: true } and no `stream` option: one decoder serves every request. A
+// byte-order mark is kept (ignoreBOM), so `\ufeffgrant_type` is not read as `grant_type`: a front
+// proxy that keeps it would see another request than the Authority.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 function mediaType(c: Context): string {
   return (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase()
+}
+
+/**
+ * Bodies are read as UTF-8 and as they come (RFC 6749 §B, RFC 8259 §8.1): a declared charset other
+ * than UTF-8, or a content coding, would make what the client meant and what is read differ, so
+ * both are refused rather than ignored.
+ */
+function assertPlainUtf8(c: Context): void {
+  const coding = c.req.header('content-encoding')
+  if (coding !== undefined && coding.trim().toLowerCase() !== 'identity' && coding.trim() !== '') {
+    throw new MandateError('INVALID_REQUEST', 'request bodies with a content coding are not accepted (send it uncompressed)')
+  }
+  const type = c.req.header('content-type')
+  if (type === undefined || !type.includes(';')) return
+  for (const param of type.split(';').slice(1)) {
+    const eq = param.indexOf('=')
+    if (eq === -1 || param.slice(0, eq).trim().toLowerCase() !== 'charset') continue
+    const value = param.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase()
+    if (value !== 'utf-8' && value !== 'utf8') throw new MandateError('INVALID_REQUEST', 'request bodies must be UTF-8 (a charset other than utf-8 was declared)')
+  }
 }
 
 /**
@@ -102,6 +124,7 @@ function tooLarge(c: Context): MandateError {
 }
 
 async function boundedText(c: Context, max: number): Promise<string> {
+  assertPlainUtf8(c)
   const len = c.req.header('content-length')
   if (len !== undefined && (!/^[0-9]{1,12}$/.test(len) || Number(len) > max)) throw tooLarge(c)
   const inc = untouchedIncoming(c)
