@@ -161,6 +161,16 @@ describe('every kind of mistake is refused at its pointer', () => {
     const hostile = { get effect(): string { throw new Error('boom') } }
     expect(pointerOf([hostile])).toBe('')
   })
+
+  it('reads a document built in code once: a getter cannot pass validation as one rule and take effect as another', () => {
+    let reads = 0
+    // outside probe: `tool` answered billing.refund to the check, then nothing.here to the engine
+    const shifty = { id: 'approve-refunds', effect: 'require_approval', on: ['call'], get tool() { return reads++ === 0 ? 'billing.refund' : 'nothing.here' } }
+    const policy = parsePolicyDocument({ rules: [shifty] })
+    expect(reads).toBe(1)
+    expect(JSON.stringify(policy.rules)).toContain('billing.refund')
+    expect(JSON.stringify(policy.rules)).not.toContain('nothing.here')
+  })
 })
 
 describe('valid documents', () => {

@@ -195,6 +195,26 @@ function jsonProblem(v: unknown, depth = 0): string | undefined {
   return 'must be a JSON value'
 }
 
+/**
+ * The document's data, read once: every array element and own enumerable member copied into fresh
+ * arrays and objects, so a getter or proxy of a document built in code cannot answer validation one
+ * thing and the engine another. Holes stay holes; anything else (functions, class instances) and
+ * anything nested deeper than validation reads is kept as it is, for validation to refuse.
+ */
+function snapshot(v: unknown, depth = 0): unknown {
+  if (depth > MAX_JSON_DEPTH + 1 || typeof v !== 'object' || v === null) return v
+  if (Array.isArray(v)) {
+    const out: unknown[] = new Array(v.length)
+    for (let i = 0; i < v.length; i++) if (i in v) out[i] = snapshot(v[i], depth + 1)
+    return out
+  }
+  if (!isPlainObject(v)) return v
+  const out: Record<string, unknown> = {}
+  // defineProperty: a member named __proto__ stays a member (validation names and refuses it)
+  for (const k of Object.keys(v)) Object.defineProperty(out, k, { value: snapshot(v[k], depth + 1), enumerable: true, writable: true, configurable: true })
+  return out
+}
+
 class Issues {
   readonly list: PolicyIssue[] = []
   rule: { index: number; id?: string } | undefined
@@ -495,7 +515,7 @@ export function validatePolicyDocument(doc: unknown, options: PolicyValidationOp
   const issues = new Issues()
   let policy: ValidatedPolicy | undefined
   try {
-    policy = validateDocument(doc, issues, options.registry ?? defaultConstraintRegistry)
+    policy = validateDocument(snapshot(doc), issues, options.registry ?? defaultConstraintRegistry)
   } catch {
     // a getter or proxy that throws (JavaScript callers only): refused, never half-read
     issues.rule = undefined
