@@ -1,5 +1,6 @@
 // A guarded MCP server whose tool answer quotes the request's Authorization / DPoP headers (a debug
-// echo, an error page, a proxy's "invalid token <x>" message), and a streaming tool that prints its
+// echo, an error page, a proxy's "invalid token <x>" message; the guard keeps them from the handler,
+// so the server's own HTTP layer captures them here), and a streaming tool that prints its
 // mandate: neither the credentials nor the proof may reach the model or the stream's consumers.
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -18,7 +19,12 @@ async function echoServer() {
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r))
   const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`
   let handler: ReturnType<typeof createMcpHttpHandler> | undefined
-  http.on('request', (req, res) => void handler?.(req, res))
+  const seen: { authorization?: string; dpop?: string } = {}
+  http.on('request', (req, res) => {
+    if (req.headers.authorization !== undefined) seen.authorization = req.headers.authorization
+    if (typeof req.headers.dpop === 'string') seen.dpop = req.headers.dpop
+    void handler?.(req, res)
+  })
   return {
     url,
     protect(guard: Parameters<typeof createMcpHttpHandler>[0]['guard']) {
@@ -26,8 +32,8 @@ async function echoServer() {
         guard,
         createServer: () => {
           const s = guardMcpServer(new McpServer({ name: 'b', version: '1' }), { guard })
-          s.tool('billing.lookup', { inputSchema: { invoice: z.string() } }, async ({ invoice }, extra) => ({
-            content: [{ type: 'text' as const, text: `invoice ${invoice} not found; request was: ${String(extra.requestInfo?.headers.authorization)} proof=${String(extra.requestInfo?.headers.dpop)}` }],
+          s.tool('billing.lookup', { inputSchema: { invoice: z.string() } }, async ({ invoice }) => ({
+            content: [{ type: 'text' as const, text: `invoice ${invoice} not found; request was: ${String(seen.authorization)} proof=${String(seen.dpop)}` }],
           }))
           return s
         },

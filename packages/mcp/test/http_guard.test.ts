@@ -95,6 +95,11 @@ describe('guarded MCP server over Streamable HTTP', () => {
     const calls = server.log.calls.slice(-3)
     expect(new Set(calls.map((c) => c.call.mandateId)).size).toBe(3)
     expect(calls.every((c) => c.call.callBound && c.call.subject === SUBJECT && c.call.actor === agent.did)).toBe(true)
+    // the handler sees the request's headers (the SDK's extra.requestInfo), never the credential or its proof
+    const headerNames = calls[0]?.headerNames ?? []
+    expect(headerNames).toContain('mcp-session-id')
+    expect(headerNames).not.toContain('authorization')
+    expect(headerNames).not.toContain('dpop')
     expect(calls[0]?.call.ancestors).toEqual([rootJti])
     expect(server.handler.sessions).toBe(sessions)
     expect(transport.sessionId).toBeDefined()

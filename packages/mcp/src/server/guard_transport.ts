@@ -84,6 +84,18 @@ function isResponse(m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId } 
  * (`capabilities.experimental["io.mandate/guard"]`): it is added here, not when the server is built,
  * so a server advertises it exactly when its messages pass through verification.
  */
+/**
+ * The extra info handed on to the SDK, and from it to every handler's `extra.requestInfo`, without
+ * the Authorization and DPoP headers: verified by now, they are of no use to a handler, and a tool
+ * that logs or forwards its request headers would hand out the credential and its proof.
+ */
+function withoutCredentials(extra: MessageExtraInfo | undefined): MessageExtraInfo | undefined {
+  const headers = extra?.requestInfo?.headers
+  if (!extra || !headers || !Object.keys(headers).some((k) => k.toLowerCase() === 'authorization' || k.toLowerCase() === 'dpop')) return extra
+  const kept = Object.fromEntries(Object.entries(headers).filter(([k]) => k.toLowerCase() !== 'authorization' && k.toLowerCase() !== 'dpop'))
+  return { ...extra, requestInfo: { ...extra.requestInfo, headers: kept } }
+}
+
 export class GuardedServerTransport implements Transport {
   readonly #inner: Transport
   readonly #ctx: GuardTransportContext
@@ -197,7 +209,7 @@ export class GuardedServerTransport implements Transport {
       }
       // bounded: the SDK answers each initialize; a peer that floods them gets errors, not state
       if (isInitialize(message) && this.#initializing.size < 16) this.#initializing.add(message.id)
-      this.onmessage?.(message, extra)
+      this.onmessage?.(message, withoutCredentials(extra))
       // the SDK sends no response for a cancelled request: the call ends here (its handler is
       // aborted), so it is reported now and its id is free again
       const cancelled = cancelledRequestId(message)
@@ -206,7 +218,7 @@ export class GuardedServerTransport implements Transport {
     }
     this.#admit(message, extra).then(
       (admitted) => {
-        if (admitted) this.onmessage?.(admitted, extra)
+        if (admitted) this.onmessage?.(admitted, withoutCredentials(extra))
       },
       (err: unknown) => this.onerror?.(err instanceof Error ? err : new Error(String(err))),
     )

@@ -285,6 +285,19 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
   }
 
   /** Authorize one POSTed message at the HTTP layer, then hand it to the session's transport. */
+  /** Drop Authorization and DPoP from a request about to reach the SDK (its raw header list is what the SDK reads). */
+  function withoutCredentialHeaders(req: IncomingMessage): void {
+    const raw = req.rawHeaders
+    const kept: string[] = []
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = (raw[i] as string).toLowerCase()
+      if (name !== 'authorization' && name !== 'dpop') kept.push(raw[i] as string, raw[i + 1] as string)
+    }
+    req.rawHeaders = kept
+    delete req.headers.authorization
+    delete req.headers.dpop
+  }
+
   async function deliver(req: IncomingMessage, res: ServerResponse, s: Session, sessionId: string | undefined, path: string, body: unknown): Promise<void> {
     // the SDK maps each request id to the stream its reply goes to: a request reusing the id of a
     // tool call still being authorized or running would take that mapping over (the call's result
@@ -316,6 +329,9 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
         const actor = httpVerificationOf(verdict.authInfo)?.call.actor
         if (sessionId && actor) sessions.authenticate(sessionId, actor)
       } else delete authed.auth
+      // verified: the SDK copies the request's headers into every handler's `extra.requestInfo`,
+      // and a tool that logs or forwards them would hand out the credential and its proof
+      withoutCredentialHeaders(authed)
       await s.transport.handleRequest(authed, res, body)
     } finally {
       if (callId !== undefined) s.authorizing.delete(callId)

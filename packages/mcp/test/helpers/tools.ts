@@ -6,14 +6,17 @@ import { getVerifiedCall, guardMcpServer, type GuardedMcpServer, type GuardMcpSe
 
 export interface HandlerLog {
   count: number
-  calls: { tool: string; call: VerifiedCall; sawMeta: boolean }[]
+  calls: { tool: string; call: VerifiedCall; sawMeta: boolean; headerNames?: string[] }[]
 }
 
 export function createToolServer(options: GuardMcpServerOptions, log: HandlerLog): GuardedMcpServer {
   const guarded = guardMcpServer(new McpServer({ name: 'test-tools', version: '1.0.0' }), options)
   guarded.tool('echo', { description: 'Echo text', inputSchema: { text: z.string() }, scopes: ['tools:read'] }, async ({ text }, extra) => {
     log.count++
-    log.calls.push({ tool: 'echo', call: getVerifiedCall(), sawMeta: extra._meta !== undefined && Object.keys(extra._meta).some((k) => k.startsWith('io.mandate')) })
+    log.calls.push({
+      tool: 'echo', call: getVerifiedCall(), sawMeta: extra._meta !== undefined && Object.keys(extra._meta).some((k) => k.startsWith('io.mandate')),
+      ...(extra.requestInfo ? { headerNames: Object.keys(extra.requestInfo.headers).map((k) => k.toLowerCase()) } : {}),
+    })
     return { content: [{ type: 'text', text: `echo:${text}` }] }
   })
   guarded.tool('add', { description: 'Add two numbers', inputSchema: { a: z.number(), b: z.number() }, scopes: ['tools:read'] }, async ({ a, b }, extra) => {
