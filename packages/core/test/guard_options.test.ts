@@ -116,3 +116,86 @@ describe('clocks and sizes of the stores and sources', () => {
     for (const rotateEverySeconds of [NaN, 0, -5, Infinity]) expectCode(() => createNonceSource({ rotateEverySeconds }), 'CONFIG_INVALID')
   })
 })
+
+describe('hostile or failing Authority endpoints (outside probe)', () => {
+  const servers: Server[] = []
+  afterAll(async () => {
+    for (const s of servers) s.closeAllConnections()
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))
+  })
+  /** A server on 127.0.0.1 answering each request with `answer(path, n)` (n counts requests), after `delayMs`. */
+  async function serveRaw(answer: (path: string, n: number) => { status: number; body: string }, delayMs = 0): Promise<{ url: string; hits: () => number }> {
+    let n = 0
+    const s = createServer((req, res) => {
+      const a = answer(req.url ?? '', n++)
+      setTimeout(() => void res.writeHead(a.status, { 'content-type': 'application/json' }).end(a.body), delayMs)
+    })
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+    servers.push(s)
+    return { url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`, hits: () => n }
+  }
+
+  it('a key set from a URL (as createGuard({ jwks: url }) builds) stops trusting its keys an hour after the last good fetch', async () => {
+    const key = Ed25519Key.generate()
+    let down = false
+    const jwks = await serveRaw(() => (down ? { status: 503, body: '' } : { status: 200, body: JSON.stringify({ keys: [key.publicJwk] }) }))
+    let t = Date.now()
+    const keys = createRemoteKeySet(`${jwks.url}/jwks`, { now: () => t })
+    await keys.refresh()
+    down = true
+    t += 59 * 60_000
+    await expect(Promise.resolve(keys.resolve(key.kid))).resolves.toBeDefined()
+    t += 2 * 60_000
+    await expectReject(Promise.resolve().then(() => keys.resolve(key.kid)), 'JWKS_UNAVAILABLE')
+    // for ever only when asked for
+    const forever = createRemoteKeySet(`${jwks.url}/jwks`, { now: () => t, maxStalenessMs: Infinity })
+    down = false
+    await forever.refresh()
+    down = true
+    t += 365 * 86_400_000
+    await expect(Promise.resolve(forever.resolve(key.kid))).resolves.toBeDefined()
+  })
+
+  it('a status endpoint that always says `more`, each page slow: a check waits at most one fetch deadline, and one refresh ends by its own', async () => {
+    const page = (n: number) => JSON.stringify({ issuer: ISSUER, cursor: String(n + 1), mandates: [`m${n}`], tasks: [], agents: [], more: true })
+    const slow = await serveRaw((_p, n) => ({ status: 200, body: page(n) }), 100)
+    const status = createRevocationStatusClient(`${slow.url}/status`, { issuer: ISSUER, timeoutMs: 300, maxStalenessMs: 1_000, intervalMs: 0 })
+    const started = Date.now()
+    await expectReject(Promise.resolve().then(() => status.isRevoked({ ids: ['x'], txn: 't', actors: [] })), 'REVOCATION_STATUS_UNAVAILABLE')
+    expect(Date.now() - started).toBeLessThan(1_000)
+    // the refresh itself gives up at the staleness limit, long before 200 pages
+    await expectReject(status.refresh(), 'REVOCATION_STATUS_UNAVAILABLE')
+    expect(slow.hits()).toBeLessThan(20)
+  })
+
+  it('an endpoint refusing every cursor (400) is read again from the start once per refresh, not once per page', async () => {
+    const answers = await serveRaw((p, n) => (p.includes('since=')
+      ? { status: 400, body: '{}' }
+      : { status: 200, body: JSON.stringify({ issuer: ISSUER, cursor: String(n), mandates: [`m${n}`], tasks: [], agents: [], more: true }) }))
+    const status = createRevocationStatusClient(`${answers.url}/status`, { issuer: ISSUER })
+    await expectReject(status.refresh(), 'REVOCATION_STATUS_UNAVAILABLE')
+    // the first page, the refused cursor, the whole list again, the refused cursor again: then it gives up
+    expect(answers.hits()).toBe(4)
+  })
+
+  it('a full revocation list still takes a page that repeats ids it holds', async () => {
+    const { MemoryRevocationList } = await import('../src/stores/revocation.js')
+    const list = new MemoryRevocationList({ maxEntries: 3 })
+    list.add({ mandates: ['a', 'b'], tasks: ['t'] })
+    list.add({ mandates: ['a', 'b'], tasks: ['t'] })
+    expectCode(() => list.add({ agents: ['new'] }), 'CAPACITY_EXCEEDED')
+    expect(list.isRevoked({ ids: ['b'], txn: 'x', actors: [] })).toBe(true)
+  })
+
+  it('Authority metadata with a repeated member is refused, not read last-wins', async () => {
+    const { fetchAuthorityMetadata } = await import('@mandate/core')
+    let issuer = ''
+    const meta = await serveRaw(() => ({ status: 200, body: `{"issuer":"https://evil.example","jwks_uri":"${issuer}/jwks","token_endpoint":"${issuer}/token","issuer":"${issuer}"}` }))
+    issuer = meta.url
+    await expectReject(fetchAuthorityMetadata(issuer), 'INVALID_RESPONSE')
+    // the same document without the repeat is read
+    const plain = await serveRaw(() => ({ status: 200, body: JSON.stringify({ issuer: plainUrl, jwks_uri: `${plainUrl}/jwks`, token_endpoint: `${plainUrl}/token` }) }))
+    const plainUrl = plain.url
+    await expect(fetchAuthorityMetadata(plainUrl)).resolves.toMatchObject({ issuer: plainUrl })
+  })
+})

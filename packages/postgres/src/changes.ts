@@ -10,6 +10,7 @@
 import { randomUUID } from 'node:crypto'
 import type { StoreChange } from '@mandate/authority'
 import type pg from 'pg'
+import { connectClient } from './pool_client.js'
 
 export const CHANNEL = 'mandate_store'
 
@@ -52,9 +53,12 @@ export class ChangeChannel {
   }
 
   async #connect(): Promise<void> {
-    const client = await this.pool.connect()
     let dead = false
+    let client: pg.PoolClient | undefined
+    let early: Error | undefined
     const lost = (err?: Error) => {
+      // an error the pool saw before connectClient resolved: handled once the client is known
+      if (!client) return void (early = err ?? new Error('listener connection ended'))
       if (dead) return
       dead = true
       client.removeAllListeners('notification')
@@ -62,7 +66,11 @@ export class ChangeChannel {
       if (this.#client === client) this.#client = undefined
       this.#schedule()
     }
-    client.on('error', lost)
+    client = await connectClient(this.pool, lost)
+    if (early) {
+      lost(early)
+      throw early
+    }
     client.on('end', () => lost())
     client.on('notification', (msg: pg.Notification) => {
       if (msg.channel !== CHANNEL) return

@@ -8,6 +8,7 @@
 import { MandateError } from '@mandate/core'
 import pg from 'pg'
 import { storeError } from './errors.js'
+import { connectClient } from './pool_client.js'
 
 /** Advisory lock keys (two 32-bit halves: "mndt" and a purpose). */
 export const LOCK_NAMESPACE = 0x6d6e6474
@@ -195,8 +196,7 @@ export async function migrate(target: string | pg.Pool, options: MigrateOptions 
   let client: pg.PoolClient | undefined
   let broken: unknown
   try {
-    client = await pool.connect()
-    client.on('error', (err: Error) => void (broken = err))
+    client = await connectClient(pool, (err: Error) => void (broken = err))
     // pg_advisory_lock obeys lock_timeout: a bounded wait, then 55P03 (reset before the DDL runs)
     await client.query(`SET lock_timeout = ${lockTimeoutMs}`)
     try {

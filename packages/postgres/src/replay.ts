@@ -24,6 +24,7 @@
 import { createHash } from 'node:crypto'
 import { MandateError, type ReplayStore } from '@mandate/core'
 import pg from 'pg'
+import { connectClient } from './pool_client.js'
 
 export interface PostgresReplayStoreOptions {
   /** A connection string; the store creates and owns a pool. */
@@ -125,7 +126,8 @@ export class PostgresReplayStore implements ReplayStore {
   /** Create the table and its expiry index if missing. Idempotent; safe to run from many instances at once. */
   async createTable(): Promise<void> {
     await this.#run(async () => {
-      const client = await this.#pool.connect()
+      let broken: Error | undefined
+      const client = await connectClient(this.#pool, (err: Error) => void (broken = err))
       try {
         await client.query('BEGIN')
         // concurrent CREATE TABLE IF NOT EXISTS can still collide in the catalog: serialize them
@@ -137,7 +139,8 @@ export class PostgresReplayStore implements ReplayStore {
         await client.query('ROLLBACK').catch(() => {})
         throw err
       } finally {
-        client.release()
+        // a connection that broke is discarded, never handed out again
+        client.release(broken ?? false)
       }
     })
   }

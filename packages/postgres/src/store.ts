@@ -24,6 +24,7 @@ import pg from 'pg'
 import { isTransient, storeError } from './errors.js'
 import { AUDIT_CHAIN_LOCK, LOCK_NAMESPACE, migrate, schemaVersion, SCHEMA_VERSION, SIGNING_KEY_LOCK } from './migrations.js'
 import { ChangeChannel, CHANNEL } from './changes.js'
+import { connectClient } from './pool_client.js'
 
 export interface PostgresStoreOptions {
   /** `postgres://user@host:port/db`. Give this or `pool`. */
@@ -331,8 +332,16 @@ export class PostgresStore implements AuthorityStore {
   }
 
   /** Resolves when the database answers; STORE_UNAVAILABLE otherwise (readiness checks). */
+  /**
+   * Readiness: the database answers and takes writes. A read-only one (a hot standby, a failover
+   * in progress, `default_transaction_read_only`) answers SELECT 1 while every exchange would fail:
+   * not ready, so a load balancer sends the traffic elsewhere.
+   */
   async ping(): Promise<void> {
-    await this.#q('SELECT 1', [], 'a readiness check')
+    const [row] = await this.#q("SELECT current_setting('transaction_read_only') AS ro, pg_is_in_recovery() AS recovery", [], 'a readiness check')
+    if (row?.ro !== 'off' || row?.recovery !== false) {
+      throw new MandateError('STORE_UNAVAILABLE', 'the database is read-only (a standby, or default_transaction_read_only): writes would fail')
+    }
   }
 
   subscribe(listener: StoreChangeListener): () => void {
@@ -356,14 +365,13 @@ export class PostgresStore implements AuthorityStore {
 
   async withSigningKeyLock<T>(fn: () => Promise<T>): Promise<T> {
     let client: pg.PoolClient
+    let broken: Error | undefined
+    const onError = (err: Error) => void (broken = err)
     try {
-      client = await this.pool.connect()
+      client = await connectClient(this.pool, onError)
     } catch (err) {
       throw storeError(err, 'locking the signing keys')
     }
-    let broken: Error | undefined
-    const onError = (err: Error) => void (broken = err)
-    client.on('error', onError)
     try {
       await client.query('SELECT pg_advisory_lock($1, $2)', [LOCK_NAMESPACE, SIGNING_KEY_LOCK])
       try {
@@ -445,11 +453,10 @@ export class PostgresStore implements AuthorityStore {
   async #writerClient(): Promise<Writer> {
     if (this.#writer && !this.#writer.broken) return this.#writer
     this.#dropWriter()
-    const client = await this.pool.connect()
-    const w: Writer = { client }
     // a connection that breaks between two queries emits 'error' on the checked-out client (with no
     // listener the process would crash): remember it, the next query fails and the group rolls back
-    client.on('error', (err: Error) => void (w.broken = err))
+    const w = {} as Writer
+    w.client = await connectClient(this.pool, (err: Error) => void (w.broken = err))
     this.#writer = w
     return w
   }

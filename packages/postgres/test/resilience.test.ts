@@ -71,6 +71,31 @@ describe.skipIf(!requireService('postgres'))('postgres store resilience', () => 
     return s
   }
 
+  it('readiness: a read-only database (a standby, default_transaction_read_only) is not ready; writable again, it is', async () => {
+    const url = await server.database()
+    const store = await createPostgresStore({ connectionString: url, migrate: true, listen: false })
+    stores.push(store)
+    await store.ping()
+    const admin = new pg.Client({ connectionString: url })
+    await admin.connect()
+    const db = (await admin.query('SELECT current_database() AS d')).rows[0].d as string
+    try {
+      await admin.query(`ALTER DATABASE "${db}" SET default_transaction_read_only = on`)
+      // sessions opened from now on are read-only
+      const ro = await createPostgresStore({ connectionString: url, migrate: false, listen: false })
+      stores.push(ro)
+      expect(await codeOf(ro.ping())).toBe('STORE_UNAVAILABLE')
+      expect(await codeOf(ro.appendAudit(draft()))).toBe('STORE_UNAVAILABLE')
+      await ro.close()
+    } finally {
+      await admin.query(`ALTER DATABASE "${db}" RESET default_transaction_read_only`)
+      await admin.end()
+    }
+    const rw = await createPostgresStore({ connectionString: url, migrate: false, listen: false })
+    stores.push(rw)
+    await rw.ping()
+  })
+
   it('a full write queue refuses at once with CAPACITY_EXCEEDED (503); the queued writes commit', async () => {
     const store = await open({ maxQueuedWrites: 5 })
     const codes = await Promise.all(Array.from({ length: 20 }, (_, i) => codeOf(store.appendAudit(draft({ i })))))

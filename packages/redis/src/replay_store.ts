@@ -1,12 +1,16 @@
 /**
  * Single use shared by every guard and Authority instance that points at one Redis: a key is
- * claimed with one `SET key 1 PX ttl NX`, which Redis executes atomically, so of any number of
- * concurrent claims from any number of processes exactly one sees `OK`.
+ * claimed by one script that Redis executes atomically (set the key to a token unique to this
+ * claim, unless it is set), so of any number of concurrent claims from any number of processes
+ * exactly one wins. The token tells a claim's own earlier attempt from another's: a client that
+ * resends a command after a reconnection (ioredis does, for commands that got no reply) would
+ * otherwise read its own claim back as a replay and refuse a first use.
  *
  * Fail closed: a Redis that is down, slow (beyond `timeoutMs`) or answering with an error makes
  * `use()` throw `REPLAY_STORE_UNAVAILABLE`; it never resolves true without Redis having recorded
  * the key.
  */
+import { randomBytes } from 'node:crypto'
 import { MandateError, type ReplayStore } from '@mandate/core'
 import { Redis, type Cluster } from 'ioredis'
 import { boundedKey } from './key.js'
@@ -30,6 +34,12 @@ export interface RedisReplayStoreOptions {
 }
 
 const DEFAULT_PREFIX = 'mandate:replay:'
+
+/** KEYS[1] the key, ARGV[1] this claim's token, ARGV[2] the TTL in ms: 1 when this claim holds the key, 0 when another does. */
+const CLAIM = `local v = redis.call('GET', KEYS[1])
+if v == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+if v == ARGV[1] then return 1 end
+return 0`
 
 /** A `ReplayStore` on Redis. Build it with {@link createRedisReplayStore}. */
 export class RedisReplayStore implements ReplayStore {
@@ -84,22 +94,30 @@ export class RedisReplayStore implements ReplayStore {
     // decided by the clock that judged the credential fresh, so a Redis host whose clock runs ahead
     // cannot shorten it. An already-expired key is still written (≥ 1 s): the answer never skips Redis.
     const ttl = Math.max(1000, Math.ceil((Math.floor(expiresAt) + 1) * 1000 - this.#now()))
-    const answer = await this.#run(() => this.#client.set(boundedKey(this.#prefix, key), '1', 'PX', ttl, 'NX'))
-    if (answer === 'OK') return true
-    if (answer === null) return false
-    throw this.#unavailable(new Error('unexpected SET answer'))
+    return this.#claim(boundedKey(this.#prefix, key), ttl)
+  }
+
+  async #claim(key: string, ttl: number): Promise<boolean> {
+    const token = randomBytes(16).toString('base64url')
+    const answer = await this.#run(() => this.#client.eval(CLAIM, 1, key, token, String(ttl)))
+    if (answer === 1) return true
+    if (answer === 0) return false
+    throw this.#unavailable(new Error('unexpected answer from the claim script'))
   }
 
   /**
-   * Readiness: resolves when this store can do its job. A write, not a PING (a Redis user allowed
-   * PING but not SET would look ready while every `use()` fails), and, where Redis tells
+   * Readiness: resolves when this store can do its job. A claim, not a PING (a Redis user allowed
+   * PING but not the claim would look ready while every `use()` fails), and, where Redis tells
    * (`INFO memory`), a `maxmemory-policy` of `noeviction`: under any other policy a full Redis
    * evicts single-use keys (every key here has a TTL, so `volatile-*` policies evict them too) and
    * a replay is accepted. REPLAY_STORE_UNAVAILABLE when Redis does not answer or refuses the write,
    * CONFIG_INVALID when it evicts; a Redis that does not answer INFO is not checked for eviction.
    */
   async ping(): Promise<void> {
-    await this.#run(() => this.#client.set(boundedKey(this.#prefix, 'readiness-check'), '1', 'PX', 1000))
+    // the very command use() sends (a Redis user allowed SET but not EVAL would look ready otherwise)
+    if (!(await this.#claim(boundedKey(this.#prefix, `readiness-check:${randomBytes(9).toString('base64url')}`), 1000))) {
+      throw this.#unavailable(new Error('a fresh readiness key was already claimed'))
+    }
     // INFO may be refused (managed Redis): then eviction is not checked, and nothing is reported
     let timer: ReturnType<typeof setTimeout> | undefined
     const info = await Promise.race([

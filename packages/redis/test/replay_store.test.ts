@@ -83,6 +83,56 @@ describe.skipIf(!requireService('redis'))('RedisReplayStore', () => {
     }
   })
 
+  it('readiness is the claim itself: a user that may SET but not EVAL is not ready either', async () => {
+    const admin = new Redis(redis.url)
+    try {
+      await admin.call('ACL', 'SETUSER', 'setonly', 'on', '>setonly-secret-1', '~*', '-@all', '+ping', '+get', '+set', '+info')
+      const url = new URL(redis.url)
+      const store = open({ url: `redis://setonly:setonly-secret-1@${url.host}`, prefix: 'acl2:' })
+      await refusedWith(store.ping(), 'REPLAY_STORE_UNAVAILABLE')
+      await refusedWith(store.use('k', sec() + 60), 'REPLAY_STORE_UNAVAILABLE')
+    } finally {
+      await admin.call('ACL', 'DELUSER', 'setonly')
+      admin.disconnect()
+    }
+  })
+
+  it('connections killed mid-command: a first use is never read back as a replay (the client resends it), and single use holds', async () => {
+    // outside probe: ioredis resends a SET NX that got no reply after it reconnects; the resent one
+    // found the key its own first attempt had set, and a legitimate first use came back false
+    const store = open({ url: redis.url, prefix: 'kill:' })
+    await store.ping()
+    const admin = new Redis(redis.url)
+    admin.on('error', () => undefined)
+    let killing = true
+    const killer = (async () => {
+      while (killing) {
+        await admin.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes').catch(() => undefined)
+        await new Promise((r) => setTimeout(r, Math.random() * 20))
+      }
+    })()
+    // 16 callers in turn, as guards do: each next claim goes out as the previous one answers
+    const keys = Array.from({ length: 4000 }, (_, i) => `first:${i}:${Math.random()}`)
+    const answers: string[] = []
+    await Promise.all(Array.from({ length: 16 }, async (_, w) => {
+      for (let i = w; i < keys.length; i += 16) {
+        answers[i] = await store.use(keys[i] as string, sec() + 60).then((v) => String(v), (e: unknown) => (MandateError.is(e) ? e.code : 'raw'))
+      }
+    }))
+    killing = false
+    await killer
+    admin.disconnect()
+    const tally = answers.reduce<Record<string, number>>((t, a) => ({ ...t, [a]: (t[a] ?? 0) + 1 }), {})
+    expect(tally.false ?? 0, JSON.stringify(tally)).toBe(0)
+    expect(Object.keys(tally).every((a) => a === 'true' || a === 'REPLAY_STORE_UNAVAILABLE'), JSON.stringify(tally)).toBe(true)
+    // every key claimed is held: a second use of it is a replay
+    await untilAnswers(store)
+    const claimed = keys.filter((_, i) => answers[i] === 'true')
+    expect(claimed.length).toBeGreaterThan(0)
+    const again = await Promise.all(claimed.map((k) => store.use(k, sec() + 60)))
+    expect(again.every((v) => v === false)).toBe(true)
+  }, 60_000)
+
   it('a key used concurrently from many clients is first-used exactly once', async () => {
     const clients = Array.from({ length: 16 }, () => open({ url: redis.url, prefix: 'atomic:' }))
     await Promise.all(clients.map((c) => c.ping()))

@@ -3,6 +3,7 @@
  * bounded read, exact issuer match, every endpoint member an absolute https URL (http on loopback)
  * or absent.
  */
+import { parseStrictJson } from '../encoding/strict_json.js'
 import { MandateError } from '../errors.js'
 import { fetchBounded, safeUrl } from '../http/bounded_fetch.js'
 import { isSecureTransportUrl, requireSecureUrl } from '../http/transport_url.js'
@@ -61,7 +62,8 @@ export async function fetchAuthorityMetadata(issuer: string, options: FetchAutho
   if (res.status !== 200) throw new MandateError('INVALID_RESPONSE', `Authority metadata answered HTTP ${res.status}`, { detail })
   let m: unknown
   try {
-    m = JSON.parse(res.text) as unknown
+    // strict, as the JWKS and the revocation status: a repeated `issuer` or `jwks_uri` is refused, not last-wins
+    m = parseStrictJson(res.text, { maxDepth: 16, maxArray: 4096, maxMembers: 512 })
   } catch {
     throw new MandateError('INVALID_RESPONSE', 'Authority metadata is not valid JSON', { detail })
   }

@@ -103,8 +103,9 @@ export interface RemoteKeySetOptions {
   timeoutMs?: number
   /**
    * Fail closed (JWKS_UNAVAILABLE) when no fetch has succeeded for this long (ms), so a key the
-   * issuer withdrew is not trusted forever while the issuer is unreachable. Default: no limit
-   * (known keys are kept); createRemoteGuard sets one hour.
+   * issuer withdrew (a stolen key rotated out) is not trusted forever while the issuer is
+   * unreachable or the fetch is blocked. Default 3 600 000 (one hour, as createRemoteGuard);
+   * `Infinity` keeps known keys for ever.
    */
   maxStalenessMs?: number
   fetch?: typeof fetch
@@ -126,7 +127,7 @@ export function createRemoteKeySet(url: string | URL, options: RemoteKeySetOptio
   const target = requireSecureUrl(url, 'the JWKS URL', { insecureAllowHttp: options.insecureAllowHttp })
   const cooldown = options.cooldownMs ?? 30_000
   const maxAge = options.maxAgeMs ?? 600_000
-  const maxStaleness = options.maxStalenessMs ?? Infinity
+  const maxStaleness = options.maxStalenessMs ?? 3_600_000
   const timeout = options.timeoutMs ?? 5_000
   for (const [name, v] of [['cooldownMs', cooldown], ['maxAgeMs', maxAge], ['timeoutMs', timeout]] as const) {
     if (!Number.isSafeInteger(v) || v < 0 || (name === 'timeoutMs' && v < 1)) throw new MandateError('CONFIG_INVALID', `${name} must be a ${name === 'timeoutMs' ? 'positive' : 'non-negative'} integer of milliseconds`)

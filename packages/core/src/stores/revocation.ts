@@ -35,7 +35,8 @@ export class MemoryRevocationList implements RevocationSource {
   add(entries: RevocationEntries): void {
     const put = (set: Set<string>, values: Iterable<string> | undefined) => {
       for (const v of values ?? []) {
-        if (this.mandates.size + this.tasks.size + this.agents.size >= this.#max) throw new MandateError('CAPACITY_EXCEEDED', 'revocation list is full')
+        // an id already held costs nothing: a full list still takes a page that repeats it
+        if (!set.has(v) && this.mandates.size + this.tasks.size + this.agents.size >= this.#max) throw new MandateError('CAPACITY_EXCEEDED', 'revocation list is full')
         set.add(v)
       }
     }

@@ -94,6 +94,13 @@ export function parseRevocationStatusDocument(value: unknown, issuer: string, ur
   return doc
 }
 
+/** Wait for `p` to settle, or `ms`, whichever is first (never rejects). */
+async function settledWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  await Promise.race([p.catch(() => undefined), new Promise<void>((r) => { timer = setTimeout(r, ms) })])
+  clearTimeout(timer)
+}
+
 /**
  * A revocation source that polls the Authority's status endpoint incrementally. A guard learns of a
  * revocation within one interval; if no refresh has succeeded for longer than `maxStalenessMs`
@@ -101,7 +108,9 @@ export function parseRevocationStatusDocument(value: unknown, issuer: string, ur
  *
  * Concurrent checks share one in-flight refresh: a check that arrives while a fetch is running
  * waits for it rather than answering from (or refusing for) older state — on a cold start the
- * first calls all wait for the first document.
+ * first calls all wait for the first document — but at most `timeoutMs`; a refresh still running
+ * then (a slow or endless endpoint) leaves the check to what is known, within `maxStalenessMs`, and
+ * one refresh gives up after `maxStalenessMs`.
  */
 export function createRevocationStatusClient(url: string | URL, options: RevocationStatusClientOptions): RevocationStatusClient {
   if (typeof options !== 'object' || options === null) throw new MandateError('CONFIG_INVALID', 'createRevocationStatusClient needs an options object')
@@ -127,21 +136,30 @@ export function createRevocationStatusClient(url: string | URL, options: Revocat
   // the Authority's own advice, when it asks for more frequent polls than this client's interval
   let advised = Infinity
 
-  /** Every page from the cursor on; the client is current (lastOk) only after the last one. */
+  /**
+   * Every page from the cursor on; the client is current (lastOk) only after the last one. One
+   * refresh ends by a deadline (the staleness limit, at least one fetch's): an endpoint that keeps
+   * answering `more`, each page just inside the fetch deadline, cannot keep it running for hours.
+   */
   async function load(): Promise<void> {
+    const deadline = now() + Math.max(timeoutMs, staleness)
+    const state = { restarted: false }
     for (let page = 0; ; page++) {
       if (page >= MAX_PAGES) throw unavailable(`revocation status has more than ${MAX_PAGES} pages; refusing`, detailUrl, 'pages')
-      const more = await loadPage()
+      if (page > 0 && now() > deadline) throw unavailable('revocation status refresh did not finish in time; refusing', detailUrl, 'deadline')
+      const more = await loadPage(state)
       if (!more) break
     }
     lastOk = now()
   }
 
-  async function loadPage(): Promise<boolean> {
+  async function loadPage(state: { restarted: boolean }): Promise<boolean> {
     let res = await fetchPage(cursor)
     // 400 to a cursor: the Authority does not know it (restored from a backup, so its cursors went
-    // back; or a cursor it never gave): read the whole list again, keeping what was learned
-    if (res.status === 400 && cursor !== undefined) {
+    // back; or a cursor it never gave): read the whole list again, keeping what was learned; once
+    // per refresh (an endpoint refusing every cursor would make each page two full reads)
+    if (res.status === 400 && cursor !== undefined && !state.restarted) {
+      state.restarted = true
       cursor = undefined
       res = await fetchPage(undefined)
     }
@@ -183,8 +201,10 @@ export function createRevocationStatusClient(url: string | URL, options: Revocat
     list,
     refresh,
     async isRevoked(q: RevocationQuery) {
-      if (inflight) await inflight.catch(() => undefined)
-      else if (now() - lastTry >= Math.min(interval, advised)) await refresh().catch(() => undefined)
+      const running = inflight ?? (now() - lastTry >= Math.min(interval, advised) ? refresh() : undefined)
+      // a check waits for the refresh in flight (it may carry a revocation), but no longer than one
+      // fetch's deadline: then it answers from what is known, within the staleness limit below
+      if (running) await settledWithin(running, timeoutMs)
       if (lastOk === -Infinity) throw unavailable('revocation status has not been loaded yet; refusing', detailUrl, 'never-loaded')
       if (now() - lastOk > staleness) throw unavailable('revocation status is stale; refusing', detailUrl, 'stale')
       return list.isRevoked(q)
