@@ -251,6 +251,21 @@ describe('a person\'s ID token, redeemed by the host app', () => {
     }
   })
 
+  it('an ID-JAG refused under its issuer\'s ID-JAG rule is refused for that rule\'s reason, not for another kind\'s typ', async () => {
+    const mixed = await createAuthority({ issuer: ISSUER, now: clock.now, federation: { rules: [
+      { id: 'login', kind: 'subject', token: 'id_token', audiences: [HOST_CLIENT], trust: { issuer: JAG_IDP, jwks: { keys: [jag.jwk] }, algorithms: ['ES256'] }, claims: {}, template: { audiences: [MCP], tools: TICKETS, maxLifetime: 60 } },
+      { id: 'xaa', kind: 'subject', token: 'id_jag', trust: { issuer: JAG_IDP, jwks: { keys: [jag.jwk] }, algorithms: ['ES256'] }, claims: {}, template: { audiences: [MCP], tools: TICKETS, maxLifetime: 60 } },
+    ] } })
+    try {
+      await mixed.registerAgent({ did: hostApp.did, name: 'host-app', role: 'grantor' })
+      await mixed.registerAgent({ did: agent.did, name: 'assistant' })
+      const err = await mixed.grantFederated({ grantor: hostApp.did, assertion: await idJag({ aud: 'https://other-authority.example' }), agent: agent.did }).catch((e: unknown) => e)
+      expect(err).toMatchObject({ code: 'FOREIGN_TOKEN_INVALID', detail: { rule: 'xaa', reason: 'audience' } })
+    } finally {
+      await mixed.close()
+    }
+  })
+
   it('the jwt-bearer grant refuses the token exchange\'s parameters instead of ignoring them', async () => {
     const base = { grant_type: JWT_BEARER, nonce: 'n-0S6_WzA2Mj', agent: agent.did }
     for (const extra of [{ subject_token: 'x' }, { subject_token_type: 'urn:ietf:params:oauth:token-type:access_token' }, { actor_token: 'x' }, { actor_token_type: 'urn:ietf:params:oauth:token-type:jwt' }, { requested_token_type: 'urn:mandate:token-type:call-credential' }]) {

@@ -47,9 +47,11 @@ describe('_meta path: one call per request id at a time', () => {
     void client.send({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'echo', arguments: { text: 'one' }, _meta: { [CREDENTIAL_META_KEY]: c1 } } })
     void client.send({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'echo', arguments: { text: 'two' }, _meta: { [CREDENTIAL_META_KEY]: c2 } } })
     for (let i = 0; i < 100 && got.filter((m) => 'id' in m && m.id === 7).length < 2; i++) await new Promise((r) => setTimeout(r, 10))
-    const answers = got.filter((m) => 'id' in m && m.id === 7) as Array<{ result?: { content?: Array<{ text?: string }> }; error?: { data?: { mandate_code?: string } } }>
+    const answers = got.filter((m) => 'id' in m && m.id === 7) as Array<{ result?: { content?: Array<{ text?: string }> }; error?: { code?: number; data?: { mandate_code?: string } } }>
     expect(answers).toHaveLength(2)
     expect(answers.map((a) => a.result?.content?.[0]?.text ?? a.error?.data?.mandate_code).sort()).toEqual(['INVALID_REQUEST', 'echo:one'])
+    // the JSON-RPC code of any other request reusing a running call's id (Invalid Request)
+    expect(answers.find((a) => a.error)?.error?.code).toBe(-32600)
     expect(log.count).toBe(1)
     expect(log.calls[0]?.call?.actor).toBe(one.did)
     for (let i = 0; i < 100 && !reports.some((r) => r.decision === 'allowed'); i++) await new Promise((r) => setTimeout(r, 10))

@@ -109,7 +109,9 @@ async function acceptedToken(ctx: AuthorityContext, assertion: string, nonce: st
   // a token valid under some rule of its issuer but matching none's claims is unmatched; one that no
   // rule found valid (signature, time, audience…) is refused as invalid, with the first reason
   const tried = candidates.filter((v) => v.reason !== 'client')
-  const invalid = tried.some((v) => v.reason === 'claims') ? undefined : tried.find((v) => v.reason !== undefined)
+  // the reason of a rule of the token's own kind: a `typ` refusal only says the token is of another
+  // kind than that rule's, so another rule's verdict (audience, expiry…) says more
+  const invalid = tried.some((v) => v.reason === 'claims') ? undefined : (tried.find((v) => v.reason !== undefined && v.reason !== 'typ') ?? tried.find((v) => v.reason !== undefined))
   if (invalid) {
     throw new MandateError('FOREIGN_TOKEN_INVALID', `the token was refused: ${(invalid.reasons[0] ?? invalid.reason ?? 'invalid').slice(0, 200)}`, { detail: { reason: invalid.reason ?? 'invalid', rule: invalid.rule } })
   }

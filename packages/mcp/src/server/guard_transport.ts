@@ -240,7 +240,11 @@ export class GuardedServerTransport implements Transport {
     try {
       // the id is taken before the first await: a second call with it, arriving while this one is
       // being verified, is refused (else both would run, under one in-flight entry and one audit record)
-      if (this.#ctx.inFlight.has(message.id) || this.#busy(message.id)) throw new MandateError('INVALID_REQUEST', 'a call with this request id is already running')
+      if (this.#ctx.inFlight.has(message.id) || this.#busy(message.id)) {
+        // a protocol error, answered as for any other request reusing the id (JSON-RPC -32600)
+        await this.#inner.send(busyIdResponse(message.id), { relatedRequestId: message.id })
+        return undefined
+      }
       this.#admitting.add(message.id)
       reserved = true
       let call: VerifiedCall
