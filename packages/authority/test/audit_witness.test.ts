@@ -3,7 +3,7 @@
  * server on 127.0.0.1), exported over HTTP, and used by verify to detect what the database alone
  * cannot (a log wiped or rolled back together with its heads). Also the streamed JSONL export.
  */
-import { copyFileSync, readFileSync } from 'node:fs'
+import { copyFileSync, existsSync, readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createClientAssertion, Ed25519Key } from '@mandate/core'
@@ -135,6 +135,19 @@ describe('audit witness', () => {
     const [mark] = await rewritten.audit.query({ type: 'audit.unsealed' })
     expect(mark?.fields.reason).toBe(`record ${top.seq} is not the record the witness's signed head covers (the log was rolled back and written again)`)
     await rewritten.close()
+
+    // two Authorities on one store sharing one witness file: the second to start finds the first's heads in the store
+    const shared = `${tmp.dir}/behind-shared.db`
+    const ws = `${tmp.dir}/behind-shared.jsonl`
+    const one = await createAuthority({ issuer, store: openSqliteStore(shared), auditWitness: { file: ws } })
+    await busy(one, 2)
+    const oneHead = (await one.audit.checkpoint())!.seq
+    await until(() => existsSync(ws) && readFileSync(ws, 'utf8').includes(`"seq":${oneHead},`))
+    const two = await createAuthority({ issuer, store: openSqliteStore(shared), auditWitness: { file: ws } })
+    await two.registerAgent({ did: Ed25519Key.generate().did, name: 'two' })
+    expect(await two.audit.query({ type: 'audit.unsealed' })).toEqual([])
+    await two.close()
+    await one.close()
 
     // the genuine log with its own witness: nothing to record
     const fresh = `${tmp.dir}/behind-fresh.db`

@@ -54,8 +54,8 @@ describe('one client authentication method per request', () => {
 describe('bodies are UTF-8, as sent', () => {
   it('a declared charset other than UTF-8, a content coding, or a byte-order mark is refused, not read past', async () => {
     for (const headers of [
-      { 'content-type': 'application/x-www-form-urlencoded; charset=iso-8859-1' } as Record<string, string>,
-      { 'content-type': 'application/x-www-form-urlencoded; charset="utf-16"' },
+      { 'content-type': 'application/x-www-form-urlencoded; charset=utf-16' } as Record<string, string>,
+      { 'content-type': 'application/x-www-form-urlencoded; charset="shift_jis"' },
       { 'content-encoding': 'gzip' },
     ]) {
       const res = await form('/introspect', headers)
@@ -66,7 +66,13 @@ describe('bodies are UTF-8, as sent', () => {
     const bom = await fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: '\ufeffgrant_type=client_credentials' })
     expect(bom.status).toBe(400)
     expect(await bom.json()).toMatchObject({ error: 'invalid_request' })
-    for (const headers of [{ 'content-type': 'application/x-www-form-urlencoded; charset=UTF-8' } as Record<string, string>, { 'content-type': 'application/x-www-form-urlencoded;charset="utf-8"' }, { 'content-encoding': 'identity' }]) {
+    // a byte the declared charset would read otherwise than UTF-8 does
+    const latin = await fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded; charset=iso-8859-1' }, body: Buffer.from('grant_type=client_credentials&x=\u00e9', 'latin1') })
+    expect(latin.status).toBe(400)
+    expect(await latin.json()).toMatchObject({ error: 'invalid_request' })
+    // an ASCII body reads the same under US-ASCII or ISO-8859-1 (what some form encoders declare)
+    for (const headers of [{ 'content-type': 'application/x-www-form-urlencoded; charset=UTF-8' } as Record<string, string>,
+      { 'content-type': 'application/x-www-form-urlencoded; charset=ISO-8859-1' }, { 'content-type': 'application/x-www-form-urlencoded; charset=us-ascii' }, { 'content-type': 'application/x-www-form-urlencoded;charset="utf-8"' }, { 'content-encoding': 'identity' }]) {
       expect((await form('/introspect', headers)).status, JSON.stringify(headers)).toBe(200)
     }
   })

@@ -168,6 +168,29 @@ describe('hostile or failing Authority endpoints (outside probe)', () => {
     expect(slow.hits()).toBeLessThan(20)
   })
 
+  it('a client with a list answers from it while a long refresh runs (within the staleness limit), then refuses once stale', async () => {
+    const doc = (n: number, more: boolean, mandates: string[] = []) => JSON.stringify({ issuer: ISSUER, cursor: `c${n}`, mandates, tasks: [], agents: [], ...(more ? { more: true } : {}) })
+    // the first document at once; then refreshes of 20 pages, each 150 ms (well inside its 250 ms deadline)
+    let n = 0
+    const s = createServer((_req, res) => {
+      const i = n++
+      const body = i === 0 ? doc(i, false, ['revoked']) : doc(i, i % 20 !== 0)
+      setTimeout(() => void res.writeHead(200, { 'content-type': 'application/json' }).end(body), i === 0 ? 0 : 150)
+    })
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+    servers.push(s)
+    let t = Date.now()
+    const status = createRevocationStatusClient(`http://127.0.0.1:${(s.address() as AddressInfo).port}/status`, { issuer: ISSUER, timeoutMs: 250, maxStalenessMs: 10_000, intervalMs: 0, now: () => t })
+    await status.refresh()
+    const started = Date.now()
+    expect(await status.isRevoked({ ids: ['revoked'], txn: 't', actors: [] })).toBe(true)
+    expect(await status.isRevoked({ ids: ['fine'], txn: 't', actors: [] })).toBe(false)
+    // two checks, each waiting at most one fetch deadline (not the 3 s of the 20 pages)
+    expect(Date.now() - started).toBeLessThan(1_500)
+    t += 11_000
+    await expectReject(Promise.resolve().then(() => status.isRevoked({ ids: ['fine'], txn: 't', actors: [] })), 'REVOCATION_STATUS_UNAVAILABLE')
+  })
+
   it('an endpoint refusing every cursor (400) is read again from the start once per refresh, not once per page', async () => {
     const answers = await serveRaw((p, n) => (p.includes('since=')
       ? { status: 400, body: '{}' }

@@ -37,6 +37,8 @@ export class ChangeChannel {
   /** This instance's id in the payloads (its own events are not handed back to it). */
   readonly instance = randomUUID()
   #client: pg.PoolClient | undefined
+  /** The current connection's own listeners, removed on stop. */
+  #handlers: { lost: (err?: Error) => void; ended: () => void } | undefined
   #stopped = false
   #retry: ReturnType<typeof setTimeout> | undefined
   #backoff = 100
@@ -71,7 +73,9 @@ export class ChangeChannel {
       lost(early)
       throw early
     }
-    client.on('end', () => lost())
+    const ended = () => lost()
+    client.on('end', ended)
+    this.#handlers = { lost, ended }
     client.on('notification', (msg: pg.Notification) => {
       if (msg.channel !== CHANNEL) return
       const change = parseChange(msg.payload, this.instance)
@@ -156,8 +160,13 @@ export class ChangeChannel {
     this.#client = undefined
     if (!c) return
     c.removeAllListeners('notification')
-    c.removeAllListeners('error')
-    c.removeAllListeners('end')
+    // only this channel's own listeners: the pool's and the connection watcher's (pool_client.ts) stay
+    const h = this.#handlers
+    this.#handlers = undefined
+    if (h) {
+      c.off('error', h.lost)
+      c.off('end', h.ended)
+    }
     await c.query(`UNLISTEN ${CHANNEL}`).catch(() => undefined)
     c.release()
   }

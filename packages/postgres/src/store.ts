@@ -331,7 +331,6 @@ export class PostgresStore implements AuthorityStore {
     return this.#channel.start()
   }
 
-  /** Resolves when the database answers; STORE_UNAVAILABLE otherwise (readiness checks). */
   /**
    * Readiness: the database answers and takes writes. A read-only one (a hot standby, a failover
    * in progress, `default_transaction_read_only`) answers SELECT 1 while every exchange would fail:

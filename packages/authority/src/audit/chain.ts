@@ -173,27 +173,37 @@ export class AuditLog {
       now: this.#o.now,
       ...(this.#witness ? { committed: (cp: StoredCheckpoint) => this.#witness?.publish(cp) } : {}),
     }
-    const trusted = stored ? this.#trust(stored) : undefined
-    this.#o.store.sealAuditWith(sealer, trusted)
+    this.#o.store.sealAuditWith(sealer, stored ? this.#trust(stored) : undefined)
     // the witness file holds heads the database's attacker cannot rewrite: a log rolled back behind
     // them (offline, with an old head put back) is recorded before this process writes anything
     const file = this.#o.witness?.file
-    const behind = file !== undefined ? await this.#behindWitness(file, trusted) : undefined
+    const behind = file !== undefined ? await this.#behindWitness(file) : undefined
     if (behind !== undefined) await this.append('audit.unsealed', behind)
   }
 
-  /** What the newest head of the witness file says the store lost, if anything (best effort: an unreadable witness says nothing). */
-  async #behindWitness(file: string, stored: ChainHead | undefined): Promise<AuditDraft['fields'] | undefined> {
+  /**
+   * What the newest head of the witness file says the store lost, if anything (best effort: an
+   * unreadable witness says nothing). Decided from the store as it is after the witness was read:
+   * another process sharing the store and the file publishes a head only once its record is
+   * committed, so a head it published meanwhile is found in the store.
+   */
+  async #behindWitness(file: string): Promise<AuditDraft['fields'] | undefined> {
     const jws = await readWitnessTail(file)
     const w = jws === undefined ? undefined : this.#trust({ seq: 0, hash: '', time: 0, jws })
     if (w === undefined || w.seq === 0) return undefined
-    const found = stored ? { seq: stored.seq, hash: stored.hash } : null
+    const rec = (await this.#o.store.readAudit(w.seq - 1, 1))[0]
+    if (rec?.seq === w.seq && rec.hash === w.hash) return undefined
+    const head = await this.#o.store.auditHead()
+    const found = head ? { seq: head.seq, hash: head.hash } : null
     const expected = { seq: w.seq, hash: w.hash }
-    const fs = stored?.seq ?? 0
-    if (fs < w.seq) return { reason: `records ${fs + 1}..${w.seq} are missing: the log is behind the witness's signed head (rolled back or cut)`, found, expected }
-    const rec = fs === w.seq ? stored : (await this.#o.store.readAudit(w.seq - 1, 1))[0]
-    if (rec?.hash !== w.hash) return { reason: `record ${w.seq} is not the record the witness's signed head covers (the log was rolled back and written again)`, found, expected }
-    return undefined
+    if (rec?.seq !== w.seq) {
+      const from = (head?.seq ?? 0) + 1
+      return {
+        reason: `records ${from}..${w.seq} are missing: the log is behind the witness's signed head (rolled back or cut, or lost in a crash of a store that does not sync each commit)`,
+        found, expected,
+      }
+    }
+    return { reason: `record ${w.seq} is not the record the witness's signed head covers (the log was rolled back and written again)`, found, expected }
   }
 
   #sign(head: ChainHead): StoredCheckpoint {

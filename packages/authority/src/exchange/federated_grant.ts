@@ -249,12 +249,6 @@ async function hostApp(ctx: AuthorityContext, p: FormParams, dpop: string | unde
   const clientId = p.one('client_id')
   const assertionType = p.one('client_assertion_type')
   const clientAssertion = p.one('client_assertion')
-  // refused before the client assertion is spent (it is single use), so the retry with DPoP can reuse it
-  if (agentMayRedeem && dpop === undefined) {
-    const claimed = claimedClient(p, undefined)
-    const rec = claimed !== undefined ? await ctx.store.getAgent(claimed) : undefined
-    if (rec?.role === 'agent') throw new MandateError('PROOF_MISSING', 'an agent redeeming an ID-JAG for itself proves its key with DPoP')
-  }
   const client = await authenticateClient(ctx, {
     ...(assertionType !== undefined ? { assertionType } : {}), ...(clientAssertion !== undefined ? { assertion: clientAssertion } : {}), ...(clientId !== undefined ? { clientId } : {}),
   }, ctx.endpoints.token)

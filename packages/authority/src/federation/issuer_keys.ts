@@ -111,11 +111,7 @@ export function rsaModulusBits(n: unknown): number {
   return (bytes.length - i - 1) * 8 + (32 - Math.clz32(bytes[i] as number))
 }
 
-
-/**
- * The keys of a fetched set that may verify anything: public RSA (≥ {@link MIN_RSA_BITS} bits),
- * EC and OKP keys that import, each identical key once (same type, material, `kid`, `alg` and `use`).
- */
+/** Whether node:crypto imports the public JWK (EC coordinates on the curve, a known curve, a sane modulus). */
 function importable(jwk: Record<string, unknown>): boolean {
   try {
     createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' })
@@ -125,6 +121,10 @@ function importable(jwk: Record<string, unknown>): boolean {
   }
 }
 
+/**
+ * The keys of a fetched set that may verify anything: public RSA (≥ {@link MIN_RSA_BITS} bits),
+ * EC and OKP keys that import, each identical key once (same type, material, `kid`, `alg` and `use`).
+ */
 export function usableKeys(keys: readonly unknown[]): JWK[] {
   const out: JWK[] = []
   const seen = new Set<string>()

@@ -17,24 +17,33 @@ function mediaType(c: Context): string {
 }
 
 /**
- * Bodies are read as UTF-8 and as they come (RFC 6749 §B, RFC 8259 §8.1): a declared charset other
- * than UTF-8, or a content coding, would make what the client meant and what is read differ, so
- * both are refused rather than ignored.
+ * Bodies are read as UTF-8 and as they come (RFC 6749 §B, RFC 8259 §8.1): a content coding, or a
+ * declared charset under which the bytes would read otherwise than as UTF-8, would make what the
+ * client meant and what is read differ, so both are refused rather than ignored. US-ASCII and
+ * ISO-8859-1 (what some form encoders declare) read the same as UTF-8 for a body of ASCII bytes
+ * only (a percent-encoded form is): accepted then. Returns whether the body must be ASCII.
  */
-function assertPlainUtf8(c: Context): void {
+function assertPlainUtf8(c: Context): boolean {
   const coding = c.req.header('content-encoding')
-  if (coding !== undefined && coding.trim().toLowerCase() !== 'identity' && coding.trim() !== '') {
+  if (coding !== undefined && coding.trim() !== '' && coding.trim().toLowerCase() !== 'identity') {
     throw new MandateError('INVALID_REQUEST', 'request bodies with a content coding are not accepted (send it uncompressed)')
   }
   const type = c.req.header('content-type')
-  if (type === undefined || !type.includes(';')) return
+  let asciiOnly = false
+  if (type === undefined || !type.includes(';')) return asciiOnly
   for (const param of type.split(';').slice(1)) {
     const eq = param.indexOf('=')
     if (eq === -1 || param.slice(0, eq).trim().toLowerCase() !== 'charset') continue
     const value = param.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase()
-    if (value !== 'utf-8' && value !== 'utf8') throw new MandateError('INVALID_REQUEST', 'request bodies must be UTF-8 (a charset other than utf-8 was declared)')
+    if (value === 'utf-8' || value === 'utf8') continue
+    if (ASCII_COMPATIBLE.has(value)) asciiOnly = true
+    else throw new MandateError('INVALID_REQUEST', 'request bodies must be UTF-8 (a charset other than utf-8 was declared)')
   }
+  return asciiOnly
 }
+
+/** Charsets that read an ASCII-only body exactly as UTF-8 does. */
+const ASCII_COMPATIBLE = new Set(['us-ascii', 'ascii', 'iso-8859-1', 'latin1', 'iso_8859-1', 'windows-1252'])
 
 /**
  * Read a body stream; undefined as soon as it passes `max` bytes (a chunked upload has no
@@ -124,12 +133,13 @@ function tooLarge(c: Context): MandateError {
 }
 
 async function boundedText(c: Context, max: number): Promise<string> {
-  assertPlainUtf8(c)
+  const asciiOnly = assertPlainUtf8(c)
   const len = c.req.header('content-length')
   if (len !== undefined && (!/^[0-9]{1,12}$/.test(len) || Number(len) > max)) throw tooLarge(c)
   const inc = untouchedIncoming(c)
   const buf = inc ? await readIncomingAtMost(inc, max) : await readAtMost(c.req.raw.body, max)
   if (buf === undefined) throw tooLarge(c)
+  if (asciiOnly && buf.some((b) => b > 0x7f)) throw new MandateError('INVALID_REQUEST', 'request bodies must be UTF-8 (a charset other than utf-8 was declared, and the body is not ASCII)')
   try {
     return utf8.decode(buf)
   } catch {

@@ -68,6 +68,18 @@ function isResponse(m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId } 
 }
 
 /**
+ * The extra info handed on to the SDK, and from it to every handler's `extra.requestInfo`, without
+ * the Authorization and DPoP headers: verified by now, they are of no use to a handler, and a tool
+ * that logs or forwards its request headers would hand out the credential and its proof.
+ */
+function withoutCredentials(extra: MessageExtraInfo | undefined): MessageExtraInfo | undefined {
+  const headers = extra?.requestInfo?.headers
+  if (!extra || !headers || !Object.keys(headers).some((k) => k.toLowerCase() === 'authorization' || k.toLowerCase() === 'dpop')) return extra
+  const kept = Object.fromEntries(Object.entries(headers).filter(([k]) => k.toLowerCase() !== 'authorization' && k.toLowerCase() !== 'dpop'))
+  return { ...extra, requestInfo: { ...extra.requestInfo, headers: kept } }
+}
+
+/**
  * Server-side transport wrapper: every incoming `tools/call` is verified BEFORE the server sees it.
  * Over HTTP the call must have been verified by the HTTP layer (DPoP headers; see
  * `createMcpHttpHandler`); elsewhere (stdio, in-memory) the credential is read from
@@ -84,18 +96,6 @@ function isResponse(m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId } 
  * (`capabilities.experimental["io.mandate/guard"]`): it is added here, not when the server is built,
  * so a server advertises it exactly when its messages pass through verification.
  */
-/**
- * The extra info handed on to the SDK, and from it to every handler's `extra.requestInfo`, without
- * the Authorization and DPoP headers: verified by now, they are of no use to a handler, and a tool
- * that logs or forwards its request headers would hand out the credential and its proof.
- */
-function withoutCredentials(extra: MessageExtraInfo | undefined): MessageExtraInfo | undefined {
-  const headers = extra?.requestInfo?.headers
-  if (!extra || !headers || !Object.keys(headers).some((k) => k.toLowerCase() === 'authorization' || k.toLowerCase() === 'dpop')) return extra
-  const kept = Object.fromEntries(Object.entries(headers).filter(([k]) => k.toLowerCase() !== 'authorization' && k.toLowerCase() !== 'dpop'))
-  return { ...extra, requestInfo: { ...extra.requestInfo, headers: kept } }
-}
-
 export class GuardedServerTransport implements Transport {
   readonly #inner: Transport
   readonly #ctx: GuardTransportContext

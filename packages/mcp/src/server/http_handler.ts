@@ -284,7 +284,6 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     return session
   }
 
-  /** Authorize one POSTed message at the HTTP layer, then hand it to the session's transport. */
   /** Drop Authorization and DPoP from a request about to reach the SDK (its raw header list is what the SDK reads). */
   function withoutCredentialHeaders(req: IncomingMessage): void {
     const raw = req.rawHeaders
@@ -293,11 +292,13 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
       const name = (raw[i] as string).toLowerCase()
       if (name !== 'authorization' && name !== 'dpop') kept.push(raw[i] as string, raw[i + 1] as string)
     }
-    req.rawHeaders = kept
+    // an own property: an HTTP/2 compatibility request has a getter and no setter for rawHeaders
+    Object.defineProperty(req, 'rawHeaders', { value: kept, writable: true, configurable: true, enumerable: true })
     delete req.headers.authorization
     delete req.headers.dpop
   }
 
+  /** Authorize one POSTed message at the HTTP layer, then hand it to the session's transport. */
   async function deliver(req: IncomingMessage, res: ServerResponse, s: Session, sessionId: string | undefined, path: string, body: unknown): Promise<void> {
     // the SDK maps each request id to the stream its reply goes to: a request reusing the id of a
     // tool call still being authorized or running would take that mapping over (the call's result
