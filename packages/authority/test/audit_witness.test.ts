@@ -50,6 +50,25 @@ async function busy(authority: Awaited<ReturnType<typeof createAuthority>>, call
   await Promise.all(Array.from({ length: calls }, (_, i) => c.callCredential({ mandate: root.token, audience: AUD, tool: 'billing.get', arguments: { amount: i } })))
 }
 
+/**
+ * A log written by two Authority runs publishing to one witness file: one record, a copy of the
+ * database saved (what an attacker would put back), then `calls` more calls.
+ */
+async function witnessedHistory(name: string, calls: number) {
+  const issuer = 'http://127.0.0.1:7400'
+  const db = `${tmp.dir}/${name}.db`
+  const saved = `${tmp.dir}/${name}-saved.db`
+  const witness = `${tmp.dir}/${name}-witness.jsonl`
+  const first = await createAuthority({ issuer, store: openSqliteStore(db), auditWitness: { file: witness } })
+  await first.registerAgent({ did: Ed25519Key.generate().did, name: 'one' })
+  await first.close()
+  copyFileSync(db, saved)
+  const second = await createAuthority({ issuer, store: openSqliteStore(db), auditWitness: { file: witness } })
+  await busy(second, calls)
+  await second.close()
+  return { issuer, db, saved, witness }
+}
+
 describe('audit witness', () => {
   it('appends every signed head to a witness file; verify against it detects a wiped log', async () => {
     const db = `${tmp.dir}/w.db`
@@ -75,17 +94,7 @@ describe('audit witness', () => {
   })
 
   it('a rollback the log has since grown past: the head a later witness line goes back from is checked, and fails', async () => {
-    const issuer = 'http://127.0.0.1:7400'
-    const db = `${tmp.dir}/rb.db`
-    const saved = `${tmp.dir}/rb-saved.db`
-    const witness = `${tmp.dir}/rb-witness.jsonl`
-    const first = await createAuthority({ issuer, store: openSqliteStore(db), auditWitness: { file: witness } })
-    await first.registerAgent({ did: Ed25519Key.generate().did, name: 'one' })
-    await first.close()
-    copyFileSync(db, saved)
-    const second = await createAuthority({ issuer, store: openSqliteStore(db), auditWitness: { file: witness } })
-    await busy(second, 4)
-    await second.close()
+    const { issuer, db, saved, witness } = await witnessedHistory('rb', 4)
     const witnessed = latestCheckpointIn(readFileSync(witness, 'utf8'))
     // the attacker puts the saved copy back and the log grows past the witnessed head again, under an
     // Authority that publishes to another witness (the first one would have caught it at start: below)
@@ -105,17 +114,7 @@ describe('audit witness', () => {
   })
 
   it('an Authority starting on a log behind its witness records so before anything else (rolled back, or rolled back and rewritten)', async () => {
-    const issuer = 'http://127.0.0.1:7400'
-    const db = `${tmp.dir}/behind.db`
-    const saved = `${tmp.dir}/behind-saved.db`
-    const witness = `${tmp.dir}/behind-witness.jsonl`
-    const first = await createAuthority({ issuer, store: openSqliteStore(db), auditWitness: { file: witness } })
-    await first.registerAgent({ did: Ed25519Key.generate().did, name: 'one' })
-    await first.close()
-    copyFileSync(db, saved)
-    const second = await createAuthority({ issuer, store: openSqliteStore(db), auditWitness: { file: witness } })
-    await busy(second, 3)
-    await second.close()
+    const { issuer, db, saved, witness } = await witnessedHistory('behind', 3)
     const top = JSON.parse(readFileSync(witness, 'utf8').trimEnd().split('\n').pop()!) as { seq: number }
 
     // rolled back: the log ends before the witness's newest head

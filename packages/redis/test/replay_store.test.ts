@@ -69,30 +69,21 @@ describe.skipIf(!requireService('redis'))('RedisReplayStore', () => {
     }
   })
 
-  it('readiness is a write: a Redis user that may PING but not SET is not ready (every use would fail)', async () => {
+  // readiness is the claim itself: a user allowed PING but not SET, or SET but not EVAL, is not
+  // ready, since every use would fail
+  it.each([
+    ['PING but not SET', 'pingonly', ['+ping', '+get', '+info']],
+    ['SET but not EVAL', 'setonly', ['+ping', '+get', '+set', '+info']],
+  ])('readiness: a Redis user that may %s is not ready (every use would fail)', async (_, user, rights) => {
     const admin = new Redis(redis.url)
     try {
-      await admin.call('ACL', 'SETUSER', 'pingonly', 'on', '>pingonly-secret-1', '~*', '-@all', '+ping', '+get', '+info')
+      await admin.call('ACL', 'SETUSER', user, 'on', `>${user}-secret-1`, '~*', '-@all', ...rights)
       const url = new URL(redis.url)
-      const store = open({ url: `redis://pingonly:pingonly-secret-1@${url.host}`, prefix: 'acl:' })
+      const store = open({ url: `redis://${user}:${user}-secret-1@${url.host}`, prefix: `acl-${user}:` })
       await refusedWith(store.ping(), 'REPLAY_STORE_UNAVAILABLE')
       await refusedWith(store.use('k', sec() + 60), 'REPLAY_STORE_UNAVAILABLE')
     } finally {
-      await admin.call('ACL', 'DELUSER', 'pingonly')
-      admin.disconnect()
-    }
-  })
-
-  it('readiness is the claim itself: a user that may SET but not EVAL is not ready either', async () => {
-    const admin = new Redis(redis.url)
-    try {
-      await admin.call('ACL', 'SETUSER', 'setonly', 'on', '>setonly-secret-1', '~*', '-@all', '+ping', '+get', '+set', '+info')
-      const url = new URL(redis.url)
-      const store = open({ url: `redis://setonly:setonly-secret-1@${url.host}`, prefix: 'acl2:' })
-      await refusedWith(store.ping(), 'REPLAY_STORE_UNAVAILABLE')
-      await refusedWith(store.use('k', sec() + 60), 'REPLAY_STORE_UNAVAILABLE')
-    } finally {
-      await admin.call('ACL', 'DELUSER', 'setonly')
+      await admin.call('ACL', 'DELUSER', user)
       admin.disconnect()
     }
   })

@@ -66,8 +66,11 @@ interface HeadLine {
 
 const BARE_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 
-/** The heads of a checkpoint file, in file order; a truncated last line is skipped, any other unreadable line refused. */
-function headLines(text: string): HeadLine[] {
+/**
+ * The heads of a checkpoint file, in file order; a truncated last line is skipped, any other
+ * unreadable line refused (`lenient`: skipped too, and no head is an empty list).
+ */
+function headLines(text: string, lenient = false): HeadLine[] {
   if (text.length > MAX_CHECKPOINT_FILE) throw new MandateError('PAYLOAD_TOO_LARGE', 'checkpoint file is too large')
   const trimmed = text.trim()
   if (BARE_JWS.test(trimmed)) return [{ seq: Number.MAX_SAFE_INTEGER, jws: trimmed }]
@@ -80,15 +83,16 @@ function headLines(text: string): HeadLine[] {
       head = JSON.parse(line) as Partial<StoredCheckpoint>
     } catch {
       // a witness that crashed mid-write
-      if (i === lines.length - 1 && i > 0) return
+      if (lenient || (i === lines.length - 1 && i > 0)) return
       throw new MandateError('INVALID_REQUEST', `checkpoint file line ${i + 1} is not a JSON head`)
     }
     if (typeof head !== 'object' || head === null || typeof head.jws !== 'string' || typeof head.seq !== 'number') {
+      if (lenient) return
       throw new MandateError('INVALID_REQUEST', `checkpoint file line ${i + 1} has no seq and jws`)
     }
     heads.push({ seq: head.seq, jws: head.jws })
   })
-  if (heads.length === 0) throw new MandateError('INVALID_REQUEST', 'checkpoint file holds no head')
+  if (heads.length === 0 && !lenient) throw new MandateError('INVALID_REQUEST', 'checkpoint file holds no head')
   return heads
 }
 
@@ -130,21 +134,17 @@ export function witnessCheckpointsIn(text: string): string[] {
 }
 
 /**
- * The newest head in the last `tailBytes` of a witness file's text (the start of the text may cut
- * a line: it is skipped), or undefined when there is none. Read at start-up; never throws.
+ * The newest head in the end of a witness file's text (`cutAtStart`: its first line may be cut, and
+ * is skipped), or undefined when there is none; unreadable lines are skipped. Read at start-up;
+ * never throws.
  */
 export function newestWitnessHead(tail: string, cutAtStart: boolean): string | undefined {
-  const lines = tail.split('\n')
-  if (cutAtStart) lines.shift()
+  const text = cutAtStart ? tail.slice(tail.indexOf('\n') + 1) : tail
   let best: HeadLine | undefined
-  for (const line of lines) {
-    if (line.trim() === '') continue
-    try {
-      const h = JSON.parse(line) as Partial<StoredCheckpoint>
-      if (typeof h === 'object' && h !== null && typeof h.jws === 'string' && typeof h.seq === 'number' && (!best || h.seq > best.seq)) best = { seq: h.seq, jws: h.jws }
-    } catch {
-      // a line cut mid-write
-    }
+  try {
+    for (const h of headLines(text, true)) if (!best || h.seq > best.seq) best = h
+  } catch {
+    // too large: no head read
   }
   return best?.jws
 }

@@ -67,6 +67,12 @@ function isResponse(m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId } 
   return 'id' in m && !('method' in m) && ('result' in m || 'error' in m)
 }
 
+/** Authorization or DPoP (any case): the headers that carry a call's credential and its proof. */
+export function isCredentialHeader(name: string): boolean {
+  const n = name.toLowerCase()
+  return n === 'authorization' || n === 'dpop'
+}
+
 /**
  * The extra info handed on to the SDK, and from it to every handler's `extra.requestInfo`, without
  * the Authorization and DPoP headers: verified by now, they are of no use to a handler, and a tool
@@ -74,8 +80,8 @@ function isResponse(m: JSONRPCMessage): m is JSONRPCMessage & { id: RequestId } 
  */
 function withoutCredentials(extra: MessageExtraInfo | undefined): MessageExtraInfo | undefined {
   const headers = extra?.requestInfo?.headers
-  if (!extra || !headers || !Object.keys(headers).some((k) => k.toLowerCase() === 'authorization' || k.toLowerCase() === 'dpop')) return extra
-  const kept = Object.fromEntries(Object.entries(headers).filter(([k]) => k.toLowerCase() !== 'authorization' && k.toLowerCase() !== 'dpop'))
+  if (!extra || !headers || !Object.keys(headers).some(isCredentialHeader)) return extra
+  const kept = Object.fromEntries(Object.entries(headers).filter(([k]) => !isCredentialHeader(k)))
   return { ...extra, requestInfo: { ...extra.requestInfo, headers: kept } }
 }
 

@@ -12,6 +12,7 @@ import { answerAndClose, answerTooLarge, assertSingleHeaderLines, closeAfterUnre
 import { protectedResourceMetadata, protectedResourceMetadataUrl } from './protected_resource_metadata.js'
 import { addressBucket, SessionTable, type SessionLimits } from './session_table.js'
 import { stderrAuditFailures } from './audit_stderr.js'
+import { isCredentialHeader } from './guard_transport.js'
 
 export interface McpHttpHandlerOptions {
   /** The verifier; its `audience` is the resource URI (the public URL of the MCP endpoint). */
@@ -288,10 +289,7 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
   function withoutCredentialHeaders(req: IncomingMessage): void {
     const raw = req.rawHeaders
     const kept: string[] = []
-    for (let i = 0; i + 1 < raw.length; i += 2) {
-      const name = (raw[i] as string).toLowerCase()
-      if (name !== 'authorization' && name !== 'dpop') kept.push(raw[i] as string, raw[i + 1] as string)
-    }
+    for (let i = 0; i + 1 < raw.length; i += 2) if (!isCredentialHeader(raw[i] as string)) kept.push(raw[i] as string, raw[i + 1] as string)
     // an own property: an HTTP/2 compatibility request has a getter and no setter for rawHeaders
     Object.defineProperty(req, 'rawHeaders', { value: kept, writable: true, configurable: true, enumerable: true })
     delete req.headers.authorization
