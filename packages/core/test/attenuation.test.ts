@@ -598,3 +598,17 @@ describe('the cache of verified links', () => {
     await expectInvalid(verify(`${r}~${forged}`, { cache }), 1)
   })
 })
+
+describe('per_call-only audiences through a hand-made hop (outside probe)', () => {
+  it('a hop that keeps the audience but drops every per_call grant there is refused', async () => {
+    const root = offlineRoot(2, { audiences: [AUD, AUD2], tools: [{ type: 'tool_access', tools: ['billing.*'], per_call: true }] })
+    const legit = hopClaims(root.token, a, delegation(b, { tools: [{ type: 'tool_access', tools: ['billing.refund'], per_call: true }] }))
+    for (const grants of [[], [{ type: 'tool_access', tools: ['billing.refund'], per_call: true, locations: [AUD2] }]]) {
+      const chain = `${root.token}~${signHop({ ...legit, authorization_details: grants }, a)}`
+      await expectInvalid(verify(chain, { audience: AUD }), 1, 'narrowing', 'NARROWING_TOOL')
+      const url = 'https://tools.example/mcp'
+      const proof = createProof(b, { accessToken: chain, method: 'POST', url })
+      await expectReject(auth.guard().verifyRequest({ method: 'POST', url, headers: { authorization: `DPoP ${chain}`, dpop: proof } }), 'ATTENUATION_INVALID')
+    }
+  })
+})

@@ -3,7 +3,7 @@
 import { beforeEach, describe, expect, it } from 'vitest'
 import {
   parseConstraintMap,
-  b64uEncode, createProof, Ed25519Key, MemoryReplayStore, MemoryRevocationList, narrowMandate, parseCompactJws, randomId,
+  attenuateMandate, b64uEncode, createProof, Ed25519Key, MemoryReplayStore, MemoryRevocationList, narrowMandate, parseCompactJws, randomId,
   signCompactJws, signMandate, verifyMandate, verifyProof, type MandateClaims, type NarrowingRequest,
 } from '@mandate/core'
 import { AUD, AUD2, expectCode, expectReject, ISSUER, TestAuthority } from './helpers.js'
@@ -488,6 +488,37 @@ describe('§4 per_call holds across grants (outside probe)', () => {
     const r = auth.root(a, { tools: [{ type: 'tool_access', tools: ['files.*'], per_call: true, locations: [AUD2] }, { type: 'tool_access', tools: ['files.read'] }] })
     const child = narrow(r, a, { kind: 'audience', audience: AUD, tools: [{ type: 'tool_access', tools: ['files.read'] }] })
     expect(child.authorization_details[0]?.per_call).toBeUndefined()
+  })
+})
+
+describe('§4 a request naming no tool stays refused under narrowing when the parent allows only per_call there (outside probe)', () => {
+  // the guard refuses a tool-less request when every grant for its audience is per_call; a child
+  // with no grant there at all (tools: [], or its grant moved to another location) must not pass
+  const perCallOnly = [{ type: 'tool_access' as const, tools: ['billing.*'], per_call: true as const }]
+  const url = 'https://tools.example/mcp'
+  const request = (holder: Ed25519Key, token: string) => auth.guard().verifyRequest({
+    method: 'POST', url, headers: { authorization: `DPoP ${token}`, dpop: createProof(holder, { accessToken: token, method: 'POST', url }) },
+  })
+  it('the root is refused without a tool; a child dropping every grant at that audience is a narrowing error', async () => {
+    // per_call only at AUD; AUD2 has an ordinary grant
+    const r = auth.root(a, { audiences: [AUD, AUD2], tools: [{ ...perCallOnly[0]!, locations: [AUD] }, { type: 'tool_access', tools: ['files.read'], locations: [AUD2] }], offline: { maxHops: 2 } })
+    await expectReject(request(a, r.token), 'CALL_CREDENTIAL_REQUIRED')
+    const actor = { id: b.did, jkt: b.jkt }
+    for (const tools of [[], [{ type: 'tool_access' as const, tools: ['files.read'], locations: [AUD2] }]]) {
+      const e = expectCode(() => narrow(r, a, { kind: 'delegation', actor, tools }), 'NARROWING_TOOL')
+      expect(e.detail).toMatchObject({ rule: 'per-call', audience: AUD })
+      // offline: the holder alone cannot make that hop either (attenuateMandate runs the same narrowing)
+      expect(() => attenuateMandate(r.token, a, { kind: 'delegation', actor, tools }, { now: auth.now })).toThrow(/per-call|per_call/)
+    }
+    // leaving the audience out, or keeping a per_call grant there, is a narrowing
+    expect(narrow(r, a, { kind: 'delegation', actor, audiences: [AUD2], tools: [] }).aud).toBe(AUD2)
+    const kept = narrow(r, a, { kind: 'delegation', actor, tools: [{ type: 'tool_access', tools: ['billing.refund'], per_call: true, locations: [AUD] }] })
+    await expectReject(request(b, signed(kept).token), 'CALL_CREDENTIAL_REQUIRED')
+  })
+  it('a parent with no grant at the audience (scope only) still delegates without grants', async () => {
+    const r = auth.root(a, { tools: [] })
+    const child = signed(narrow(r, a, { kind: 'delegation', actor: { id: b.did, jkt: b.jkt }, tools: [] }))
+    expect((await request(b, child.token)).mode).toBe('mandate')
   })
 })
 

@@ -22,6 +22,7 @@ const locationsOf = (g: ToolGrant, aud: readonly string[]): readonly string[] =>
 export function assertPerCallKept(parent: readonly ToolGrant[], parentAud: readonly string[], child: readonly ToolGrant[], childAud: readonly string[]): void {
   const marked = parent.filter((p) => p.per_call === true)
   if (marked.length === 0) return
+  assertPerCallOnlyKept(parent, parentAud, child, childAud)
   const childMarked = child.filter((q) => q.per_call === true)
   for (const g of child) {
     if (g.per_call === true) continue
@@ -46,5 +47,22 @@ export function assertPerCallKept(parent: readonly ToolGrant[], parentAud: reado
         }
       }
     }
+  }
+}
+
+/**
+ * The guard refuses a request that names no tool when every grant for its audience is `per_call`
+ * (guard.ts, assertNotPerCallOnly). A child keeping such an audience with no grant there at all
+ * would turn that refusal into an acceptance, so it must keep a grant there (which, by the rule
+ * above, is `per_call` too) or leave the audience out.
+ */
+function assertPerCallOnlyKept(parent: readonly ToolGrant[], parentAud: readonly string[], child: readonly ToolGrant[], childAud: readonly string[]): void {
+  for (const l of childAud) {
+    const here = parent.filter((p) => locationsOf(p, parentAud).includes(l))
+    if (here.length === 0 || !here.every((p) => p.per_call === true)) continue
+    if (child.some((q) => locationsOf(q, childAud).includes(l))) continue
+    throw new MandateError('NARROWING_TOOL', 'every parent grant for this audience requires per-call credentials (per_call): the child must keep one of them there, or leave the audience out', {
+      detail: { rule: 'per-call', audience: l.slice(0, 256) },
+    })
   }
 }
