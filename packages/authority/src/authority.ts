@@ -4,7 +4,7 @@
  * this object.
  */
 import {
-  CLIENT_ASSERTION_TYPE, createNonceSource, isDidKey, jwkThumbprint, MandateError, publicJwkFromDidKey,
+  CLIENT_ASSERTION_TYPE, createNonceSource, decodeOfflineChainUnverified, isDidKey, MAX_CHAIN_LENGTH, verifyOfflineChain, type VerifiedOfflineChain, jwkThumbprint, MandateError, publicJwkFromDidKey,
   type CallReport, Ed25519Key, type Ed25519PublicJwk, type JsonValue, type NonceSource, type ReplayStore,
   type RevocationSource, type RevocationStatusDocument,
 } from '@mandate/core'
@@ -12,7 +12,7 @@ import { approvalView, ApprovalService, type ApprovalListener, type ApprovalView
 import { AuditLog, type AuditListener, type AuditVerification } from './audit/chain.js'
 import type { AuditWitnessOptions } from './audit/witness.js'
 import { createInProcessClient, type InProcessClientOptions } from './client/in_process.js'
-import { endpointsFor, type AuthorityContext, type AuthorityEndpoints } from './context.js'
+import { endpointsFor, nowSec, type AuthorityContext, type AuthorityEndpoints } from './context.js'
 import { authenticateClient } from './exchange/client_auth.js'
 import { grantRootMandate, type GrantParams } from './exchange/grant.js'
 import { federatedGrantParams, ID_JAG_GRANT_PROFILE, JWT_BEARER_GRANT_TYPE, jwtBearerGrant, type FederatedGrantInput } from './exchange/federated_grant.js'
@@ -897,11 +897,37 @@ export class Authority {
     if (report.errorCode !== undefined) fields.error = s(report.errorCode, 'errorCode', 64)
     // an offline chain's holder-signed hops, which the Authority never minted (audit/offline_hops.ts)
     if (report.offlineHops !== undefined) fields.offline_hops = parseOfflineHops(report.offlineHops, fields.jti as string)
+    const chain = report.offlineChain
+    if (chain !== undefined && (typeof chain !== 'string' || chain.length === 0 || chain.length > MAX_CHAIN_LENGTH)) {
+      throw new MandateError('INVALID_REQUEST', `report.offlineChain must be an offline chain of at most ${MAX_CHAIN_LENGTH} characters`)
+    }
     if (reportingAgent !== undefined) {
-      await assertAgentOwnsReport(this.store, reportingAgent, { jti: fields.jti as string, txn: fields.txn as string, offlineHops: fields.offline_hops as JsonValue[] | undefined })
+      const hops = await assertAgentOwnsReport(this.store, reportingAgent, {
+        jti: fields.jti as string, txn: fields.txn as string, tool: fields.tool as string, audience: fields.audience as string, decision: report.decision,
+        actors, subject: fields.subject as string, offlineHops: fields.offline_hops as JsonValue[] | undefined, offlineChain: chain,
+      }, (c) => this.#verifyReportedChain(c))
+      if (hops !== undefined) fields.offline_hops = hops
     }
     if (meta.reporter !== undefined) fields.reporter = meta.reporter
     return this.#ctx.audit.append('call.report', fields)
+  }
+
+  /**
+   * Verify an offline chain an agent reports a call of: by this Authority's keys and its lifetime
+   * caps, every hop re-derived. Its time is the last link's own validity (clamped to it): a report
+   * comes after the call, and a call hop lives 60 s, so a long tool run must not make its report
+   * unverifiable; what is checked here is that the hops were really signed, not that they are fresh.
+   */
+  async #verifyReportedChain(chain: string): Promise<VerifiedOfflineChain> {
+    const { root, hops } = decodeOfflineChainUnverified(chain)
+    const last = (hops[hops.length - 1] ?? root).payload
+    const wall = nowSec(this.#ctx)
+    const nbf = typeof last.nbf === 'number' ? last.nbf : wall
+    const exp = typeof last.exp === 'number' ? last.exp : wall
+    const at = Math.max(nbf, Math.min(wall, exp - 1))
+    return verifyOfflineChain(chain, {
+      issuer: this.#ctx.issuer, keys: this.#ctx.keys.resolver, now: Number.isSafeInteger(at) ? at : wall,
+    })
   }
 
   /** Listen to every audit record as it is appended (the dashboard's feed). Returns unsubscribe. */

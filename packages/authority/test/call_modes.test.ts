@@ -306,12 +306,34 @@ describe('offline grants', () => {
       })
       const ownReport = {
         mandateId: v2.mandateId, txn: v2.task.id, tool: v2.tool, audience: v2.audience, argumentsDigest: v2.argumentsDigest, decision: 'allowed',
-        actorChain: v2.actorChain, subject: v2.subject, offlineHops: v2.offlineHops,
+        actorChain: v2.actorChain, subject: v2.subject, offlineHops: v2.offlineHops, offlineChain: own,
       }
       const self = await asAgent(ownReport)
       expect(self.status, await self.clone().text()).toBe(201)
+      expect((await auth.audit.query({ type: 'call.report' })).at(-1)?.fields).not.toHaveProperty('offlineChain')
+      expect(JSON.stringify((await auth.audit.query({ type: 'call.report' })).at(-1)?.fields)).not.toContain(own.split('~')[1]!.slice(0, 40))
       // a chain under another task's root, or one claiming more hops than the root allows, is refused
       expect((await asAgent({ ...ownReport, txn: 'another-task-000000000' })).status).toBe(403)
+      // an agent's hops are verified from the chain itself (outside probe: summaries alone were recorded as sent)
+      const { offlineChain: _chain, ...summariesOnly } = ownReport
+      expect((await asAgent(summariesOnly)).status).toBe(403)
+      const widened = (v2.offlineHops as OfflineHop[]).map((h) => ({ ...h, tools: ['*'] }))
+      expect((await asAgent({ ...ownReport, offlineHops: widened })).status).toBe(403)
+      expect((await asAgent({ ...ownReport, tool: 'billing.refund' })).status).toBe(403)
+      expect((await asAgent({ ...ownReport, subject: 'mallory' })).status).toBe(403)
+      // a chain whose hop signature was tampered with does not verify
+      const sig = own.slice(-10)
+      const tampered = `${own.slice(0, -10)}${sig[0] === 'A' ? 'B' : 'A'}${sig.slice(1)}`
+      expect((await asAgent({ ...ownReport, offlineChain: tampered })).status).toBe(403)
+      // another agent cannot report the holder's chain as its own
+      const m = Ed25519Key.generate()
+      await auth.registerAgent({ did: m.did, name: 'mallory' })
+      const asM = await fetch(`${server.url}/audit/reports`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `MandateAssertion ${createClientAssertion(m, { clientId: m.did, audience: server.url })}` },
+        body: JSON.stringify({ ...ownReport, actorChain: [...v2.actorChain.slice(0, -1), m.did] }),
+      })
+      expect(asM.status).toBe(403)
       const after = (await (await fetch(`${server.url}/dashboard/api/tasks/${encodeURIComponent(root.claims.txn)}`, { headers: { cookie } })).json()) as TaskDetail
       const selfNode = (after.tree.find((n) => n.id === root.claims.jti) as TreeNode).children.find((n) => n.id === v2.mandateId)
       expect(selfNode).toMatchObject({ kind: 'call', state: 'not_presented' })

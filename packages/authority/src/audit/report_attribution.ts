@@ -4,34 +4,84 @@
  * signed offline hops the Authority never saw) into any task's audit log and delegation tree.
  * Guards (resource principals) and admins verified the chain themselves and are not re-checked.
  */
-import { MandateError, type JsonValue } from '@mandate/core'
+import {
+  actorChain, audienceList, MandateError, toolMatches, type JsonValue, type MandateClaims, type OfflineHop, type VerifiedOfflineChain,
+} from '@mandate/core'
 import type { AuthorityStore } from '../store/store.js'
 
 const denied = (why: string) => new MandateError('ACCESS_DENIED', `an agent can report only its own calls: ${why}`)
 
+/** What an agent's report says about whose call it was (already shape-checked). */
+export interface AgentReportClaims {
+  jti: string
+  txn: string
+  tool: string
+  audience: string
+  decision: 'allowed' | 'refused'
+  actors: readonly string[]
+  subject: string
+  /** The hop summaries as reported (parseOfflineHops). */
+  offlineHops?: readonly JsonValue[] | undefined
+  /** The presented offline chain, when the call presented one. */
+  offlineChain?: string | undefined
+}
+
 /**
  * Refuse (ACCESS_DENIED) an agent's report unless the credential it names is one the Authority
- * issued to that agent for that task — or, for an offline chain, unless the chain's root is a
- * mandate of that task that allows offline attenuation, at most that many hops deep, ending with
- * the reporting agent as holder.
+ * issued to that agent for that task and the report's subject, actor chain and (for an allowed
+ * call) tool are that credential's. For an offline chain, the chain itself must come with the
+ * report: the Authority verifies it (root by its own key, every hop by its holder's, each hop a
+ * narrowing) and records the hops it verified, never the summaries an agent typed in.
+ * Returns the hop summaries to record (offline chains only).
  */
 export async function assertAgentOwnsReport(
-  store: Pick<AuthorityStore, 'getMandate'>, agent: string, report: { jti: string; txn: string; offlineHops?: readonly JsonValue[] | undefined },
-): Promise<void> {
-  const hops = report.offlineHops
-  if (hops === undefined) {
+  store: Pick<AuthorityStore, 'getMandate'>, agent: string, report: AgentReportClaims,
+  verifyChain: (chain: string) => Promise<VerifiedOfflineChain>,
+): Promise<JsonValue[] | undefined> {
+  if (report.offlineChain === undefined) {
+    if (report.offlineHops !== undefined) throw denied('offline hops are recorded only with the chain they came from (offlineChain)')
     const m = await store.getMandate(report.jti)
     if (!m || m.txn !== report.txn) throw denied('the Authority issued no such credential for this task')
     if (m.holder !== agent) throw denied('the credential is held by another agent')
+    assertReportMatches(m.claims, report)
+    return undefined
+  }
+  let chain: VerifiedOfflineChain
+  try {
+    chain = await verifyChain(report.offlineChain)
+  } catch (err) {
+    throw new MandateError('ACCESS_DENIED', 'an agent can report only its own calls: its offline chain does not verify', { cause: err, ...(MandateError.is(err) ? { detail: { cause_code: err.code } } : {}) })
+  }
+  const last = chain.claims
+  if (last.jti !== report.jti || last.txn !== report.txn) throw denied('the offline chain does not end at the reported credential of this task')
+  if (last.client_id !== agent) throw denied('the offline chain ends with another holder')
+  const root = await store.getMandate(chain.root.jti)
+  if (!root || root.txn !== report.txn) throw denied('the offline chain does not start at a mandate of this task')
+  assertReportMatches(last, report)
+  const hops = chain.hops.map(hopRecord)
+  if (report.offlineHops !== undefined && JSON.stringify(report.offlineHops) !== JSON.stringify(hops)) {
+    throw denied('the reported offline hops are not those of the chain')
+  }
+  return hops
+}
+
+/** The report's subject and actors are the credential's; an allowed call is of a tool it grants there. */
+function assertReportMatches(claims: MandateClaims, report: AgentReportClaims): void {
+  if (claims.sub !== report.subject) throw denied('the subject is not the credential\'s')
+  const chain = actorChain(claims.act)
+  if (chain.length !== report.actors.length || chain.some((a, i) => a !== report.actors[i])) throw denied('the actor chain is not the credential\'s')
+  if (report.decision !== 'allowed') return
+  if (!audienceList(claims.aud).includes(report.audience)) throw denied('the credential is not for this audience')
+  if (claims.call !== undefined) {
+    if (claims.call.tool !== report.tool) throw denied('the credential is bound to another tool')
     return
   }
-  // parseOfflineHops already checked the chain's shape: each hop the child of the one before, the last the reported credential
-  const first = hops[0] as { parent: string }
-  const last = hops[hops.length - 1] as { holder: string }
-  const root = await store.getMandate(first.parent)
-  if (!root || root.txn !== report.txn) throw denied('the offline chain does not start at a mandate of this task')
-  const maxHops = root.claims.offline?.max_hops
-  if (maxHops === undefined) throw denied('the root mandate does not allow offline attenuation')
-  if (hops.length > maxHops) throw denied('the offline chain is longer than its root allows')
-  if (last.holder !== agent) throw denied('the offline chain ends with another holder')
+  const aud = audienceList(claims.aud)
+  const granted = claims.authorization_details.some((g) => (g.locations ?? aud).includes(report.audience) && g.tools.some((t) => toolMatches(t, report.tool)))
+  if (!granted) throw denied('the credential does not grant this tool at this audience')
+}
+
+/** The audit form of a verified hop (the same members and order as parseOfflineHops). */
+function hopRecord(h: OfflineHop): JsonValue {
+  return { jti: h.jti, holder: h.holder, parent: h.parent, depth: h.depth, kind: h.kind, iat: h.iat, exp: h.exp, tools: [...h.tools] }
 }

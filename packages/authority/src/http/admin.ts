@@ -186,7 +186,7 @@ export function mountAdmin(app: Hono, authority: Authority): void {
     try {
       const who = await principal(c, authority, ['resource', 'admin', 'agent'])
       const body = await readJson(c)
-      only(body, ['mandateId', 'txn', 'tool', 'audience', 'argumentsDigest', 'decision', 'outcome', 'errorCode', 'actorChain', 'subject', 'offlineHops'])
+      only(body, ['mandateId', 'txn', 'tool', 'audience', 'argumentsDigest', 'decision', 'outcome', 'errorCode', 'actorChain', 'subject', 'offlineHops', 'offlineChain'])
       const report = body as unknown as CallReport
       // reportCall admits the reporter again (role, status, an agent only for its own calls)
       const rec = await authority.reportCall(report, { reporter: who.did })

@@ -92,6 +92,12 @@ export interface CallReport {
    * so the Authority's audit shows delegations it never minted. Recorded as `offline_hops`.
    */
   offlineHops?: OfflineHopSummary[]
+  /**
+   * The presented offline chain (`root~hop…`), in an agent's report of its own call: the Authority
+   * verifies the hops itself (an agent's summaries alone could describe delegations that never
+   * happened) and records only their summaries, never the chain. Sent to the Authority only.
+   */
+  offlineChain?: string
 }
 
 /** One offline hop as reported: core's `OfflineHop` (ids, holder, kind, times, tools; never a token). */

@@ -1,7 +1,7 @@
 import type { CallCredentialParams } from '../client/authority_client.js'
 import { asMandateError, MandateError } from '../errors.js'
 import type { VerifiedCall } from '../guard/guard.js'
-import { decodeOfflineChainUnverified, type OfflineHop } from '../attenuation/index.js'
+import { decodeOfflineChainUnverified, isOfflineChain, type OfflineHop } from '../attenuation/index.js'
 import type { JsonValue } from '../encoding/strict_json.js'
 import { argumentsDigest } from '../mandate/args_digest.js'
 import { snapshotArguments } from '../mandate/args_snapshot.js'
@@ -191,7 +191,7 @@ export function createKernel(options: KernelOptions, profile: KernelProfile = {}
             continue
           }
           if (st.credential.cached) forgetOn(s, refusal, mandate, plan.audience)
-          if (reports(s, st.credential)) await report(s, claimsFor(st.credential), plan, 'refused', digestOf(st.credential, st.digest), undefined, refusal.code)
+          if (reports(s, st.credential)) await report(s, claimsFor(st.credential), plan, 'refused', digestOf(st.credential, st.digest), undefined, refusal.code, undefined, st.credential.token)
           throw markTerminal(refusal)
         }
       }
@@ -210,16 +210,16 @@ export function createKernel(options: KernelOptions, profile: KernelProfile = {}
       result = await runInCallContext(active, () => fn(args))
     } catch (err) {
       if (opts.passThrough?.(err)) throw err
-      if (plan.remote && !active.sent) throw await notPresented(context, st.request.name, active.refusal ?? err)
+      if (plan.remote && !active.sent) throw await notPresented(context, st.request.name, active.refusal ?? err, st.credential.token)
       // the resource's guard refused the presented credential: that typed refusal, not the transport's text
       if (plan.remote && active.serverRefusal) throw markTerminal(active.serverRefusal)
-      if (!plan.remote && reports(s, st.credential)) await report(s, context.claims, plan, 'allowed', digest, 'error', MandateError.is(err) ? err.code : undefined, context.offlineHops)
+      if (!plan.remote && reports(s, st.credential)) await report(s, context.claims, plan, 'allowed', digest, 'error', MandateError.is(err) ? err.code : undefined, context.offlineHops, st.credential.token)
       throw err
     }
-    if (plan.remote && !active.sent) throw await notPresented(context, st.request.name, active.refusal)
+    if (plan.remote && !active.sent) throw await notPresented(context, st.request.name, active.refusal, st.credential.token)
     // a client that hands a refused call back as a result (not an error) still gets the refusal
     if (plan.remote && active.serverRefusal) throw markTerminal(active.serverRefusal)
-    if (!plan.remote && reports(s, st.credential)) await report(s, context.claims, plan, 'allowed', digest, opts.outcomeOf ? opts.outcomeOf(result) : 'success', undefined, context.offlineHops)
+    if (!plan.remote && reports(s, st.credential)) await report(s, context.claims, plan, 'allowed', digest, opts.outcomeOf ? opts.outcomeOf(result) : 'success', undefined, context.offlineHops, st.credential.token)
     return result
   }
 
@@ -229,8 +229,8 @@ export function createKernel(options: KernelOptions, profile: KernelProfile = {}
    * itself (e.g. refusing another audience) already says why; anything else is replaced, so no
    * unverified output reaches the model.
    */
-  const notPresented = async (ctx: InternalContext, name: string, cause: unknown): Promise<MandateError> => {
-    await report(s, ctx.claims, { tool: ctx.tool, audience: ctx.audience, remote: true, guard: undefined }, 'refused', ctx.argumentsDigest, undefined, 'CREDENTIAL_NOT_PRESENTED')
+  const notPresented = async (ctx: InternalContext, name: string, cause: unknown, presented: string): Promise<MandateError> => {
+    await report(s, ctx.claims, { tool: ctx.tool, audience: ctx.audience, remote: true, guard: undefined }, 'refused', ctx.argumentsDigest, undefined, 'CREDENTIAL_NOT_PRESENTED', undefined, presented)
     if (MandateError.is(cause) && cause.code !== 'PROOF_MISSING') return cause
     return new MandateError(
       'CREDENTIAL_NOT_PRESENTED',
@@ -408,7 +408,7 @@ function hideClaims(ctx: CallContext, claims: MandateClaims, offlineHops?: Offli
 
 async function report(
   s: Settings, claims: MandateClaims, plan: ToolPlan, decision: 'allowed' | 'refused', digest: string,
-  outcome?: 'success' | 'error', errorCode?: string, offlineHops?: OfflineHop[],
+  outcome?: 'success' | 'error', errorCode?: string, offlineHops?: OfflineHop[], presented?: string,
 ): Promise<void> {
   const client = s.client
   if (typeof client.reportCall !== 'function') return
@@ -417,6 +417,8 @@ async function report(
       mandateId: claims.jti, txn: claims.txn, tool: plan.tool, audience: plan.audience, argumentsDigest: digest, decision,
       ...(outcome ? { outcome } : {}), ...(errorCode ? { errorCode } : {}),
       actorChain: actorChain(claims.act), subject: claims.sub, ...(offlineHops ? { offlineHops } : {}),
+      // the Authority verifies an agent's offline hops from the chain itself (report_attribution)
+      ...(presented !== undefined && isOfflineChain(presented) ? { offlineChain: presented } : {}),
     }))
   } catch (err) {
     const failure = MandateError.is(err) && err.code === 'AUTHORITY_UNREACHABLE'

@@ -1,0 +1,39 @@
+// An agent's report of its own call is checked against the credential the Authority issued (outside
+// probe: the subject and the actor chain were taken from the report as sent, so an agent could put
+// another principal's name on its calls; an allowed call of a tool the credential never granted
+// was recorded as allowed). Real in-process Authority, real exchange, real keys.
+import { describe, expect, it } from 'vitest'
+import { decodeMandateUnverified, type CallReport } from '@mandate/core'
+import { createAuthority, MemoryStore } from '../src/index.js'
+import { AUD, registerTask } from './helpers.js'
+
+describe('an agent reports only what its credential says', () => {
+  it('subject, actor chain, audience and tool must be the issued credential\'s', async () => {
+    const authority = await createAuthority({ issuer: 'http://127.0.0.1:7400', store: new MemoryStore() })
+    const { agents: [a, m], root } = await registerTask(authority, 2)
+    const client = authority.clientFor(a!)
+    const issued = await client.callCredential({ mandate: root.token, audience: AUD, tool: 'billing.refund', arguments: { amount: 5 } })
+    if (issued.status !== 'issued') throw new Error('expected a credential')
+    const claims = decodeMandateUnverified(issued.token).payload as { jti: string; txn: string; call: { args: string } }
+    const report: CallReport = {
+      mandateId: claims.jti, txn: claims.txn, tool: 'billing.refund', audience: AUD, argumentsDigest: claims.call.args, decision: 'allowed',
+      outcome: 'success', actorChain: [a!.did], subject: 'alice',
+    }
+    const denied = async (r: CallReport, reporter = a!.did) =>
+      expect(authority.reportCall(r, { reporter })).rejects.toMatchObject({ code: 'ACCESS_DENIED' })
+    await denied({ ...report, subject: 'bob' })
+    await denied({ ...report, actorChain: ['did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK', a!.did] })
+    await denied({ ...report, tool: 'billing.get' })
+    await denied({ ...report, audience: 'http://127.0.0.1:7600/api' })
+    // hop summaries without the chain they came from are never recorded for an agent
+    await denied({ ...report, offlineHops: [{ jti: claims.jti, holder: a!.did, parent: root.claims.jti, depth: 1, kind: 'call', iat: 1, exp: 2, tools: ['*'] }] })
+    // another agent cannot report it, not even naming itself last
+    await denied({ ...report, actorChain: [m!.did] }, m!.did)
+    expect(await authority.audit.query({ type: 'call.report' })).toHaveLength(0)
+    // a refused call may name any tool (that is often why it was refused); the rest still holds
+    await authority.reportCall({ ...report, tool: 'files.delete', decision: 'refused', errorCode: 'TOOL_NOT_ALLOWED' }, { reporter: a!.did })
+    const rec = await authority.reportCall(report, { reporter: a!.did })
+    expect(rec.fields).toMatchObject({ agent: a!.did, subject: 'alice', tool: 'billing.refund' })
+    await authority.close()
+  })
+})
