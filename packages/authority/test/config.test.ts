@@ -119,6 +119,17 @@ describe('environment and precedence', () => {
 
   it('redactUrl hides passwords and query strings', () => {
     expect(redactUrl('postgres://u:hunter2@db:5432/m?sslpassword=x')).toBe('postgres://u:***@db:5432/m')
+    // malformed URLs (outside probe: printed as given, password included)
+    for (const [bad, shown] of [
+      ['postgres://admin:S3cr3tPW@db:notaport/x', 'postgres://***@db:notaport/x'],
+      ['postgres://admin:S3cr3tPW@db host/x', 'postgres://***@db host/x'],
+      ['postgres://admin:S3cr3tPW@[::1/db', 'postgres://***@[::1/db'],
+      ['postgres://admin:pa/ss#w@d@db:bad/x?password=y', 'postgres://***@db:bad/x'],
+      ['redis://:S3cr3tPW@r:99999', 'redis://***@r:99999'],
+    ]) {
+      expect(redactUrl(bad as string)).toBe(shown)
+      expect(redactUrl(bad as string)).not.toMatch(/S3cr3t|pa\/ss/)
+    }
     expect(redactUrl('sqlite:a.db')).toBe('sqlite:a.db')
   })
 })

@@ -2,6 +2,7 @@ import { isGraphInterrupt } from '@langchain/langgraph'
 import { argumentsDigest, snapshotArguments, type JsonValue } from '@mandate/core'
 import { approvalFor, type RunInfo } from './approval.js'
 import type { Settings } from './options.js'
+import { assertSchemaKeepsArguments } from './schema_fidelity.js'
 
 /** One tool call as the adapter sees it. */
 export interface CallSpec extends RunInfo {
@@ -14,6 +15,8 @@ export interface CallSpec extends RunInfo {
   arguments: unknown
   /** Filled with every secret the call touched, so error text can be scrubbed. */
   secrets: string[]
+  /** The tool's schema: one that would rewrite the arguments is refused before any credential (schema_fidelity.ts). */
+  schema?: unknown
 }
 
 export type Outcome = 'success' | 'error'
@@ -30,6 +33,7 @@ export async function runMandatedCall<T>(s: Settings, spec: CallSpec, run: (args
   // (the kernel resolves the tool's plan once for this call, before anything reaches the Authority)
   // read the arguments exactly once: getters, toJSON and proxies cannot make digest and run differ
   const args = snapshotArguments(spec.arguments)
+  await assertSchemaKeepsArguments(spec.schema, args, spec.name)
   const approval = approvalFor(s.approvalMode, spec, argumentsDigest(args))
   let prepared
   try {

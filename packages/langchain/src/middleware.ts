@@ -116,6 +116,7 @@ export function mandateMiddleware(options: MandateMiddlewareOptions): AgentMiddl
             configurable: runtime.configurable as Record<string, unknown> | undefined,
             signal: runtime.signal,
             secrets,
+            schema: (request.tool as { schema?: unknown }).schema,
           },
           // the tool runs with the snapshot the credential was bound to, whatever an inner middleware does
           async (args) => handler({ ...request, toolCall: { ...toolCall, args: args as Record<string, unknown> }, tool: boundTool(request.tool, args, secrets) }),

@@ -79,7 +79,7 @@ function wrapWithSettings<T extends StructuredToolInterface>(tool: T, settings: 
     try {
       const out = await runMandatedCall(
         settings,
-        { name: inner.name, arguments: args, toolCallId, configurable: config?.configurable, signal: config?.signal, secrets },
+        { name: inner.name, arguments: args, toolCallId, configurable: config?.configurable, signal: config?.signal, secrets, schema: inner.schema },
         // the tool runs with the snapshot the credential was bound to, never with the live input
         // (through a delegate that scrubs the tool's own errors before callbacks and tracers see them)
         (snapshot) => invokeScrubbed(inner, isToolCall(input) ? { ...input, args: snapshot } : snapshot, config, secrets),

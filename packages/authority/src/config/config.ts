@@ -257,7 +257,16 @@ export function mergeConfig(...layers: ReadonlyArray<AuthorityConfig | undefined
 
 /** What a store or replay string names, for logs and start lines: the password never appears. */
 export function redactUrl(s: string): string {
-  if (!s.includes('://') || !URL.canParse(s)) return s
+  const scheme = s.indexOf('://')
+  if (scheme === -1) return s
+  if (!URL.canParse(s)) {
+    // a malformed URL (a bad port, a space in the host, an unescaped '/' or '#' in the password)
+    // is still likely to carry credentials: everything before its last '@', and any query, is dropped
+    const rest = s.slice(scheme + 3)
+    const at = rest.lastIndexOf('@')
+    const tail = (at === -1 ? rest : rest.slice(at + 1)).replace(/[?#].*$/s, '')
+    return `${s.slice(0, scheme + 3)}${at === -1 ? '' : '***@'}${tail}`
+  }
   const u = new URL(s)
   if (u.password) u.password = '***'
   u.search = ''

@@ -1,0 +1,52 @@
+/**
+ * The credential binds the arguments as the model sent them, and the guard checked its constraints
+ * against exactly those; LangChain then parses them with the tool's schema before the tool runs. A
+ * zod schema that rewrites values (`.transform`, `.default`, `z.coerce`, `.catch`) would make the
+ * tool run with arguments nobody checked: `amount: 5` within `max 500`, turned into 5000 by a
+ * transform. So the schema is run on the snapshot first, and the call is refused unless what it
+ * produces is the snapshot itself or a part of it (zod dropping unknown members only narrows).
+ */
+import { interopSafeParseAsync, isInteropZodSchema } from '@langchain/core/utils/types'
+import { MandateError, type JsonValue } from '@mandate/core'
+
+/**
+ * Refuse (ARGUMENTS_INVALID) arguments the tool's own schema would change. Arguments the schema
+ * refuses are left to the tool's own parsing (its usual ToolInputParsingException); a JSON-schema
+ * tool is validated by LangChain without changing values and is not parsed here.
+ */
+export async function assertSchemaKeepsArguments(schema: unknown, args: JsonValue, tool: string): Promise<void> {
+  if (!isInteropZodSchema(schema)) return
+  let result
+  try {
+    // a copy: a schema's own refinements may not touch the snapshot the credential is bound to
+    result = await interopSafeParseAsync(schema, structuredClone(args))
+  } catch {
+    return
+  }
+  if (!result.success) return
+  const out: unknown = result.data
+  // a string tool (LangChain's `Tool`) unwraps `{ input }` into the string itself
+  if (isStringToolInput(args) && out === args.input) return
+  if (!keeps(out, args)) {
+    throw new MandateError('ARGUMENTS_INVALID', `the schema of tool "${tool.slice(0, 128)}" changes its arguments when it parses them (a transform, default, coercion or catch): the tool would run with arguments the credential does not bind. Remove the rewrite from the schema, or make the model send the final values`, {
+      detail: { tool: tool.slice(0, 128) },
+    })
+  }
+}
+
+function isStringToolInput(v: JsonValue): v is { input: string } {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 1 && typeof v.input === 'string'
+}
+
+/** Is `out` the value `input`, or `input` with some object members left out (at any depth)? */
+function keeps(out: unknown, input: JsonValue): boolean {
+  if (input === null || typeof input !== 'object') return Object.is(out, input) || (typeof input === 'number' && out === input)
+  if (Array.isArray(input)) {
+    return Array.isArray(out) && out.length === input.length && out.every((v, i) => keeps(v, input[i] as JsonValue))
+  }
+  if (typeof out !== 'object' || out === null || Array.isArray(out) || Object.getPrototypeOf(out) !== Object.prototype) return false
+  for (const [k, v] of Object.entries(out)) {
+    if (!Object.hasOwn(input, k) || !keeps(v, input[k] as JsonValue)) return false
+  }
+  return true
+}
