@@ -7,7 +7,7 @@
  * produces is the snapshot itself or a part of it (zod dropping unknown members only narrows).
  */
 import { interopSafeParseAsync, isInteropZodSchema } from '@langchain/core/utils/types'
-import { MandateError, type JsonValue } from '@mandate/core'
+import { argumentsKept, MandateError, type JsonValue } from '@mandate/core'
 
 /**
  * Refuse (ARGUMENTS_INVALID) arguments the tool's own schema would change. Arguments the schema
@@ -27,7 +27,7 @@ export async function assertSchemaKeepsArguments(schema: unknown, args: JsonValu
   const out: unknown = result.data
   // a string tool (LangChain's `Tool`) unwraps `{ input }` into the string itself
   if (isStringToolInput(args) && out === args.input) return
-  if (!keeps(out, args)) {
+  if (!argumentsKept(out, args)) {
     throw new MandateError('ARGUMENTS_INVALID', `the schema of tool "${tool.slice(0, 128)}" changes its arguments when it parses them (a transform, default, coercion or catch): the tool would run with arguments the credential does not bind. Remove the rewrite from the schema, or make the model send the final values`, {
       detail: { tool: tool.slice(0, 128) },
     })
@@ -36,17 +36,4 @@ export async function assertSchemaKeepsArguments(schema: unknown, args: JsonValu
 
 function isStringToolInput(v: JsonValue): v is { input: string } {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 1 && typeof v.input === 'string'
-}
-
-/** Is `out` the value `input`, or `input` with some object members left out (at any depth)? */
-function keeps(out: unknown, input: JsonValue): boolean {
-  if (input === null || typeof input !== 'object') return Object.is(out, input) || (typeof input === 'number' && out === input)
-  if (Array.isArray(input)) {
-    return Array.isArray(out) && out.length === input.length && out.every((v, i) => keeps(v, input[i] as JsonValue))
-  }
-  if (typeof out !== 'object' || out === null || Array.isArray(out) || Object.getPrototypeOf(out) !== Object.prototype) return false
-  for (const [k, v] of Object.entries(out)) {
-    if (!Object.hasOwn(input, k) || !keeps(v, input[k] as JsonValue)) return false
-  }
-  return true
 }

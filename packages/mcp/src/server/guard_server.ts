@@ -1,4 +1,4 @@
-import { MandateError, type Guard, type VerifiedCall } from '@mandate/core'
+import { argumentsKept, MandateError, type Guard, type VerifiedCall } from '@mandate/core'
 import type { McpServer, RegisteredTool } from '@modelcontextprotocol/sdk/server/mcp.js'
 import type { AnySchema, ShapeOutput, SchemaOutput, ZodRawShapeCompat } from '@modelcontextprotocol/sdk/server/zod-compat.js'
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js'
@@ -103,6 +103,11 @@ export class GuardedMcpServer {
       const call = inFlight.get(extra.requestId)
       // fail closed: only calls admitted by the guarded transport reach a handler
       if (!call || call.tool !== name) throw new MandateError('PROOF_MISSING', 'this tool call was not verified')
+      // the SDK parsed the verified arguments with the tool's inputSchema: a schema that rewrites
+      // them (transform, default, coerce, catch) would run the tool with values nobody checked
+      if (hasInput && !argumentsKept(args, call.arguments ?? {})) {
+        throw new MandateError('ARGUMENTS_INVALID', `the inputSchema of tool "${name.slice(0, 64)}" changes the arguments when it parses them (a transform, default, coercion or catch): the tool would run with arguments the credential does not bind`)
+      }
       const guardedExtra: GuardedToolExtra = { ...extra, mandate: call }
       const h = handler as unknown as (...a: unknown[]) => CallToolResult | Promise<CallToolResult>
       return runWithVerifiedCall(call, () => (hasInput ? h(args, guardedExtra) : h(guardedExtra)))
