@@ -8,7 +8,18 @@ export interface Io {
   readonly json: boolean
 }
 
+let pipeWatched = false
+
 export function processIo(json: boolean): Io {
+  // `mandate … | head -1`: the reader closing early is not a failure of the command; leave quietly
+  // instead of an unhandled EPIPE stack
+  if (!pipeWatched) {
+    pipeWatched = true
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(0)
+      throw err
+    })
+  }
   return {
     json,
     out: (text) => void process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),

@@ -33,11 +33,12 @@ export async function readKeyFile(path: string): Promise<Ed25519Key> {
   } catch {
     throw refused(`cannot read key file ${path}`, 'KEY_FILE_UNREADABLE')
   }
+  // what the path names first (a directory is not a key file with bad permissions); a JWK is a few
+  // hundred bytes: do not read whatever large file a wrong path names
+  if (!info.isFile() || info.size > 64 * 1024) throw refused(`key file ${path} is not a key file (${info.isFile() ? 'too large' : 'not a regular file'})`, 'KEY_INVALID')
   if (process.platform !== 'win32' && (info.mode & 0o077) !== 0) {
     throw refused(`key file ${path} is accessible by others (mode ${(info.mode & 0o777).toString(8)}); run: chmod 600 ${path}`, 'KEY_FILE_PERMISSIONS')
   }
-  // a JWK is a few hundred bytes: do not read whatever large file a wrong path names
-  if (!info.isFile() || info.size > 64 * 1024) throw refused(`key file ${path} is not a key file (${info.isFile() ? 'too large' : 'not a regular file'})`, 'KEY_INVALID')
   let text: string
   try {
     text = await readFile(path, 'utf8')

@@ -75,6 +75,29 @@ describe('keygen', () => {
     expect(r.code).toBe(1)
     expect(r.stderr).toContain('KEY_FILE_PERMISSIONS')
   })
+
+  it('a key path that is not a regular file is KEY_INVALID, not a permissions error (outside probe)', async () => {
+    const { mkdir, chmod } = await import('node:fs/promises')
+    const sub = join(dir, 'not-a-key')
+    await mkdir(sub, { recursive: true })
+    await chmod(sub, 0o777)
+    const r = await mandate(['agent', 'list', '--key', sub], { env })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain('KEY_INVALID')
+    expect(r.stderr).not.toContain('KEY_FILE_PERMISSIONS')
+  })
+
+  it('a reader that closes the pipe early ends the command quietly (outside probe: an EPIPE stack)', async () => {
+    const { spawn } = await import('node:child_process')
+    const { BIN } = await import('./support/cli.js')
+    const child = spawn(process.execPath, [BIN, '--help'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    child.stdout.destroy()
+    let stderr = ''
+    child.stderr.on('data', (d: Buffer) => void (stderr += d.toString()))
+    const code = await new Promise<number | null>((r) => child.on('close', r))
+    expect(stderr).not.toMatch(/EPIPE|at .*\(/)
+    expect(code).toBe(0)
+  })
 })
 
 describe('against a running Authority', () => {
