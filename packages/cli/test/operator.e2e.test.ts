@@ -223,6 +223,27 @@ describe('doctor', () => {
     expect(human.stdout + human.stderr + r.stdout).not.toContain(d)
   })
 
+  it('--db on an SQLite file that is not an Authority database fails and leaves it as it was (outside probe)', async () => {
+    const { DatabaseSync } = (await import('node:module')).createRequire(import.meta.url)('node:sqlite') as typeof import('node:sqlite')
+    const other = join(dir, 'other.db')
+    const o = new DatabaseSync(other)
+    o.exec('CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)')
+    o.close()
+    const tables = () => {
+      const d = new DatabaseSync(other, { readOnly: true })
+      try {
+        return (d.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as Array<{ name: string }>).map((t) => t.name)
+      } finally {
+        d.close()
+      }
+    }
+    const r = await mandate(['doctor', '--db', other, '--json'], { env })
+    const out = json<{ ok: boolean; checks: Array<{ check: string; status: string; reason: string }> }>(r)
+    expect(r.code).toBe(1)
+    expect(out.checks.find((c) => c.check === 'store' && c.status === 'fail')?.reason).toContain('not an Authority')
+    expect(tables()).toEqual(['users'])
+  })
+
   it('fails a loose key file, an unreachable Authority and a wrong issuer; warns for a non-admin key', async () => {
     const loose = join(dir, 'loose.jwk')
     expect((await mandate(['keygen', '--out', loose])).code).toBe(0)

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs'
 import { stat } from 'node:fs/promises'
-import { openSqliteStore } from '@mandate/authority'
+import { inspectSqliteDatabase } from '@mandate/authority'
 import { isSecureTransportUrl } from '@mandate/core'
 import { readBoundedText } from '../bounded_body.js'
 import { CliError, EXIT } from '../cli_error.js'
@@ -97,17 +97,13 @@ async function checkDatabase(db: string): Promise<DoctorCheck[]> {
     out.push({ check: 'signing keys', status: 'fail', reason: `${signing} (the Authority's private signing keys) is accessible by others; run: chmod 600 ${signing}`, code: 'KEY_FILE_PERMISSIONS' })
   }
   try {
-    const store = openSqliteStore(db, { busyTimeoutMs: 2000 })
-    try {
-      const result = (store.db.prepare('PRAGMA quick_check').get() as { quick_check?: unknown } | undefined)?.quick_check
-      const head = await store.auditHead()
-      if (result !== 'ok') out.push({ check: 'store', status: 'fail', reason: `${db}: SQLite quick_check says ${printable(String(result)).slice(0, 120)}`, code: 'STORE_UNAVAILABLE' })
-      else {
-        const loose = process.platform !== 'win32' && (info.mode & 0o077) !== 0
-        out.push({ check: 'store', status: loose ? 'warn' : 'ok', reason: `${db}: SQLite quick_check ok, ${head?.seq ?? 0} audit records${loose ? `; the database is accessible by others (mode ${(info.mode & 0o777).toString(8)}): chmod 600 ${db}` : ''}`, ...(loose ? { code: 'FILE_PERMISSIONS' } : {}) })
-      }
-    } finally {
-      await store.close()
+    // read-only: a check must not create the schema in whatever SQLite file it is pointed at
+    const found = inspectSqliteDatabase(db)
+    if (found.quickCheck !== 'ok') out.push({ check: 'store', status: 'fail', reason: `${db}: SQLite quick_check says ${printable(found.quickCheck).slice(0, 120)}`, code: 'STORE_UNAVAILABLE' })
+    else if (!found.isAuthority) out.push({ check: 'store', status: 'fail', reason: `${db} is an SQLite database but not an Authority's (no Authority tables); nothing was changed`, code: 'STORE_UNAVAILABLE' })
+    else {
+      const loose = process.platform !== 'win32' && (info.mode & 0o077) !== 0
+      out.push({ check: 'store', status: loose ? 'warn' : 'ok', reason: `${db}: SQLite quick_check ok, ${found.auditRecords} audit records${loose ? `; the database is accessible by others (mode ${(info.mode & 0o777).toString(8)}): chmod 600 ${db}` : ''}`, ...(loose ? { code: 'FILE_PERMISSIONS' } : {}) })
     }
   } catch (err) {
     const code = (err as { code?: unknown } | undefined)?.code
