@@ -127,6 +127,9 @@ export function createKernel(options: KernelOptions, profile: KernelProfile = {}
   const s = resolveSettings(options, profile.checkEagerly !== false)
   const states = new WeakMap<PreparedCall, PreparedState>()
   const hint = profile.presentHint ?? 'Send its requests through a Mandate transport or fetch, or give it a local guard instead of listing it as remote'
+  // the holder's private key is as secret as any credential: tool code that reaches it (activeCall)
+  // and returns it must not hand it to the model, so its `d` is scrubbed like the tokens
+  const keySecret = privateKeySecret(s.key)
 
   const prepare = async (call: CallRequest): Promise<PreparedCall> => {
     const sink = call.secrets ?? []
@@ -140,6 +143,10 @@ export function createKernel(options: KernelOptions, profile: KernelProfile = {}
       const mandate = await s.mandate()
       sink.push(mandate)
       const secrets = [mandate]
+      if (keySecret !== undefined) {
+        sink.push(keySecret)
+        secrets.push(keySecret)
+      }
       const credential = (await cachedCredential(s, mandate, plan)) ?? (await perCallCredential(s, mandate, plan, args, call))
       sink.push(credential.token)
       secrets.push(credential.token)
@@ -426,5 +433,15 @@ async function report(
       : new MandateError('STORE_ERROR', 'the call could not be recorded in the audit log', { cause: err })
     if (s.onReportError) s.onReportError(failure)
     else if (decision === 'allowed') throw failure
+  }
+}
+
+/** The private key's JWK `d`, when the key can export it (a key held elsewhere has none to leak). */
+function privateKeySecret(key: { exportPrivateJwk?: () => { d?: unknown } }): string | undefined {
+  try {
+    const d = key.exportPrivateJwk?.().d
+    return typeof d === 'string' && d.length > 0 ? d : undefined
+  } catch {
+    return undefined
   }
 }
