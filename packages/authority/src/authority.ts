@@ -903,7 +903,7 @@ export class Authority {
     }
     if (reportingAgent !== undefined) {
       const hops = await assertAgentOwnsReport(this.store, reportingAgent, {
-        jti: fields.jti as string, txn: fields.txn as string, tool: fields.tool as string, audience: fields.audience as string, decision: report.decision,
+        now: nowSec(this.#ctx), jti: fields.jti as string, txn: fields.txn as string, tool: fields.tool as string, audience: fields.audience as string, argumentsDigest: fields.args as string, decision: report.decision,
         actors, subject: fields.subject as string, offlineHops: fields.offline_hops as JsonValue[] | undefined, offlineChain: chain,
       }, (c) => this.#verifyReportedChain(c))
       if (hops !== undefined) fields.offline_hops = hops
@@ -913,18 +913,19 @@ export class Authority {
   }
 
   /**
-   * Verify an offline chain an agent reports a call of: by this Authority's keys and its lifetime
-   * caps, every hop re-derived. Its time is the last link's own validity (clamped to it): a report
-   * comes after the call, and a call hop lives 60 s, so a long tool run must not make its report
-   * unverifiable; what is checked here is that the hops were really signed, not that they are fresh.
+   * Verify an offline chain an agent reports a call of: by this Authority's keys, every hop
+   * re-derived. It is verified at now, or at its last valid second once expired: a report comes
+   * after the call, and a call hop lives 60 s, so a long tool run must not make its report
+   * unverifiable; how long after expiry a report is still taken is MAX_REPORT_DELAY.
    */
   async #verifyReportedChain(chain: string): Promise<VerifiedOfflineChain> {
     const { root, hops } = decodeOfflineChainUnverified(chain)
     const last = (hops[hops.length - 1] ?? root).payload
     const wall = nowSec(this.#ctx)
-    const nbf = typeof last.nbf === 'number' ? last.nbf : wall
+    // never later than now (a chain not valid yet is refused as by any guard); an expired one at its
+    // last valid second, and the report window (MAX_REPORT_DELAY) is checked on the verified claims
     const exp = typeof last.exp === 'number' ? last.exp : wall
-    const at = Math.max(nbf, Math.min(wall, exp - 1))
+    const at = Math.min(wall, exp - 1)
     return verifyOfflineChain(chain, {
       issuer: this.#ctx.issuer, keys: this.#ctx.keys.resolver, now: Number.isSafeInteger(at) ? at : wall,
     })

@@ -27,7 +27,7 @@ export type { PolicyFileCheck } from './policy/load.js'
 export { explainPolicy } from './policy/explain.js'
 export type { PolicyExplanation, RuleExplanation } from './policy/explain.js'
 export { denialMessage } from './policy/denial_reasons.js'
-export type { AuthorityStore, IssueMandateInput, IssueMandateResult, ApprovalDecision } from './store/store.js'
+export type { AuthorityStore, IssueMandateInput, IssueMandateResult, ApprovalDecision, ApprovalAdmission } from './store/store.js'
 // for store implementations outside this package (@mandate/postgres): the shared semantics of the built-in stores
 export type {
   StoreChange, StoreChangeListener, AuditPageQuery, TaskPageQuery, TaskRow, ApprovalPageQuery, OutboxEntry, OutboxPlanner,

@@ -126,6 +126,11 @@ describe('environment and precedence', () => {
       ['postgres://admin:S3cr3tPW@[::1/db', 'postgres://***@[::1/db'],
       ['postgres://admin:pa/ss#w@d@db:bad/x?password=y', 'postgres://***@db:bad/x'],
       ['redis://:S3cr3tPW@r:99999', 'redis://***@r:99999'],
+      // parse, but not as a driver would read them (review)
+      ['postgres://admin:12/S3cr3tPW@db/x', 'postgres://***@db/x'],
+      ['postgres://admin:1234#S3cr3tPW@db/x', 'postgres://***@db/x'],
+      ['redis://S3cr3tPW@r:6379', 'redis://***@r:6379'],
+      ['postgres:/admin:S3cr3tPW@db', 'postgres:***@db'],
     ]) {
       expect(redactUrl(bad as string)).toBe(shown)
       expect(redactUrl(bad as string)).not.toMatch(/S3cr3t|pa\/ss/)

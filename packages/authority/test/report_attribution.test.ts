@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest'
 import { decodeMandateUnverified, type CallReport } from '@mandate/core'
 import { createAuthority, MemoryStore } from '../src/index.js'
-import { AUD, registerTask } from './helpers.js'
+import { AUD, manualClock, registerTask } from './helpers.js'
 
 describe('an agent reports only what its credential says', () => {
   it('subject, actor chain, audience and tool must be the issued credential\'s', async () => {
@@ -25,6 +25,8 @@ describe('an agent reports only what its credential says', () => {
     await denied({ ...report, actorChain: ['did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK', a!.did] })
     await denied({ ...report, tool: 'billing.get' })
     await denied({ ...report, audience: 'http://127.0.0.1:7600/api' })
+    // a call credential binds its arguments: a report cannot name others
+    await denied({ ...report, argumentsDigest: 'A'.repeat(43) })
     // hop summaries without the chain they came from are never recorded for an agent
     await denied({ ...report, offlineHops: [{ jti: claims.jti, holder: a!.did, parent: root.claims.jti, depth: 1, kind: 'call', iat: 1, exp: 2, tools: ['*'] }] })
     // another agent cannot report it, not even naming itself last
@@ -34,6 +36,24 @@ describe('an agent reports only what its credential says', () => {
     await authority.reportCall({ ...report, tool: 'files.delete', decision: 'refused', errorCode: 'TOOL_NOT_ALLOWED' }, { reporter: a!.did })
     const rec = await authority.reportCall(report, { reporter: a!.did })
     expect(rec.fields).toMatchObject({ agent: a!.did, subject: 'alice', tool: 'billing.refund' })
+    await authority.close()
+  })
+
+  it('a credential long expired cannot be reported as used (review)', async () => {
+    const clock = manualClock()
+    const authority = await createAuthority({ issuer: 'http://127.0.0.1:7400', store: new MemoryStore(), now: clock.now })
+    const { agents: [a], root } = await registerTask(authority, 1)
+    const issued = await authority.clientFor(a!).callCredential({ mandate: root.token, audience: AUD, tool: 'billing.refund', arguments: { amount: 5 } })
+    if (issued.status !== 'issued') throw new Error('expected a credential')
+    const claims = decodeMandateUnverified(issued.token).payload as { jti: string; txn: string; call: { args: string } }
+    const report: CallReport = {
+      mandateId: claims.jti, txn: claims.txn, tool: 'billing.refund', audience: AUD, argumentsDigest: claims.call.args, decision: 'allowed', actorChain: [a!.did], subject: 'alice',
+    }
+    // a long tool run: reported after the 60 s credential expired, within the window
+    clock.advance(120_000)
+    await authority.reportCall(report, { reporter: a!.did })
+    clock.advance(1_000_000)
+    await expect(authority.reportCall(report, { reporter: a!.did })).rejects.toMatchObject({ code: 'ACCESS_DENIED', message: expect.stringContaining('expired') })
     await authority.close()
   })
 })

@@ -16,8 +16,10 @@ export function processIo(json: boolean): Io {
   if (!pipeWatched) {
     pipeWatched = true
     process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EPIPE') process.exit(0)
-      throw err
+      // the command's own exit code when it set one (a failing `doctor | head -1` still fails)
+      if (err.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0)
+      process.stderr.write(`mandate: cannot write the output (${String(err.code ?? err.message).slice(0, 64)})\n`)
+      process.exitCode = 1
     })
   }
   return {

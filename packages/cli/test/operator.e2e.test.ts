@@ -242,6 +242,8 @@ describe('doctor', () => {
     expect(r.code).toBe(1)
     expect(out.checks.find((c) => c.check === 'store' && c.status === 'fail')?.reason).toContain('not an Authority')
     expect(tables()).toEqual(['users'])
+    const { readdir } = await import('node:fs/promises')
+    expect((await readdir(dir)).filter((f) => f.startsWith('other.db'))).toEqual(['other.db'])
   })
 
   it('fails a loose key file, an unreachable Authority and a wrong issuer; warns for a non-admin key', async () => {

@@ -32,7 +32,7 @@ export { verifyMandate, signMandate, decodeMandateUnverified, checkTimes, nowSec
 export type { VerifyMandateOptions, VerifiedMandate } from './mandate/verify.js'
 export { argumentsDigest, tokenHash } from './mandate/args_digest.js'
 export { snapshotArguments, DEFAULT_ARGUMENT_LIMITS } from './mandate/args_snapshot.js'
-export { argumentsKept } from './mandate/args_kept.js'
+export { keptArguments } from './mandate/args_kept.js'
 export { assertChainConsistent, assertLifetimeWithin, didKeyThumbprint, DEFAULT_LIFETIME_CAPS, lifetimeCaps, lifetimeKind } from './mandate/chain_rules.js'
 export type { LifetimeCaps } from './mandate/chain_rules.js'
 export type { ArgumentLimits } from './mandate/args_snapshot.js'

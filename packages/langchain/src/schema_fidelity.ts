@@ -7,7 +7,7 @@
  * produces is the snapshot itself or a part of it (zod dropping unknown members only narrows).
  */
 import { interopSafeParseAsync, isInteropZodSchema } from '@langchain/core/utils/types'
-import { argumentsKept, MandateError, type JsonValue } from '@mandate/core'
+import { keptArguments, MandateError, type JsonValue } from '@mandate/core'
 
 /**
  * Refuse (ARGUMENTS_INVALID) arguments the tool's own schema would change. Arguments the schema
@@ -25,15 +25,15 @@ export async function assertSchemaKeepsArguments(schema: unknown, args: JsonValu
   }
   if (!result.success) return
   const out: unknown = result.data
-  // a string tool (LangChain's `Tool`) unwraps `{ input }` into the string itself
-  if (isStringToolInput(args) && out === args.input) return
-  if (!argumentsKept(out, args)) {
+  // a string tool (LangChain's `Tool`) unwraps `{ input }` into the string itself (or undefined)
+  if (isObject(args) && (out === undefined || typeof out === 'string') && out === args.input) return
+  if (keptArguments(out, args) === undefined) {
     throw new MandateError('ARGUMENTS_INVALID', `the schema of tool "${tool.slice(0, 128)}" changes its arguments when it parses them (a transform, default, coercion or catch): the tool would run with arguments the credential does not bind. Remove the rewrite from the schema, or make the model send the final values`, {
       detail: { tool: tool.slice(0, 128) },
     })
   }
 }
 
-function isStringToolInput(v: JsonValue): v is { input: string } {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 1 && typeof v.input === 'string'
+function isObject(v: JsonValue): v is { [k: string]: JsonValue } {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
 }

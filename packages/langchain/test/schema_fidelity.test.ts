@@ -36,7 +36,7 @@ describe('a schema that rewrites arguments', () => {
       const before = w.issued.length
       const wrapped = withMandate(refundWith(schema), opts(w))
       const args = amount === undefined ? {} : { amount }
-      await expect(wrapped.invoke(args), name).rejects.toMatchObject({ code: 'ARGUMENTS_INVALID' })
+      await expect(wrapped.invoke(args as never), name).rejects.toMatchObject({ code: 'ARGUMENTS_INVALID' })
       expect(ran, name).toEqual([])
       expect(w.issued.length, name).toBe(before)
     }
@@ -54,6 +54,9 @@ describe('a schema that rewrites arguments', () => {
     expect(await withMandate(refundWith(z.number().refine((n) => n > 0)), opts(w)).invoke({ amount: 7, note: 'x' })).toBe('refunded {"amount":7}')
     const echo = new DynamicTool({ name: 'billing_get_invoice', description: 'invoice', func: async (s) => `invoice ${s}` })
     expect(await withMandate(echo, opts(w)).invoke({ input: 'inv-1' })).toBe('invoice inv-1')
+    // a string tool's input is optional, and other members are dropped by its schema (review)
+    expect(await withMandate(echo, opts(w)).invoke({ input: 'inv-2', extra: 1 } as never)).toBe('invoice inv-2')
+    expect(await withMandate(echo, opts(w)).invoke({} as never)).toBe('invoice undefined')
   })
 
   it('the createAgent middleware refuses it too', async () => {

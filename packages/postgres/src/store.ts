@@ -14,7 +14,7 @@
 import { MandateError, type RevocationQuery } from '@mandate/core'
 import {
   auditFacets, auditIndex, auditRecordFromRow, chainRecord, grantedTaskDraft, SealState,
-  type AgentBinding, type AgentRecord, type ApprovalDecision, type ApprovalPageQuery, type ApprovalRecord, type ApprovalStatus, type AuditDraft,
+  type AgentBinding, type AgentRecord, type ApprovalAdmission, type ApprovalDecision, type ApprovalPageQuery, type ApprovalRecord, type ApprovalStatus, type AuditDraft,
   type AuditPageQuery, type AuditQuery, type AuditRecord, type AuditSealer, type AuthorityStore, type ChainHead, type IssueMandateInput,
   type IssueMandateResult, type MandateRecord, type OutboxChange, type OutboxEndpointStats, type OutboxPlanner, type OutboxRow,
   type OutboxStatus, type RevocationEntry, type RevocationKind, type Role, type StoredCheckpoint, type StoredSigningKey,
@@ -883,8 +883,21 @@ export class PostgresStore implements AuthorityStore {
 
   // ---------------------------------------------------------------- approvals
 
-  async insertApproval(a: ApprovalRecord, audit: AuditDraft) {
+  async insertApproval(a: ApprovalRecord, audit: AuditDraft, admit?: ApprovalAdmission): Promise<AuditRecord | { existing: ApprovalRecord }> {
     return this.#tx(async (tx) => {
+      if (admit) {
+        // under the chain lock every write transaction holds (#groupTxBody), across every instance:
+        // the agent's pending approvals are read and the new one inserted as one step
+        const pending = (await tx.client.query(
+          `SELECT * FROM approvals WHERE requested_by = $1 AND status = 'pending' AND expires_at > $2 ORDER BY created_at, cursor LIMIT $3`,
+          [a.requestedBy, a.createdAt, admit.maxPending],
+        )).rows.map(approvalFromRow)
+        const same = pending.find((p) => p.parent === a.parent && p.txn === a.txn && p.audience === a.audience && p.tool === a.tool && p.argumentsDigest === a.argumentsDigest)
+        if (same) return { existing: same }
+        if (pending.length >= admit.maxPending) {
+          throw new MandateError('CAPACITY_EXCEEDED', `this agent has ${admit.maxPending} approvals pending; retry when some are decided or expire`)
+        }
+      }
       await tx.client.query(
         `INSERT INTO approvals(id, status, requested_by, parent, subject, txn, actor_chain, audience, tool, args_digest, arguments, reason, created_at, expires_at, used)
          VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,FALSE)`,

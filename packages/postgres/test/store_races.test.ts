@@ -212,6 +212,26 @@ describe.skipIf(!enabled)('postgres: races between instances', () => {
     }
   })
 
+  it('the pending-approval cap and the merge of identical requests hold across instances (outside probe: 240 pending past a cap of 100)', async () => {
+    const [a, b] = await stores(2)
+    const now = Date.now()
+    const approval = (id: string, digest: string) => ({
+      id, status: 'pending' as const, requestedBy: 'did:key:flood', parent: 'p', subject: 'alice', txn: 'txn-r', actorChain: [], audience: 'aud', tool: 't',
+      argumentsDigest: digest, reason: 'r', createdAt: now, expiresAt: now + 60_000, used: false,
+    })
+    const admit = { maxPending: 100 }
+    const results = await Promise.allSettled(Array.from({ length: 240 }, (_, i) => (i % 2 ? a! : b!).insertApproval(approval(`flood-${i}`, `d${i}`), draft('approval.requested', { approval: `flood-${i}` }), admit)))
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(100)
+    for (const r of results) if (r.status === 'rejected') expect((r.reason as { code?: string }).code).toBe('CAPACITY_EXCEEDED')
+    expect(await a!.pendingApprovalsBy('did:key:flood', now, 1000)).toHaveLength(100)
+    // identical requests at once: one approval, the others get it back
+    const same = await Promise.all(Array.from({ length: 6 }, (_, i) => (i % 2 ? a! : b!).insertApproval({ ...approval(`same-${i}`, 'same'), requestedBy: 'did:key:same' }, draft('approval.requested', { approval: `same-${i}` }), admit)))
+    const existing = same.filter((r) => 'existing' in r) as Array<{ existing: { id: string } }>
+    expect(existing).toHaveLength(5)
+    expect(await a!.pendingApprovalsBy('did:key:same', now, 10)).toHaveLength(1)
+    expect(new Set(existing.map((e) => e.existing.id)).size).toBe(1)
+  })
+
   it('migrate() from four processes at once on an empty database: each migration once, all agree', async () => {
     const url = await server.database()
     const results = await Promise.all(Array.from({ length: 4 }, () => migrate(url)))

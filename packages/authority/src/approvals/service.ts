@@ -75,7 +75,22 @@ export class ApprovalService {
    * agent repeating a request (or looping on it) must not flood approvers with copies, and one agent
    * holds at most {@link MAX_PENDING_PER_AGENT} pending approvals (CAPACITY_EXCEEDED beyond).
    */
-  async request(req: ApprovalRequest): Promise<ApprovalRecord> {
+  request(req: ApprovalRequest): Promise<ApprovalRecord> {
+    // one request per agent at a time in this process: the check below and the insert are then one
+    // step (concurrent requests each saw room and all inserted: 240 pending past the cap of 100)
+    const prev = this.#requesting.get(req.requestedBy) ?? Promise.resolve()
+    const run = prev.then(() => this.#request(req), () => this.#request(req))
+    const settled = run.then(() => undefined, () => undefined)
+    this.#requesting.set(req.requestedBy, settled)
+    void settled.then(() => {
+      if (this.#requesting.get(req.requestedBy) === settled) this.#requesting.delete(req.requestedBy)
+    })
+    return run
+  }
+
+  readonly #requesting = new Map<string, Promise<void>>()
+
+  async #request(req: ApprovalRequest): Promise<ApprovalRecord> {
     const now = this.now()
     const pending = await this.store.pendingApprovalsBy(req.requestedBy, now, MAX_PENDING_PER_AGENT)
     const same = pending.find((a) => a.parent === req.parent && a.txn === req.txn && a.audience === req.audience && a.tool === req.tool && a.argumentsDigest === req.argumentsDigest)
@@ -88,7 +103,10 @@ export class ApprovalService {
       approval: rec.id, agent: rec.requestedBy, subject: rec.subject, txn: rec.txn, parent: rec.parent, audience: rec.audience,
       tool: rec.tool, args: rec.argumentsDigest, reason: rec.reason, expires_at: Math.floor(rec.expiresAt / 1000),
     }
-    await this.audit.recorded(await this.store.insertApproval(rec, this.audit.draft('approval.requested', fields)))
+    // a store shared with other processes re-checks both inside its insert transaction
+    const inserted = await this.store.insertApproval(rec, this.audit.draft('approval.requested', fields), { maxPending: MAX_PENDING_PER_AGENT })
+    if ('existing' in inserted) return inserted.existing
+    await this.audit.recorded(inserted)
     this.#emit(rec)
     return rec
   }

@@ -13,10 +13,13 @@ const denied = (why: string) => new MandateError('ACCESS_DENIED', `an agent can 
 
 /** What an agent's report says about whose call it was (already shape-checked). */
 export interface AgentReportClaims {
+  /** When the report arrives, seconds since the epoch. */
+  now: number
   jti: string
   txn: string
   tool: string
   audience: string
+  argumentsDigest: string
   decision: 'allowed' | 'refused'
   actors: readonly string[]
   subject: string
@@ -44,6 +47,7 @@ export async function assertAgentOwnsReport(
     if (!m || m.txn !== report.txn) throw denied('the Authority issued no such credential for this task')
     if (m.holder !== agent) throw denied('the credential is held by another agent')
     assertReportMatches(m.claims, report)
+    assertReportedInTime(m.claims, report.now)
     return undefined
   }
   let chain: VerifiedOfflineChain
@@ -55,6 +59,7 @@ export async function assertAgentOwnsReport(
   const last = chain.claims
   if (last.jti !== report.jti || last.txn !== report.txn) throw denied('the offline chain does not end at the reported credential of this task')
   if (last.client_id !== agent) throw denied('the offline chain ends with another holder')
+  assertReportedInTime(last, report.now)
   const root = await store.getMandate(chain.root.jti)
   if (!root || root.txn !== report.txn) throw denied('the offline chain does not start at a mandate of this task')
   assertReportMatches(last, report)
@@ -63,6 +68,19 @@ export async function assertAgentOwnsReport(
     throw denied('the reported offline hops are not those of the chain')
   }
   return hops
+}
+
+/**
+ * How long after its credential expired a call may still be reported: a report comes when the tool
+ * has finished, and a call credential lives 60 s, but an agent must not write records for
+ * credentials long gone (seconds).
+ */
+export const MAX_REPORT_DELAY = 900
+
+/** A report names a credential that is valid now, or expired at most {@link MAX_REPORT_DELAY} ago, and not one valid only later. */
+function assertReportedInTime(claims: MandateClaims, now: number): void {
+  if (now > claims.exp + MAX_REPORT_DELAY) throw denied(`the credential expired more than ${MAX_REPORT_DELAY} s ago`)
+  if (claims.nbf > now + 60) throw denied('the credential is not valid yet')
 }
 
 /** The report's subject and actors are the credential's; an allowed call is of a tool it grants there. */
@@ -74,6 +92,7 @@ function assertReportMatches(claims: MandateClaims, report: AgentReportClaims): 
   if (!audienceList(claims.aud).includes(report.audience)) throw denied('the credential is not for this audience')
   if (claims.call !== undefined) {
     if (claims.call.tool !== report.tool) throw denied('the credential is bound to another tool')
+    if (claims.call.args !== report.argumentsDigest) throw denied('the credential is bound to other arguments')
     return
   }
   const aud = audienceList(claims.aud)

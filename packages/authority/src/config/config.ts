@@ -258,17 +258,22 @@ export function mergeConfig(...layers: ReadonlyArray<AuthorityConfig | undefined
 /** What a store or replay string names, for logs and start lines: the password never appears. */
 export function redactUrl(s: string): string {
   const scheme = s.indexOf('://')
-  if (scheme === -1) return s
-  if (!URL.canParse(s)) {
-    // a malformed URL (a bad port, a space in the host, an unescaped '/' or '#' in the password)
-    // is still likely to carry credentials: everything before its last '@', and any query, is dropped
+  // no authority part ("sqlite:path", a file path): nothing to hide unless it looks like userinfo
+  if (scheme === -1) return s.includes('@') ? `${s.slice(0, s.indexOf(':') + 1)}***@${s.slice(s.lastIndexOf('@') + 1).replace(/[?#].*$/s, '')}` : s
+  const parsed = URL.canParse(s) ? new URL(s) : undefined
+  // a URL that does not parse, or parses with an '@' left in its path or fragment (an unescaped '/'
+  // or '#' in the password: a driver may read it differently), still carries credentials:
+  // everything before its last '@', and any query or fragment, is dropped
+  if (!parsed || `${parsed.pathname}${parsed.hash}`.includes('@')) {
     const rest = s.slice(scheme + 3)
     const at = rest.lastIndexOf('@')
     const tail = (at === -1 ? rest : rest.slice(at + 1)).replace(/[?#].*$/s, '')
     return `${s.slice(0, scheme + 3)}${at === -1 ? '' : '***@'}${tail}`
   }
-  const u = new URL(s)
-  if (u.password) u.password = '***'
-  u.search = ''
-  return u.toString()
+  // a user name alone can be the secret (redis://TOKEN@host)
+  if (parsed.password) parsed.password = '***'
+  else if (parsed.username) parsed.username = '***'
+  parsed.search = ''
+  parsed.hash = ''
+  return parsed.toString()
 }

@@ -197,6 +197,12 @@ export type StoreChange =
   | { kind: 'keys' }
   | { kind: 'resync' }
 
+/** What an approval insert checks atomically with itself ({@link AuthorityStore.insertApproval}). */
+export interface ApprovalAdmission {
+  /** Most pending, unexpired approvals one agent may hold. */
+  maxPending: number
+}
+
 /** Hears StoreChanges; a returned promise is awaited where the store needs the reaction first (keys). */
 export type StoreChangeListener = (change: StoreChange) => void | Promise<void>
 
@@ -273,8 +279,15 @@ export interface AuthorityStore {
   revocationHead(): Promise<number>
 
   // approvals
-  /** Insert an approval; returns the appended audit record. */
-  insertApproval(approval: ApprovalRecord, audit: AuditDraft): Promise<AuditRecord>
+  /**
+   * Insert an approval; returns the appended audit record. With `admit`, a store shared by several
+   * processes checks it in the same transaction as the insert (ApprovalService checks it too, one
+   * request per agent at a time, which is enough for a store only one process writes): a pending,
+   * unexpired approval asking the same thing (agent, parent, task, audience, tool, argument digest)
+   * is returned as `{ existing }` instead, and CAPACITY_EXCEEDED is thrown when the agent already has
+   * `maxPending` pending.
+   */
+  insertApproval(approval: ApprovalRecord, audit: AuditDraft, admit?: ApprovalAdmission): Promise<AuditRecord | { existing: ApprovalRecord }>
   getApproval(id: string): Promise<ApprovalRecord | undefined>
   listApprovals(filter: { status?: ApprovalStatus; limit?: number }): Promise<ApprovalRecord[]>
   /** Pending approvals requested by `requestedBy` that expire after `now` (ms), oldest first, at most `limit`. */

@@ -89,7 +89,8 @@ export interface CallReport {
   subject: string
   /**
    * When the call presented an offline chain: a summary of each holder-signed hop (never a token),
-   * so the Authority's audit shows delegations it never minted. Recorded as `offline_hops`.
+   * so the Authority's audit shows delegations it never minted. Recorded as `offline_hops`. From an
+   * agent (not a guard), recorded only together with {@link CallReport.offlineChain}.
    */
   offlineHops?: OfflineHopSummary[]
   /**

@@ -3,25 +3,39 @@
  * arguments as sent; frameworks then parse them with the tool's schema before the tool runs (MCP
  * servers, LangChain), and a schema that rewrites values (zod `.transform`, `.default`, `z.coerce`,
  * `.catch`) would make the tool run with arguments nobody checked. Dropping object members (zod
- * strips unknown keys) only narrows, so it is allowed.
+ * strips members its schema does not name) is allowed: the tool then sees part of what was checked.
  */
 import type { JsonValue } from '../encoding/strict_json.js'
 
 /**
- * True when `parsed` is `sent` itself, or `sent` with some object members left out at any depth:
- * the same primitives (numbers by value), arrays of the same length, plain objects only (a `Date`
- * or class instance a coercion produced is not the sent JSON).
+ * The part of `sent` that `parsed` keeps — rebuilt from `sent`'s own values, never from `parsed`
+ * (whose getters or proxy traps could answer one value here and another to the tool) — or
+ * undefined when `parsed` is not `sent` with some object members left out: another primitive
+ * (numbers by value), an array of another length, anything but a plain object where `sent` has
+ * one, or a member `sent` does not have. Hand the result, not `parsed`, to the tool.
  */
-export function argumentsKept(parsed: unknown, sent: JsonValue): boolean {
-  if (sent === null || typeof sent !== 'object') return parsed === sent
+export function keptArguments(parsed: unknown, sent: JsonValue): JsonValue | undefined {
+  if (sent === null || typeof sent !== 'object') return parsed === sent ? sent : undefined
   if (Array.isArray(sent)) {
-    return Array.isArray(parsed) && parsed.length === sent.length && parsed.every((v, i) => argumentsKept(v, sent[i] as JsonValue))
+    if (!Array.isArray(parsed) || parsed.length !== sent.length) return undefined
+    const out: JsonValue[] = []
+    for (let i = 0; i < sent.length; i++) {
+      const v = keptArguments(parsed[i], sent[i] as JsonValue)
+      if (v === undefined) return undefined
+      out.push(v)
+    }
+    return out
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return false
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined
   const proto: unknown = Object.getPrototypeOf(parsed)
-  if (proto !== Object.prototype && proto !== null) return false
-  for (const [k, v] of Object.entries(parsed)) {
-    if (!Object.hasOwn(sent, k) || !argumentsKept(v, sent[k] as JsonValue)) return false
+  if (proto !== Object.prototype && proto !== null) return undefined
+  const out: Record<string, JsonValue> = {}
+  for (const k of Object.keys(parsed)) {
+    if (!Object.hasOwn(sent, k)) return undefined
+    const v = keptArguments((parsed as Record<string, unknown>)[k], sent[k] as JsonValue)
+    if (v === undefined) return undefined
+    // defineProperty: a member named __proto__ stays data (the snapshot refuses it anyway)
+    Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true })
   }
-  return true
+  return out
 }

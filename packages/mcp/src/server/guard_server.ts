@@ -1,4 +1,4 @@
-import { argumentsKept, MandateError, type Guard, type VerifiedCall } from '@mandate/core'
+import { keptArguments, MandateError, type Guard, type VerifiedCall } from '@mandate/core'
 import type { McpServer, RegisteredTool } from '@modelcontextprotocol/sdk/server/mcp.js'
 import type { AnySchema, ShapeOutput, SchemaOutput, ZodRawShapeCompat } from '@modelcontextprotocol/sdk/server/zod-compat.js'
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js'
@@ -105,12 +105,14 @@ export class GuardedMcpServer {
       if (!call || call.tool !== name) throw new MandateError('PROOF_MISSING', 'this tool call was not verified')
       // the SDK parsed the verified arguments with the tool's inputSchema: a schema that rewrites
       // them (transform, default, coerce, catch) would run the tool with values nobody checked
-      if (hasInput && !argumentsKept(args, call.arguments ?? {})) {
-        throw new MandateError('ARGUMENTS_INVALID', `the inputSchema of tool "${name.slice(0, 64)}" changes the arguments when it parses them (a transform, default, coercion or catch): the tool would run with arguments the credential does not bind`)
+      // the handler gets the verified values themselves (keptArguments rebuilds them from the snapshot)
+      const kept = hasInput ? keptArguments(args, call.arguments ?? {}) : undefined
+      if (hasInput && kept === undefined) {
+        throw new MandateError('ARGUMENTS_INVALID', `the inputSchema of tool "${name.slice(0, 64)}" changes the arguments when it parses them (a transform, default, coercion or catch): the tool would run with arguments the credential does not bind`, { detail: { tool: name.slice(0, 64) } })
       }
       const guardedExtra: GuardedToolExtra = { ...extra, mandate: call }
       const h = handler as unknown as (...a: unknown[]) => CallToolResult | Promise<CallToolResult>
-      return runWithVerifiedCall(call, () => (hasInput ? h(args, guardedExtra) : h(guardedExtra)))
+      return runWithVerifiedCall(call, () => (hasInput ? h(kept, guardedExtra) : h(guardedExtra)))
     }
     const cb = hasInput ? (args: unknown, extra: Extra) => run(args, extra) : (extra: Extra) => run(undefined, extra)
     const registered = this.server.registerTool(name, toolConfig as Parameters<McpServer['registerTool']>[1], cb as Parameters<McpServer['registerTool']>[2])
