@@ -43,9 +43,11 @@ describe('kernel: one verified call', () => {
     })
     expect(out).toEqual({ id: 'inv_1' })
     expect(tryGetCallContext()).toBeUndefined()
-    // the mandate, the call credential and the proof the local guard verified, for scrubbing
-    expect(secrets).toHaveLength(3)
-    expect(secrets[2]?.split('.')).toHaveLength(3)
+    // the mandate, the holder key's private d, the call credential and the proof the local guard
+    // verified, for scrubbing
+    expect(secrets).toHaveLength(4)
+    expect(secrets[1]).toBe(w.orchestrator.exportPrivateJwk().d)
+    expect(secrets[3]?.split('.')).toHaveLength(3)
     expect(kernel.secretsOf(prepared)).toEqual(secrets)
     expect(w.timeline.filter((t) => t.startsWith('verified:'))).toHaveLength(1)
     const reports = (await w.records('call.report')).map((r) => [r.fields.tool, r.fields.decision, r.fields.outcome])
