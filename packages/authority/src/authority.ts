@@ -4,7 +4,8 @@
  * this object.
  */
 import {
-  CLIENT_ASSERTION_TYPE, createNonceSource, decodeOfflineChainUnverified, isDidKey, MAX_CHAIN_LENGTH, verifyOfflineChain, type VerifiedOfflineChain, jwkThumbprint, MandateError, publicJwkFromDidKey,
+  CLIENT_ASSERTION_TYPE, createNonceSource, decodeOfflineChainUnverified, isDidKey, jwkThumbprint, MandateError, MAX_CHAIN_LENGTH, publicJwkFromDidKey,
+  verifyOfflineChain, type VerifiedOfflineChain,
   type CallReport, Ed25519Key, type Ed25519PublicJwk, type JsonValue, type NonceSource, type ReplayStore,
   type RevocationSource, type RevocationStatusDocument,
 } from '@mandate/core'

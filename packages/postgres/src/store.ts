@@ -13,7 +13,7 @@
  */
 import { MandateError, type RevocationQuery } from '@mandate/core'
 import {
-  auditFacets, auditIndex, auditRecordFromRow, chainRecord, grantedTaskDraft, SealState,
+  auditFacets, auditIndex, auditRecordFromRow, chainRecord, grantedTaskDraft, sameApprovalRequest, SealState,
   type AgentBinding, type AgentRecord, type ApprovalAdmission, type ApprovalDecision, type ApprovalPageQuery, type ApprovalRecord, type ApprovalStatus, type AuditDraft,
   type AuditPageQuery, type AuditQuery, type AuditRecord, type AuditSealer, type AuthorityStore, type ChainHead, type IssueMandateInput,
   type IssueMandateResult, type MandateRecord, type OutboxChange, type OutboxEndpointStats, type OutboxPlanner, type OutboxRow,
@@ -892,7 +892,7 @@ export class PostgresStore implements AuthorityStore {
           `SELECT * FROM approvals WHERE requested_by = $1 AND status = 'pending' AND expires_at > $2 ORDER BY created_at, cursor LIMIT $3`,
           [a.requestedBy, a.createdAt, admit.maxPending],
         )).rows.map(approvalFromRow)
-        const same = pending.find((p) => p.parent === a.parent && p.txn === a.txn && p.audience === a.audience && p.tool === a.tool && p.argumentsDigest === a.argumentsDigest)
+        const same = pending.find((p) => sameApprovalRequest(p, a))
         if (same) return { existing: same }
         if (pending.length >= admit.maxPending) {
           throw new MandateError('CAPACITY_EXCEEDED', `this agent has ${admit.maxPending} approvals pending; retry when some are decided or expire`)

@@ -6,7 +6,7 @@
  */
 import { MandateError, randomId, type JsonValue } from '@mandate/core'
 import type { AuditLog } from '../audit/chain.js'
-import type { AuthorityStore } from '../store/store.js'
+import { sameApprovalRequest, type AuthorityStore } from '../store/store.js'
 import type { ApprovalRecord, ApprovalStatus } from '../types.js'
 
 /** The wire form of an approval (docs/protocol.md). Times are seconds since the epoch. */
@@ -93,7 +93,7 @@ export class ApprovalService {
   async #request(req: ApprovalRequest): Promise<ApprovalRecord> {
     const now = this.now()
     const pending = await this.store.pendingApprovalsBy(req.requestedBy, now, MAX_PENDING_PER_AGENT)
-    const same = pending.find((a) => a.parent === req.parent && a.txn === req.txn && a.audience === req.audience && a.tool === req.tool && a.argumentsDigest === req.argumentsDigest)
+    const same = pending.find((a) => sameApprovalRequest(a, req))
     if (same) return same
     if (pending.length >= MAX_PENDING_PER_AGENT) {
       throw new MandateError('CAPACITY_EXCEEDED', `this agent has ${MAX_PENDING_PER_AGENT} approvals pending; retry when some are decided or expire`)

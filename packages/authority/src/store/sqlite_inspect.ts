@@ -1,10 +1,10 @@
 /**
  * Look at an Authority SQLite file without changing it: `mandate doctor --db` used to open it as a
  * store, which creates the schema, so checking any SQLite file (or a mistyped path's neighbour) made
- * it an Authority database and reported OK. Opened read-only; nothing is created or migrated (the
- * `-wal` / `-shm` files SQLite makes to read a WAL database are removed again when they were not there).
+ * it an Authority database and reported OK. Opened read-only; no table is created and nothing is
+ * migrated. Reading a WAL database can leave SQLite's `-wal` / `-shm` files next to it; they are
+ * never removed here, since an Authority starting meanwhile could be writing to them.
  */
-import { existsSync, rmSync } from 'node:fs'
 import { DatabaseSync, sqliteError } from './sqlite_driver.js'
 
 /** What a read-only look at an SQLite file found. */
@@ -24,12 +24,10 @@ const AUTHORITY_TABLES = ['meta', 'agents', 'mandates', 'audit', 'audit_head']
  * SqliteError (`SQLITE_NOTADB`, `SQLITE_CANTOPEN`, …) when SQLite cannot read it at all.
  */
 export function inspectSqliteDatabase(path: string): SqliteInspection {
-  const sidecars = [`${path}-wal`, `${path}-shm`].filter((f) => !existsSync(f))
   let db
   try {
     db = new DatabaseSync(path, { readOnly: true })
   } catch (err) {
-    removeNew(sidecars)
     throw sqliteError(err)
   }
   try {
@@ -42,17 +40,6 @@ export function inspectSqliteDatabase(path: string): SqliteInspection {
     throw sqliteError(err)
   } finally {
     db.close()
-    removeNew(sidecars)
   }
 }
 
-/** Remove the files the read-only open made (a running Authority's own ones existed before and stay). */
-function removeNew(files: readonly string[]): void {
-  for (const f of files) {
-    try {
-      if (existsSync(f)) rmSync(f)
-    } catch {
-      // a sidecar that cannot be removed is harmless: SQLite recreates or ignores it
-    }
-  }
-}

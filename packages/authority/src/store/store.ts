@@ -197,6 +197,14 @@ export type StoreChange =
   | { kind: 'keys' }
   | { kind: 'resync' }
 
+/**
+ * Do two approvals ask the same thing (agent, parent mandate, task, audience, tool, argument
+ * digest)? A pending one is then returned instead of a copy (ApprovalService, shared stores).
+ */
+export function sameApprovalRequest(a: ApprovalRecord, b: Pick<ApprovalRecord, 'requestedBy' | 'parent' | 'txn' | 'audience' | 'tool' | 'argumentsDigest'>): boolean {
+  return a.requestedBy === b.requestedBy && a.parent === b.parent && a.txn === b.txn && a.audience === b.audience && a.tool === b.tool && a.argumentsDigest === b.argumentsDigest
+}
+
 /** What an approval insert checks atomically with itself ({@link AuthorityStore.insertApproval}). */
 export interface ApprovalAdmission {
   /** Most pending, unexpired approvals one agent may hold. */
