@@ -11,6 +11,7 @@ import {
 } from '@mandate/core'
 import { approvalView, ApprovalService, type ApprovalListener, type ApprovalView } from './approvals/service.js'
 import { AuditLog, type AuditListener, type AuditVerification } from './audit/chain.js'
+import { checkReasonText } from './audit/reason_text.js'
 import type { AuditWitnessOptions } from './audit/witness.js'
 import { createInProcessClient, type InProcessClientOptions } from './client/in_process.js'
 import { endpointsFor, nowSec, type AuthorityContext, type AuthorityEndpoints } from './context.js'
@@ -40,7 +41,7 @@ import { resolveCallModes, type CallModesOptions, type ResolvedCallModes } from 
 import { parseOfflineHops } from './audit/offline_hops.js'
 import { instrumentStore } from './observability/instrument_store.js'
 import { AuthorityMetrics } from './observability/metrics.js'
-import { assertAgentOwnsReport } from './audit/report_attribution.js'
+import { assertAgentOwnsReport, reportSingleUse } from './audit/report_attribution.js'
 import { pendingCounter } from './observability/pending_count.js'
 import { readiness, type ReadinessReport } from './observability/readiness.js'
 import { FederationRegistry } from './federation/registry.js'
@@ -653,7 +654,7 @@ export class Authority {
     if (did.length > 2048) throw new MandateError('INVALID_REQUEST', 'did is too long (at most 2048 characters)')
     if (typeof meta !== 'object' || meta === null) throw new MandateError('INVALID_REQUEST', 'meta must be an object')
     if (meta.by !== undefined && (typeof meta.by !== 'string' || meta.by.length > 512)) throw new MandateError('INVALID_REQUEST', 'by must be a string of at most 512 characters')
-    if (meta.reason !== undefined && (typeof meta.reason !== 'string' || meta.reason.length > 512)) throw new MandateError('INVALID_REQUEST', 'reason must be a string of at most 512 characters')
+    checkReasonText(meta.reason)
     const fields: Record<string, JsonValue> = { agent: did.slice(0, 128) }
     if (meta.by !== undefined) fields.by = meta.by
     if (meta.reason !== undefined) fields.reason = meta.reason
@@ -903,11 +904,16 @@ export class Authority {
       throw new MandateError('INVALID_REQUEST', `report.offlineChain must be an offline chain of at most ${MAX_CHAIN_LENGTH} characters`)
     }
     if (reportingAgent !== undefined) {
-      const hops = await assertAgentOwnsReport(this.store, reportingAgent, {
+      const owned = await assertAgentOwnsReport(this.store, reportingAgent, {
         now: nowSec(this.#ctx), jti: fields.jti as string, txn: fields.txn as string, tool: fields.tool as string, audience: fields.audience as string, argumentsDigest: fields.args as string, decision: report.decision,
         actors, subject: fields.subject as string, offlineHops: fields.offline_hops as JsonValue[] | undefined, offlineChain: chain,
       }, (c) => this.#verifyReportedChain(c))
-      if (hops !== undefined) fields.offline_hops = hops
+      if (owned.hops !== undefined) fields.offline_hops = owned.hops
+      // last, once everything else passed: a refused report never takes the credential's one report
+      const once = reportSingleUse(owned.credential, report.decision)
+      if (once && !(await this.#ctx.singleUse.use(reportingAgent, once.key, once.until))) {
+        throw new MandateError('INVALID_REQUEST', 'the call of this single-use credential has already been reported', { detail: { reason: 'duplicate' } })
+      }
     }
     if (meta.reporter !== undefined) fields.reporter = meta.reporter
     return this.#ctx.audit.append('call.report', fields)

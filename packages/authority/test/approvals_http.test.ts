@@ -2,6 +2,7 @@
 import { createClientAssertion, createHttpAuthorityClient, decodeMandateUnverified, Ed25519Key, type AuthorityClient } from '@mandate/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createAuthorityServer, type AuthorityServer } from '../src/index.js'
+import { MAX_WAITS_PER_PRINCIPAL } from '../src/http/approvals.js'
 import { AUD, manualClock, TOOLS } from './helpers.js'
 
 const clock = manualClock()
@@ -154,5 +155,104 @@ describe('an approved approval', () => {
     } finally {
       await srv.close()
     }
+  })
+})
+
+describe('approval decisions and waits are bounded', () => {
+  let srv: AuthorityServer
+  let agent: Ed25519Key, human: Ed25519Key, admin: Ed25519Key, grantor: Ed25519Key
+  const auth = (k: Ed25519Key) => ({ authorization: `MandateAssertion ${createClientAssertion(k, { clientId: k.did, audience: srv.url })}` })
+  const post = (path: string, k: Ed25519Key, body: unknown) => fetch(`${srv.url}${path}`, { method: 'POST', headers: { ...auth(k), 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  let amount = 100
+  async function ask(): Promise<{ id: string; mandate: string }> {
+    const mandate = (await srv.authority.grant({ grantor: grantor.did, subject: 'alice', agent: agent.did, audiences: [AUD], tools: TOOLS })).token
+    const res = await createHttpAuthorityClient({ issuer: srv.url, key: agent }).callCredential({ mandate, audience: AUD, tool: 'billing.refund', arguments: { amount: amount++ } })
+    if (res.status !== 'approval_required') throw new Error(`expected approval_required, got ${res.status}`)
+    return { id: res.approvalId, mandate }
+  }
+
+  beforeAll(async () => {
+    srv = await createAuthorityServer({ port: 0, authority: { policy: [{ effect: 'require_approval', tool: 'billing.refund' }] } })
+    grantor = Ed25519Key.generate()
+    agent = Ed25519Key.generate()
+    human = Ed25519Key.generate()
+    admin = Ed25519Key.generate()
+    await srv.authority.registerAgent({ did: grantor.did, name: 'host', role: 'grantor' })
+    await srv.authority.registerAgent({ did: agent.did, name: 'agent' })
+    await srv.authority.registerAgent({ did: human.did, name: 'bob', role: 'approver' })
+    await srv.authority.registerAgent({ did: admin.did, name: 'root', role: 'admin' })
+  })
+  afterAll(() => srv.close())
+
+  it('a decision reason with controls, bidi or invisible characters is refused (as the dashboard does); tab and newline are kept', async () => {
+    const { id } = await ask()
+    for (const reason of ['ok \u202Edeifirev', 'a\u200Bb', 'line\r\nfeed', 'bell\u0007', 'c1\u0085', 'sep\u2028x', 'x'.repeat(513)]) {
+      const res = await post(`/approvals/${id}/approve`, human, { reason })
+      expect(res.status, JSON.stringify(reason)).toBe(400)
+      expect(await res.json()).toMatchObject({ mandate_code: 'INVALID_REQUEST' })
+    }
+    expect((await srv.authority.approvals.get(id)).status).toBe('pending')
+    await expect(srv.authority.approvals.deny(id, { approver: human.did, reason: 'no \u202Eway' })).rejects.toMatchObject({ code: 'INVALID_REQUEST' })
+    const ok = await post(`/approvals/${id}/deny`, human, { reason: 'first line\n\tsecond line' })
+    expect(ok.status).toBe(200)
+    expect(await ok.json()).toMatchObject({ status: 'denied', decision_reason: 'first line\n\tsecond line' })
+  })
+
+  it('revocation and agent changes refuse the same reasons', async () => {
+    const other = Ed25519Key.generate()
+    await srv.authority.registerAgent({ did: other.did, name: 'other' })
+    const disable = await post(`/admin/agents/${encodeURIComponent(other.did)}/disable`, admin, { reason: 'leak \u202Etxt.exe' })
+    expect(disable.status).toBe(400)
+    expect((await srv.authority.getAgent(other.did))?.disabled).toBe(false)
+    const revoke = await post('/admin/revocations', admin, { agent: other.did, reason: 'x\u2066y' })
+    expect(revoke.status).toBe(400)
+    await expect(srv.authority.revoke({ agent: other.did }, { reason: 'x\u0000' })).rejects.toMatchObject({ code: 'INVALID_REQUEST' })
+    await expect(srv.authority.disableAgent(other.did, { reason: '\u061Cx' })).rejects.toMatchObject({ code: 'INVALID_REQUEST' })
+    expect((await srv.authority.getAgent(other.did))?.disabled).toBe(false)
+  })
+
+  it('an approval whose task was revoked can be denied, never approved', async () => {
+    for (const target of ['txn', 'mandate'] as const) {
+      const { id } = await ask()
+      const a = await srv.authority.approvals.get(id)
+      const rec = await srv.authority.store.getApproval(id)
+      await srv.authority.revoke(target === 'txn' ? { txn: a.txn } : { mandate: rec?.parent as string }, { reason: 'stop' })
+      const res = await post(`/approvals/${id}/approve`, human, {})
+      expect(res.status).toBe(400)
+      expect(await res.json()).toMatchObject({ mandate_code: 'INVALID_REQUEST', error_description: expect.stringMatching(/revoked/) })
+      expect((await srv.authority.approvals.get(id)).status).toBe('pending')
+      expect((await post(`/approvals/${id}/deny`, human, { reason: 'revoked' })).status).toBe(200)
+    }
+  })
+
+  it(`a principal holds at most ${MAX_WAITS_PER_PRINCIPAL} open waits (long polls and event streams); closing one frees its slot`, async () => {
+    const { id } = await ask()
+    const aborts: AbortController[] = []
+    const open = async (path: string) => {
+      const ac = new AbortController()
+      aborts.push(ac)
+      return fetch(`${srv.url}${path}`, { headers: auth(agent), signal: ac.signal })
+    }
+    // event streams answer their headers at once; long polls answer only when they end
+    const streams = await Promise.all(Array.from({ length: MAX_WAITS_PER_PRINCIPAL / 2 }, () => open(`/approvals/${id}/events`)))
+    for (const s of streams) expect(s.status).toBe(200)
+    const polls = Array.from({ length: MAX_WAITS_PER_PRINCIPAL / 2 }, () => open(`/approvals/${id}?wait=30`).catch(() => undefined))
+    await new Promise((r) => setTimeout(r, 200))
+    const over = await fetch(`${srv.url}/approvals/${id}?wait=30`, { headers: auth(agent) })
+    expect(over.status).toBe(503)
+    expect(await over.json()).toMatchObject({ mandate_code: 'CAPACITY_EXCEEDED' })
+    expect((await fetch(`${srv.url}/approvals/${id}/events`, { headers: auth(agent) })).status).toBe(503)
+    // a plain read takes no slot, and another principal has its own
+    expect((await fetch(`${srv.url}/approvals/${id}`, { headers: auth(agent) })).status).toBe(200)
+    const other = new AbortController()
+    const approverStream = await fetch(`${srv.url}/approvals/${id}/events`, { headers: auth(human), signal: other.signal })
+    expect(approverStream.status).toBe(200)
+    other.abort()
+    for (const ac of aborts.splice(0)) ac.abort()
+    await Promise.all(polls)
+    await new Promise((r) => setTimeout(r, 200))
+    const again = await open(`/approvals/${id}?wait=1`)
+    expect(again.status).toBe(200)
+    for (const ac of aborts) ac.abort()
   })
 })

@@ -56,4 +56,35 @@ describe('an agent reports only what its credential says', () => {
     await expect(authority.reportCall(report, { reporter: a!.did })).rejects.toMatchObject({ code: 'ACCESS_DENIED', message: expect.stringContaining('expired') })
     await authority.close()
   })
+
+  it('the call of a single-use credential is reported once; a reusable credential\'s every call is (review 2d)', async () => {
+    const authority = await createAuthority({ issuer: 'http://127.0.0.1:7400', store: new MemoryStore() })
+    const { agents: [a], root } = await registerTask(authority, 1)
+    const client = authority.clientFor(a!)
+    const issued = await client.callCredential({ mandate: root.token, audience: AUD, tool: 'billing.refund', arguments: { amount: 5 } })
+    if (issued.status !== 'issued') throw new Error('expected a credential')
+    const claims = decodeMandateUnverified(issued.token).payload as { jti: string; txn: string; call: { args: string } }
+    const report: CallReport = {
+      mandateId: claims.jti, txn: claims.txn, tool: 'billing.refund', audience: AUD, argumentsDigest: claims.call.args, decision: 'allowed', outcome: 'success', actorChain: [a!.did], subject: 'alice',
+    }
+    // a refusal, and a report refused for what it claims, never take the one report
+    await authority.reportCall({ ...report, decision: 'refused', errorCode: 'PROOF_INVALID' }, { reporter: a!.did })
+    await expect(authority.reportCall({ ...report, subject: 'bob' }, { reporter: a!.did })).rejects.toMatchObject({ code: 'ACCESS_DENIED' })
+    // replayed concurrently: exactly one is recorded
+    const results = await Promise.allSettled(Array.from({ length: 12 }, () => authority.reportCall(report, { reporter: a!.did })))
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
+    for (const r of results) if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'INVALID_REQUEST', detail: { reason: 'duplicate' } })
+    await expect(authority.reportCall(report, { reporter: a!.did })).rejects.toMatchObject({ code: 'INVALID_REQUEST' })
+    expect((await authority.audit.query({ type: 'call.report' })).filter((r) => r.fields.decision === 'allowed')).toHaveLength(1)
+
+    // an audience credential serves many calls: each is reported
+    const aud = await client.audienceCredential?.({ mandate: root.token, audience: AUD })
+    if (!aud) throw new Error('the in-process client has audienceCredential')
+    const ac = decodeMandateUnverified(aud.token).payload as { jti: string }
+    const again = { ...report, mandateId: ac.jti, argumentsDigest: 'B'.repeat(43) }
+    await authority.reportCall(again, { reporter: a!.did })
+    await authority.reportCall(again, { reporter: a!.did })
+    expect((await authority.audit.query({ type: 'call.report' })).filter((r) => r.fields.jti === ac.jti)).toHaveLength(2)
+    await authority.close()
+  })
 })

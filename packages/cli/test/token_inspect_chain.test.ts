@@ -7,7 +7,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { attenuateMandate, Ed25519Key } from '@mandate/core'
+import { attenuateMandate, Ed25519Key, signCompactJws } from '@mandate/core'
 import { createAuthority, type Authority } from '@mandate/authority'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { main } from '../src/main.js'
@@ -101,5 +101,18 @@ describe('mandate token inspect with an offline chain', () => {
     expect(v.code, v.err).toBe(0)
     expect(v.out).toContain('VALID  signed by a key of the given JWKS')
     expect((await run(['token', 'inspect', root, '--issuer', 'http://127.0.0.1:7400'])).code).toBe(2)
+  })
+})
+
+describe('mandate token inspect on a token from elsewhere', () => {
+  it('says which claims are absent instead of printing "undefined"', async () => {
+    const foreign = signCompactJws({ alg: 'EdDSA', typ: 'at+jwt' }, { iss: 'https://idp.example', exp: 2_000_000_000, sub: 42 }, Ed25519Key.generate())
+    const r = await run(['token', 'inspect', foreign])
+    expect(r.code, r.err).toBe(0)
+    expect(r.out).not.toContain('undefined')
+    expect(r.out).toMatch(/^actor +\(absent\)$/m)
+    expect(r.out).toMatch(/^jti +\(absent\)$/m)
+    expect(r.out).toMatch(/^subject +42$/m)
+    expect(r.out).toMatch(/^issuer +https:\/\/idp\.example$/m)
   })
 })

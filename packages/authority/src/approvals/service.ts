@@ -6,6 +6,7 @@
  */
 import { MandateError, randomId, type JsonValue } from '@mandate/core'
 import type { AuditLog } from '../audit/chain.js'
+import { checkReasonText } from '../audit/reason_text.js'
 import { sameApprovalRequest, type AuthorityStore } from '../store/store.js'
 import type { ApprovalRecord, ApprovalStatus } from '../types.js'
 
@@ -139,12 +140,18 @@ export class ApprovalService {
     if (typeof approver !== 'string' || !(await this.isApprover(approver))) {
       throw new MandateError('ACCESS_DENIED', 'only a registered, enabled approver or admin can decide approvals')
     }
-    if (reason !== undefined && (typeof reason !== 'string' || reason.length > 512)) throw new MandateError('INVALID_REQUEST', 'reason must be a string of at most 512 characters')
+    checkReasonText(reason)
     const a = await this.get(id)
     if (a.requestedBy === approver || a.actorChain.includes(approver)) {
       throw new MandateError('ACCESS_DENIED', 'an agent of the requesting chain cannot decide its own approval')
     }
     if (a.status !== 'pending') throw new MandateError('INVALID_REQUEST', `approval is already ${a.status}`)
+    // an approval of revoked work could never be redeemed (the exchange refuses it), but it would
+    // read as an approval in the audit and the dashboard; a denial still clears it from the queue
+    if (status === 'approved' && (await this.#revoked(a))) {
+      // INVALID_REQUEST, as for a decided approval: REVOKED (401) would read as the approver's own credential refused
+      throw new MandateError('INVALID_REQUEST', 'the task, the mandate this approval derives from or an agent of its chain has been revoked; it can only be denied', { detail: { reason: 'revoked' } })
+    }
     const now = this.now()
     const fields: Record<string, JsonValue> = { approval: id, approver, agent: a.requestedBy, subject: a.subject, txn: a.txn, tool: a.tool, args: a.argumentsDigest }
     if (reason !== undefined) fields.reason = reason
@@ -154,6 +161,13 @@ export class ApprovalService {
     const updated = (await this.store.getApproval(id)) as ApprovalRecord
     this.#emit(updated)
     return updated
+  }
+
+  /** Is the approval's task, its parent mandate or an ancestor, or an agent of its chain revoked? */
+  async #revoked(a: ApprovalRecord): Promise<boolean> {
+    const parent = await this.store.getMandate(a.parent)
+    const ids = [a.parent, ...(parent?.claims.delegation.ancestors ?? [])]
+    return this.store.isRevoked({ ids, txn: a.txn, actors: [...a.actorChain, a.requestedBy] })
   }
 
   async #expire(id: string): Promise<void> {

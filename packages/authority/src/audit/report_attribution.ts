@@ -35,12 +35,12 @@ export interface AgentReportClaims {
  * call) tool are that credential's. For an offline chain, the chain itself must come with the
  * report: the Authority verifies it (root by its own key, every hop by its holder's, each hop a
  * narrowing) and records the hops it verified, never the summaries an agent typed in.
- * Returns the hop summaries to record (offline chains only).
+ * Returns the credential's claims, and the hop summaries to record (offline chains only).
  */
 export async function assertAgentOwnsReport(
   store: Pick<AuthorityStore, 'getMandate'>, agent: string, report: AgentReportClaims,
   verifyChain: (chain: string) => Promise<VerifiedOfflineChain>,
-): Promise<JsonValue[] | undefined> {
+): Promise<{ credential: MandateClaims; hops?: JsonValue[] }> {
   if (report.offlineChain === undefined) {
     if (report.offlineHops !== undefined) throw denied('offline hops are recorded only with the chain they came from (offlineChain)')
     const m = await store.getMandate(report.jti)
@@ -48,7 +48,7 @@ export async function assertAgentOwnsReport(
     if (m.holder !== agent) throw denied('the credential is held by another agent')
     assertReportMatches(m.claims, report)
     assertReportedInTime(m.claims, report.now)
-    return undefined
+    return { credential: m.claims }
   }
   let chain: VerifiedOfflineChain
   try {
@@ -67,7 +67,18 @@ export async function assertAgentOwnsReport(
   if (report.offlineHops !== undefined && JSON.stringify(report.offlineHops) !== JSON.stringify(hops)) {
     throw denied('the reported offline hops are not those of the chain')
   }
-  return hops
+  return { credential: last, hops }
+}
+
+/**
+ * The single-use key of an agent's report of an allowed call made with a single-use credential
+ * (an Authority call credential or an offline call hop), and until when it is kept; undefined for
+ * a reusable credential, whose every call is reported. A guard accepts such a credential once, so
+ * a second "allowed" report of it is a replay of the first, not another call.
+ */
+export function reportSingleUse(credential: MandateClaims, decision: 'allowed' | 'refused'): { key: string; until: number } | undefined {
+  if (decision !== 'allowed' || credential.call === undefined) return undefined
+  return { key: `report:${credential.jti}`, until: credential.exp + MAX_REPORT_DELAY }
 }
 
 /**

@@ -4,6 +4,7 @@
  * `INVALID_REQUEST`, never silently ignored (a typo in a filter must not widen the answer).
  */
 import { MandateError, parseStrictJson } from '@mandate/core'
+import { checkReasonText } from '../audit/reason_text.js'
 import { parseForm } from '../http/body.js'
 import type { AuditType } from '../types.js'
 import type { AuditDecision } from '../store/audit_facets.js'
@@ -113,10 +114,10 @@ export async function actionBody(req: { text(): Promise<string>; header(name: st
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('the body must be a JSON object')
   for (const k of Object.keys(body)) if (k !== 'reason' && !allowed.includes(k)) throw bad(`unknown body member "${k.slice(0, 40)}"`)
   const reason = (body as { reason?: unknown }).reason
-  if (typeof reason !== 'string' || reason.trim().length === 0 || reason.length > 500 || /[\x00-\x08\x0b-\x1f\x7f]/.test(reason)) {
+  if (typeof reason !== 'string' || reason.trim().length === 0 || reason.length > 500) {
     throw bad('a reason (1..500 characters) is required; it is recorded in the audit log')
   }
-  // bidi controls and other invisible format characters would make the audit's reason read otherwise
-  if (/[\p{Cf}\u2028\u2029]/u.test(reason)) throw bad('a reason must not hold bidi controls or invisible format characters')
+  // the rule of every API that records a reason (controls, bidi, invisible format characters)
+  checkReasonText(reason, 500)
   return body as Record<string, unknown> & { reason: string }
 }

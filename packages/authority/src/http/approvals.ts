@@ -1,7 +1,7 @@
 /** Approvals: status, SSE event stream, long poll, decisions, listing. */
 import { MandateError } from '@mandate/core'
 import type { Context, Hono } from 'hono'
-import { streamSSE } from 'hono/streaming'
+import { streamSSE, type SSEStreamingApi } from 'hono/streaming'
 import type { ApprovalView } from '../approvals/service.js'
 import type { Authority } from '../authority.js'
 import type { AgentRecord } from '../types.js'
@@ -23,6 +23,34 @@ import { send } from './oauth.js'
 
 /** Most `GET /approvals/events` streams open at once (each holds a connection and an audit listener). */
 const MAX_WATCHERS = 32
+/**
+ * Most waits on single approvals (`GET /approvals/:id?wait=`, `GET /approvals/:id/events`) open at
+ * once, per principal and in all: each holds a connection and a listener, and a principal that may
+ * read an approval could otherwise open them without end.
+ */
+export const MAX_WAITS_PER_PRINCIPAL = 32
+export const MAX_WAITS = 1024
+
+/** Counts open waits; `admit` takes a slot or refuses with CAPACITY_EXCEEDED, and returns its release. */
+function waitSlots(): (did: string) => () => void {
+  const open = new Map<string, number>()
+  let total = 0
+  return (did) => {
+    const mine = open.get(did) ?? 0
+    if (mine >= MAX_WAITS_PER_PRINCIPAL || total >= MAX_WAITS) throw new MandateError('CAPACITY_EXCEEDED', 'too many approval waits are open; retry later')
+    open.set(did, mine + 1)
+    total++
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      total--
+      const left = (open.get(did) ?? 1) - 1
+      if (left === 0) open.delete(did)
+      else open.set(did, left)
+    }
+  }
+}
 
 const isFinal = (v: ApprovalView) => v.status !== 'pending'
 const isApprover = (a: AgentRecord) => a.role === 'approver' || a.role === 'admin'
@@ -56,6 +84,7 @@ export function mountApprovals(app: Hono, authority: Authority): () => void {
   const base = new URL(authority.endpoints.approvals).pathname
   const streams = new Set<() => void>()
   const watchers = new Set<() => void>()
+  const admitWait = waitSlots()
 
   app.get(base, async (c) => {
     try {
@@ -125,12 +154,17 @@ export function mountApprovals(app: Hono, authority: Authority): () => void {
 
   app.get(`${base}/:id`, async (c) => {
     try {
-      const { view } = await readable(c, authority)
+      const { who, view } = await readable(c, authority)
       const wait = onlyQuery(c, 'wait')
       if (wait === undefined || isFinal(view)) return c.json(view, 200, NO_STORE)
       if (!/^[0-9]{1,2}$/.test(wait) || Number(wait) > 60) throw new MandateError('INVALID_REQUEST', 'wait must be 0..60 seconds')
-      const next = await nextFinal(authority, view.id, Number(wait) * 1000, c.req.raw.signal)
-      return c.json(next ?? (await authority.approvals.get(view.id)), 200, NO_STORE)
+      const release = admitWait(who.did)
+      try {
+        const next = await nextFinal(authority, view.id, Number(wait) * 1000, c.req.raw.signal)
+        return c.json(next ?? (await authority.approvals.get(view.id)), 200, NO_STORE)
+      } finally {
+        release()
+      }
     } catch (err) {
       return send(c, jsonErrorAnswer(err))
     }
@@ -138,42 +172,54 @@ export function mountApprovals(app: Hono, authority: Authority): () => void {
 
   app.get(`${base}/:id/events`, async (c) => {
     let view: ApprovalView
+    let release: () => void
     try {
-      view = (await readable(c, authority)).view
+      const r = await readable(c, authority)
+      view = r.view
+      release = isFinal(view) ? () => undefined : admitWait(r.who.did)
     } catch (err) {
       return send(c, jsonErrorAnswer(err))
     }
     c.header('Cache-Control', 'no-store')
     return streamSSE(c, async (stream) => {
-      let last = ''
-      const write = async (v: ApprovalView) => {
-        const data = JSON.stringify(v)
-        if (data === last) return
-        last = data
-        await stream.writeSSE({ event: 'status', data, id: v.status })
+      try {
+        await watchApproval(stream, view)
+      } finally {
+        release()
       }
-      await write(view)
-      if (isFinal(view)) return
-      await new Promise<void>((resolve) => {
-        const heartbeat = setInterval(() => void stream.write(': keep-alive\n\n').catch(() => finish()), 15_000)
-        const unsubscribe = authority.approvals.subscribe(view.id, (v) => {
-          void write(v).then(() => {
-            if (isFinal(v)) finish()
-          }, () => finish())
-        })
-        const finish = () => {
-          clearInterval(heartbeat)
-          unsubscribe()
-          streams.delete(finish)
-          resolve()
-        }
-        streams.add(finish)
-        stream.onAbort(finish)
-        // a decision may have landed between the first read and the subscription
-        void authority.approvals.get(view.id).then((v) => (isFinal(v) ? write(v).then(finish) : undefined), finish)
-      })
     })
   })
+
+  /** Write the approval's states until a final one, then end. */
+  async function watchApproval(stream: SSEStreamingApi, view: ApprovalView): Promise<void> {
+    let last = ''
+    const write = async (v: ApprovalView) => {
+      const data = JSON.stringify(v)
+      if (data === last) return
+      last = data
+      await stream.writeSSE({ event: 'status', data, id: v.status })
+    }
+    await write(view)
+    if (isFinal(view)) return
+    await new Promise<void>((resolve) => {
+      const heartbeat = setInterval(() => void stream.write(': keep-alive\n\n').catch(() => finish()), 15_000)
+      const unsubscribe = authority.approvals.subscribe(view.id, (v) => {
+        void write(v).then(() => {
+          if (isFinal(v)) finish()
+        }, () => finish())
+      })
+      const finish = () => {
+        clearInterval(heartbeat)
+        unsubscribe()
+        streams.delete(finish)
+        resolve()
+      }
+      streams.add(finish)
+      stream.onAbort(finish)
+      // a decision may have landed between the first read and the subscription
+      void authority.approvals.get(view.id).then((v) => (isFinal(v) ? write(v).then(finish) : undefined), finish)
+    })
+  }
 
   for (const action of ['approve', 'deny'] as const) {
     app.post(`${base}/:id/${action}`, async (c) => {

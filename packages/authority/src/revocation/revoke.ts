@@ -4,6 +4,7 @@
  * and a RevocationSource for in-process guards.
  */
 import { cryptoBackend, isDidKey, MandateError, type JsonValue, type RevocationSource, type RevocationStatusDocument } from '@mandate/core'
+import { checkReasonText } from '../audit/reason_text.js'
 import type { AuthorityContext } from '../context.js'
 import { keepingAnAdmin } from '../exchange/principals.js'
 import { grantedTaskDraft } from '../store/store.js'
@@ -36,7 +37,7 @@ const ID = /^[\x21-\x7e]{1,256}$/
 
 export async function revokeTarget(ctx: AuthorityContext, target: RevocationTarget, meta: RevokeMeta = {}): Promise<RevocationResult> {
   if (typeof meta !== 'object' || meta === null) throw new MandateError('INVALID_REQUEST', 'revocation meta must be an object')
-  if (meta.reason !== undefined && (typeof meta.reason !== 'string' || meta.reason.length > 512)) throw new MandateError('INVALID_REQUEST', 'reason must be at most 512 characters')
+  checkReasonText(meta.reason)
   if (meta.by !== undefined && (typeof meta.by !== 'string' || meta.by.length > 512)) throw new MandateError('INVALID_REQUEST', 'by must be a string of at most 512 characters')
   if (meta.preemptive !== undefined && typeof meta.preemptive !== 'boolean') throw new MandateError('INVALID_REQUEST', 'preemptive must be a boolean')
   if (typeof target !== 'object' || target === null || Array.isArray(target)) throw new MandateError('INVALID_REQUEST', 'revoke exactly one of mandate, txn or agent')

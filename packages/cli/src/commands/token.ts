@@ -39,6 +39,12 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8')
 }
 
+/** A claim as printed: absent claims say so (a token from elsewhere may lack any of them), never "undefined". */
+function shown(v: unknown): string {
+  if (v === undefined) return '(absent)'
+  return typeof v === 'string' ? v : JSON.stringify(v)
+}
+
 function printClaims(target: Io, header: JsonObject, payload: JsonObject, chain: ChainView, status: string): void {
   // every line shows claims of a token that may be hostile: never let them drive the terminal
   const io = { out: (line: string) => target.out(printableLine(line)) }
@@ -46,19 +52,19 @@ function printClaims(target: Io, header: JsonObject, payload: JsonObject, chain:
   const num = (v: unknown) => (typeof v === 'number' ? v : undefined)
   io.out(status)
   io.out(`chain     ${formatChain(chain, shortDid)}`)
-  io.out(`subject   ${String(p.sub)}`)
+  io.out(`subject   ${shown(p.sub)}`)
   // `<issuer>#<sub>`: an identity an external issuer vouched for under a federation rule (docs/federation.md)
   const hash = typeof p.sub === 'string' ? p.sub.indexOf('#') : -1
   if (hash > 0) io.out(`identity  ${(p.sub as string).slice(hash + 1)} at ${(p.sub as string).slice(0, hash)} (federated)`)
-  io.out(`actor     ${String(p.client_id)}`)
-  io.out(`task      ${String(p.txn)}${typeof p.purpose === 'string' ? `  "${p.purpose}"` : ''}`)
-  io.out(`issuer    ${String(p.iss)}`)
-  io.out(`audience  ${Array.isArray(p.aud) ? p.aud.join(', ') : String(p.aud)}`)
+  io.out(`actor     ${shown(p.client_id)}`)
+  io.out(`task      ${shown(p.txn)}${typeof p.purpose === 'string' ? `  "${p.purpose}"` : ''}`)
+  io.out(`issuer    ${shown(p.iss)}`)
+  io.out(`audience  ${Array.isArray(p.aud) ? p.aud.join(', ') : shown(p.aud)}`)
   if (typeof p.scope === 'string') io.out(`scope     ${p.scope}`)
-  io.out(`jti       ${String(p.jti)}`)
+  io.out(`jti       ${shown(p.jti)}`)
   io.out(`issued    ${isoTime(num(p.iat))}`)
   io.out(`expires   ${isoTime(num(p.exp))}`)
-  io.out(`key       ${String(header.kid)} (${String(header.alg)}, typ ${String(header.typ)})`)
+  io.out(`key       ${shown(header.kid)} (${shown(header.alg)}, typ ${shown(header.typ)})`)
   if (typeof p.cnf === 'object' && p.cnf !== null) io.out(`bound to  jkt ${String((p.cnf as Record<string, unknown>).jkt)}`)
   const d = p.delegation as Record<string, unknown> | undefined
   if (d && typeof d === 'object') io.out(`depth     ${String(d.depth)} of max ${String(d.max_depth)}${d.parent ? `, parent ${String(d.parent)}` : ''}`)

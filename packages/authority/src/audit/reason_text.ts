@@ -1,0 +1,21 @@
+import { MandateError } from '@mandate/core'
+
+/** Longest free-text reason an audit record keeps (approval decisions, revocations, agent changes). */
+export const MAX_REASON_LENGTH = 512
+
+// Controls other than tab and line feed, format characters (bidi overrides and isolates, zero-width,
+// U+061C), line and paragraph separators and lone surrogates: in a recorded reason they would make
+// the audit log, the dashboard or a terminal show a sentence other than the one stored.
+const UNSAFE_REASON = /[\p{Cf}\p{Zl}\p{Zp}\p{Cs}]|[^\P{Cc}\t\n]/u
+
+/**
+ * An optional free-text reason as every API that records one takes it: undefined, or a string of at
+ * most `max` characters without control (except tab and line feed), bidi or invisible format
+ * characters. INVALID_REQUEST otherwise. The dashboard's forms apply the same rule.
+ */
+export function checkReasonText(reason: unknown, max = MAX_REASON_LENGTH): string | undefined {
+  if (reason === undefined) return undefined
+  if (typeof reason !== 'string' || reason.length > max) throw new MandateError('INVALID_REQUEST', `reason must be a string of at most ${max} characters`)
+  if (UNSAFE_REASON.test(reason)) throw new MandateError('INVALID_REQUEST', 'reason must not hold control characters (other than tab and line feed), bidi controls or invisible format characters')
+  return reason
+}
