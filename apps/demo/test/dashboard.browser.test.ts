@@ -233,7 +233,8 @@ describe.skipIf(!browserAvailable)('dashboard in a real browser', () => {
     })
     const client = createHttpAuthorityClient({ issuer: server.url, key: orchestrator })
     // a right-to-left override would draw the IBAN reversed; the Cyrillic "а" makes a look-alike domain
-    const args = { invoice: 'INV-2002', amount: 10, iban: '\u202E0987-6543-21', to: 'ops@ex\u0430mple.com', recipients: Array.from({ length: 230 }, (_, i) => `r${i}@example.com`) }
+    // a Hebrew letter would make the browser draw "12 א 34 56" as "12 56 34 א"; a secret-sounding name must not hide where the refund goes
+    const args = { invoice: 'INV-2002', amount: 10, iban: '\u202E0987-6543-21', to: 'ops@ex\u0430mple.com', to_account: '12 \u05D0 34 56', refund_to_token: 'acct-of-mallory', recipients: Array.from({ length: 230 }, (_, i) => `r${i}@example.com`) }
     const first = await client.callCredential({ mandate: token, audience: BILLING, tool: 'billing.refund', arguments: args })
     if (first.status !== 'approval_required') throw new Error('expected the refund to need an approval')
     const { context, page } = await signIn({ did: approver.did, name: 'bob (approver)' }, undefined, `/dashboard/approvals/${first.approvalId}`)
@@ -242,7 +243,22 @@ describe.skipIf(!browserAvailable)('dashboard in a real browser', () => {
     const text = (await card.textContent()) ?? ''
     expect(text).toContain('\\u202e0987-6543-21')
     expect(text).not.toContain('\u202E')
-    expect(text).toMatch(/Look twice: letters of several scripts in \/to \(Latin \+ Cyrillic\)/)
+    expect(text).toMatch(/Look twice: .*\/to mixes letters of several scripts \(Latin \+ Cyrillic\)/)
+    expect(text).toContain('/to_account holds right-to-left letters')
+    expect(text).toContain('"refund_to_token": "acct-of-mallory"')
+    expect(text).toMatch(/Named like secrets: \/refund_to_token/)
+    // drawn in stored order: each character of the account to the right of the one before it
+    const lefts = await card.locator('pre.args').evaluate((pre) => {
+      const node = [...pre.childNodes].find((n) => n.nodeType === Node.TEXT_NODE && (n.textContent ?? '').includes('12 \u05D0 34 56')) as Text
+      const start = (node.textContent ?? '').indexOf('12 \u05D0 34 56')
+      return Array.from({ length: 10 }, (_, i) => {
+        const r = document.createRange()
+        r.setStart(node, start + i)
+        r.setEnd(node, start + i + 1)
+        return r.getBoundingClientRect().left
+      })
+    })
+    for (let i = 1; i < lefts.length; i++) expect(lefts[i], `character ${i} of the account`).toBeGreaterThan(lefts[i - 1] as number)
     // nothing cut short: the 230th recipient is on the card
     expect(text).toContain('r229@example.com')
     await card.getByRole('button', { name: 'Deny…' }).click()

@@ -30,7 +30,9 @@ describe('dashboard access control', () => {
     await authority.registerAgent({ did: grantor.did, name: 'host', role: 'grantor' })
   })
 
-  const req = (path: string, init: RequestInit = {}) => app.request(`${ISSUER}${path}`, init)
+  // a login link as a browser opens it when pasted or typed (Sec-Fetch-Site: none)
+  const req = (path: string, init: RequestInit = {}) =>
+    app.request(`${ISSUER}${path}`, path.startsWith('/dashboard/login') ? { ...init, headers: { 'sec-fetch-site': 'none', ...(init.headers as Record<string, string> | undefined) } } : init)
   async function login(identity = { did: approver.did, name: 'bob' }): Promise<{ cookie: string; csrf: string }> {
     const res = await req(dashboard.createLoginPath(identity).path)
     expect(res.status).toBe(303)

@@ -286,7 +286,7 @@ describe('offline grants', () => {
       expect((await auth.audit.query({ type: 'call.report' }))).toHaveLength(1)
 
       // the dashboard shows the delegation it never minted, under the root, marked as an offline hop
-      const login = await fetch(`${server.url}${(dashboard as DashboardHandle).createLoginPath({ did: admin.did }).path}`, { redirect: 'manual' })
+      const login = await fetch(`${server.url}${(dashboard as DashboardHandle).createLoginPath({ did: admin.did }).path}`, { redirect: 'manual', headers: { 'sec-fetch-site': 'none' } })
       const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0] as string
       const detail = (await (await fetch(`${server.url}/dashboard/api/tasks/${encodeURIComponent(root.claims.txn)}`, { headers: { cookie } })).json()) as TaskDetail
       const rootNode = detail.tree.find((n) => n.id === root.claims.jti) as TreeNode

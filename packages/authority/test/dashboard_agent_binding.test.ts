@@ -32,7 +32,7 @@ afterAll(() => server.close())
 
 describe('dashboard agents: workload binding and expiry', () => {
   it('GET /api/agents shows the binding and expiry of a bound agent, and none for others', async () => {
-    const res = await fetch(`${server.url}${dashboard.createLoginPath({ did: admin.did }).path}`, { redirect: 'manual' })
+    const res = await fetch(`${server.url}${dashboard.createLoginPath({ did: admin.did }).path}`, { redirect: 'manual', headers: { 'sec-fetch-site': 'none' } })
     const cookie = (res.headers.get('set-cookie') ?? '').split(';')[0] as string
     const page = (await (await fetch(`${server.url}/dashboard/api/agents`, { headers: { cookie } })).json()) as Page<AgentView>
     const bound = page.items.find((a) => a.did === workload.did)

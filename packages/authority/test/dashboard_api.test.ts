@@ -85,7 +85,7 @@ beforeAll(async () => {
 afterAll(() => server.close())
 
 async function login(key: Ed25519Key): Promise<{ cookie: string; csrf: string }> {
-  const res = await fetch(`${server.url}${dashboard.createLoginPath({ did: key.did }).path}`, { redirect: 'manual' })
+  const res = await fetch(`${server.url}${dashboard.createLoginPath({ did: key.did }).path}`, { redirect: 'manual', headers: { 'sec-fetch-site': 'none' } })
   expect(res.status).toBe(303)
   const cookie = (res.headers.get('set-cookie') ?? '').split(';')[0] as string
   // the CSRF token: from the app shell when it is built, else from the session via a failing POST is impossible; read it from the page meta

@@ -7,8 +7,8 @@
  * characters shown as escapes, mixed scripts flagged.
  */
 import { describe, expect, it } from 'vitest'
-import { approvalArguments, approvalArgumentsView } from '../src/dashboard/source.js'
-import { mixedScripts, visibleJson } from '../src/dashboard/ui/arguments_view.js'
+import { approvalArguments, approvalArgumentsView, redactAnswer } from '../src/dashboard/source.js'
+import { mixedScripts, readingHazards, visibleJson } from '../src/dashboard/ui/arguments_view.js'
 
 describe('approval arguments for the approver', () => {
   it('nothing is cut short: 256 items, 60,000-character strings, 24 levels', () => {
@@ -21,17 +21,33 @@ describe('approval arguments for the approver', () => {
     expect(hidden).toEqual([])
   })
 
-  it('a dotted host name is shown; a compact JWS and secret-sounding members are replaced and named', () => {
+  it('a dotted host name is shown; a compact JWS is replaced and named; secret-sounding members are shown and named (dashboard probe)', () => {
     const jws = `eyJhbGciOiJFZDI1NTE5In0.${'eyJzdWIiOiJhIn0'.repeat(3)}.${'s'.repeat(86)}`
-    const { value, hidden } = approvalArguments({ to: 'exfiltration-host.attacker-domain.attacker-tld1', token: 'abc', nested: [{ password: 'hunter2', note: jws }] })
+    // an agent chooses the names: refund_to_token must not hide where the refund goes
+    const { value, hidden, secretNamed } = approvalArguments({ to: 'exfiltration-host.attacker-domain.attacker-tld1', refund_to_token: 'acct-of-mallory', nested: [{ password: 'hunter2', note: jws }] })
     expect(value).toEqual({
       to: 'exfiltration-host.attacker-domain.attacker-tld1',
-      token: '[redacted: a secret-sounding member, 5 characters of JSON]',
-      nested: [{ password: '[redacted: a secret-sounding member, 9 characters of JSON]', note: `[redacted: a signed token, ${jws.length} characters]` }],
+      refund_to_token: 'acct-of-mallory',
+      nested: [{ password: 'hunter2', note: `[redacted: a signed token, ${jws.length} characters]` }],
     })
-    expect(hidden).toEqual(['/token', '/nested/0/password', '/nested/0/note'])
+    expect(hidden).toEqual(['/nested/0/note'])
+    expect(secretNamed).toEqual(['/refund_to_token', '/nested/0/password'])
     expect(approvalArgumentsView({ a: 1 })).toEqual({ arguments: { a: 1 } })
-    expect(approvalArgumentsView({ secret: 1 }).argumentsHidden).toEqual(['/secret'])
+    expect(approvalArgumentsView({ secret: 1 })).toEqual({ arguments: { secret: 1 }, argumentsSensitiveNames: ['/secret'] })
+    expect(approvalArgumentsView({ note: jws }).argumentsHidden).toEqual(['/note'])
+    // the API answer's own redaction (its name rule) leaves the vetted arguments whole, and still redacts elsewhere
+    const answer = redactAnswer({ items: [{ ...approvalArgumentsView({ api_key: 'sk-live-1', refund_to_token: 'acct-of-mallory' }), token: 'x' }] }) as { items: Array<Record<string, unknown>> }
+    expect(answer.items[0]).toEqual({ arguments: { api_key: 'sk-live-1', refund_to_token: 'acct-of-mallory' }, argumentsSensitiveNames: ['/api_key', '/refund_to_token'], token: '[redacted]' })
+  })
+
+  it('strings that may read as something else are named: RTL letters, Latin-looking scripts, compatibility forms, names that read alike (dashboard probe)', () => {
+    const kinds = (v: unknown) => readingHazards(v).map((x) => `${x.kind} ${x.at}${x.detail.length ? ` ${x.detail.join('+')}` : ''}`)
+    expect(kinds({ to_account: '12 \u05D0 34 56' })).toEqual(['right-to-left /to_account'])
+    expect(kinds({ payee: '\u0430\u0440\u0440\u04CF\u0435' })).toEqual(['latin-looking /payee Cyrillic'])
+    expect(kinds({ amount: 10, '\u{1D68A}mount': 10000 })).toEqual(['compatibility /\u{1D68A}mount', 'similar-names /\u{1D68A}mount /amount'])
+    expect(kinds({ payee: 'bob', 'payee ': 'mallory' })).toEqual(['similar-names /payee  /payee'])
+    expect(kinds({ path: '/tmp/sandbox/\uFF0E\uFF0E/etc' })).toEqual(['compatibility /path'])
+    expect(kinds({ name: 'Ελλάδα', plain: 'invoice 42, é, 😀', n: [1, 'ok'] })).toEqual(['latin-looking /name Greek'])
   })
 
   it('characters that hide or reorder text are shown as escapes', () => {

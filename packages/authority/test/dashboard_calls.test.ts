@@ -53,7 +53,7 @@ beforeAll(async () => {
 })
 
 async function session(): Promise<string> {
-  const res = await app.request(`${ISSUER}${dashboard.createLoginPath({ did: admin.did, name: 'root' }).path}`)
+  const res = await app.request(`${ISSUER}${dashboard.createLoginPath({ did: admin.did, name: 'root' }).path}`, { headers: { 'sec-fetch-site': 'none' } })
   expect(res.status).toBe(303)
   return (res.headers.get('set-cookie') ?? '').split(';')[0] as string
 }

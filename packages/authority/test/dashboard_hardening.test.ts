@@ -25,7 +25,7 @@ afterAll(async () => {
 })
 
 async function login(key: Ed25519Key, cookie?: string): Promise<Response> {
-  return fetch(`${server.url}${dashboard.createLoginPath({ did: key.did }).path}`, { redirect: 'manual', headers: cookie ? { cookie } : {} })
+  return fetch(`${server.url}${dashboard.createLoginPath({ did: key.did }).path}`, { redirect: 'manual', headers: { 'sec-fetch-site': 'none', ...(cookie ? { cookie } : {}) } })
 }
 const cookieOf = (res: Response): string => (res.headers.get('set-cookie') ?? '').split(';')[0] as string
 

@@ -19,7 +19,7 @@ const req = (path: string, init: RequestInit = {}) => app.request(`${ISSUER}${pa
 
 async function login(next?: string): Promise<{ cookie: string; location: string }> {
   const { path } = dashboard.createLoginPath({ did: admin.did, name: 'root' })
-  const res = await req(`${path}${next === undefined ? '' : `&next=${encodeURIComponent(next)}`}`)
+  const res = await req(`${path}${next === undefined ? '' : `&next=${encodeURIComponent(next)}`}`, { headers: { 'sec-fetch-site': 'none' } })
   expect(res.status).toBe(303)
   return { cookie: (res.headers.get('set-cookie') ?? '').split(';')[0] as string, location: res.headers.get('location') ?? '' }
 }
@@ -93,7 +93,7 @@ describe('dashboard pages and assets', () => {
   it('the shell re-admits the principal: a disabled approver\'s open session gets the sign-in page', async () => {
     const approver = Ed25519Key.generate()
     await authority.registerAgent({ did: approver.did, name: 'temp', role: 'approver' })
-    const res = await req(dashboard.createLoginPath({ did: approver.did }).path)
+    const res = await req(dashboard.createLoginPath({ did: approver.did }).path, { headers: { 'sec-fetch-site': 'none' } })
     const cookie = (res.headers.get('set-cookie') ?? '').split(';')[0] as string
     expect((await req('/dashboard/approvals', { headers: { cookie } })).status).toBe(200)
     await authority.disableAgent(approver.did, { reason: 'left' })
@@ -105,7 +105,7 @@ describe('dashboard pages and assets', () => {
   it('the shell is only for admins and approvers: an agent given a login link gets no CSRF token', async () => {
     const agent = Ed25519Key.generate()
     await authority.registerAgent({ did: agent.did, name: 'worker', role: 'agent' })
-    const res = await req(dashboard.createLoginPath({ did: agent.did }).path)
+    const res = await req(dashboard.createLoginPath({ did: agent.did }).path, { headers: { 'sec-fetch-site': 'none' } })
     const cookie = (res.headers.get('set-cookie') ?? '').split(';')[0] as string
     const page = await req('/dashboard/', { headers: { cookie } })
     expect(page.status).toBe(401)
@@ -116,18 +116,48 @@ describe('dashboard pages and assets', () => {
     const { path } = dashboard.createLoginPath({ did: admin.did, name: 'root' })
     const cross = await req(path, { headers: { 'sec-fetch-site': 'cross-site', cookie: '' } })
     expect(cross.status).toBe(200)
-    expect(cross.headers.get('set-cookie')).toBeNull()
+    expect(cross.headers.get('set-cookie')).not.toMatch(/mandate_dashboard=/)
     const html = await cross.text()
     expect(html).toContain('opened from another site')
-    expect(html).toContain(`href="${path.replace(/&/g, '&amp;')}"`)
+    expect(html).toContain(`href="${path}&#38;confirm=`)
     // a sibling origin of the same site (another port, another subdomain) is treated the same (outside probe)
     const sibling = await req(path, { headers: { 'sec-fetch-site': 'same-site', cookie: '' } })
     expect(sibling.status).toBe(200)
-    expect(sibling.headers.get('set-cookie')).toBeNull()
+    expect(sibling.headers.get('set-cookie')).not.toMatch(/mandate_dashboard=/)
     // the code was not spent: the same link, followed from the dashboard's own page, signs in
     const same = await req(path, { headers: { 'sec-fetch-site': 'same-origin' } })
     expect(same.status).toBe(303)
     expect(same.headers.get('set-cookie')).toMatch(/^mandate_dashboard|=/)
+  })
+
+  it('a login link from a browser that sends no Sec-Fetch-Site (plain http beyond localhost) is redeemed only by a click on the continue page (dashboard probe)', async () => {
+    const { path } = dashboard.createLoginPath({ did: admin.did, name: 'root' })
+    const first = await req(`${path}&next=${encodeURIComponent('/dashboard/approvals')}`)
+    expect(first.status).toBe(200)
+    const setCookies = first.headers.getSetCookie()
+    expect(setCookies.some((c) => c.startsWith('mandate_dashboard='))).toBe(false)
+    const confirmCookie = setCookies.find((c) => c.startsWith('mandate_login_confirm=')) as string
+    expect(confirmCookie).toMatch(/HttpOnly/i)
+    expect(confirmCookie).toMatch(/SameSite=Strict/i)
+    const href = (/href="([^"]*confirm=[^"]*)"/.exec(await first.text())?.[1] ?? '').replace(/&#38;/g, '&')
+    const confirm = new URL(href, ISSUER).searchParams.get('confirm') as string
+    expect(confirm).toMatch(/^[A-Za-z0-9_-]{22}$/)
+    // an attacker's page can send the victim to that link, but its navigation carries no Strict cookie
+    expect((await req(href)).status).toBe(200)
+    expect((await req(href, { headers: { cookie: 'mandate_login_confirm=guessed' } })).status).toBe(200)
+    // the value must match this browser's cookie: another browser's value (the attacker's own) does not
+    const cookiePair = confirmCookie.split(';')[0] as string
+    const other = new URL(href, ISSUER)
+    other.searchParams.set('confirm', 'A'.repeat(22))
+    expect((await req(`${other.pathname}${other.search}`, { headers: { cookie: cookiePair } })).status).toBe(200)
+    // the click on the continue page: its link, with this browser's cookie, signs in and keeps `next`
+    const { path: fresh } = dashboard.createLoginPath({ did: admin.did, name: 'root' })
+    const again = await req(fresh)
+    const pair = (again.headers.getSetCookie().find((c) => c.startsWith('mandate_login_confirm=')) as string).split(';')[0] as string
+    const link = (/href="([^"]*confirm=[^"]*)"/.exec(await again.text())?.[1] ?? '').replace(/&#38;/g, '&')
+    const signed = await req(link, { headers: { cookie: pair } })
+    expect(signed.status).toBe(303)
+    expect(signed.headers.getSetCookie().some((c) => c.startsWith('mandate_dashboard='))).toBe(true)
   })
 
   it('a login link is built from the issuer, never from the Host header; an https issuer makes the cookie Secure', async () => {
@@ -141,10 +171,10 @@ describe('dashboard pages and assets', () => {
     const tlsApp = createAuthorityApp(tls).app
     const tlsDashboard = installDashboard(tlsApp, tls)
     await tls.registerAgent({ did: admin.did, name: 'root', role: 'admin' })
-    const signed = await tlsApp.request(`http://127.0.0.1${tlsDashboard.createLoginPath({ did: admin.did, name: 'root' }).path}`)
+    const signed = await tlsApp.request(`http://127.0.0.1${tlsDashboard.createLoginPath({ did: admin.did, name: 'root' }).path}`, { headers: { 'sec-fetch-site': 'none' } })
     expect(signed.status).toBe(303)
     expect(signed.headers.get('set-cookie')).toMatch(/;\s*Secure/i)
-    const plain = await app.request(`${ISSUER}${dashboard.createLoginPath({ did: admin.did, name: 'root' }).path}`)
+    const plain = await app.request(`${ISSUER}${dashboard.createLoginPath({ did: admin.did, name: 'root' }).path}`, { headers: { 'sec-fetch-site': 'none' } })
     expect(plain.headers.get('set-cookie')).not.toMatch(/;\s*Secure/i)
     tlsDashboard.close()
     await tls.close()

@@ -166,11 +166,12 @@ describe('admin and approval inputs are checked exactly (values that would be st
     const agent = Ed25519Key.generate()
     await server.authority.registerAgent({ did: g.did, name: 'g', role: 'grantor' })
     await server.authority.registerAgent({ did: agent.did, name: 'a' })
-    for (const purpose of ['refund \u001b[2Jnow', 'ring\u0007', 'pay \u202egnp.exe', 'x\u0085y']) {
+    // and the marks and invisible characters that reorder or hide text (dashboard probe)
+    for (const purpose of ['refund \u001b[2Jnow', 'ring\u0007', 'pay \u202egnp.exe', 'x\u0085y', 'pay\u200fmallory', 'a\u200bb', 'x\u061cy', 'w\u2060j', '\ufeffbom', 'l\u2028s']) {
       const code = await server.authority.grant({ grantor: g.did, subject: 'alice', agent: agent.did, audiences: [AUD], tools: TOOLS, purpose }).then(() => 'ok', (e: unknown) => (MandateError.is(e) ? e.code : String(e)))
       expect(code, JSON.stringify(purpose)).toBe('INVALID_REQUEST')
     }
-    const fine = await server.authority.grant({ grantor: g.did, subject: 'alice', agent: agent.did, audiences: [AUD], tools: TOOLS, purpose: 'Rückerstattung für Bestellung #42 — 東京' })
+    const fine = await server.authority.grant({ grantor: g.did, subject: 'alice', agent: agent.did, audiences: [AUD], tools: TOOLS, purpose: 'Rückerstattung für Bestellung #42 — 東京 👩\u200d💻' })
     expect(fine.token).toBeTruthy()
   })
 

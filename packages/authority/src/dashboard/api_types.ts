@@ -171,10 +171,12 @@ export interface ApprovalView {
   tool: string
   audience: string
   argumentsDigest: string
-  /** The call's arguments, when the Authority stores them: in full, secrets replaced by a marker. */
+  /** The call's arguments, when the Authority stores them: in full, signed tokens replaced by a marker. */
   arguments?: unknown
-  /** JSON pointers of the argument values replaced because they are secrets, when any. */
+  /** JSON pointers of the argument values replaced because they are signed tokens, when any. */
   argumentsHidden?: string[]
+  /** JSON pointers of members whose name sounds like a secret (shown in full: approving approves them), when any. */
+  argumentsSensitiveNames?: string[]
   /** Why policy asked for approval. */
   reason: string
   requestedBy: Actor

@@ -4,6 +4,7 @@
  * actions also need the session's CSRF token and a same-origin request. Approvals are recorded under
  * the session's identity (the admin/approver who asked for the login code).
  */
+import { randomBytes, timingSafeEqual } from 'node:crypto'
 import type { Context, Env, Hono } from 'hono'
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
 import { noteRequest } from '../observability/request_info.js'
@@ -39,6 +40,13 @@ export interface DashboardHandle {
 }
 
 const COOKIE = 'mandate_dashboard'
+/** The continue page's one-time value (see GET /login). */
+const CONFIRM_COOKIE = 'mandate_login_confirm'
+
+function sameSecret(a: string, b: string | undefined): boolean {
+  if (b === undefined || a.length !== b.length || a.length === 0) return false
+  return timingSafeEqual(Buffer.from(a), Buffer.from(b))
+}
 /** Open `/api/events` streams per session and in all (each polls the store). */
 const MAX_STREAMS_PER_SESSION = 4
 const MAX_STREAMS = 64
@@ -64,6 +72,8 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
   const streamsPerSession = new Map<string, number>()
 
   const sessionOf = (c: Context): Session | undefined => sessions.get(getCookie(c, COOKIE))
+  // https at the request, or an https issuer (TLS ended at a proxy in front of this process)
+  const isHttps = (c: Context): boolean => new URL(c.req.url).protocol === 'https:' || new URL(authority.issuer).protocol === 'https:'
 
   /** Same-origin check for state-changing requests (in addition to SameSite=Strict and CSRF). */
   const sameOrigin = (c: Context): boolean => {
@@ -212,10 +222,26 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
     // opened from another site — or from a sibling origin of this site (another port, another
     // subdomain), which could navigate here unseen just the same: a session of someone else would be
     // replaced without the user knowing (login CSRF); offer the link again, same-origin, unredeemed
+    // Redeemed at once only when the browser says the navigation is its own (typed, bookmarked:
+    // `none`) or came from this origin. No Sec-Fetch-Site at all is not "same origin": Chromium sends
+    // none to plain-http origins other than localhost. Such a link goes through the continue page,
+    // whose link carries a one-time value also set as a SameSite=Strict cookie, which a cross-site
+    // navigation never sends, so only a click on that page itself redeems it.
     const site = c.req.header('sec-fetch-site')
-    if (site === 'cross-site' || site === 'same-site') {
+    const confirm = c.req.query('confirm')
+    const confirmed = confirm !== undefined && sameSecret(confirm, getCookie(c, CONFIRM_COOKIE))
+    if (getCookie(c, CONFIRM_COOKIE) !== undefined) deleteCookie(c, CONFIRM_COOKIE, { path: `${base}/login` })
+    if (!confirmed && site !== 'same-origin' && site !== 'none') {
       const url = new URL(c.req.url)
-      return c.html(loginContinuePage(base, `${url.pathname}${url.search}`, loadDashboardBundle()), 200)
+      const again = new URLSearchParams()
+      for (const k of ['code', 'next'] as const) {
+        const v = url.searchParams.get(k)
+        if (v !== null) again.set(k, v)
+      }
+      const value = randomBytes(16).toString('base64url')
+      again.set('confirm', value)
+      setCookie(c, CONFIRM_COOKIE, value, { httpOnly: true, sameSite: 'Strict', path: `${base}/login`, secure: isHttps(c), maxAge: 600 })
+      return c.html(loginContinuePage(base, `${url.pathname}?${again.toString()}`, loadDashboardBundle()), 200)
     }
     const redeemed = sessions.redeem(c.req.query('code'))
     if (!redeemed) return c.html(loginRequiredPage(base, 'This login link is invalid, expired or already used.', loadDashboardBundle()), 401)
@@ -231,8 +257,7 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
       httpOnly: true,
       sameSite: 'Strict',
       path: base,
-      // https at the request, or an https issuer (TLS ended at a proxy in front of this process)
-      secure: new URL(c.req.url).protocol === 'https:' || new URL(authority.issuer).protocol === 'https:',
+      secure: isHttps(c),
       maxAge: Math.floor((redeemed.session.expiresAt - Date.now()) / 1000),
     })
     // `next` (a deep link such as an approval's) must stay inside the dashboard: no host, no scheme,

@@ -67,13 +67,16 @@ export function redact(value: unknown, depth = 0): unknown {
 
 /**
  * A call's arguments for the approver: in full — an approval approves exactly these arguments, so
- * nothing is cut short (the argument limits already bound them) — except values that are secrets
- * (a compact JWS, a member with a secret-sounding name), which are replaced by a marker that says
- * so and how long the value is, and named in `hidden` (JSON pointers), so the approver knows what
- * is not shown.
+ * nothing is cut short (the argument limits already bound them) and nothing is hidden because of
+ * its name (the agent chooses names: `refund_to_token: "acct-of-mallory"` would otherwise be
+ * approved unseen). Only a compact JWS, which is never something to approve by reading, is replaced
+ * by a marker saying so and how long it is, and named in `hidden` (JSON pointers); members whose
+ * name sounds like a secret are named in `secretNamed`, so the approver is told that a secret is
+ * being passed (often the sign of one being exfiltrated).
  */
-export function approvalArguments(value: unknown): { value: unknown; hidden: string[] } {
+export function approvalArguments(value: unknown): { value: unknown; hidden: string[]; secretNamed: string[] } {
   const hidden: string[] = []
+  const secretNamed: string[] = []
   const esc = (k: string) => k.replace(/~/g, '~0').replace(/\//g, '~1')
   const walk = (v: unknown, path: string, depth: number): unknown => {
     if (depth > 64) {
@@ -90,17 +93,20 @@ export function approvalArguments(value: unknown): { value: unknown; hidden: str
       const out: Record<string, unknown> = {}
       for (const [k, x] of Object.entries(v)) {
         const at = `${path}/${esc(k)}`
-        if (SECRET_KEYS.has(k)) {
-          hidden.push(at)
-          out[k] = `[redacted: a secret-sounding member, ${JSON.stringify(x)?.length ?? 0} characters of JSON]`
-        } else out[k] = walk(x, at, depth + 1)
+        if (SECRET_KEYS.has(k) && secretNamed.length < 50) secretNamed.push(at)
+        // an own data member even for "__proto__"
+        Object.defineProperty(out, k, { value: walk(x, at, depth + 1), enumerable: true, writable: true, configurable: true })
       }
       return out
     }
     return v
   }
-  return { value: walk(value, '', 0), hidden }
+  return { value: walk(value, '', 0), hidden, secretNamed }
 }
+
+// approval arguments already vetted by approvalArguments: the answer's redaction leaves them whole
+// (its name rule would hide what approvalArguments deliberately shows)
+const VETTED_ARGUMENTS = new WeakSet<object>()
 
 /**
  * `redact` for the paged API's answers: the same JWS and secret-key checks, without the size caps
@@ -110,8 +116,9 @@ export function approvalArguments(value: unknown): { value: unknown; hidden: str
 export function redactAnswer(value: unknown, depth = 0): unknown {
   if (depth > 256) return '[…]'
   if (typeof value === 'string') return JWT_LIKE.test(value) ? '[redacted]' : value
-  if (Array.isArray(value)) return value.map((v) => redactAnswer(v, depth + 1))
+  if (Array.isArray(value)) return VETTED_ARGUMENTS.has(value) ? value : value.map((v) => redactAnswer(v, depth + 1))
   if (value !== null && typeof value === 'object') {
+    if (VETTED_ARGUMENTS.has(value)) return value
     const out: Record<string, unknown> = {}
     for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEYS.has(k) ? '[redacted]' : redactAnswer(v, depth + 1)
     return out
@@ -127,10 +134,14 @@ export interface DashboardAgent {
   disabled: boolean
 }
 
-/** The view's `arguments` (in full, secrets replaced) and `argumentsHidden` (pointers to what was replaced, when any). */
-export function approvalArgumentsView(value: unknown): { arguments: unknown; argumentsHidden?: string[] } {
-  const { value: shown, hidden } = approvalArguments(value)
-  return hidden.length ? { arguments: shown, argumentsHidden: hidden } : { arguments: shown }
+/**
+ * The view's `arguments` (in full, signed tokens replaced), `argumentsHidden` (pointers to what was
+ * replaced) and `argumentsSensitiveNames` (pointers to members named like secrets), each when any.
+ */
+export function approvalArgumentsView(value: unknown): { arguments: unknown; argumentsHidden?: string[]; argumentsSensitiveNames?: string[] } {
+  const { value: shown, hidden, secretNamed } = approvalArguments(value)
+  if (typeof shown === 'object' && shown !== null) VETTED_ARGUMENTS.add(shown)
+  return { arguments: shown, ...(hidden.length ? { argumentsHidden: hidden } : {}), ...(secretNamed.length ? { argumentsSensitiveNames: secretNamed } : {}) }
 }
 
 export interface DashboardApproval {
@@ -140,8 +151,10 @@ export interface DashboardApproval {
   audience: string
   argumentsDigest: string
   arguments?: unknown
-  /** JSON pointers of the argument values not shown (secrets), when any. */
+  /** JSON pointers of the argument values not shown (signed tokens), when any. */
   argumentsHidden?: string[]
+  /** JSON pointers of members named like secrets (shown in full), when any. */
+  argumentsSensitiveNames?: string[]
   reason: string
   requestedBy: string
   subject: string

@@ -31,10 +31,11 @@ export function loginRequiredPage(base: string, message: string, bundle?: Dashbo
 }
 
 /**
- * A login link opened from another site: the session cookie (SameSite=Strict) is not sent on such a
- * navigation, so whether this browser is already signed in as someone else cannot be known here.
- * The link is not redeemed; this page offers it again as a same-origin link, whose navigation
- * carries the cookie (and so the "already signed in as someone else" check).
+ * A login link opened from another site (or from a browser that does not say where it came from):
+ * the session cookie (SameSite=Strict) is not sent on such a navigation, so whether this browser is
+ * already signed in as someone else cannot be known here. The link is not redeemed; this page
+ * offers it again as a same-origin link, whose navigation carries the cookies (the session's, for
+ * the "already signed in as someone else" check, and the one-time value that lets it redeem).
  */
 export function loginContinuePage(base: string, href: string, bundle?: DashboardBundle): string {
   return shell(

@@ -1,9 +1,10 @@
 /**
  * A call's arguments as an approver must read them: every character that could hide or reorder
  * text (bidi controls, zero-width and other format characters, unusual spaces, line and paragraph
- * separators) shown as its \u escape, string values that mix letters of several scripts (a Cyrillic
- * "а" in "example.com") flagged, the values not shown (secrets) named, and the digest the approval
- * binds. What the approver sees is then what runs.
+ * separators) shown as its \u escape, every character in stored order (no bidi reordering), strings
+ * that may read as something else flagged (see readingHazards), the values not shown (signed
+ * tokens) and the members named like secrets named, and the digest the approval binds. What the
+ * approver sees is then what runs.
  */
 import type { ApprovalView } from '../api_types.js'
 import { h } from './dom.js'
@@ -22,22 +23,60 @@ const SCRIPTS: Array<[string, RegExp]> = [
   ['Latin', /\p{Script=Latin}/u], ['Cyrillic', /\p{Script=Cyrillic}/u], ['Greek', /\p{Script=Greek}/u], ['Armenian', /\p{Script=Armenian}/u],
   ['Cherokee', /\p{Script=Cherokee}/u], ['Georgian', /\p{Script=Georgian}/u], ['Hebrew', /\p{Script=Hebrew}/u], ['Arabic', /\p{Script=Arabic}/u],
 ]
+// scripts whose letters look like Latin ones: a word written wholly in one of them ("аррӏе") reads as Latin
+const LATIN_LOOKING = new Set(['Cyrillic', 'Greek', 'Armenian', 'Cherokee', 'Georgian'])
+// right-to-left letters: the box shows them in stored order (bidi-override), which is not how they read
+const RTL = /[\p{Script=Hebrew}\p{Script=Arabic}\p{Script=Syriac}\p{Script=Thaana}\p{Script=Nko}\p{Script=Samaritan}\p{Script=Mandaic}\p{Script=Adlam}\p{Script=Hanifi_Rohingya}]/u
 
-/** JSON pointers of string values (and member names) whose letters come from more than one script, with the scripts. */
-export function mixedScripts(value: unknown): Array<{ at: string; scripts: string[] }> {
-  const out: Array<{ at: string; scripts: string[] }> = []
+/** A reason to look twice at one string of the arguments (a value or a member name). */
+export interface ReadingHazard {
+  /** JSON pointer of the value or member. */
+  at: string
+  kind: 'mixed-scripts' | 'latin-looking' | 'compatibility' | 'right-to-left' | 'similar-names'
+  /** For mixed-scripts and latin-looking: the scripts found. For similar-names: the other member. */
+  detail: string[]
+}
+
+/** The scripts whose letters occur in `s`. */
+function scriptsOf(s: string): string[] {
+  return SCRIPTS.filter(([, re]) => re.test(s)).map(([name]) => name)
+}
+
+/** A member name as it reads: compatibility forms folded, case and whitespace and invisible characters ignored. */
+function readsAs(name: string): string {
+  return name.normalize('NFKC').toLowerCase().replace(/[\s\p{Cf}]/gu, '')
+}
+
+/**
+ * Every string of the arguments (values and member names) that may not read as what it is:
+ * letters of several scripts ("ex\u0430mple"), a word wholly in a Latin-looking script ("аррӏе"),
+ * compatibility characters that read as others ("𝚊", fullwidth "．"), right-to-left letters, and
+ * member names of one object that read alike ("amount" and "𝚊mount", "payee" and "payee ").
+ */
+export function readingHazards(value: unknown): ReadingHazard[] {
+  const out: ReadingHazard[] = []
   const check = (s: string, at: string) => {
-    const found = SCRIPTS.filter(([, re]) => re.test(s)).map(([name]) => name)
-    if (found.length > 1) out.push({ at: at || '/', scripts: found })
+    const found = scriptsOf(s)
+    if (found.length > 1) out.push({ at, kind: 'mixed-scripts', detail: found })
+    else if (found.length === 1 && LATIN_LOOKING.has(found[0] as string)) out.push({ at, kind: 'latin-looking', detail: found })
+    if (s.normalize('NFKC') !== s) out.push({ at, kind: 'compatibility', detail: [] })
+    if (RTL.test(s)) out.push({ at, kind: 'right-to-left', detail: [] })
   }
+  const esc = (k: string) => k.replace(/~/g, '~0').replace(/\//g, '~1')
   const walk = (v: unknown, at: string, depth: number) => {
-    if (depth > 64 || out.length >= 20) return
-    if (typeof v === 'string') return check(v, at)
+    if (depth > 64 || out.length >= 40) return
+    if (typeof v === 'string') return check(v, at || '/')
     if (Array.isArray(v)) return v.forEach((x, i) => walk(x, `${at}/${i}`, depth + 1))
     if (v !== null && typeof v === 'object') {
+      const seen = new Map<string, string>()
       for (const [k, x] of Object.entries(v)) {
-        check(k, `${at}/${k}`)
-        walk(x, `${at}/${k}`, depth + 1)
+        const here = `${at}/${esc(k)}`
+        check(k, here)
+        const as = readsAs(k)
+        const twin = seen.get(as)
+        if (twin !== undefined) out.push({ at: here, kind: 'similar-names', detail: [twin] })
+        else seen.set(as, here)
+        walk(x, here, depth + 1)
       }
     }
   }
@@ -45,19 +84,37 @@ export function mixedScripts(value: unknown): Array<{ at: string; scripts: strin
   return out
 }
 
+/** JSON pointers of string values (and member names) whose letters come from more than one script, with the scripts. */
+export function mixedScripts(value: unknown): Array<{ at: string; scripts: string[] }> {
+  return readingHazards(value).filter((h) => h.kind === 'mixed-scripts').map((h) => ({ at: h.at, scripts: h.detail }))
+}
+
+const HAZARD_TEXT: Record<ReadingHazard['kind'], (h: ReadingHazard) => string> = {
+  'mixed-scripts': (h) => `${h.at} mixes letters of several scripts (${h.detail.join(' + ')}): a look-alike letter can make one name read as another`,
+  'latin-looking': (h) => `${h.at} is written in ${h.detail[0] as string} letters, which can read as Latin ones`,
+  compatibility: (h) => `${h.at} holds compatibility characters (such as 𝚊 or fullwidth ．) that read as other characters`,
+  'right-to-left': (h) => `${h.at} holds right-to-left letters, shown here in stored order (left to right), not as they read`,
+  'similar-names': (h) => `${h.at} and ${h.detail[0] as string} are different members whose names read alike`,
+}
+
 /** The arguments block of an approval card and of its confirm dialog. */
 export function argumentsBlock(a: ApprovalView): HTMLElement {
   if (a.arguments === undefined) return h('p', { class: 'muted' }, 'arguments digest ', h('code', { text: a.argumentsDigest }))
-  const mixed = mixedScripts(a.arguments)
+  const hazards = readingHazards(a.arguments)
   const hidden = a.argumentsHidden ?? []
+  const secretNamed = a.argumentsSensitiveNames ?? []
   return h(
     'div',
     { class: 'args-block' },
-    h('pre', { class: 'args', text: visibleJson(a.arguments) }),
-    mixed.length
-      ? h('p', { class: 'warning', role: 'note' }, `Look twice: letters of several scripts in ${mixed.map((m) => `${m.at} (${m.scripts.join(' + ')})`).join(', ')} — a look-alike letter can make one name read as another.`)
+    // dir and the stylesheet's bidi-override: characters in the order they are stored and run
+    h('pre', { class: 'args', dir: 'ltr', text: visibleJson(a.arguments) }),
+    hazards.length
+      ? h('p', { class: 'warning', role: 'note' }, `Look twice: ${hazards.map((x) => HAZARD_TEXT[x.kind](x)).join('; ')}.`)
       : null,
-    hidden.length ? h('p', { class: 'muted' }, `Not shown (secrets): ${hidden.join(', ')}. The call carries them as sent.`) : null,
+    secretNamed.length
+      ? h('p', { class: 'warning', role: 'note' }, `Named like secrets: ${secretNamed.join(', ')}. Shown in full, because approving approves them; an agent passing a secret to a tool may be leaking it.`)
+      : null,
+    hidden.length ? h('p', { class: 'muted' }, `Not shown (signed tokens): ${hidden.join(', ')}. The call carries them as sent.`) : null,
     h('p', { class: 'muted' }, 'approving binds the arguments with digest ', h('code', { text: a.argumentsDigest })),
   )
 }
