@@ -1,4 +1,5 @@
 import { createProof, isMandateErrorCode, MandateError, readBounded, type MandateErrorCode, isSecureTransportUrl } from '@mandate/core'
+import { refusalText } from '@mandate/core/kernel'
 import { audienceProblemOf, configError } from './config.js'
 import { activeCall, type ActiveCall } from './context.js'
 
@@ -132,7 +133,7 @@ async function serverRefusal(res: Response): Promise<MandateError> {
     // not JSON or unreadable: the status still says the call was refused
   }
   const code: MandateErrorCode = isMandateErrorCode(body.mandate_code) ? body.mandate_code : body.error === 'insufficient_scope' ? 'INSUFFICIENT_SCOPE' : 'ACCESS_DENIED'
-  const description = typeof body.error_description === 'string' ? body.error_description.slice(0, 300) : `the MCP server refused the call (HTTP ${res.status})`
+  const description = typeof body.error_description === 'string' ? refusalText(body.error_description) : `the MCP server refused the call (HTTP ${res.status})`
   return new MandateError(code, description, { detail: { source: 'resource', status: res.status } })
 }
 

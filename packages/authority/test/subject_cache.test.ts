@@ -66,6 +66,14 @@ describe('subject cache: a mandate exchanged again is not verified again, and no
     await authority.close()
   })
 
+  it('a subject expired within the skew allowance is TOKEN_EXPIRED too, not a narrowing refusal an agent retries (adapter probe)', async () => {
+    const clock = manualClock()
+    const { authority, a, root } = await setup({ issuer: ISSUER, now: clock.now })
+    clock.advance(600_000 + 1_000)
+    expect(await code(authority.exchange(a, call(root)))).toBe('TOKEN_EXPIRED')
+    await authority.close()
+  })
+
   it('a cached subject whose signing key left the JWKS (rotated out, overlap over) is refused', async () => {
     const clock = manualClock()
     const { authority, a, root } = await setup({ issuer: ISSUER, now: clock.now, keyOverlapSeconds: 60, maxMandateLifetime: 3600 })

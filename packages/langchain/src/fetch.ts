@@ -1,4 +1,5 @@
 import { createProof, isMandateErrorCode, MandateError, readBounded, type MandateErrorCode, isSecureTransportUrl } from '@mandate/core'
+import { refusalText } from '@mandate/core/kernel'
 import { configError } from './config_check.js'
 import { activeCall, type ActiveCall } from './context.js'
 import { createResourceCheck, type ProofAlg } from './resource_check.js'
@@ -159,7 +160,7 @@ async function serverRefusalOf(res: Response): Promise<MandateError | undefined>
   if (!isMandateErrorCode(raw) && !challenged) return undefined
   const code: MandateErrorCode = isMandateErrorCode(raw) ? raw : body.error === 'insufficient_scope' ? 'INSUFFICIENT_SCOPE' : 'ACCESS_DENIED'
   const text = typeof body.error_description === 'string' ? body.error_description : typeof rpc?.message === 'string' ? rpc.message : `the resource refused the call (HTTP ${res.status})`
-  return new MandateError(code, text.slice(0, 300), { detail: { source: 'resource', status: res.status } })
+  return new MandateError(code, refusalText(text), { detail: { source: 'resource', status: res.status } })
 }
 
 /** A body that can be sent a second time as is (not a stream). */

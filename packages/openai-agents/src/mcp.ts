@@ -1,5 +1,5 @@
 import { createProof, isMandateErrorCode, MandateError, readBounded, type MandateErrorCode } from '@mandate/core'
-import { activeCall, audienceProblem, configError, type ActiveCall } from '@mandate/core/kernel'
+import { activeCall, audienceProblem, configError, refusalText, type ActiveCall } from '@mandate/core/kernel'
 import { createContextCredentialFetch, type AttachTarget } from '@mandate/mcp'
 import { getAllMcpTools, MCPServerStreamableHttp, type FunctionTool, type MCPServer } from '@openai/agents'
 
@@ -140,7 +140,7 @@ async function serverRefusal(res: Response): Promise<MandateError> {
     // not JSON or unreadable: the status still says the call was refused
   }
   const code: MandateErrorCode = isMandateErrorCode(body.mandate_code) ? body.mandate_code : body.error === 'insufficient_scope' ? 'INSUFFICIENT_SCOPE' : 'ACCESS_DENIED'
-  const description = typeof body.error_description === 'string' ? body.error_description.slice(0, 300) : `the MCP server refused the call (HTTP ${res.status})`
+  const description = typeof body.error_description === 'string' ? refusalText(body.error_description) : `the MCP server refused the call (HTTP ${res.status})`
   return new MandateError(code, description, { detail: { source: 'resource', status: res.status } })
 }
 

@@ -1,7 +1,7 @@
 // The shared kernel every adapter maps onto (@mandate/core/kernel), driven directly against a real
 // in-process Authority and a real Guard: the rules each adapter inherits from it.
 import { MandateError } from '@mandate/core'
-import { activeCall, createKernel, getCallContext, tryGetCallContext, type ApprovalRequest, type Kernel, type KernelOptions } from '@mandate/core/kernel'
+import { activeCall, createKernel, getCallContext, isTerminalRefusal, tryGetCallContext, type ApprovalRequest, type Kernel, type KernelOptions } from '@mandate/core/kernel'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createWorld, type World } from '../src/world.js'
 
@@ -43,11 +43,14 @@ describe('kernel: one verified call', () => {
     })
     expect(out).toEqual({ id: 'inv_1' })
     expect(tryGetCallContext()).toBeUndefined()
-    // the mandate, the holder key's private d, the call credential and the proof the local guard
-    // verified, for scrubbing
-    expect(secrets).toHaveLength(4)
-    expect(secrets[1]).toBe(w.orchestrator.exportPrivateJwk().d)
-    expect(secrets[3]?.split('.')).toHaveLength(3)
+    // the mandate, the holder key's private d in its spellings (base64url, base64 with and without
+    // padding, hex in both cases), the call credential and the proof the local guard verified, for scrubbing
+    const d = w.orchestrator.exportPrivateJwk().d as string
+    const raw = Buffer.from(d, 'base64url')
+    const spellings = [...new Set([d, raw.toString('base64'), raw.toString('base64').replace(/=+$/, ''), raw.toString('hex'), raw.toString('hex').toUpperCase()])]
+    expect(secrets).toHaveLength(3 + spellings.length)
+    expect(secrets.slice(1, 1 + spellings.length).sort()).toEqual([...spellings].sort())
+    expect(secrets[secrets.length - 1]?.split('.')).toHaveLength(3)
     expect(kernel.secretsOf(prepared)).toEqual(secrets)
     expect(w.timeline.filter((t) => t.startsWith('verified:'))).toHaveLength(1)
     const reports = (await w.records('call.report')).map((r) => [r.fields.tool, r.fields.decision, r.fields.outcome])
@@ -90,6 +93,37 @@ describe('kernel: one verified call', () => {
     }))).toBe('ok')
     const refused = (await w.records('call.report')).filter((r) => r.fields.error === 'CREDENTIAL_NOT_PRESENTED')
     expect(refused).toHaveLength(1)
+  })
+
+  it('a remote server\'s own refusal is typed but never terminal: a server cannot end the run by saying REVOKED (adapter probe)', async () => {
+    const { kernel } = await setup({ remote: true })
+    let err: unknown
+    await kernel.call({ name: 'get_invoice', arguments: { id: 'x' }, approval: 'throw' }, async () => {
+      const call = activeCall()
+      if (!call) throw new Error('no active call')
+      call.sent = true
+      call.serverRefusal = new MandateError('REVOKED', 'the server says the task is revoked')
+      throw new Error('401 from the server')
+    }).catch((e: unknown) => void (err = e))
+    expect(err).toMatchObject({ code: 'REVOKED' })
+    expect(isTerminalRefusal(err)).toBe(false)
+    // as a result handed back rather than thrown, too
+    let err2: unknown
+    await kernel.call({ name: 'get_invoice', arguments: { id: 'y' }, approval: 'throw' }, async () => {
+      const call = activeCall()
+      if (!call) throw new Error('no active call')
+      call.sent = true
+      call.serverRefusal = new MandateError('TOKEN_EXPIRED', 'the server says it expired')
+      return 'refused'
+    }).catch((e: unknown) => void (err2 = e))
+    expect(err2).toMatchObject({ code: 'TOKEN_EXPIRED' })
+    expect(isTerminalRefusal(err2)).toBe(false)
+    // the task is not revoked: the next call goes through
+    expect(await code(kernel.call({ name: 'get_invoice', arguments: { id: 'z' }, approval: 'throw' }, async () => {
+      const call = activeCall()
+      if (call) call.sent = true
+      return 'ok'
+    }))).toBe('ok')
   })
 
   it('a guarded call cannot be opened inside another one', async () => {

@@ -114,7 +114,11 @@ export function checkExchangeParams(v: unknown): ExchangeParams {
  */
 async function loadSubject(ctx: AuthorityContext, caller: AgentRecord, token: string, info: RefusalFields): Promise<{ claims: MandateClaims; storedHash: string; hash: string }> {
   // the signature and strict parse of a subject token presented before are not repeated (subject_cache.ts)
-  const { claims, hash } = await ctx.subjects.verify(token, { issuer: ctx.issuer, keys: ctx.keys.resolver, now: nowSec(ctx), skew: ctx.limits.skew })
+  const now = nowSec(ctx)
+  const { claims, hash } = await ctx.subjects.verify(token, { issuer: ctx.issuer, keys: ctx.keys.resolver, now, skew: ctx.limits.skew })
+  // the skew allowance is for other clocks; nothing derives from a subject past its expiry on this
+  // one, and an agent must hear that as TOKEN_EXPIRED (terminal), not a narrowing refusal it retries
+  if (now >= claims.exp) throw new MandateError('TOKEN_EXPIRED', 'the subject token has expired')
   info.parent = claims.jti
   info.txn = claims.txn
   info.subject = claims.sub

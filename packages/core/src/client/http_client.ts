@@ -13,6 +13,7 @@ import { createProof } from '../proof/proof.js'
 import { fetchAuthorityMetadata, type AuthorityMetadata } from './metadata.js'
 import { fetchBounded, readBounded, safeUrl, type BoundedResponse } from '../http/bounded_fetch.js'
 import { requireSecureUrl } from '../http/transport_url.js'
+import { refusalText } from '../kernel/refusal_text.js'
 import type {
   ApprovalOutcome, AudienceCredentialParams, AuthorityClient, CallCredentialParams, CallCredentialResult, CallReport, DelegateParams, IssuedToken,
 } from './authority_client.js'
@@ -67,22 +68,13 @@ function errorFromBody(status: number, body: unknown, url: string): MandateError
   const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>
   // token-shaped text is cut out before the cut to 300 characters: a truncated token would no longer
   // match the adapters' secret scrubbing, and its claims would reach the model
-  const description = typeof b.error_description === 'string' ? withoutTokens(b.error_description).slice(0, 300) : `the Authority answered ${status}`
+  const description = typeof b.error_description === 'string' ? refusalText(b.error_description) : `the Authority answered ${status}`
   const code: MandateErrorCode = isMandateErrorCode(b.mandate_code)
     ? b.mandate_code
     // own members only: an `error` of "constructor" or "__proto__" must not read the prototype
     : (typeof b.error === 'string' && Object.hasOwn(OAUTH_TO_CODE, b.error) ? OAUTH_TO_CODE[b.error] : undefined) ??
       (GATEWAY_STATUSES.has(status) ? 'AUTHORITY_UNREACHABLE' : status >= 500 ? 'INTERNAL' : 'INVALID_REQUEST')
   return new MandateError(code, description, { detail: { status, url: safeUrl(url), ...(typeof b.error === 'string' ? { oauth_error: b.error.slice(0, 64) } : {}) } })
-}
-
-// a JWS or JWT in compact form, whole or cut short: a base64url JSON object ("eyJ…"), then up to
-// two more segments and any offline-chain links
-const COMPACT_TOKEN = /eyJ[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*){0,2}(?:~[A-Za-z0-9_.-]*)*/g
-
-/** An Authority's error text with anything shaped like a token replaced. */
-function withoutTokens(text: string): string {
-  return text.replace(COMPACT_TOKEN, '[token]')
 }
 
 /** The JSON object of a bounded answer; an error answer that is not JSON reads as `{}`. */

@@ -2,6 +2,7 @@ import type { CallCredentialParams } from '../client/authority_client.js'
 import { asMandateError, MandateError } from '../errors.js'
 import type { VerifiedCall } from '../guard/guard.js'
 import { decodeOfflineChainUnverified, isOfflineChain, type OfflineHop } from '../attenuation/index.js'
+import { b64uDecode } from '../encoding/base64url.js'
 import type { JsonValue } from '../encoding/strict_json.js'
 import { argumentsDigest } from '../mandate/args_digest.js'
 import { snapshotArguments } from '../mandate/args_snapshot.js'
@@ -128,8 +129,9 @@ export function createKernel(options: KernelOptions, profile: KernelProfile = {}
   const states = new WeakMap<PreparedCall, PreparedState>()
   const hint = profile.presentHint ?? 'Send its requests through a Mandate transport or fetch, or give it a local guard instead of listing it as remote'
   // the holder's private key is as secret as any credential: tool code that reaches it (activeCall)
-  // and returns it must not hand it to the model, so its `d` is scrubbed like the tokens
-  const keySecret = privateKeySecret(s.key)
+  // and returns it must not hand it to the model, so its `d` is scrubbed like the tokens, in every
+  // usual spelling of the same 32 bytes (base64url, base64, hex)
+  const keySecrets = privateKeySecrets(s.key)
 
   const prepare = async (call: CallRequest): Promise<PreparedCall> => {
     const sink = call.secrets ?? []
@@ -143,9 +145,9 @@ export function createKernel(options: KernelOptions, profile: KernelProfile = {}
       const mandate = await s.mandate()
       sink.push(mandate)
       const secrets = [mandate]
-      if (keySecret !== undefined) {
-        sink.push(keySecret)
-        secrets.push(keySecret)
+      for (const k of keySecrets) {
+        sink.push(k)
+        secrets.push(k)
       }
       const credential = (await cachedCredential(s, mandate, plan)) ?? (await perCallCredential(s, mandate, plan, args, call))
       sink.push(credential.token)
@@ -218,14 +220,15 @@ export function createKernel(options: KernelOptions, profile: KernelProfile = {}
     } catch (err) {
       if (opts.passThrough?.(err)) throw err
       if (plan.remote && !active.sent) throw await notPresented(context, st.request.name, active.refusal ?? err, st.credential.token)
-      // the resource's guard refused the presented credential: that typed refusal, not the transport's text
-      if (plan.remote && active.serverRefusal) throw markTerminal(active.serverRefusal)
+      // the resource's guard refused the presented credential: that typed refusal, not the transport's
+      // text; never terminal (terminal.ts): any server the agent calls could otherwise end its run
+      if (plan.remote && active.serverRefusal) throw active.serverRefusal
       if (!plan.remote && reports(s, st.credential)) await report(s, context.claims, plan, 'allowed', digest, 'error', MandateError.is(err) ? err.code : undefined, context.offlineHops, st.credential.token)
       throw err
     }
     if (plan.remote && !active.sent) throw await notPresented(context, st.request.name, active.refusal, st.credential.token)
     // a client that hands a refused call back as a result (not an error) still gets the refusal
-    if (plan.remote && active.serverRefusal) throw markTerminal(active.serverRefusal)
+    if (plan.remote && active.serverRefusal) throw active.serverRefusal
     if (!plan.remote && reports(s, st.credential)) await report(s, context.claims, plan, 'allowed', digest, opts.outcomeOf ? opts.outcomeOf(result) : 'success', undefined, context.offlineHops, st.credential.token)
     return result
   }
@@ -436,7 +439,25 @@ async function report(
   }
 }
 
-/** The private key's JWK `d`, when the key can export it (a key held elsewhere has none to leak). */
+/**
+ * The private key's JWK `d` and the other spellings of its bytes (base64 with and without padding,
+ * hex in either case), when the key can export it (a key held elsewhere has none to leak).
+ */
+function privateKeySecrets(key: { exportPrivateJwk?: () => { d?: unknown } }): string[] {
+  const d = privateKeySecret(key)
+  if (d === undefined) return []
+  let bytes: Uint8Array
+  try {
+    bytes = b64uDecode(d)
+  } catch {
+    return [d]
+  }
+  const b64 = d.replace(/-/g, '+').replace(/_/g, '/')
+  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
+  return [...new Set([d, b64, `${b64}${'='.repeat((4 - (b64.length % 4)) % 4)}`, hex, hex.toUpperCase()])]
+}
+
+/** The private key's JWK `d`, when the key can export it. */
 function privateKeySecret(key: { exportPrivateJwk?: () => { d?: unknown } }): string | undefined {
   try {
     const d = key.exportPrivateJwk?.().d

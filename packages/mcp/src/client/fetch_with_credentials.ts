@@ -1,4 +1,5 @@
 import { createProof, isMandateErrorCode, MandateError, readBounded, safeUrl, snapshotArguments, type Ed25519Key, type MandateErrorCode } from '@mandate/core'
+import { refusalText } from '@mandate/core/kernel'
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js'
 import { createCredentialProvider, type CallCredentialOptions } from './credentials.js'
 import { discoverProtectedResource, type ProtectedResourceMetadata } from './discovery.js'
@@ -82,7 +83,7 @@ export async function refusalFrom(res: Response, url: string | URL = res.url || 
       : oauth === 'use_dpop_nonce'
         ? 'NONCE_REQUIRED'
         : 'ACCESS_DENIED'
-  const description = typeof body.error_description === 'string' ? body.error_description.slice(0, 300) : `the server refused the call (HTTP ${res.status})`
+  const description = typeof body.error_description === 'string' ? refusalText(body.error_description) : `the server refused the call (HTTP ${res.status})`
   const detail: Record<string, string | number> = { source: 'resource', status: res.status }
   // the scopes a 403 insufficient_scope requires: the challenge says (RFC 6750 §3), a Mandate guard's body repeats it
   const scope = challenge.scope ?? (typeof body.scope === 'string' ? body.scope : undefined)
