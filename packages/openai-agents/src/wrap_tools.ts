@@ -4,6 +4,7 @@ import { getCurrentSpan, type FunctionTool, type RunContext, type RunToolApprova
 import { approvalOf, CallStash, type MandateApproval } from './approval.js'
 import { modelSafeError, modelSafeRefusal, refusalText } from './errors.js'
 import type { MandateToolsOptions } from './options.js'
+import { assertSchemasCheckable, attachPrepared, checkArguments, preparedFor, type CheckedArguments } from './schema_fidelity.js'
 
 const WRAPPED = Symbol.for('@mandate/openai-agents/wrapped')
 /** Approvals Mandate raised, by call id, argument digest and tool name, for {@link mandateApprovals}. */
@@ -45,7 +46,10 @@ function settingsOf(options: MandateToolsOptions): { approvalMode: Settings['app
  * inside a call context (`getCallContext()`); a `remote` tool (an MCP tool through
  * {@link mandateMcpServer}, an HTTP API through a Mandate fetch) runs inside the call context so its
  * transport presents the credential, and fails with `CREDENTIAL_NOT_PRESENTED` (result withheld) if
- * it never did. Parallel tool calls each get their own credential.
+ * it never did. Parallel tool calls each get their own credential. The tool's `parameters` schema is
+ * run on the arguments first (once per call, before any credential): one that would change a value as
+ * the SDK parses them (a transform, default, catch, preprocess, value-changing coercion, trim,
+ * toLowerCase, normalize) or refuses them is refused, `ARGUMENTS_INVALID`.
  *
  * Approvals (`approval.mode: 'sdk'`, the default) use the SDK's human-in-the-loop flow: when the
  * Authority says a call needs a human, the tool's `needsApproval` answers true and the run ends with
@@ -92,6 +96,7 @@ export function mandateTools<T extends Tool<never>>(tools: readonly T[], options
     if (isMandateTool(t)) throw configError(`tool "${name.slice(0, 128)}" is already guarded by Mandate`, name)
     // a tool that could never be guarded as configured is refused here, not at its first call
     kernel.checkTool(name)
+    assertSchemasCheckable()
     return wrapTool(kernel, settings, ft) as unknown as T
   })
 }
@@ -113,12 +118,17 @@ function argumentsOf(input: unknown): JsonValue {
 function wrapTool(kernel: Kernel, settings: Settings, tool: AnyFunctionTool): AnyFunctionTool {
   const name = tool.name
   const stash = new CallStash<Prepared>()
+  /** Calls whose arguments the approval hook checked against the tool's schema, for invoke (run once per call). */
+  const checks = new CallStash<CheckedArguments>()
   const theirs: NeedsApproval = tool.needsApproval
   const own = async (rc: RunContext, input: unknown, callId: string | undefined): Promise<boolean> =>
     typeof theirs === 'function' ? Boolean(await theirs(rc, input, callId)) : false
 
   // the tool's own invoke, read once: swapping it on the original later cannot reach the wrapper
   const inner = tool.invoke
+  // the tool's schema, run on the snapshot before any credential (schema_fidelity.ts)
+  const source = { invoke: inner, needsApproval: theirs, parameters: tool.parameters }
+  const check = (args: JsonValue): CheckedArguments => checkArguments(source, name, args)
   // Copy every own property (symbols included: the SDK keeps its output validator under one), except
   // the two the wrapper owns, which are set read-only (a frozen original wraps too).
   const descriptors = Object.getOwnPropertyDescriptors(tool) as Record<string | symbol, PropertyDescriptor>
@@ -146,6 +156,17 @@ function wrapTool(kernel: Kernel, settings: Settings, tool: AnyFunctionTool): An
       // the same call asked about again while its approval is open (the app rejected it, and the
       // model repeats it): the Authority is asked with that approval, and the human in the SDK again
       const approvalId = existing?.kind === 'pending' ? existing.approval.approvalId : undefined
+      // a schema that would rewrite the checked arguments is refused here, before the credential
+      // exchange (no Authority round trip); invoke reads the refusal from the stash
+      if (checks.get(key) === undefined) {
+        try {
+          checks.set(key, { kind: 'prepared', prepared: check(args) })
+        } catch (err) {
+          stash.set(key, { kind: 'refused', error: err })
+          pendingApprovals.take(`${key}\u0000${name}`)
+          return approvalId !== undefined || mine
+        }
+      }
       try {
         const prepared = await kernel.prepare({ name, arguments: args, toolCallId: callId, approval: 'throw', ...(approvalId ? { approvalId } : {}) })
         stash.set(key, { kind: 'prepared', prepared })
@@ -170,8 +191,7 @@ function wrapTool(kernel: Kernel, settings: Settings, tool: AnyFunctionTool): An
   }
 
   /** The credential for this call: obtained by the approval hook, or now. */
-  const prepareFor = async (args: JsonValue, callId: string, signal: AbortSignal | undefined): Promise<Prepared> => {
-    const key = CallStash.key(callId, argumentsDigest(args))
+  const prepareFor = async (args: JsonValue, key: string, callId: string, signal: AbortSignal | undefined): Promise<Prepared> => {
     const entry = stash.take(key)
     // a credential obtained by the hook is used unless it expired meanwhile (a slow human, other approvals)
     if (entry?.kind === 'prepared' && entry.prepared.expiresAt > Date.now() / 1000 + 2) return entry.prepared
@@ -205,11 +225,40 @@ function wrapTool(kernel: Kernel, settings: Settings, tool: AnyFunctionTool): An
     let prepared: Prepared | undefined
     try {
       const args = argumentsOf(input)
-      prepared = await prepareFor(args, callId, details?.signal)
+      const key = CallStash.key(callId, argumentsDigest(args))
+      // the tool's schema runs once per call, before any credential: in the approval hook (its result
+      // is here, or the hook's refusal is in the stash), or now
+      const known = checks.take(key)
+      let checked = known?.kind === 'prepared' ? known.prepared : undefined
+      if (checked === undefined) {
+        const entry = stash.get(key)
+        if (entry?.kind === 'refused') {
+          stash.take(key)
+          throw entry.error
+        }
+        try {
+          checked = check(args)
+        } catch (err) {
+          // a credential or approval the hook obtained for this call is dropped with it
+          stash.take(key)
+          pendingApprovals.take(`${key}\u0000${name}`)
+          throw err
+        }
+      }
+      const c = checked
+      prepared = await prepareFor(args, key, callId, details?.signal)
       const p = prepared
       try {
-        // the tool reads exactly the arguments the credential is bound to
-        const out = await kernel.run(p, (bound) => inner.call(tool, rc, JSON.stringify(bound), details))
+        // the tool reads exactly the arguments the credential is bound to: the SDK's prepared input
+        // (the checked parse, rebuilt from the bound snapshot) for exactly the text invoke receives,
+        // so the SDK does not parse them again
+        const out = await kernel.run(p, (bound) => {
+          const text = JSON.stringify(bound)
+          if (c.prepared === undefined) return inner.call(tool, rc, text, details)
+          const d: NonNullable<ToolCallDetails> = details ?? {}
+          attachPrepared(d, preparedFor(c.prepared, c.kept, bound, text, name))
+          return inner.call(tool, rc, text, d)
+        })
         // read after the run: the proofs a transport sent during it count too
         return withoutSecrets(out, kernel.secretsOf(p))
       } finally {
