@@ -621,7 +621,7 @@ export class Authority {
     return this.#safe(async () => {
       const { fields, reason } = this.#agentChange(did, meta)
       // never the last admin: nobody could administer the Authority afterwards
-      const rec = await keepingAnAdmin(this.store, did, this.#ctx.now, () => this.store.disableAgent(did, this.#ctx.now(), this.#ctx.audit.draft('agent.disabled', fields), reason))
+      const rec = await keepingAnAdmin(this.store, did, this.#ctx.now, (keepAdmin) => this.store.disableAgent(did, this.#ctx.now(), this.#ctx.audit.draft('agent.disabled', fields), reason, keepAdmin))
       if (rec) await this.#ctx.audit.recorded(rec)
       const agent = await this.store.getAgent(did)
       if (!agent) throw new MandateError('NOT_FOUND', 'no such agent')

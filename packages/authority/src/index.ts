@@ -27,7 +27,7 @@ export type { PolicyFileCheck } from './policy/load.js'
 export { explainPolicy } from './policy/explain.js'
 export type { PolicyExplanation, RuleExplanation } from './policy/explain.js'
 export { denialMessage } from './policy/denial_reasons.js'
-export type { AuthorityStore, IssueMandateInput, IssueMandateResult, ApprovalDecision, ApprovalAdmission } from './store/store.js'
+export type { AuthorityStore, IssueMandateInput, IssueMandateResult, ApprovalDecision, ApprovalAdmission, AdminGuard } from './store/store.js'
 // for store implementations outside this package (@mandate/postgres): the shared semantics of the built-in stores
 export type {
   StoreChange, StoreChangeListener, AuditPageQuery, TaskPageQuery, TaskRow, ApprovalPageQuery, OutboxEntry, OutboxPlanner,
@@ -43,7 +43,7 @@ export type { AuditFacets, AuditDecision } from './store/audit_facets.js'
 export { MemoryStore } from './store/memory.js'
 export { openSqliteStore, SqliteStore } from './store/sqlite.js'
 export { inspectSqliteDatabase, type SqliteInspection } from './store/sqlite_inspect.js'
-export { sameApprovalRequest } from './store/store.js'
+export { sameApprovalRequest, assertAdminRemains, actingAdmin } from './store/store.js'
 export type { SqliteStoreOptions } from './store/sqlite.js'
 export type { AuditVerification, AuditBreakKind, AuditListener } from './audit/chain.js'
 export type { AuditWitnessOptions } from './audit/witness.js'

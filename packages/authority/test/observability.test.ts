@@ -122,7 +122,7 @@ describe('request log', () => {
     const loginUrl = ((await codeRes.json()) as { login_url: string }).login_url
     const code = new URL(loginUrl).searchParams.get('code') as string
     secrets.push(code)
-    const login = await fetch(loginUrl, { redirect: 'manual' })
+    const login = await fetch(loginUrl, { redirect: 'manual', headers: { 'sec-fetch-site': 'none' } })
     const cookie = login.headers.get('set-cookie') ?? ''
     const session = /=([^;]+)/.exec(cookie)?.[1]
     if (session) secrets.push(session)

@@ -104,6 +104,33 @@ export function storeConformance(name: string, factory: () => Promise<StoreUnder
       })
     })
 
+    it('the last acting admin is never disabled or revoked when the change asks to keep one (inside the write transaction)', async () => {
+      await withStore(async (store) => {
+        const now = Date.now()
+        const admin = (did: string, over: Record<string, unknown> = {}) => ({ did, jkt: `jkt-${did}`, name: did.slice(-4), role: 'admin' as const, status: 'enabled' as const, disabled: false, createdAt: now, ...over })
+        await store.insertAgent(admin('did:key:zAdminA'), draft('agent.registered'))
+        await store.insertAgent(admin('did:key:zAdminB'), draft('agent.registered'))
+        // an expired and a disabled admin do not count as acting
+        await store.insertAgent(admin('did:key:zAdminOld', { expiresAt: now - 1 }), draft('agent.registered'))
+        await store.insertAgent(admin('did:key:zAdminOff'), draft('agent.registered'))
+        await store.disableAgent('did:key:zAdminOff', now, draft('agent.disabled'))
+        const head = async () => (await store.auditHead())?.seq
+        const keep = { now }
+        expect(await store.disableAgent('did:key:zAdminA', now, draft('agent.disabled'), 'rotating', keep)).toBeDefined()
+        const before = await head()
+        await expect(store.disableAgent('did:key:zAdminB', now, draft('agent.disabled'), 'oops', keep)).rejects.toMatchObject({ code: 'LAST_ADMIN' })
+        await expect(store.revoke([{ kind: 'agent', id: 'did:key:zAdminB' }], { at: now }, draft('revocation'), undefined, keep)).rejects.toMatchObject({ code: 'LAST_ADMIN' })
+        // nothing written by the refused changes
+        expect(await head()).toBe(before)
+        expect(await store.getAgent('did:key:zAdminB')).toMatchObject({ status: 'enabled', disabled: false })
+        expect(await store.isRevoked({ ids: [], txn: '', actors: ['did:key:zAdminB'] })).toBe(false)
+        // without the guard the store does as asked (the caller decided), and other principals are never held back
+        await store.insertAgent({ ...admin('did:key:zAgent'), role: 'agent' }, draft('agent.registered'))
+        expect(await store.disableAgent('did:key:zAgent', now, draft('agent.disabled'), undefined, keep)).toBeDefined()
+        expect(await store.disableAgent('did:key:zAdminB', now, draft('agent.disabled'))).toBeDefined()
+      })
+    })
+
     it('principals: duplicate registration, disable / enable, revocation is final and cascades to the tasks it granted', async () => {
       await withStore(async (store) => {
         const agent = { did: 'did:key:zGrantor', jkt: 'jkt', name: 'g', role: 'grantor' as const, status: 'enabled' as const, disabled: false, createdAt: Date.now() }

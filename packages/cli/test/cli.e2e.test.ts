@@ -242,11 +242,11 @@ describe('against a running Authority', () => {
     expect(server.info.loginUrl).toMatch(/\/dashboard\/login\?code=[A-Za-z0-9_-]{22}$/)
     const r = json<{ loginUrl: string }>(await mandate(['dashboard', 'login', '--json'], { env }))
     expect(r.loginUrl).toMatch(/\/dashboard\/login\?code=[A-Za-z0-9_-]{22}$/)
-    const first = await fetch(r.loginUrl, { redirect: 'manual' })
+    const first = await fetch(r.loginUrl, { redirect: 'manual', headers: { 'sec-fetch-site': 'none' } })
     expect(first.status).toBe(303)
     expect(first.headers.get('set-cookie')).toMatch(/HttpOnly/i)
     expect(first.headers.get('set-cookie')).toMatch(/SameSite=Strict/i)
-    expect((await fetch(r.loginUrl, { redirect: 'manual' })).status).toBe(401) // single use
+    expect((await fetch(r.loginUrl, { redirect: 'manual', headers: { 'sec-fetch-site': 'none' } })).status).toBe(401) // single use
     const agentLogin = await mandate(['dashboard', 'login', '--key', join(dir, 'agent.jwk')], { env })
     expect(agentLogin.code).toBe(1)
     expect(agentLogin.stderr).toContain('[ACCESS_DENIED]')

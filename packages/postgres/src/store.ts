@@ -13,8 +13,8 @@
  */
 import { MandateError, type RevocationQuery } from '@mandate/core'
 import {
-  auditFacets, auditIndex, auditRecordFromRow, chainRecord, grantedTaskDraft, sameApprovalRequest, SealState,
-  type AgentBinding, type AgentRecord, type ApprovalAdmission, type ApprovalDecision, type ApprovalPageQuery, type ApprovalRecord, type ApprovalStatus, type AuditDraft,
+  assertAdminRemains, auditFacets, auditIndex, auditRecordFromRow, chainRecord, grantedTaskDraft, sameApprovalRequest, SealState,
+  type AdminGuard, type AgentBinding, type AgentRecord, type ApprovalAdmission, type ApprovalDecision, type ApprovalPageQuery, type ApprovalRecord, type ApprovalStatus, type AuditDraft,
   type AuditPageQuery, type AuditQuery, type AuditRecord, type AuditSealer, type AuthorityStore, type ChainHead, type IssueMandateInput,
   type IssueMandateResult, type MandateRecord, type OutboxChange, type OutboxEndpointStats, type OutboxPlanner, type OutboxRow,
   type OutboxStatus, type RevocationEntry, type RevocationKind, type Role, type StoredCheckpoint, type StoredSigningKey,
@@ -681,6 +681,10 @@ export class PostgresStore implements AuthorityStore {
       return this.#append(tx, audit)
     })
   }
+  /** The registered admins, as the transaction on `client` reads them (for assertAdminRemains). */
+  async #admins(client: pg.PoolClient): Promise<AgentRecord[]> {
+    return ((await client.query(`SELECT * FROM agents WHERE role = 'admin'`)).rows as Row[]).map(agentFromRow)
+  }
   async getAgent(did: string) {
     const r = (await this.#q('SELECT * FROM agents WHERE did = $1', [did], 'reading a principal'))[0]
     return r && agentFromRow(r)
@@ -688,8 +692,10 @@ export class PostgresStore implements AuthorityStore {
   async listAgents() {
     return (await this.#q('SELECT * FROM agents ORDER BY created_at, did', [], 'listing principals')).map(agentFromRow)
   }
-  async disableAgent(did: string, at: number, audit: AuditDraft, reason?: string) {
+  async disableAgent(did: string, at: number, audit: AuditDraft, reason?: string, keepAdmin?: AdminGuard) {
     return this.#tx(async (tx) => {
+      // under the chain lock every write transaction holds: two instances cannot each take out a different last admin
+      if (keepAdmin) assertAdminRemains(await this.#admins(tx.client), new Set([did]), keepAdmin.now)
       const r = await tx.client.query('UPDATE agents SET disabled = TRUE, disabled_at = $1, disabled_reason = $2 WHERE did = $3 AND NOT disabled', [at, reason ?? null, did])
       if (r.rowCount === 0) return undefined
       return this.#append(tx, audit)
@@ -833,9 +839,10 @@ export class PostgresStore implements AuthorityStore {
 
   // ---------------------------------------------------------------- revocation
 
-  async revoke(entries: ReadonlyArray<{ kind: RevocationKind; id: string }>, meta: { at: number; reason?: string; by?: string }, audit: AuditDraft, grantedTask = (txn: string, grantor: string) => grantedTaskDraft(txn, grantor, meta, audit.time)) {
+  async revoke(entries: ReadonlyArray<{ kind: RevocationKind; id: string }>, meta: { at: number; reason?: string; by?: string }, audit: AuditDraft, grantedTask = (txn: string, grantor: string) => grantedTaskDraft(txn, grantor, meta, audit.time), keepAdmin?: AdminGuard) {
     return this.#tx(async (tx) => {
       const c = tx.client
+      if (keepAdmin) assertAdminRemains(await this.#admins(c), new Set(entries.filter((e) => e.kind === 'agent').map((e) => e.id)), keepAdmin.now)
       const added: RevocationEntry[] = []
       const add = async (kind: RevocationKind, id: string): Promise<boolean> => {
         const r = await c.query('INSERT INTO revocations(kind, id, at, reason, by_did) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (kind, id) DO NOTHING RETURNING *', [kind, id, meta.at, meta.reason ?? null, meta.by ?? null])

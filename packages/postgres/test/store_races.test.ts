@@ -61,6 +61,24 @@ describe.skipIf(!enabled)('postgres: races between instances', () => {
     await expectChain(a!, 3)
   })
 
+  it('two admins taking each other out on two instances at once: one succeeds, one admin remains (last-admin race)', async () => {
+    for (const how of ['disable', 'revoke'] as const) {
+      const [a, b] = await stores(2)
+      const now = Date.now()
+      const admin = (did: string) => ({ did, jkt: `jkt-${did}`, name: did.slice(-4), role: 'admin' as const, status: 'enabled' as const, disabled: false, createdAt: now })
+      await a!.insertAgent(admin('did:key:zRaceA'), draft('agent.registered'))
+      await a!.insertAgent(admin('did:key:zRaceB'), draft('agent.registered'))
+      // each instance saw two acting admins before it started: only the transaction's own check can hold
+      const out = (s: PostgresStore, did: string) =>
+        (how === 'disable' ? s.disableAgent(did, now, draft('agent.disabled'), 'race', { now }) : s.revoke([{ kind: 'agent', id: did }], { at: now }, draft('revocation'), undefined, { now }))
+          .then(() => 'ok', (e: { code?: string }) => e.code ?? String(e))
+      const results = await Promise.all([out(a!, 'did:key:zRaceA'), out(b!, 'did:key:zRaceB')])
+      expect(results.sort()).toEqual(['LAST_ADMIN', 'ok'])
+      const acting = (await a!.listAgents()).filter((x) => x.role === 'admin' && !x.disabled)
+      expect(acting).toHaveLength(1)
+    }
+  })
+
   it('max_uses 3 across instances: 3 issued of 12, the counter at 3; one jti issued once', async () => {
     const [a, b] = await stores(2)
     const parent = mandate({ maxUses: 3 })

@@ -216,7 +216,7 @@ describe.skipIf(!enabled)('event streams across Authority processes on one Postg
     // the link names the fleet's public issuer (the load balancer's name), not the instance that made it
     const link = new URL(((await code.json()) as { login_url: string }).login_url)
     expect(link.origin).toBe(new URL(ISSUER).origin)
-    const login = await fetch(`${B.url}${link.pathname}${link.search}`, { redirect: 'manual' })
+    const login = await fetch(`${B.url}${link.pathname}${link.search}`, { redirect: 'manual', headers: { 'sec-fetch-site': 'none' } })
     expect(login.status).toBe(303)
     const cookie = /mandate_dashboard=[^;]+/.exec(login.headers.get('set-cookie') ?? '')?.[0]
     expect(cookie).toBeDefined()

@@ -10,7 +10,7 @@
  * whole actor chain against the revocation list).
  */
 import { MandateError, type MandateErrorCode } from '@mandate/core'
-import type { AuthorityStore } from '../store/store.js'
+import { actingAdmin, assertAdminRemains, type AdminGuard, type AuthorityStore } from '../store/store.js'
 import type { AgentRecord, Role } from '../types.js'
 
 /** Whether an agent revocation entry names `did` ('' is never a task id, so only the agent entry can match). */
@@ -50,11 +50,6 @@ export async function admitPrincipal(store: AuthorityStore, did: unknown, option
   return agent
 }
 
-/** Whether `agent` is an admin admitPrincipal would let act now (enabled, unrevoked, unexpired). */
-function actingAdmin(agent: AgentRecord, now: number): boolean {
-  return agent.role === 'admin' && agent.status === 'enabled' && !agent.disabled && agent.revokedAt === undefined && (agent.expiresAt === undefined || agent.expiresAt > now)
-}
-
 // one principal change at a time per store in this process (see keepingAnAdmin)
 const principalChanges = new WeakMap<AuthorityStore, Promise<unknown>>()
 
@@ -64,18 +59,15 @@ const principalChanges = new WeakMap<AuthorityStore, Promise<unknown>>()
  * the dashboard's admin actions) again. Refused with LAST_ADMIN (HTTP 409);
  * register or enable another admin first. An admin taking itself out of service while another one
  * remains is allowed. The check and `fn` run one at a time per store in this process, so that two
- * admins disabling each other at once cannot both pass it.
+ * admins disabling each other at once cannot both pass it; `fn` gets an AdminGuard to hand the
+ * store, which repeats the check inside its write transaction, where instances sharing the store
+ * (Postgres) are serialised too.
  */
-export function keepingAnAdmin<T>(store: AuthorityStore, did: string, now: () => number, fn: () => Promise<T>): Promise<T> {
+export function keepingAnAdmin<T>(store: AuthorityStore, did: string, now: () => number, fn: (keepAdmin: AdminGuard) => Promise<T>): Promise<T> {
   const run = async (): Promise<T> => {
     const target = await store.getAgent(did)
-    if (target && actingAdmin(target, now())) {
-      const at = now()
-      if (!(await store.listAgents()).some((a) => a.did !== did && actingAdmin(a, at))) {
-        throw new MandateError('LAST_ADMIN', 'this is the last enabled admin: register or enable another admin first, or nobody could administer the Authority')
-      }
-    }
-    return fn()
+    if (target && actingAdmin(target, now())) assertAdminRemains(await store.listAgents(), new Set([did]), now())
+    return fn({ now: now() })
   }
   const result = (principalChanges.get(store) ?? Promise.resolve()).then(run, run)
   principalChanges.set(store, result.catch(() => undefined))

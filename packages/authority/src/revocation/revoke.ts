@@ -7,7 +7,7 @@ import { cryptoBackend, isDidKey, MandateError, type JsonValue, type RevocationS
 import { checkReasonText } from '../audit/reason_text.js'
 import type { AuthorityContext } from '../context.js'
 import { keepingAnAdmin } from '../exchange/principals.js'
-import { grantedTaskDraft } from '../store/store.js'
+import { grantedTaskDraft, type AdminGuard } from '../store/store.js'
 import type { RevocationEntry } from '../types.js'
 
 export type RevocationTarget = { mandate: string } | { txn: string } | { agent: string }
@@ -84,7 +84,7 @@ export async function revokeTarget(ctx: AuthorityContext, target: RevocationTarg
   // revoking a principal also revokes every task it granted (the store finds them inside the same
   // transaction): each gets its own audit record, naming the grantor it was revoked with
   const grantedTask = (txn: string, grantor: string) => grantedTaskDraft(txn, grantor, meta, ctx.now())
-  const apply = () => ctx.store.revoke(entries, { at, ...(meta.by !== undefined ? { by: meta.by } : {}), ...(meta.reason !== undefined ? { reason: meta.reason } : {}) }, ctx.audit.draft('revocation', fields), grantedTask)
+  const apply = (keepAdmin?: AdminGuard) => ctx.store.revoke(entries, { at, ...(meta.by !== undefined ? { by: meta.by } : {}), ...(meta.reason !== undefined ? { reason: meta.reason } : {}) }, ctx.audit.draft('revocation', fields), grantedTask, keepAdmin)
   const { added, audit, cascade } = await (principal === undefined ? apply() : keepingAnAdmin(ctx.store, principal, ctx.now, apply))
   await ctx.audit.recorded(audit)
   for (const rec of cascade) await ctx.audit.recorded(rec)

@@ -6,7 +6,7 @@ import type {
   RevocationEntry, RevocationKind, StoredCheckpoint, StoredSigningKey,
 } from '../types.js'
 import type { StoredFederationRule } from '../federation/types.js'
-import { grantedTaskDraft, type ApprovalDecision, type ApprovalPageQuery, type AuditPageQuery, type AuthorityStore, type IssueMandateInput, type IssueMandateResult, type TaskPageQuery, type TaskRow } from './store.js'
+import { assertAdminRemains, grantedTaskDraft, type AdminGuard, type ApprovalDecision, type ApprovalPageQuery, type AuditPageQuery, type AuthorityStore, type IssueMandateInput, type IssueMandateResult, type TaskPageQuery, type TaskRow } from './store.js'
 import { AuditIndexes } from './memory_indexes.js'
 import type { OutboxChange, OutboxEndpointStats, OutboxPlanner, OutboxRow } from './store.js'
 
@@ -151,9 +151,10 @@ export class MemoryStore implements AuthorityStore {
   async listAgents() {
     return [...this.#agents.values()].map(clone)
   }
-  async disableAgent(did: string, at: number, audit: AuditDraft, reason?: string) {
+  async disableAgent(did: string, at: number, audit: AuditDraft, reason?: string, keepAdmin?: AdminGuard) {
     const a = this.#agents.get(did)
     if (!a || a.disabled) return undefined
+    if (keepAdmin) assertAdminRemains([...this.#agents.values()], new Set([did]), keepAdmin.now)
     a.disabled = true
     a.status = 'disabled'
     a.disabledAt = at
@@ -241,7 +242,8 @@ export class MemoryStore implements AuthorityStore {
     return out
   }
 
-  async revoke(entries: ReadonlyArray<{ kind: RevocationKind; id: string }>, meta: { at: number; reason?: string; by?: string }, audit: AuditDraft, grantedTask = (txn: string, grantor: string) => grantedTaskDraft(txn, grantor, meta, audit.time)) {
+  async revoke(entries: ReadonlyArray<{ kind: RevocationKind; id: string }>, meta: { at: number; reason?: string; by?: string }, audit: AuditDraft, grantedTask = (txn: string, grantor: string) => grantedTaskDraft(txn, grantor, meta, audit.time), keepAdmin?: AdminGuard) {
+    if (keepAdmin) assertAdminRemains([...this.#agents.values()], new Set(entries.filter((e) => e.kind === 'agent').map((e) => e.id)), keepAdmin.now)
     const added: RevocationEntry[] = []
     const add = (kind: RevocationKind, id: string): boolean => {
       const key = `${kind}:${id}`

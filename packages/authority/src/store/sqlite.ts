@@ -28,7 +28,7 @@ import type {
   RevocationEntry, RevocationKind, Role, StoredCheckpoint, StoredSigningKey,
 } from '../types.js'
 import type { FederationRule, StoredFederationRule } from '../federation/types.js'
-import { grantedTaskDraft, type ApprovalDecision, type ApprovalPageQuery, type AuditPageQuery, type AuthorityStore, type IssueMandateInput, type IssueMandateResult, type TaskPageQuery, type TaskRow } from './store.js'
+import { assertAdminRemains, grantedTaskDraft, type AdminGuard, type ApprovalDecision, type ApprovalPageQuery, type AuditPageQuery, type AuthorityStore, type IssueMandateInput, type IssueMandateResult, type TaskPageQuery, type TaskRow } from './store.js'
 import type { OutboxChange, OutboxEndpointStats, OutboxPlanner, OutboxRow, OutboxStatus } from './store.js'
 
 export interface SqliteStoreOptions {
@@ -693,8 +693,10 @@ export class SqliteStore implements AuthorityStore {
       return this.#append(audit)
     })
   }
-  async disableAgent(did: string, at: number, audit: AuditDraft, reason?: string) {
+  async disableAgent(did: string, at: number, audit: AuditDraft, reason?: string, keepAdmin?: AdminGuard) {
     return this.#tx(() => {
+      // read in this write transaction: another process on the same file cannot interleave
+      if (keepAdmin) assertAdminRemains((this.#s.agentList!.all() as Row[]).map(agentFromRow), new Set([did]), keepAdmin.now)
       if (this.#s.agentDisable!.run(at, reason ?? null, did).changes === 0) return undefined
       return this.#append(audit)
     })
@@ -743,8 +745,9 @@ export class SqliteStore implements AuthorityStore {
     return (this.#s.descendants!.all(jti) as Array<{ jti: string }>).map((r) => r.jti)
   }
 
-  async revoke(entries: ReadonlyArray<{ kind: RevocationKind; id: string }>, meta: { at: number; reason?: string; by?: string }, audit: AuditDraft, grantedTask = (txn: string, grantor: string) => grantedTaskDraft(txn, grantor, meta, audit.time)) {
+  async revoke(entries: ReadonlyArray<{ kind: RevocationKind; id: string }>, meta: { at: number; reason?: string; by?: string }, audit: AuditDraft, grantedTask = (txn: string, grantor: string) => grantedTaskDraft(txn, grantor, meta, audit.time), keepAdmin?: AdminGuard) {
     return this.#tx(() => {
+      if (keepAdmin) assertAdminRemains((this.#s.agentList!.all() as Row[]).map(agentFromRow), new Set(entries.filter((e) => e.kind === 'agent').map((e) => e.id)), keepAdmin.now)
       const added: RevocationEntry[] = []
       const add = (kind: RevocationKind, id: string): boolean => {
         if (!this.#s.revInsert!.run(kind, id, meta.at, meta.reason ?? null, meta.by ?? null).changes) return false

@@ -4,7 +4,7 @@
  * one transaction: a change is never stored without its audit record, and an answered request is
  * durable once the method resolves.
  */
-import type { RevocationQuery } from '@mandate/core'
+import { MandateError, type RevocationQuery } from '@mandate/core'
 import type { AuditSealer, ChainHead } from '../audit/seal.js'
 import type { AuditDecision } from './audit_facets.js'
 import type {
@@ -12,6 +12,27 @@ import type {
   RevocationEntry, RevocationKind, StoredCheckpoint, StoredSigningKey,
 } from '../types.js'
 import type { StoredFederationRule } from '../federation/types.js'
+
+/** Asks a change that takes principals out of service to keep an admin who can act (at `now`, ms). */
+export interface AdminGuard {
+  now: number
+}
+
+/** An admin that can act at `now` (ms): enabled, not revoked, its registration not expired. */
+export function actingAdmin(agent: AgentRecord, now: number): boolean {
+  return agent.role === 'admin' && agent.status === 'enabled' && !agent.disabled && agent.revokedAt === undefined && (agent.expiresAt === undefined || agent.expiresAt > now)
+}
+
+/**
+ * Refuse (LAST_ADMIN) taking `removed` out of service when one of them is an acting admin and no
+ * acting admin outside them would remain: nobody could use the admin API again. `agents` is the
+ * registry as the change's own transaction reads it.
+ */
+export function assertAdminRemains(agents: readonly AgentRecord[], removed: ReadonlySet<string>, now: number): void {
+  if (!agents.some((a) => removed.has(a.did) && actingAdmin(a, now))) return
+  if (agents.some((a) => !removed.has(a.did) && actingAdmin(a, now))) return
+  throw new MandateError('LAST_ADMIN', 'this is the last enabled admin: register or enable another admin first, or nobody could administer the Authority')
+}
 
 export interface IssueMandateInput {
   mandate: MandateRecord
@@ -235,8 +256,13 @@ export interface AuthorityStore {
   insertAgent(agent: AgentRecord, audit: AuditDraft): Promise<AuditRecord | undefined>
   getAgent(did: string): Promise<AgentRecord | undefined>
   listAgents(): Promise<AgentRecord[]>
-  /** Mark disabled (with the reason); the appended audit record, or undefined when unknown or already disabled. */
-  disableAgent(did: string, at: number, audit: AuditDraft, reason?: string): Promise<AuditRecord | undefined>
+  /**
+   * Mark disabled (with the reason); the appended audit record, or undefined when unknown or already
+   * disabled. With `keepAdmin`, refuse (LAST_ADMIN, nothing written) when `did` is the last acting
+   * admin, checked inside the write transaction so that instances sharing the store cannot each take
+   * out a different last admin at once ({@link assertAdminRemains}).
+   */
+  disableAgent(did: string, at: number, audit: AuditDraft, reason?: string, keepAdmin?: AdminGuard): Promise<AuditRecord | undefined>
   /**
    * Clear `disabled` (and its time and reason); the appended audit record, or undefined when unknown,
    * not disabled, or revoked (revocation is final: a revoked principal is never enabled again).
@@ -276,6 +302,8 @@ export interface AuthorityStore {
     meta: { at: number; reason?: string; by?: string },
     audit: AuditDraft,
     grantedTask?: (txn: string, grantor: string) => AuditDraft,
+    /** As disableAgent's: the agent entries must not take out the last acting admin. */
+    keepAdmin?: AdminGuard,
   ): Promise<{ added: RevocationEntry[]; audit: AuditRecord; cascade: AuditRecord[] }>
   /** The tasks (txn) whose root mandate this principal granted, in the order they were granted. */
   tasksGrantedBy(did: string): Promise<string[]>
