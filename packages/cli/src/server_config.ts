@@ -106,10 +106,30 @@ export function storeTarget(store: string): StoreTarget {
   return { kind: 'sqlite', path: store }
 }
 
+/**
+ * Why the server refused the credentials of the URL, when it did: Redis WRONGPASS / NOAUTH (also
+ * "invalid password" from Redis < 6), Postgres 28P01 / 28000, found along the error's causes.
+ * Never the server's text: only one of these fixed phrases.
+ */
+function authenticationFailure(err: unknown): string | undefined {
+  let e: unknown = err
+  for (let depth = 0; depth < 6 && e instanceof Error; depth++, e = e.cause) {
+    const code = (e as { code?: unknown }).code
+    if (code === '28P01' || code === '28000') return 'the user or password was refused'
+    if (/^NOAUTH\b/.test(e.message)) return 'the server requires a password (none was given)'
+    if (/^WRONGPASS\b|^ERR invalid password\b/.test(e.message)) return 'wrong user name or password, or the user is disabled'
+  }
+  return undefined
+}
+
 /** A failure to reach a database or Redis, named without its password. */
 function unreachable(err: unknown, what: string, url: string): never {
   if (MandateError.is(err) && err.code !== 'STORE_UNAVAILABLE' && err.code !== 'REPLAY_STORE_UNAVAILABLE') throw refused(`${what} ${redactUrl(url)}: ${err.message}`, err.code)
-  throw refused(`cannot reach ${what} ${redactUrl(url)}`, MandateError.is(err) ? err.code : 'STORE_UNAVAILABLE')
+  const code = MandateError.is(err) ? err.code : 'STORE_UNAVAILABLE'
+  // reachable but refusing the credentials is a different fix from a host that does not answer
+  const auth = authenticationFailure(err)
+  if (auth !== undefined) throw refused(`authentication to ${what} ${redactUrl(url)} failed: ${auth}`, code)
+  throw refused(`cannot reach ${what} ${redactUrl(url)}`, code)
 }
 
 /** Open the Postgres store (`migrate`: apply pending migrations first). */
