@@ -249,7 +249,7 @@ describe.skipIf(!browserAvailable)('dashboard in a real browser', () => {
     expect(text).toMatch(/Named like secrets: \/refund_to_token/)
     // drawn in stored order: each character of the account to the right of the one before it
     const lefts = await card.locator('pre.args').evaluate((pre) => {
-      const node = [...pre.childNodes].find((n) => n.nodeType === Node.TEXT_NODE && (n.textContent ?? '').includes('12 \u05D0 34 56')) as Text
+      const node = Array.from(pre.childNodes).find((n) => n.nodeType === Node.TEXT_NODE && (n.textContent ?? '').includes('12 \u05D0 34 56')) as Text
       const start = (node.textContent ?? '').indexOf('12 \u05D0 34 56')
       return Array.from({ length: 10 }, (_, i) => {
         const r = document.createRange()
