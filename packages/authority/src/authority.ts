@@ -4,7 +4,7 @@
  * this object.
  */
 import {
-  CLIENT_ASSERTION_TYPE, createNonceSource, decodeOfflineChainUnverified, isDidKey, jwkThumbprint, MandateError, MAX_CHAIN_LENGTH, publicJwkFromDidKey,
+  CLIENT_ASSERTION_TYPE, createNonceSource, decodeOfflineChainUnverified, isDidKey, isToolName, jwkThumbprint, MandateError, MAX_CHAIN_LENGTH, publicJwkFromDidKey,
   verifyOfflineChain, type VerifiedOfflineChain,
   type CallReport, Ed25519Key, type Ed25519PublicJwk, type JsonValue, type NonceSource, type ReplayStore,
   type RevocationSource, type RevocationStatusDocument,
@@ -12,6 +12,7 @@ import {
 import { approvalView, ApprovalService, type ApprovalListener, type ApprovalView } from './approvals/service.js'
 import { AuditLog, type AuditListener, type AuditVerification } from './audit/chain.js'
 import { checkReasonText } from './audit/reason_text.js'
+import { INVISIBLE_OR_CONTROL } from './observability/display_text.js'
 import type { AuditWitnessOptions } from './audit/witness.js'
 import { createInProcessClient, type InProcessClientOptions } from './client/in_process.js'
 import { endpointsFor, nowSec, type AuthorityContext, type AuthorityEndpoints } from './context.js'
@@ -21,7 +22,7 @@ import { federatedGrantParams, ID_JAG_GRANT_PROFILE, JWT_BEARER_GRANT_TYPE, jwtB
 import type { IssuedMandate, RefusalFields } from './exchange/issued.js'
 import { FormParams } from './exchange/params.js'
 import { auditRefusal, handleTokenRequest, type TokenResponse } from './exchange/token_endpoint.js'
-import { RefusalAuditLimiter } from './audit/refusal_limiter.js'
+import { PerKeyLimiter, RefusalAuditLimiter } from './audit/refusal_limiter.js'
 import { checkExchangeParams, exchangeMandate, type ExchangeParams } from './exchange/token_exchange.js'
 import { fileKeyStorage, storeKeyStorage } from './keys/key_storage.js'
 import { SigningKeys } from './keys/signing_keys.js'
@@ -195,6 +196,13 @@ export interface AuditApi {
 }
 
 const NAME = /^[\x20-\x7e]{1,128}$/
+// a call report's ids, URIs and dids: printable ASCII without spaces; its digest base64url; its error a Mandate code
+const REPORT_ID = /^[\x21-\x7e]+$/
+const REPORT_DIGEST = /^[A-Za-z0-9_-]+$/
+const REPORT_CODE = /^[A-Z][A-Z0-9_]*$/
+/** Refused-call reports one agent may write: a burst, then this many per second. */
+const REFUSED_REPORTS_BURST = 120
+const REFUSED_REPORTS_PER_SECOND = 2
 /** The operations `mandate_exchanges_total` counts (authentication, approvals and revocation are not exchanges). */
 const EXCHANGE_ENDPOINTS: ReadonlySet<string> = new Set(['token', 'exchange', 'grant'])
 
@@ -871,9 +879,14 @@ export class Authority {
     return this.#safe(() => this.#reportCall(report, meta))
   }
 
+  readonly #refusedReports = new PerKeyLimiter(REFUSED_REPORTS_BURST, REFUSED_REPORTS_PER_SECOND, () => this.#ctx.now())
+
   async #reportCall(report: CallReport, meta: { reporter?: string }): Promise<AuditRecord> {
-    const s = (v: unknown, name: string, max = 512): string => {
+    // every member lands in the audit log and the dashboard as sent: each has its own shape, and none
+    // may carry control, bidi or invisible characters (a tool named "\u202e…" read as another call)
+    const s = (v: unknown, name: string, max = 512, shape?: RegExp): string => {
       if (typeof v !== 'string' || v.length === 0 || v.length > max) throw new MandateError('INVALID_REQUEST', `report.${name} must be a non-empty string`)
+      if (INVISIBLE_OR_CONTROL.test(v) || (shape !== undefined && !shape.test(v))) throw new MandateError('INVALID_REQUEST', `report.${name} is not well-formed`)
       return v
     }
     if (typeof report !== 'object' || report === null) throw new MandateError('INVALID_REQUEST', 'report must be an object')
@@ -889,14 +902,16 @@ export class Authority {
     if (report.decision !== 'allowed' && report.decision !== 'refused') throw new MandateError('INVALID_REQUEST', 'report.decision must be allowed or refused')
     if (report.outcome !== undefined && report.outcome !== 'success' && report.outcome !== 'error') throw new MandateError('INVALID_REQUEST', 'report.outcome must be success or error')
     if (!Array.isArray(report.actorChain) || report.actorChain.length > 20) throw new MandateError('INVALID_REQUEST', 'report.actorChain must be an array')
-    const actors = report.actorChain.map((a) => s(a, 'actorChain'))
+    const actors = report.actorChain.map((a) => s(a, 'actorChain', 512, REPORT_ID))
     const fields: Record<string, JsonValue> = {
-      jti: s(report.mandateId, 'mandateId', 64), txn: s(report.txn, 'txn', 128), tool: s(report.tool, 'tool', 128), audience: s(report.audience, 'audience', 2048),
-      args: s(report.argumentsDigest, 'argumentsDigest', 64), decision: report.decision, actors, subject: s(report.subject, 'subject'),
+      jti: s(report.mandateId, 'mandateId', 64, REPORT_ID), txn: s(report.txn, 'txn', 128, REPORT_ID), tool: s(report.tool, 'tool', 128), audience: s(report.audience, 'audience', 2048, REPORT_ID),
+      args: s(report.argumentsDigest, 'argumentsDigest', 64, REPORT_DIGEST), decision: report.decision, actors, subject: s(report.subject, 'subject'),
     }
+    // a tool name, whatever the decision (a refused call may name a tool the credential does not grant, never a non-name)
+    if (!isToolName(fields.tool)) throw new MandateError('INVALID_REQUEST', 'report.tool must be a tool name')
     if (actors.length) fields.agent = actors[actors.length - 1] as string
     if (report.outcome !== undefined) fields.outcome = report.outcome
-    if (report.errorCode !== undefined) fields.error = s(report.errorCode, 'errorCode', 64)
+    if (report.errorCode !== undefined) fields.error = s(report.errorCode, 'errorCode', 64, REPORT_CODE)
     // an offline chain's holder-signed hops, which the Authority never minted (audit/offline_hops.ts)
     if (report.offlineHops !== undefined) fields.offline_hops = parseOfflineHops(report.offlineHops, fields.jti as string)
     const chain = report.offlineChain
@@ -916,6 +931,11 @@ export class Authority {
       }
     }
     if (meta.reporter !== undefined) fields.reporter = meta.reporter
+    // an agent's refused calls are checked less (the refusal may be why the tool or audience is off):
+    // they are bounded per agent instead, so no agent can fill the log with them
+    if (reportingAgent !== undefined && report.decision === 'refused' && !this.#refusedReports.take(reportingAgent)) {
+      throw new MandateError('CAPACITY_EXCEEDED', 'this agent reported too many refused calls; retry later')
+    }
     return this.#ctx.audit.append('call.report', fields)
   }
 

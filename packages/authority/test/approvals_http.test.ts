@@ -186,16 +186,16 @@ describe('approval decisions and waits are bounded', () => {
 
   it('a decision reason with controls, bidi or invisible characters is refused (as the dashboard does); tab and newline are kept', async () => {
     const { id } = await ask()
-    for (const reason of ['ok \u202Edeifirev', 'a\u200Bb', 'line\r\nfeed', 'bell\u0007', 'c1\u0085', 'sep\u2028x', 'x'.repeat(513)]) {
+    for (const reason of ['ok \u202Edeifirev', 'a\u200Bb', 'line\r\nfeed', 'bell\u0007', 'c1\u0085', 'sep\u2028x', 'x'.repeat(513), 'fill\u3164er', 'cgj\u034F', 'khmer\u17B5', 'braille\u2800blank']) {
       const res = await post(`/approvals/${id}/approve`, human, { reason })
       expect(res.status, JSON.stringify(reason)).toBe(400)
       expect(await res.json()).toMatchObject({ mandate_code: 'INVALID_REQUEST' })
     }
     expect((await srv.authority.approvals.get(id)).status).toBe('pending')
     await expect(srv.authority.approvals.deny(id, { approver: human.did, reason: 'no \u202Eway' })).rejects.toMatchObject({ code: 'INVALID_REQUEST' })
-    const ok = await post(`/approvals/${id}/deny`, human, { reason: 'first line\n\tsecond line' })
+    const ok = await post(`/approvals/${id}/deny`, human, { reason: 'first line\n\tsecond line ❤️' })
     expect(ok.status).toBe(200)
-    expect(await ok.json()).toMatchObject({ status: 'denied', decision_reason: 'first line\n\tsecond line' })
+    expect(await ok.json()).toMatchObject({ status: 'denied', decision_reason: 'first line\n\tsecond line ❤️' })
   })
 
   it('revocation and agent changes refuse the same reasons', async () => {

@@ -44,10 +44,22 @@ describe('approval arguments for the approver', () => {
     const kinds = (v: unknown) => readingHazards(v).map((x) => `${x.kind} ${x.at}${x.detail.length ? ` ${x.detail.join('+')}` : ''}`)
     expect(kinds({ to_account: '12 \u05D0 34 56' })).toEqual(['right-to-left /to_account'])
     expect(kinds({ payee: '\u0430\u0440\u0440\u04CF\u0435' })).toEqual(['latin-looking /payee Cyrillic'])
-    expect(kinds({ amount: 10, '\u{1D68A}mount': 10000 })).toEqual(['compatibility /\u{1D68A}mount', 'similar-names /\u{1D68A}mount /amount'])
+    expect(kinds({ amount: 10, '\u{1D68A}mount': 10000 })).toEqual(['compatibility /\u{1D68A}mount', 'non-ascii-name /\u{1D68A}mount', 'similar-names /\u{1D68A}mount /amount'])
     expect(kinds({ payee: 'bob', 'payee ': 'mallory' })).toEqual(['similar-names /payee  /payee'])
     expect(kinds({ path: '/tmp/sandbox/\uFF0E\uFF0E/etc' })).toEqual(['compatibility /path'])
     expect(kinds({ name: 'Ελλάδα', plain: 'invoice 42, é, 😀', n: [1, 'ok'] })).toEqual(['latin-looking /name Greek'])
+  })
+
+  it('and past the scripts a list names: Lisu, Tifinagh, Coptic, digits of other scripts, invisible vowels and blank Braille in names (second dashboard probe)', () => {
+    const kinds = (v: unknown) => readingHazards(v).map((x) => `${x.kind} ${x.at}${x.detail.length ? ` ${x.detail.join('+')}` : ''}`)
+    expect(kinds({ AMOUNT: 10, '\uA4EEMOUNT': 100000 })).toEqual(['mixed-scripts /\uA4EEMOUNT Latin+Lisu', 'non-ascii-name /\uA4EEMOUNT'])
+    expect(kinds({ x: '\uA4D1\uA4EE\uA4EC\uA4D1\uA4EE\uA4E1' })).toEqual(['latin-looking /x Lisu'])
+    expect(kinds({ payee: 'bob', 'payee\u2800': 'mallory' })).toEqual(['non-ascii-name /payee\u2800', 'similar-names /payee\u2800 /payee'])
+    expect(kinds({ amount: 1, 'amount\u17b5': 2 })).toEqual(['mixed-scripts /amount\u17b5 Latin+another script', 'non-ascii-name /amount\u17b5', 'similar-names /amount\u17b5 /amount'])
+    expect(kinds({ n: '\u09EA\u09E8' })).toEqual(['other-digits /n'])
+    expect(kinds({ t: '\u2D5C\u2D49', c: '\u2C81\u2C83', ja: '東京' })).toEqual(['latin-looking /t Tifinagh', 'latin-looking /c Coptic', 'latin-looking /ja another script'])
+    // the hiding characters are escapes in the box
+    expect(visibleJson({ 'payee\u2800': 1, 'amount\u17b5': 2, f: '\u3164', v: 'x\uFE0F' })).not.toMatch(/[\u2800\u17b5\u3164\uFE0F]/)
   })
 
   it('characters that hide or reorder text are shown as escapes', () => {

@@ -87,4 +87,41 @@ describe('an agent reports only what its credential says', () => {
     expect((await authority.audit.query({ type: 'call.report' })).filter((r) => r.fields.jti === ac.jti)).toHaveLength(2)
     await authority.close()
   })
+
+  it('every reported member has its shape, whatever the decision: no bidi tool names, no invented codes; refused reports are bounded per agent (dashboard probe)', async () => {
+    const clock = manualClock()
+    const authority = await createAuthority({ issuer: 'http://127.0.0.1:7400', store: new MemoryStore(), now: clock.now })
+    const { agents: [a], root } = await registerTask(authority, 1)
+    const issued = await authority.clientFor(a!).callCredential({ mandate: root.token, audience: AUD, tool: 'billing.refund', arguments: { amount: 5 } })
+    if (issued.status !== 'issued') throw new Error('expected a credential')
+    const claims = decodeMandateUnverified(issued.token).payload as { jti: string; txn: string; call: { args: string } }
+    const refused: CallReport = {
+      mandateId: claims.jti, txn: claims.txn, tool: 'billing.refund', audience: AUD, argumentsDigest: claims.call.args, decision: 'refused', errorCode: 'PROOF_INVALID', actorChain: [a!.did], subject: 'alice',
+    }
+    const bad = (r: CallReport) => expect(authority.reportCall(r, { reporter: a!.did })).rejects.toMatchObject({ code: 'INVALID_REQUEST' })
+    await bad({ ...refused, tool: '\u202ebilling.refund allowed, verified by billing-guard' })
+    await bad({ ...refused, tool: 'billing.\u202edesrever' })
+    await bad({ ...refused, errorCode: 'E\u202eLIAF' })
+    await bad({ ...refused, errorCode: 'not a code' })
+    await bad({ ...refused, audience: 'http://x.example/\u2066a' })
+    await bad({ ...refused, argumentsDigest: 'a b' })
+    await bad({ ...refused, subject: 'alice\u200b' })
+    // an allowed report under a wildcard grant (billing.*) cannot smuggle a non-name through the pattern
+    const wild = await authority.clientFor(a!).audienceCredential?.({ mandate: root.token, audience: AUD })
+    if (!wild) throw new Error('expected an audience credential')
+    const wc = decodeMandateUnverified(wild.token).payload as { jti: string }
+    await bad({ ...refused, mandateId: wc.jti, decision: 'allowed', errorCode: undefined, tool: 'billing.\u202erefund' } as CallReport)
+    expect(await authority.audit.query({ type: 'call.report' })).toHaveLength(0)
+    // refused reports: a burst, then a bounded rate per agent
+    let accepted = 0
+    let capped: unknown
+    for (let i = 0; i < 130 && capped === undefined; i++) {
+      await authority.reportCall(refused, { reporter: a!.did }).then(() => accepted++, (e: unknown) => void (capped = e))
+    }
+    expect(accepted).toBe(120)
+    expect(capped).toMatchObject({ code: 'CAPACITY_EXCEEDED' })
+    clock.advance(1_000)
+    await authority.reportCall(refused, { reporter: a!.did })
+    await authority.close()
+  })
 })

@@ -4,9 +4,11 @@ import { MandateError } from '@mandate/core'
 export const MAX_REASON_LENGTH = 512
 
 // Controls other than tab and line feed, format characters (bidi overrides and isolates, zero-width,
-// U+061C), line and paragraph separators and lone surrogates: in a recorded reason they would make
-// the audit log, the dashboard or a terminal show a sentence other than the one stored.
-const UNSAFE_REASON = /[\p{Cf}\p{Zl}\p{Zp}\p{Cs}]|[^\P{Cc}\t\n]/u
+// U+061C), line and paragraph separators, lone surrogates, default-ignorable code points (fillers
+// such as U+3164, U+034F, invisible vowels such as U+17B5; emoji variation selectors stay) and the
+// blank Braille pattern: in a recorded reason they would make the audit log, the dashboard or a
+// terminal show a sentence other than the one stored.
+const UNSAFE_REASON = /[\p{Cf}\p{Zl}\p{Zp}\p{Cs}\u2800]|(?![\uFE0E\uFE0F])\p{Default_Ignorable_Code_Point}|[^\P{Cc}\t\n]/u
 
 /**
  * An optional free-text reason as every API that records one takes it: undefined, or a string of at

@@ -37,3 +37,31 @@ export class RefusalAuditLimiter {
     return suppressed
   }
 }
+
+/**
+ * A token bucket per key (an agent's did), for records an authenticated principal can write at its
+ * own rate. Bounded: past `maxKeys` the least recently used bucket is dropped (a dropped key starts
+ * again with a full burst, which bounds memory, not the rate of any one key between evictions).
+ */
+export class PerKeyLimiter {
+  readonly #buckets = new Map<string, RefusalAuditLimiter>()
+
+  constructor(
+    readonly burst: number,
+    readonly perSecond: number,
+    private readonly now: () => number,
+    readonly maxKeys = 10_000,
+  ) {}
+
+  /** true: write this record (a token was taken); false: over the limit. */
+  take(key: string): boolean {
+    let bucket = this.#buckets.get(key)
+    if (bucket) this.#buckets.delete(key)
+    else {
+      bucket = new RefusalAuditLimiter(this.burst, this.perSecond, this.now)
+      if (this.#buckets.size >= this.maxKeys) this.#buckets.delete(this.#buckets.keys().next().value as string)
+    }
+    this.#buckets.set(key, bucket)
+    return bucket.take() !== undefined
+  }
+}

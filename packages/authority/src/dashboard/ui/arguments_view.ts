@@ -9,9 +9,10 @@
 import type { ApprovalView } from '../api_types.js'
 import { h } from './dom.js'
 
-// format (Cf), line/paragraph separators, spaces other than U+0020, controls other than \n (JSON
-// escapes C0 controls inside strings itself; \n outside strings is the indentation's)
-const HIDING = /[\p{Cf}\p{Zl}\p{Zp}\u00A0\u1680\u2000-\u200A\u202F\u205F\u3000\u0080-\u009F\u115F\u1160\u3164\uFFA0\u034F\u180B-\u180D\uFE00-\uFE0F]/gu
+// format (Cf), line/paragraph separators, default-ignorable code points (fillers, variation
+// selectors, invisible vowels such as U+17B5), spaces other than U+0020, the blank Braille pattern,
+// C1 controls (JSON escapes C0 controls inside strings itself; \n outside strings is the indentation's)
+const HIDING = /[\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}\u00A0\u1680\u2000-\u200A\u202F\u205F\u3000\u0080-\u009F\u2800]/gu
 
 /** The JSON text with each hiding character replaced by its visible escape (\u202e). */
 export function visibleJson(value: unknown): string {
@@ -19,12 +20,21 @@ export function visibleJson(value: unknown): string {
   return text.replace(HIDING, (ch) => `\\u${(ch.codePointAt(0) as number).toString(16).padStart(4, '0')}`)
 }
 
+// scripts named in the warnings; a letter of any other script is "another script"
 const SCRIPTS: Array<[string, RegExp]> = [
   ['Latin', /\p{Script=Latin}/u], ['Cyrillic', /\p{Script=Cyrillic}/u], ['Greek', /\p{Script=Greek}/u], ['Armenian', /\p{Script=Armenian}/u],
-  ['Cherokee', /\p{Script=Cherokee}/u], ['Georgian', /\p{Script=Georgian}/u], ['Hebrew', /\p{Script=Hebrew}/u], ['Arabic', /\p{Script=Arabic}/u],
+  ['Cherokee', /\p{Script=Cherokee}/u], ['Georgian', /\p{Script=Georgian}/u], ['Lisu', /\p{Script=Lisu}/u], ['Coptic', /\p{Script=Coptic}/u],
+  ['Canadian syllabics', /\p{Script=Canadian_Aboriginal}/u], ['Tifinagh', /\p{Script=Tifinagh}/u], ['Vai', /\p{Script=Vai}/u], ['Osage', /\p{Script=Osage}/u],
+  ['Deseret', /\p{Script=Deseret}/u], ['Runic', /\p{Script=Runic}/u], ['Old Italic', /\p{Script=Old_Italic}/u], ['Bamum', /\p{Script=Bamum}/u],
+  ['Hebrew', /\p{Script=Hebrew}/u], ['Arabic', /\p{Script=Arabic}/u], ['Bengali', /\p{Script=Bengali}/u], ['Devanagari', /\p{Script=Devanagari}/u],
 ]
-// scripts whose letters look like Latin ones: a word written wholly in one of them ("аррӏе") reads as Latin
-const LATIN_LOOKING = new Set(['Cyrillic', 'Greek', 'Armenian', 'Cherokee', 'Georgian'])
+// a letter, mark or digit of no script named above (Common and Inherited characters are of every script)
+const OTHER_SCRIPT = new RegExp(`(?=[\\p{L}\\p{M}\\p{N}])[^\\p{Script=Common}\\p{Script=Inherited}${SCRIPTS.map(([, re]) => re.source).join('')}]`, 'u')
+// scripts with letters that look like Latin ones: a word written wholly in one of them ("аррӏе",
+// "ꓑꓮꓬꓑꓮꓡ") reads as Latin
+const LATIN_LOOKING = new Set(['Cyrillic', 'Greek', 'Armenian', 'Cherokee', 'Georgian', 'Lisu', 'Coptic', 'Canadian syllabics', 'Tifinagh', 'Vai', 'Osage', 'Deseret', 'Runic', 'Old Italic', 'Bamum'])
+// decimal digits other than 0-9 (Bengali ৪ reads as 8)
+const OTHER_DIGIT = /(?![0-9])\p{Nd}/u
 // right-to-left letters: the box shows them in stored order (bidi-override), which is not how they read
 const RTL = /[\p{Script=Hebrew}\p{Script=Arabic}\p{Script=Syriac}\p{Script=Thaana}\p{Script=Nko}\p{Script=Samaritan}\p{Script=Mandaic}\p{Script=Adlam}\p{Script=Hanifi_Rohingya}]/u
 
@@ -32,19 +42,21 @@ const RTL = /[\p{Script=Hebrew}\p{Script=Arabic}\p{Script=Syriac}\p{Script=Thaan
 export interface ReadingHazard {
   /** JSON pointer of the value or member. */
   at: string
-  kind: 'mixed-scripts' | 'latin-looking' | 'compatibility' | 'right-to-left' | 'similar-names'
+  kind: 'mixed-scripts' | 'latin-looking' | 'compatibility' | 'right-to-left' | 'similar-names' | 'other-digits' | 'non-ascii-name'
   /** For mixed-scripts and latin-looking: the scripts found. For similar-names: the other member. */
   detail: string[]
 }
 
-/** The scripts whose letters occur in `s`. */
+/** The scripts whose letters occur in `s` ("another script" for any not named). */
 function scriptsOf(s: string): string[] {
-  return SCRIPTS.filter(([, re]) => re.test(s)).map(([name]) => name)
+  const found = SCRIPTS.filter(([, re]) => re.test(s)).map(([name]) => name)
+  if (OTHER_SCRIPT.test(s)) found.push('another script')
+  return found
 }
 
-/** A member name as it reads: compatibility forms folded, case and whitespace and invisible characters ignored. */
+/** A member name as it reads: compatibility forms folded, case, marks, whitespace and invisible characters ignored. */
 function readsAs(name: string): string {
-  return name.normalize('NFKC').toLowerCase().replace(/[\s\p{Cf}]/gu, '')
+  return name.normalize('NFKC').normalize('NFD').toLowerCase().replace(/[\s\p{M}\p{Cf}\p{Default_Ignorable_Code_Point}\u2800]/gu, '')
 }
 
 /**
@@ -55,23 +67,27 @@ function readsAs(name: string): string {
  */
 export function readingHazards(value: unknown): ReadingHazard[] {
   const out: ReadingHazard[] = []
-  const check = (s: string, at: string) => {
+  const check = (s: string, at: string, name: boolean) => {
     const found = scriptsOf(s)
     if (found.length > 1) out.push({ at, kind: 'mixed-scripts', detail: found })
-    else if (found.length === 1 && LATIN_LOOKING.has(found[0] as string)) out.push({ at, kind: 'latin-looking', detail: found })
+    else if (found.length === 1 && (LATIN_LOOKING.has(found[0] as string) || found[0] === 'another script')) out.push({ at, kind: 'latin-looking', detail: found })
     if (s.normalize('NFKC') !== s) out.push({ at, kind: 'compatibility', detail: [] })
+    if (OTHER_DIGIT.test(s)) out.push({ at, kind: 'other-digits', detail: [] })
     if (RTL.test(s)) out.push({ at, kind: 'right-to-left', detail: [] })
+    // member names are normally plain ASCII identifiers: any other character deserves a look
+    // eslint-disable-next-line no-control-regex
+    if (name && /[^\x20-\x7e]/.test(s)) out.push({ at, kind: 'non-ascii-name', detail: [] })
   }
   const esc = (k: string) => k.replace(/~/g, '~0').replace(/\//g, '~1')
   const walk = (v: unknown, at: string, depth: number) => {
     if (depth > 64 || out.length >= 40) return
-    if (typeof v === 'string') return check(v, at || '/')
+    if (typeof v === 'string') return check(v, at || '/', false)
     if (Array.isArray(v)) return v.forEach((x, i) => walk(x, `${at}/${i}`, depth + 1))
     if (v !== null && typeof v === 'object') {
       const seen = new Map<string, string>()
       for (const [k, x] of Object.entries(v)) {
         const here = `${at}/${esc(k)}`
-        check(k, here)
+        check(k, here, true)
         const as = readsAs(k)
         const twin = seen.get(as)
         if (twin !== undefined) out.push({ at: here, kind: 'similar-names', detail: [twin] })
@@ -91,10 +107,14 @@ export function mixedScripts(value: unknown): Array<{ at: string; scripts: strin
 
 const HAZARD_TEXT: Record<ReadingHazard['kind'], (h: ReadingHazard) => string> = {
   'mixed-scripts': (h) => `${h.at} mixes letters of several scripts (${h.detail.join(' + ')}): a look-alike letter can make one name read as another`,
-  'latin-looking': (h) => `${h.at} is written in ${h.detail[0] as string} letters, which can read as Latin ones`,
+  'latin-looking': (h) => (h.detail[0] === 'another script'
+    ? `${h.at} is written in letters of a script other than Latin (some read as Latin ones)`
+    : `${h.at} is written in letters of the ${h.detail[0] as string} script, which can read as Latin ones`),
   compatibility: (h) => `${h.at} holds compatibility characters (such as 𝚊 or fullwidth ．) that read as other characters`,
   'right-to-left': (h) => `${h.at} holds right-to-left letters, shown here in stored order (left to right), not as they read`,
   'similar-names': (h) => `${h.at} and ${h.detail[0] as string} are different members whose names read alike`,
+  'other-digits': (h) => `${h.at} holds digits of another script, which can read as other numbers`,
+  'non-ascii-name': (h) => `the member name ${h.at} holds characters other than plain ASCII`,
 }
 
 /** The arguments block of an approval card and of its confirm dialog. */
