@@ -6,6 +6,8 @@
  * an approval, run one flow with the keyboard only, and lay out at 375 px. Screenshots go to
  * apps/demo/test-results/ (gitignored test artifacts).
  */
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { createAuthorityServer, installDashboard, type AuthorityServer, type DashboardHandle } from '@mandate/authority'
 import { createHttpAuthorityClient, Ed25519Key } from '@mandate/core'
@@ -113,6 +115,46 @@ describe.skipIf(!browserAvailable)('dashboard in a real browser', () => {
       return bad
     })
   const cspErrors = (page: Page) => ((page as Page & { errors?: string[] }).errors ?? []).filter((e) => /Content Security Policy|TrustedHTML|Trusted Type/i.test(e))
+
+  it('a login link followed from another site signs in only from the continue page, which names the identity; a sibling origin\'s own post is refused', async () => {
+    const login = dashboard.createLoginPath({ did: approver.did, name: 'bob (approver)' })
+    const target = `${server.url}${login.path}&next=${encodeURIComponent('/dashboard/approvals')}`
+    // another origin (another port on this host): a page linking to the login URL, and one posting it itself
+    const other = createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' })
+      if (req.url === '/post') {
+        const code = new URL(target).searchParams.get('code') ?? ''
+        return void res.end(`<form id="f" method="post" action="${server.url}/dashboard/login"><input name="code" value="${code}"></form><script>document.getElementById('f').submit()</script>`)
+      }
+      res.end(`<a id="go" href="${target}">open the dashboard</a>`)
+    })
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r))
+    const otherUrl = `http://127.0.0.1:${(other.address() as AddressInfo).port}`
+    try {
+      // the sibling origin submitting the code itself: refused (its Origin), the code unspent
+      const forger = await browser.newContext()
+      const fp = await forger.newPage()
+      await fp.goto(`${otherUrl}/post`)
+      await fp.waitForURL(`${server.url}/dashboard/login`)
+      expect(await fp.textContent('body')).toContain('not sent from this dashboard')
+      await forger.close()
+      // the user following the link: the continue page says whom it signs in as, and its button signs in
+      const context = await browser.newContext()
+      const page = await context.newPage()
+      await page.goto(`${otherUrl}/`)
+      await page.click('#go')
+      await page.getByText('It signs this browser in as').waitFor()
+      expect(await page.textContent('main')).toContain('bob (approver)')
+      expect(await context.cookies()).toEqual([])
+      await page.getByRole('button', { name: 'Continue to sign in' }).click()
+      await page.locator('#live.ok').waitFor({ timeout: 10_000 })
+      expect(new URL(page.url()).pathname).toBe('/dashboard/approvals')
+      expect((await context.cookies()).map((c) => c.name)).toEqual(['mandate_dashboard'])
+      await context.close()
+    } finally {
+      await new Promise((r) => other.close(r))
+    }
+  })
 
   it('refuses anonymous visitors; serves a hashed, immutable bundle under a strict CSP', async () => {
     const page = await browser.newPage()
@@ -266,6 +308,17 @@ describe.skipIf(!browserAvailable)('dashboard in a real browser', () => {
     await dialog.waitFor()
     const said = (await dialog.textContent()) ?? ''
     expect(said).toContain('\\u202e0987-6543-21')
+    // long arguments: the dialog opens at its top (title and first arguments in view), the reason
+    // focused; Shift+Tab reaches the arguments box (second dashboard probe)
+    const layout = await dialog.evaluate((d) => {
+      const title = d.querySelector('h2') as HTMLElement
+      return { titleTop: title.getBoundingClientRect().top, dialogTop: d.getBoundingClientRect().top, scrolled: d.scrollTop, focused: document.activeElement?.tagName }
+    })
+    expect(layout.scrolled).toBe(0)
+    expect(layout.titleTop).toBeGreaterThanOrEqual(layout.dialogTop)
+    expect(layout.focused).toBe('TEXTAREA')
+    await page.keyboard.press('Shift+Tab')
+    expect(await page.evaluate(() => document.activeElement?.className)).toBe('args')
     expect(said).toContain('approving binds the arguments with digest')
     await page.screenshot({ path: shot('approval-arguments') })
     await page.keyboard.press('Escape')

@@ -4,7 +4,6 @@
  * actions also need the session's CSRF token and a same-origin request. Approvals are recorded under
  * the session's identity (the admin/approver who asked for the login code).
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto'
 import type { Context, Env, Hono } from 'hono'
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
 import { noteRequest } from '../observability/request_info.js'
@@ -16,6 +15,7 @@ import type { AgentRecord } from '../types.js'
 import { createAuditWaker } from '../http/audit_waker.js'
 import { DashboardApi } from './api.js'
 import { actionBody, pathId, strictQuery } from './params.js'
+import { parseForm } from '../http/body.js'
 import { SessionStore, type DashboardIdentity, type Session, type SessionOptions } from './sessions.js'
 import { agentView, approvalView, callViews, eventView, redact, redactAnswer, type AuditVerification, type DashboardAuthority } from './source.js'
 
@@ -40,13 +40,6 @@ export interface DashboardHandle {
 }
 
 const COOKIE = 'mandate_dashboard'
-/** The continue page's one-time value (see GET /login). */
-const CONFIRM_COOKIE = 'mandate_login_confirm'
-
-function sameSecret(a: string, b: string | undefined): boolean {
-  if (b === undefined || a.length !== b.length || a.length === 0) return false
-  return timingSafeEqual(Buffer.from(a), Buffer.from(b))
-}
 /** Open `/api/events` streams per session and in all (each polls the store). */
 const MAX_STREAMS_PER_SESSION = 4
 const MAX_STREAMS = 64
@@ -71,7 +64,17 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
   const closers = new Set<() => void>()
   const streamsPerSession = new Map<string, number>()
 
-  const sessionOf = (c: Context): Session | undefined => sessions.get(getCookie(c, COOKIE))
+  /**
+   * The session cookie, unless the request carries more than one: a sibling origin (another port,
+   * a subdomain) can set a cookie of that name for this host (cookie tossing), and the first one the
+   * browser sends could be the attacker's session. Then no session is used.
+   */
+  const sessionCookie = (c: Context): string | undefined => {
+    let n = 0
+    for (const part of (c.req.header('cookie') ?? '').split(';')) if (part.trimStart().startsWith(`${COOKIE}=`)) n++
+    return n > 1 ? undefined : getCookie(c, COOKIE)
+  }
+  const sessionOf = (c: Context): Session | undefined => sessions.get(sessionCookie(c))
   // https at the request, or an https issuer (TLS ended at a proxy in front of this process)
   const isHttps = (c: Context): boolean => new URL(c.req.url).protocol === 'https:' || new URL(authority.issuer).protocol === 'https:'
 
@@ -113,13 +116,13 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
         const e = MandateError.is(err) ? err : new MandateError('STORE_UNAVAILABLE', 'the store could not be read')
         return c.json(e.toOAuthBody(), e.status as 503)
       }
-      sessions.destroy(getCookie(c, COOKIE))
+      sessions.destroy(sessionCookie(c))
       deleteCookie(c, COOKIE, { path: base })
       return c.json({ error: 'invalid_token', mandate_code: 'ACCESS_DENIED', error_description: `${err.message}; the session has ended` }, 401)
     }
     if (principal.role !== 'admin' && principal.role !== 'approver') {
       // enabled, but not someone the dashboard serves (e.g. an agent given a login link): refused, session dropped
-      sessions.destroy(getCookie(c, COOKIE))
+      sessions.destroy(sessionCookie(c))
       deleteCookie(c, COOKIE, { path: base })
       return c.json({ error: 'access_denied', mandate_code: 'ACCESS_DENIED', error_description: 'only admins and approvers can use the dashboard; the session has ended' }, 403)
     }
@@ -217,33 +220,9 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
     },
   })
 
-  app.get(`${base}/login`, (c) => {
-    secure(c)
-    // opened from another site — or from a sibling origin of this site (another port, another
-    // subdomain), which could navigate here unseen just the same: a session of someone else would be
-    // replaced without the user knowing (login CSRF); offer the link again, same-origin, unredeemed
-    // Redeemed at once only when the browser says the navigation is its own (typed, bookmarked:
-    // `none`) or came from this origin. No Sec-Fetch-Site at all is not "same origin": Chromium sends
-    // none to plain-http origins other than localhost. Such a link goes through the continue page,
-    // whose link carries a one-time value also set as a SameSite=Strict cookie, which a cross-site
-    // navigation never sends, so only a click on that page itself redeems it.
-    const site = c.req.header('sec-fetch-site')
-    const confirm = c.req.query('confirm')
-    const confirmed = confirm !== undefined && sameSecret(confirm, getCookie(c, CONFIRM_COOKIE))
-    if (getCookie(c, CONFIRM_COOKIE) !== undefined) deleteCookie(c, CONFIRM_COOKIE, { path: `${base}/login` })
-    if (!confirmed && site !== 'same-origin' && site !== 'none') {
-      const url = new URL(c.req.url)
-      const again = new URLSearchParams()
-      for (const k of ['code', 'next'] as const) {
-        const v = url.searchParams.get(k)
-        if (v !== null) again.set(k, v)
-      }
-      const value = randomBytes(16).toString('base64url')
-      again.set('confirm', value)
-      setCookie(c, CONFIRM_COOKIE, value, { httpOnly: true, sameSite: 'Strict', path: `${base}/login`, secure: isHttps(c), maxAge: 600 })
-      return c.html(loginContinuePage(base, `${url.pathname}?${again.toString()}`, loadDashboardBundle()), 200)
-    }
-    const redeemed = sessions.redeem(c.req.query('code'))
+  /** Redeem a login code for this browser (GET from its own navigation, or POST from the continue page). */
+  const redeemLogin = (c: Context, code: string | undefined, next: string | undefined): Response => {
+    const redeemed = sessions.redeem(code)
     if (!redeemed) return c.html(loginRequiredPage(base, 'This login link is invalid, expired or already used.', loadDashboardBundle()), 401)
     // a login link is a GET anyone can make a browser follow: never replace the session of another
     // identity with it (that would make the victim act, and be audited, as the link's owner)
@@ -252,7 +231,7 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
       sessions.destroy(redeemed.id)
       return c.html(loginRequiredPage(base, 'You are already signed in as someone else; sign out first, then open the login link again.', loadDashboardBundle()), 409)
     }
-    if (current) sessions.destroy(getCookie(c, COOKIE))
+    if (current) sessions.destroy(sessionCookie(c))
     setCookie(c, COOKIE, redeemed.id, {
       httpOnly: true,
       sameSite: 'Strict',
@@ -262,15 +241,51 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
     })
     // `next` (a deep link such as an approval's) must stay inside the dashboard: no host, no scheme,
     // no `..`, and no percent-escapes (a browser reads `%2e%2e` as `..` once redirected)
-    const next = c.req.query('next')
     const safe = next !== undefined && next.startsWith(`${base}/`) && /^[A-Za-z0-9/_:.-]{1,512}$/.test(next) && !next.includes('..') && !next.includes('//')
     return c.redirect(safe ? next : `${base}/`, 303)
+  }
+
+  app.get(`${base}/login`, (c) => {
+    secure(c)
+    // Redeemed at once only when the browser says the navigation is its own (typed, bookmarked:
+    // `none`) or came from this origin. Opened from another site, from a sibling origin of this one
+    // (another port, another subdomain: it could navigate here unseen just the same), or by a browser
+    // that sends no Sec-Fetch-Site at all (Chromium sends none to plain-http origins other than
+    // localhost), the link is not redeemed: a session of someone else would be replaced without the
+    // user knowing (login CSRF). The continue page offers it as a form posted to this origin, which
+    // only a click on that page sends with this origin's Origin header.
+    const site = c.req.header('sec-fetch-site')
+    const code = c.req.query('code')
+    const next = c.req.query('next')
+    if (site !== 'same-origin' && site !== 'none') {
+      // same-origin: the continue form's POST then carries the Origin header (no-referrer would send "null")
+      c.header('referrer-policy', 'same-origin')
+      return c.html(loginContinuePage(base, { code: code ?? '', ...(next !== undefined ? { next } : {}) }, sessions.peek(code), loadDashboardBundle()), 200)
+    }
+    return redeemLogin(c, code, next)
+  })
+
+  // the continue page's form: this origin only (its Origin header), never a sibling's or another site's
+  app.post(`${base}/login`, async (c) => {
+    secure(c)
+    const origin = c.req.header('origin')
+    const site = c.req.header('sec-fetch-site')
+    if (origin === undefined || !sameOrigin(c) || (site !== undefined && site !== 'same-origin')) {
+      return c.html(loginRequiredPage(base, 'This sign-in was not sent from this dashboard\'s own page; open the login link again.', loadDashboardBundle()), 403)
+    }
+    let fields: Map<string, string>
+    try {
+      fields = new Map(parseForm(await c.req.text(), 'the sign-in form'))
+    } catch {
+      return c.html(loginRequiredPage(base, 'This sign-in form is malformed; open the login link again.', loadDashboardBundle()), 400)
+    }
+    return redeemLogin(c, fields.get('code'), fields.get('next'))
   })
 
   app.post(`${base}/logout`, (c) => {
     secure(c)
     if (!sameOrigin(c)) return c.json({ error: 'access_denied', mandate_code: 'ACCESS_DENIED', error_description: 'cross-origin request refused' }, 403)
-    sessions.destroy(getCookie(c, COOKIE))
+    sessions.destroy(sessionCookie(c))
     deleteCookie(c, COOKIE, { path: base })
     return c.json({ ok: true })
   })
@@ -334,7 +349,7 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
     secure(c)
     const who = await admitted(c)
     if (who instanceof Response) return who
-    const cookie = getCookie(c, COOKIE)
+    const cookie = sessionCookie(c)
     // each stream polls the store: bound them per session and in all
     const mine = streamsPerSession.get(cookie ?? '') ?? 0
     if (mine >= MAX_STREAMS_PER_SESSION || closers.size >= MAX_STREAMS) {

@@ -71,6 +71,13 @@ export class SessionStore {
     return { code, expiresAt }
   }
 
+  /** Whom a live login code would sign in as, without spending it (the continue page names it). */
+  peek(code: unknown): DashboardIdentity | undefined {
+    if (typeof code !== 'string' || !/^[A-Za-z0-9_-]{22}$/.test(code)) return undefined
+    const entry = this.codes.get(hash(code))
+    return entry && entry.expiresAt > this.now() ? { ...entry.identity } : undefined
+  }
+
   /** Redeem a login code (once): a new session id and the session, or undefined. */
   redeem(code: unknown): { id: string; session: Session } | undefined {
     if (typeof code !== 'string' || !/^[A-Za-z0-9_-]{22}$/.test(code)) return undefined

@@ -31,18 +31,22 @@ export function loginRequiredPage(base: string, message: string, bundle?: Dashbo
 }
 
 /**
- * A login link opened from another site (or from a browser that does not say where it came from):
- * the session cookie (SameSite=Strict) is not sent on such a navigation, so whether this browser is
- * already signed in as someone else cannot be known here. The link is not redeemed; this page
- * offers it again as a same-origin link, whose navigation carries the cookies (the session's, for
- * the "already signed in as someone else" check, and the one-time value that lets it redeem).
+ * A login link opened from another site, a sibling origin, or a browser that does not say where it
+ * came from: the session cookie (SameSite=Strict) is not sent on such a navigation, so whether this
+ * browser is already signed in as someone else cannot be known here. The link is not redeemed; this
+ * page names whom it signs in as and offers it as a form posted to this origin, which carries the
+ * cookies (for the "already signed in as someone else" check) and this origin's Origin header.
  */
-export function loginContinuePage(base: string, href: string, bundle?: DashboardBundle): string {
+export function loginContinuePage(base: string, form: { code: string; next?: string }, who: DashboardIdentity | undefined, bundle?: DashboardBundle): string {
+  const b = escapeHtml(base)
+  const as = who ? (who.name ? `${who.name} (${who.did})` : who.did) : undefined
   return shell(
     base,
     bundle,
     `<main class="login"><h1>Mandate dashboard</h1><p>This login link was opened from another site or another page.</p>
-<p><a class="primary" href="${escapeHtml(href)}">Continue to sign in</a></p>
+${as ? `<p>It signs this browser in as <strong>${escapeHtml(as)}</strong>.</p>` : '<p>The link is invalid, expired or already used.</p>'}
+<form method="post" action="${b}/login"><input type="hidden" name="code" value="${escapeHtml(form.code)}">${form.next !== undefined ? `<input type="hidden" name="next" value="${escapeHtml(form.next)}">` : ''}
+<p><button class="primary" type="submit">Continue to sign in</button></p></form>
 <p>If you did not ask for a login link, close this page.</p></main>`,
   )
 }

@@ -127,7 +127,8 @@ export function argumentsBlock(a: ApprovalView): HTMLElement {
     'div',
     { class: 'args-block' },
     // dir and the stylesheet's bidi-override: characters in the order they are stored and run
-    h('pre', { class: 'args', dir: 'ltr', text: visibleJson(a.arguments) }),
+    // focusable, so a keyboard user can scroll long arguments (and the dialog's focus trap includes it)
+    h('pre', { class: 'args', dir: 'ltr', tabindex: 0, 'aria-label': 'the call\'s arguments', text: visibleJson(a.arguments) }),
     hazards.length
       ? h('p', { class: 'warning', role: 'note' }, `Look twice: ${hazards.map((x) => HAZARD_TEXT[x.kind](x)).join('; ')}.`)
       : null,

@@ -59,7 +59,7 @@ export function confirmAction(opts: ConfirmOptions): Promise<boolean> {
     // keep Tab inside the dialog (the page behind is inert while it is open)
     dialog.addEventListener('keydown', (ev) => {
       if (ev.key !== 'Tab') return
-      const focusable = Array.from(dialog.querySelectorAll<HTMLElement>('textarea, button:not([disabled]), a[href], input, select'))
+      const focusable = Array.from(dialog.querySelectorAll<HTMLElement>('[tabindex="0"], textarea, button:not([disabled]), a[href], input, select'))
       const first = focusable[0]
       const last = focusable[focusable.length - 1]
       if (!first || !last) return
@@ -93,6 +93,9 @@ export function confirmAction(opts: ConfirmOptions): Promise<boolean> {
       )
     })
     dialog.showModal()
-    reason.focus()
+    // focus the reason without scrolling to it: what the dialog is about (its title, the tool and the
+    // first arguments) stays in view, and Shift+Tab reaches the arguments box to scroll it
+    reason.focus({ preventScroll: true })
+    dialog.scrollTop = 0
   })
 }
