@@ -326,6 +326,18 @@ describe.skipIf(!browserAvailable)('dashboard in a real browser', () => {
     await context.close()
   })
 
+  it('a pending approval of a revoked task says so and offers only Deny (second dashboard probe)', async () => {
+    const s = await scenario('grace@example.com', 'grace’s refund, then revoked', 35)
+    await server.authority.revoke({ txn: s.txn }, { reason: 'task abandoned' })
+    const { context, page } = await signIn({ did: approver.did, name: 'bob (approver)' }, undefined, `/dashboard/approvals/${s.approvalId}`)
+    const card = page.locator(`[data-approval-card="${s.approvalId}"]`)
+    await card.waitFor({ timeout: 10_000 })
+    expect(await card.textContent()).toContain('this call can only be denied')
+    expect(await card.getByRole('button', { name: 'Approve…' }).count()).toBe(0)
+    expect(await card.getByRole('button', { name: 'Deny…' }).count()).toBe(1)
+    await context.close()
+  })
+
   it('revokes a task through the confirmation dialog; a second window sees it live', async () => {
     const s = await scenario('erin@example.com', 'erin’s task to revoke', 30)
     const watcher = await signIn({ did: approver.did, name: 'bob (approver)' })

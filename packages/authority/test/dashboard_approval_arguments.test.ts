@@ -35,6 +35,12 @@ describe('approval arguments for the approver', () => {
     expect(approvalArgumentsView({ a: 1 })).toEqual({ arguments: { a: 1 } })
     expect(approvalArgumentsView({ secret: 1 })).toEqual({ arguments: { secret: 1 }, argumentsSensitiveNames: ['/secret'] })
     expect(approvalArgumentsView({ note: jws }).argumentsHidden).toEqual(['/note'])
+    // an unsigned token (alg none) or one whose header is not JSON authorizes nothing: the approver reads it (second probe)
+    const unsigned = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from('{"to":"mallory"}').toString('base64url')}.AAAAAAAAAA`
+    const notJson = `eyJub3QganNvbi.${'eyJzdWIiOiJhIn0'.repeat(2)}.${'s'.repeat(20)}`
+    expect(approvalArgumentsView({ unsigned, notJson })).toEqual({ arguments: { unsigned, notJson } })
+    // and the answer's own redaction leaves them (vetted), while elsewhere anything JWS-shaped is still hidden
+    expect(redactAnswer({ items: [approvalArgumentsView({ unsigned })] })).toEqual({ items: [{ arguments: { unsigned } }] })
     // the API answer's own redaction (its name rule) leaves the vetted arguments whole, and still redacts elsewhere
     const answer = redactAnswer({ items: [{ ...approvalArgumentsView({ api_key: 'sk-live-1', refund_to_token: 'acct-of-mallory' }), token: 'x' }] }) as { items: Array<Record<string, unknown>> }
     expect(answer.items[0]).toEqual({ arguments: { api_key: 'sk-live-1', refund_to_token: 'acct-of-mallory' }, argumentsSensitiveNames: ['/api_key', '/refund_to_token'], token: '[redacted]' })

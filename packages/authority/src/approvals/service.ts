@@ -56,6 +56,13 @@ export function approvalView(a: ApprovalRecord): ApprovalView {
   return v
 }
 
+/** Is the approval's task, its parent mandate or an ancestor, or an agent of its chain revoked? */
+export async function approvalRevoked(store: Pick<AuthorityStore, 'getMandate' | 'isRevoked'>, a: ApprovalRecord): Promise<boolean> {
+  const parent = await store.getMandate(a.parent)
+  const ids = [a.parent, ...(parent?.claims.delegation.ancestors ?? [])]
+  return store.isRevoked({ ids, txn: a.txn, actors: [...a.actorChain, a.requestedBy] })
+}
+
 /** Pending approvals one agent may hold at once (each one asks a human for a decision). */
 export const MAX_PENDING_PER_AGENT = 100
 
@@ -163,11 +170,8 @@ export class ApprovalService {
     return updated
   }
 
-  /** Is the approval's task, its parent mandate or an ancestor, or an agent of its chain revoked? */
-  async #revoked(a: ApprovalRecord): Promise<boolean> {
-    const parent = await this.store.getMandate(a.parent)
-    const ids = [a.parent, ...(parent?.claims.delegation.ancestors ?? [])]
-    return this.store.isRevoked({ ids, txn: a.txn, actors: [...a.actorChain, a.requestedBy] })
+  #revoked(a: ApprovalRecord): Promise<boolean> {
+    return approvalRevoked(this.store, a)
   }
 
   async #expire(id: string): Promise<void> {

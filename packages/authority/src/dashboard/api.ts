@@ -13,6 +13,7 @@ import type {
 import { AUDIT_TYPES, DECISIONS, cursor, encodeCursor, limit, oneOf, pathId, search, strictQuery, text, time } from './params.js'
 import type { AuditVerification, DashboardAuthority } from './source.js'
 import { Actors, agentView, approvalView, auditView, callCounts, callRows, taskTree } from './views.js'
+import { approvalRevoked } from '../approvals/service.js'
 
 type Present<S> = { [K in keyof S]-?: NonNullable<S[K]> }
 type DashboardStore = Present<Pick<AuthorityStore, 'queryAuditPage' | 'countAuditSince' | 'queryTasks' | 'countTasks' | 'taskMandates' | 'queryApprovals'>> & AuthorityStore
@@ -211,7 +212,7 @@ export class DashboardApi {
     })
     const page = rows.slice(0, n)
     return {
-      items: page.map((r) => approvalView(r.approval, actors, this.#base)),
+      items: await Promise.all(page.map(async (r) => approvalView(r.approval, actors, this.#base, r.approval.status === 'pending' && (await approvalRevoked(store, r.approval))))),
       ...(rows.length > n ? { next: encodeCursor('approval', (page[page.length - 1] as { cursor: number }).cursor) } : {}),
     }
   }
@@ -222,7 +223,7 @@ export class DashboardApi {
     await this.#authority.approvals.sweep?.()
     const a = await this.#authority.store.getApproval(id)
     if (!a) throw new MandateError('NOT_FOUND', 'no such approval')
-    return approvalView(a, await this.#actors(), this.#base)
+    return approvalView(a, await this.#actors(), this.#base, a.status === 'pending' && (await approvalRevoked(this.#authority.store, a)))
   }
 
   async calls(url: string): Promise<Page<CallView>> {

@@ -190,6 +190,8 @@ export interface ApprovalView {
   decisionReason?: string
   /** Deep link path, e.g. `/dashboard/approvals/<id>`. */
   link: string
+  /** A pending approval whose task, parent mandate or an agent of its chain has been revoked: it can only be denied. */
+  revoked?: true
 }
 
 /** What became of a call. */

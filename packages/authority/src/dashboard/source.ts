@@ -84,7 +84,7 @@ export function approvalArguments(value: unknown): { value: unknown; hidden: str
       return '[not shown: nested too deep]'
     }
     if (typeof v === 'string') {
-      if (!JWT_LIKE.test(v)) return v
+      if (!signedToken(v)) return v
       hidden.push(path)
       return `[redacted: a signed token, ${v.length} characters]`
     }
@@ -102,6 +102,22 @@ export function approvalArguments(value: unknown): { value: unknown; hidden: str
     return v
   }
   return { value: walk(value, '', 0), hidden, secretNamed }
+}
+
+/**
+ * A compact JWS that could be a credential: JWS-shaped, with a header that decodes to JSON naming a
+ * signature algorithm. An unsigned (`alg: none`) or undecodable one authorizes nothing and may be
+ * exactly what the approver must read (`{"to":"mallory"}` dressed as a token), so it is shown.
+ */
+function signedToken(v: string): boolean {
+  if (!JWT_LIKE.test(v)) return false
+  try {
+    const header: unknown = JSON.parse(Buffer.from(v.slice(0, v.indexOf('.')), 'base64url').toString('utf8'))
+    const alg = typeof header === 'object' && header !== null ? (header as { alg?: unknown }).alg : undefined
+    return typeof alg === 'string' && alg.toLowerCase() !== 'none'
+  } catch {
+    return false
+  }
 }
 
 // approval arguments already vetted by approvalArguments: the answer's redaction leaves them whole

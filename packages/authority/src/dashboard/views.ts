@@ -60,8 +60,9 @@ function bindingView(b: NonNullable<AgentRecord['binding']>): NonNullable<AgentV
   return out
 }
 
-export function approvalView(a: ApprovalRecord, actors: Actors, base: string): ApprovalView {
+export function approvalView(a: ApprovalRecord, actors: Actors, base: string, revoked = false): ApprovalView {
   return {
+    ...(revoked ? { revoked: true } : {}),
     id: a.id, status: a.status, tool: a.tool, audience: a.audience, argumentsDigest: a.argumentsDigest,
     ...(a.arguments !== undefined ? approvalArgumentsView(a.arguments) : {}),
     reason: clean(a.reason), requestedBy: actors.actor(a.requestedBy),

@@ -28,7 +28,8 @@ export function approvalCard(a: ApprovalView, ctx: ViewContext, headingLevel: 'h
       ? h(
           'div',
           { class: 'actions' },
-          h('button', { type: 'button', class: 'primary approve', 'data-action': 'approve', onclick: () => void decideApproval(a, 'approve').then((ok) => ok && ctx.refresh()) }, 'Approve…'),
+          // revoked work can only be denied (the Authority refuses approving it)
+          a.revoked ? null : h('button', { type: 'button', class: 'primary approve', 'data-action': 'approve', onclick: () => void decideApproval(a, 'approve').then((ok) => ok && ctx.refresh()) }, 'Approve…'),
           h('button', { type: 'button', class: 'danger deny', 'data-action': 'deny', onclick: () => void decideApproval(a, 'deny').then((ok) => ok && ctx.refresh()) }, 'Deny…'),
         )
       : null
@@ -36,6 +37,7 @@ export function approvalCard(a: ApprovalView, ctx: ViewContext, headingLevel: 'h
     'article',
     { class: `card approval status-${a.status}`, 'data-approval-card': a.id, 'aria-labelledby': `ap-${a.id}` },
     h(headingLevel, { id: `ap-${a.id}` }, h('code', { text: a.tool }), ' on ', h('code', { text: a.audience }), ' ', badge(a.status, a.status)),
+    a.revoked ? h('p', { class: 'warning', role: 'note', text: 'The task, its mandate or an agent of its chain has been revoked: this call can only be denied.' }) : null,
     h(
       'dl',
       { class: 'facts' },
