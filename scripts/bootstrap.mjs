@@ -5,8 +5,8 @@
 import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
+import { PNPM } from './packages.mjs'
 
-const PNPM = 'pnpm@12.21.0'
 const task = process.argv[2]
 if (task !== 'demo' && task !== 'test') {
   console.error('usage: node scripts/bootstrap.mjs demo|test')

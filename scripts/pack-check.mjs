@@ -11,9 +11,10 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { PNPM, PUBLISHED } from './packages.mjs'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-const packages = ['core', 'authority', 'langchain', 'mcp', 'ai-sdk', 'openai-agents', 'redis', 'postgres', 'cli']
+const packages = PUBLISHED
 const work = mkdtempSync(join(tmpdir(), 'mandate-pack-'))
 const tgzDir = join(work, 'tgz')
 const app = join(work, 'app')
@@ -34,7 +35,7 @@ function run(cmd, args, cwd, extra = {}) {
 }
 
 console.log(`pack-check on Node ${process.versions.node} (${process.execPath})`)
-const pnpm = spawnSync('pnpm', ['--version'], { stdio: 'ignore', env }).status === 0 ? ['pnpm', []] : ['npx', ['--yes', 'pnpm@12.21.0']]
+const pnpm = spawnSync('pnpm', ['--version'], { stdio: 'ignore', env }).status === 0 ? ['pnpm', []] : ['npx', ['--yes', PNPM]]
 const deps = {}
 for (const p of packages) {
   const dir = join(root, 'packages', p)

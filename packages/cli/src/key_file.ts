@@ -1,5 +1,5 @@
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { dirname, isAbsolute, resolve } from 'node:path'
 import { Ed25519Key, MandateError } from '@mandate/core'
 import { refused } from './cli_error.js'
 import { fileError } from './files.js'
@@ -30,8 +30,10 @@ export async function readKeyFile(path: string): Promise<Ed25519Key> {
   let info
   try {
     info = await stat(path)
-  } catch {
-    throw refused(`cannot read key file ${path}`, 'KEY_FILE_UNREADABLE')
+  } catch (err) {
+    // the resolved path and the reason: a relative path read from another directory is the usual cause
+    const why = (err as { code?: unknown }).code === 'ENOENT' ? 'no such file' : (err as { code?: unknown }).code === 'EACCES' ? 'permission denied' : 'unreadable'
+    throw refused(`cannot read key file ${path}${isAbsolute(path) ? '' : ` (${resolve(path)})`}: ${why}`, 'KEY_FILE_UNREADABLE')
   }
   // what the path names first (a directory is not a key file with bad permissions); a JWK is a few
   // hundred bytes: do not read whatever large file a wrong path names

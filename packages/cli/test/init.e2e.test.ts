@@ -45,7 +45,8 @@ describe('mandate init', () => {
     expect(await readFile(join(state, 'authority.db.issuer'), 'utf8')).toBe(`http://127.0.0.1:${port}\n`)
     // the exact next commands, with the paths as typed from here
     expect(r.stdout).toContain(`mandate authority start --db .mandate/authority.db --port ${port}`)
-    expect(r.stdout).toContain(`export MANDATE_URL=http://127.0.0.1:${port} MANDATE_KEY=.mandate/authority.db.admin.jwk`)
+    // the key as an absolute path: a relative MANDATE_KEY would stop working at the first cd (new-user trial)
+    expect(r.stdout).toContain(`export MANDATE_URL=http://127.0.0.1:${port} MANDATE_KEY=${join(state, 'authority.db.admin.jwk')}`)
     expect(r.stdout).toContain('mandate grant --key .mandate/grantor.jwk --agent <agent did>')
     expect(r.stdout).toContain('mandate dashboard login')
     // no private key printed

@@ -9,9 +9,9 @@ import { fileError } from '../files.js'
 import { writeKeyFile } from '../key_file.js'
 
 /** A path as the user should type it: relative to the working directory when inside it, shell-quoted when needed. */
-function shown(path: string): string {
+function shown(path: string, absolute = false): string {
   const rel = relative(process.cwd(), path)
-  const p = rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path
+  const p = !absolute && rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path
   return /^[A-Za-z0-9_./@:+-]+$/.test(p) ? p : `'${p.replace(/'/g, `'\\''`)}'`
 }
 
@@ -94,7 +94,8 @@ export const init: Command = {
       created.push(files.issuer)
       const next = [
         `mandate authority start --db ${shown(db)} --port ${port}`,
-        `export MANDATE_URL=${issuer} MANDATE_KEY=${shown(files.adminKey)}`,
+        // absolute: a relative MANDATE_KEY stops working at the first `cd`
+        `export MANDATE_URL=${issuer} MANDATE_KEY=${shown(resolve(files.adminKey), true)}`,
         `mandate keygen --out agent.jwk && mandate agent register --public agent.jwk --name my-agent`,
         `mandate grant --key ${shown(files.grantorKey)} --agent <agent did> --subject you@example.com --purpose "what the task is for" --resource https://api.example.test/ --tool 'api.*'`,
         'mandate dashboard login',
