@@ -326,6 +326,28 @@ describe.skipIf(!browserAvailable)('dashboard in a real browser', () => {
     await context.close()
   })
 
+  it('the look-twice list puts look-alike names first and says how many it leaves out (review)', async () => {
+    const { token } = await server.authority.grant({
+      grantor: grantor.did, subject: 'heidi@example.com', agent: orchestrator.did, purpose: 'padded arguments',
+      audiences: [BILLING], tools: [{ type: 'tool_access', tools: ['billing.*'] }], expiresIn: 600, maxDepth: 1,
+    })
+    const client = createHttpAuthorityClient({ issuer: server.url, key: orchestrator })
+    // 30 harmless non-ASCII names first, the look-alike last
+    const args: Record<string, unknown> = {}
+    for (let i = 0; i < 30; i++) args[`caf\u00e9_${i}`] = i
+    args.amount = 10
+    args['\u{1D68A}mount'] = 100000
+    const first = await client.callCredential({ mandate: token, audience: BILLING, tool: 'billing.refund', arguments: args })
+    if (first.status !== 'approval_required') throw new Error('expected an approval')
+    const { context, page } = await signIn({ did: approver.did, name: 'bob (approver)' }, undefined, `/dashboard/approvals/${first.approvalId}`)
+    const note = page.locator(`[data-approval-card="${first.approvalId}"] .warning`).first()
+    await note.waitFor({ timeout: 10_000 })
+    const text = (await note.textContent()) ?? ''
+    expect(text).toMatch(/^Look twice: \/\u{1D68A}mount and \/amount are different members whose names read alike/u)
+    expect(text).toMatch(/and \d+ more\.$/)
+    await context.close()
+  })
+
   it('a pending approval of a revoked task says so and offers only Deny (second dashboard probe)', async () => {
     const s = await scenario('grace@example.com', 'grace’s refund, then revoked', 35)
     await server.authority.revoke({ txn: s.txn }, { reason: 'task abandoned' })

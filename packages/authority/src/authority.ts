@@ -200,6 +200,10 @@ const NAME = /^[\x20-\x7e]{1,128}$/
 const REPORT_ID = /^[\x21-\x7e]+$/
 const REPORT_DIGEST = /^[A-Za-z0-9_-]+$/
 const REPORT_CODE = /^[A-Z][A-Z0-9_]*$/
+/** The one-report-per-single-use-credential keys: per agent, and in all for an in-memory store (~90 bytes each). */
+const REPORT_USE_LIMITS = { perPrincipal: 250_000, maxEntries: 1_000_000 }
+/** The tool recorded for a refused call that named no valid tool (the name itself goes escaped into `tool_requested`). */
+const INVALID_TOOL = 'invalid-tool-name'
 /** Refused-call reports one agent may write: a burst, then this many per second. */
 const REFUSED_REPORTS_BURST = 120
 const REFUSED_REPORTS_PER_SECOND = 2
@@ -318,6 +322,7 @@ interface ResolvedAuthorityOptions {
   skew: number
   ttl: number
   singleUse: MemorySingleUse | ReturnType<typeof replayStoreSingleUse>
+  reportUse: MemorySingleUse | ReturnType<typeof replayStoreSingleUse>
   policy: PolicyEngine
   witness: AuditWitnessOptions | undefined
   notifications: ResolvedNotifications | undefined
@@ -394,13 +399,16 @@ function resolveKnownOptions(options: Omit<AuthorityOptions, 'issuer'> & { issue
   const singleUse = options.replay
     ? replayStoreSingleUse(options.replay, options.singleUse ?? {}, () => Math.floor(now() / 1000))
     : new MemorySingleUse(options.singleUse ?? {}, () => Math.floor(now() / 1000))
+  const reportUse = options.replay
+    ? replayStoreSingleUse(options.replay, REPORT_USE_LIMITS, () => Math.floor(now() / 1000))
+    : new MemorySingleUse(REPORT_USE_LIMITS, () => Math.floor(now() / 1000))
   const policy: PolicyEngine = resolvePolicyOption(options.policy)
   const witness = options.auditWitness === undefined ? undefined : auditWitnessOption(options.auditWitness)
   const notifications = options.notifications === undefined ? undefined : resolveNotificationOptions(options.notifications, options.issuer)
   const callModes = resolveCallModes(options.callModes, options.perCallTools, options.maxOfflineHops)
   const federation = resolveFederationOption(options.federation, maxMandateLifetime, options.issuer)
   const subjectEntries = subjectCacheEntries(options.subjectCache)
-  return { endpoints, now, maxMandateLifetime, maxCallLifetime, skew, ttl, singleUse, policy, witness, notifications, callModes, federationRules: federation.rules, issuerKeys: federation.keys, subjectEntries }
+  return { endpoints, now, maxMandateLifetime, maxCallLifetime, skew, ttl, singleUse, reportUse, policy, witness, notifications, callModes, federationRules: federation.rules, issuerKeys: federation.keys, subjectEntries }
 }
 
 function resolveNonceOption(option: boolean | NonceSource | undefined, now: () => number): NonceSource | undefined {
@@ -476,7 +484,7 @@ export class Authority {
   /** @internal */
   static async create(options: AuthorityOptions): Promise<Authority> {
     // every input is checked before anything is created or opened (signing keys, audit records)
-    const { endpoints: resolvedEndpoints, now, maxMandateLifetime, maxCallLifetime, skew, ttl, singleUse, policy, witness, notifications, callModes, federationRules, issuerKeys, subjectEntries } = resolveAuthorityOptions(options)
+    const { endpoints: resolvedEndpoints, now, maxMandateLifetime, maxCallLifetime, skew, ttl, singleUse, reportUse, policy, witness, notifications, callModes, federationRules, issuerKeys, subjectEntries } = resolveAuthorityOptions(options)
     const endpoints = resolvedEndpoints ?? endpointsFor(options.issuer)
     const metrics = new AuthorityMetrics()
     // audit append latency and store errors are measured around the store's own methods
@@ -502,6 +510,7 @@ export class Authority {
     const ctx: AuthorityContext = {
       issuer: options.issuer, endpoints, tokenUrl: new URL(endpoints.token), store, keys, audit, approvals, policy, now,
       singleUse,
+      reportUse,
       ...(nonce ? { nonce } : {}),
       limits: { maxMandateLifetime, maxCallLifetime, skew, revocationRefresh: options.revocationRefreshSeconds ?? 5 },
       storeApprovalArguments: options.storeApprovalArguments ?? true,
@@ -903,12 +912,18 @@ export class Authority {
     if (report.outcome !== undefined && report.outcome !== 'success' && report.outcome !== 'error') throw new MandateError('INVALID_REQUEST', 'report.outcome must be success or error')
     if (!Array.isArray(report.actorChain) || report.actorChain.length > 20) throw new MandateError('INVALID_REQUEST', 'report.actorChain must be an array')
     const actors = report.actorChain.map((a) => s(a, 'actorChain', 512, REPORT_ID))
+    // an allowed call is of a tool name; a refused one may have been refused for naming no tool (a
+    // client calling "get weather"): it is still recorded, under a placeholder, with the name escaped
+    const tool = report.tool
+    if (typeof tool !== 'string' || tool.length === 0 || tool.length > 128) throw new MandateError('INVALID_REQUEST', 'report.tool must be a non-empty string')
+    const toolName: boolean = isToolName(tool)
+    if (!toolName && report.decision === 'allowed') throw new MandateError('INVALID_REQUEST', 'report.tool must be a tool name')
     const fields: Record<string, JsonValue> = {
-      jti: s(report.mandateId, 'mandateId', 64, REPORT_ID), txn: s(report.txn, 'txn', 128, REPORT_ID), tool: s(report.tool, 'tool', 128), audience: s(report.audience, 'audience', 2048, REPORT_ID),
+      jti: s(report.mandateId, 'mandateId', 64, REPORT_ID), txn: s(report.txn, 'txn', 128, REPORT_ID), tool: toolName ? tool : INVALID_TOOL, audience: s(report.audience, 'audience', 2048, REPORT_ID),
       args: s(report.argumentsDigest, 'argumentsDigest', 64, REPORT_DIGEST), decision: report.decision, actors, subject: s(report.subject, 'subject'),
     }
-    // a tool name, whatever the decision (a refused call may name a tool the credential does not grant, never a non-name)
-    if (!isToolName(fields.tool)) throw new MandateError('INVALID_REQUEST', 'report.tool must be a tool name')
+    // printable ASCII only: every other character as its \u escape
+    if (!toolName) fields.tool_requested = tool.replace(/[^\x20-\x7e]/gu, (ch) => `\\u{${(ch.codePointAt(0) as number).toString(16)}}`)
     if (actors.length) fields.agent = actors[actors.length - 1] as string
     if (report.outcome !== undefined) fields.outcome = report.outcome
     if (report.errorCode !== undefined) fields.error = s(report.errorCode, 'errorCode', 64, REPORT_CODE)
@@ -925,8 +940,8 @@ export class Authority {
       }, (c) => this.#verifyReportedChain(c))
       if (owned.hops !== undefined) fields.offline_hops = owned.hops
       // last, once everything else passed: a refused report never takes the credential's one report
-      const once = reportSingleUse(owned.credential, report.decision)
-      if (once && !(await this.#ctx.singleUse.use(reportingAgent, once.key, once.until))) {
+      const once = reportSingleUse(owned.credential, report.decision, reportingAgent)
+      if (once && !(await this.#ctx.reportUse.use(reportingAgent, once.key, once.until))) {
         throw new MandateError('INVALID_REQUEST', 'the call of this single-use credential has already been reported', { detail: { reason: 'duplicate' } })
       }
     }

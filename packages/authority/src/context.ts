@@ -50,6 +50,11 @@ export interface AuthorityContext {
   now: () => number
   /** Single use of client assertions and DPoP proofs, attributed to the authenticated principal. */
   singleUse: SingleUse
+  /**
+   * The one report of an allowed call of a single-use credential (audit/report_attribution.ts): the
+   * same store, its own budget, so reports (kept ~16 min) never crowd out authentication (~1 min).
+   */
+  reportUse: SingleUse
   nonce?: NonceSource
   limits: AuthorityLimits
   storeApprovalArguments: boolean

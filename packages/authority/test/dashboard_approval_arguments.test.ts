@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { approvalArguments, approvalArgumentsView, redactAnswer } from '../src/dashboard/source.js'
-import { mixedScripts, readingHazards, visibleJson } from '../src/dashboard/ui/arguments_view.js'
+import { readingHazards, visibleJson } from '../src/dashboard/ui/arguments_view.js'
 
 describe('approval arguments for the approver', () => {
   it('nothing is cut short: 256 items, 60,000-character strings, 24 levels', () => {
@@ -82,10 +82,11 @@ describe('approval arguments for the approver', () => {
   })
 
   it('strings mixing letters of several scripts are flagged with where they are', () => {
-    expect(mixedScripts({ to: 'ops@ex\u0430mple.com', ok: 'ops@example.com', name: 'Ελλάδα', list: ['pаypal'] })).toEqual([
+    const mixed = (v: unknown) => readingHazards(v).filter((x) => x.kind === 'mixed-scripts').map((x) => ({ at: x.at, scripts: x.detail }))
+    expect(mixed({ to: 'ops@ex\u0430mple.com', ok: 'ops@example.com', name: 'Ελλάδα', list: ['pаypal'] })).toEqual([
       { at: '/to', scripts: ['Latin', 'Cyrillic'] },
       { at: '/list/0', scripts: ['Latin', 'Cyrillic'] },
     ])
-    expect(mixedScripts({ 'k\u0435y': 1 })).toEqual([{ at: '/k\u0435y', scripts: ['Latin', 'Cyrillic'] }])
+    expect(mixed({ 'k\u0435y': 1 })).toEqual([{ at: '/k\u0435y', scripts: ['Latin', 'Cyrillic'] }])
   })
 })

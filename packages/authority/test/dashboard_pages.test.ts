@@ -144,6 +144,20 @@ describe('dashboard pages and assets', () => {
     expect((await req(path, { headers: { 'sec-fetch-site': 'same-origin' } })).status).toBe(303)
   })
 
+  it('the sign-in POST takes a bounded form body and this origin with its scheme (review)', async () => {
+    const { path } = dashboard.createLoginPath({ did: admin.did, name: 'root' })
+    const code = new URL(path, ISSUER).searchParams.get('code') as string
+    const form = { 'content-type': 'application/x-www-form-urlencoded' }
+    // another scheme on the same host and port is another origin
+    expect((await req('/dashboard/login', { method: 'POST', headers: { ...form, origin: ISSUER.replace('http:', 'https:') }, body: `code=${code}` })).status).toBe(403)
+    // a body past the form limit is refused unread, not buffered
+    expect((await req('/dashboard/login', { method: 'POST', headers: { ...form, origin: ISSUER }, body: `code=${code}&pad=${'x'.repeat(70_000)}` })).status).toBe(400)
+    // not a form
+    expect((await req('/dashboard/login', { method: 'POST', headers: { 'content-type': 'text/plain', origin: ISSUER }, body: `code=${code}` })).status).toBe(400)
+    // the code was never spent by those
+    expect((await req('/dashboard/login', { method: 'POST', headers: { ...form, origin: ISSUER }, body: `code=${code}` })).status).toBe(303)
+  })
+
   it('a request carrying the session cookie twice (one tossed in by a sibling origin) uses no session (second dashboard probe)', async () => {
     const { cookie } = await login()
     const other = await login()

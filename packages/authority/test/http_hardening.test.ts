@@ -167,7 +167,7 @@ describe('admin and approval inputs are checked exactly (values that would be st
     await server.authority.registerAgent({ did: g.did, name: 'g', role: 'grantor' })
     await server.authority.registerAgent({ did: agent.did, name: 'a' })
     // and the marks and invisible characters that reorder or hide text (dashboard probe)
-    for (const purpose of ['refund \u001b[2Jnow', 'ring\u0007', 'pay \u202egnp.exe', 'x\u0085y', 'pay\u200fmallory', 'a\u200bb', 'x\u061cy', 'w\u2060j', '\ufeffbom', 'l\u2028s']) {
+    for (const purpose of ['refund \u001b[2Jnow', 'ring\u0007', 'pay \u202egnp.exe', 'x\u0085y', 'pay\u200fmallory', 'a\u200bb', 'x\u061cy', 'w\u2060j', '\ufeffbom', 'l\u2028s', 'fill\u3164er', 'f\u115Fx', 'tag\u{E0041}\u{E0042}', 'soft\u00ADhyphen', 'mvs\u180E', 'cgj\u034F', 'k\u17B5', 'b\u2800x', 'tab\tx']) {
       const code = await server.authority.grant({ grantor: g.did, subject: 'alice', agent: agent.did, audiences: [AUD], tools: TOOLS, purpose }).then(() => 'ok', (e: unknown) => (MandateError.is(e) ? e.code : String(e)))
       expect(code, JSON.stringify(purpose)).toBe('INVALID_REQUEST')
     }

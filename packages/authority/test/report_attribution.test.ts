@@ -99,8 +99,10 @@ describe('an agent reports only what its credential says', () => {
       mandateId: claims.jti, txn: claims.txn, tool: 'billing.refund', audience: AUD, argumentsDigest: claims.call.args, decision: 'refused', errorCode: 'PROOF_INVALID', actorChain: [a!.did], subject: 'alice',
     }
     const bad = (r: CallReport) => expect(authority.reportCall(r, { reporter: a!.did })).rejects.toMatchObject({ code: 'INVALID_REQUEST' })
-    await bad({ ...refused, tool: '\u202ebilling.refund allowed, verified by billing-guard' })
-    await bad({ ...refused, tool: 'billing.\u202edesrever' })
+    // a refused call that named no valid tool is recorded under a placeholder, the name escaped (review)
+    const odd = await authority.reportCall({ ...refused, tool: '\u202ebilling.refund allowed, verified by billing-guard' }, { reporter: a!.did })
+    expect(odd.fields).toMatchObject({ tool: 'invalid-tool-name', tool_requested: '\\u{202e}billing.refund allowed, verified by billing-guard' })
+    expect((await authority.reportCall({ ...refused, tool: 'get weather' }, { reporter: a!.did })).fields).toMatchObject({ tool: 'invalid-tool-name', tool_requested: 'get weather' })
     await bad({ ...refused, errorCode: 'E\u202eLIAF' })
     await bad({ ...refused, errorCode: 'not a code' })
     await bad({ ...refused, audience: 'http://x.example/\u2066a' })
@@ -111,9 +113,9 @@ describe('an agent reports only what its credential says', () => {
     if (!wild) throw new Error('expected an audience credential')
     const wc = decodeMandateUnverified(wild.token).payload as { jti: string }
     await bad({ ...refused, mandateId: wc.jti, decision: 'allowed', errorCode: undefined, tool: 'billing.\u202erefund' } as CallReport)
-    expect(await authority.audit.query({ type: 'call.report' })).toHaveLength(0)
+    expect(await authority.audit.query({ type: 'call.report' })).toHaveLength(2)
     // refused reports: a burst, then a bounded rate per agent
-    let accepted = 0
+    let accepted = 2
     let capped: unknown
     for (let i = 0; i < 130 && capped === undefined; i++) {
       await authority.reportCall(refused, { reporter: a!.did }).then(() => accepted++, (e: unknown) => void (capped = e))
@@ -122,6 +124,22 @@ describe('an agent reports only what its credential says', () => {
     expect(capped).toMatchObject({ code: 'CAPACITY_EXCEEDED' })
     clock.advance(1_000)
     await authority.reportCall(refused, { reporter: a!.did })
+    await authority.close()
+  })
+
+  it('report keys have their own budget: reports never crowd out the agent\'s client assertions and proofs (review)', async () => {
+    const authority = await createAuthority({ issuer: 'http://127.0.0.1:7400', store: new MemoryStore(), singleUse: { perPrincipal: 6 } })
+    const { agents: [a], root } = await registerTask(authority, 1)
+    const keyed = authority.clientFor(a!, { authentication: 'key' })
+    for (let i = 0; i < 4; i++) {
+      const issued = await keyed.callCredential({ mandate: root.token, audience: AUD, tool: 'billing.refund', arguments: { amount: i + 1 } })
+      if (issued.status !== 'issued') throw new Error('expected a credential')
+      const c = decodeMandateUnverified(issued.token).payload as { jti: string; txn: string; call: { args: string } }
+      await authority.reportCall({ mandateId: c.jti, txn: c.txn, tool: 'billing.refund', audience: AUD, argumentsDigest: c.call.args, decision: 'allowed', actorChain: [a!.did], subject: 'alice' }, { reporter: a!.did })
+    }
+    // signed exchanges (a client assertion and a DPoP proof each) still have the whole budget of 6
+    const signed = authority.clientFor(a!, { authentication: 'signed' })
+    for (let i = 0; i < 3; i++) expect((await signed.callCredential({ mandate: root.token, audience: AUD, tool: 'billing.refund', arguments: { amount: 10 + i } })).status).toBe('issued')
     await authority.close()
   })
 })

@@ -99,8 +99,15 @@ export class RedisReplayStore implements ReplayStore {
   #unsafePolicy: string | undefined
   #policyCheckedAt = -Infinity
   #policyCheck: Promise<void> | undefined
-  /** The SELECT of the URL's database index failed (out of range, not allowed): keys would land in db 0. */
+  /** The SELECT of the URL's database index failed for good (out of range, not allowed): keys would land in db 0. */
   #badDb: Error | undefined
+  /**
+   * The SELECT failed for a reason a new connection may not have (too many clients, BUSY, LOADING,
+   * NOAUTH): claims are refused (this connection is on db 0) until a connection selects; then cleared.
+   */
+  #selectFailing: Error | undefined
+  /** Whether the SELECT of the current connection failed (reset on each 'connect'). */
+  #selectFailedHere = false
   /** The Redis user may EVAL but not EVALSHA: send the script each time. */
   #evalOnly = false
   /** Claims waiting for the owned client's next 'ready' (rather than in ioredis's queue); each leaves on its timeout. */
@@ -146,7 +153,10 @@ export class RedisReplayStore implements ReplayStore {
       })
       // an unhandled 'error' event would be printed for every reconnection attempt; report it instead
       owned.on('error', (err: unknown) => this.#connectionError(err))
+      owned.on('connect', () => void (this.#selectFailedHere = false))
       owned.on('ready', () => {
+        // a connection whose SELECT went through: a passing reason to refuse is over
+        if (!this.#selectFailedHere) this.#selectFailing = undefined
         this.#lastConnectionError = undefined
         const waiting = [...this.#readyWaiters]
         this.#readyWaiters.clear()
@@ -187,6 +197,7 @@ export class RedisReplayStore implements ReplayStore {
     const answer = await this.#run(async () => {
       // checked once connected: the SELECT failure arrives before the connection is ready
       if (this.#badDb) throw this.#badDbError('REPLAY_STORE_UNAVAILABLE')
+      if (this.#selectFailing) throw this.#unavailable(this.#selectFailing)
       // EVALSHA: the script text is not sent (nor held while Redis is slow) on every claim
       if (!this.#evalOnly) {
         try {
@@ -244,6 +255,7 @@ export class RedisReplayStore implements ReplayStore {
   /** Refuse while the store knows Redis cannot keep single use (evicting policy, wrong database). */
   #refuseIfUnsafe(): void {
     if (this.#badDb) throw this.#badDbError('REPLAY_STORE_UNAVAILABLE')
+    if (this.#selectFailing) throw this.#unavailable(this.#selectFailing)
     if (this.#unsafePolicy !== undefined) throw this.#evictsError('REPLAY_STORE_UNAVAILABLE')
   }
 
@@ -286,11 +298,23 @@ export class RedisReplayStore implements ReplayStore {
     this.#lastConnectionError = err
     const command = (err as { command?: { name?: unknown } } | undefined)?.command
     if (command?.name === 'select') {
-      // ioredis reports a failed SELECT only as an 'error' event and carries on in db 0. A busy or
-      // loading Redis: a fresh connection selects again; anything else (index out of range, a user
-      // not allowed SELECT) will not change by reconnecting, so claims are refused
-      if (/^(BUSY|LOADING)\b/.test(errorText(err))) this.#reset()
-      else this.#badDb = err instanceof Error ? err : new Error(errorText(err))
+      // ioredis reports a failed SELECT only as an 'error' event and carries on in db 0, so claims are
+      // refused either way. An index out of range or a user not allowed SELECT will not change by
+      // reconnecting (refused until restart); anything else (too many clients, BUSY, LOADING, NOAUTH)
+      // may: the connection is replaced, and the first one that selects clears the refusal
+      const e = err instanceof Error ? err : new Error(errorText(err))
+      this.#selectFailedHere = true
+      if (/^ERR (DB index is out of range|invalid DB index)|^NOPERM\b/i.test(e.message)) this.#badDb = e
+      else {
+        this.#selectFailing = e
+        this.#reset()
+        // a reset skipped (one just happened) must not leave a connection on db 0 for good: try again
+        // once the interval has passed, unless a connection selected meanwhile
+        const retry = setTimeout(() => {
+          if (this.#selectFailing !== undefined) this.#reset()
+        }, this.#resetIntervalMs + 10)
+        retry.unref?.()
+      }
     }
     this.#report(err)
   }

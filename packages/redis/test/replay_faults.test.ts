@@ -264,6 +264,40 @@ describe.skipIf(!requireService('redis'))('RedisReplayStore faults', () => {
     expect(await a.keys('db3:k:cred:x')).toEqual(['db3:k:cred:x'])
   })
 
+  it('a SELECT refused for a passing reason (too many clients) refuses claims only until a connection selects (review)', async () => {
+    const redis = await ownRedis(['--maxclients', '1'])
+    // the one client slot taken: the store's SELECT is refused with "max number of clients reached"
+    // (the readiness probe's own connection may still count for a moment: take the slot once it is free)
+    let hog: Socket | undefined
+    for (let i = 0; i < 50 && hog === undefined; i++) {
+      const s = connect({ port: redis.port, host: '127.0.0.1' })
+      await new Promise((r) => s.once('connect', r))
+      s.write('PING\r\n')
+      const reply = String(await new Promise((r) => s.once('data', r)))
+      if (reply.startsWith('+PONG')) hog = s
+      else {
+        s.destroy()
+        await sleep(50)
+      }
+    }
+    if (!hog) throw new Error('could not take the one client slot')
+    const store = open({ url: `${redis.url}/1`, prefix: 'mc:' })
+    expect(await outcome(store.use('cred:a', sec() + 60))).toBe('REPLAY_STORE_UNAVAILABLE')
+    hog.destroy()
+    // once the slot is free, a new connection selects db 1 and claims work again, by themselves
+    const deadline = Date.now() + 8_000
+    let last = ''
+    while (Date.now() < deadline && (last = await outcome(store.use('cred:b', sec() + 60))) !== 'true') await sleep(200)
+    expect(last).toBe('true')
+    expect(await outcome(store.use('cred:b', sec() + 60))).toBe('false')
+    // in db 1, not db 0 (the one client slot is given back first)
+    await store.close()
+    const a = admin(`${redis.url}/1`)
+    expect(await a.keys('mc:*')).toHaveLength(1)
+    await a.select(0)
+    expect(await a.keys('mc:*')).toEqual([])
+  })
+
   it('claims go as EVALSHA; a Redis user allowed EVAL but not EVALSHA still works (the script is sent instead)', async () => {
     const redis = await ownRedis()
     const a = admin(redis.url)

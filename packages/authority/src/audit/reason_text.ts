@@ -9,6 +9,14 @@ export const MAX_REASON_LENGTH = 512
 // blank Braille pattern: in a recorded reason they would make the audit log, the dashboard or a
 // terminal show a sentence other than the one stored.
 const UNSAFE_REASON = /[\p{Cf}\p{Zl}\p{Zp}\p{Cs}\u2800]|(?![\uFE0E\uFE0F])\p{Default_Ignorable_Code_Point}|[^\P{Cc}\t\n]/u
+// the same for one-line text (a task purpose): no control at all; the zero-width joiner of emoji
+// sequences stays, as the variation selectors do
+const UNSAFE_LINE = /(?!\u200D)[\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Cc}\u2800]|(?![\uFE0E\uFE0F\u200D])\p{Default_Ignorable_Code_Point}/u
+
+/** Does one-line text shown to people (a task purpose) hold control, bidi or invisible characters? */
+export function hasUnsafeLineText(text: string): boolean {
+  return UNSAFE_LINE.test(text)
+}
 
 /**
  * An optional free-text reason as every API that records one takes it: undefined, or a string of at

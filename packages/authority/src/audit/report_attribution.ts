@@ -76,9 +76,11 @@ export async function assertAgentOwnsReport(
  * a reusable credential, whose every call is reported. A guard accepts such a credential once, so
  * a second "allowed" report of it is a replay of the first, not another call.
  */
-export function reportSingleUse(credential: MandateClaims, decision: 'allowed' | 'refused'): { key: string; until: number } | undefined {
+export function reportSingleUse(credential: MandateClaims, decision: 'allowed' | 'refused', agent: string): { key: string; until: number } | undefined {
   if (decision !== 'allowed' || credential.call === undefined) return undefined
-  return { key: `report:${credential.jti}`, until: credential.exp + MAX_REPORT_DELAY }
+  // the holder in the key: an offline call hop's jti is its signer's choice, so another agent could
+  // pick the same one and take a key named by the jti alone
+  return { key: `report:${agent}:${credential.jti}`, until: credential.exp + MAX_REPORT_DELAY }
 }
 
 /**

@@ -15,7 +15,8 @@ import type { AgentRecord } from '../types.js'
 import { createAuditWaker } from '../http/audit_waker.js'
 import { DashboardApi } from './api.js'
 import { actionBody, pathId, strictQuery } from './params.js'
-import { parseForm } from '../http/body.js'
+import { readForm } from '../http/body.js'
+import type { FormParams } from '../exchange/params.js'
 import { SessionStore, type DashboardIdentity, type Session, type SessionOptions } from './sessions.js'
 import { agentView, approvalView, callViews, eventView, redact, redactAnswer, type AuditVerification, type DashboardAuthority } from './source.js'
 
@@ -265,21 +266,25 @@ export function installDashboard<E extends Env>(app: Hono<E>, authority: Dashboa
     return redeemLogin(c, code, next)
   })
 
-  // the continue page's form: this origin only (its Origin header), never a sibling's or another site's
+  // the continue page's form: this origin only (its Origin header, scheme included), never a
+  // sibling's or another site's
   app.post(`${base}/login`, async (c) => {
     secure(c)
     const origin = c.req.header('origin')
     const site = c.req.header('sec-fetch-site')
-    if (origin === undefined || !sameOrigin(c) || (site !== undefined && site !== 'same-origin')) {
+    // the request's own origin, or the issuer's (TLS ended at a proxy: the request arrives over http)
+    const ours = new Set([new URL(c.req.url).origin, new URL(authority.issuer).origin])
+    if (origin === undefined || !ours.has(origin) || !sameOrigin(c) || (site !== undefined && site !== 'same-origin')) {
       return c.html(loginRequiredPage(base, 'This sign-in was not sent from this dashboard\'s own page; open the login link again.', loadDashboardBundle()), 403)
     }
-    let fields: Map<string, string>
+    let fields: FormParams
     try {
-      fields = new Map(parseForm(await c.req.text(), 'the sign-in form'))
+      // bounded like every other body (readForm: 64 KiB, strict form encoding, one of each member)
+      fields = await readForm(c)
     } catch {
       return c.html(loginRequiredPage(base, 'This sign-in form is malformed; open the login link again.', loadDashboardBundle()), 400)
     }
-    return redeemLogin(c, fields.get('code'), fields.get('next'))
+    return redeemLogin(c, fields.one('code'), fields.one('next'))
   })
 
   app.post(`${base}/logout`, (c) => {

@@ -93,7 +93,7 @@ export function approvalArguments(value: unknown): { value: unknown; hidden: str
       const out: Record<string, unknown> = {}
       for (const [k, x] of Object.entries(v)) {
         const at = `${path}/${esc(k)}`
-        if (SECRET_KEYS.has(k) && secretNamed.length < 50) secretNamed.push(at)
+        if (SECRET_KEYS.has(k) && secretNamed.length < 200) secretNamed.push(at)
         // an own data member even for "__proto__"
         Object.defineProperty(out, k, { value: walk(x, at, depth + 1), enumerable: true, writable: true, configurable: true })
       }

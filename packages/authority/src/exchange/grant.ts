@@ -13,6 +13,7 @@ import { admitPrincipal } from './principals.js'
 import { markPerCallGrants, perCallTools } from './call_modes.js'
 import type { FederatedIdentity } from '../federation/types.js'
 import { INVISIBLE_OR_CONTROL } from '../observability/display_text.js'
+import { hasUnsafeLineText } from '../audit/reason_text.js'
 import type { AgentRecord } from '../types.js'
 
 export interface GrantParams {
@@ -42,11 +43,6 @@ export interface GrantParams {
 }
 
 const TXN = /^[A-Za-z0-9._:-]{1,128}$/
-// controls, line and paragraph separators, and the characters that reorder or hide what a purpose
-// says: bidi overrides, embeddings, isolates and marks (LRM, RLM, ALM), zero-width space and non-joiner,
-// word joiner and invisible operators, BOM (the zero-width joiner stays: emoji sequences need it)
-// eslint-disable-next-line no-control-regex
-const PURPOSE_FORBIDDEN = /[\p{Cc}\p{Zl}\p{Zp}\u200b\u200c\u200e\u200f\u061c\u202a-\u202e\u2060-\u2069\ufeff]/u
 // '#' and the signs read as one (♯ ⌗ ⋕, and whatever NFKC folds to '#', checked separately), and
 // every character that is invisible or not a character: controls, format characters (bidi, zero-width),
 // line and paragraph separators, default-ignorable code points (soft hyphen, fillers, variation
@@ -74,7 +70,7 @@ export function checkGrantParams(v: unknown, federated = false): GrantParams {
   if (p.txn !== undefined && (typeof p.txn !== 'string' || !TXN.test(p.txn))) throw new MandateError('INVALID_REQUEST', 'txn must be 1..128 characters of [A-Za-z0-9._:-]')
   if (p.purpose !== undefined && (typeof p.purpose !== 'string' || p.purpose.length > 1024)) throw new MandateError('INVALID_REQUEST', 'purpose must be a string of at most 1024 characters')
   // shown to approvers (dashboard, CLI): no terminal escapes, no bidi overrides that reorder what they read
-  if (p.purpose !== undefined && PURPOSE_FORBIDDEN.test(p.purpose)) throw new MandateError('INVALID_REQUEST', 'purpose must not contain control, bidi or invisible characters')
+  if (p.purpose !== undefined && hasUnsafeLineText(p.purpose)) throw new MandateError('INVALID_REQUEST', 'purpose must not contain control, bidi or invisible characters')
   const out: GrantParams = {
     grantor: p.grantor as string, subject: p.subject, agent: p.agent,
     audiences: resourceList(p.audiences), tools: toolList(p.tools),

@@ -116,12 +116,12 @@ async function loadSubject(ctx: AuthorityContext, caller: AgentRecord, token: st
   // the signature and strict parse of a subject token presented before are not repeated (subject_cache.ts)
   const now = nowSec(ctx)
   const { claims, hash } = await ctx.subjects.verify(token, { issuer: ctx.issuer, keys: ctx.keys.resolver, now, skew: ctx.limits.skew })
-  // the skew allowance is for other clocks; nothing derives from a subject past its expiry on this
-  // one, and an agent must hear that as TOKEN_EXPIRED (terminal), not a narrowing refusal it retries
-  if (now >= claims.exp) throw new MandateError('TOKEN_EXPIRED', 'the subject token has expired')
   info.parent = claims.jti
   info.txn = claims.txn
   info.subject = claims.sub
+  // the skew allowance is for other clocks; nothing derives from a subject past its expiry on this
+  // one, and an agent must hear that as TOKEN_EXPIRED (terminal), not a narrowing refusal it retries
+  if (now >= claims.exp) throw new MandateError('TOKEN_EXPIRED', 'the subject token has expired')
   if (claims.client_id !== caller.did || claims.cnf.jkt !== caller.jkt) {
     throw new MandateError('INVALID_GRANT', 'the subject token is not held by the authenticated client')
   }

@@ -80,7 +80,7 @@ export function readingHazards(value: unknown): ReadingHazard[] {
   }
   const esc = (k: string) => k.replace(/~/g, '~0').replace(/\//g, '~1')
   const walk = (v: unknown, at: string, depth: number) => {
-    if (depth > 64 || out.length >= 40) return
+    if (depth > 64 || out.length >= 400) return
     if (typeof v === 'string') return check(v, at || '/', false)
     if (Array.isArray(v)) return v.forEach((x, i) => walk(x, `${at}/${i}`, depth + 1))
     if (v !== null && typeof v === 'object') {
@@ -100,11 +100,6 @@ export function readingHazards(value: unknown): ReadingHazard[] {
   return out
 }
 
-/** JSON pointers of string values (and member names) whose letters come from more than one script, with the scripts. */
-export function mixedScripts(value: unknown): Array<{ at: string; scripts: string[] }> {
-  return readingHazards(value).filter((h) => h.kind === 'mixed-scripts').map((h) => ({ at: h.at, scripts: h.detail }))
-}
-
 const HAZARD_TEXT: Record<ReadingHazard['kind'], (h: ReadingHazard) => string> = {
   'mixed-scripts': (h) => `${h.at} mixes letters of several scripts (${h.detail.join(' + ')}): a look-alike letter can make one name read as another`,
   'latin-looking': (h) => (h.detail[0] === 'another script'
@@ -117,10 +112,20 @@ const HAZARD_TEXT: Record<ReadingHazard['kind'], (h: ReadingHazard) => string> =
   'non-ascii-name': (h) => `the member name ${h.at} holds characters other than plain ASCII`,
 }
 
+const HAZARD_ORDER: ReadonlyArray<ReadingHazard['kind']> = ['similar-names', 'mixed-scripts', 'latin-looking', 'compatibility', 'other-digits', 'right-to-left', 'non-ascii-name']
+const SHOWN_ITEMS = 12
+
+/** The first items of a list, and how many more there are (a long list must not look complete). */
+function shown(items: readonly string[], sep: string): string {
+  const head = items.slice(0, SHOWN_ITEMS).join(sep)
+  return items.length > SHOWN_ITEMS ? `${head}${sep}and ${items.length - SHOWN_ITEMS} more` : head
+}
+
 /** The arguments block of an approval card and of its confirm dialog. */
 export function argumentsBlock(a: ApprovalView): HTMLElement {
   if (a.arguments === undefined) return h('p', { class: 'muted' }, 'arguments digest ', h('code', { text: a.argumentsDigest }))
-  const hazards = readingHazards(a.arguments)
+  // the hazards that make one thing read as another first, so padding with minor ones hides nothing
+  const hazards = readingHazards(a.arguments).sort((x, y) => HAZARD_ORDER.indexOf(x.kind) - HAZARD_ORDER.indexOf(y.kind))
   const hidden = a.argumentsHidden ?? []
   const secretNamed = a.argumentsSensitiveNames ?? []
   return h(
@@ -130,10 +135,10 @@ export function argumentsBlock(a: ApprovalView): HTMLElement {
     // focusable, so a keyboard user can scroll long arguments (and the dialog's focus trap includes it)
     h('pre', { class: 'args', dir: 'ltr', tabindex: 0, 'aria-label': 'the call\'s arguments', text: visibleJson(a.arguments) }),
     hazards.length
-      ? h('p', { class: 'warning', role: 'note' }, `Look twice: ${hazards.map((x) => HAZARD_TEXT[x.kind](x)).join('; ')}.`)
+      ? h('p', { class: 'warning', role: 'note' }, `Look twice: ${shown(hazards.map((x) => HAZARD_TEXT[x.kind](x)), '; ')}.`)
       : null,
     secretNamed.length
-      ? h('p', { class: 'warning', role: 'note' }, `Named like secrets: ${secretNamed.join(', ')}. Shown in full, because approving approves them; an agent passing a secret to a tool may be leaking it.`)
+      ? h('p', { class: 'warning', role: 'note' }, `Named like secrets: ${shown(secretNamed, ', ')}. Shown in full, because approving approves them; an agent passing a secret to a tool may be leaking it.`)
       : null,
     hidden.length ? h('p', { class: 'muted' }, `Not shown (signed tokens): ${hidden.join(', ')}. The call carries them as sent.`) : null,
     h('p', { class: 'muted' }, 'approving binds the arguments with digest ', h('code', { text: a.argumentsDigest })),
