@@ -120,6 +120,24 @@ describe('approvals over HTTP', () => {
     }
   })
 
+  it('an approval decided by an approver disabled and enabled again since authorizes nothing (re-enabling does not revive it)', async () => {
+    const p = Ed25519Key.generate()
+    await server.authority.registerAgent({ did: p.did, name: 'approver-revived', role: 'approver' })
+    const id = await needApproval(412)
+    expect((await decide(id, 'approve', p)).status).toBe(200)
+    clock.advance(1_000)
+    await server.authority.disableAgent(p.did, { reason: 'key leaked' })
+    await server.authority.enableAgent(p.did, { reason: 'new laptop, same key (mistake)' })
+    const before = await server.authority.countMandates()
+    await expect(client.callCredential({ mandate: root, audience: AUD, tool: 'billing.refund', arguments: { amount: 412 }, approvalId: id }))
+      .rejects.toMatchObject({ code: 'APPROVAL_DENIED', message: expect.stringMatching(/approver .* disabled or revoked/) })
+    expect(await server.authority.countMandates()).toBe(before)
+    // an approval this approver decides after being enabled again is good
+    const fresh = await needApproval(413)
+    expect((await decide(fresh, 'approve', p)).status).toBe(200)
+    expect((await client.callCredential({ mandate: root, audience: AUD, tool: 'billing.refund', arguments: { amount: 413 }, approvalId: fresh })).status).toBe('issued')
+  })
+
   it('approvals expire (injectable clock) and the waiting agent learns it by event', async () => {
     const id = await needApproval(400)
     const waiting = client.waitForApproval(id, { timeoutMs: 10_000 })

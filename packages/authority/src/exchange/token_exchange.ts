@@ -164,6 +164,10 @@ async function checkApproval(ctx: AuthorityContext, a: ApprovalRecord | undefine
       const approver = await ctx.store.getAgent(a.decidedBy as string)
       const gone = () => new MandateError('APPROVAL_DENIED', 'the approver of this approval has since been disabled or revoked; request a new approval')
       if (!approver || approver.disabled) throw gone()
+      // disabled and enabled again after deciding: the decision went with the suspension (the
+      // reason for it, a leaked key, may have been why it was made); an approver disabled before
+      // deciding could not have decided
+      if ((await ctx.store.queryAudit({ agent: approver.did, type: 'agent.disabled', since: (a.decidedAt as number) + 1, limit: 1 })).length > 0) throw gone()
       if (await ctx.store.isRevoked({ ids: [], txn: parent.txn, actors: [approver.did] })) {
         if (await ctx.store.isRevoked({ ids: [], txn: parent.txn, actors: [] })) throw new MandateError('REVOKED', 'the task has been revoked')
         throw gone()
