@@ -24,6 +24,8 @@ export interface RedisServer {
   stop(): Promise<void>
   restart(): Promise<void>
   kill(): Promise<void>
+  /** Send a signal (SIGSTOP, SIGCONT, …) to the running server. */
+  signal(sig: NodeJS.Signals): void
 }
 
 export function postgresBinDir(): string | undefined
@@ -32,4 +34,4 @@ export function hasRedis(): boolean
 export function requireService(name: 'postgres' | 'redis'): boolean
 export function freePort(): Promise<number>
 export function startPostgres(options?: { port?: number; maxConnections?: number }): Promise<PostgresServer>
-export function startRedis(options?: { port?: number }): Promise<RedisServer>
+export function startRedis(options?: { port?: number; args?: string[] }): Promise<RedisServer>

@@ -128,15 +128,16 @@ export async function startPostgres(options = {}) {
 }
 
 /**
- * Start a private redis-server (no persistence, 127.0.0.1 only). Returns
- * `{ url, port, stop(), start(), restart(), kill() }`.
+ * Start a private redis-server (no persistence, 127.0.0.1 only; `args` are more server options, e.g.
+ * `['--requirepass', pw]`). Returns `{ url, port, stop(), start(), restart(), kill(), signal(sig) }`
+ * (`signal` sends e.g. SIGSTOP / SIGCONT to the running server).
  */
 export async function startRedis(options = {}) {
   const port = options.port ?? (await freePort())
   const dir = mkdtempSync(join(tmpdir(), 'mandate-redis-'))
   let child
   const start = async () => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no'], { stdio: 'ignore' })
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no', ...(options.args ?? [])], { stdio: 'ignore' })
     await waitForPort(port, 15_000)
   }
   const stopWith = (signal) => new Promise((resolve) => {
@@ -151,5 +152,6 @@ export async function startRedis(options = {}) {
     stop: async () => { await stopWith('SIGTERM'); rmSync(dir, { recursive: true, force: true }) },
     restart: async () => { await stopWith('SIGTERM'); await start() },
     kill: async () => { await stopWith('SIGKILL') },
+    signal: (sig) => { if (child && child.exitCode === null && child.signalCode === null) child.kill(sig) },
   }
 }

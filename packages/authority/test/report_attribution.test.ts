@@ -3,18 +3,25 @@
 // another principal's name on its calls; an allowed call of a tool the credential never granted
 // was recorded as allowed). Real in-process Authority, real exchange, real keys.
 import { describe, expect, it } from 'vitest'
-import { decodeMandateUnverified, type CallReport } from '@mandate/core'
+import { decodeMandateUnverified, type AuthorityClient, type CallReport } from '@mandate/core'
 import { createAuthority, MemoryStore } from '../src/index.js'
 import { AUD, manualClock, registerTask } from './helpers.js'
+
+type CallClaims = { jti: string; txn: string; call: { args: string } }
+
+/** A call credential for billing.refund from `client`, decoded (the claims a report must match). */
+async function callClaims(client: Pick<AuthorityClient, 'callCredential'>, mandate: string, amount = 5): Promise<CallClaims> {
+  const issued = await client.callCredential({ mandate, audience: AUD, tool: 'billing.refund', arguments: { amount } })
+  if (issued.status !== 'issued') throw new Error('expected a credential')
+  return decodeMandateUnverified(issued.token).payload as CallClaims
+}
 
 describe('an agent reports only what its credential says', () => {
   it('subject, actor chain, audience and tool must be the issued credential\'s', async () => {
     const authority = await createAuthority({ issuer: 'http://127.0.0.1:7400', store: new MemoryStore() })
     const { agents: [a, m], root } = await registerTask(authority, 2)
     const client = authority.clientFor(a!)
-    const issued = await client.callCredential({ mandate: root.token, audience: AUD, tool: 'billing.refund', arguments: { amount: 5 } })
-    if (issued.status !== 'issued') throw new Error('expected a credential')
-    const claims = decodeMandateUnverified(issued.token).payload as { jti: string; txn: string; call: { args: string } }
+    const claims = await callClaims(client, root.token)
     const report: CallReport = {
       mandateId: claims.jti, txn: claims.txn, tool: 'billing.refund', audience: AUD, argumentsDigest: claims.call.args, decision: 'allowed',
       outcome: 'success', actorChain: [a!.did], subject: 'alice',
@@ -43,9 +50,7 @@ describe('an agent reports only what its credential says', () => {
     const clock = manualClock()
     const authority = await createAuthority({ issuer: 'http://127.0.0.1:7400', store: new MemoryStore(), now: clock.now })
     const { agents: [a], root } = await registerTask(authority, 1)
-    const issued = await authority.clientFor(a!).callCredential({ mandate: root.token, audience: AUD, tool: 'billing.refund', arguments: { amount: 5 } })
-    if (issued.status !== 'issued') throw new Error('expected a credential')
-    const claims = decodeMandateUnverified(issued.token).payload as { jti: string; txn: string; call: { args: string } }
+    const claims = await callClaims(authority.clientFor(a!), root.token)
     const report: CallReport = {
       mandateId: claims.jti, txn: claims.txn, tool: 'billing.refund', audience: AUD, argumentsDigest: claims.call.args, decision: 'allowed', actorChain: [a!.did], subject: 'alice',
     }
@@ -61,9 +66,7 @@ describe('an agent reports only what its credential says', () => {
     const authority = await createAuthority({ issuer: 'http://127.0.0.1:7400', store: new MemoryStore() })
     const { agents: [a], root } = await registerTask(authority, 1)
     const client = authority.clientFor(a!)
-    const issued = await client.callCredential({ mandate: root.token, audience: AUD, tool: 'billing.refund', arguments: { amount: 5 } })
-    if (issued.status !== 'issued') throw new Error('expected a credential')
-    const claims = decodeMandateUnverified(issued.token).payload as { jti: string; txn: string; call: { args: string } }
+    const claims = await callClaims(client, root.token)
     const report: CallReport = {
       mandateId: claims.jti, txn: claims.txn, tool: 'billing.refund', audience: AUD, argumentsDigest: claims.call.args, decision: 'allowed', outcome: 'success', actorChain: [a!.did], subject: 'alice',
     }
@@ -92,9 +95,7 @@ describe('an agent reports only what its credential says', () => {
     const clock = manualClock()
     const authority = await createAuthority({ issuer: 'http://127.0.0.1:7400', store: new MemoryStore(), now: clock.now })
     const { agents: [a], root } = await registerTask(authority, 1)
-    const issued = await authority.clientFor(a!).callCredential({ mandate: root.token, audience: AUD, tool: 'billing.refund', arguments: { amount: 5 } })
-    if (issued.status !== 'issued') throw new Error('expected a credential')
-    const claims = decodeMandateUnverified(issued.token).payload as { jti: string; txn: string; call: { args: string } }
+    const claims = await callClaims(authority.clientFor(a!), root.token)
     const refused: CallReport = {
       mandateId: claims.jti, txn: claims.txn, tool: 'billing.refund', audience: AUD, argumentsDigest: claims.call.args, decision: 'refused', errorCode: 'PROOF_INVALID', actorChain: [a!.did], subject: 'alice',
     }
@@ -132,9 +133,7 @@ describe('an agent reports only what its credential says', () => {
     const { agents: [a], root } = await registerTask(authority, 1)
     const keyed = authority.clientFor(a!, { authentication: 'key' })
     for (let i = 0; i < 4; i++) {
-      const issued = await keyed.callCredential({ mandate: root.token, audience: AUD, tool: 'billing.refund', arguments: { amount: i + 1 } })
-      if (issued.status !== 'issued') throw new Error('expected a credential')
-      const c = decodeMandateUnverified(issued.token).payload as { jti: string; txn: string; call: { args: string } }
+      const c = await callClaims(keyed, root.token, i + 1)
       await authority.reportCall({ mandateId: c.jti, txn: c.txn, tool: 'billing.refund', audience: AUD, argumentsDigest: c.call.args, decision: 'allowed', actorChain: [a!.did], subject: 'alice' }, { reporter: a!.did })
     }
     // signed exchanges (a client assertion and a DPoP proof each) still have the whole budget of 6

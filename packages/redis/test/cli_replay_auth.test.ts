@@ -1,13 +1,8 @@
 // `mandate authority start --replay redis://…` (packages/cli openReplay) against a real
 // password-protected redis-server: a refused password is reported as an authentication failure,
 // not as "cannot reach", and the password is never printed.
-import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { connect } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { freePort, requireService } from '../../../scripts/test-services.mjs'
+import { freePort, requireService, startRedis, type RedisServer } from '../../../scripts/test-services.mjs'
 import { openReplay } from '../../cli/src/server_config.js'
 
 const PASSWORD = 'S3cret-pw-xyz'
@@ -24,35 +19,14 @@ async function refusal(url: string): Promise<{ message: string; code: string }> 
 
 describe.skipIf(!requireService('redis'))('CLI: replay store credentials refused vs unreachable', () => {
   let port: number
-  let dir: string
-  let stop: () => Promise<void> = async () => undefined
+  let redis: RedisServer | undefined
 
   beforeAll(async () => {
-    port = await freePort()
-    dir = mkdtempSync(join(tmpdir(), 'mandate-redis-auth-'))
-    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--requirepass', PASSWORD], { stdio: 'ignore' })
-    stop = async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((r) => child.once('exit', r))
-        child.kill('SIGKILL')
-        await exited
-      }
-      rmSync(dir, { recursive: true, force: true })
-    }
-    const deadline = Date.now() + 10_000
-    for (;;) {
-      const up = await new Promise<boolean>((resolve) => {
-        const s = connect(port, '127.0.0.1')
-        s.once('connect', () => (s.destroy(), resolve(true)))
-        s.once('error', () => (s.destroy(), resolve(false)))
-      })
-      if (up) break
-      if (Date.now() > deadline) throw new Error('redis-server did not start')
-      await new Promise((r) => setTimeout(r, 30))
-    }
+    redis = await startRedis({ args: ['--requirepass', PASSWORD] })
+    port = redis.port
   })
   afterAll(async () => {
-    await stop()
+    await redis?.stop()
   })
 
   it('the right password opens the store', async () => {

@@ -1,15 +1,11 @@
 // RedisReplayStore under the faults an outside probe found, each against a real redis-server this
 // file starts (and always kills): a half-open connection, a hung (SIGSTOPped) Redis, an eviction
 // policy switched at runtime, an out-of-range database index in the URL.
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
 import { connect, createServer, type Server, type Socket } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { MandateError } from '@mandate/core'
 import { Redis } from 'ioredis'
 import { afterEach, describe, expect, it } from 'vitest'
-import { freePort, requireService } from '../../../scripts/test-services.mjs'
+import { freePort, requireService, startRedis, type RedisServer } from '../../../scripts/test-services.mjs'
 import { createRedisReplayStore, type RedisReplayStore } from '../src/index.js'
 
 const sec = () => Math.floor(Date.now() / 1000)
@@ -18,51 +14,21 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 /** The outcome of one use(): 'true', 'false', a MandateError code, or 'raw' (anything else). */
 const outcome = (p: Promise<boolean>) => p.then((v) => String(v), (e: unknown) => (MandateError.is(e) ? e.code : `raw:${String(e)}`))
 
-interface OwnRedis {
-  port: number
-  url: string
-  child: ChildProcess
-  signal(sig: NodeJS.Signals): void
-  stop(): Promise<void>
-}
-
 const cleanups: (() => Promise<void> | void)[] = []
 afterEach(async () => {
   // processes, proxies and clients go even when a test failed half-way
   for (const c of cleanups.splice(0).reverse()) await Promise.resolve(c()).catch(() => undefined)
 })
 
-async function waitForPort(port: number): Promise<void> {
-  const deadline = Date.now() + 10_000
-  for (;;) {
-    const up = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1')
-      s.once('connect', () => (s.destroy(), resolve(true)))
-      s.once('error', () => (s.destroy(), resolve(false)))
-    })
-    if (up) return
-    if (Date.now() > deadline) throw new Error(`redis-server on ${port} did not come up`)
-    await sleep(30)
-  }
-}
-
-/** A private redis-server whose pid this test holds (SIGSTOP / SIGCONT). */
-async function ownRedis(extra: string[] = []): Promise<OwnRedis> {
-  const port = await freePort()
-  const dir = mkdtempSync(join(tmpdir(), 'mandate-redis-fault-'))
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no', ...extra], { stdio: 'ignore' })
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((r) => child.once('exit', r))
-      child.kill('SIGCONT')
-      child.kill('SIGKILL')
-      await exited
-    }
-    rmSync(dir, { recursive: true, force: true })
-  }
-  cleanups.push(stop)
-  await waitForPort(port)
-  return { port, url: `redis://127.0.0.1:${port}`, child, signal: (sig) => void child.kill(sig), stop }
+/** A private redis-server this test signals (SIGSTOP / SIGCONT) and always kills. */
+async function ownRedis(extra: string[] = []): Promise<RedisServer> {
+  const redis = await startRedis({ args: extra })
+  cleanups.push(async () => {
+    redis.signal('SIGCONT')
+    await redis.kill()
+    await redis.stop()
+  })
+  return redis
 }
 
 /**

@@ -9,14 +9,14 @@ import type { AgentRecord, ApprovalRecord, AuditRecord, MandateRecord } from '..
 import type { Actor, AgentView, ApprovalView, AuditView, CallOutcome, CallView, TreeNode, TreeNodeState } from './api_types.js'
 import { approvalArgumentsView, callViews, redact, reportedByGuard, type DashboardCall } from './source.js'
 import { auditFacets } from '../store/audit_facets.js'
-import { UNSAFE_DISPLAY_CHARS } from '../observability/display_text.js'
+import { escapeUnsafeDisplay } from '../observability/display_text.js'
 
 const iso = (ms: number): string => new Date(ms).toISOString()
 const s = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined)
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [])
 // redacted, and the characters a viewer could be fooled by shown as escapes (records written before
 // their fields were checked, or by another writer, may hold them)
-const clean = (v: string): string => (redact(v) as string).replace(UNSAFE_DISPLAY_CHARS, (ch) => (ch === '\n' || ch === '\t' ? ch : `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`))
+const clean = (v: string): string => escapeUnsafeDisplay(redact(v) as string, true)
 
 /** Names principals from one registry read (per request). */
 export class Actors {

@@ -9,14 +9,14 @@ import type { RequestLogger, RequestLogLine } from '../observability/logger.js'
 import type { AuthorityMetrics } from '../observability/metrics.js'
 import { requestIdFor } from '../observability/request_id.js'
 import { requestInfo } from '../observability/request_info.js'
-import { UNSAFE_DISPLAY_CHARS } from '../observability/display_text.js'
+import { escapeUnsafeDisplay } from '../observability/display_text.js'
 
 // bounded: a path is logged up to this many characters
 const MAX_PATH = 256
 
 /** The router has decoded percent-escapes: what a log viewer could be fooled by is logged as \uXXXX text. */
 function loggablePath(path: string): string {
-  return path.slice(0, MAX_PATH).replace(UNSAFE_DISPLAY_CHARS, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  return escapeUnsafeDisplay(path.slice(0, MAX_PATH))
 }
 
 function route(c: Context): string | undefined {

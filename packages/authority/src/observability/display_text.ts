@@ -14,3 +14,8 @@ export const INVISIBLE_OR_CONTROL = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Co}\p{Cn}\p{Cs}
  */
 // eslint-disable-next-line no-control-regex
 export const UNSAFE_DISPLAY_CHARS = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+
+/** `text` with each {@link UNSAFE_DISPLAY_CHARS} character as its `\uXXXX` escape (tab and line feed kept when asked). */
+export function escapeUnsafeDisplay(text: string, keepLineBreaks = false): string {
+  return text.replace(UNSAFE_DISPLAY_CHARS, (ch) => (keepLineBreaks && (ch === '\n' || ch === '\t') ? ch : `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`))
+}
